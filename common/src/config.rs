@@ -1,0 +1,464 @@
+//! Environment variables to one validated [`Config`].
+//!
+//! Every setting the api and the worker read comes from here. A missing or malformed value is a
+//! [`ConfigError`] that names the variable; the binaries print it as one line and exit with
+//! code 2 (see [`exit_on_error`]). Secrets are kept out of `Debug` output.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::domain::money::{BasisPoints, FeeRule};
+
+/// Exit code for bad configuration (as `sysexits`' EX_USAGE family: the caller's mistake).
+pub const CONFIG_EXIT_CODE: i32 = 2;
+
+/// A configuration problem, always naming the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is not set.
+    #[error("configuration error: {0} is required but not set")]
+    Missing(&'static str),
+    /// A variable is set but unusable.
+    #[error("configuration error: {var} is invalid ({reason})")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong with it (never its value: it may be a secret).
+        reason: String,
+    },
+}
+
+/// A secret string whose `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret's value; callers must not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([REDACTED])")
+    }
+}
+
+/// Per-state timers of the offer state machine (DESIGN.md section 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timers {
+    /// CREATED: how long the deposit quote is valid.
+    pub created: Duration,
+    /// INVOICE_PAID: default offer lifetime when the maker gives none.
+    pub invoice_paid_default: Duration,
+    /// INVOICE_PAID: longest lifetime a maker may ask for.
+    pub invoice_paid_max: Duration,
+    /// INVOICE_CREATED: how long a claimer has to pay the taker bond.
+    pub invoice_created: Duration,
+    /// TAKER_BOND_PAID: how long the taker has to pay fiat and upload the receipt.
+    pub taker_bond_paid: Duration,
+    /// RECEIPT_SUBMITTED: how long the maker has to confirm or mark an issue.
+    pub receipt_submitted: Duration,
+    /// MARKED_WITH_ISSUE: how long the taker has to forfeit or dispute.
+    pub marked_with_issue: Duration,
+    /// DISPUTED: how long the maker has to forfeit or counter.
+    pub disputed: Duration,
+}
+
+/// Fees and bonds, frozen onto each offer at creation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fees {
+    /// Kept by the platform on completion.
+    pub platform_fee: FeeRule,
+    /// Paid by the maker to the taker on completion.
+    pub taker_reward: FeeRule,
+    /// Maker's bond.
+    pub maker_bond: FeeRule,
+    /// Taker's bond.
+    pub taker_bond: FeeRule,
+}
+
+/// Per-client request budgets per window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Requests per window per client IP without a session.
+    pub anonymous: u32,
+    /// Requests per window per session.
+    pub authenticated: u32,
+    /// Requests per window per admin token.
+    pub admin: u32,
+    /// The window.
+    pub window: Duration,
+    /// Trust the left-most `X-Forwarded-For` address (only behind a proxy you run).
+    pub trust_forwarded_for: bool,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// PostgreSQL connection string.
+    pub database_url: Secret,
+    /// Connections per process.
+    pub database_pool_size: u32,
+    /// The Cashu mint all ecash comes from.
+    pub mint_url: String,
+    /// The mint unit (only `sat` is supported).
+    pub mint_unit: String,
+    /// Wallet volumes: one or more directories that hold the session wallet shards.
+    pub wallet_volumes: Vec<PathBuf>,
+    /// Number of shard directories spread over the volumes.
+    pub wallet_shards: u32,
+    /// Most session wallets one process keeps open at once.
+    pub wallet_max_open: usize,
+    /// Master secret every session wallet seed is derived from (hex, at least 32 bytes).
+    pub wallet_master_secret: Secret,
+    /// How often the wallet cleanup sweep runs.
+    pub wallet_cleanup_interval: Duration,
+    /// Public listener address.
+    pub api_host: String,
+    /// Public listener port.
+    pub api_port: u16,
+    /// Prefix of every API route.
+    pub api_base_path: String,
+    /// Admin listener address (keep it private).
+    pub admin_host: String,
+    /// Admin listener port.
+    pub admin_port: u16,
+    /// Lifetime of a BAT session (at most one hour).
+    pub session_expiry: Duration,
+    /// How long a verified mint `/v1/info` (protected endpoints) is trusted before re-reading it.
+    pub bat_verification_cache_ttl: Duration,
+    /// Rate limits.
+    pub rate_limits: RateLimits,
+    /// Bearer token of role `admin`.
+    pub admin_token: Secret,
+    /// Bearer token of role `oidc-api`.
+    pub oidc_api_token: Secret,
+    /// Fiat currency of the market (ISO 4217).
+    pub fiat_currency: String,
+    /// Largest fiat amount of one offer, in minor units (cents).
+    pub max_fiat_amount_minor: u64,
+    /// Fees and bonds.
+    pub fees: Fees,
+    /// Per-state timers.
+    pub timers: Timers,
+    /// Jobs each worker process runs at once per queue.
+    pub worker_concurrency: usize,
+}
+
+/// Reads variables through a lookup function so tests need not touch the process environment.
+struct Env<F: Fn(&str) -> Option<String>>(F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    fn raw(&self, var: &'static str) -> Option<String> {
+        (self.0)(var).filter(|v| !v.trim().is_empty())
+    }
+
+    fn required(&self, var: &'static str) -> Result<String, ConfigError> {
+        self.raw(var).ok_or(ConfigError::Missing(var))
+    }
+
+    fn string(&self, var: &'static str, default: &str) -> String {
+        self.raw(var).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn parse<T>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        match self.raw(var) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+                var,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    fn positive<T>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + Default,
+        T::Err: fmt::Display,
+    {
+        let v = self.parse(var, default)?;
+        if v <= T::default() {
+            return Err(invalid(var, "must be greater than zero"));
+        }
+        Ok(v)
+    }
+
+    fn secs(&self, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        Ok(Duration::from_secs(self.positive(var, default)?))
+    }
+
+    fn millis(&self, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        Ok(Duration::from_millis(self.positive(var, default)?))
+    }
+
+    fn bool(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.raw(var).map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(true),
+            Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(false),
+            Some(_) => Err(invalid(var, "expected true or false")),
+        }
+    }
+
+    fn fee(
+        &self,
+        pct_var: &'static str,
+        pct_default: u32,
+        flat_var: &'static str,
+        flat_default: u64,
+    ) -> Result<FeeRule, ConfigError> {
+        let BasisPoints(bps) = self.parse(pct_var, BasisPoints(pct_default))?;
+        Ok(FeeRule {
+            bps,
+            flat_sats: self.parse(flat_var, flat_default)?,
+        })
+    }
+
+    fn token(&self, var: &'static str) -> Result<Secret, ConfigError> {
+        let v = self.required(var)?;
+        if v.len() < 16 {
+            return Err(invalid(var, "must be at least 16 characters"));
+        }
+        Ok(Secret(v))
+    }
+}
+
+fn invalid(var: &'static str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        var,
+        reason: reason.to_owned(),
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads variables through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(lookup);
+
+        let mint_url = env.required("MINT_URL")?;
+        if !(mint_url.starts_with("http://") || mint_url.starts_with("https://")) {
+            return Err(invalid("MINT_URL", "must start with http:// or https://"));
+        }
+        let mint_unit = env.string("MINT_UNIT", "sat");
+        if mint_unit != "sat" {
+            return Err(invalid("MINT_UNIT", "only sat is supported"));
+        }
+
+        let wallet_volumes: Vec<PathBuf> = env
+            .string("WALLETS_DIR", "./data/wallets")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        if wallet_volumes.is_empty() {
+            return Err(invalid("WALLETS_DIR", "needs at least one directory"));
+        }
+
+        let master = env.required("WALLET_MASTER_SECRET")?;
+        if master.len() < 64 || !master.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid(
+                "WALLET_MASTER_SECRET",
+                "must be at least 32 bytes of hex (64 hex characters)",
+            ));
+        }
+
+        let api_base_path = env.string("API_BASE_PATH", "/api/v1");
+        if !api_base_path.starts_with('/') || api_base_path.ends_with('/') {
+            return Err(invalid(
+                "API_BASE_PATH",
+                "must start with / and not end with /",
+            ));
+        }
+
+        let session_expiry = env.secs("SESSION_EXPIRY", 3600)?;
+        if session_expiry > Duration::from_secs(3600) {
+            return Err(invalid("SESSION_EXPIRY", "may be at most 3600 seconds"));
+        }
+
+        let fiat_currency = env.string("FIAT_CURRENCY", "EUR").to_ascii_uppercase();
+        if fiat_currency.len() != 3 || !fiat_currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(invalid(
+                "FIAT_CURRENCY",
+                "must be a three-letter ISO 4217 code",
+            ));
+        }
+        let max_fiat: u64 = env.positive("MAX_FIAT_AMOUNT", 1000)?;
+
+        let timers = Timers {
+            created: env.secs("TIMER_CREATED_SECS", 600)?,
+            invoice_paid_default: env.secs("TIMER_INVOICE_PAID_SECS", 86_400)?,
+            invoice_paid_max: env.secs("TIMER_INVOICE_PAID_MAX_SECS", 7 * 86_400)?,
+            invoice_created: env.secs("TIMER_INVOICE_CREATED_SECS", 600)?,
+            taker_bond_paid: env.secs("TIMER_TAKER_BOND_PAID_SECS", 3600)?,
+            receipt_submitted: env.secs("TIMER_RECEIPT_SUBMITTED_SECS", 3600)?,
+            marked_with_issue: env.secs("TIMER_MARKED_WITH_ISSUE_SECS", 3600)?,
+            disputed: env.secs("TIMER_DISPUTED_SECS", 3600)?,
+        };
+        if timers.invoice_paid_default > timers.invoice_paid_max {
+            return Err(invalid(
+                "TIMER_INVOICE_PAID_SECS",
+                "must not exceed TIMER_INVOICE_PAID_MAX_SECS",
+            ));
+        }
+
+        Ok(Self {
+            database_url: Secret(env.required("DATABASE_URL")?),
+            database_pool_size: env.positive("DATABASE_POOL_SIZE", 20)?,
+            mint_url: mint_url.trim_end_matches('/').to_owned(),
+            mint_unit,
+            wallet_volumes,
+            wallet_shards: env.positive("WALLET_SHARDS", 256)?,
+            wallet_max_open: env.positive("WALLET_MAX_OPEN", 512)?,
+            wallet_master_secret: Secret(master.to_ascii_lowercase()),
+            wallet_cleanup_interval: env.millis("WALLET_CLEANUP_INTERVAL", 3_600_000)?,
+            api_host: env.string("API_HOST", "0.0.0.0"),
+            api_port: env.parse("API_PORT", 3000)?,
+            api_base_path,
+            admin_host: env.string("ADMIN_HOST", "127.0.0.1"),
+            admin_port: env.parse("ADMIN_PORT", 3001)?,
+            session_expiry,
+            bat_verification_cache_ttl: env.secs("BAT_VERIFICATION_CACHE_TTL", 300)?,
+            rate_limits: RateLimits {
+                anonymous: env.positive("RATE_LIMIT_ANONYMOUS", 100)?,
+                authenticated: env.positive("RATE_LIMIT_AUTHENTICATED", 1000)?,
+                admin: env.positive("RATE_LIMIT_ADMIN", 5000)?,
+                window: env.millis("RATE_LIMIT_WINDOW", 900_000)?,
+                trust_forwarded_for: env.bool("TRUST_PROXY", false)?,
+            },
+            admin_token: env.token("ADMIN_TOKEN")?,
+            oidc_api_token: env.token("OIDC_API_TOKEN")?,
+            fiat_currency,
+            max_fiat_amount_minor: max_fiat
+                .checked_mul(100)
+                .ok_or_else(|| invalid("MAX_FIAT_AMOUNT", "too large"))?,
+            fees: Fees {
+                platform_fee: env.fee("PLATFORM_FEE_PERCENT", 100, "PLATFORM_FEE_FLAT", 100)?,
+                taker_reward: env.fee("TAKER_REWARD_PERCENT", 200, "TAKER_REWARD_FLAT", 100)?,
+                maker_bond: env.fee("MAKER_BOND_PERCENT", 1000, "MAKER_BOND_FLAT", 500)?,
+                taker_bond: env.fee("TAKER_BOND_PERCENT", 1000, "TAKER_BOND_FLAT", 500)?,
+            },
+            timers,
+            worker_concurrency: env.positive("WORKER_CONCURRENCY", 4)?,
+        })
+    }
+}
+
+/// Unwraps a configuration result or prints the one-line error and exits with code 2.
+pub fn exit_on_error<T>(result: Result<T, ConfigError>) -> T {
+    match result {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(CONFIG_EXIT_CODE);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn base() -> HashMap<&'static str, String> {
+        HashMap::from([
+            ("DATABASE_URL", "postgres://localhost/x".to_owned()),
+            ("MINT_URL", "http://127.0.0.1:3338/".to_owned()),
+            ("WALLET_MASTER_SECRET", "ab".repeat(32)),
+            ("ADMIN_TOKEN", "admin-token-0123456789".to_owned()),
+            ("OIDC_API_TOKEN", "oidc-token-0123456789".to_owned()),
+        ])
+    }
+
+    fn load(vars: &HashMap<&'static str, String>) -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let c = load(&base()).expect("config");
+        assert_eq!(c.mint_url, "http://127.0.0.1:3338");
+        assert_eq!(c.api_port, 3000);
+        assert_eq!(c.admin_port, 3001);
+        assert_eq!(c.api_base_path, "/api/v1");
+        assert_eq!(c.session_expiry, Duration::from_secs(3600));
+        assert_eq!(c.rate_limits.anonymous, 100);
+        assert_eq!(c.rate_limits.window, Duration::from_secs(900));
+        assert_eq!(c.fees.platform_fee, FeeRule { bps: 100, flat_sats: 100 });
+        assert_eq!(c.fees.maker_bond, FeeRule { bps: 1000, flat_sats: 500 });
+        assert_eq!(c.timers.created, Duration::from_secs(600));
+        assert_eq!(c.max_fiat_amount_minor, 100_000);
+        assert_eq!(c.wallet_volumes, vec![PathBuf::from("./data/wallets")]);
+    }
+
+    #[test]
+    fn missing_admin_token_names_the_variable() {
+        let mut vars = base();
+        vars.remove("ADMIN_TOKEN");
+        let err = load(&vars).expect_err("must fail");
+        assert_eq!(err, ConfigError::Missing("ADMIN_TOKEN"));
+        assert_eq!(
+            err.to_string(),
+            "configuration error: ADMIN_TOKEN is required but not set"
+        );
+    }
+
+    #[test]
+    fn unparsable_number_names_the_variable() {
+        let mut vars = base();
+        vars.insert("API_PORT", "30x0".to_owned());
+        let err = load(&vars).expect_err("must fail");
+        assert!(
+            matches!(err, ConfigError::Invalid { var: "API_PORT", .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn several_volumes_and_percentages() {
+        let mut vars = base();
+        vars.insert("WALLETS_DIR", "/a, /b".to_owned());
+        vars.insert("PLATFORM_FEE_PERCENT", "0.5".to_owned());
+        let c = load(&vars).expect("config");
+        assert_eq!(
+            c.wallet_volumes,
+            vec![PathBuf::from("/a"), PathBuf::from("/b")]
+        );
+        assert_eq!(c.fees.platform_fee.bps, 50);
+    }
+
+    #[test]
+    fn session_expiry_is_capped_at_one_hour() {
+        let mut vars = base();
+        vars.insert("SESSION_EXPIRY", "7200".to_owned());
+        assert!(matches!(
+            load(&vars),
+            Err(ConfigError::Invalid {
+                var: "SESSION_EXPIRY",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let c = load(&base()).expect("config");
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("admin-token-0123456789"));
+        assert!(!dbg.contains(&"ab".repeat(32)));
+    }
+}

@@ -1,0 +1,6 @@
+//! Shared core of the OpenPleb backend: configuration, the pure domain (state machine and money
+//! math), PostgreSQL access, job definitions and the per-session wallet manager.
+
+pub mod config;
+pub mod domain;
+pub mod wallet;

@@ -1,0 +1,3 @@
+//! Per-session ecash wallets: the cdk storage adapter and (later) the wallet manager.
+
+pub mod store;

@@ -1,0 +1,156 @@
+//! A real cdk mint in this process: fake Lightning backend, HTTP through cdk-axum.
+//!
+//! Tests start one on a free port; `openpleb-devmint` (used by `scripts/dev`) starts one on a
+//! fixed port with a file database so tokens survive a restart. The fake backend pays every
+//! incoming invoice after `payment_delay_secs`, which is what makes deposit flows testable
+//! without a Lightning node.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use cdk::mint::{MintBuilder, MintMeltLimits};
+use cdk::nuts::{CurrencyUnit, PaymentMethod};
+use cdk::types::{FeeReserve, QuoteTTL};
+use cdk::Mint;
+use cdk_fake_wallet::FakeWallet;
+use openpleb_common::wallet::store::{MintSqlxDatabase, SqlxSqliteConfig};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How to start a [`DevMint`].
+#[derive(Debug, Clone)]
+pub struct DevMintOptions {
+    /// Address to listen on; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// SQLite file for the mint's data; `None` keeps it in memory.
+    pub db_path: Option<PathBuf>,
+    /// Seed of the mint's keys; fixed so keysets stay stable across restarts.
+    pub seed: [u8; 32],
+    /// Seconds the fake Lightning backend waits before it "pays" an invoice.
+    pub payment_delay_secs: u64,
+    /// Lifetime of mint and melt quotes, seconds.
+    pub quote_ttl_secs: u64,
+}
+
+impl Default for DevMintOptions {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            db_path: None,
+            seed: [7u8; 32],
+            payment_delay_secs: 1,
+            quote_ttl_secs: 3600,
+        }
+    }
+}
+
+/// A running mint; stops when [`DevMint::stop`] is called or it is dropped.
+#[derive(Debug)]
+pub struct DevMint {
+    /// The base URL wallets use (`http://127.0.0.1:<port>`).
+    pub url: String,
+    /// The mint itself, for tests that need to look inside.
+    pub mint: Arc<Mint>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl DevMint {
+    /// Starts a mint with default options on a free loopback port.
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(DevMintOptions::default()).await
+    }
+
+    /// Starts a mint.
+    pub async fn start_with(opts: DevMintOptions) -> anyhow::Result<Self> {
+        let config = match &opts.db_path {
+            Some(path) => {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).context("mint db directory")?;
+                }
+                SqlxSqliteConfig::file_with_pool(path, 4)
+            }
+            None => SqlxSqliteConfig::memory(),
+        };
+        let db = Arc::new(MintSqlxDatabase::new(config).await.context("mint db")?);
+
+        let backend = FakeWallet::new(
+            FeeReserve {
+                min_fee_reserve: 1.into(),
+                percent_fee_reserve: 0.02,
+            },
+            HashMap::new(),
+            HashSet::new(),
+            opts.payment_delay_secs,
+            CurrencyUnit::Sat,
+        );
+        let mut builder = MintBuilder::new(db.clone());
+        builder
+            .add_payment_processor(
+                CurrencyUnit::Sat,
+                PaymentMethod::BOLT11,
+                MintMeltLimits::new(1, 100_000_000),
+                Arc::new(backend),
+            )
+            .await
+            .context("payment processor")?;
+        let mint = builder
+            .with_name("openpleb dev mint".to_owned())
+            .with_description("in-process cdk mint with a fake Lightning backend".to_owned())
+            .build_with_seed(db.clone(), &opts.seed)
+            .await
+            .context("build mint")?;
+        mint.set_quote_ttl(QuoteTTL::new(opts.quote_ttl_secs, opts.quote_ttl_secs))
+            .await
+            .context("quote ttl")?;
+        mint.start().await.context("start mint")?;
+        let mint = Arc::new(mint);
+
+        let router = cdk_axum::create_mint_router(mint.clone(), vec!["bolt11".to_owned()])
+            .await
+            .context("mint router")?;
+        let listener = tokio::net::TcpListener::bind(opts.listen)
+            .await
+            .with_context(|| format!("bind mint on {}", opts.listen))?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async {
+                let _ = rx.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "dev mint server stopped");
+            }
+        });
+        tracing::info!(url = %format!("http://{addr}"), "dev mint listening");
+        Ok(Self {
+            url: format!("http://{addr}"),
+            mint,
+            shutdown: Some(tx),
+            server: Some(server),
+        })
+    }
+
+    /// Stops serving and stops the mint's background tasks.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.mint.stop().await.context("stop mint")?;
+        Ok(())
+    }
+}
+
+impl Drop for DevMint {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
