@@ -2,5 +2,7 @@
 //! math), PostgreSQL access, job definitions and the per-session wallet manager.
 
 pub mod config;
+pub mod db;
 pub mod domain;
+pub mod jobs;
 pub mod wallet;

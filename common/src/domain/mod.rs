@@ -1,3 +1,4 @@
-//! The pure domain: no I/O, no async. State machine rules and money math as plain functions.
+//! The pure domain: no I/O, no async. State machine rules, money math, parsed keys.
 
+pub mod keys;
 pub mod money;

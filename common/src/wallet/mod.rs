@@ -1,3 +1,11 @@
-//! Per-session ecash wallets: the cdk storage adapter and (later) the wallet manager.
+//! Per-session ecash wallets: the cdk storage adapter, the file layout, and the manager.
 
+pub mod layout;
+pub mod manager;
 pub mod store;
+
+pub use layout::{WalletId, WalletLayout};
+pub use manager::{
+    Balances, CreatedQuote, Funds, MintOutcome, SentToken, WalletError, WalletManager,
+    WalletManagerConfig,
+};

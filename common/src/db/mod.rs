@@ -1,0 +1,41 @@
+//! PostgreSQL access: the pool, the migrations, and one repository module per aggregate.
+//!
+//! Queries are runtime-checked (`sqlx::query_as`) and covered by integration tests against a
+//! real database, so builds need no live database. State changes are compare-and-set
+//! (`UPDATE .. WHERE state = $expected`) and report whether they won.
+
+pub mod cron;
+pub mod leases;
+pub mod quotes;
+
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+
+/// The application's migrations (`migrations/`), tracked in `public._sqlx_migrations`.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Opens a pool of at most `size` connections that fails fast when the database is down.
+pub async fn connect(url: &str, size: u32) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+}
+
+/// Brings the schema up to date: the application's migrations, then apalis' queue schema.
+///
+/// Both migrators take sqlx's advisory lock, so an api and several workers starting at once
+/// apply each migration exactly once.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR.run(pool).await?;
+    apalis_postgres::PostgresStorage::<()>::setup(pool).await?;
+    Ok(())
+}
+
+/// Whether an error is a unique-constraint violation (SQLSTATE 23505).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(e) if e.code().as_deref() == Some("23505"))
+}

@@ -1,0 +1,105 @@
+//! Mint quotes the platform's wallets wait on, and their compare-and-set state changes.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+
+/// A watched mint quote.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct WalletQuote {
+    /// The mint's quote id.
+    pub quote_id: String,
+    /// The wallet the quote belongs to.
+    pub wallet_id: String,
+    /// Sats the quote asks for.
+    pub amount_sats: i64,
+    /// UNPAID, PAID, ISSUED or EXPIRED.
+    pub state: String,
+    /// Sats minted into the wallet, once ISSUED.
+    pub minted_sats: Option<i64>,
+    /// When the mint stops accepting payment for it.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Records a new quote as UNPAID.
+pub async fn insert(
+    conn: &mut PgConnection,
+    quote_id: &str,
+    wallet_id: &str,
+    amount_sats: u64,
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let amount = i64::try_from(amount_sats).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(
+        "insert into wallet_quotes (quote_id, wallet_id, amount_sats, expires_at)
+         values ($1, $2, $3, $4)",
+    )
+    .bind(quote_id)
+    .bind(wallet_id)
+    .bind(amount)
+    .bind(expires_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Loads a quote.
+pub async fn get(pool: &PgPool, quote_id: &str) -> Result<Option<WalletQuote>, sqlx::Error> {
+    sqlx::query_as(
+        "select quote_id, wallet_id, amount_sats, state, minted_sats, expires_at
+           from wallet_quotes where quote_id = $1",
+    )
+    .bind(quote_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Moves a quote from one of `from` to `to`; false when it was not in any of them.
+pub async fn transition(
+    pool: &PgPool,
+    quote_id: &str,
+    from: &[&str],
+    to: &str,
+) -> Result<bool, sqlx::Error> {
+    let from: Vec<String> = from.iter().map(|s| (*s).to_owned()).collect();
+    let done = sqlx::query(
+        "update wallet_quotes set state = $3, updated_at = now()
+          where quote_id = $1 and state = any($2)",
+    )
+    .bind(quote_id)
+    .bind(&from)
+    .bind(to)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Marks a quote ISSUED with the sats minted; false when it was already ISSUED or EXPIRED.
+pub async fn mark_issued(
+    pool: &PgPool,
+    quote_id: &str,
+    minted_sats: u64,
+) -> Result<bool, sqlx::Error> {
+    let minted = i64::try_from(minted_sats).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let done = sqlx::query(
+        "update wallet_quotes set state = 'ISSUED', minted_sats = $2, updated_at = now()
+          where quote_id = $1 and state in ('UNPAID', 'PAID')",
+    )
+    .bind(quote_id)
+    .bind(minted)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Quotes still waiting whose last change is older than `stale_secs` (for the sweep).
+pub async fn stale_open(pool: &PgPool, stale_secs: i64, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select quote_id from wallet_quotes
+          where state in ('UNPAID', 'PAID') and updated_at < now() - make_interval(secs => $1)
+          order by updated_at limit $2",
+    )
+    .bind(stale_secs as f64)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

@@ -1,0 +1,573 @@
+//! The per-session wallet manager: opens, caches, operates on and deletes wallet files.
+//!
+//! - One SQLite file per wallet ([`WalletLayout`]), seed derived from the master secret.
+//! - At most one process has a file open: opening takes a lease in PostgreSQL
+//!   ([`crate::db::leases`]); a background task renews the leases of open wallets.
+//! - At most `max_open` wallets stay open (each costs a connection thread and a few file
+//!   descriptors); idle ones are closed least-recently-used first.
+//! - Operations on one wallet are serialised, and each runs in its own task that owns the
+//!   wallet's lock, so a caller that goes away (a dropped HTTP request) cannot cut a cdk saga
+//!   in half or let a second operation start beside it.
+//! - Every open runs `recover_incomplete_sagas` first.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use cdk::amount::SplitTarget;
+use cdk::mint_url::MintUrl;
+use cdk::nuts::{CurrencyUnit, MintQuoteState, PaymentMethod, SecretKey, SpendingConditions};
+use cdk::wallet::{ReceiveOptions, SendOptions, Wallet, WalletBuilder};
+use cdk::Amount;
+use lru::LruCache;
+use sqlx::PgPool;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use super::layout::{derive_seed, WalletId, WalletLayout};
+use super::store::{OpenConnections, SqlxSqliteConfig, WalletSqlxDatabase};
+use crate::db::leases;
+use crate::domain::keys::XOnlyKey;
+
+/// What can go wrong with a wallet operation.
+#[derive(Debug, thiserror::Error)]
+pub enum WalletError {
+    /// Another process holds the wallet's lease.
+    #[error("wallet {0} is open in another process")]
+    Busy(WalletId),
+    /// Delete was refused because the wallet still holds (or awaits) sats.
+    #[error("wallet {id} still holds {sats} sats")]
+    NotEmpty {
+        /// The wallet.
+        id: WalletId,
+        /// Unspent, pending and reserved sats together.
+        sats: u64,
+    },
+    /// The wallet's file does not exist.
+    #[error("wallet {0} does not exist")]
+    NotFound(WalletId),
+    /// The mint or the wallet refused the operation.
+    #[error(transparent)]
+    Cdk(#[from] cdk::Error),
+    /// The wallet's SQLite store failed.
+    #[error("wallet store: {0}")]
+    Store(#[from] cdk_common::database::Error),
+    /// PostgreSQL (leases) failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Files could not be created or removed.
+    #[error("wallet file: {0}")]
+    Io(#[from] std::io::Error),
+    /// The operation's task panicked or was cancelled at shutdown.
+    #[error("wallet task failed: {0}")]
+    Task(String),
+}
+
+/// Settings of a [`WalletManager`].
+#[derive(Debug, Clone)]
+pub struct WalletManagerConfig {
+    /// Volumes and shards.
+    pub layout: WalletLayout,
+    /// Master secret the wallet seeds derive from.
+    pub master_secret: Vec<u8>,
+    /// The mint every wallet uses.
+    pub mint_url: String,
+    /// Most wallets open at once.
+    pub max_open: usize,
+    /// Lease lifetime; renewed every third of it.
+    pub lease_ttl: Duration,
+    /// How long an open waits for another process to give the wallet up.
+    pub lease_wait: Duration,
+    /// This process' name in the lease table (unique per process).
+    pub holder: String,
+}
+
+impl WalletManagerConfig {
+    /// A unique lease holder name for this process.
+    pub fn default_holder() -> String {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
+        format!("{host}:{}:{}", std::process::id(), uuid::Uuid::new_v4().simple())
+    }
+}
+
+/// A quote created for a wallet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedQuote {
+    /// The mint's quote id.
+    pub quote_id: String,
+    /// The bolt11 invoice to pay.
+    pub request: String,
+    /// Unix time after which the mint stops accepting payment.
+    pub expiry: u64,
+}
+
+/// The result of trying to mint a quote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MintOutcome {
+    /// Not paid yet.
+    Unpaid,
+    /// Minted now, or earlier (a repeat after a crash): the sats the quote issued.
+    Issued(u64),
+}
+
+/// A token sent out of a wallet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentToken {
+    /// The encoded token (a bearer secret unless locked; never log it).
+    pub token: String,
+    /// Sats the token is worth.
+    pub amount: u64,
+    /// Mint fees the wallet paid to produce it.
+    pub fee: u64,
+}
+
+/// Balances of one wallet, in sats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Balances {
+    /// Spendable.
+    pub unspent: u64,
+    /// In flight (sent but not yet claimed, or in a swap).
+    pub pending: u64,
+    /// Reserved by an unfinished operation.
+    pub reserved: u64,
+}
+
+impl Balances {
+    /// Everything the wallet holds or may still get back.
+    pub fn total(&self) -> u64 {
+        self.unspent + self.pending + self.reserved
+    }
+}
+
+/// What `delete` may assume about the wallet's remaining funds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Funds {
+    /// Refuse unless the wallet is empty.
+    MustBeEmpty,
+    /// The caller has recorded where the remaining funds went (e.g. a payout row); delete anyway.
+    AccountedFor(String),
+}
+
+struct OpenWallet {
+    wallet: Wallet,
+    connections: Arc<OpenConnections>,
+}
+
+/// One cache entry; the mutex serialises opening, operations and closing of one wallet.
+#[derive(Default)]
+struct Slot {
+    state: Arc<Mutex<Option<OpenWallet>>>,
+    /// Set when renewal found the lease gone; the next operation must take it again.
+    lease_lost: AtomicBool,
+}
+
+struct Inner {
+    cfg: WalletManagerConfig,
+    mint_url: MintUrl,
+    pool: PgPool,
+    /// Slots of every wallet touched recently; the LRU order decides what closes first.
+    slots: StdMutex<LruCache<WalletId, Arc<Slot>>>,
+}
+
+/// Cheap to clone; all clones share one cache.
+#[derive(Clone)]
+pub struct WalletManager {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for WalletManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalletManager")
+            .field("holder", &self.inner.cfg.holder)
+            .field("open", &self.open_count())
+            .finish()
+    }
+}
+
+impl WalletManager {
+    /// A manager; call [`WalletManager::spawn_lease_renewal`] to keep its leases alive.
+    pub fn new(cfg: WalletManagerConfig, pool: PgPool) -> Result<Self, WalletError> {
+        let mint_url: MintUrl = cfg
+            .mint_url
+            .parse()
+            .map_err(|e: cdk::mint_url::Error| WalletError::Task(e.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                cfg,
+                mint_url,
+                pool,
+                slots: StdMutex::new(LruCache::unbounded()),
+            }),
+        })
+    }
+
+    /// Renews this process' leases every third of their lifetime until the manager is dropped.
+    pub fn spawn_lease_renewal(&self) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(&self.inner);
+        let period = self.inner.cfg.lease_ttl / 3;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let manager = WalletManager { inner };
+                if let Err(e) = manager.renew_leases().await {
+                    tracing::warn!(error = %e, "wallet lease renewal failed");
+                }
+            }
+        })
+    }
+
+    /// Number of wallets open in this process.
+    pub fn open_count(&self) -> usize {
+        self.slots_snapshot()
+            .iter()
+            .filter(|(_, slot)| slot.state.try_lock().map(|s| s.is_some()).unwrap_or(true))
+            .count()
+    }
+
+    /// Whether a wallet file exists.
+    pub fn exists(&self, id: &WalletId) -> bool {
+        self.inner.cfg.layout.locate(id).exists()
+    }
+
+    /// The file of a wallet.
+    pub fn path_of(&self, id: &WalletId) -> PathBuf {
+        self.inner.cfg.layout.locate(id)
+    }
+
+    /// Creates a bolt11 mint quote for `sats` in the wallet.
+    pub async fn create_mint_quote(
+        &self,
+        id: &WalletId,
+        sats: u64,
+    ) -> Result<CreatedQuote, WalletError> {
+        self.run(id, true, move |w| async move {
+            let q = w
+                .mint_quote(PaymentMethod::BOLT11, Some(Amount::from(sats)), None, None)
+                .await?;
+            Ok(CreatedQuote {
+                quote_id: q.id,
+                request: q.request,
+                expiry: q.expiry,
+            })
+        })
+        .await
+    }
+
+    /// Asks the mint about a quote and mints it if paid. Safe to repeat: a quote minted before
+    /// reports [`MintOutcome::Issued`] with what it issued.
+    pub async fn mint_quote(&self, id: &WalletId, quote_id: &str) -> Result<MintOutcome, WalletError> {
+        let quote_id = quote_id.to_owned();
+        self.run(id, false, move |w| async move {
+            let q = w.check_mint_quote_status(&quote_id).await?;
+            match q.state {
+                MintQuoteState::Unpaid => Ok(MintOutcome::Unpaid),
+                MintQuoteState::Issued => Ok(MintOutcome::Issued(q.amount_issued.into())),
+                MintQuoteState::Paid => {
+                    let proofs = w.mint(&quote_id, SplitTarget::default(), None).await?;
+                    let minted = proofs.iter().map(|p| u64::from(p.amount)).sum();
+                    Ok(MintOutcome::Issued(minted))
+                }
+            }
+        })
+        .await
+    }
+
+    /// Receives a token into the wallet, signing P2PK-locked inputs with `keys`; returns sats
+    /// received after mint fees.
+    pub async fn receive(
+        &self,
+        id: &WalletId,
+        token: &str,
+        keys: Vec<SecretKey>,
+    ) -> Result<u64, WalletError> {
+        let token = token.to_owned();
+        self.run(id, true, move |w| async move {
+            let opts = ReceiveOptions {
+                p2pk_signing_keys: keys,
+                ..Default::default()
+            };
+            Ok(w.receive(&token, opts).await?.into())
+        })
+        .await
+    }
+
+    /// Sends `sats` as a token, P2PK-locked to `lock` when given.
+    pub async fn send(
+        &self,
+        id: &WalletId,
+        sats: u64,
+        lock: Option<XOnlyKey>,
+    ) -> Result<SentToken, WalletError> {
+        self.run(id, false, move |w| async move {
+            let opts = SendOptions {
+                conditions: lock.map(|k| SpendingConditions::new_p2pk(k.to_lock_key(), None)),
+                ..Default::default()
+            };
+            let prepared = w.prepare_send(Amount::from(sats), opts).await?;
+            let fee: u64 = prepared.fee().into();
+            let token = prepared.confirm(None).await?;
+            Ok(SentToken {
+                token: token.to_string(),
+                amount: sats,
+                fee,
+            })
+        })
+        .await
+    }
+
+    /// The wallet's balances.
+    pub async fn balance(&self, id: &WalletId) -> Result<Balances, WalletError> {
+        self.run(id, false, |w| async move { balances(&w).await })
+            .await
+    }
+
+    /// Closes the wallet if open and gives its lease back.
+    pub async fn close(&self, id: &WalletId) -> Result<(), WalletError> {
+        let slot = self.slot(id);
+        let mut state = slot.state.clone().lock_owned().await;
+        self.close_locked(id, &mut state).await
+    }
+
+    /// Closes every open wallet (at shutdown).
+    pub async fn close_all(&self) {
+        for (id, _) in self.slots_snapshot() {
+            if let Err(e) = self.close(&id).await {
+                tracing::warn!(wallet = %id, error = %e, "closing wallet failed");
+            }
+        }
+    }
+
+    /// Deletes a wallet's file. Refuses while it holds funds unless `funds` says where they went.
+    pub async fn delete(&self, id: &WalletId, funds: Funds) -> Result<(), WalletError> {
+        let path = self.inner.cfg.layout.locate(id);
+        if !path.exists() {
+            return Ok(());
+        }
+        let slot = self.slot(id);
+        let mut state = slot.state.clone().lock_owned().await;
+        self.ensure_open(id, &slot, &mut state, false).await?;
+        let wallet = state
+            .as_ref()
+            .map(|o| o.wallet.clone())
+            .ok_or_else(|| WalletError::Task("wallet not open".to_owned()))?;
+        let held = balances(&wallet).await?.total();
+        drop(wallet);
+        match (&funds, held) {
+            (_, 0) => {}
+            (Funds::AccountedFor(reason), sats) => {
+                tracing::info!(wallet = %id, sats, reason = %reason, "deleting wallet with accounted-for funds");
+            }
+            (Funds::MustBeEmpty, sats) => return Err(WalletError::NotEmpty { id: id.clone(), sats }),
+        }
+        self.close_locked(id, &mut state).await?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.inner
+            .slots
+            .lock()
+            .map_err(|_| WalletError::Task("slot cache poisoned".to_owned()))?
+            .pop(id);
+        Ok(())
+    }
+
+    /// Runs `op` on the open wallet in its own task, holding the wallet's lock throughout.
+    async fn run<T, F, Fut>(&self, id: &WalletId, create: bool, op: F) -> Result<T, WalletError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Wallet) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, WalletError>> + Send + 'static,
+    {
+        let slot = self.slot(id);
+        let manager = self.clone();
+        let id = id.clone();
+        let task = tokio::spawn(async move {
+            let mut state = slot.state.clone().lock_owned().await;
+            manager.ensure_open(&id, &slot, &mut state, create).await?;
+            let wallet = state
+                .as_ref()
+                .map(|o| o.wallet.clone())
+                .ok_or_else(|| WalletError::Task("wallet not open".to_owned()))?;
+            let result = op(wallet).await;
+            drop(state);
+            manager.evict_idle();
+            result
+        });
+        task.await.map_err(|e| WalletError::Task(e.to_string()))?
+    }
+
+    fn slot(&self, id: &WalletId) -> Arc<Slot> {
+        let mut slots = match self.inner.slots.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        slots.get_or_insert(id.clone(), || Arc::new(Slot::default())).clone()
+    }
+
+    fn slots_snapshot(&self) -> Vec<(WalletId, Arc<Slot>)> {
+        match self.inner.slots.lock() {
+            Ok(s) => s.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Opens the wallet under `state` if it is closed or its lease lapsed.
+    async fn ensure_open(
+        &self,
+        id: &WalletId,
+        slot: &Slot,
+        state: &mut OwnedMutexGuard<Option<OpenWallet>>,
+        create: bool,
+    ) -> Result<(), WalletError> {
+        if state.is_some() && !slot.lease_lost.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.take_lease(id).await?;
+        slot.lease_lost.store(false, Ordering::SeqCst);
+        if state.is_some() {
+            return Ok(());
+        }
+        let path = self.inner.cfg.layout.locate(id);
+        if !path.exists() {
+            if !create {
+                leases::release(&self.inner.pool, id.as_str(), &self.inner.cfg.holder).await?;
+                return Err(WalletError::NotFound(id.clone()));
+            }
+            if let Some(dir) = path.parent() {
+                tokio::fs::create_dir_all(dir).await?;
+            }
+        }
+        let config = SqlxSqliteConfig::file(&path);
+        let connections = config.open_connections();
+        let db = Arc::new(WalletSqlxDatabase::new(config).await?);
+        let wallet = WalletBuilder::new()
+            .mint_url(self.inner.mint_url.clone())
+            .unit(CurrencyUnit::Sat)
+            .localstore(db)
+            .seed(derive_seed(&self.inner.cfg.master_secret, id))
+            .without_rate_limiting()
+            .build()?;
+        let report = wallet.recover_incomplete_sagas().await?;
+        if report.recovered + report.compensated + report.failed > 0 {
+            tracing::info!(wallet = %id, recovered = report.recovered, compensated = report.compensated,
+                failed = report.failed, "recovered interrupted wallet operations");
+        }
+        **state = Some(OpenWallet {
+            wallet,
+            connections,
+        });
+        Ok(())
+    }
+
+    async fn take_lease(&self, id: &WalletId) -> Result<(), WalletError> {
+        let cfg = &self.inner.cfg;
+        let deadline = tokio::time::Instant::now() + cfg.lease_wait;
+        loop {
+            if leases::acquire(&self.inner.pool, id.as_str(), &cfg.holder, cfg.lease_ttl).await? {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(WalletError::Busy(id.clone()));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn close_locked(
+        &self,
+        id: &WalletId,
+        state: &mut OwnedMutexGuard<Option<OpenWallet>>,
+    ) -> Result<(), WalletError> {
+        if let Some(open) = state.take() {
+            let OpenWallet {
+                wallet,
+                connections,
+            } = open;
+            drop(wallet);
+            if !connections.wait_closed(Duration::from_secs(10)).await {
+                tracing::warn!(wallet = %id, "wallet connection did not close in time");
+            }
+            leases::release(&self.inner.pool, id.as_str(), &self.inner.cfg.holder).await?;
+        }
+        Ok(())
+    }
+
+    /// Closes least-recently-used idle wallets while more than `max_open` are open.
+    fn evict_idle(&self) {
+        let max_open = self.inner.cfg.max_open;
+        let victims: Vec<(WalletId, OwnedMutexGuard<Option<OpenWallet>>)> = {
+            let Ok(mut slots) = self.inner.slots.lock() else { return };
+            let mut open = 0usize;
+            let mut idle_open = Vec::new();
+            let mut idle_closed = Vec::new();
+            // Most recent first, so the tail of `idle_open` is the least recently used.
+            for (id, slot) in slots.iter() {
+                match slot.state.clone().try_lock_owned() {
+                    Ok(guard) if guard.is_some() => {
+                        open += 1;
+                        if Arc::strong_count(slot) == 1 {
+                            idle_open.push((id.clone(), guard));
+                        }
+                    }
+                    Ok(_) if Arc::strong_count(slot) == 1 => idle_closed.push(id.clone()),
+                    Ok(_) => {}
+                    Err(_) => open += 1,
+                }
+            }
+            for id in idle_closed {
+                slots.pop(&id);
+            }
+            let excess = open.saturating_sub(max_open);
+            idle_open.into_iter().rev().take(excess).collect()
+        };
+        for (id, mut guard) in victims {
+            let manager = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = manager.close_locked(&id, &mut guard).await {
+                    tracing::warn!(wallet = %id, error = %e, "closing idle wallet failed");
+                }
+            });
+        }
+    }
+
+    async fn renew_leases(&self) -> Result<(), WalletError> {
+        let open: HashMap<String, Arc<Slot>> = self
+            .slots_snapshot()
+            .into_iter()
+            .filter(|(_, s)| s.state.try_lock().map(|g| g.is_some()).unwrap_or(true))
+            .map(|(id, s)| (id.as_str().to_owned(), s))
+            .collect();
+        if open.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = open.keys().cloned().collect();
+        let kept = leases::renew(&self.inner.pool, &self.inner.cfg.holder, &ids, self.inner.cfg.lease_ttl)
+            .await?;
+        for (id, slot) in &open {
+            if !kept.contains(id) {
+                tracing::warn!(wallet = %id, "wallet lease lost; will re-take it before the next operation");
+                slot.lease_lost.store(true, Ordering::SeqCst);
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn balances(w: &Wallet) -> Result<Balances, WalletError> {
+    Ok(Balances {
+        unspent: w.total_balance().await?.into(),
+        pending: w.total_pending_balance().await?.into(),
+        reserved: w.total_reserved_balance().await?.into(),
+    })
+}

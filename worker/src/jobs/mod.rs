@@ -1,0 +1,23 @@
+//! Job handlers, one file each. Every handler's doc comment says why running it twice, or
+//! crashing at any line and running again, neither loses nor duplicates a sat.
+
+pub mod sweep_quotes;
+pub mod watch_mint_quote;
+
+use std::time::Duration;
+
+use apalis::prelude::BoxDynError;
+
+/// Each handler bounds its own run time: apalis' outer timeout layer would leave the job row
+/// marked Running forever, while an error here is recorded and retried.
+pub const JOB_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs `fut` under [`JOB_TIMEOUT`].
+pub async fn with_timeout<T, F>(fut: F) -> Result<T, BoxDynError>
+where
+    F: std::future::Future<Output = Result<T, BoxDynError>>,
+{
+    tokio::time::timeout(JOB_TIMEOUT, fut)
+        .await
+        .map_err(|_| BoxDynError::from("job timed out"))?
+}

@@ -1,0 +1,72 @@
+//! Watches a mint quote until it is paid, then mints the sats into the quote's wallet.
+//!
+//! Safe to repeat: the wallet asks the mint before minting, and a quote that was minted before
+//! (by an earlier run that crashed before recording it) reports what it issued instead of
+//! minting again; the ISSUED update is a compare-and-set, so recording happens once. An unpaid
+//! quote schedules the next look with an idempotency key per round, so duplicate runs do not
+//! multiply the watchers.
+
+use std::sync::Arc;
+
+use apalis::prelude::{BoxDynError, Data};
+use chrono::Utc;
+use openpleb_common::db::quotes;
+use openpleb_common::jobs::{enqueue, queues, Schedule, WatchMintQuote};
+use openpleb_common::wallet::{MintOutcome, WalletId};
+
+use crate::WorkerContext;
+
+/// Seconds past the mint's expiry during which a late payment is still looked for.
+const EXPIRY_GRACE_SECS: i64 = 60;
+
+/// Handles one look at a quote.
+pub async fn handle(job: WatchMintQuote, ctx: Data<Arc<WorkerContext>>) -> Result<(), BoxDynError> {
+    super::with_timeout(run(job, &ctx)).await
+}
+
+async fn run(job: WatchMintQuote, ctx: &WorkerContext) -> Result<(), BoxDynError> {
+    let Some(quote) = quotes::get(&ctx.pool, &job.quote_id).await? else {
+        tracing::warn!(quote = %job.quote_id, "watch job for an unknown quote; dropping it");
+        return Ok(());
+    };
+    if quote.state == "ISSUED" || quote.state == "EXPIRED" {
+        return Ok(());
+    }
+    let wallet = WalletId::parse(&quote.wallet_id)?;
+    match ctx.wallets.mint_quote(&wallet, &quote.quote_id).await? {
+        MintOutcome::Issued(sats) => {
+            let expected = u64::try_from(quote.amount_sats)?;
+            if sats != expected {
+                tracing::error!(quote = %quote.quote_id, expected, minted = sats,
+                    "mint issued a different amount than the quote asked for");
+            }
+            if quotes::mark_issued(&ctx.pool, &quote.quote_id, sats).await? {
+                tracing::info!(quote = %quote.quote_id, wallet = %wallet, sats, "quote minted");
+            }
+        }
+        MintOutcome::Unpaid => {
+            let lapsed = Utc::now().timestamp() > quote.expires_at.timestamp() + EXPIRY_GRACE_SECS;
+            if lapsed {
+                quotes::transition(&ctx.pool, &quote.quote_id, &["UNPAID"], "EXPIRED").await?;
+                return Ok(());
+            }
+            let next = WatchMintQuote {
+                quote_id: quote.quote_id.clone(),
+                round: job.round + 1,
+            };
+            let mut conn = ctx.pool.acquire().await?;
+            enqueue(
+                &mut conn,
+                queues::WATCH_MINT_QUOTE,
+                &next,
+                Schedule {
+                    delay: Some(ctx.settings.quote_poll_interval),
+                    max_attempts: Some(10),
+                    idempotency_key: Some(next.idempotency_key()),
+                },
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}

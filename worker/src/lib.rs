@@ -1,0 +1,117 @@
+//! The OpenPleb worker: apalis workers on the PostgreSQL queue plus the fleet-wide cron.
+//!
+//! Any number of worker processes may run on any number of machines: apalis hands each job to
+//! one of them (`FOR UPDATE SKIP LOCKED`), periodic jobs are claimed per slot in PostgreSQL
+//! ([`cron`]), and every job is safe to run twice (each file under [`jobs`] says why).
+
+pub mod cron;
+pub mod jobs;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::*;
+use apalis_postgres::{Config as QueueConfig, PostgresStorage};
+use openpleb_common::config::Config;
+use openpleb_common::jobs::{queues, SweepQuotes, WatchMintQuote};
+use openpleb_common::wallet::WalletManager;
+use sqlx::PgPool;
+
+/// Worker settings that do not come from the shared configuration's other parts.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Jobs one process runs at once per queue.
+    pub concurrency: usize,
+    /// How often an unpaid quote is asked about again.
+    pub quote_poll_interval: Duration,
+    /// How often the queue is polled for jobs that became due (delayed jobs, retries).
+    pub queue_poll_interval: Duration,
+}
+
+impl WorkerSettings {
+    /// Settings from the validated configuration.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            concurrency: config.worker_concurrency,
+            quote_poll_interval: Duration::from_secs(5),
+            queue_poll_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What every job handler gets.
+#[derive(Debug)]
+pub struct WorkerContext {
+    /// The platform database (and queue).
+    pub pool: PgPool,
+    /// Session wallets.
+    pub wallets: WalletManager,
+    /// Tunables.
+    pub settings: WorkerSettings,
+}
+
+/// Runs the workers and the cron until `shutdown` resolves. `name` must be unique per process
+/// (apalis keys worker registrations by name).
+pub async fn run<S>(ctx: Arc<WorkerContext>, name: &str, shutdown: S) -> anyhow::Result<()>
+where
+    S: Future<Output = ()> + Send + 'static,
+{
+    let scheduler = cron::start(ctx.clone()).await?;
+    let concurrency = ctx.settings.concurrency;
+    let poll = ctx.settings.queue_poll_interval;
+
+    let monitor = Monitor::new()
+        .register({
+            let ctx = ctx.clone();
+            let name = format!("{}@{name}", queues::WATCH_MINT_QUOTE);
+            move |_restarts| {
+                let backend = PostgresStorage::<WatchMintQuote>::new(&ctx.pool)
+                    .with_config(queue_config(queues::WATCH_MINT_QUOTE, concurrency))
+                    .poll_with_interval(poll);
+                WorkerBuilder::new(name.clone())
+                    .backend(backend)
+                    .data(ctx.clone())
+                    .enable_tracing()
+                    .concurrency(concurrency)
+                    .build(jobs::watch_mint_quote::handle)
+            }
+        })
+        .register({
+            let ctx = ctx.clone();
+            let name = format!("{}@{name}", queues::SWEEP_QUOTES);
+            move |_restarts| {
+                let backend = PostgresStorage::<SweepQuotes>::new(&ctx.pool)
+                    .with_config(queue_config(queues::SWEEP_QUOTES, 1))
+                    .poll_with_interval(poll);
+                WorkerBuilder::new(name.clone())
+                    .backend(backend)
+                    .data(ctx.clone())
+                    .enable_tracing()
+                    .concurrency(1)
+                    .build(jobs::sweep_quotes::handle)
+            }
+        })
+        .shutdown_timeout(Duration::from_secs(25));
+
+    let result = monitor
+        .run_with_signal(async move {
+            shutdown.await;
+            Ok(())
+        })
+        .await;
+    let mut scheduler = scheduler;
+    if let Err(e) = scheduler.shutdown().await {
+        tracing::warn!(error = %e, "cron scheduler shutdown");
+    }
+    ctx.wallets.close_all().await;
+    result.map_err(|e| anyhow::anyhow!("worker monitor: {e}"))
+}
+
+fn queue_config(queue: &str, batch: usize) -> QueueConfig {
+    QueueConfig::default()
+        .queue(queue)
+        .batch_size(batch.max(1))
+        .heartbeat_interval(Duration::from_secs(10))
+        .missed_heartbeats(3)
+}
