@@ -1,1 +1,108 @@
-//! placeholder
+//! The OpenPleb HTTP API: poem + poem-openapi.
+//!
+//! Two listeners: the public one (traders; `/health`, `/ready`, `/docs` at its root and every
+//! API route under `API_BASE_PATH`) and the admin one (admins and the OIDC provider; bind it to
+//! a private address). Handlers check state, check the caller, act: they write through
+//! `openpleb_common::db` and enqueue follow-up jobs in the same transaction.
+
+pub mod error;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openpleb_common::config::Config;
+use openpleb_common::mint::MintClient;
+use poem::http::StatusCode;
+use poem::web::Data;
+use poem::{handler, EndpointExt, IntoEndpoint, Response, Route};
+use poem_openapi::OpenApiService;
+use sqlx::PgPool;
+
+use routes::meta::MetaApi;
+
+/// Everything a handler may need; cloned per request (cheap: `Arc`s and a pool).
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Validated configuration.
+    pub config: Arc<Config>,
+    /// PostgreSQL.
+    pub pool: PgPool,
+    /// The mint.
+    pub mint: MintClient,
+}
+
+/// The public API's operations.
+pub type PublicApis = MetaApi;
+
+/// The public OpenAPI service with the server URL `base_path`.
+pub fn public_service(base_path: &str) -> OpenApiService<PublicApis, ()> {
+    OpenApiService::new(MetaApi, "OpenPleb API", env!("CARGO_PKG_VERSION"))
+        .description(
+            "Privacy-first peer-to-peer fiat-to-bitcoin exchange. All value moves as Cashu \
+             ecash. Errors are `{\"error\":{\"code\",\"message\"}}` with a stable `code`.",
+        )
+        .server(base_path)
+}
+
+/// The OpenAPI document as YAML, with the default base path (what `openapi.yaml` holds).
+pub fn openapi_yaml() -> String {
+    public_service("/api/v1").spec_yaml()
+}
+
+#[handler]
+fn health() -> Response {
+    Response::builder()
+        .content_type("application/json")
+        .body(r#"{"status":"ok"}"#)
+}
+
+#[handler]
+async fn ready(state: Data<&AppState>) -> Response {
+    let db = tokio::time::timeout(
+        Duration::from_secs(3),
+        sqlx::query_scalar::<_, i32>("select 1").fetch_one(&state.pool),
+    )
+    .await
+    .map(|r| r.is_ok())
+    .unwrap_or(false);
+    let mint = state.mint.is_reachable(Duration::from_secs(3)).await;
+    let status = if db && mint {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
+        "database": db,
+        "mint": mint,
+    });
+    Response::builder()
+        .status(status)
+        .content_type("application/json")
+        .body(body.to_string())
+}
+
+/// The public listener's routes.
+pub fn public_app(state: AppState) -> impl poem::Endpoint {
+    let base = state.config.api_base_path.clone();
+    let api = public_service(&base);
+    let docs = api.swagger_ui();
+    let spec = api.spec_endpoint_yaml();
+    Route::new()
+        .at("/health", poem::get(health))
+        .at("/ready", poem::get(ready))
+        .nest("/docs", docs)
+        .at("/openapi.yaml", spec)
+        .nest(base, api.into_endpoint())
+        .data(state)
+        .catch_all_error(error::envelope)
+}
+
+/// The admin listener's routes (filled in by the identity work).
+pub fn admin_app(state: AppState) -> impl poem::Endpoint {
+    Route::new()
+        .at("/health", poem::get(health))
+        .data(state)
+        .catch_all_error(error::envelope)
+}

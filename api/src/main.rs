@@ -1,1 +1,43 @@
-fn main() {}
+//! `openpleb-api`: serves the public and admin listeners; `openpleb-api openapi` prints the
+//! OpenAPI document as YAML.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use openpleb_api::{admin_app, openapi_yaml, public_app, AppState};
+use openpleb_common::config::{exit_on_error, Config};
+use openpleb_common::mint::MintClient;
+use poem::listener::TcpListener;
+use poem::Server;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("openapi") {
+        print!("{}", openapi_yaml());
+        return Ok(());
+    }
+    let config = Arc::new(exit_on_error(Config::from_env()));
+    openpleb_common::telemetry::init();
+
+    let pool = openpleb_common::db::connect(config.database_url.expose(), config.database_pool_size)
+        .await
+        .context("connect to PostgreSQL")?;
+    openpleb_common::db::migrate(&pool).await.context("migrate")?;
+    let mint = MintClient::new(&config.mint_url).context("MINT_URL")?;
+    let state = AppState {
+        config: config.clone(),
+        pool,
+        mint,
+    };
+
+    let public_addr = format!("{}:{}", config.api_host, config.api_port);
+    let admin_addr = format!("{}:{}", config.admin_host, config.admin_port);
+    tracing::info!(public = %public_addr, admin = %admin_addr, "openpleb-api listening");
+    let grace = Some(std::time::Duration::from_secs(20));
+    let public = Server::new(TcpListener::bind(public_addr))
+        .run_with_graceful_shutdown(public_app(state.clone()), openpleb_common::telemetry::shutdown_signal(), grace);
+    let admin = Server::new(TcpListener::bind(admin_addr))
+        .run_with_graceful_shutdown(admin_app(state), openpleb_common::telemetry::shutdown_signal(), grace);
+    tokio::try_join!(public, admin)?;
+    Ok(())
+}

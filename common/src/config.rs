@@ -149,6 +149,19 @@ pub struct Config {
     pub worker_concurrency: usize,
 }
 
+impl Config {
+    /// The wallet master secret as bytes (validated as hex at load time).
+    pub fn wallet_master_secret_bytes(&self) -> Vec<u8> {
+        self.wallet_master_secret
+            .expose()
+            .as_bytes()
+            .chunks(2)
+            .filter_map(|pair| std::str::from_utf8(pair).ok())
+            .filter_map(|hex| u8::from_str_radix(hex, 16).ok())
+            .collect()
+    }
+}
+
 /// Reads variables through a lookup function so tests need not touch the process environment.
 struct Env<F: Fn(&str) -> Option<String>>(F);
 
@@ -452,6 +465,12 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn master_secret_decodes_from_hex() {
+        let c = load(&base()).expect("config");
+        assert_eq!(c.wallet_master_secret_bytes(), vec![0xab; 32]);
     }
 
     #[test]

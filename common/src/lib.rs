@@ -5,4 +5,6 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod jobs;
+pub mod mint;
+pub mod telemetry;
 pub mod wallet;

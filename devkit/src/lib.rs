@@ -41,3 +41,19 @@ pub fn wallet_manager_with(
         Err(e) => panic!("wallet manager: {e}"),
     }
 }
+
+/// A configuration for in-process tests: every required value set, the given database and mint.
+pub fn test_config(database_url: &str, mint_url: &str, wallets_dir: &Path) -> openpleb_common::config::Config {
+    let vars: std::collections::HashMap<&str, String> = std::collections::HashMap::from([
+        ("DATABASE_URL", database_url.to_owned()),
+        ("MINT_URL", mint_url.to_owned()),
+        ("WALLETS_DIR", wallets_dir.to_string_lossy().into_owned()),
+        ("WALLET_MASTER_SECRET", "42".repeat(32)),
+        ("ADMIN_TOKEN", "test-admin-token-0123456789".to_owned()),
+        ("OIDC_API_TOKEN", "test-oidc-token-0123456789".to_owned()),
+    ]);
+    match openpleb_common::config::Config::from_lookup(|k| vars.get(k).cloned()) {
+        Ok(c) => c,
+        Err(e) => panic!("test config: {e}"),
+    }
+}

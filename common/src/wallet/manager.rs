@@ -85,6 +85,19 @@ pub struct WalletManagerConfig {
 }
 
 impl WalletManagerConfig {
+    /// The settings the binaries use, from the validated configuration.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            layout: WalletLayout::new(config.wallet_volumes.clone(), config.wallet_shards),
+            master_secret: config.wallet_master_secret_bytes(),
+            mint_url: config.mint_url.clone(),
+            max_open: config.wallet_max_open,
+            lease_ttl: Duration::from_secs(30),
+            lease_wait: Duration::from_secs(45),
+            holder: Self::default_holder(),
+        }
+    }
+
     /// A unique lease holder name for this process.
     pub fn default_holder() -> String {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());

@@ -1,0 +1,112 @@
+//! Platform facts a client needs before it trades: fees, bonds, limits, timers, the mint.
+
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+
+use super::ApiTags;
+use crate::error::ApiResult;
+use crate::AppState;
+
+/// A fee or bond rule: `ceil(escrow × percentBps / 10000) + flatSats`.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct FeeRuleView {
+    /// Proportional part in basis points (100 = 1 %).
+    pub percent_bps: u32,
+    /// Flat part in sats.
+    pub flat_sats: u64,
+}
+
+/// State timers in seconds, each measured from the moment the offer entered the state.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct TimersView {
+    /// CREATED: the deposit invoice's lifetime.
+    pub created_secs: u64,
+    /// INVOICE_PAID: default offer lifetime.
+    pub invoice_paid_default_secs: u64,
+    /// INVOICE_PAID: longest offer lifetime a maker may choose.
+    pub invoice_paid_max_secs: u64,
+    /// INVOICE_CREATED: time to pay the taker bond.
+    pub invoice_created_secs: u64,
+    /// TAKER_BOND_PAID: time to pay fiat and upload the receipt.
+    pub taker_bond_paid_secs: u64,
+    /// RECEIPT_SUBMITTED: time for the maker to confirm or mark an issue.
+    pub receipt_submitted_secs: u64,
+    /// MARKED_WITH_ISSUE: time for the taker to forfeit or dispute.
+    pub marked_with_issue_secs: u64,
+    /// DISPUTED: time for the maker to forfeit or counter.
+    pub disputed_secs: u64,
+}
+
+/// What the platform charges and allows.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct PlatformConfig {
+    /// The Cashu mint all ecash comes from.
+    pub mint_url: String,
+    /// The mint unit (`sat`).
+    pub unit: String,
+    /// The fiat currency (ISO 4217).
+    pub currency: String,
+    /// Largest fiat amount of one offer, in minor units.
+    pub max_fiat_amount_minor: u64,
+    /// Platform fee, paid by the maker on completion.
+    pub platform_fee: FeeRuleView,
+    /// Taker reward, paid by the maker on completion.
+    pub taker_reward: FeeRuleView,
+    /// Maker bond.
+    pub maker_bond: FeeRuleView,
+    /// Taker bond.
+    pub taker_bond: FeeRuleView,
+    /// Per-state timers.
+    pub timers: TimersView,
+    /// Lifetime of a BAT session, seconds.
+    pub session_expiry_secs: u64,
+}
+
+fn fee(rule: &openpleb_common::domain::money::FeeRule) -> FeeRuleView {
+    FeeRuleView {
+        percent_bps: rule.bps,
+        flat_sats: rule.flat_sats,
+    }
+}
+
+/// Meta endpoints.
+#[derive(Debug)]
+pub struct MetaApi;
+
+#[OpenApi(tag = "ApiTags::Meta")]
+impl MetaApi {
+    /// Platform configuration
+    ///
+    /// Fees, bonds, limits, currency, mint URL and timers: everything a client shows before
+    /// a trade. Public.
+    #[oai(path = "/config", method = "get", operation_id = "getConfig")]
+    async fn config(&self, state: Data<&AppState>) -> ApiResult<Json<PlatformConfig>> {
+        let c = &state.config;
+        let t = &c.timers;
+        Ok(Json(PlatformConfig {
+            mint_url: c.mint_url.clone(),
+            unit: c.mint_unit.clone(),
+            currency: c.fiat_currency.clone(),
+            max_fiat_amount_minor: c.max_fiat_amount_minor,
+            platform_fee: fee(&c.fees.platform_fee),
+            taker_reward: fee(&c.fees.taker_reward),
+            maker_bond: fee(&c.fees.maker_bond),
+            taker_bond: fee(&c.fees.taker_bond),
+            timers: TimersView {
+                created_secs: t.created.as_secs(),
+                invoice_paid_default_secs: t.invoice_paid_default.as_secs(),
+                invoice_paid_max_secs: t.invoice_paid_max.as_secs(),
+                invoice_created_secs: t.invoice_created.as_secs(),
+                taker_bond_paid_secs: t.taker_bond_paid.as_secs(),
+                receipt_submitted_secs: t.receipt_submitted.as_secs(),
+                marked_with_issue_secs: t.marked_with_issue.as_secs(),
+                disputed_secs: t.disputed.as_secs(),
+            },
+            session_expiry_secs: c.session_expiry.as_secs(),
+        }))
+    }
+}

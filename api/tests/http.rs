@@ -1,0 +1,143 @@
+//! The API skeleton over HTTP (poem's in-process client, same routes as production) against a
+//! real PostgreSQL and a real mint.
+
+use std::sync::Arc;
+
+use openpleb_api::{admin_app, openapi_yaml, public_app, AppState};
+use openpleb_common::mint::MintClient;
+use openpleb_devkit::{test_config, DevMint};
+use poem::http::StatusCode;
+use poem::test::TestClient;
+use sqlx::PgPool;
+
+async fn state(pool: PgPool, mint_url: &str) -> (AppState, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = test_config("postgres://unused", mint_url, dir.path());
+    let state = AppState {
+        config: Arc::new(config),
+        pool,
+        mint: MintClient::new(mint_url).expect("mint url"),
+    };
+    (state, dir)
+}
+
+/// `openapi.yaml` is exactly what `openpleb-api openapi` prints. Regenerate with
+/// `UPDATE_OPENAPI=1 cargo test -p openpleb-api --test http openapi`.
+#[test]
+fn openapi_yaml_is_up_to_date() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml");
+    let spec = openapi_yaml();
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(path, &spec).expect("write openapi.yaml");
+    }
+    let checked_in = std::fs::read_to_string(path).expect("openapi.yaml is checked in");
+    assert!(
+        checked_in == spec,
+        "openapi.yaml is stale: run `cargo run -p openpleb-api -- openapi > openapi.yaml`"
+    );
+    // The binary prints the same document.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_openpleb-api"))
+        .arg("openapi")
+        .output()
+        .expect("run openpleb-api openapi");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), spec);
+}
+
+#[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
+async fn health_ready_docs_and_config(pool: PgPool) {
+    let mint = DevMint::start().await.expect("mint");
+    let (state, _dir) = state(pool, &mint.url).await;
+    let cli = TestClient::new(public_app(state.clone()));
+
+    let resp = cli.get("/health").send().await;
+    resp.assert_status_is_ok();
+    resp.assert_json(serde_json::json!({"status": "ok"})).await;
+
+    let resp = cli.get("/ready").send().await;
+    resp.assert_status_is_ok();
+    resp.assert_json(serde_json::json!({"status": "ready", "database": true, "mint": true}))
+        .await;
+
+    let resp = cli.get("/docs/").send().await;
+    resp.assert_status_is_ok();
+    assert!(resp.0.into_body().into_string().await.expect("html").contains("swagger"));
+
+    let resp = cli.get("/api/v1/config").send().await;
+    resp.assert_status_is_ok();
+    let json = resp.json().await;
+    let body = json.value().object();
+    body.get("mintUrl").assert_string(&mint.url);
+    body.get("currency").assert_string("EUR");
+    body.get("maxFiatAmountMinor").assert_i64(100_000);
+    body.get("platformFee").object().get("percentBps").assert_i64(100);
+    body.get("makerBond").object().get("flatSats").assert_i64(500);
+    body.get("timers").object().get("createdSecs").assert_i64(600);
+
+    // The admin listener is separate and answers its own health check.
+    let admin = TestClient::new(admin_app(state));
+    admin.get("/health").send().await.assert_status_is_ok();
+    admin.get("/api/v1/config").send().await.assert_status(StatusCode::NOT_FOUND);
+
+    // A mint that stopped answering makes the API not ready.
+    mint.stop().await.expect("stop mint");
+    let resp = cli.get("/ready").send().await;
+    resp.assert_status(StatusCode::SERVICE_UNAVAILABLE);
+    resp.assert_json(serde_json::json!({"status": "not_ready", "database": true, "mint": false}))
+        .await;
+}
+
+#[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
+async fn errors_use_the_envelope(pool: PgPool) {
+    let mint = DevMint::start().await.expect("mint");
+    let (state, _dir) = state(pool, &mint.url).await;
+    let cli = TestClient::new(public_app(state));
+
+    let resp = cli.get("/api/v1/no-such-thing").send().await;
+    resp.assert_status(StatusCode::NOT_FOUND);
+    let json = resp.json().await;
+    json.value().object().get("error").object().get("code").assert_string("not_found");
+
+    let resp = cli.post("/api/v1/config").send().await;
+    resp.assert_status(StatusCode::METHOD_NOT_ALLOWED);
+    let json = resp.json().await;
+    json.value()
+        .object()
+        .get("error")
+        .object()
+        .get("code")
+        .assert_string("method_not_allowed");
+    mint.stop().await.expect("stop mint");
+}
+
+/// Bad configuration stops the binary with one line naming the variable and exit code 2.
+#[test]
+fn bad_configuration_exits_with_code_2_and_one_line() {
+    let run = |extra: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_openpleb-api"));
+        cmd.env_clear()
+            .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
+            .env("MINT_URL", "http://127.0.0.1:1")
+            .env("WALLET_MASTER_SECRET", "ab".repeat(32))
+            .env("OIDC_API_TOKEN", "oidc-token-0123456789");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run openpleb-api")
+    };
+
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim(),
+        "configuration error: ADMIN_TOKEN is required but not set"
+    );
+
+    let out = run(&[("ADMIN_TOKEN", "admin-token-0123456789"), ("DATABASE_POOL_SIZE", "lots")]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("DATABASE_POOL_SIZE"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
