@@ -19,10 +19,13 @@ async fn main() -> anyhow::Result<()> {
     let config = Arc::new(exit_on_error(Config::from_env()));
     openpleb_common::telemetry::init();
 
-    let pool = openpleb_common::db::connect(config.database_url.expose(), config.database_pool_size)
+    let pool =
+        openpleb_common::db::connect(config.database_url.expose(), config.database_pool_size)
+            .await
+            .context("connect to PostgreSQL")?;
+    openpleb_common::db::migrate(&pool)
         .await
-        .context("connect to PostgreSQL")?;
-    openpleb_common::db::migrate(&pool).await.context("migrate")?;
+        .context("migrate")?;
     let mint = MintClient::new(&config.mint_url).context("MINT_URL")?;
     let state = AppState {
         config: config.clone(),
@@ -34,10 +37,16 @@ async fn main() -> anyhow::Result<()> {
     let admin_addr = format!("{}:{}", config.admin_host, config.admin_port);
     tracing::info!(public = %public_addr, admin = %admin_addr, "openpleb-api listening");
     let grace = Some(std::time::Duration::from_secs(20));
-    let public = Server::new(TcpListener::bind(public_addr))
-        .run_with_graceful_shutdown(public_app(state.clone()), openpleb_common::telemetry::shutdown_signal(), grace);
-    let admin = Server::new(TcpListener::bind(admin_addr))
-        .run_with_graceful_shutdown(admin_app(state), openpleb_common::telemetry::shutdown_signal(), grace);
+    let public = Server::new(TcpListener::bind(public_addr)).run_with_graceful_shutdown(
+        public_app(state.clone()),
+        openpleb_common::telemetry::shutdown_signal(),
+        grace,
+    );
+    let admin = Server::new(TcpListener::bind(admin_addr)).run_with_graceful_shutdown(
+        admin_app(state),
+        openpleb_common::telemetry::shutdown_signal(),
+        grace,
+    );
     tokio::try_join!(public, admin)?;
     Ok(())
 }

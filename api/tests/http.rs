@@ -61,7 +61,13 @@ async fn health_ready_docs_and_config(pool: PgPool) {
 
     let resp = cli.get("/docs/").send().await;
     resp.assert_status_is_ok();
-    assert!(resp.0.into_body().into_string().await.expect("html").contains("swagger"));
+    assert!(resp
+        .0
+        .into_body()
+        .into_string()
+        .await
+        .expect("html")
+        .contains("swagger"));
 
     let resp = cli.get("/api/v1/config").send().await;
     resp.assert_status_is_ok();
@@ -70,14 +76,27 @@ async fn health_ready_docs_and_config(pool: PgPool) {
     body.get("mintUrl").assert_string(&mint.url);
     body.get("currency").assert_string("EUR");
     body.get("maxFiatAmountMinor").assert_i64(100_000);
-    body.get("platformFee").object().get("percentBps").assert_i64(100);
-    body.get("makerBond").object().get("flatSats").assert_i64(500);
-    body.get("timers").object().get("createdSecs").assert_i64(600);
+    body.get("platformFee")
+        .object()
+        .get("percentBps")
+        .assert_i64(100);
+    body.get("makerBond")
+        .object()
+        .get("flatSats")
+        .assert_i64(500);
+    body.get("timers")
+        .object()
+        .get("createdSecs")
+        .assert_i64(600);
 
     // The admin listener is separate and answers its own health check.
     let admin = TestClient::new(admin_app(state));
     admin.get("/health").send().await.assert_status_is_ok();
-    admin.get("/api/v1/config").send().await.assert_status(StatusCode::NOT_FOUND);
+    admin
+        .get("/api/v1/config")
+        .send()
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
 
     // A mint that stopped answering makes the API not ready.
     mint.stop().await.expect("stop mint");
@@ -96,7 +115,12 @@ async fn errors_use_the_envelope(pool: PgPool) {
     let resp = cli.get("/api/v1/no-such-thing").send().await;
     resp.assert_status(StatusCode::NOT_FOUND);
     let json = resp.json().await;
-    json.value().object().get("error").object().get("code").assert_string("not_found");
+    json.value()
+        .object()
+        .get("error")
+        .object()
+        .get("code")
+        .assert_string("not_found");
 
     let resp = cli.post("/api/v1/config").send().await;
     resp.assert_status(StatusCode::METHOD_NOT_ALLOWED);
@@ -134,7 +158,10 @@ fn bad_configuration_exits_with_code_2_and_one_line() {
         "configuration error: ADMIN_TOKEN is required but not set"
     );
 
-    let out = run(&[("ADMIN_TOKEN", "admin-token-0123456789"), ("DATABASE_POOL_SIZE", "lots")]);
+    let out = run(&[
+        ("ADMIN_TOKEN", "admin-token-0123456789"),
+        ("DATABASE_POOL_SIZE", "lots"),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");

@@ -113,6 +113,8 @@ pub struct Config {
     pub wallet_shards: u32,
     /// Most session wallets one process keeps open at once.
     pub wallet_max_open: usize,
+    /// An open wallet unused this long is closed and its lease given back.
+    pub wallet_idle_close: Duration,
     /// Master secret every session wallet seed is derived from (hex, at least 32 bytes).
     pub wallet_master_secret: Secret,
     /// How often the wallet cleanup sweep runs.
@@ -336,6 +338,7 @@ impl Config {
             wallet_volumes,
             wallet_shards: env.positive("WALLET_SHARDS", 256)?,
             wallet_max_open: env.positive("WALLET_MAX_OPEN", 512)?,
+            wallet_idle_close: env.millis("WALLET_IDLE_CLOSE_MS", 2_000)?,
             wallet_master_secret: Secret(master.to_ascii_lowercase()),
             wallet_cleanup_interval: env.millis("WALLET_CLEANUP_INTERVAL", 3_600_000)?,
             api_host: env.string("API_HOST", "0.0.0.0"),
@@ -411,8 +414,20 @@ mod tests {
         assert_eq!(c.session_expiry, Duration::from_secs(3600));
         assert_eq!(c.rate_limits.anonymous, 100);
         assert_eq!(c.rate_limits.window, Duration::from_secs(900));
-        assert_eq!(c.fees.platform_fee, FeeRule { bps: 100, flat_sats: 100 });
-        assert_eq!(c.fees.maker_bond, FeeRule { bps: 1000, flat_sats: 500 });
+        assert_eq!(
+            c.fees.platform_fee,
+            FeeRule {
+                bps: 100,
+                flat_sats: 100
+            }
+        );
+        assert_eq!(
+            c.fees.maker_bond,
+            FeeRule {
+                bps: 1000,
+                flat_sats: 500
+            }
+        );
         assert_eq!(c.timers.created, Duration::from_secs(600));
         assert_eq!(c.max_fiat_amount_minor, 100_000);
         assert_eq!(c.wallet_volumes, vec![PathBuf::from("./data/wallets")]);
@@ -436,7 +451,13 @@ mod tests {
         vars.insert("API_PORT", "30x0".to_owned());
         let err = load(&vars).expect_err("must fail");
         assert!(
-            matches!(err, ConfigError::Invalid { var: "API_PORT", .. }),
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    var: "API_PORT",
+                    ..
+                }
+            ),
             "{err}"
         );
     }

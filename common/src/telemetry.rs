@@ -6,7 +6,10 @@ use tracing_subscriber::EnvFilter;
 /// codebase: BATs, tokens, proofs and keys are kept out of every log statement.
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

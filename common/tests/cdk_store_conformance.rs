@@ -4,7 +4,6 @@
 //! cdk-sqlite and cdk-postgres; passing them is what lets the session wallets and the embedded
 //! mint use cdk-sql-common without rusqlite.
 
-
 use openpleb_common::wallet::store::{
     MintSqlxAuthDatabase, MintSqlxDatabase, SqlxSqliteConfig, WalletSqlxDatabase,
 };

@@ -17,7 +17,10 @@ async fn fund(wallets: &WalletManager, id: &WalletId, sats: u64) -> u64 {
         match wallets.mint_quote(id, &quote.quote_id).await.expect("mint") {
             MintOutcome::Issued(n) => {
                 // Asking again after issuance reports the same amount and mints nothing more.
-                let again = wallets.mint_quote(id, &quote.quote_id).await.expect("again");
+                let again = wallets
+                    .mint_quote(id, &quote.quote_id)
+                    .await
+                    .expect("again");
                 assert_eq!(again, MintOutcome::Issued(n));
                 return n;
             }
@@ -59,12 +62,18 @@ async fn p2pk_payout_redeems_only_with_the_key(pool: PgPool) {
     assert_eq!(sent.fee, 0, "the dev mint charges no input fee");
 
     let refused = wallets.receive(&taker, &sent.token, vec![]).await;
-    assert!(refused.is_err(), "a locked token needs its key: {refused:?}");
+    assert!(
+        refused.is_err(),
+        "a locked token needs its key: {refused:?}"
+    );
     let (wrong_sk, _) = fresh_key();
     let refused = wallets.receive(&taker, &sent.token, vec![wrong_sk]).await;
     assert!(refused.is_err(), "the wrong key is refused: {refused:?}");
 
-    let got = wallets.receive(&taker, &sent.token, vec![sk]).await.expect("redeem");
+    let got = wallets
+        .receive(&taker, &sent.token, vec![sk])
+        .await
+        .expect("redeem");
     assert_eq!(got, 300);
 
     let maker_balance = wallets.balance(&maker).await.expect("balance");
@@ -79,15 +88,24 @@ async fn p2pk_payout_redeems_only_with_the_key(pool: PgPool) {
     }
     assert!(wallets.path_of(&taker).exists());
     wallets
-        .delete(&taker, Funds::AccountedFor("test: swept by hand".to_owned()))
+        .delete(
+            &taker,
+            Funds::AccountedFor("test: swept by hand".to_owned()),
+        )
         .await
         .expect("delete with accounted-for funds");
     assert!(!wallets.path_of(&taker).exists());
 
     // An empty wallet deletes without being told anything.
     let empty = WalletId::session(Uuid::new_v4());
-    wallets.create_mint_quote(&empty, 10).await.expect("create file");
-    wallets.delete(&empty, Funds::MustBeEmpty).await.expect("delete empty");
+    wallets
+        .create_mint_quote(&empty, 10)
+        .await
+        .expect("create file");
+    wallets
+        .delete(&empty, Funds::MustBeEmpty)
+        .await
+        .expect("delete empty");
     assert!(!wallets.path_of(&empty).exists());
 
     wallets.close_all().await;
@@ -99,18 +117,52 @@ async fn p2pk_payout_redeems_only_with_the_key(pool: PgPool) {
 async fn one_process_at_a_time(pool: PgPool) {
     let mint = DevMint::start().await.expect("mint");
     let dir = tempfile::tempdir().expect("dir");
-    let first = wallet_manager(pool.clone(), &mint.url, dir.path(), 16);
-    let second = wallet_manager_with(pool, &mint.url, dir.path(), 16, Duration::from_millis(300));
+    let long = Duration::from_secs(60);
+    let first = wallet_manager_with(pool.clone(), &mint.url, dir.path(), 16, long, long);
+    let second = wallet_manager_with(
+        pool.clone(),
+        &mint.url,
+        dir.path(),
+        16,
+        Duration::from_millis(300),
+        long,
+    );
     let id = WalletId::session(Uuid::new_v4());
 
-    first.create_mint_quote(&id, 50).await.expect("open in first");
+    first
+        .create_mint_quote(&id, 50)
+        .await
+        .expect("open in first");
     match second.balance(&id).await {
         Err(WalletError::Busy(busy)) => assert_eq!(busy, id),
         other => panic!("second process must be refused: {other:?}"),
     }
     first.close(&id).await.expect("close");
-    assert_eq!(second.balance(&id).await.expect("open in second").total(), 0);
+    assert_eq!(
+        second.balance(&id).await.expect("open in second").total(),
+        0
+    );
     second.close_all().await;
+
+    // A wallet left idle is closed and handed over without an explicit close.
+    let quick = wallet_manager_with(
+        pool,
+        &mint.url,
+        dir.path(),
+        16,
+        long,
+        Duration::from_millis(200),
+    );
+    quick.balance(&id).await.expect("open in quick");
+    assert_eq!(
+        first
+            .balance(&id)
+            .await
+            .expect("first waits for the idle close")
+            .total(),
+        0
+    );
+    first.close_all().await;
     mint.stop().await.expect("stop mint");
 }
 

@@ -15,35 +15,52 @@ use openpleb_common::wallet::{WalletLayout, WalletManager, WalletManagerConfig};
 use sqlx::PgPool;
 
 /// A wallet manager over `dir` (one volume, 16 shards) talking to `mint_url`.
+/// Idle wallets close after 500 ms, so workers in one test hand wallets over quickly.
 pub fn wallet_manager(pool: PgPool, mint_url: &str, dir: &Path, max_open: usize) -> WalletManager {
-    wallet_manager_with(pool, mint_url, dir, max_open, Duration::from_secs(5))
+    wallet_manager_with(
+        pool,
+        mint_url,
+        dir,
+        max_open,
+        Duration::from_secs(5),
+        Duration::from_millis(500),
+    )
 }
 
-/// Like [`wallet_manager`] with a chosen wait for another process' lease.
+/// Like [`wallet_manager`] with a chosen wait for another process' lease and idle close.
 pub fn wallet_manager_with(
     pool: PgPool,
     mint_url: &str,
     dir: &Path,
     max_open: usize,
     lease_wait: Duration,
+    idle_close: Duration,
 ) -> WalletManager {
     let cfg = WalletManagerConfig {
         layout: WalletLayout::new(vec![dir.to_path_buf()], 16),
         master_secret: b"openpleb test master secret, not for production".to_vec(),
         mint_url: mint_url.to_owned(),
         max_open,
+        idle_close,
         lease_ttl: Duration::from_secs(30),
         lease_wait,
         holder: WalletManagerConfig::default_holder(),
     };
     match WalletManager::new(cfg, pool) {
-        Ok(m) => m,
+        Ok(m) => {
+            m.spawn_maintenance();
+            m
+        }
         Err(e) => panic!("wallet manager: {e}"),
     }
 }
 
 /// A configuration for in-process tests: every required value set, the given database and mint.
-pub fn test_config(database_url: &str, mint_url: &str, wallets_dir: &Path) -> openpleb_common::config::Config {
+pub fn test_config(
+    database_url: &str,
+    mint_url: &str,
+    wallets_dir: &Path,
+) -> openpleb_common::config::Config {
     let vars: std::collections::HashMap<&str, String> = std::collections::HashMap::from([
         ("DATABASE_URL", database_url.to_owned()),
         ("MINT_URL", mint_url.to_owned()),

@@ -14,21 +14,28 @@ async fn main() -> anyhow::Result<()> {
     openpleb_common::telemetry::init();
 
     // Room for every queue's concurrency plus fetch, heartbeat and ack connections.
-    let pool = openpleb_common::db::connect(config.database_url.expose(), config.database_pool_size)
+    let pool =
+        openpleb_common::db::connect(config.database_url.expose(), config.database_pool_size)
+            .await
+            .context("connect to PostgreSQL")?;
+    openpleb_common::db::migrate(&pool)
         .await
-        .context("connect to PostgreSQL")?;
-    openpleb_common::db::migrate(&pool).await.context("migrate")?;
+        .context("migrate")?;
 
     let wallets = WalletManager::new(WalletManagerConfig::from_config(&config), pool.clone())
         .context("wallet manager")?;
-    let _renewal = wallets.spawn_lease_renewal();
+    let _maintenance = wallets.spawn_maintenance();
     let ctx = Arc::new(WorkerContext {
         pool,
         wallets,
         settings: WorkerSettings::from_config(&config),
     });
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
-    let name = format!("{host}:{}:{}", std::process::id(), uuid::Uuid::new_v4().simple());
+    let name = format!(
+        "{host}:{}:{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    );
     tracing::info!(worker = %name, "openpleb-worker starting");
     run(ctx, &name, openpleb_common::telemetry::shutdown_signal()).await
 }

@@ -9,12 +9,11 @@ pub async fn claim_slot(
     job: &str,
     slot: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "insert into cron_slots (job, slot) values ($1, $2) on conflict do nothing",
-    )
-    .bind(job)
-    .bind(slot)
-    .execute(conn)
-    .await?;
+    let done =
+        sqlx::query("insert into cron_slots (job, slot) values ($1, $2) on conflict do nothing")
+            .bind(job)
+            .bind(slot)
+            .execute(conn)
+            .await?;
     Ok(done.rows_affected() == 1)
 }

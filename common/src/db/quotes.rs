@@ -92,7 +92,11 @@ pub async fn mark_issued(
 }
 
 /// Quotes still waiting whose last change is older than `stale_secs` (for the sweep).
-pub async fn stale_open(pool: &PgPool, stale_secs: i64, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+pub async fn stale_open(
+    pool: &PgPool,
+    stale_secs: i64,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
         "select quote_id from wallet_quotes
           where state in ('UNPAID', 'PAID') and updated_at < now() - make_interval(secs => $1)

@@ -20,7 +20,9 @@ impl FeeRule {
     pub fn apply(&self, sats: u64) -> Option<u64> {
         let product = u128::from(sats) * u128::from(self.bps);
         let proportional = product.div_ceil(10_000);
-        u64::try_from(proportional).ok()?.checked_add(self.flat_sats)
+        u64::try_from(proportional)
+            .ok()?
+            .checked_add(self.flat_sats)
     }
 }
 

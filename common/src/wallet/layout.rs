@@ -151,7 +151,10 @@ mod tests {
         let id = WalletId::session(Uuid::nil());
         let path = layout.preferred_path(&id);
         assert!(path.starts_with("/v1"));
-        assert_eq!(path.file_name().and_then(|f| f.to_str()), Some("session_00000000000000000000000000000000.db"));
+        assert_eq!(
+            path.file_name().and_then(|f| f.to_str()),
+            Some("session_00000000000000000000000000000000.db")
+        );
         assert_eq!(layout.shard_of(&id).len(), 3);
     }
 
@@ -168,7 +171,11 @@ mod tests {
             *counts.entry(after.clone()).or_default() += 1;
             if before != after {
                 moved += 1;
-                assert_eq!(after, PathBuf::from("/c"), "a shard moved between old volumes");
+                assert_eq!(
+                    after,
+                    PathBuf::from("/c"),
+                    "a shard moved between old volumes"
+                );
             }
         }
         // Roughly a third moves to the new volume, and every volume gets a fair share.

@@ -4,7 +4,9 @@
 //! - At most one process has a file open: opening takes a lease in PostgreSQL
 //!   ([`crate::db::leases`]); a background task renews the leases of open wallets.
 //! - At most `max_open` wallets stay open (each costs a connection thread and a few file
-//!   descriptors); idle ones are closed least-recently-used first.
+//!   descriptors); beyond that, idle ones are closed least-recently-used first. A wallet idle
+//!   for `idle_close` is closed and its lease given back, so a job for the same session on
+//!   another worker does not wait long for it.
 //! - Operations on one wallet are serialised, and each runs in its own task that owns the
 //!   wallet's lock, so a caller that goes away (a dropped HTTP request) cannot cut a cdk saga
 //!   in half or let a second operation start beside it.
@@ -13,9 +15,9 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cdk::amount::SplitTarget;
 use cdk::mint_url::MintUrl;
@@ -76,6 +78,8 @@ pub struct WalletManagerConfig {
     pub mint_url: String,
     /// Most wallets open at once.
     pub max_open: usize,
+    /// Close a wallet (and give its lease back) after this long without an operation.
+    pub idle_close: Duration,
     /// Lease lifetime; renewed every third of it.
     pub lease_ttl: Duration,
     /// How long an open waits for another process to give the wallet up.
@@ -92,6 +96,7 @@ impl WalletManagerConfig {
             master_secret: config.wallet_master_secret_bytes(),
             mint_url: config.mint_url.clone(),
             max_open: config.wallet_max_open,
+            idle_close: config.wallet_idle_close,
             lease_ttl: Duration::from_secs(30),
             lease_wait: Duration::from_secs(45),
             holder: Self::default_holder(),
@@ -101,7 +106,11 @@ impl WalletManagerConfig {
     /// A unique lease holder name for this process.
     pub fn default_holder() -> String {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
-        format!("{host}:{}:{}", std::process::id(), uuid::Uuid::new_v4().simple())
+        format!(
+            "{host}:{}:{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        )
     }
 }
 
@@ -174,10 +183,13 @@ struct Slot {
     state: Arc<Mutex<Option<OpenWallet>>>,
     /// Set when renewal found the lease gone; the next operation must take it again.
     lease_lost: AtomicBool,
+    /// When the last operation ended, in milliseconds since the manager started.
+    last_used_ms: AtomicU64,
 }
 
 struct Inner {
     cfg: WalletManagerConfig,
+    started: Instant,
     mint_url: MintUrl,
     pool: PgPool,
     /// Slots of every wallet touched recently; the LRU order decides what closes first.
@@ -200,7 +212,8 @@ impl std::fmt::Debug for WalletManager {
 }
 
 impl WalletManager {
-    /// A manager; call [`WalletManager::spawn_lease_renewal`] to keep its leases alive.
+    /// A manager; call [`WalletManager::spawn_maintenance`] to renew leases and close idle
+    /// wallets.
     pub fn new(cfg: WalletManagerConfig, pool: PgPool) -> Result<Self, WalletError> {
         let mint_url: MintUrl = cfg
             .mint_url
@@ -209,6 +222,7 @@ impl WalletManager {
         Ok(Self {
             inner: Arc::new(Inner {
                 cfg,
+                started: Instant::now(),
                 mint_url,
                 pool,
                 slots: StdMutex::new(LruCache::unbounded()),
@@ -216,19 +230,27 @@ impl WalletManager {
         })
     }
 
-    /// Renews this process' leases every third of their lifetime until the manager is dropped.
-    pub fn spawn_lease_renewal(&self) -> tokio::task::JoinHandle<()> {
+    /// Until the manager is dropped: closes wallets idle for `idle_close` and renews the leases
+    /// of open wallets every third of their lifetime.
+    pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(&self.inner);
-        let period = self.inner.cfg.lease_ttl / 3;
+        let renew_every = self.inner.cfg.lease_ttl / 3;
+        let period = (self.inner.cfg.idle_close / 2)
+            .clamp(Duration::from_millis(100), Duration::from_secs(1));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_renewal = Instant::now();
             loop {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
                 let manager = WalletManager { inner };
-                if let Err(e) = manager.renew_leases().await {
-                    tracing::warn!(error = %e, "wallet lease renewal failed");
+                manager.close_idle().await;
+                if last_renewal.elapsed() >= renew_every {
+                    last_renewal = Instant::now();
+                    if let Err(e) = manager.renew_leases().await {
+                        tracing::warn!(error = %e, "wallet lease renewal failed");
+                    }
                 }
             }
         })
@@ -273,7 +295,11 @@ impl WalletManager {
 
     /// Asks the mint about a quote and mints it if paid. Safe to repeat: a quote minted before
     /// reports [`MintOutcome::Issued`] with what it issued.
-    pub async fn mint_quote(&self, id: &WalletId, quote_id: &str) -> Result<MintOutcome, WalletError> {
+    pub async fn mint_quote(
+        &self,
+        id: &WalletId,
+        quote_id: &str,
+    ) -> Result<MintOutcome, WalletError> {
         let quote_id = quote_id.to_owned();
         self.run(id, false, move |w| async move {
             let q = w.check_mint_quote_status(&quote_id).await?;
@@ -375,7 +401,12 @@ impl WalletManager {
             (Funds::AccountedFor(reason), sats) => {
                 tracing::info!(wallet = %id, sats, reason = %reason, "deleting wallet with accounted-for funds");
             }
-            (Funds::MustBeEmpty, sats) => return Err(WalletError::NotEmpty { id: id.clone(), sats }),
+            (Funds::MustBeEmpty, sats) => {
+                return Err(WalletError::NotEmpty {
+                    id: id.clone(),
+                    sats,
+                })
+            }
         }
         self.close_locked(id, &mut state).await?;
         for suffix in ["", "-wal", "-shm"] {
@@ -413,6 +444,7 @@ impl WalletManager {
                 .map(|o| o.wallet.clone())
                 .ok_or_else(|| WalletError::Task("wallet not open".to_owned()))?;
             let result = op(wallet).await;
+            slot.last_used_ms.store(manager.now_ms(), Ordering::SeqCst);
             drop(state);
             manager.evict_idle();
             result
@@ -420,12 +452,38 @@ impl WalletManager {
         task.await.map_err(|e| WalletError::Task(e.to_string()))?
     }
 
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.inner.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Closes wallets nobody used for `idle_close`.
+    async fn close_idle(&self) {
+        let idle_ms = u64::try_from(self.inner.cfg.idle_close.as_millis()).unwrap_or(u64::MAX);
+        let now = self.now_ms();
+        for (id, slot) in self.slots_snapshot() {
+            if now.saturating_sub(slot.last_used_ms.load(Ordering::SeqCst)) < idle_ms {
+                continue;
+            }
+            let Ok(mut state) = slot.state.clone().try_lock_owned() else {
+                continue;
+            };
+            if state.is_none() {
+                continue;
+            }
+            if let Err(e) = self.close_locked(&id, &mut state).await {
+                tracing::warn!(wallet = %id, error = %e, "closing idle wallet failed");
+            }
+        }
+    }
+
     fn slot(&self, id: &WalletId) -> Arc<Slot> {
         let mut slots = match self.inner.slots.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
-        slots.get_or_insert(id.clone(), || Arc::new(Slot::default())).clone()
+        slots
+            .get_or_insert(id.clone(), || Arc::new(Slot::default()))
+            .clone()
     }
 
     fn slots_snapshot(&self) -> Vec<(WalletId, Arc<Slot>)> {
@@ -520,7 +578,9 @@ impl WalletManager {
     fn evict_idle(&self) {
         let max_open = self.inner.cfg.max_open;
         let victims: Vec<(WalletId, OwnedMutexGuard<Option<OpenWallet>>)> = {
-            let Ok(mut slots) = self.inner.slots.lock() else { return };
+            let Ok(mut slots) = self.inner.slots.lock() else {
+                return;
+            };
             let mut open = 0usize;
             let mut idle_open = Vec::new();
             let mut idle_closed = Vec::new();
@@ -565,8 +625,13 @@ impl WalletManager {
             return Ok(());
         }
         let ids: Vec<String> = open.keys().cloned().collect();
-        let kept = leases::renew(&self.inner.pool, &self.inner.cfg.holder, &ids, self.inner.cfg.lease_ttl)
-            .await?;
+        let kept = leases::renew(
+            &self.inner.pool,
+            &self.inner.cfg.holder,
+            &ids,
+            self.inner.cfg.lease_ttl,
+        )
+        .await?;
         for (id, slot) in &open {
             if !kept.contains(id) {
                 tracing::warn!(wallet = %id, "wallet lease lost; will re-take it before the next operation");

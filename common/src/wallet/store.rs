@@ -536,7 +536,9 @@ mod tests {
         SqlxSqliteTransaction::rollback(&mut conn)
             .await
             .expect("rollback without a transaction");
-        SqlxSqliteTransaction::begin(&mut conn).await.expect("begin");
+        SqlxSqliteTransaction::begin(&mut conn)
+            .await
+            .expect("begin");
         query("INSERT INTO k VALUES (1)")
             .expect("sql")
             .execute(&*conn)
@@ -558,7 +560,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = SqlxSqliteConfig::file(dir.path().join("w.db"));
         let open = config.open_connections();
-        let db = WalletSqlxDatabase::new(config).await.expect("open wallet db");
+        let db = WalletSqlxDatabase::new(config)
+            .await
+            .expect("open wallet db");
         assert_eq!(open.count(), 1);
         drop(db);
         assert!(open.wait_closed(Duration::from_secs(5)).await);

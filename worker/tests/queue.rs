@@ -1,0 +1,249 @@
+//! The queue path end to end: the api side enqueues inside its transaction, worker processes
+//! (two of them, as on two machines) consume from real PostgreSQL and mint at a real mint.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use openpleb_common::db::quotes;
+use openpleb_common::jobs::{enqueue, queues, Enqueued, Schedule, WatchMintQuote};
+use openpleb_common::wallet::{WalletId, WalletManager};
+use openpleb_devkit::{wallet_manager, DevMint};
+use openpleb_worker::{cron, run, WorkerContext, WorkerSettings};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// A pool of its own on the per-test database (sqlx's test pool is capped at 5 connections,
+/// fewer than two workers and a wallet manager need).
+async fn pool(_test_opts: PgPoolOptions, conn: PgConnectOptions) -> PgPool {
+    let pool = PgPoolOptions::new()
+        .max_connections(30)
+        .connect_with(conn)
+        .await
+        .expect("pool");
+    openpleb_common::db::migrate(&pool).await.expect("migrate");
+    pool
+}
+
+fn settings() -> WorkerSettings {
+    WorkerSettings {
+        concurrency: 2,
+        quote_poll_interval: Duration::from_secs(1),
+        queue_poll_interval: Duration::from_millis(300),
+    }
+}
+
+/// Starts a worker "process": its own wallet manager (own lease holder) and its own name.
+fn start_worker(
+    pool: &PgPool,
+    wallets: WalletManager,
+) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let ctx = Arc::new(WorkerContext {
+        pool: pool.clone(),
+        wallets,
+        settings: settings(),
+    });
+    let (tx, rx) = oneshot::channel::<()>();
+    let name = format!("test-{}", Uuid::new_v4().simple());
+    let handle = tokio::spawn(async move {
+        run(ctx, &name, async move {
+            let _ = rx.await;
+        })
+        .await
+        .expect("worker run");
+    });
+    (tx, handle)
+}
+
+async fn job_rows(pool: &PgPool) -> Vec<(String, i32, String)> {
+    sqlx::query_as("select status, attempts, job_type from apalis.jobs order by run_at, id")
+        .fetch_all(pool)
+        .await
+        .expect("jobs")
+}
+
+/// 1. a quote row and its watcher are written in one transaction that rolls back: nothing
+///    exists and no worker runs anything;
+/// 2. the same in a committed transaction, with two workers running: the quote is minted
+///    once, into the right wallet, for exactly its amount, and every job ran once.
+#[sqlx::test(migrations = false)]
+async fn enqueue_follows_the_transaction_and_runs_once(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) {
+    openpleb_common::telemetry::init();
+    let pool = pool(opts, conn).await;
+    let mint = DevMint::start().await.expect("mint");
+    let dir = tempfile::tempdir().expect("dir");
+    let api_wallets = wallet_manager(pool.clone(), &mint.url, dir.path(), 8);
+    let wallet = WalletId::session(Uuid::new_v4());
+
+    // Rolled back: neither the quote row nor the job exists.
+    let lost = api_wallets
+        .create_mint_quote(&wallet, 21)
+        .await
+        .expect("quote");
+    let mut tx = pool.begin().await.expect("tx");
+    quotes::insert(
+        &mut tx,
+        &lost.quote_id,
+        wallet.as_str(),
+        21,
+        Utc::now() + chrono::Duration::minutes(10),
+    )
+    .await
+    .expect("insert quote");
+    let job = WatchMintQuote {
+        quote_id: lost.quote_id.clone(),
+        round: 0,
+    };
+    let queued = enqueue(
+        &mut tx,
+        queues::WATCH_MINT_QUOTE,
+        &job,
+        Schedule {
+            idempotency_key: Some(job.idempotency_key()),
+            ..Schedule::default()
+        },
+    )
+    .await
+    .expect("enqueue");
+    assert!(matches!(queued, Enqueued::New(_)));
+    tx.rollback().await.expect("rollback");
+    assert!(job_rows(&pool).await.is_empty());
+    assert!(quotes::get(&pool, &lost.quote_id)
+        .await
+        .expect("get")
+        .is_none());
+
+    // Committed: a real quote for 1000 sats, watched by two workers.
+    let quote = api_wallets
+        .create_mint_quote(&wallet, 1_000)
+        .await
+        .expect("quote");
+    let mut tx = pool.begin().await.expect("tx");
+    quotes::insert(
+        &mut tx,
+        &quote.quote_id,
+        wallet.as_str(),
+        1_000,
+        Utc::now() + chrono::Duration::minutes(10),
+    )
+    .await
+    .expect("insert quote");
+    let job = WatchMintQuote {
+        quote_id: quote.quote_id.clone(),
+        round: 0,
+    };
+    let schedule = || Schedule {
+        idempotency_key: Some(job.idempotency_key()),
+        ..Schedule::default()
+    };
+    enqueue(&mut tx, queues::WATCH_MINT_QUOTE, &job, schedule())
+        .await
+        .expect("enqueue");
+    // The same work enqueued twice in one transaction is one job, and the transaction survives.
+    let again = enqueue(&mut tx, queues::WATCH_MINT_QUOTE, &job, schedule())
+        .await
+        .expect("enqueue again");
+    assert_eq!(again, Enqueued::AlreadyQueued);
+    tx.commit().await.expect("commit");
+    // The api process lets the wallet go; a worker takes it over.
+    api_wallets.close(&wallet).await.expect("close");
+
+    let (stop_a, a) = start_worker(
+        &pool,
+        wallet_manager(pool.clone(), &mint.url, dir.path(), 8),
+    );
+    let (stop_b, b) = start_worker(
+        &pool,
+        wallet_manager(pool.clone(), &mint.url, dir.path(), 8),
+    );
+
+    let mut issued = None;
+    for _ in 0..60 {
+        let q = quotes::get(&pool, &quote.quote_id)
+            .await
+            .expect("get")
+            .expect("row");
+        if q.state == "ISSUED" {
+            issued = Some(q);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let issued = issued.unwrap_or_else(|| {
+        panic!(
+            "quote was not minted within 30 s: {:?}",
+            futures_lite_rows(&pool)
+        )
+    });
+    assert_eq!(issued.minted_sats, Some(1_000));
+
+    let _ = stop_a.send(());
+    let _ = stop_b.send(());
+    a.await.expect("worker a");
+    b.await.expect("worker b");
+
+    // Every watcher job ran exactly once and finished.
+    let rows = job_rows(&pool).await;
+    assert!(!rows.is_empty());
+    for (status, attempts, job_type) in &rows {
+        assert_eq!(job_type, queues::WATCH_MINT_QUOTE);
+        assert_eq!(status, "Done", "{rows:?}");
+        assert_eq!(*attempts, 1, "{rows:?}");
+    }
+    // The wallet holds exactly the deposit: minted once, not twice.
+    let balance = api_wallets.balance(&wallet).await.expect("balance");
+    assert_eq!(balance.unspent, 1_000);
+    api_wallets.close_all().await;
+    mint.stop().await.expect("stop mint");
+}
+
+/// Two workers ticking in the same slot enqueue one sweep.
+#[sqlx::test(migrations = false)]
+async fn a_cron_slot_is_enqueued_once_across_workers(opts: PgPoolOptions, conn: PgConnectOptions) {
+    let pool = pool(opts, conn).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let ctx = |pool: &PgPool| WorkerContext {
+        pool: pool.clone(),
+        wallets: wallet_manager(pool.clone(), "http://127.0.0.1:1", dir.path(), 1),
+        settings: settings(),
+    };
+    let (a, b) = (ctx(&pool), ctx(&pool));
+    let slot = Utc.timestamp_opt(1_900_000_020, 0).single().expect("slot");
+    let (won_a, won_b) = tokio::join!(cron::enqueue_sweep(&a, slot), cron::enqueue_sweep(&b, slot));
+    let wins = [won_a.expect("a"), won_b.expect("b")];
+    assert_eq!(wins.iter().filter(|w| **w).count(), 1, "{wins:?}");
+    let jobs: i64 = sqlx::query_scalar("select count(*) from apalis.jobs where job_type = $1")
+        .bind(queues::SWEEP_QUOTES)
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(jobs, 1);
+    // The next slot is a new run.
+    let next = slot + chrono::Duration::seconds(60);
+    assert!(cron::enqueue_sweep(&a, next).await.expect("next"));
+}
+
+fn futures_lite_rows(pool: &PgPool) -> String {
+    let pool = pool.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        rt.block_on(async move {
+            let rows: Vec<(String, i32, String, Option<serde_json::Value>)> =
+                sqlx::query_as("select status, attempts, job_type, last_result from apalis.jobs")
+                    .fetch_all(&pool)
+                    .await
+                    .expect("jobs");
+            format!("{rows:?}")
+        })
+    })
+    .join()
+    .expect("thread")
+}
