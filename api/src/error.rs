@@ -1,95 +1,20 @@
 //! The API's one error type and its one mapping to HTTP.
 //!
 //! Every failure leaves as `{"error":{"code","message"}}` with a stable, machine-readable
-//! `code`. Internal errors are logged with their cause and answered with a generic message.
+//! `code` (snake_case; never renamed once released). Internal errors are logged with their cause
+//! and answered with a generic message. Errors raised outside handlers (unknown routes, bodies
+//! that do not parse, failed validation, security checkers) pass through [`envelope`] and get the
+//! same shape.
 
 use poem::http::StatusCode;
+use poem::IntoResponse;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
-
-/// Stable error codes. Clients switch on these; never rename one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    /// The request is malformed or fails validation.
-    BadRequest,
-    /// No such resource (or the caller may not know it exists).
-    NotFound,
-    /// Authentication is missing or invalid.
-    Unauthorized,
-    /// Authenticated, but not allowed.
-    Forbidden,
-    /// The request conflicts with the current state.
-    Conflict,
-    /// The route exists but not with this method.
-    MethodNotAllowed,
-    /// The body is too large.
-    PayloadTooLarge,
-    /// The body's media type is not accepted.
-    UnsupportedMediaType,
-    /// Too many requests in the window.
-    RateLimited,
-    /// A dependency (database, mint) is unavailable.
-    Unavailable,
-    /// A bug or an unexpected failure on our side.
-    Internal,
-}
-
-impl ErrorCode {
-    /// The wire form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::BadRequest => "bad_request",
-            Self::NotFound => "not_found",
-            Self::Unauthorized => "unauthorized",
-            Self::Forbidden => "forbidden",
-            Self::Conflict => "conflict",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::RateLimited => "rate_limited",
-            Self::Unavailable => "unavailable",
-            Self::Internal => "internal_error",
-        }
-    }
-
-    /// The HTTP status of this code.
-    pub fn status(self) -> StatusCode {
-        match self {
-            Self::BadRequest => StatusCode::BAD_REQUEST,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
-            Self::Conflict => StatusCode::CONFLICT,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn from_status(status: StatusCode) -> Self {
-        match status {
-            StatusCode::NOT_FOUND => Self::NotFound,
-            StatusCode::UNAUTHORIZED => Self::Unauthorized,
-            StatusCode::FORBIDDEN => Self::Forbidden,
-            StatusCode::CONFLICT => Self::Conflict,
-            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
-            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
-            StatusCode::TOO_MANY_REQUESTS => Self::RateLimited,
-            StatusCode::SERVICE_UNAVAILABLE => Self::Unavailable,
-            s if s.is_client_error() => Self::BadRequest,
-            _ => Self::Internal,
-        }
-    }
-}
 
 /// The error body's inner object.
 #[derive(Debug, Clone, Object)]
 pub struct ErrorDetail {
-    /// Stable machine-readable code, e.g. `bad_request`.
+    /// Stable machine-readable code, e.g. `invite_expired`.
     pub code: String,
     /// Human-readable explanation.
     pub message: String,
@@ -102,37 +27,94 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-/// An API failure: a code and a message safe to show the caller.
-#[derive(Debug, Clone)]
+/// An API failure: status, stable code and a message safe to show the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
 pub struct ApiError {
-    /// The stable code.
-    pub code: ErrorCode,
-    /// The message.
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable code.
+    pub code: &'static str,
+    /// Caller-facing message.
     pub message: String,
+    /// Seconds to wait before retrying (429 only).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     /// A failure with a caller-facing message.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
+            status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// 400 with `code`.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 401 with `code`.
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    /// 403 with `code`.
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    /// 404 with `code`.
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// 409 with `code`.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// 410 with `code`.
+    pub fn gone(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::GONE, code, message)
+    }
+
+    /// 503 with `code`.
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
     }
 
     /// An internal failure: the cause is logged, the caller gets a generic message.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(ErrorCode::Internal, "internal error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "internal error",
+        )
     }
 
     fn body(&self) -> Json<ErrorBody> {
         Json(ErrorBody {
             error: ErrorDetail {
-                code: self.code.as_str().to_owned(),
+                code: self.code.to_owned(),
                 message: self.message.clone(),
             },
         })
+    }
+
+    /// The HTTP response.
+    pub fn to_response(&self) -> poem::Response {
+        let mut resp = self.body().into_response();
+        resp.set_status(self.status);
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(poem::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }
 
@@ -142,13 +124,23 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-/// How an [`ApiError`] appears in the OpenAPI document and on the wire.
+impl poem::error::ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn as_response(&self) -> poem::Response {
+        self.to_response()
+    }
+}
+
+/// How errors appear in the OpenAPI document. On the wire every one is an [`ErrorBody`].
 #[derive(Debug, ApiResponse)]
 pub enum ErrorResponse {
     /// Malformed input or failed validation.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
-    /// Missing or invalid credentials.
+    /// Missing, invalid or expired credentials.
     #[oai(status = 401)]
     Unauthorized(Json<ErrorBody>),
     /// Not allowed for this caller.
@@ -160,7 +152,10 @@ pub enum ErrorResponse {
     /// Conflicts with the current state.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
-    /// Too many requests.
+    /// Existed, but is used up or expired.
+    #[oai(status = 410)]
+    Gone(Json<ErrorBody>),
+    /// Too many requests; see `Retry-After`.
     #[oai(status = 429)]
     RateLimited(Json<ErrorBody>),
     /// Internal error.
@@ -174,39 +169,61 @@ pub enum ErrorResponse {
 impl From<ApiError> for ErrorResponse {
     fn from(e: ApiError) -> Self {
         let body = e.body();
-        match e.code {
-            ErrorCode::BadRequest
-            | ErrorCode::MethodNotAllowed
-            | ErrorCode::PayloadTooLarge
-            | ErrorCode::UnsupportedMediaType => Self::BadRequest(body),
-            ErrorCode::Unauthorized => Self::Unauthorized(body),
-            ErrorCode::Forbidden => Self::Forbidden(body),
-            ErrorCode::NotFound => Self::NotFound(body),
-            ErrorCode::Conflict => Self::Conflict(body),
-            ErrorCode::RateLimited => Self::RateLimited(body),
-            ErrorCode::Internal => Self::Internal(body),
-            ErrorCode::Unavailable => Self::Unavailable(body),
+        match e.status.as_u16() {
+            401 => Self::Unauthorized(body),
+            403 => Self::Forbidden(body),
+            404 => Self::NotFound(body),
+            409 => Self::Conflict(body),
+            410 => Self::Gone(body),
+            429 => Self::RateLimited(body),
+            503 => Self::Unavailable(body),
+            s if (400..500).contains(&s) => Self::BadRequest(body),
+            _ => Self::Internal(body),
         }
+    }
+}
+
+impl From<sqlx::Error> for ErrorResponse {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::from(e).into()
     }
 }
 
 /// The handler result type.
 pub type ApiResult<T> = Result<T, ErrorResponse>;
 
-/// Turns any poem error that escaped the handlers (unknown route, unparsable JSON, failed
-/// validation, oversized body) into the same envelope.
+fn code_for_status(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        s if s.is_client_error() => "bad_request",
+        _ => "internal_error",
+    }
+}
+
+/// Turns any poem error that escaped the handlers into the envelope.
 pub async fn envelope(err: poem::Error) -> poem::Response {
+    if let Some(api) = err.downcast_ref::<ApiError>() {
+        return api.to_response();
+    }
+    // A handler's own error response (already an envelope) passes through untouched.
+    if err.is_from_response() {
+        return err.into_response();
+    }
     let status = err.status();
-    let code = ErrorCode::from_status(status);
-    let message = if code == ErrorCode::Internal {
+    let code = code_for_status(status);
+    let message = if code == "internal_error" {
         tracing::error!(error = %err, "unhandled error");
         "internal error".to_owned()
     } else {
         err.to_string()
     };
-    let body = serde_json::json!({"error": {"code": code.as_str(), "message": message}});
-    poem::Response::builder()
-        .status(status)
-        .content_type("application/json")
-        .body(body.to_string())
+    ApiError::new(status, code, message).to_response()
 }

@@ -5,6 +5,7 @@
 //! a private address). Handlers check state, check the caller, act: they write through
 //! `openpleb_common::db` and enqueue follow-up jobs in the same transaction.
 
+pub mod auth;
 pub mod error;
 pub mod routes;
 
@@ -19,7 +20,9 @@ use poem::{handler, EndpointExt, IntoEndpoint, Response, Route};
 use poem_openapi::OpenApiService;
 use sqlx::PgPool;
 
+use routes::invites::{AdminInvitesApi, InvitesApi};
 use routes::meta::MetaApi;
+use routes::users::{AdminUsersApi, UsersApi};
 
 /// Everything a handler may need; cloned per request (cheap: `Arc`s and a pool).
 #[derive(Debug, Clone)]
@@ -33,21 +36,47 @@ pub struct AppState {
 }
 
 /// The public API's operations.
-pub type PublicApis = MetaApi;
+pub type PublicApis = (MetaApi, InvitesApi, UsersApi);
+
+/// The admin API's operations.
+pub type AdminApis = (AdminInvitesApi, AdminUsersApi);
 
 /// The public OpenAPI service with the server URL `base_path`.
 pub fn public_service(base_path: &str) -> OpenApiService<PublicApis, ()> {
-    OpenApiService::new(MetaApi, "OpenPleb API", env!("CARGO_PKG_VERSION"))
-        .description(
-            "Privacy-first peer-to-peer fiat-to-bitcoin exchange. All value moves as Cashu \
+    OpenApiService::new(
+        (MetaApi, InvitesApi, UsersApi),
+        "OpenPleb API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Privacy-first peer-to-peer fiat-to-bitcoin exchange. All value moves as Cashu \
              ecash. Errors are `{\"error\":{\"code\",\"message\"}}` with a stable `code`.",
-        )
-        .server(base_path)
+    )
+    .server(base_path)
 }
 
-/// The OpenAPI document as YAML, with the default base path (what `openapi.yaml` holds).
+/// The admin OpenAPI service (admin listener) with the server URL `base_path`.
+pub fn admin_service(base_path: &str) -> OpenApiService<AdminApis, ()> {
+    OpenApiService::new(
+        (AdminInvitesApi, AdminUsersApi),
+        "OpenPleb admin API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Administration and the OIDC provider's registration check. Serve on a private \
+         address. Bearer `ADMIN_TOKEN` (role admin) or `OIDC_API_TOKEN` (role oidc-api).",
+    )
+    .server(base_path)
+}
+
+/// The public OpenAPI document as YAML, with the default base path (`openapi.yaml`).
 pub fn openapi_yaml() -> String {
     public_service("/api/v1").spec_yaml()
+}
+
+/// The admin OpenAPI document as YAML, with the default base path (`openapi-admin.yaml`).
+pub fn openapi_admin_yaml() -> String {
+    admin_service("/api/v1").spec_yaml()
 }
 
 #[handler]
@@ -99,10 +128,17 @@ pub fn public_app(state: AppState) -> impl poem::Endpoint {
         .catch_all_error(error::envelope)
 }
 
-/// The admin listener's routes (filled in by the identity work).
+/// The admin listener's routes.
 pub fn admin_app(state: AppState) -> impl poem::Endpoint {
+    let base = state.config.api_base_path.clone();
+    let api = admin_service(&base);
+    let docs = api.swagger_ui();
+    let spec = api.spec_endpoint_yaml();
     Route::new()
         .at("/health", poem::get(health))
+        .nest("/docs", docs)
+        .at("/openapi.yaml", spec)
+        .nest(base, api.into_endpoint())
         .data(state)
         .catch_all_error(error::envelope)
 }

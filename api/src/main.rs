@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use openpleb_api::{admin_app, openapi_yaml, public_app, AppState};
+use openpleb_api::{admin_app, openapi_admin_yaml, openapi_yaml, public_app, AppState};
 use openpleb_common::config::{exit_on_error, Config};
 use openpleb_common::mint::MintClient;
 use poem::listener::TcpListener;
@@ -12,9 +12,16 @@ use poem::Server;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    if std::env::args().nth(1).as_deref() == Some("openapi") {
-        print!("{}", openapi_yaml());
-        return Ok(());
+    match std::env::args().nth(1).as_deref() {
+        Some("openapi") => {
+            print!("{}", openapi_yaml());
+            return Ok(());
+        }
+        Some("openapi-admin") => {
+            print!("{}", openapi_admin_yaml());
+            return Ok(());
+        }
+        _ => {}
     }
     let config = Arc::new(exit_on_error(Config::from_env()));
     openpleb_common::telemetry::init();

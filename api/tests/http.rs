@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use openpleb_api::{admin_app, openapi_yaml, public_app, AppState};
+use openpleb_api::{admin_app, openapi_admin_yaml, openapi_yaml, public_app, AppState};
 use openpleb_common::mint::MintClient;
 use openpleb_devkit::{test_config, DevMint};
 use poem::http::StatusCode;
@@ -21,27 +21,34 @@ async fn state(pool: PgPool, mint_url: &str) -> (AppState, tempfile::TempDir) {
     (state, dir)
 }
 
-/// `openapi.yaml` is exactly what `openpleb-api openapi` prints. Regenerate with
+/// A checked-in spec equals what the binary prints. Regenerate with
 /// `UPDATE_OPENAPI=1 cargo test -p openpleb-api --test http openapi`.
-#[test]
-fn openapi_yaml_is_up_to_date() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml");
-    let spec = openapi_yaml();
+fn check_spec(file: &str, command: &str, spec: String) {
+    let path = format!("{}/../{file}", env!("CARGO_MANIFEST_DIR"));
     if std::env::var_os("UPDATE_OPENAPI").is_some() {
-        std::fs::write(path, &spec).expect("write openapi.yaml");
+        std::fs::write(&path, &spec).expect("write spec");
     }
-    let checked_in = std::fs::read_to_string(path).expect("openapi.yaml is checked in");
+    let checked_in = std::fs::read_to_string(&path).expect("spec is checked in");
     assert!(
         checked_in == spec,
-        "openapi.yaml is stale: run `cargo run -p openpleb-api -- openapi > openapi.yaml`"
+        "{file} is stale: run `cargo run -q -p openpleb-api -- {command} > {file}`"
     );
-    // The binary prints the same document.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_openpleb-api"))
-        .arg("openapi")
+        .arg(command)
         .output()
-        .expect("run openpleb-api openapi");
+        .expect("run openpleb-api");
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout), spec);
+}
+
+#[test]
+fn openapi_yaml_is_up_to_date() {
+    check_spec("openapi.yaml", "openapi", openapi_yaml());
+}
+
+#[test]
+fn openapi_admin_yaml_is_up_to_date() {
+    check_spec("openapi-admin.yaml", "openapi-admin", openapi_admin_yaml());
 }
 
 #[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]

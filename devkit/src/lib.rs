@@ -5,8 +5,10 @@
 //! database is a real PostgreSQL cluster (`DATABASE_URL`).
 
 pub mod mint;
+pub mod trader;
 
 pub use mint::{DevMint, DevMintOptions};
+pub use trader::Trader;
 
 use std::path::Path;
 use std::time::Duration;

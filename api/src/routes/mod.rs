@@ -1,6 +1,8 @@
 //! One module per OpenAPI tag.
 
+pub mod invites;
 pub mod meta;
+pub mod users;
 
 use poem_openapi::Tags;
 
@@ -9,4 +11,10 @@ use poem_openapi::Tags;
 pub enum ApiTags {
     /// Platform facts: fees, bonds, limits, timers.
     Meta,
+    /// Invite codes.
+    Invites,
+    /// Registration.
+    Users,
+    /// Administration (admin listener only).
+    Admin,
 }

@@ -5,8 +5,10 @@
 //! (`UPDATE .. WHERE state = $expected`) and report whether they won.
 
 pub mod cron;
+pub mod invites;
 pub mod leases;
 pub mod quotes;
+pub mod users;
 
 use std::time::Duration;
 
@@ -33,6 +35,16 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     MIGRATOR.run(pool).await?;
     apalis_postgres::PostgresStorage::<()>::setup(pool).await?;
     Ok(())
+}
+
+/// The constraint a unique violation broke, if `err` is one.
+pub fn violated_unique(err: &sqlx::Error) -> Option<String> {
+    match err {
+        sqlx::Error::Database(e) if e.code().as_deref() == Some("23505") => {
+            Some(e.constraint().unwrap_or_default().to_owned())
+        }
+        _ => None,
+    }
 }
 
 /// Whether an error is a unique-constraint violation (SQLSTATE 23505).
