@@ -4,8 +4,11 @@
 //! `oidc-api` role may only ask whether a pubkey is registered; it gets 403 everywhere else.
 //! Tokens are compared in constant time (both sides hashed first, so not even the length
 //! leaks).
+//!
+//! Public listener: `Authorization: Bearer <BAT>` of an open session. Only the hash of the BAT's
+//! `Y` is looked up; the BAT itself is never stored or logged.
 
-use cdk_common::bitcoin::hashes::{sha256, Hash};
+pub use openpleb_common::domain::secrets_equal;
 use poem::Request;
 use poem_openapi::auth::Bearer;
 use poem_openapi::SecurityScheme;
@@ -20,16 +23,6 @@ pub enum Role {
     Admin,
     /// The OIDC provider's registration check.
     OidcApi,
-}
-
-/// Constant-time equality of two secrets.
-pub fn secrets_equal(a: &str, b: &str) -> bool {
-    let ha = sha256::Hash::hash(a.as_bytes()).to_byte_array();
-    let hb = sha256::Hash::hash(b.as_bytes()).to_byte_array();
-    ha.iter()
-        .zip(hb.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
 }
 
 /// The role a bearer token has, if any.
@@ -76,15 +69,24 @@ async fn check_oidc_api(req: &Request, bearer: Bearer) -> poem::Result<Role> {
         .ok_or_else(|| ApiError::unauthorized("invalid_token", "unknown bearer token").into())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// `Authorization: Bearer <BAT>` of a live session.
+#[derive(Debug, SecurityScheme)]
+#[oai(rename = "SessionBat", ty = "bearer", checker = "check_session")]
+pub struct SessionAuth(pub openpleb_common::db::sessions::Session);
 
-    #[test]
-    fn secrets_compare_by_value() {
-        assert!(secrets_equal("abc", "abc"));
-        assert!(!secrets_equal("abc", "abd"));
-        assert!(!secrets_equal("abc", "abcd"));
-        assert!(!secrets_equal("", "a"));
+async fn check_session(
+    req: &Request,
+    bearer: Bearer,
+) -> poem::Result<openpleb_common::db::sessions::Session> {
+    let state = state(req)?;
+    let bat = openpleb_common::mint::ParsedBat::parse(&bearer.token)
+        .map_err(|_| ApiError::unauthorized("malformed_bat", "the bearer token is not a BAT"))?;
+    let session = openpleb_common::db::sessions::by_bat(&state.pool, &bat.hash)
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(|| ApiError::unauthorized("invalid_session", "no session for this token"))?;
+    if session.ended_at.is_some() || session.expires_at <= chrono::Utc::now() {
+        return Err(ApiError::unauthorized("session_expired", "the session has ended").into());
     }
+    Ok(session)
 }

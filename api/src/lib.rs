@@ -22,6 +22,7 @@ use sqlx::PgPool;
 
 use routes::invites::{AdminInvitesApi, InvitesApi};
 use routes::meta::MetaApi;
+use routes::sessions::SessionsApi;
 use routes::users::{AdminUsersApi, UsersApi};
 
 /// Everything a handler may need; cloned per request (cheap: `Arc`s and a pool).
@@ -33,10 +34,53 @@ pub struct AppState {
     pub pool: PgPool,
     /// The mint.
     pub mint: MintClient,
+    /// When the mint's blind-auth set-up was last confirmed.
+    pub blind_auth_checked: Arc<tokio::sync::Mutex<Option<std::time::Instant>>>,
+}
+
+impl AppState {
+    /// State for `config`, `pool` and a mint client.
+    pub fn new(config: Arc<Config>, pool: PgPool, mint: MintClient) -> Self {
+        Self {
+            config,
+            pool,
+            mint,
+            blind_auth_checked: Arc::default(),
+        }
+    }
+
+    /// A session's lifetime.
+    pub fn session_lifetime(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.config.session_expiry)
+            .unwrap_or_else(|_| chrono::Duration::hours(1))
+    }
+
+    /// Confirms, at most once per `BAT_VERIFICATION_CACHE_TTL`, that the mint still
+    /// blind-protects the endpoint BATs are spent at; without that a spend proves nothing.
+    pub async fn ensure_blind_auth(&self) -> Result<(), error::ApiError> {
+        let mut checked = self.blind_auth_checked.lock().await;
+        let fresh = checked.is_some_and(|t| t.elapsed() < self.config.bat_verification_cache_ttl);
+        if fresh {
+            return Ok(());
+        }
+        match self.mint.check_blind_auth().await {
+            Ok(()) => {
+                *checked = Some(std::time::Instant::now());
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "refusing BATs");
+                Err(error::ApiError::unavailable(
+                    "mint_auth_unavailable",
+                    e.to_string(),
+                ))
+            }
+        }
+    }
 }
 
 /// The public API's operations.
-pub type PublicApis = (MetaApi, InvitesApi, UsersApi);
+pub type PublicApis = (MetaApi, InvitesApi, UsersApi, SessionsApi);
 
 /// The admin API's operations.
 pub type AdminApis = (AdminInvitesApi, AdminUsersApi);
@@ -44,7 +88,7 @@ pub type AdminApis = (AdminInvitesApi, AdminUsersApi);
 /// The public OpenAPI service with the server URL `base_path`.
 pub fn public_service(base_path: &str) -> OpenApiService<PublicApis, ()> {
     OpenApiService::new(
-        (MetaApi, InvitesApi, UsersApi),
+        (MetaApi, InvitesApi, UsersApi, SessionsApi),
         "OpenPleb API",
         env!("CARGO_PKG_VERSION"),
     )

@@ -34,11 +34,12 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("migrate")?;
     let mint = MintClient::new(&config.mint_url).context("MINT_URL")?;
-    let state = AppState {
-        config: config.clone(),
-        pool,
-        mint,
-    };
+    // Without a blind-protected checkstate at the mint, a BAT "spend" proves nothing.
+    if let Err(e) = mint.check_blind_auth().await {
+        eprintln!("{e}");
+        std::process::exit(openpleb_common::config::CONFIG_EXIT_CODE);
+    }
+    let state = AppState::new(config.clone(), pool, mint);
 
     let public_addr = format!("{}:{}", config.api_host, config.api_port);
     let admin_addr = format!("{}:{}", config.admin_host, config.admin_port);

@@ -13,11 +13,11 @@ use sqlx::PgPool;
 async fn state(pool: PgPool, mint_url: &str) -> (AppState, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("dir");
     let config = test_config("postgres://unused", mint_url, dir.path());
-    let state = AppState {
-        config: Arc::new(config),
+    let state = AppState::new(
+        Arc::new(config),
         pool,
-        mint: MintClient::new(mint_url).expect("mint url"),
-    };
+        MintClient::new(mint_url).expect("mint url"),
+    );
     (state, dir)
 }
 

@@ -25,11 +25,11 @@ fn apps(pool: PgPool) -> Apps<impl poem::Endpoint, impl poem::Endpoint> {
     let dir = tempfile::tempdir().expect("dir");
     // No mint is needed for these endpoints; the URL is never called.
     let config = test_config("postgres://unused", "http://127.0.0.1:9", dir.path());
-    let state = AppState {
-        config: Arc::new(config),
-        pool: pool.clone(),
-        mint: MintClient::new("http://127.0.0.1:9").expect("mint url"),
-    };
+    let state = AppState::new(
+        Arc::new(config),
+        pool.clone(),
+        MintClient::new("http://127.0.0.1:9").expect("mint url"),
+    );
     Apps {
         public: TestClient::new(public_app(state.clone())),
         admin: TestClient::new(admin_app(state)),

@@ -1,16 +1,91 @@
-//! What cdk does not give us about the mint: a cheap reachability check (more in later work:
-//! the blind-auth checks and BAT spending of DESIGN.md section 2).
+//! What cdk does not give us about the mint: reachability, the blind-auth set-up check, and
+//! spending a trader's blind auth token (BAT) to verify it (DESIGN.md section 2).
+//!
+//! NUT-22 has no check-state for BATs, and checking a BAT's DLEQ offline would need the blinding
+//! factor, which would let the mint link the BAT to the login. So the backend spends the BAT
+//! once at a cheap blind-protected endpoint (`POST /v1/checkstate` with the BAT's own `Y`): a
+//! 200 means valid, and burnt at the mint, atomically. That only proves anything while the mint
+//! really protects that endpoint, so [`MintClient::check_blind_auth`] reads `/v1/info` first.
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use cdk::mint_url::MintUrl;
+use cdk::nuts::{BlindAuthToken, Method, RoutePath};
 use cdk::wallet::{HttpClient, MintConnector};
+use cdk_common::bitcoin::hashes::{sha256, Hash};
+
+/// How long one call to the mint may take.
+const MINT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A client for the platform's mint, shared by the process.
 #[derive(Debug, Clone)]
 pub struct MintClient {
     url: String,
     http: HttpClient,
+    raw: cdk::http_client::HttpClient,
+}
+
+/// Why the mint cannot verify BATs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlindAuthSetupError {
+    /// `/v1/info` did not answer.
+    #[error("the mint at {0} did not answer GET /v1/info")]
+    Unreachable(String),
+    /// The mint does not list `POST /v1/checkstate` as blind-protected, so a "successful" spend
+    /// would prove nothing: any string would pass.
+    #[error(
+        "the mint at {0} does not blind-protect POST /v1/checkstate (NUT-22), so BATs cannot be \
+         verified; enable blind auth on that endpoint at the mint"
+    )]
+    CheckstateUnprotected(String),
+}
+
+/// Why a BAT was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatError {
+    /// Not an `authA…` token.
+    #[error("not a blind auth token")]
+    Malformed,
+    /// The mint says it was spent before.
+    #[error("this blind auth token was already used")]
+    AlreadySpent,
+    /// The mint refused it (not signed by the mint, wrong keyset, …).
+    #[error("the mint did not accept this blind auth token")]
+    Invalid,
+    /// The mint could not be asked.
+    #[error("the mint is unavailable")]
+    Unavailable,
+}
+
+/// A parsed BAT: the stable hash the platform stores, and the token to forward.
+#[derive(Clone)]
+pub struct ParsedBat {
+    /// SHA-256 of the BAT's `Y` (the hash of its secret on the curve): the same for every
+    /// encoding of the same BAT, and all the platform ever stores.
+    pub hash: [u8; 32],
+    y_hex: String,
+    forward: String,
+}
+
+impl std::fmt::Debug for ParsedBat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ParsedBat([REDACTED])")
+    }
+}
+
+impl ParsedBat {
+    /// Parses `authA…`.
+    pub fn parse(token: &str) -> Result<Self, BatError> {
+        let bat = BlindAuthToken::from_str(token.trim()).map_err(|_| BatError::Malformed)?;
+        let y = bat.auth_proof.y().map_err(|_| BatError::Malformed)?;
+        Ok(Self {
+            hash: sha256::Hash::hash(&y.to_bytes()).to_byte_array(),
+            y_hex: y.to_hex(),
+            // Never forward the DLEQ: it links redemption to issuance.
+            forward: bat.without_dleq().to_string(),
+        })
+    }
 }
 
 impl MintClient {
@@ -18,8 +93,9 @@ impl MintClient {
     pub fn new(url: &str) -> Result<Self, cdk::mint_url::Error> {
         let mint_url: MintUrl = url.parse()?;
         Ok(Self {
-            url: url.to_owned(),
+            url: url.trim_end_matches('/').to_owned(),
             http: HttpClient::new(mint_url, None),
+            raw: cdk::http_client::HttpClient::new(),
         })
     }
 
@@ -34,5 +110,51 @@ impl MintClient {
             tokio::time::timeout(timeout, self.http.get_mint_info()).await,
             Ok(Ok(_))
         )
+    }
+
+    /// Checks that the mint blind-protects `POST /v1/checkstate`.
+    pub async fn check_blind_auth(&self) -> Result<(), BlindAuthSetupError> {
+        let info = match tokio::time::timeout(MINT_TIMEOUT, self.http.get_mint_info()).await {
+            Ok(Ok(info)) => info,
+            _ => return Err(BlindAuthSetupError::Unreachable(self.url.clone())),
+        };
+        let protected = info.nuts.nut22.is_some_and(|s| {
+            s.protected_endpoints
+                .iter()
+                .any(|e| e.method == Method::Post && e.path == RoutePath::Checkstate)
+        });
+        if protected {
+            Ok(())
+        } else {
+            Err(BlindAuthSetupError::CheckstateUnprotected(self.url.clone()))
+        }
+    }
+
+    /// Spends `bat` at the mint. Ok means the mint signed it and it was unspent until now.
+    pub async fn spend_bat(&self, bat: &ParsedBat) -> Result<(), BatError> {
+        let body = serde_json::json!({ "Ys": [bat.y_hex] });
+        let call = self
+            .raw
+            .post(&format!("{}/v1/checkstate", self.url))
+            .header("Blind-auth", &bat.forward)
+            .json(&body)
+            .send();
+        let resp = match tokio::time::timeout(MINT_TIMEOUT, call).await {
+            Ok(Ok(resp)) => resp,
+            _ => return Err(BatError::Unavailable),
+        };
+        if resp.is_success() {
+            return Ok(());
+        }
+        if resp.is_server_error() {
+            return Err(BatError::Unavailable);
+        }
+        let code = serde_json::from_str::<serde_json::Value>(&resp.body_lossy())
+            .ok()
+            .and_then(|v| v["code"].as_u64());
+        match code {
+            Some(11001) => Err(BatError::AlreadySpent),
+            _ => Err(BatError::Invalid),
+        }
     }
 }

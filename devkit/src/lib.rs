@@ -5,9 +5,11 @@
 //! database is a real PostgreSQL cluster (`DATABASE_URL`).
 
 pub mod mint;
+pub mod oidc;
+pub mod stack;
 pub mod trader;
 
-pub use mint::{DevMint, DevMintOptions};
+pub use mint::{DevMint, DevMintOptions, MintAuthOptions};
 pub use trader::Trader;
 
 use std::path::Path;

@@ -13,12 +13,39 @@ use std::sync::Arc;
 use anyhow::Context;
 use cdk::mint::{MintBuilder, MintMeltLimits};
 use cdk::nuts::{CurrencyUnit, PaymentMethod};
+use cdk::nuts::{Method, ProtectedEndpoint, RoutePath};
 use cdk::types::{FeeReserve, QuoteTTL};
 use cdk::Mint;
 use cdk_fake_wallet::FakeWallet;
-use openpleb_common::wallet::store::{MintSqlxDatabase, SqlxSqliteConfig};
+use openpleb_common::wallet::store::{MintSqlxAuthDatabase, MintSqlxDatabase, SqlxSqliteConfig};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// NUT-21/22 settings of a [`DevMint`].
+#[derive(Debug, Clone)]
+pub struct MintAuthOptions {
+    /// The OIDC discovery document the mint verifies clear auth tokens against.
+    pub openid_discovery: String,
+    /// The client id expected in the tokens' `azp`.
+    pub client_id: String,
+    /// Endpoints that need a blind auth token (BAT).
+    pub blind_protected: Vec<ProtectedEndpoint>,
+    /// Most BATs one request may mint.
+    pub bat_max_mint: u64,
+}
+
+impl MintAuthOptions {
+    /// What OpenPleb needs: `POST /v1/checkstate` blind-protected (the backend verifies a
+    /// trader's BAT by spending it there), minting BATs behind clear auth.
+    pub fn openpleb(openid_discovery: String, client_id: &str) -> Self {
+        Self {
+            openid_discovery,
+            client_id: client_id.to_owned(),
+            blind_protected: vec![ProtectedEndpoint::new(Method::Post, RoutePath::Checkstate)],
+            bat_max_mint: 50,
+        }
+    }
+}
 
 /// How to start a [`DevMint`].
 #[derive(Debug, Clone)]
@@ -33,6 +60,8 @@ pub struct DevMintOptions {
     pub payment_delay_secs: u64,
     /// Lifetime of mint and melt quotes, seconds.
     pub quote_ttl_secs: u64,
+    /// NUT-21/22 auth; `None` leaves every endpoint open.
+    pub auth: Option<MintAuthOptions>,
 }
 
 impl Default for DevMintOptions {
@@ -43,6 +72,7 @@ impl Default for DevMintOptions {
             seed: [7u8; 32],
             payment_delay_secs: 1,
             quote_ttl_secs: 3600,
+            auth: None,
         }
     }
 }
@@ -97,6 +127,25 @@ impl DevMint {
             )
             .await
             .context("payment processor")?;
+        let mut builder = builder;
+        if let Some(auth) = &opts.auth {
+            let auth_db = Arc::new(
+                MintSqlxAuthDatabase::new(SqlxSqliteConfig::memory())
+                    .await
+                    .context("mint auth db")?,
+            );
+            builder = builder
+                .with_auth(
+                    auth_db,
+                    auth.openid_discovery.clone(),
+                    auth.client_id.clone(),
+                    vec![ProtectedEndpoint::new(
+                        Method::Post,
+                        RoutePath::MintBlindAuth,
+                    )],
+                )
+                .with_blind_auth(auth.bat_max_mint, auth.blind_protected.clone());
+        }
         let mint = builder
             .with_name("openpleb dev mint".to_owned())
             .with_description("in-process cdk mint with a fake Lightning backend".to_owned())

@@ -2,6 +2,7 @@
 
 pub mod invites;
 pub mod meta;
+pub mod sessions;
 pub mod users;
 
 use poem_openapi::Tags;
@@ -15,6 +16,8 @@ pub enum ApiTags {
     Invites,
     /// Registration.
     Users,
+    /// Anonymous sessions opened with blind auth tokens.
+    Sessions,
     /// Administration (admin listener only).
     Admin,
 }

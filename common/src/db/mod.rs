@@ -8,6 +8,7 @@ pub mod cron;
 pub mod invites;
 pub mod leases;
 pub mod quotes;
+pub mod sessions;
 pub mod users;
 
 use std::time::Duration;

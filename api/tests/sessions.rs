@@ -1,0 +1,348 @@
+//! The identity chain end to end over HTTP, against a real mint with NUT-21/22 auth and a real
+//! OIDC issuer: admin creates an invite → a trader registers → logs in at the issuer (which
+//! asks the backend's OIDC endpoint) → mints BATs at the mint → opens a session with one.
+
+use std::sync::Arc;
+
+use openpleb_api::{admin_app, public_app, AppState};
+use openpleb_common::mint::{BlindAuthSetupError, MintClient};
+use openpleb_devkit::stack::AuthStack;
+use openpleb_devkit::{test_config, DevMint, Trader};
+use poem::http::StatusCode;
+use poem::listener::TcpAcceptor;
+use poem::test::{TestClient, TestResponse};
+use poem::Server;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+const ADMIN: &str = "Bearer test-admin-token-0123456789";
+const OIDC_TOKEN: &str = "test-oidc-token-0123456789";
+
+async fn body(resp: TestResponse) -> Value {
+    let text = resp.0.into_body().into_string().await.expect("body");
+    serde_json::from_str(&text).expect("json")
+}
+
+async fn expect_error(resp: TestResponse, status: StatusCode, code: &str) {
+    resp.assert_status(status);
+    let v = body(resp).await;
+    assert_eq!(v["error"]["code"], code, "{v}");
+}
+
+fn bearer(bat: &str) -> String {
+    format!("Bearer {bat}")
+}
+
+/// Serves the admin API on the stack's listener and returns a client for the public API.
+async fn backend(
+    pool: PgPool,
+    stack: &mut AuthStack,
+    dir: &std::path::Path,
+) -> (
+    TestClient<impl poem::Endpoint>,
+    TestClient<impl poem::Endpoint>,
+) {
+    let config = test_config("postgres://unused", &stack.mint.url, dir);
+    let state = AppState::new(
+        Arc::new(config),
+        pool,
+        MintClient::new(&stack.mint.url).expect("mint url"),
+    );
+    let listener = stack.admin_listener.take().expect("admin listener");
+    let acceptor = TcpAcceptor::from_tokio(listener).expect("acceptor");
+    let admin = admin_app(state.clone());
+    tokio::spawn(async move {
+        let _ = Server::new_with_acceptor(acceptor).run(admin).await;
+    });
+    (
+        TestClient::new(public_app(state.clone())),
+        TestClient::new(admin_app(state)),
+    )
+}
+
+/// Registers a new trader through the admin and public APIs.
+async fn register(
+    public: &TestClient<impl poem::Endpoint>,
+    admin: &TestClient<impl poem::Endpoint>,
+) -> Trader {
+    let resp = admin
+        .post("/api/v1/admin/invite-codes")
+        .header("Authorization", ADMIN)
+        .body_json(&json!({}))
+        .send()
+        .await;
+    resp.assert_status(StatusCode::CREATED);
+    let code = body(resp).await["code"].as_str().expect("code").to_owned();
+    let trader = Trader::new();
+    public
+        .post("/api/v1/users/register")
+        .body_json(&trader.registration(&code))
+        .send()
+        .await
+        .assert_status(StatusCode::CREATED);
+    trader
+}
+
+/// 1. invite → register → login at the issuer → BATs → session;
+/// 2. the session works, the same BAT cannot open a second one (409), a BAT the mint never
+///    signed is refused (401);
+/// 3. renewal moves the session to a new BAT: the old one stops working, the new one works;
+/// 4. logout ends it; an unregistered or deactivated pubkey cannot log in at the issuer.
+#[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
+async fn bat_sessions_over_the_real_chain(pool: PgPool) {
+    let mut stack = AuthStack::start(OIDC_TOKEN).await.expect("auth stack");
+    let dir = tempfile::tempdir().expect("dir");
+    let (public, admin) = backend(pool.clone(), &mut stack, dir.path()).await;
+
+    let trader = register(&public, &admin).await;
+    let cat = stack.login(&trader).await.expect("login at the issuer");
+    let bats = stack.mint_bats(&cat, 3).await.expect("mint BATs");
+    assert_eq!(bats.len(), 3);
+
+    // Open with the BAT in the body.
+    let resp = public
+        .post("/api/v1/sessions")
+        .body_json(&json!({"bat": bats[0]}))
+        .send()
+        .await;
+    resp.assert_status(StatusCode::CREATED);
+    let opened = body(resp).await;
+    assert_eq!(opened["valid"], true);
+
+    let resp = public
+        .get("/api/v1/sessions/current")
+        .header("Authorization", bearer(&bats[0]))
+        .send()
+        .await;
+    resp.assert_status_is_ok();
+    assert_eq!(body(resp).await["expiresAt"], opened["expiresAt"]);
+
+    // The same BAT cannot open a second session, by body or by header.
+    let resp = public
+        .post("/api/v1/sessions")
+        .body_json(&json!({"bat": bats[0]}))
+        .send()
+        .await;
+    expect_error(resp, StatusCode::CONFLICT, "bat_already_used").await;
+    let resp = public
+        .post("/api/v1/sessions")
+        .header("Authorization", bearer(&bats[0]))
+        .body_json(&json!({}))
+        .send()
+        .await;
+    expect_error(resp, StatusCode::CONFLICT, "bat_already_used").await;
+
+    // A BAT from another mint (same protocol, keys the platform's mint never had) is refused.
+    let other_stack = AuthStack::start(OIDC_TOKEN).await.expect("second stack");
+    let foreign = openpleb_devkit::stack::mint_bats(
+        &other_stack.mint.url,
+        &{
+            // The second issuer trusts nobody's backend, so log in as its service account.
+            client_credentials(&other_stack).await
+        },
+        1,
+    )
+    .await
+    .expect("foreign BAT");
+    let resp = public
+        .post("/api/v1/sessions")
+        .body_json(&json!({"bat": foreign[0]}))
+        .send()
+        .await;
+    expect_error(resp, StatusCode::UNAUTHORIZED, "invalid_bat").await;
+    let resp = public
+        .post("/api/v1/sessions")
+        .body_json(&json!({"bat": "authAnotatoken"}))
+        .send()
+        .await;
+    expect_error(resp, StatusCode::BAD_REQUEST, "malformed_bat").await;
+
+    // Renewal: the session moves to bats[1]; bats[0] stops working.
+    let resp = public
+        .post("/api/v1/sessions/renew")
+        .header("Authorization", bearer(&bats[0]))
+        .body_json(&json!({"bat": bats[1]}))
+        .send()
+        .await;
+    resp.assert_status_is_ok();
+    let renewed = body(resp).await;
+    assert_eq!(renewed["createdAt"], opened["createdAt"], "same session");
+    let resp = public
+        .get("/api/v1/sessions/current")
+        .header("Authorization", bearer(&bats[0]))
+        .send()
+        .await;
+    expect_error(resp, StatusCode::UNAUTHORIZED, "invalid_session").await;
+    public
+        .get("/api/v1/sessions/current")
+        .header("Authorization", bearer(&bats[1]))
+        .send()
+        .await
+        .assert_status_is_ok();
+    let sessions: i64 = sqlx::query_scalar("select count(*) from sessions")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(sessions, 1, "renewal keeps one session");
+
+    // Logout.
+    public
+        .delete("/api/v1/sessions")
+        .header("Authorization", bearer(&bats[1]))
+        .send()
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    let resp = public
+        .get("/api/v1/sessions/current")
+        .header("Authorization", bearer(&bats[1]))
+        .send()
+        .await;
+    expect_error(resp, StatusCode::UNAUTHORIZED, "session_expired").await;
+
+    // Expiry: a session past its time is refused with the same code.
+    let resp = public
+        .post("/api/v1/sessions")
+        .body_json(&json!({"bat": bats[2]}))
+        .send()
+        .await;
+    resp.assert_status(StatusCode::CREATED);
+    sqlx::query("update sessions set created_at = now() - interval '2 hours', expires_at = now() - interval '1 hour' where ended_at is null")
+        .execute(&pool)
+        .await
+        .expect("age session");
+    let resp = public
+        .get("/api/v1/sessions/current")
+        .header("Authorization", bearer(&bats[2]))
+        .send()
+        .await;
+    expect_error(resp, StatusCode::UNAUTHORIZED, "session_expired").await;
+
+    // The issuer only serves registered, active pubkeys.
+    assert_eq!(stack.login(&Trader::new()).await, Err(403));
+    let user_id: uuid::Uuid = sqlx::query_scalar("select id from users where pubkey = $1")
+        .bind(trader.pubkey())
+        .fetch_one(&pool)
+        .await
+        .expect("user");
+    admin
+        .patch(format!("/api/v1/admin/users/{user_id}/status"))
+        .header("Authorization", ADMIN)
+        .body_json(&json!({"status": "inactive"}))
+        .send()
+        .await
+        .assert_status_is_ok();
+    assert_eq!(stack.login(&trader).await, Err(403));
+}
+
+async fn client_credentials(stack: &AuthStack) -> String {
+    let resp = cdk::http_client::HttpClient::new()
+        .post(&format!("{}/token", stack.oidc.issuer))
+        .json(&json!({
+            "grant_type": "client_credentials",
+            "client_id": openpleb_devkit::oidc::DEV_CLIENT_ID,
+            "client_secret": openpleb_devkit::stack::DEV_SERVICE_SECRET,
+        }))
+        .send()
+        .await
+        .expect("token");
+    let v: Value = serde_json::from_str(&resp.body_lossy()).expect("json");
+    v["access_token"].as_str().expect("access token").to_owned()
+}
+
+/// A mint that does not blind-protect checkstate cannot verify BATs: refused at start-up with a
+/// clear message, and a session attempt gets 503 rather than a session.
+#[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
+async fn a_mint_without_protected_checkstate_is_refused(pool: PgPool) {
+    let mint = DevMint::start().await.expect("mint without auth");
+    let client = MintClient::new(&mint.url).expect("client");
+    let err = client.check_blind_auth().await.expect_err("must refuse");
+    assert!(matches!(err, BlindAuthSetupError::CheckstateUnprotected(_)));
+    assert!(err
+        .to_string()
+        .contains("does not blind-protect POST /v1/checkstate"));
+
+    let dir = tempfile::tempdir().expect("dir");
+    let state = AppState::new(
+        Arc::new(test_config("postgres://unused", &mint.url, dir.path())),
+        pool.clone(),
+        client,
+    );
+    let public = TestClient::new(public_app(state));
+    // Any string would pass an unprotected checkstate; the backend must not accept it.
+    let fake = cdk::nuts::BlindAuthToken::new(cdk::nuts::AuthProof {
+        keyset_id: "00916bbf7ef91a36".parse().expect("id"),
+        secret: cdk::secret::Secret::generate(),
+        c: cdk::nuts::SecretKey::generate().public_key(),
+        dleq: None,
+    })
+    .to_string();
+    let resp = public
+        .post("/api/v1/sessions")
+        .body_json(&json!({"bat": fake}))
+        .send()
+        .await;
+    expect_error(
+        resp,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "mint_auth_unavailable",
+    )
+    .await;
+    let sessions: i64 = sqlx::query_scalar("select count(*) from sessions")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(sessions, 0);
+    mint.stop().await.expect("stop");
+}
+
+/// Nothing in `sessions`, or in any table that references it, identifies a user.
+#[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
+async fn sessions_schema_identifies_nobody(pool: PgPool) {
+    let columns: Vec<String> = sqlx::query_scalar(
+        "select column_name::text from information_schema.columns
+          where table_schema = 'public' and table_name = 'sessions' order by column_name",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("columns");
+    assert_eq!(
+        columns,
+        ["bat_hash", "created_at", "ended_at", "expires_at", "id"]
+    );
+    // Tables joined to sessions by a foreign key, and what sessions itself references.
+    let linked: Vec<(String, String)> = sqlx::query_as(
+        "select distinct tc.table_name::text, ccu.table_name::text
+           from information_schema.table_constraints tc
+           join information_schema.constraint_column_usage ccu
+             on tc.constraint_name = ccu.constraint_name
+          where tc.constraint_type = 'FOREIGN KEY'
+            and (tc.table_name = 'sessions' or ccu.table_name = 'sessions')",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("foreign keys");
+    for (from, to) in &linked {
+        assert_ne!(to, "users", "{from} must not reference users");
+        assert_ne!(from, "users", "users must not reference sessions");
+        let table = if from == "sessions" { to } else { from };
+        let cols: Vec<String> = sqlx::query_scalar(
+            "select column_name::text from information_schema.columns
+              where table_schema = 'public' and table_name = $1",
+        )
+        .bind(table)
+        .fetch_all(&pool)
+        .await
+        .expect("columns");
+        for c in cols {
+            for banned in [
+                "user_id",
+                "ip",
+                "ip_address",
+                "remote_addr",
+                "invite_code_id",
+            ] {
+                assert_ne!(c, banned, "{table}.{c} would identify a user");
+            }
+        }
+    }
+}
