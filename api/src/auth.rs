@@ -78,6 +78,9 @@ async fn check_session(
     req: &Request,
     bearer: Bearer,
 ) -> poem::Result<openpleb_common::db::sessions::Session> {
+    if let Some(resolved) = req.extensions().get::<crate::ratelimit::ResolvedSession>() {
+        return Ok(resolved.0.clone());
+    }
     let state = state(req)?;
     let bat = openpleb_common::mint::ParsedBat::parse(&bearer.token)
         .map_err(|_| ApiError::unauthorized("malformed_bat", "the bearer token is not a BAT"))?;

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod ratelimit;
 pub mod routes;
 
 use std::sync::Arc;
@@ -36,12 +37,15 @@ pub struct AppState {
     pub mint: MintClient,
     /// When the mint's blind-auth set-up was last confirmed.
     pub blind_auth_checked: Arc<tokio::sync::Mutex<Option<std::time::Instant>>>,
+    /// Rate limiters, shared by both listeners.
+    pub rate_limits: Arc<ratelimit::RateLimiters>,
 }
 
 impl AppState {
     /// State for `config`, `pool` and a mint client.
     pub fn new(config: Arc<Config>, pool: PgPool, mint: MintClient) -> Self {
         Self {
+            rate_limits: ratelimit::RateLimiters::new(&config.rate_limits),
             config,
             pool,
             mint,
@@ -168,6 +172,7 @@ pub fn public_app(state: AppState) -> impl poem::Endpoint {
         .nest("/docs", docs)
         .at("/openapi.yaml", spec)
         .nest(base, api.into_endpoint())
+        .around(ratelimit::public)
         .data(state)
         .catch_all_error(error::envelope)
 }
@@ -183,6 +188,7 @@ pub fn admin_app(state: AppState) -> impl poem::Endpoint {
         .nest("/docs", docs)
         .at("/openapi.yaml", spec)
         .nest(base, api.into_endpoint())
+        .around(ratelimit::admin)
         .data(state)
         .catch_all_error(error::envelope)
 }

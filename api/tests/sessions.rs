@@ -346,3 +346,71 @@ async fn sessions_schema_identifies_nobody(pool: PgPool) {
         }
     }
 }
+
+/// The 101st anonymous request in the window is refused with `Retry-After`; a session has its
+/// own, larger budget and is unaffected; the admin listener limits per role.
+#[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
+async fn rate_limits_are_tiered(pool: PgPool) {
+    let mut stack = AuthStack::start(OIDC_TOKEN).await.expect("auth stack");
+    let dir = tempfile::tempdir().expect("dir");
+    let (public, admin) = backend(pool.clone(), &mut stack, dir.path()).await;
+    let trader = register(&public, &admin).await;
+    let cat = stack.login(&trader).await.expect("login");
+    let bats = stack.mint_bats(&cat, 1).await.expect("BAT");
+    // Registering and opening the session were anonymous requests from this client too.
+    let resp = public
+        .post("/api/v1/sessions")
+        .body_json(&json!({"bat": bats[0]}))
+        .send()
+        .await;
+    resp.assert_status(StatusCode::CREATED);
+    resp.assert_header("x-ratelimit-remaining", "98");
+
+    for i in 3..=100u32 {
+        let resp = public.get("/api/v1/config").send().await;
+        resp.assert_status_is_ok();
+        resp.assert_header("x-ratelimit-limit", "100");
+        resp.assert_header("x-ratelimit-remaining", (100 - i).to_string());
+    }
+    let resp = public.get("/api/v1/config").send().await;
+    resp.assert_status(StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = resp
+        .0
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!(
+        (1..=9).contains(&retry),
+        "one request refills every 9 s: {retry}"
+    );
+    expect_error(resp, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+
+    // The session is unaffected and has its own budget.
+    let resp = public
+        .get("/api/v1/sessions/current")
+        .header("Authorization", bearer(&bats[0]))
+        .send()
+        .await;
+    resp.assert_status_is_ok();
+    resp.assert_header("x-ratelimit-limit", "1000");
+    resp.assert_header("x-ratelimit-remaining", "999");
+
+    // A made-up bearer token does not escape the anonymous limit.
+    let resp = public
+        .get("/api/v1/config")
+        .header("Authorization", "Bearer authAmadeup")
+        .send()
+        .await;
+    resp.assert_status(StatusCode::TOO_MANY_REQUESTS);
+
+    // Admins have their own budget.
+    let resp = admin
+        .get("/api/v1/admin/invite-codes")
+        .header("Authorization", ADMIN)
+        .send()
+        .await;
+    resp.assert_status_is_ok();
+    resp.assert_header("x-ratelimit-limit", "5000");
+}

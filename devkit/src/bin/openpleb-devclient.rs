@@ -46,10 +46,20 @@ async fn main() -> anyhow::Result<()> {
     let mint = var("MINT_URL", "http://127.0.0.1:3338");
     let issuer = var("DEVOIDC_URL", "http://127.0.0.1:3339");
 
-    let invite = post(&format!("{admin}/admin/invite-codes"), Some(&admin_token), &json!({})).await?;
+    let invite = post(
+        &format!("{admin}/admin/invite-codes"),
+        Some(&admin_token),
+        &json!({}),
+    )
+    .await?;
     let code = invite["code"].as_str().context("invite code")?;
     let trader = Trader::new();
-    post(&format!("{api}/users/register"), None, &trader.registration(code)).await?;
+    post(
+        &format!("{api}/users/register"),
+        None,
+        &trader.registration(code),
+    )
+    .await?;
     eprintln!("registered pubkey {}", trader.pubkey());
 
     let ts = chrono::Utc::now().timestamp_millis();

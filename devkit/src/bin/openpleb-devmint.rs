@@ -45,7 +45,10 @@ async fn main() -> anyhow::Result<()> {
         listen,
         db_path: Some(PathBuf::from(var("DEVMINT_DB", ".dev/mint.db"))),
         payment_delay_secs: delay,
-        auth: Some(MintAuthOptions::openpleb(oidc.discovery_url.clone(), DEV_CLIENT_ID)),
+        auth: Some(MintAuthOptions::openpleb(
+            oidc.discovery_url.clone(),
+            DEV_CLIENT_ID,
+        )),
         ..DevMintOptions::default()
     })
     .await?;

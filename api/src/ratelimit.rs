@@ -1,0 +1,243 @@
+//! Tiered rate limits: per client IP without a session, per session with one, per role on the
+//! admin listener. GCRA buckets from `governor`: `limit` requests at once, refilled evenly over
+//! the window, so the (limit + 1)-th request inside a window is refused with 429 and
+//! `Retry-After`. Every response carries `X-RateLimit-Limit`, `-Remaining` and `-Reset`.
+//!
+//! Limits are per process; with several api processes behind a balancer a client gets up to N
+//! times the limit.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use cdk_common::bitcoin::hashes::{sha256, Hash};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+use openpleb_common::config::RateLimits as Limits;
+use openpleb_common::db::sessions::{self, Session};
+use openpleb_common::mint::ParsedBat;
+use poem::http::{HeaderValue, StatusCode};
+use poem::{Endpoint, IntoResponse, Request, Response};
+
+use crate::auth::role_of;
+use crate::error::{envelope, ApiError};
+use crate::AppState;
+
+type Limiter =
+    RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+
+/// A session the limiter already resolved, handed on to the `SessionBat` checker.
+#[derive(Debug, Clone)]
+pub struct ResolvedSession(pub Session);
+
+struct Bucket {
+    limiter: Limiter,
+    limit: u32,
+    per_token: Duration,
+}
+
+enum Verdict {
+    Allowed {
+        limit: u32,
+        remaining: u32,
+        reset: u64,
+    },
+    Limited {
+        limit: u32,
+        retry_after: u64,
+    },
+}
+
+impl Bucket {
+    fn new(limit: u32, window: Duration) -> Self {
+        let limit = limit.max(1);
+        let per_token = window / limit;
+        let quota = Quota::with_period(per_token.max(Duration::from_nanos(1)))
+            .unwrap_or_else(|| Quota::per_second(std::num::NonZeroU32::MIN))
+            .allow_burst(std::num::NonZeroU32::new(limit).unwrap_or(std::num::NonZeroU32::MIN));
+        Self {
+            limiter: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
+            limit,
+            per_token,
+        }
+    }
+
+    fn check(&self, key: String) -> Verdict {
+        match self.limiter.check_key(&key) {
+            Ok(snapshot) => {
+                let remaining = snapshot.remaining_burst_capacity();
+                let used = self.limit.saturating_sub(remaining);
+                Verdict::Allowed {
+                    limit: self.limit,
+                    remaining,
+                    reset: (self.per_token * used).as_secs(),
+                }
+            }
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                Verdict::Limited {
+                    limit: self.limit,
+                    retry_after: wait.as_secs().max(1),
+                }
+            }
+        }
+    }
+}
+
+/// The three tiers.
+pub struct RateLimiters {
+    anonymous: Bucket,
+    authenticated: Bucket,
+    admin: Bucket,
+    trust_forwarded_for: bool,
+}
+
+impl std::fmt::Debug for RateLimiters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiters")
+            .field("anonymous", &self.anonymous.limit)
+            .field("authenticated", &self.authenticated.limit)
+            .field("admin", &self.admin.limit)
+            .finish()
+    }
+}
+
+impl RateLimiters {
+    /// Limiters for the configured limits.
+    pub fn new(limits: &Limits) -> Arc<Self> {
+        let me = Arc::new(Self {
+            anonymous: Bucket::new(limits.anonymous, limits.window),
+            authenticated: Bucket::new(limits.authenticated, limits.window),
+            admin: Bucket::new(limits.admin, limits.window),
+            trust_forwarded_for: limits.trust_forwarded_for,
+        });
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(forget_idle(Arc::downgrade(&me)));
+        }
+        me
+    }
+
+    fn client_ip(&self, req: &Request) -> String {
+        if self.trust_forwarded_for {
+            let forwarded = req
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse::<IpAddr>().ok());
+            if let Some(ip) = forwarded {
+                return ip.to_string();
+            }
+        }
+        match req.remote_addr().as_socket_addr() {
+            Some(addr) => addr.ip().to_string(),
+            None => "unknown".to_owned(),
+        }
+    }
+}
+
+/// Drops buckets that have refilled completely, so memory follows active clients only.
+async fn forget_idle(limiters: Weak<RateLimiters>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let Some(l) = limiters.upgrade() else { return };
+        for bucket in [&l.anonymous, &l.authenticated, &l.admin] {
+            bucket.limiter.retain_recent();
+            bucket.limiter.shrink_to_fit();
+        }
+    }
+}
+
+fn bearer(req: &Request) -> Option<&str> {
+    req.headers()
+        .get(poem::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+async fn live_session(state: &AppState, token: &str) -> Option<Session> {
+    let bat = ParsedBat::parse(token).ok()?;
+    let session = sessions::by_bat(&state.pool, &bat.hash).await.ok()??;
+    (session.ended_at.is_none() && session.expires_at > chrono::Utc::now()).then_some(session)
+}
+
+fn with_headers(mut resp: Response, verdict: &Verdict) -> Response {
+    let headers = resp.headers_mut();
+    let (limit, remaining, reset) = match *verdict {
+        Verdict::Allowed {
+            limit,
+            remaining,
+            reset,
+        } => (limit, remaining, reset),
+        Verdict::Limited { limit, retry_after } => (limit, 0, retry_after),
+    };
+    headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
+    headers.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
+    headers.insert("x-ratelimit-reset", HeaderValue::from(reset));
+    resp
+}
+
+async fn finish<E: Endpoint>(next: &E, req: Request, verdict: Verdict) -> poem::Result<Response> {
+    if let Verdict::Limited { retry_after, .. } = verdict {
+        let mut err = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests; retry in {retry_after} s"),
+        );
+        err.retry_after = Some(retry_after);
+        return Ok(with_headers(err.to_response(), &verdict));
+    }
+    let resp = match next.call(req).await {
+        Ok(r) => r.into_response(),
+        Err(e) => envelope(e).await,
+    };
+    Ok(with_headers(resp, &verdict))
+}
+
+/// The public listener's limiter: a live session's own bucket, else the client IP's.
+pub async fn public<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
+    let state = req
+        .data::<AppState>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal("application state missing"))?;
+    let limiters = state.rate_limits.clone();
+    let session = match bearer(&req) {
+        Some(token) => live_session(&state, token).await,
+        None => None,
+    };
+    let verdict = match session {
+        Some(s) => {
+            let v = limiters.authenticated.check(format!("s:{}", s.id));
+            req.extensions_mut().insert(ResolvedSession(s));
+            v
+        }
+        None => limiters
+            .anonymous
+            .check(format!("ip:{}", limiters.client_ip(&req))),
+    };
+    finish(&next, req, verdict).await
+}
+
+/// The admin listener's limiter: per role for valid tokens, else per client IP.
+pub async fn admin<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let state = req
+        .data::<AppState>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal("application state missing"))?;
+    let limiters = state.rate_limits.clone();
+    let role = bearer(&req).and_then(|t| role_of(&state, t).map(|r| (r, t)));
+    let verdict = match role {
+        Some((_, token)) => {
+            let key = sha256::Hash::hash(token.as_bytes()).to_string();
+            limiters.admin.check(format!("t:{key}"))
+        }
+        None => limiters
+            .anonymous
+            .check(format!("ip:{}", limiters.client_ip(&req))),
+    };
+    finish(&next, req, verdict).await
+}
