@@ -62,8 +62,8 @@ async fn no_secret_reaches_a_log(pool: PgPool) {
         pool.clone(),
         MintClient::new(&stack.mint.url).expect("mint"),
     );
-    let acceptor = TcpAcceptor::from_tokio(stack.admin_listener.take().expect("listener"))
-        .expect("acceptor");
+    let acceptor =
+        TcpAcceptor::from_tokio(stack.admin_listener.take().expect("listener")).expect("acceptor");
     let admin_ep = admin_app(state.clone());
     tokio::spawn(async move {
         let _ = Server::new_with_acceptor(acceptor).run(admin_ep).await;
@@ -124,7 +124,11 @@ async fn no_secret_reaches_a_log(pool: PgPool) {
     let quote = wallets.create_mint_quote(&maker, 500).await.expect("quote");
     let mut minted = false;
     for _ in 0..40 {
-        if let MintOutcome::Issued(_) = wallets.mint_quote(&maker, &quote.quote_id).await.expect("mint") {
+        if let MintOutcome::Issued(_) = wallets
+            .mint_quote(&maker, &quote.quote_id)
+            .await
+            .expect("mint")
+        {
             minted = true;
             break;
         }
@@ -132,7 +136,12 @@ async fn no_secret_reaches_a_log(pool: PgPool) {
     }
     assert!(minted);
     let payout_sk = SecretKey::generate();
-    let key = payout_sk.public_key().x_only_public_key().to_string().parse().expect("key");
+    let key = payout_sk
+        .public_key()
+        .x_only_public_key()
+        .to_string()
+        .parse()
+        .expect("key");
     let sent = wallets.send(&maker, 200, Some(key)).await.expect("send");
     let plain = wallets.send(&maker, 100, None).await.expect("send plain");
     let taker = WalletId::session(uuid::Uuid::new_v4());
@@ -143,13 +152,20 @@ async fn no_secret_reaches_a_log(pool: PgPool) {
     wallets.close_all().await;
 
     let logs = capture.text();
-    assert!(logs.len() > 10_000, "the capture saw the run: {} bytes", logs.len());
+    assert!(
+        logs.len() > 10_000,
+        "the capture saw the run: {} bytes",
+        logs.len()
+    );
     let mut secrets: Vec<(&str, String)> = vec![
         ("admin token", ADMIN_TOKEN.to_owned()),
         ("oidc-api token", OIDC_TOKEN.to_owned()),
         ("clear auth token", cat.clone()),
         ("wallet master secret", master_secret),
-        ("trader secret key", trader.secret_key().display_secret().to_string()),
+        (
+            "trader secret key",
+            trader.secret_key().display_secret().to_string(),
+        ),
         ("payout secret key", payout_sk.to_secret_hex()),
         ("locked payout token", sent.token.clone()),
         ("plain token", plain.token.clone()),
@@ -185,7 +201,10 @@ async fn no_secret_reaches_a_log(pool: PgPool) {
     }
     for (what, secret) in &secrets {
         assert!(!secret.is_empty());
-        assert!(!logs.contains(secret.as_str()), "a log line contains the {what}");
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a log line contains the {what}"
+        );
     }
     mint.stop().await.expect("stop");
 }

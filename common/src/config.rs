@@ -96,6 +96,17 @@ pub struct RateLimits {
     pub trust_forwarded_for: bool,
 }
 
+/// The platform's own OIDC account, used to mint BATs for its wallets at a protected mint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceOidc {
+    /// The issuer's token endpoint (client-credentials grant).
+    pub token_url: String,
+    /// Client id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: Secret,
+}
+
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -149,6 +160,9 @@ pub struct Config {
     pub timers: Timers,
     /// Jobs each worker process runs at once per queue.
     pub worker_concurrency: usize,
+    /// Service OIDC account for BATs at a protected mint; `None` when the mint leaves the
+    /// wallets' endpoints open.
+    pub service_oidc: Option<ServiceOidc>,
 }
 
 impl Config {
@@ -369,6 +383,14 @@ impl Config {
             },
             timers,
             worker_concurrency: env.positive("WORKER_CONCURRENCY", 4)?,
+            service_oidc: match env.raw("SERVICE_OIDC_TOKEN_URL") {
+                None => None,
+                Some(token_url) => Some(ServiceOidc {
+                    token_url,
+                    client_id: env.required("SERVICE_OIDC_CLIENT_ID")?,
+                    client_secret: Secret(env.required("SERVICE_OIDC_CLIENT_SECRET")?),
+                }),
+            },
         })
     }
 }
@@ -486,6 +508,24 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn service_account_needs_all_three_settings() {
+        assert_eq!(load(&base()).expect("config").service_oidc, None);
+        let mut vars = base();
+        vars.insert("SERVICE_OIDC_TOKEN_URL", "http://idp/token".to_owned());
+        assert_eq!(
+            load(&vars).expect_err("incomplete"),
+            ConfigError::Missing("SERVICE_OIDC_CLIENT_ID")
+        );
+        vars.insert("SERVICE_OIDC_CLIENT_ID", "openpleb".to_owned());
+        vars.insert("SERVICE_OIDC_CLIENT_SECRET", "s3cret".to_owned());
+        let c = load(&vars).expect("config");
+        assert_eq!(
+            c.service_oidc.map(|s| s.client_id),
+            Some("openpleb".to_owned())
+        );
     }
 
     #[test]

@@ -40,7 +40,25 @@ pub fn wallet_manager_with(
     lease_wait: Duration,
     idle_close: Duration,
 ) -> WalletManager {
-    let cfg = WalletManagerConfig {
+    let cfg = wallet_manager_config(mint_url, dir, max_open, lease_wait, idle_close);
+    match WalletManager::new(cfg, pool) {
+        Ok(m) => {
+            m.spawn_maintenance();
+            m
+        }
+        Err(e) => panic!("wallet manager: {e}"),
+    }
+}
+
+/// The configuration [`wallet_manager_with`] uses, for tests that adjust it further.
+pub fn wallet_manager_config(
+    mint_url: &str,
+    dir: &Path,
+    max_open: usize,
+    lease_wait: Duration,
+    idle_close: Duration,
+) -> WalletManagerConfig {
+    WalletManagerConfig {
         layout: WalletLayout::new(vec![dir.to_path_buf()], 16),
         master_secret: b"openpleb test master secret, not for production".to_vec(),
         mint_url: mint_url.to_owned(),
@@ -49,13 +67,7 @@ pub fn wallet_manager_with(
         lease_ttl: Duration::from_secs(30),
         lease_wait,
         holder: WalletManagerConfig::default_holder(),
-    };
-    match WalletManager::new(cfg, pool) {
-        Ok(m) => {
-            m.spawn_maintenance();
-            m
-        }
-        Err(e) => panic!("wallet manager: {e}"),
+        service_auth: None,
     }
 }
 

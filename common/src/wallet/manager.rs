@@ -62,6 +62,9 @@ pub enum WalletError {
     /// Files could not be created or removed.
     #[error("wallet file: {0}")]
     Io(#[from] std::io::Error),
+    /// Could not get blind auth tokens for a protected mint.
+    #[error(transparent)]
+    ServiceAuth(#[from] super::service_auth::ServiceAuthError),
     /// The operation's task panicked or was cancelled at shutdown.
     #[error("wallet task failed: {0}")]
     Task(String),
@@ -86,6 +89,8 @@ pub struct WalletManagerConfig {
     pub lease_wait: Duration,
     /// This process' name in the lease table (unique per process).
     pub holder: String,
+    /// BATs for mints that protect what the wallets call; `None` for an open mint.
+    pub service_auth: Option<super::service_auth::ServiceAuth>,
 }
 
 impl WalletManagerConfig {
@@ -100,6 +105,7 @@ impl WalletManagerConfig {
             lease_ttl: Duration::from_secs(30),
             lease_wait: Duration::from_secs(45),
             holder: Self::default_holder(),
+            service_auth: None,
         }
     }
 
@@ -439,6 +445,9 @@ impl WalletManager {
         let task = tokio::spawn(async move {
             let mut state = slot.state.clone().lock_owned().await;
             manager.ensure_open(&id, &slot, &mut state, create).await?;
+            if let Some(auth) = &manager.inner.cfg.service_auth {
+                auth.ensure_supply().await?;
+            }
             let wallet = state
                 .as_ref()
                 .map(|o| o.wallet.clone())
@@ -522,13 +531,18 @@ impl WalletManager {
         let config = SqlxSqliteConfig::file(&path);
         let connections = config.open_connections();
         let db = Arc::new(WalletSqlxDatabase::new(config).await?);
-        let wallet = WalletBuilder::new()
+        let mut builder = WalletBuilder::new()
             .mint_url(self.inner.mint_url.clone())
             .unit(CurrencyUnit::Sat)
             .localstore(db)
             .seed(derive_seed(&self.inner.cfg.master_secret, id))
-            .without_rate_limiting()
-            .build()?;
+            .without_rate_limiting();
+        if let Some(auth) = &self.inner.cfg.service_auth {
+            // Shared, so BATs live in one process-wide store rather than in session files.
+            builder = builder.auth_wallet(auth.auth_wallet());
+            auth.ensure_supply().await?;
+        }
+        let wallet = builder.build()?;
         let report = wallet.recover_incomplete_sagas().await?;
         if report.recovered + report.compensated + report.failed > 0 {
             tracing::info!(wallet = %id, recovered = report.recovered, compensated = report.compensated,

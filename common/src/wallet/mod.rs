@@ -2,6 +2,7 @@
 
 pub mod layout;
 pub mod manager;
+pub mod service_auth;
 pub mod store;
 
 pub use layout::{WalletId, WalletLayout};
