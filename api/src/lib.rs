@@ -23,6 +23,7 @@ use sqlx::PgPool;
 
 use routes::invites::{AdminInvitesApi, InvitesApi};
 use routes::meta::MetaApi;
+use routes::providers::{AdminProvidersApi, ProvidersApi};
 use routes::sessions::SessionsApi;
 use routes::users::{AdminUsersApi, UsersApi};
 
@@ -84,15 +85,15 @@ impl AppState {
 }
 
 /// The public API's operations.
-pub type PublicApis = (MetaApi, InvitesApi, UsersApi, SessionsApi);
+pub type PublicApis = (MetaApi, InvitesApi, UsersApi, SessionsApi, ProvidersApi);
 
 /// The admin API's operations.
-pub type AdminApis = (AdminInvitesApi, AdminUsersApi);
+pub type AdminApis = (AdminInvitesApi, AdminUsersApi, AdminProvidersApi);
 
 /// The public OpenAPI service with the server URL `base_path`.
 pub fn public_service(base_path: &str) -> OpenApiService<PublicApis, ()> {
     OpenApiService::new(
-        (MetaApi, InvitesApi, UsersApi, SessionsApi),
+        (MetaApi, InvitesApi, UsersApi, SessionsApi, ProvidersApi),
         "OpenPleb API",
         env!("CARGO_PKG_VERSION"),
     )
@@ -106,7 +107,7 @@ pub fn public_service(base_path: &str) -> OpenApiService<PublicApis, ()> {
 /// The admin OpenAPI service (admin listener) with the server URL `base_path`.
 pub fn admin_service(base_path: &str) -> OpenApiService<AdminApis, ()> {
     OpenApiService::new(
-        (AdminInvitesApi, AdminUsersApi),
+        (AdminInvitesApi, AdminUsersApi, AdminProvidersApi),
         "OpenPleb admin API",
         env!("CARGO_PKG_VERSION"),
     )

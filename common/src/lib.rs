@@ -6,5 +6,6 @@ pub mod db;
 pub mod domain;
 pub mod jobs;
 pub mod mint;
+pub mod price;
 pub mod telemetry;
 pub mod wallet;

@@ -2,6 +2,7 @@
 
 pub mod invites;
 pub mod meta;
+pub mod providers;
 pub mod sessions;
 pub mod users;
 
@@ -18,6 +19,8 @@ pub enum ApiTags {
     Users,
     /// Anonymous sessions opened with blind auth tokens.
     Sessions,
+    /// Fiat payment providers.
+    Providers,
     /// Administration (admin listener only).
     Admin,
 }

@@ -7,6 +7,7 @@
 pub mod cron;
 pub mod invites;
 pub mod leases;
+pub mod providers;
 pub mod quotes;
 pub mod sessions;
 pub mod users;
@@ -46,6 +47,11 @@ pub fn violated_unique(err: &sqlx::Error) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// Whether an error is a foreign-key violation (SQLSTATE 23503): the row is still referenced.
+pub fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(e) if e.code().as_deref() == Some("23503"))
 }
 
 /// Whether an error is a unique-constraint violation (SQLSTATE 23505).

@@ -2,6 +2,7 @@
 
 pub mod keys;
 pub mod money;
+pub mod offer;
 pub mod registration;
 
 use cdk_common::bitcoin::hashes::{sha256, Hash};

@@ -68,6 +68,146 @@ impl FromStr for BasisPoints {
     }
 }
 
+/// Sats per bitcoin.
+pub const SATS_PER_BTC: u128 = 100_000_000;
+
+/// Converts a fiat amount to sats at a price (fiat minor units per bitcoin), rounding up so the
+/// taker is never short; `None` for a zero price or an overflow.
+pub fn sats_for_fiat(fiat_minor: u64, price_minor_per_btc: u64) -> Option<u64> {
+    if price_minor_per_btc == 0 {
+        return None;
+    }
+    let sats = (u128::from(fiat_minor) * SATS_PER_BTC).div_ceil(u128::from(price_minor_per_btc));
+    u64::try_from(sats).ok()
+}
+
+/// The fee and bond rules frozen onto an offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeeRules {
+    /// Kept by the platform on completion.
+    pub platform_fee: FeeRule,
+    /// Paid by the maker to the taker on completion.
+    pub taker_reward: FeeRule,
+    /// Maker's bond.
+    pub maker_bond: FeeRule,
+    /// Taker's bond.
+    pub taker_bond: FeeRule,
+}
+
+/// An offer's amounts in sats, frozen at creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OfferAmounts {
+    /// S: the escrow (the fiat's worth).
+    pub escrow: u64,
+    /// PF: platform fee.
+    pub platform_fee: u64,
+    /// TF: taker reward.
+    pub taker_reward: u64,
+    /// MB: maker bond.
+    pub maker_bond: u64,
+    /// TB: taker bond.
+    pub taker_bond: u64,
+}
+
+impl OfferAmounts {
+    /// Fees and bonds for an escrow of `escrow` sats; `None` when the total would not fit a
+    /// signed 64-bit column.
+    pub fn new(escrow: u64, rules: &FeeRules) -> Option<Self> {
+        let a = Self {
+            escrow,
+            platform_fee: rules.platform_fee.apply(escrow)?,
+            taker_reward: rules.taker_reward.apply(escrow)?,
+            maker_bond: rules.maker_bond.apply(escrow)?,
+            taker_bond: rules.taker_bond.apply(escrow)?,
+        };
+        let total = a.deposit()?.checked_add(a.taker_bond)?;
+        (i64::try_from(total).is_ok()).then_some(a)
+    }
+
+    /// D = S + PF + TF + MB: what the maker deposits.
+    pub fn deposit(&self) -> Option<u64> {
+        self.escrow
+            .checked_add(self.platform_fee)?
+            .checked_add(self.taker_reward)?
+            .checked_add(self.maker_bond)
+    }
+}
+
+/// How a trade ended, for the money table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// COMPLETED (confirmed, or maker silence).
+    Completed,
+    /// EXPIRED or CANCELLED before the taker's bond was paid.
+    RefundMaker,
+    /// EXPIRED in TAKER_BOND_PAID, taker forfeit, or MAKER_WINS: the taker's bond goes to the
+    /// maker.
+    MakerWins,
+    /// TAKER_WINS, including a maker forfeiting the dispute.
+    TakerWins,
+    /// RETURN: nobody at fault; everyone gets their own back.
+    Return,
+    /// SPLIT: the pot (everything but the platform fee) halved; an odd sat goes to the taker.
+    Split,
+}
+
+/// Who gets what, in sats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Payouts {
+    /// To the maker's payout key.
+    pub maker: u64,
+    /// To the taker's payout key.
+    pub taker: u64,
+    /// Kept by the platform.
+    pub platform: u64,
+}
+
+impl Payouts {
+    /// Everything paid out or kept.
+    pub fn total(&self) -> u64 {
+        self.maker + self.taker + self.platform
+    }
+}
+
+/// The money table of DESIGN.md section 4. Amounts were checked for overflow when the offer
+/// was created ([`OfferAmounts::new`]), so plain sums are safe here.
+pub fn payouts(outcome: Outcome, a: &OfferAmounts) -> Payouts {
+    let d = a.escrow + a.platform_fee + a.taker_reward + a.maker_bond;
+    match outcome {
+        Outcome::Completed => Payouts {
+            maker: a.maker_bond,
+            taker: a.escrow + a.taker_reward + a.taker_bond,
+            platform: a.platform_fee,
+        },
+        Outcome::RefundMaker => Payouts {
+            maker: d,
+            ..Payouts::default()
+        },
+        Outcome::MakerWins => Payouts {
+            maker: d + a.taker_bond,
+            ..Payouts::default()
+        },
+        Outcome::TakerWins => Payouts {
+            maker: 0,
+            taker: a.escrow + a.taker_reward + a.taker_bond + a.maker_bond,
+            platform: a.platform_fee,
+        },
+        Outcome::Return => Payouts {
+            maker: d,
+            taker: a.taker_bond,
+            platform: 0,
+        },
+        Outcome::Split => {
+            let pot = d + a.taker_bond - a.platform_fee;
+            Payouts {
+                maker: pot / 2,
+                taker: pot - pot / 2,
+                platform: a.platform_fee,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +230,84 @@ mod tests {
             flat_sats: 1,
         };
         assert_eq!(rule.apply(u64::MAX), None);
+    }
+
+    fn rules() -> FeeRules {
+        FeeRules {
+            platform_fee: FeeRule {
+                bps: 100,
+                flat_sats: 100,
+            },
+            taker_reward: FeeRule {
+                bps: 200,
+                flat_sats: 100,
+            },
+            maker_bond: FeeRule {
+                bps: 1000,
+                flat_sats: 500,
+            },
+            taker_bond: FeeRule {
+                bps: 1000,
+                flat_sats: 500,
+            },
+        }
+    }
+
+    #[test]
+    fn fiat_converts_rounding_up() {
+        // 50.00 EUR at 50,000.00 EUR/BTC is 0.001 BTC.
+        assert_eq!(sats_for_fiat(5_000, 5_000_000), Some(100_000));
+        // 0.01 EUR at 60,000 EUR/BTC is 16.67 sats: rounded up.
+        assert_eq!(sats_for_fiat(1, 6_000_000), Some(17));
+        assert_eq!(sats_for_fiat(1, 0), None);
+    }
+
+    #[test]
+    fn upstream_example_amounts() {
+        let a = OfferAmounts::new(100_000, &rules()).expect("amounts");
+        assert_eq!(a.platform_fee, 1_100);
+        assert_eq!(a.taker_reward, 2_100);
+        assert_eq!(a.maker_bond, 10_500);
+        assert_eq!(a.taker_bond, 10_500);
+        assert_eq!(a.deposit(), Some(113_700));
+    }
+
+    #[test]
+    fn every_outcome_pays_out_exactly_what_came_in() {
+        for escrow in [1u64, 2, 999, 100_000, 12_345_677, 2_100_000_000_000_000] {
+            let a = OfferAmounts::new(escrow, &rules()).expect("amounts");
+            let d = a.deposit().expect("deposit");
+            let both = d + a.taker_bond;
+            let cases = [
+                (Outcome::Completed, both),
+                (Outcome::RefundMaker, d),
+                (Outcome::MakerWins, both),
+                (Outcome::TakerWins, both),
+                (Outcome::Return, both),
+                (Outcome::Split, both),
+            ];
+            for (outcome, sats_in) in cases {
+                let p = payouts(outcome, &a);
+                assert_eq!(p.total(), sats_in, "{outcome:?} at {escrow}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_operator_never_profits_from_penalties() {
+        let a = OfferAmounts::new(100_000, &rules()).expect("amounts");
+        for o in [Outcome::RefundMaker, Outcome::MakerWins, Outcome::Return] {
+            assert_eq!(payouts(o, &a).platform, 0, "{o:?}");
+        }
+        assert_eq!(payouts(Outcome::Completed, &a).platform, a.platform_fee);
+        let completed = payouts(Outcome::Completed, &a);
+        assert_eq!(completed.taker, 100_000 + 2_100 + 10_500);
+        assert_eq!(completed.maker, 10_500);
+    }
+
+    #[test]
+    fn overflowing_offers_are_refused() {
+        assert_eq!(OfferAmounts::new(u64::MAX / 2, &rules()), None);
     }
 
     #[test]

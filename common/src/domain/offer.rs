@@ -1,0 +1,263 @@
+//! The offer state machine (DESIGN.md section 3): statuses, who may move an offer where, the
+//! per-state timers and what happens when one lapses. Pure: the caller persists every move as a
+//! compare-and-set on the status it read.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::config::Timers;
+
+/// Where an offer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OfferStatus {
+    /// Deposit invoice issued to the maker.
+    Created,
+    /// Funded; public in the book.
+    InvoicePaid,
+    /// Claimed; the taker's bond invoice is issued. Hidden from the book.
+    InvoiceCreated,
+    /// The taker's bond is paid; the taker pays the fiat and uploads the receipt.
+    TakerBondPaid,
+    /// The receipt is in; the maker confirms or marks an issue.
+    ReceiptSubmitted,
+    /// The maker reported a problem; the taker forfeits or disputes.
+    MarkedWithIssue,
+    /// The taker disputes; the maker forfeits or counters, then an admin decides.
+    Disputed,
+    /// Done: the taker was paid.
+    Completed,
+    /// Lapsed.
+    Expired,
+    /// Settled by forfeit, silence or an admin.
+    Resolved,
+    /// Withdrawn by the maker before anyone claimed it.
+    Cancelled,
+}
+
+/// Every status, in lifecycle order.
+pub const ALL_STATUSES: [OfferStatus; 11] = [
+    OfferStatus::Created,
+    OfferStatus::InvoicePaid,
+    OfferStatus::InvoiceCreated,
+    OfferStatus::TakerBondPaid,
+    OfferStatus::ReceiptSubmitted,
+    OfferStatus::MarkedWithIssue,
+    OfferStatus::Disputed,
+    OfferStatus::Completed,
+    OfferStatus::Expired,
+    OfferStatus::Resolved,
+    OfferStatus::Cancelled,
+];
+
+impl OfferStatus {
+    /// The stored and wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "CREATED",
+            Self::InvoicePaid => "INVOICE_PAID",
+            Self::InvoiceCreated => "INVOICE_CREATED",
+            Self::TakerBondPaid => "TAKER_BOND_PAID",
+            Self::ReceiptSubmitted => "RECEIPT_SUBMITTED",
+            Self::MarkedWithIssue => "MARKED_WITH_ISSUE",
+            Self::Disputed => "DISPUTED",
+            Self::Completed => "COMPLETED",
+            Self::Expired => "EXPIRED",
+            Self::Resolved => "RESOLVED",
+            Self::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// No further moves.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::Expired | Self::Resolved | Self::Cancelled
+        )
+    }
+
+    /// Shown in the public book.
+    pub fn is_public(self) -> bool {
+        self == Self::InvoicePaid
+    }
+}
+
+impl fmt::Display for OfferStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown status string.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown offer status")]
+pub struct UnknownStatus;
+
+impl FromStr for OfferStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ALL_STATUSES
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or(UnknownStatus)
+    }
+}
+
+/// Something that moves an offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The maker's deposit arrived (Lightning or Cashu token).
+    DepositPaid,
+    /// A taker claimed it.
+    Claim,
+    /// The taker's bond arrived.
+    BondPaid,
+    /// The taker uploaded the receipt.
+    SubmitReceipt,
+    /// The maker confirmed the fiat arrived.
+    Confirm,
+    /// The maker reported a problem.
+    MarkIssue,
+    /// The taker gave up after an issue.
+    TakerForfeit,
+    /// The taker disputes the issue.
+    Dispute,
+    /// The maker gave up the dispute.
+    MakerForfeit,
+    /// The maker maintains the issue; an admin decides.
+    Counter,
+    /// The maker withdrew an unclaimed offer.
+    Cancel,
+    /// The state's timer ran out.
+    Lapse,
+    /// An admin settled a dispute.
+    AdminResolve,
+}
+
+/// A move the machine does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{event:?} is not allowed in {from}")]
+pub struct InvalidTransition {
+    /// Where the offer was.
+    pub from: OfferStatus,
+    /// What was tried.
+    pub event: Event,
+}
+
+/// Where `event` takes an offer in `from`.
+pub fn transition(from: OfferStatus, event: Event) -> Result<OfferStatus, InvalidTransition> {
+    use Event as E;
+    use OfferStatus as S;
+    let to = match (from, event) {
+        (S::Created, E::DepositPaid) => S::InvoicePaid,
+        (S::Created | S::InvoicePaid, E::Cancel) => S::Cancelled,
+        (S::Created, E::Lapse) => S::Expired,
+        (S::InvoicePaid, E::Claim) => S::InvoiceCreated,
+        (S::InvoicePaid, E::Lapse) => S::Expired,
+        (S::InvoiceCreated, E::BondPaid) => S::TakerBondPaid,
+        // The claim lapses; the offer goes back to the book.
+        (S::InvoiceCreated, E::Lapse) => S::InvoicePaid,
+        (S::TakerBondPaid, E::SubmitReceipt) => S::ReceiptSubmitted,
+        (S::TakerBondPaid, E::Lapse) => S::Expired,
+        (S::ReceiptSubmitted, E::Confirm) => S::Completed,
+        // Silence is consent.
+        (S::ReceiptSubmitted, E::Lapse) => S::Completed,
+        (S::ReceiptSubmitted, E::MarkIssue) => S::MarkedWithIssue,
+        (S::MarkedWithIssue, E::TakerForfeit | E::Lapse) => S::Resolved,
+        (S::MarkedWithIssue, E::Dispute) => S::Disputed,
+        (S::Disputed, E::MakerForfeit | E::AdminResolve) => S::Resolved,
+        // Maker silence counts as a counter: the dispute stays for an admin.
+        (S::Disputed, E::Counter | E::Lapse) => S::Disputed,
+        _ => return Err(InvalidTransition { from, event }),
+    };
+    Ok(to)
+}
+
+/// How long an offer may stay in `status` (from the moment it entered it); `None` for states
+/// without a timer. `lifetime` is the offer's own INVOICE_PAID lifetime.
+pub fn timer(status: OfferStatus, timers: &Timers, lifetime: Duration) -> Option<Duration> {
+    match status {
+        OfferStatus::Created => Some(timers.created),
+        OfferStatus::InvoicePaid => Some(lifetime),
+        OfferStatus::InvoiceCreated => Some(timers.invoice_created),
+        OfferStatus::TakerBondPaid => Some(timers.taker_bond_paid),
+        OfferStatus::ReceiptSubmitted => Some(timers.receipt_submitted),
+        OfferStatus::MarkedWithIssue => Some(timers.marked_with_issue),
+        OfferStatus::Disputed => Some(timers.disputed),
+        OfferStatus::Completed
+        | OfferStatus::Expired
+        | OfferStatus::Resolved
+        | OfferStatus::Cancelled => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip() {
+        for s in ALL_STATUSES {
+            assert_eq!(s.as_str().parse::<OfferStatus>(), Ok(s));
+        }
+        assert_eq!("NOPE".parse::<OfferStatus>(), Err(UnknownStatus));
+    }
+
+    #[test]
+    fn the_happy_path() {
+        let mut s = OfferStatus::Created;
+        for e in [
+            Event::DepositPaid,
+            Event::Claim,
+            Event::BondPaid,
+            Event::SubmitReceipt,
+            Event::Confirm,
+        ] {
+            s = transition(s, e).expect("allowed");
+        }
+        assert_eq!(s, OfferStatus::Completed);
+    }
+
+    #[test]
+    fn lapses_follow_the_design_table() {
+        use OfferStatus as S;
+        let cases = [
+            (S::Created, S::Expired),
+            (S::InvoicePaid, S::Expired),
+            (S::InvoiceCreated, S::InvoicePaid),
+            (S::TakerBondPaid, S::Expired),
+            (S::ReceiptSubmitted, S::Completed),
+            (S::MarkedWithIssue, S::Resolved),
+            (S::Disputed, S::Disputed),
+        ];
+        for (from, to) in cases {
+            assert_eq!(transition(from, Event::Lapse), Ok(to), "{from}");
+        }
+    }
+
+    #[test]
+    fn terminal_states_do_not_move() {
+        for s in ALL_STATUSES.into_iter().filter(|s| s.is_terminal()) {
+            for e in [Event::Lapse, Event::Cancel, Event::Claim, Event::Confirm] {
+                assert!(transition(s, e).is_err(), "{s} {e:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn cancel_only_before_a_claim() {
+        assert_eq!(
+            transition(OfferStatus::InvoicePaid, Event::Cancel),
+            Ok(OfferStatus::Cancelled)
+        );
+        assert!(transition(OfferStatus::InvoiceCreated, Event::Cancel).is_err());
+        assert!(transition(OfferStatus::TakerBondPaid, Event::Cancel).is_err());
+    }
+
+    #[test]
+    fn only_invoice_paid_is_public() {
+        let public: Vec<_> = ALL_STATUSES.into_iter().filter(|s| s.is_public()).collect();
+        assert_eq!(public, vec![OfferStatus::InvoicePaid]);
+    }
+}
