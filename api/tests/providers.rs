@@ -20,7 +20,11 @@ async fn body(resp: TestResponse) -> Value {
 async fn provider_admin_and_public_list(pool: PgPool) {
     let dir = tempfile::tempdir().expect("dir");
     let state = AppState::new(
-        Arc::new(test_config("postgres://unused", "http://127.0.0.1:9", dir.path())),
+        Arc::new(test_config(
+            "postgres://unused",
+            "http://127.0.0.1:9",
+            dir.path(),
+        )),
         pool,
         MintClient::new("http://127.0.0.1:9").expect("mint"),
     );
@@ -72,7 +76,11 @@ async fn provider_admin_and_public_list(pool: PgPool) {
         .iter()
         .map(|p| p["name"].as_str().unwrap_or_default().to_owned())
         .collect();
-    assert_eq!(names, ["SEPA Instant"], "inactive providers are not offered");
+    assert_eq!(
+        names,
+        ["SEPA Instant"],
+        "inactive providers are not offered"
+    );
 
     let resp = admin
         .put(format!("/api/v1/admin/fiat-providers/{id}"))

@@ -8,4 +8,5 @@ pub mod jobs;
 pub mod mint;
 pub mod price;
 pub mod telemetry;
+pub mod trade;
 pub mod wallet;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use apalis::prelude::*;
 use apalis_postgres::{Config as QueueConfig, PostgresStorage};
 use openpleb_common::config::Config;
-use openpleb_common::jobs::{queues, SweepQuotes, WatchMintQuote};
+use openpleb_common::jobs::{queues, ReleasePayouts, SweepQuotes, WatchMintQuote};
 use openpleb_common::wallet::WalletManager;
 use sqlx::PgPool;
 
@@ -27,6 +27,8 @@ pub struct WorkerSettings {
     pub quote_poll_interval: Duration,
     /// How often the queue is polled for jobs that became due (delayed jobs, retries).
     pub queue_poll_interval: Duration,
+    /// Per-state timers of offers.
+    pub timers: openpleb_common::config::Timers,
 }
 
 impl WorkerSettings {
@@ -36,6 +38,7 @@ impl WorkerSettings {
             concurrency: config.worker_concurrency,
             quote_poll_interval: Duration::from_secs(5),
             queue_poll_interval: Duration::from_secs(2),
+            timers: config.timers.clone(),
         }
     }
 }
@@ -90,6 +93,21 @@ where
                     .enable_tracing()
                     .concurrency(1)
                     .build(jobs::sweep_quotes::handle)
+            }
+        })
+        .register({
+            let ctx = ctx.clone();
+            let name = format!("{}@{name}", queues::RELEASE_PAYOUTS);
+            move |_restarts| {
+                let backend = PostgresStorage::<ReleasePayouts>::new(&ctx.pool)
+                    .with_config(queue_config(queues::RELEASE_PAYOUTS, concurrency))
+                    .poll_with_interval(poll);
+                WorkerBuilder::new(name.clone())
+                    .backend(backend)
+                    .data(ctx.clone())
+                    .enable_tracing()
+                    .concurrency(concurrency)
+                    .build(jobs::release_payouts::handle)
             }
         })
         .shutdown_timeout(Duration::from_secs(25));

@@ -32,6 +32,12 @@ fn settings() -> WorkerSettings {
         concurrency: 2,
         quote_poll_interval: Duration::from_secs(1),
         queue_poll_interval: Duration::from_millis(300),
+        timers: openpleb_devkit::test_config(
+            "postgres://unused",
+            "http://127.0.0.1:9",
+            std::path::Path::new("/tmp"),
+        )
+        .timers,
     }
 }
 

@@ -7,6 +7,9 @@
 pub mod cron;
 pub mod invites;
 pub mod leases;
+pub mod ledger;
+pub mod offers;
+pub mod payouts;
 pub mod providers;
 pub mod quotes;
 pub mod sessions;

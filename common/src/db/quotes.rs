@@ -18,6 +18,54 @@ pub struct WalletQuote {
     pub minted_sats: Option<i64>,
     /// When the mint stops accepting payment for it.
     pub expires_at: DateTime<Utc>,
+    /// The offer it funds, if any.
+    pub offer_id: Option<uuid::Uuid>,
+    /// `deposit` or `bond`.
+    pub purpose: Option<String>,
+    /// Where a late payment is refunded.
+    pub refund_pubkey: Option<String>,
+}
+
+/// A quote that funds an offer's deposit or a claim's bond.
+#[derive(Debug, Clone)]
+pub struct OfferQuote<'a> {
+    /// The mint's quote id.
+    pub quote_id: &'a str,
+    /// The wallet it mints into.
+    pub wallet_id: &'a str,
+    /// Sats.
+    pub amount_sats: u64,
+    /// The mint's expiry.
+    pub expires_at: DateTime<Utc>,
+    /// The offer.
+    pub offer_id: uuid::Uuid,
+    /// `deposit` or `bond`.
+    pub purpose: &'a str,
+    /// The payer's key, for refunding a late payment.
+    pub refund_pubkey: &'a str,
+}
+
+/// Records a new quote for an offer.
+pub async fn insert_for_offer(
+    conn: &mut PgConnection,
+    q: &OfferQuote<'_>,
+) -> Result<(), sqlx::Error> {
+    let amount = i64::try_from(q.amount_sats).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(
+        "insert into wallet_quotes
+            (quote_id, wallet_id, amount_sats, expires_at, offer_id, purpose, refund_pubkey)
+         values ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(q.quote_id)
+    .bind(q.wallet_id)
+    .bind(amount)
+    .bind(q.expires_at)
+    .bind(q.offer_id)
+    .bind(q.purpose)
+    .bind(q.refund_pubkey)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Records a new quote as UNPAID.
@@ -45,7 +93,8 @@ pub async fn insert(
 /// Loads a quote.
 pub async fn get(pool: &PgPool, quote_id: &str) -> Result<Option<WalletQuote>, sqlx::Error> {
     sqlx::query_as(
-        "select quote_id, wallet_id, amount_sats, state, minted_sats, expires_at
+        "select quote_id, wallet_id, amount_sats, state, minted_sats, expires_at, offer_id,
+                purpose, refund_pubkey
            from wallet_quotes where quote_id = $1",
     )
     .bind(quote_id)
@@ -75,7 +124,7 @@ pub async fn transition(
 
 /// Marks a quote ISSUED with the sats minted; false when it was already ISSUED or EXPIRED.
 pub async fn mark_issued(
-    pool: &PgPool,
+    pool: &mut PgConnection,
     quote_id: &str,
     minted_sats: u64,
 ) -> Result<bool, sqlx::Error> {

@@ -208,6 +208,95 @@ pub fn payouts(outcome: Outcome, a: &OfferAmounts) -> Payouts {
     }
 }
 
+/// Who receives a payout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    /// The maker's payout key.
+    Maker,
+    /// The taker's payout key.
+    Taker,
+    /// The platform treasury.
+    Platform,
+}
+
+impl Party {
+    /// Stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Maker => "maker",
+            Self::Taker => "taker",
+            Self::Platform => "platform",
+        }
+    }
+}
+
+/// Which session wallet a payout is paid from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The maker's session wallet (holds the deposit).
+    MakerWallet,
+    /// The taker's session wallet (holds the bond).
+    TakerWallet,
+}
+
+/// One payout from one wallet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allocation {
+    /// Recipient.
+    pub party: Party,
+    /// Paying wallet.
+    pub source: Source,
+    /// Sats.
+    pub sats: u64,
+}
+
+/// Splits `p` over the two wallets holding `in_maker` and `in_taker` sats: each party draws from
+/// its own side first (the platform from the maker's), so most payouts are a single token.
+/// `None` when the wallets cannot cover the payouts.
+pub fn allocate(p: &Payouts, in_maker: u64, in_taker: u64) -> Option<Vec<Allocation>> {
+    let mut left = [in_maker, in_taker];
+    let mut out = Vec::new();
+    let order = [
+        (
+            Party::Platform,
+            p.platform,
+            [Source::MakerWallet, Source::TakerWallet],
+        ),
+        (
+            Party::Taker,
+            p.taker,
+            [Source::TakerWallet, Source::MakerWallet],
+        ),
+        (
+            Party::Maker,
+            p.maker,
+            [Source::MakerWallet, Source::TakerWallet],
+        ),
+    ];
+    for (party, mut owed, sources) in order {
+        for source in sources {
+            let slot = match source {
+                Source::MakerWallet => &mut left[0],
+                Source::TakerWallet => &mut left[1],
+            };
+            let take = owed.min(*slot);
+            if take > 0 {
+                *slot -= take;
+                owed -= take;
+                out.push(Allocation {
+                    party,
+                    source,
+                    sats: take,
+                });
+            }
+        }
+        if owed > 0 {
+            return None;
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,6 +392,66 @@ mod tests {
         let completed = payouts(Outcome::Completed, &a);
         assert_eq!(completed.taker, 100_000 + 2_100 + 10_500);
         assert_eq!(completed.maker, 10_500);
+    }
+
+    #[test]
+    fn completed_pays_the_taker_bond_back_from_the_taker_wallet() {
+        let a = OfferAmounts::new(100_000, &rules()).expect("amounts");
+        let d = a.deposit().expect("d");
+        let alloc = allocate(&payouts(Outcome::Completed, &a), d, a.taker_bond).expect("alloc");
+        assert_eq!(
+            alloc,
+            vec![
+                Allocation {
+                    party: Party::Platform,
+                    source: Source::MakerWallet,
+                    sats: 1_100
+                },
+                Allocation {
+                    party: Party::Taker,
+                    source: Source::TakerWallet,
+                    sats: 10_500
+                },
+                Allocation {
+                    party: Party::Taker,
+                    source: Source::MakerWallet,
+                    sats: 102_100
+                },
+                Allocation {
+                    party: Party::Maker,
+                    source: Source::MakerWallet,
+                    sats: 10_500
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn allocations_drain_both_wallets_exactly() {
+        let a = OfferAmounts::new(54_321, &rules()).expect("amounts");
+        let d = a.deposit().expect("d");
+        for (o, tb) in [
+            (Outcome::Completed, a.taker_bond),
+            (Outcome::MakerWins, a.taker_bond),
+            (Outcome::TakerWins, a.taker_bond),
+            (Outcome::Return, a.taker_bond),
+            (Outcome::Split, a.taker_bond),
+            (Outcome::RefundMaker, 0),
+        ] {
+            let alloc = allocate(&payouts(o, &a), d, tb).expect("alloc");
+            let from_maker: u64 = alloc
+                .iter()
+                .filter(|x| x.source == Source::MakerWallet)
+                .map(|x| x.sats)
+                .sum();
+            let from_taker: u64 = alloc
+                .iter()
+                .filter(|x| x.source == Source::TakerWallet)
+                .map(|x| x.sats)
+                .sum();
+            assert_eq!((from_maker, from_taker), (d, tb), "{o:?}");
+        }
+        assert_eq!(allocate(&payouts(Outcome::Completed, &a), d, 0), None);
     }
 
     #[test]

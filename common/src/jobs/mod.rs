@@ -18,6 +18,15 @@ pub mod queues {
     pub const WATCH_MINT_QUOTE: &str = "openpleb.watch_mint_quote";
     /// Periodic sweep that re-enqueues watchers of quotes nobody looked at lately.
     pub const SWEEP_QUOTES: &str = "openpleb.sweep_quotes";
+    /// Releases an offer's recorded payouts.
+    pub const RELEASE_PAYOUTS: &str = "openpleb.release_payouts";
+}
+
+/// Release every recorded payout of an offer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleasePayouts {
+    /// The offer.
+    pub offer_id: uuid::Uuid,
 }
 
 /// Watch one mint quote until it is paid, then mint it into its wallet.

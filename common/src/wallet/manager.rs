@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use cdk::amount::SplitTarget;
 use cdk::mint_url::MintUrl;
 use cdk::nuts::{CurrencyUnit, MintQuoteState, PaymentMethod, SecretKey, SpendingConditions};
+use cdk::wallet::types::OperationData;
 use cdk::wallet::{ReceiveOptions, SendOptions, Wallet, WalletBuilder};
 use cdk::Amount;
 use lru::LruCache;
@@ -365,6 +366,66 @@ impl WalletManager {
         .await
     }
 
+    /// Sends a payout whose row is already recorded: `record` persists the send's operation id
+    /// after the proofs are reserved and before anything leaves the wallet, so a retry can find
+    /// the token again with [`WalletManager::sent_token`] instead of paying twice.
+    pub async fn send_recorded(
+        &self,
+        id: &WalletId,
+        sats: u64,
+        lock: Option<XOnlyKey>,
+        record: RecordOperation,
+    ) -> Result<SentToken, WalletError> {
+        self.run(id, false, move |w| async move {
+            let opts = SendOptions {
+                conditions: lock.map(|k| SpendingConditions::new_p2pk(k.to_lock_key(), None)),
+                ..Default::default()
+            };
+            let prepared = w.prepare_send(Amount::from(sats), opts).await?;
+            let op = prepared.operation_id().to_string();
+            if let Err(e) = record(op.clone()).await {
+                prepared.cancel().await?;
+                return Err(e);
+            }
+            let fee: u64 = prepared.fee().into();
+            let token = prepared.confirm(None).await?.to_string();
+            // Belt and braces: the saga holds the token too, until recovery deletes it.
+            w.localstore
+                .kv_write(KV_NAMESPACE, KV_SENT, &op, token.as_bytes())
+                .await?;
+            Ok(SentToken {
+                token,
+                amount: sats,
+                fee,
+            })
+        })
+        .await
+    }
+
+    /// The token of an earlier send by its operation id, if that send got as far as creating
+    /// it (from the send saga, or from what was stashed before recovery removed the saga).
+    pub async fn sent_token(
+        &self,
+        id: &WalletId,
+        operation_id: &str,
+    ) -> Result<Option<String>, WalletError> {
+        let op = operation_id.to_owned();
+        self.run(id, false, move |w| async move {
+            if let Ok(uuid) = uuid::Uuid::parse_str(&op) {
+                if let Some(saga) = w.localstore.get_saga(&uuid).await? {
+                    if let OperationData::Send(d) = saga.data {
+                        if let Some(t) = d.token {
+                            return Ok(Some(t));
+                        }
+                    }
+                }
+            }
+            let stashed = w.localstore.kv_read(KV_NAMESPACE, KV_SENT, &op).await?;
+            Ok(stashed.and_then(|b| String::from_utf8(b).ok()))
+        })
+        .await
+    }
+
     /// The wallet's balances.
     pub async fn balance(&self, id: &WalletId) -> Result<Balances, WalletError> {
         self.run(id, false, |w| async move { balances(&w).await })
@@ -543,6 +604,7 @@ impl WalletManager {
             auth.ensure_supply().await?;
         }
         let wallet = builder.build()?;
+        stash_sent_tokens(&wallet).await?;
         let report = wallet.recover_incomplete_sagas().await?;
         if report.recovered + report.compensated + report.failed > 0 {
             tracing::info!(wallet = %id, recovered = report.recovered, compensated = report.compensated,
@@ -654,6 +716,36 @@ impl WalletManager {
         }
         Ok(())
     }
+}
+
+/// Persists a send's operation id before the send is confirmed.
+pub type RecordOperation =
+    Box<dyn FnOnce(String) -> futures::future::BoxFuture<'static, Result<(), WalletError>> + Send>;
+
+/// KV namespace for what this backend keeps in a wallet file.
+const KV_NAMESPACE: &str = "openpleb";
+/// Tokens of confirmed sends, by operation id.
+const KV_SENT: &str = "sent";
+
+/// Copies the tokens of unfinished send sagas into the wallet's KV store: cdk's recovery deletes
+/// a confirmed send saga (and with it the only copy of its token) once it believes the token was
+/// claimed, but a payout whose token never reached PostgreSQL still needs it.
+async fn stash_sent_tokens(w: &Wallet) -> Result<(), WalletError> {
+    for saga in w.localstore.get_incomplete_sagas().await? {
+        if let OperationData::Send(d) = &saga.data {
+            if let Some(token) = &d.token {
+                w.localstore
+                    .kv_write(
+                        KV_NAMESPACE,
+                        KV_SENT,
+                        &saga.id.to_string(),
+                        token.as_bytes(),
+                    )
+                    .await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn balances(w: &Wallet) -> Result<Balances, WalletError> {

@@ -2,9 +2,10 @@
 //!
 //! Safe to repeat: the wallet asks the mint before minting, and a quote that was minted before
 //! (by an earlier run that crashed before recording it) reports what it issued instead of
-//! minting again; the ISSUED update is a compare-and-set, so recording happens once. An unpaid
-//! quote schedules the next look with an idempotency key per round, so duplicate runs do not
-//! multiply the watchers.
+//! minting again; the ISSUED update is a compare-and-set, and the offer's move (deposit →
+//! INVOICE_PAID, bond → TAKER_BOND_PAID, or a refund of a late payment) happens in the same
+//! transaction, so it happens once. An unpaid quote schedules the next look with an idempotency
+//! key per round, so duplicate runs do not multiply the watchers.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use apalis::prelude::{BoxDynError, Data};
 use chrono::Utc;
 use openpleb_common::db::quotes;
 use openpleb_common::jobs::{enqueue, queues, Schedule, WatchMintQuote};
+use openpleb_common::trade;
 use openpleb_common::wallet::{MintOutcome, WalletId};
 
 use crate::WorkerContext;
@@ -40,9 +42,12 @@ async fn run(job: WatchMintQuote, ctx: &WorkerContext) -> Result<(), BoxDynError
                 tracing::error!(quote = %quote.quote_id, expected, minted = sats,
                     "mint issued a different amount than the quote asked for");
             }
-            if quotes::mark_issued(&ctx.pool, &quote.quote_id, sats).await? {
+            let mut tx = ctx.pool.begin().await?;
+            if quotes::mark_issued(&mut tx, &quote.quote_id, sats).await? {
                 tracing::info!(quote = %quote.quote_id, wallet = %wallet, sats, "quote minted");
+                trade::quote_paid(&mut tx, &ctx.settings.timers, &quote, sats).await?;
             }
+            tx.commit().await?;
         }
         MintOutcome::Unpaid => {
             let lapsed = Utc::now().timestamp() > quote.expires_at.timestamp() + EXPIRY_GRACE_SECS;

@@ -1,0 +1,393 @@
+//! Offers and their compare-and-set transitions. Every state change is
+//! `UPDATE .. WHERE id = $1 AND status = $expected`, returns whether it won, and writes an
+//! `offer_events` row (plus a `NOTIFY`) in the same transaction for live updates.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::money::OfferAmounts;
+use crate::domain::offer::OfferStatus;
+
+/// An offer row.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Offer {
+    /// Id.
+    pub id: Uuid,
+    /// Status (see [`OfferStatus`]).
+    pub status: String,
+    /// The maker's session.
+    pub maker_session_id: Uuid,
+    /// The taker's session, once claimed.
+    pub taker_session_id: Option<Uuid>,
+    /// Fiat amount in minor units.
+    pub fiat_amount_minor: i64,
+    /// ISO 4217.
+    pub fiat_currency: String,
+    /// Provider.
+    pub fiat_provider_id: Uuid,
+    /// Where the taker pays (account, QR string).
+    pub payment_details: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Frozen price, minor units per BTC.
+    pub price_minor_per_btc: i64,
+    /// S.
+    pub amount_sats: i64,
+    /// PF.
+    pub platform_fee_sats: i64,
+    /// TF.
+    pub taker_reward_sats: i64,
+    /// MB.
+    pub maker_bond_sats: i64,
+    /// TB.
+    pub taker_bond_sats: i64,
+    /// Maker's per-trade payout key.
+    pub maker_payout_pubkey: String,
+    /// Taker's per-trade payout key.
+    pub taker_payout_pubkey: Option<String>,
+    /// INVOICE_PAID lifetime chosen by the maker.
+    pub lifetime_secs: i64,
+    /// When the current status was entered.
+    pub state_entered_at: DateTime<Utc>,
+    /// Deadline of the current status.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// The deposit's mint quote.
+    pub deposit_quote_id: Option<String>,
+    /// The current claim's bond quote.
+    pub bond_quote_id: Option<String>,
+    /// `lightning` or `token`.
+    pub funded_by: Option<String>,
+    /// How the money table settled it.
+    pub resolved_outcome: Option<String>,
+}
+
+impl Offer {
+    /// The parsed status.
+    pub fn status(&self) -> OfferStatus {
+        self.status.parse().unwrap_or(OfferStatus::Expired)
+    }
+
+    /// The frozen amounts.
+    pub fn amounts(&self) -> OfferAmounts {
+        let u = |v: i64| u64::try_from(v).unwrap_or(0);
+        OfferAmounts {
+            escrow: u(self.amount_sats),
+            platform_fee: u(self.platform_fee_sats),
+            taker_reward: u(self.taker_reward_sats),
+            maker_bond: u(self.maker_bond_sats),
+            taker_bond: u(self.taker_bond_sats),
+        }
+    }
+}
+
+/// Everything a new offer needs.
+#[derive(Debug, Clone)]
+pub struct NewOffer {
+    /// Id (chosen by the caller so the quote can name it).
+    pub id: Uuid,
+    /// Maker's session.
+    pub maker_session_id: Uuid,
+    /// Fiat amount, minor units.
+    pub fiat_amount_minor: i64,
+    /// ISO 4217.
+    pub fiat_currency: String,
+    /// Provider.
+    pub fiat_provider_id: Uuid,
+    /// Payment details.
+    pub payment_details: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Frozen price.
+    pub price_minor_per_btc: i64,
+    /// Frozen amounts.
+    pub amounts: OfferAmounts,
+    /// Maker payout key (hex).
+    pub maker_payout_pubkey: String,
+    /// INVOICE_PAID lifetime.
+    pub lifetime_secs: i64,
+    /// Deadline of CREATED.
+    pub expires_at: DateTime<Utc>,
+}
+
+pub(crate) const COLUMNS: &str = "id, status, maker_session_id, taker_session_id, \
+    fiat_amount_minor, fiat_currency, fiat_provider_id, payment_details, description, \
+    price_minor_per_btc, amount_sats, platform_fee_sats, taker_reward_sats, maker_bond_sats, \
+    taker_bond_sats, maker_payout_pubkey, taker_payout_pubkey, lifetime_secs, state_entered_at, \
+    expires_at, created_at, deposit_quote_id, bond_quote_id, funded_by, resolved_outcome";
+
+fn sats(v: u64) -> Result<i64, sqlx::Error> {
+    i64::try_from(v).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
+/// Records that an offer changed, for the live streams.
+pub async fn record_event(
+    conn: &mut PgConnection,
+    id: Uuid,
+    status: OfferStatus,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("insert into offer_events (offer_id, status) values ($1, $2)")
+        .bind(id)
+        .bind(status.as_str())
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("select pg_notify('openpleb_offers', $1)")
+        .bind(format!("{id}:{}", status.as_str()))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Inserts a CREATED offer.
+pub async fn insert(conn: &mut PgConnection, o: &NewOffer) -> Result<Offer, sqlx::Error> {
+    let offer: Offer = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "insert into offers (id, status, maker_session_id, fiat_amount_minor, fiat_currency,
+            fiat_provider_id, payment_details, description, price_minor_per_btc, amount_sats,
+            platform_fee_sats, taker_reward_sats, maker_bond_sats, taker_bond_sats,
+            maker_payout_pubkey, lifetime_secs, expires_at)
+         values ($1, 'CREATED', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+         returning {COLUMNS}"
+    )))
+    .bind(o.id)
+    .bind(o.maker_session_id)
+    .bind(o.fiat_amount_minor)
+    .bind(&o.fiat_currency)
+    .bind(o.fiat_provider_id)
+    .bind(&o.payment_details)
+    .bind(&o.description)
+    .bind(o.price_minor_per_btc)
+    .bind(sats(o.amounts.escrow)?)
+    .bind(sats(o.amounts.platform_fee)?)
+    .bind(sats(o.amounts.taker_reward)?)
+    .bind(sats(o.amounts.maker_bond)?)
+    .bind(sats(o.amounts.taker_bond)?)
+    .bind(&o.maker_payout_pubkey)
+    .bind(o.lifetime_secs)
+    .bind(o.expires_at)
+    .fetch_one(&mut *conn)
+    .await?;
+    record_event(conn, offer.id, OfferStatus::Created).await?;
+    Ok(offer)
+}
+
+/// One offer.
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<Offer>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from offers where id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// One offer, locked for the rest of the transaction.
+pub async fn get_for_update(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<Offer>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from offers where id = $1 for update"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Sets the deposit quote of a CREATED offer.
+pub async fn set_deposit_quote(
+    conn: &mut PgConnection,
+    id: Uuid,
+    quote_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update offers set deposit_quote_id = $2, updated_at = now()
+          where id = $1 and status = 'CREATED' and deposit_quote_id is null",
+    )
+    .bind(id)
+    .bind(quote_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Compare-and-set: moves `id` from `from` to `to`, entering `to` now with `deadline`.
+/// Returns the updated offer if this call won.
+pub async fn transition(
+    conn: &mut PgConnection,
+    id: Uuid,
+    from: OfferStatus,
+    to: OfferStatus,
+    deadline: Option<DateTime<Utc>>,
+) -> Result<Option<Offer>, sqlx::Error> {
+    let offer: Option<Offer> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "update offers set status = $3, state_entered_at = now(), expires_at = $4,
+                updated_at = now()
+          where id = $1 and status = $2
+         returning {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(from.as_str())
+    .bind(to.as_str())
+    .bind(deadline)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if offer.is_some() {
+        record_event(conn, id, to).await?;
+    }
+    Ok(offer)
+}
+
+/// Compare-and-set claim: INVOICE_PAID → INVOICE_CREATED for a taker who is not the maker.
+pub async fn claim(
+    conn: &mut PgConnection,
+    id: Uuid,
+    taker_session_id: Uuid,
+    taker_payout_pubkey: &str,
+    deadline: DateTime<Utc>,
+) -> Result<Option<Offer>, sqlx::Error> {
+    let offer: Option<Offer> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "update offers set status = 'INVOICE_CREATED', taker_session_id = $2,
+                taker_payout_pubkey = $3, claimed_at = now(), state_entered_at = now(),
+                expires_at = $4, bond_quote_id = null, updated_at = now()
+          where id = $1 and status = 'INVOICE_PAID' and maker_session_id <> $2
+         returning {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(taker_session_id)
+    .bind(taker_payout_pubkey)
+    .bind(deadline)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if offer.is_some() {
+        record_event(conn, id, OfferStatus::InvoiceCreated).await?;
+    }
+    Ok(offer)
+}
+
+/// Sets the bond quote of the current claim.
+pub async fn set_bond_quote(
+    conn: &mut PgConnection,
+    id: Uuid,
+    taker_session_id: Uuid,
+    quote_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update offers set bond_quote_id = $3, updated_at = now()
+          where id = $1 and status = 'INVOICE_CREATED' and taker_session_id = $2
+            and bond_quote_id is null",
+    )
+    .bind(id)
+    .bind(taker_session_id)
+    .bind(quote_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Undoes a claim whose bond invoice could not be made (INVOICE_CREATED → INVOICE_PAID).
+pub async fn unclaim(
+    conn: &mut PgConnection,
+    id: Uuid,
+    taker_session_id: Uuid,
+    deadline: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update offers set status = 'INVOICE_PAID', taker_session_id = null,
+                taker_payout_pubkey = null, bond_quote_id = null, claimed_at = null,
+                state_entered_at = now(), expires_at = $3, updated_at = now()
+          where id = $1 and status = 'INVOICE_CREATED' and taker_session_id = $2",
+    )
+    .bind(id)
+    .bind(taker_session_id)
+    .bind(deadline)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 1 {
+        record_event(conn, id, OfferStatus::InvoicePaid).await?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Marks how the money table settles an offer.
+pub async fn set_outcome(
+    conn: &mut PgConnection,
+    id: Uuid,
+    outcome: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update offers set resolved_outcome = $2 where id = $1")
+        .bind(id)
+        .bind(outcome)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Sets how the deposit arrived.
+pub async fn set_funded_by(
+    conn: &mut PgConnection,
+    id: Uuid,
+    how: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update offers set funded_by = $2 where id = $1")
+        .bind(id)
+        .bind(how)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Filters of the public book.
+#[derive(Debug, Clone, Default)]
+pub struct BookFilter {
+    /// Only this currency.
+    pub currency: Option<String>,
+    /// Only this provider.
+    pub provider: Option<Uuid>,
+    /// Fiat amount at least (minor units).
+    pub min_fiat_minor: Option<i64>,
+    /// Fiat amount at most (minor units).
+    pub max_fiat_minor: Option<i64>,
+    /// Also the offers of this session, whatever their status.
+    pub own_session: Option<Uuid>,
+    /// Keyset cursor: offers created before this (created_at, id).
+    pub before: Option<(DateTime<Utc>, Uuid)>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// The book: public offers (plus the caller's own), newest first, keyset-paged.
+pub async fn list(pool: &PgPool, f: &BookFilter) -> Result<Vec<Offer>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from offers
+          where (status = 'INVOICE_PAID'
+                 or ($5::uuid is not null
+                     and (maker_session_id = $5 or taker_session_id = $5)))
+            and ($1::text is null or fiat_currency = $1)
+            and ($2::uuid is null or fiat_provider_id = $2)
+            and ($3::bigint is null or fiat_amount_minor >= $3)
+            and ($4::bigint is null or fiat_amount_minor <= $4)
+            and ($6::timestamptz is null or (created_at, id) < ($6, $7))
+          order by created_at desc, id desc
+          limit $8"
+    )))
+    .bind(&f.currency)
+    .bind(f.provider)
+    .bind(f.min_fiat_minor)
+    .bind(f.max_fiat_minor)
+    .bind(f.own_session)
+    .bind(f.before.map(|b| b.0))
+    .bind(f.before.map(|b| b.1))
+    .bind(f.limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Counts by status, for `/stats`.
+pub async fn counts_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as("select status, count(*) from offers group by status order by status")
+        .fetch_all(pool)
+        .await
+}

@@ -1,0 +1,77 @@
+//! Releases an offer's recorded payouts: a token per payout, P2PK-locked to the recipient's
+//! payout key, and the platform's share swept into the treasury wallet.
+//!
+//! Safe to repeat, and to crash at any line: every payout row exists before any ecash moves;
+//! the wallet send's operation id is stored on the row before the send is confirmed, and a
+//! retry first asks the wallet for the token of that operation (kept even after cdk's recovery)
+//! and stores it instead of paying again; marking a payout RELEASED is a compare-and-set that
+//! also writes its ledger entries. A send that never got past reserving its proofs is undone by
+//! the wallet's recovery and simply made again. The treasury sweep treats "already spent" as
+//! done: only this platform ever held the unlocked platform token.
+
+use std::sync::Arc;
+
+use apalis::prelude::{BoxDynError, Data};
+use openpleb_common::db::payouts::{self, Payout};
+use openpleb_common::domain::keys::XOnlyKey;
+use openpleb_common::jobs::ReleasePayouts;
+use openpleb_common::wallet::{RecordOperation, WalletError, WalletId};
+
+use crate::WorkerContext;
+
+/// The wallet that collects platform fees.
+pub const TREASURY_WALLET: &str = "platform_treasury";
+
+/// Handles one release run.
+pub async fn handle(job: ReleasePayouts, ctx: Data<Arc<WorkerContext>>) -> Result<(), BoxDynError> {
+    super::with_timeout(run(job, &ctx)).await
+}
+
+async fn release(ctx: &WorkerContext, p: &Payout) -> Result<(), BoxDynError> {
+    let wallet = WalletId::parse(&p.source_wallet)?;
+    if let Some(op) = &p.send_operation_id {
+        if let Some(token) = ctx.wallets.sent_token(&wallet, op).await? {
+            payouts::mark_released(&ctx.pool, p, &token, 0).await?;
+            return Ok(());
+        }
+    }
+    let lock = p
+        .lock_pubkey
+        .as_deref()
+        .map(str::parse::<XOnlyKey>)
+        .transpose()?;
+    let sats = u64::try_from(p.amount_sats)?;
+    let pool = ctx.pool.clone();
+    let id = p.id;
+    let record: RecordOperation = Box::new(move |op: String| {
+        Box::pin(async move {
+            payouts::set_operation(&pool, id, &op)
+                .await
+                .map_err(WalletError::from)
+        })
+    });
+    let sent = ctx
+        .wallets
+        .send_recorded(&wallet, sats, lock, record)
+        .await?;
+    payouts::mark_released(&ctx.pool, p, &sent.token, sent.fee).await?;
+    tracing::info!(payout = %p.id, offer = %p.offer_id, party = %p.party, sats, "payout released");
+    Ok(())
+}
+
+async fn run(job: ReleasePayouts, ctx: &WorkerContext) -> Result<(), BoxDynError> {
+    for p in payouts::pending(&ctx.pool, job.offer_id).await? {
+        release(ctx, &p).await?;
+    }
+    let treasury = WalletId::parse(TREASURY_WALLET)?;
+    for p in payouts::unswept(&ctx.pool, job.offer_id).await? {
+        let Some(token) = &p.token else { continue };
+        match ctx.wallets.receive(&treasury, token, vec![]).await {
+            Ok(_) | Err(WalletError::Cdk(cdk::Error::TokenAlreadySpent)) => {
+                payouts::mark_swept(&ctx.pool, p.id).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
