@@ -13,16 +13,20 @@ pub mod routes;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openpleb_common::config::Config;
+use openpleb_common::config::{Config, PriceConfig};
 use openpleb_common::mint::MintClient;
+use openpleb_common::price::{FixedPrice, HttpMedianPrice, PriceSource};
+use openpleb_common::wallet::{WalletManager, WalletManagerConfig};
 use poem::http::StatusCode;
 use poem::web::Data;
 use poem::{handler, EndpointExt, IntoEndpoint, Response, Route};
 use poem_openapi::OpenApiService;
 use sqlx::PgPool;
 
+use routes::admin_offers::AdminOffersApi;
 use routes::invites::{AdminInvitesApi, InvitesApi};
 use routes::meta::MetaApi;
+use routes::offers::OffersApi;
 use routes::providers::{AdminProvidersApi, ProvidersApi};
 use routes::sessions::SessionsApi;
 use routes::users::{AdminUsersApi, UsersApi};
@@ -40,17 +44,48 @@ pub struct AppState {
     pub blind_auth_checked: Arc<tokio::sync::Mutex<Option<std::time::Instant>>>,
     /// Rate limiters, shared by both listeners.
     pub rate_limits: Arc<ratelimit::RateLimiters>,
+    /// Session wallets (deposit and bond invoices, token funding).
+    pub wallets: WalletManager,
+    /// Fiat prices.
+    pub price: Arc<dyn PriceSource>,
 }
 
 impl AppState {
-    /// State for `config`, `pool` and a mint client.
-    pub fn new(config: Arc<Config>, pool: PgPool, mint: MintClient) -> Self {
+    /// State for `config`, `pool` and a mint client, with a wallet manager and price source
+    /// built from the configuration.
+    pub fn new(config: Arc<Config>, pool: PgPool, mint: MintClient) -> anyhow::Result<Self> {
+        let wallets = WalletManager::new(WalletManagerConfig::from_config(&config), pool.clone())?;
+        wallets.spawn_maintenance();
+        Ok(Self::with_wallets(config, pool, mint, wallets))
+    }
+
+    /// State with a given wallet manager (e.g. one with service BATs).
+    pub fn with_wallets(
+        config: Arc<Config>,
+        pool: PgPool,
+        mint: MintClient,
+        wallets: WalletManager,
+    ) -> Self {
+        let price: Arc<dyn PriceSource> = match &config.price {
+            PriceConfig::Fixed(p) => Arc::new(FixedPrice::single(&config.fiat_currency, *p)),
+            PriceConfig::Http {
+                endpoints,
+                cache_for,
+                max_age,
+            } => Arc::new(HttpMedianPrice::new(
+                endpoints.clone(),
+                *cache_for,
+                *max_age,
+            )),
+        };
         Self {
             rate_limits: ratelimit::RateLimiters::new(&config.rate_limits),
             config,
             pool,
             mint,
             blind_auth_checked: Arc::default(),
+            wallets,
+            price,
         }
     }
 
@@ -85,15 +120,34 @@ impl AppState {
 }
 
 /// The public API's operations.
-pub type PublicApis = (MetaApi, InvitesApi, UsersApi, SessionsApi, ProvidersApi);
+pub type PublicApis = (
+    MetaApi,
+    InvitesApi,
+    UsersApi,
+    SessionsApi,
+    ProvidersApi,
+    OffersApi,
+);
 
 /// The admin API's operations.
-pub type AdminApis = (AdminInvitesApi, AdminUsersApi, AdminProvidersApi);
+pub type AdminApis = (
+    AdminInvitesApi,
+    AdminUsersApi,
+    AdminProvidersApi,
+    AdminOffersApi,
+);
 
 /// The public OpenAPI service with the server URL `base_path`.
 pub fn public_service(base_path: &str) -> OpenApiService<PublicApis, ()> {
     OpenApiService::new(
-        (MetaApi, InvitesApi, UsersApi, SessionsApi, ProvidersApi),
+        (
+            MetaApi,
+            InvitesApi,
+            UsersApi,
+            SessionsApi,
+            ProvidersApi,
+            OffersApi,
+        ),
         "OpenPleb API",
         env!("CARGO_PKG_VERSION"),
     )
@@ -107,7 +161,12 @@ pub fn public_service(base_path: &str) -> OpenApiService<PublicApis, ()> {
 /// The admin OpenAPI service (admin listener) with the server URL `base_path`.
 pub fn admin_service(base_path: &str) -> OpenApiService<AdminApis, ()> {
     OpenApiService::new(
-        (AdminInvitesApi, AdminUsersApi, AdminProvidersApi),
+        (
+            AdminInvitesApi,
+            AdminUsersApi,
+            AdminProvidersApi,
+            AdminOffersApi,
+        ),
         "OpenPleb admin API",
         env!("CARGO_PKG_VERSION"),
     )

@@ -7,6 +7,8 @@ use anyhow::Context;
 use openpleb_api::{admin_app, openapi_admin_yaml, openapi_yaml, public_app, AppState};
 use openpleb_common::config::{exit_on_error, Config};
 use openpleb_common::mint::MintClient;
+use openpleb_common::wallet::service_auth::ServiceAuth;
+use openpleb_common::wallet::{WalletManager, WalletManagerConfig};
 use poem::listener::TcpListener;
 use poem::Server;
 
@@ -39,7 +41,13 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("{e}");
         std::process::exit(openpleb_common::config::CONFIG_EXIT_CODE);
     }
-    let state = AppState::new(config.clone(), pool, mint);
+    let mut wallet_cfg = WalletManagerConfig::from_config(&config);
+    wallet_cfg.service_auth = ServiceAuth::from_config(&config)
+        .await
+        .context("service OIDC account")?;
+    let wallets = WalletManager::new(wallet_cfg, pool.clone()).context("wallet manager")?;
+    let _maintenance = wallets.spawn_maintenance();
+    let state = AppState::with_wallets(config.clone(), pool, mint, wallets.clone());
 
     let public_addr = format!("{}:{}", config.api_host, config.api_port);
     let admin_addr = format!("{}:{}", config.admin_host, config.admin_port);
@@ -56,5 +64,6 @@ async fn main() -> anyhow::Result<()> {
         grace,
     );
     tokio::try_join!(public, admin)?;
+    wallets.close_all().await;
     Ok(())
 }

@@ -17,7 +17,8 @@ async fn state(pool: PgPool, mint_url: &str) -> (AppState, tempfile::TempDir) {
         Arc::new(config),
         pool,
         MintClient::new(mint_url).expect("mint url"),
-    );
+    )
+    .expect("app state");
     (state, dir)
 }
 
@@ -150,7 +151,8 @@ fn bad_configuration_exits_with_code_2_and_one_line() {
             .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
             .env("MINT_URL", "http://127.0.0.1:1")
             .env("WALLET_MASTER_SECRET", "ab".repeat(32))
-            .env("OIDC_API_TOKEN", "oidc-token-0123456789");
+            .env("OIDC_API_TOKEN", "oidc-token-0123456789")
+            .env("PRICE_FIXED", "60000");
         for (k, v) in extra {
             cmd.env(k, v);
         }

@@ -29,7 +29,8 @@ fn apps(pool: PgPool) -> Apps<impl poem::Endpoint, impl poem::Endpoint> {
         Arc::new(config),
         pool.clone(),
         MintClient::new("http://127.0.0.1:9").expect("mint url"),
-    );
+    )
+    .expect("app state");
     Apps {
         public: TestClient::new(public_app(state.clone())),
         admin: TestClient::new(admin_app(state)),

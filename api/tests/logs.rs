@@ -61,7 +61,8 @@ async fn no_secret_reaches_a_log(pool: PgPool) {
         Arc::new(config),
         pool.clone(),
         MintClient::new(&stack.mint.url).expect("mint"),
-    );
+    )
+    .expect("app state");
     let acceptor =
         TcpAcceptor::from_tokio(stack.admin_listener.take().expect("listener")).expect("acceptor");
     let admin_ep = admin_app(state.clone());

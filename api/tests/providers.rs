@@ -27,7 +27,8 @@ async fn provider_admin_and_public_list(pool: PgPool) {
         )),
         pool,
         MintClient::new("http://127.0.0.1:9").expect("mint"),
-    );
+    )
+    .expect("app state");
     let public = TestClient::new(public_app(state.clone()));
     let admin = TestClient::new(admin_app(state));
 

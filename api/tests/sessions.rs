@@ -47,7 +47,8 @@ async fn backend(
         Arc::new(config),
         pool,
         MintClient::new(&stack.mint.url).expect("mint url"),
-    );
+    )
+    .expect("app state");
     let listener = stack.admin_listener.take().expect("admin listener");
     let acceptor = TcpAcceptor::from_tokio(listener).expect("acceptor");
     let admin = admin_app(state.clone());
@@ -266,7 +267,8 @@ async fn a_mint_without_protected_checkstate_is_refused(pool: PgPool) {
         Arc::new(test_config("postgres://unused", &mint.url, dir.path())),
         pool.clone(),
         client,
-    );
+    )
+    .expect("app state");
     let public = TestClient::new(public_app(state));
     // Any string would pass an unprotected checkstate; the backend must not accept it.
     let fake = cdk::nuts::BlindAuthToken::new(cdk::nuts::AuthProof {

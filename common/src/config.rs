@@ -107,6 +107,22 @@ pub struct ServiceOidc {
     pub client_secret: Secret,
 }
 
+/// Where prices come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PriceConfig {
+    /// One fixed price in minor units per BTC (tests and development only).
+    Fixed(u64),
+    /// The median of HTTP endpoints (`url|/json/pointer`).
+    Http {
+        /// Endpoints.
+        endpoints: Vec<crate::price::PriceEndpoint>,
+        /// Reuse a price this long.
+        cache_for: Duration,
+        /// Refuse a price older than this.
+        max_age: Duration,
+    },
+}
+
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -163,6 +179,10 @@ pub struct Config {
     /// Service OIDC account for BATs at a protected mint; `None` when the mint leaves the
     /// wallets' endpoints open.
     pub service_oidc: Option<ServiceOidc>,
+    /// Largest receipt image, bytes.
+    pub receipt_max_bytes: usize,
+    /// The price source.
+    pub price: PriceConfig,
 }
 
 impl Config {
@@ -383,6 +403,8 @@ impl Config {
             },
             timers,
             worker_concurrency: env.positive("WORKER_CONCURRENCY", 4)?,
+            receipt_max_bytes: env.positive("RECEIPT_MAX_BYTES", 5 * 1024 * 1024)?,
+            price: price_config(&env)?,
             service_oidc: match env.raw("SERVICE_OIDC_TOKEN_URL") {
                 None => None,
                 Some(token_url) => Some(ServiceOidc {
@@ -392,6 +414,31 @@ impl Config {
                 }),
             },
         })
+    }
+}
+
+fn price_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<PriceConfig, ConfigError> {
+    if let Some(sources) = env.raw("PRICE_SOURCES") {
+        let endpoints = sources
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::parse)
+            .collect::<Result<Vec<crate::price::PriceEndpoint>, _>>()
+            .map_err(|e| invalid("PRICE_SOURCES", &e))?;
+        return Ok(PriceConfig::Http {
+            endpoints,
+            cache_for: env.secs("PRICE_CACHE_SECS", 30)?,
+            max_age: env.secs("PRICE_MAX_AGE_SECS", 300)?,
+        });
+    }
+    match env.raw("PRICE_FIXED") {
+        Some(v) => crate::price::parse_major_to_minor(&v)
+            .map(PriceConfig::Fixed)
+            .ok_or_else(|| invalid("PRICE_FIXED", "expected a positive decimal price per BTC")),
+        None => Err(ConfigError::Missing(
+            "PRICE_SOURCES (or PRICE_FIXED for development)",
+        )),
     }
 }
 
@@ -419,6 +466,7 @@ mod tests {
             ("WALLET_MASTER_SECRET", "ab".repeat(32)),
             ("ADMIN_TOKEN", "admin-token-0123456789".to_owned()),
             ("OIDC_API_TOKEN", "oidc-token-0123456789".to_owned()),
+            ("PRICE_FIXED", "60000".to_owned()),
         ])
     }
 

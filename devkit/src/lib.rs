@@ -84,6 +84,8 @@ pub fn test_config(
         ("WALLET_MASTER_SECRET", "42".repeat(32)),
         ("ADMIN_TOKEN", "test-admin-token-0123456789".to_owned()),
         ("OIDC_API_TOKEN", "test-oidc-token-0123456789".to_owned()),
+        // 60,000.00 per BTC: 1.00 of fiat is 1,667 sats.
+        ("PRICE_FIXED", "60000".to_owned()),
     ]);
     match openpleb_common::config::Config::from_lookup(|k| vars.get(k).cloned()) {
         Ok(c) => c,

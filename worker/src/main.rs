@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use openpleb_common::config::{exit_on_error, Config};
-use openpleb_common::wallet::service_auth::{ServiceAccount, ServiceAuth};
+use openpleb_common::wallet::service_auth::ServiceAuth;
 use openpleb_common::wallet::{WalletManager, WalletManagerConfig};
 use openpleb_worker::{run, WorkerContext, WorkerSettings};
 
@@ -24,18 +24,9 @@ async fn main() -> anyhow::Result<()> {
         .context("migrate")?;
 
     let mut wallet_cfg = WalletManagerConfig::from_config(&config);
-    if let Some(svc) = &config.service_oidc {
-        let account = ServiceAccount {
-            token_url: svc.token_url.clone(),
-            client_id: svc.client_id.clone(),
-            client_secret: svc.client_secret.expose().to_owned(),
-        };
-        wallet_cfg.service_auth = Some(
-            ServiceAuth::new(&config.mint_url, account)
-                .await
-                .context("service OIDC account")?,
-        );
-    }
+    wallet_cfg.service_auth = ServiceAuth::from_config(&config)
+        .await
+        .context("service OIDC account")?;
     let wallets = WalletManager::new(wallet_cfg, pool.clone()).context("wallet manager")?;
     let _maintenance = wallets.spawn_maintenance();
     let ctx = Arc::new(WorkerContext {

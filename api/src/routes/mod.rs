@@ -1,7 +1,9 @@
 //! One module per OpenAPI tag.
 
+pub mod admin_offers;
 pub mod invites;
 pub mod meta;
+pub mod offers;
 pub mod providers;
 pub mod sessions;
 pub mod users;
@@ -19,6 +21,8 @@ pub enum ApiTags {
     Users,
     /// Anonymous sessions opened with blind auth tokens.
     Sessions,
+    /// Offers: the book and the trade.
+    Offers,
     /// Fiat payment providers.
     Providers,
     /// Administration (admin listener only).

@@ -75,6 +75,21 @@ impl std::fmt::Debug for ServiceAuth {
 }
 
 impl ServiceAuth {
+    /// The service account of `config`, logged in to its mint; `None` when none is configured.
+    pub async fn from_config(
+        config: &crate::config::Config,
+    ) -> Result<Option<Self>, ServiceAuthError> {
+        let Some(svc) = &config.service_oidc else {
+            return Ok(None);
+        };
+        let account = ServiceAccount {
+            token_url: svc.token_url.clone(),
+            client_id: svc.client_id.clone(),
+            client_secret: svc.client_secret.expose().to_owned(),
+        };
+        Ok(Some(Self::new(&config.mint_url, account).await?))
+    }
+
     /// Sets up the auth wallet for `mint_url` (reads the mint's protected endpoints).
     pub async fn new(mint_url: &str, account: ServiceAccount) -> Result<Self, ServiceAuthError> {
         let url: MintUrl = mint_url

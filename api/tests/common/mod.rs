@@ -1,0 +1,323 @@
+//! The trade test bed: the api (both listeners), a worker, a mint with NUT-21/22 auth and its
+//! OIDC issuer, all real, in this process; traders that register, log in, mint BATs and open
+//! sessions through the public API.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use openpleb_api::{admin_app, public_app, AppState};
+use openpleb_common::mint::MintClient;
+use openpleb_common::wallet::{WalletId, WalletManager, WalletManagerConfig};
+use openpleb_devkit::stack::AuthStack;
+use openpleb_devkit::{test_config, wallet_manager_with, Trader};
+use openpleb_worker::{run, WorkerContext, WorkerSettings};
+use poem::endpoint::BoxEndpoint;
+use poem::http::StatusCode;
+use poem::listener::TcpAcceptor;
+use poem::test::{TestClient, TestResponse};
+use poem::{EndpointExt, Server};
+use serde_json::{json, Value};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub const ADMIN: &str = "Bearer test-admin-token-0123456789";
+pub const OIDC_TOKEN: &str = "test-oidc-token-0123456789";
+
+pub type Client = TestClient<BoxEndpoint<'static>>;
+
+pub struct Harness {
+    pub public: Client,
+    pub admin: Client,
+    pub pool: PgPool,
+    pub stack: AuthStack,
+    pub worker_wallets: WalletManager,
+    pub trader_wallets: WalletManager,
+    stop_worker: Option<oneshot::Sender<()>>,
+    worker: Option<tokio::task::JoinHandle<()>>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+/// A registered trader with an open session.
+pub struct Session {
+    pub trader: Trader,
+    pub bat: String,
+}
+
+impl Session {
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.bat)
+    }
+}
+
+pub async fn body(resp: TestResponse) -> Value {
+    let text = resp.0.into_body().into_string().await.expect("body");
+    serde_json::from_str(&text).unwrap_or(Value::String(text))
+}
+
+pub async fn expect_error(resp: TestResponse, status: StatusCode, code: &str) {
+    let got = resp.0.status();
+    let v = body(resp).await;
+    assert_eq!(got, status, "{v}");
+    assert_eq!(v["error"]["code"], code, "{v}");
+}
+
+/// A fresh per-trade payout key.
+pub fn payout_key() -> (cdk::nuts::SecretKey, String) {
+    let sk = cdk::nuts::SecretKey::generate();
+    let x = sk.public_key().x_only_public_key().to_string();
+    (sk, x)
+}
+
+/// The smallest valid PNG (1×1).
+pub const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0a, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00,
+    0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
+    0x42, 0x60, 0x82,
+];
+
+impl Harness {
+    /// Starts everything on the per-test database (`#[sqlx::test(migrations = false)]` hands
+    /// over its connect options; its own pool is too small for an api and a worker).
+    pub async fn start(_test_pool: PgPoolOptions, conn: PgConnectOptions) -> Self {
+        openpleb_common::telemetry::init();
+        let pool = PgPoolOptions::new()
+            .max_connections(40)
+            .connect_with(conn)
+            .await
+            .expect("pool");
+        openpleb_common::db::migrate(&pool).await.expect("migrate");
+        let mut stack = AuthStack::start(OIDC_TOKEN).await.expect("auth stack");
+        let wallets_dir = tempfile::tempdir().expect("dir");
+        let trader_dir = tempfile::tempdir().expect("dir");
+        let mut config = test_config("postgres://unused", &stack.mint.url, wallets_dir.path());
+        // Tests send many anonymous requests from one address.
+        config.rate_limits.anonymous = 100_000;
+        config.wallet_idle_close = Duration::from_millis(300);
+        let timers = config.timers.clone();
+        // The worker is another process on the same machine: same layout, its own leases.
+        let worker_wallets =
+            WalletManager::new(WalletManagerConfig::from_config(&config), pool.clone())
+                .expect("worker wallets");
+        worker_wallets.spawn_maintenance();
+        let state = AppState::new(
+            Arc::new(config),
+            pool.clone(),
+            MintClient::new(&stack.mint.url).expect("mint"),
+        )
+        .expect("app state");
+        let acceptor = TcpAcceptor::from_tokio(stack.admin_listener.take().expect("listener"))
+            .expect("acceptor");
+        let admin_ep = admin_app(state.clone());
+        tokio::spawn(async move {
+            let _ = Server::new_with_acceptor(acceptor).run(admin_ep).await;
+        });
+        let public = public_app(state.clone()).map_to_response().boxed();
+        let admin = admin_app(state).map_to_response().boxed();
+
+        let long = Duration::from_secs(30);
+        let ctx = Arc::new(WorkerContext {
+            pool: pool.clone(),
+            wallets: worker_wallets.clone(),
+            settings: WorkerSettings {
+                concurrency: 4,
+                quote_poll_interval: Duration::from_millis(500),
+                queue_poll_interval: Duration::from_millis(200),
+                timers,
+            },
+        });
+        let (tx, rx) = oneshot::channel::<()>();
+        let worker = tokio::spawn(async move {
+            run(
+                ctx,
+                &format!("test-{}", Uuid::new_v4().simple()),
+                async move {
+                    let _ = rx.await;
+                },
+            )
+            .await
+            .expect("worker");
+        });
+        let trader_wallets = wallet_manager_with(
+            pool.clone(),
+            &stack.mint.url,
+            trader_dir.path(),
+            64,
+            long,
+            long,
+        );
+        Self {
+            public: TestClient::new(public),
+            admin: TestClient::new(admin),
+            pool,
+            stack,
+            worker_wallets,
+            trader_wallets,
+            stop_worker: Some(tx),
+            worker: Some(worker),
+            _dirs: vec![wallets_dir, trader_dir],
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop_worker.take() {
+            let _ = tx.send(());
+        }
+        if let Some(w) = self.worker.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), w).await;
+        }
+        self.trader_wallets.close_all().await;
+    }
+
+    pub async fn provider(&self) -> Uuid {
+        let resp = self
+            .admin
+            .post("/api/v1/admin/fiat-providers")
+            .header("Authorization", ADMIN)
+            .body_json(&json!({"name": format!("SEPA {}", Uuid::new_v4().simple()), "kind": "bank_transfer"}))
+            .send()
+            .await;
+        resp.assert_status(StatusCode::CREATED);
+        body(resp).await["id"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("uuid")
+    }
+
+    /// Registers a trader, logs in, mints a BAT and opens a session.
+    pub async fn session(&self) -> Session {
+        let resp = self
+            .admin
+            .post("/api/v1/admin/invite-codes")
+            .header("Authorization", ADMIN)
+            .body_json(&json!({}))
+            .send()
+            .await;
+        resp.assert_status(StatusCode::CREATED);
+        let code = body(resp).await["code"].as_str().expect("code").to_owned();
+        let trader = Trader::new();
+        self.public
+            .post("/api/v1/users/register")
+            .body_json(&trader.registration(&code))
+            .send()
+            .await
+            .assert_status(StatusCode::CREATED);
+        let cat = self.stack.login(&trader).await.expect("login");
+        let bat = self.stack.mint_bats(&cat, 1).await.expect("BAT").remove(0);
+        self.public
+            .post("/api/v1/sessions")
+            .body_json(&json!({"bat": bat}))
+            .send()
+            .await
+            .assert_status(StatusCode::CREATED);
+        Session { trader, bat }
+    }
+
+    /// Creates an offer for `fiat` minor units; returns (offer id, deposit sats, maker key).
+    pub async fn offer(
+        &self,
+        maker: &Session,
+        provider: Uuid,
+        fiat: i64,
+    ) -> (Uuid, u64, cdk::nuts::SecretKey) {
+        let (sk, key) = payout_key();
+        let resp = self
+            .public
+            .post("/api/v1/offers")
+            .header("Authorization", maker.bearer())
+            .body_json(&json!({
+                "fiatAmount": fiat, "currency": "EUR", "fiatProviderId": provider,
+                "paymentDetails": "IBAN DE00 1234 5678 9012 3456 78", "description": "test",
+                "makerPayoutPubkey": key,
+            }))
+            .send()
+            .await;
+        let status = resp.0.status();
+        let v = body(resp).await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        let id = v["offer"]["id"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("uuid");
+        let deposit = v["deposit"]["amountSats"].as_u64().expect("deposit");
+        assert!(v["deposit"]["invoice"]
+            .as_str()
+            .expect("invoice")
+            .starts_with("lnbc"));
+        (id, deposit, sk)
+    }
+
+    pub async fn get_offer(&self, id: Uuid, who: Option<&Session>) -> TestResponse {
+        let mut req = self.public.get(format!("/api/v1/offers/{id}"));
+        if let Some(s) = who {
+            req = req.header("Authorization", s.bearer());
+        }
+        req.send().await
+    }
+
+    /// Waits until the offer (seen by `who`) has `status`.
+    pub async fn wait_status(&self, id: Uuid, who: &Session, status: &str) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..120 {
+            let v = body(self.get_offer(id, Some(who)).await).await;
+            if v["status"] == status {
+                return v;
+            }
+            last = v;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("offer {id} never reached {status}: {last}");
+    }
+
+    /// Waits until every payout `who` has for the offer is released; returns the tokens.
+    pub async fn released_payouts(&self, id: Uuid, who: &Session) -> Vec<Value> {
+        for _ in 0..120 {
+            let resp = self
+                .public
+                .get(format!("/api/v1/offers/{id}/payouts"))
+                .header("Authorization", who.bearer())
+                .send()
+                .await;
+            let v = body(resp).await;
+            let list = v.as_array().cloned().unwrap_or_default();
+            if !list.is_empty() && list.iter().all(|p| p["state"] == "RELEASED") {
+                return list;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("payouts of {id} were not released");
+    }
+
+    /// Redeems tokens into a fresh wallet of the trader's with `key`; returns the sats.
+    pub async fn redeem(&self, payouts: &[Value], key: &cdk::nuts::SecretKey) -> u64 {
+        let wallet = WalletId::session(Uuid::new_v4());
+        let mut total = 0;
+        for p in payouts {
+            let token = p["token"].as_str().expect("token");
+            total += self
+                .trader_wallets
+                .receive(&wallet, token, vec![key.clone()])
+                .await
+                .expect("redeem");
+        }
+        total
+    }
+
+    pub async fn audit(&self) -> Value {
+        let resp = self
+            .admin
+            .get("/api/v1/admin/audit")
+            .header("Authorization", ADMIN)
+            .send()
+            .await;
+        resp.assert_status_is_ok();
+        body(resp).await
+    }
+}
