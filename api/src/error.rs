@@ -155,6 +155,9 @@ pub enum ErrorResponse {
     /// Existed, but is used up or expired.
     #[oai(status = 410)]
     Gone(Json<ErrorBody>),
+    /// The body is too large.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
     /// Too many requests; see `Retry-After`.
     #[oai(status = 429)]
     RateLimited(Json<ErrorBody>),
@@ -175,6 +178,7 @@ impl From<ApiError> for ErrorResponse {
             404 => Self::NotFound(body),
             409 => Self::Conflict(body),
             410 => Self::Gone(body),
+            413 => Self::PayloadTooLarge(body),
             429 => Self::RateLimited(body),
             503 => Self::Unavailable(body),
             s if (400..500).contains(&s) => Self::BadRequest(body),

@@ -3,8 +3,9 @@
 
 mod common;
 
-use common::{body, payout_key, Harness, PNG};
+use common::{body, expect_error, payout_key, Harness, PNG};
 use openpleb_common::wallet::WalletId;
+use poem::http::StatusCode;
 use poem::test::{TestForm, TestFormField};
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -127,5 +128,259 @@ async fn a_whole_trade_funded_by_lightning(opts: PgPoolOptions, conn: PgConnectO
     let audit = h.audit().await;
     assert_eq!(audit["balanced"], true, "{audit}");
     assert_eq!(audit["offersChecked"], 1);
+    h.stop().await;
+}
+
+/// The same trade, funded with a Cashu token instead of a Lightning payment.
+#[sqlx::test(migrations = false)]
+async fn a_whole_trade_funded_by_token(opts: PgPoolOptions, conn: PgConnectOptions) {
+    // Invoices are paid only on command, so the unused deposit invoice stays unpaid.
+    let h = Harness::start_manual(opts, conn).await;
+    let provider = h.provider().await;
+    let maker = h.session().await;
+    let taker = h.session().await;
+    let (id, deposit, maker_sk) = h.offer(&maker, provider, 1_234).await;
+
+    // A token for the wrong amount is refused and nothing changes.
+    let wrong = h.cash(deposit - 1).await;
+    let resp = h
+        .public
+        .post(format!("/api/v1/offers/{id}/fund"))
+        .header("Authorization", maker.bearer())
+        .body_json(&json!({"token": wrong}))
+        .send()
+        .await;
+    expect_error(resp, StatusCode::BAD_REQUEST, "token_amount_mismatch").await;
+    let resp = h
+        .public
+        .post(format!("/api/v1/offers/{id}/fund"))
+        .header("Authorization", maker.bearer())
+        .body_json(&json!({"token": "cashuBnotatoken"}))
+        .send()
+        .await;
+    expect_error(resp, StatusCode::BAD_REQUEST, "invalid_token").await;
+
+    let token = h.cash(deposit).await;
+    let resp = h
+        .public
+        .post(format!("/api/v1/offers/{id}/fund"))
+        .header("Authorization", maker.bearer())
+        .body_json(&json!({"token": token}))
+        .send()
+        .await;
+    resp.assert_status_is_ok();
+    let v = body(resp).await;
+    assert_eq!(v["status"], "INVOICE_PAID");
+    // The same token cannot fund anything twice.
+    let resp = h
+        .public
+        .post(format!("/api/v1/offers/{id}/fund"))
+        .header("Authorization", maker.bearer())
+        .body_json(&json!({"token": token}))
+        .send()
+        .await;
+    expect_error(resp, StatusCode::CONFLICT, "invalid_state").await;
+
+    let s = v["amountSats"].as_u64().expect("S");
+    let tf = v["takerRewardSats"].as_u64().expect("TF");
+    let tb = v["takerBondSats"].as_u64().expect("TB");
+    let mb = v["makerBondSats"].as_u64().expect("MB");
+    let taker_sk = h.claim(id, &taker).await;
+    h.wait_status(id, &taker, "TAKER_BOND_PAID").await;
+    h.upload_receipt(id, &taker).await.assert_status_is_ok();
+    h.public
+        .post(format!("/api/v1/offers/{id}/complete"))
+        .header("Authorization", maker.bearer())
+        .send()
+        .await
+        .assert_status_is_ok();
+    let taker_payouts = h.released_payouts(id, &taker).await;
+    let maker_payouts = h.released_payouts(id, &maker).await;
+    assert_eq!(h.redeem(&taker_payouts, &taker_sk).await, s + tf + tb);
+    assert_eq!(h.redeem(&maker_payouts, &maker_sk).await, mb);
+    for _ in 0..40 {
+        if h.audit().await["offersChecked"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let audit = h.audit().await;
+    assert_eq!(audit["balanced"], true, "{audit}");
+    h.stop().await;
+}
+
+/// 20 sessions claim one offer at once: exactly one wins, 19 get 409, and only one bond
+/// invoice exists.
+#[sqlx::test(migrations = false)]
+async fn twenty_concurrent_claims_one_winner(opts: PgPoolOptions, conn: PgConnectOptions) {
+    let h = Harness::start(opts, conn).await;
+    let provider = h.provider().await;
+    let maker = h.session().await;
+    let (id, _, _) = h.offer(&maker, provider, 2_000).await;
+    h.wait_status(id, &maker, "INVOICE_PAID").await;
+    let mut takers = Vec::new();
+    for _ in 0..20 {
+        takers.push(h.session().await);
+    }
+    let claims = takers.iter().map(|t| {
+        let (_, key) = payout_key();
+        h.public
+            .post(format!("/api/v1/offers/{id}/claim"))
+            .header("Authorization", t.bearer())
+            .body_json(&json!({"takerPayoutPubkey": key}))
+            .send()
+    });
+    let results = futures::future::join_all(claims).await;
+    let mut won = 0;
+    let mut lost = 0;
+    for r in results {
+        match r.0.status() {
+            StatusCode::OK => won += 1,
+            StatusCode::CONFLICT => {
+                let v = body(r).await;
+                assert_eq!(v["error"]["code"], "offer_not_available");
+                lost += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((won, lost), (1, 19));
+    let bonds: i64 = sqlx::query_scalar(
+        "select count(*) from wallet_quotes where offer_id = $1 and purpose = 'bond'",
+    )
+    .bind(id)
+    .fetch_one(&h.pool)
+    .await
+    .expect("count");
+    assert_eq!(bonds, 1, "no stray bond invoices");
+    h.stop().await;
+}
+
+/// Bad input gets a clear 4xx with its own code and writes nothing.
+#[sqlx::test(migrations = false)]
+async fn bad_input_is_refused_and_writes_nothing(opts: PgPoolOptions, conn: PgConnectOptions) {
+    let h = Harness::start(opts, conn).await;
+    let provider = h.provider().await;
+    let maker = h.session().await;
+    let (_, key) = payout_key();
+    let offer = |fiat: serde_json::Value, key: &str| {
+        json!({"fiatAmount": fiat, "currency": "EUR", "fiatProviderId": provider,
+               "paymentDetails": "IBAN", "makerPayoutPubkey": key})
+    };
+    let post = |b: serde_json::Value| {
+        h.public
+            .post("/api/v1/offers")
+            .header("Authorization", maker.bearer())
+            .body_json(&b)
+            .send()
+    };
+    expect_error(
+        post(offer(json!(100_001), &key)).await,
+        StatusCode::BAD_REQUEST,
+        "fiat_amount_too_large",
+    )
+    .await;
+    expect_error(
+        post(offer(json!(-5), &key)).await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+    expect_error(
+        post(offer(json!(12.5), &key)).await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+    expect_error(
+        post(offer(json!(500), "not-a-key")).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_payout_pubkey",
+    )
+    .await;
+    let mut other_currency = offer(json!(500), &key);
+    other_currency["currency"] = json!("USD");
+    expect_error(
+        post(other_currency).await,
+        StatusCode::BAD_REQUEST,
+        "unsupported_currency",
+    )
+    .await;
+    let mut unknown_provider = offer(json!(500), &key);
+    unknown_provider["fiatProviderId"] = json!(uuid::Uuid::new_v4());
+    expect_error(
+        post(unknown_provider).await,
+        StatusCode::BAD_REQUEST,
+        "unknown_fiat_provider",
+    )
+    .await;
+    // Without a session.
+    let resp = h
+        .public
+        .post("/api/v1/offers")
+        .body_json(&offer(json!(500), &key))
+        .send()
+        .await;
+    resp.assert_status(StatusCode::UNAUTHORIZED);
+    let offers: i64 = sqlx::query_scalar("select count(*) from offers")
+        .fetch_one(&h.pool)
+        .await
+        .expect("count");
+    assert_eq!(offers, 0, "nothing written");
+
+    // Receipts: wrong state, not an image, too large.
+    let taker = h.session().await;
+    let (id, _, _) = h.offer(&maker, provider, 500).await;
+    expect_error(
+        h.upload_receipt(id, &maker).await,
+        StatusCode::FORBIDDEN,
+        "not_your_role",
+    )
+    .await;
+    h.wait_status(id, &maker, "INVOICE_PAID").await;
+    let resp = h
+        .public
+        .post(format!("/api/v1/offers/{id}/complete"))
+        .header("Authorization", maker.bearer())
+        .send()
+        .await;
+    expect_error(resp, StatusCode::CONFLICT, "invalid_state").await;
+    h.claim(id, &taker).await;
+    h.wait_status(id, &taker, "TAKER_BOND_PAID").await;
+    let text = poem::test::TestForm::new().field(
+        poem::test::TestFormField::bytes(b"GIF89a not allowed".to_vec())
+            .name("image")
+            .filename("r.gif")
+            .content_type("image/png"),
+    );
+    let resp = h
+        .public
+        .post(format!("/api/v1/offers/{id}/receipt"))
+        .header("Authorization", taker.bearer())
+        .multipart(text)
+        .send()
+        .await;
+    expect_error(resp, StatusCode::BAD_REQUEST, "receipt_not_an_image").await;
+    let mut big = common::PNG.to_vec();
+    big.resize(5 * 1024 * 1024 + 1, 0);
+    let huge = poem::test::TestForm::new().field(
+        poem::test::TestFormField::bytes(big)
+            .name("image")
+            .filename("r.png")
+            .content_type("image/png"),
+    );
+    let resp = h
+        .public
+        .post(format!("/api/v1/offers/{id}/receipt"))
+        .header("Authorization", taker.bearer())
+        .multipart(huge)
+        .send()
+        .await;
+    expect_error(resp, StatusCode::PAYLOAD_TOO_LARGE, "receipt_too_large").await;
+    let receipts: i64 = sqlx::query_scalar("select count(*) from receipts")
+        .fetch_one(&h.pool)
+        .await
+        .expect("count");
+    assert_eq!(receipts, 0);
     h.stop().await;
 }

@@ -183,6 +183,26 @@ impl DevMint {
         })
     }
 
+    /// Marks the invoice of a mint quote paid, as the Lightning backend would on payment. For
+    /// mints started with a long `payment_delay_secs`, where nothing is paid on its own.
+    pub async fn pay_invoice(&self, bolt11: &str, sats: u64) -> anyhow::Result<()> {
+        use std::str::FromStr;
+
+        use cdk::cdk_payment::{PaymentIdentifier, WaitPaymentResponse};
+        use cdk::Bolt11Invoice;
+        let invoice = Bolt11Invoice::from_str(bolt11).context("bolt11")?;
+        let hash: [u8; 32] = *invoice.payment_hash().as_ref();
+        self.mint
+            .pay_mint_quote_for_request_id(WaitPaymentResponse {
+                payment_identifier: PaymentIdentifier::PaymentHash(hash),
+                payment_amount: cdk::Amount::new(sats, CurrencyUnit::Sat),
+                payment_id: invoice.payment_hash().to_string(),
+            })
+            .await
+            .context("pay quote")?;
+        Ok(())
+    }
+
     /// Stops serving and stops the mint's background tasks.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(tx) = self.shutdown.take() {

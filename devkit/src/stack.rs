@@ -28,6 +28,8 @@ pub struct AuthStack {
     pub admin_listener: Option<tokio::net::TcpListener>,
     /// `http://127.0.0.1:<port>` of that listener.
     pub admin_url: String,
+    /// Invoices are paid only on command ([`DevMint::pay_invoice`]).
+    pub manual_payments: bool,
 }
 
 impl AuthStack {
@@ -40,6 +42,20 @@ impl AuthStack {
     pub async fn start_with(
         oidc_api_token: &str,
         adjust: impl FnOnce(MintAuthOptions) -> MintAuthOptions,
+    ) -> anyhow::Result<Self> {
+        Self::start_full(oidc_api_token, adjust, 1).await
+    }
+
+    /// Like [`AuthStack::start`], but no invoice is paid by itself: tests pay them with
+    /// [`DevMint::pay_invoice`].
+    pub async fn start_manual_payments(oidc_api_token: &str) -> anyhow::Result<Self> {
+        Self::start_full(oidc_api_token, |a| a, 3600).await
+    }
+
+    async fn start_full(
+        oidc_api_token: &str,
+        adjust: impl FnOnce(MintAuthOptions) -> MintAuthOptions,
+        payment_delay_secs: u64,
     ) -> anyhow::Result<Self> {
         let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let admin_url = format!("http://{}", admin_listener.local_addr()?);
@@ -62,6 +78,7 @@ impl AuthStack {
         let mint = DevMint::start_with(DevMintOptions {
             auth: Some(auth),
             seed,
+            payment_delay_secs,
             ..DevMintOptions::default()
         })
         .await?;
@@ -70,6 +87,7 @@ impl AuthStack {
             oidc,
             admin_listener: Some(admin_listener),
             admin_url,
+            manual_payments: payment_delay_secs > 60,
         })
     }
 

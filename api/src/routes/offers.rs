@@ -692,7 +692,8 @@ impl OffersApi {
     ) -> ApiResult<Json<ClaimedOffer>> {
         let offer = load(&state, *id).await?;
         let viewer = Viewer::of(&offer, Some(&auth.0));
-        if !viewer.can_see(&offer) {
+        // An offer that was never in the book stays unknown; one that left it was claimed.
+        if !viewer.can_see(&offer) && offer.status() == OfferStatus::Created {
             return Err(not_found().into());
         }
         if viewer == Viewer::Maker {

@@ -36,6 +36,7 @@ pub struct Harness {
     pub stack: AuthStack,
     pub worker_wallets: WalletManager,
     pub trader_wallets: WalletManager,
+    manual: bool,
     stop_worker: Option<oneshot::Sender<()>>,
     worker: Option<tokio::task::JoinHandle<()>>,
     _dirs: Vec<tempfile::TempDir>,
@@ -84,7 +85,33 @@ pub const PNG: &[u8] = &[
 impl Harness {
     /// Starts everything on the per-test database (`#[sqlx::test(migrations = false)]` hands
     /// over its connect options; its own pool is too small for an api and a worker).
-    pub async fn start(_test_pool: PgPoolOptions, conn: PgConnectOptions) -> Self {
+    pub async fn start(test_pool: PgPoolOptions, conn: PgConnectOptions) -> Self {
+        let stack = AuthStack::start(OIDC_TOKEN).await.expect("auth stack");
+        Self::start_on(stack, test_pool, conn).await
+    }
+
+    /// Like [`Harness::start`], but invoices are paid only by [`Harness::pay`].
+    pub async fn start_manual(test_pool: PgPoolOptions, conn: PgConnectOptions) -> Self {
+        let stack = AuthStack::start_manual_payments(OIDC_TOKEN)
+            .await
+            .expect("auth stack");
+        Self::start_on(stack, test_pool, conn).await
+    }
+
+    /// Pays an invoice (for [`Harness::start_manual`]).
+    pub async fn pay(&self, invoice: &str, sats: u64) {
+        self.stack
+            .mint
+            .pay_invoice(invoice, sats)
+            .await
+            .expect("pay invoice");
+    }
+
+    async fn start_on(
+        mut stack: AuthStack,
+        _test_pool: PgPoolOptions,
+        conn: PgConnectOptions,
+    ) -> Self {
         openpleb_common::telemetry::init();
         let pool = PgPoolOptions::new()
             .max_connections(40)
@@ -92,7 +119,6 @@ impl Harness {
             .await
             .expect("pool");
         openpleb_common::db::migrate(&pool).await.expect("migrate");
-        let mut stack = AuthStack::start(OIDC_TOKEN).await.expect("auth stack");
         let wallets_dir = tempfile::tempdir().expect("dir");
         let trader_dir = tempfile::tempdir().expect("dir");
         let mut config = test_config("postgres://unused", &stack.mint.url, wallets_dir.path());
@@ -151,7 +177,9 @@ impl Harness {
             long,
             long,
         );
+        let manual = stack.manual_payments;
         Self {
+            manual,
             public: TestClient::new(public),
             admin: TestClient::new(admin),
             pool,
@@ -308,6 +336,75 @@ impl Harness {
                 .expect("redeem");
         }
         total
+    }
+
+    /// A plain token worth `sats` from the test mint, paid for through the fake Lightning
+    /// backend by a trader's own wallet.
+    pub async fn cash(&self, sats: u64) -> String {
+        use openpleb_common::wallet::MintOutcome;
+        let wallet = WalletId::session(Uuid::new_v4());
+        let quote = self
+            .trader_wallets
+            .create_mint_quote(&wallet, sats)
+            .await
+            .expect("quote");
+        if self.manual {
+            self.pay(&quote.request, sats).await;
+        }
+        for _ in 0..60 {
+            if let MintOutcome::Issued(_) = self
+                .trader_wallets
+                .mint_quote(&wallet, &quote.quote_id)
+                .await
+                .expect("mint")
+            {
+                return self
+                    .trader_wallets
+                    .send(&wallet, sats, None)
+                    .await
+                    .expect("send")
+                    .token;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("the trader's quote was never paid");
+    }
+
+    /// Claims `id` as `taker`; returns the taker's payout secret key. With manual payments the
+    /// bond is paid too.
+    pub async fn claim(&self, id: Uuid, taker: &Session) -> cdk::nuts::SecretKey {
+        let (sk, key) = payout_key();
+        let resp = self
+            .public
+            .post(format!("/api/v1/offers/{id}/claim"))
+            .header("Authorization", taker.bearer())
+            .body_json(&json!({"takerPayoutPubkey": key}))
+            .send()
+            .await;
+        resp.assert_status_is_ok();
+        let v = body(resp).await;
+        if self.manual {
+            let invoice = v["bond"]["invoice"].as_str().expect("invoice");
+            let sats = v["bond"]["amountSats"].as_u64().expect("sats");
+            self.pay(invoice, sats).await;
+        }
+        sk
+    }
+
+    /// Uploads the test PNG as `taker`.
+    pub async fn upload_receipt(&self, id: Uuid, taker: &Session) -> TestResponse {
+        let form = poem::test::TestForm::new().field(
+            poem::test::TestFormField::bytes(PNG.to_vec())
+                .name("image")
+                .filename("receipt.png")
+                .content_type("image/png"),
+        );
+        self.public
+            .post(format!("/api/v1/offers/{id}/receipt"))
+            .header("Authorization", taker.bearer())
+            .multipart(form)
+            .send()
+            .await
     }
 
     pub async fn audit(&self) -> Value {
