@@ -384,3 +384,233 @@ async fn bad_input_is_refused_and_writes_nothing(opts: PgPoolOptions, conn: PgCo
     assert_eq!(receipts, 0);
     h.stop().await;
 }
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Caller {
+    Anonymous,
+    Other,
+    Maker,
+    Taker,
+    Admin,
+}
+
+/// Who may see what, in every state: each offer endpoint tried as anonymous, another
+/// session, the maker, the taker and an admin; only the allowed combinations succeed.
+#[sqlx::test(migrations = false)]
+async fn visibility_in_every_state(opts: PgPoolOptions, conn: PgConnectOptions) {
+    let h = Harness::start_manual(opts, conn).await;
+    let provider = h.provider().await;
+    let maker = h.session().await;
+    let taker = h.session().await;
+    let other = h.session().await;
+    let (_, key) = payout_key();
+    let resp = h
+        .public
+        .post("/api/v1/offers")
+        .header("Authorization", maker.bearer())
+        .body_json(
+            &json!({"fiatAmount": 700, "currency": "EUR", "fiatProviderId": provider,
+                           "paymentDetails": "IBAN", "makerPayoutPubkey": key}),
+        )
+        .send()
+        .await;
+    let created = body(resp).await;
+    let id: uuid::Uuid = created["offer"]["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    let deposit_invoice = created["deposit"]["invoice"]
+        .as_str()
+        .expect("invoice")
+        .to_owned();
+    let deposit = created["deposit"]["amountSats"].as_u64().expect("sats");
+
+    let callers = [
+        Caller::Anonymous,
+        Caller::Other,
+        Caller::Maker,
+        Caller::Taker,
+        Caller::Admin,
+    ];
+    let states = [
+        "CREATED",
+        "INVOICE_PAID",
+        "INVOICE_CREATED",
+        "TAKER_BOND_PAID",
+        "RECEIPT_SUBMITTED",
+        "COMPLETED",
+    ];
+    let mut checked = 0;
+    let mut bond: Option<(String, u64)> = None;
+    for (i, state) in states.iter().enumerate() {
+        // Advance to `state`.
+        match *state {
+            "INVOICE_PAID" => {
+                h.pay(&deposit_invoice, deposit).await;
+                h.wait_status(id, &maker, "INVOICE_PAID").await;
+            }
+            "INVOICE_CREATED" => {
+                let (_, tkey) = payout_key();
+                let resp = h
+                    .public
+                    .post(format!("/api/v1/offers/{id}/claim"))
+                    .header("Authorization", taker.bearer())
+                    .body_json(&json!({"takerPayoutPubkey": tkey}))
+                    .send()
+                    .await;
+                let v = body(resp).await;
+                h.wait_status(id, &taker, "INVOICE_CREATED").await;
+                bond = Some((
+                    v["bond"]["invoice"].as_str().expect("invoice").to_owned(),
+                    v["bond"]["amountSats"].as_u64().expect("sats"),
+                ));
+            }
+            "TAKER_BOND_PAID" => {
+                let (inv, sats) = bond.clone().expect("bond invoice");
+                h.pay(&inv, sats).await;
+                h.wait_status(id, &taker, "TAKER_BOND_PAID").await;
+            }
+            "RECEIPT_SUBMITTED" => h.upload_receipt(id, &taker).await.assert_status_is_ok(),
+            "COMPLETED" => h
+                .public
+                .post(format!("/api/v1/offers/{id}/complete"))
+                .header("Authorization", maker.bearer())
+                .send()
+                .await
+                .assert_status_is_ok(),
+            _ => {}
+        }
+        let claimed = i >= 2;
+        let has_receipt = i >= 4;
+        for caller in callers {
+            let session = match caller {
+                Caller::Other => Some(&other),
+                Caller::Maker => Some(&maker),
+                Caller::Taker => Some(&taker),
+                _ => None,
+            };
+            let is_party = caller == Caller::Maker || (caller == Caller::Taker && claimed);
+
+            // GET /offers/{id}
+            let resp = if caller == Caller::Admin {
+                h.admin
+                    .get(format!("/api/v1/admin/offers/{id}"))
+                    .header("Authorization", common::ADMIN)
+                    .send()
+                    .await
+            } else {
+                h.get_offer(id, session).await
+            };
+            let allowed = caller == Caller::Admin || is_party || *state == "INVOICE_PAID";
+            assert_eq!(
+                resp.0.status().is_success(),
+                allowed,
+                "GET offer as {caller:?} in {state}"
+            );
+            if allowed {
+                let v = body(resp).await;
+                assert_eq!(v["status"], *state);
+                let sees_details = caller == Caller::Admin
+                    || caller == Caller::Maker
+                    || (caller == Caller::Taker && i >= 3);
+                assert_eq!(
+                    v["paymentDetails"].is_string(),
+                    sees_details,
+                    "details as {caller:?} in {state}"
+                );
+                assert_eq!(
+                    v["depositSats"].is_number(),
+                    caller == Caller::Admin || caller == Caller::Maker
+                );
+            }
+
+            // GET /offers/{id}/receipt
+            let resp = if caller == Caller::Admin {
+                h.admin
+                    .get(format!("/api/v1/admin/offers/{id}/receipt"))
+                    .header("Authorization", common::ADMIN)
+                    .send()
+                    .await
+            } else {
+                let mut r = h.public.get(format!("/api/v1/offers/{id}/receipt"));
+                if let Some(s) = session {
+                    r = r.header("Authorization", s.bearer());
+                }
+                r.send().await
+            };
+            let expect = match caller {
+                Caller::Anonymous => StatusCode::UNAUTHORIZED,
+                Caller::Admin if has_receipt => StatusCode::OK,
+                _ if is_party && has_receipt => StatusCode::OK,
+                _ => StatusCode::NOT_FOUND,
+            };
+            assert_eq!(
+                resp.0.status(),
+                expect,
+                "GET receipt as {caller:?} in {state}"
+            );
+
+            // GET /offers/{id}/payouts
+            if caller != Caller::Admin {
+                let mut r = h.public.get(format!("/api/v1/offers/{id}/payouts"));
+                if let Some(s) = session {
+                    r = r.header("Authorization", s.bearer());
+                }
+                let expect = match caller {
+                    Caller::Anonymous => StatusCode::UNAUTHORIZED,
+                    _ if is_party => StatusCode::OK,
+                    _ => StatusCode::NOT_FOUND,
+                };
+                assert_eq!(
+                    r.send().await.0.status(),
+                    expect,
+                    "GET payouts as {caller:?} in {state}"
+                );
+            }
+            checked += 1;
+        }
+        // The public book lists it only while INVOICE_PAID.
+        let book = body(h.public.get("/api/v1/offers").send().await).await;
+        let listed = book["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|o| o["id"] == id.to_string());
+        assert_eq!(listed, *state == "INVOICE_PAID", "book in {state}");
+        // Another session's book is the public one; the maker's also shows its own offer.
+        let mine = body(
+            h.public
+                .get("/api/v1/offers")
+                .header("Authorization", maker.bearer())
+                .send()
+                .await,
+        )
+        .await;
+        assert!(mine["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|o| o["id"] == id.to_string()));
+    }
+    assert_eq!(checked, states.len() * callers.len());
+
+    // Actions in the wrong role: the taker cannot complete, another session cannot cancel.
+    let (id2, _, _) = h.offer(&maker, provider, 300).await;
+    let resp = h
+        .public
+        .post(format!("/api/v1/offers/{id2}/cancel"))
+        .header("Authorization", other.bearer())
+        .send()
+        .await;
+    expect_error(resp, StatusCode::NOT_FOUND, "offer_not_found").await;
+    let resp = h
+        .public
+        .post(format!("/api/v1/offers/{id2}/cancel"))
+        .header("Authorization", maker.bearer())
+        .send()
+        .await;
+    resp.assert_status_is_ok();
+    assert_eq!(body(resp).await["status"], "CANCELLED");
+    h.stop().await;
+}
