@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod ratelimit;
 pub mod routes;
 
@@ -24,6 +25,7 @@ use poem_openapi::OpenApiService;
 use sqlx::PgPool;
 
 use routes::admin_offers::AdminOffersApi;
+use routes::events::EventsApi;
 use routes::invites::{AdminInvitesApi, InvitesApi};
 use routes::meta::MetaApi;
 use routes::offers::OffersApi;
@@ -48,6 +50,8 @@ pub struct AppState {
     pub wallets: WalletManager,
     /// Fiat prices.
     pub price: Arc<dyn PriceSource>,
+    /// Live offer changes.
+    pub events: Arc<events::Hub>,
 }
 
 impl AppState {
@@ -81,6 +85,7 @@ impl AppState {
         Self {
             rate_limits: ratelimit::RateLimiters::new(&config.rate_limits),
             config,
+            events: events::Hub::start(pool.clone()),
             pool,
             mint,
             blind_auth_checked: Arc::default(),
@@ -127,6 +132,7 @@ pub type PublicApis = (
     SessionsApi,
     ProvidersApi,
     OffersApi,
+    EventsApi,
 );
 
 /// The admin API's operations.
@@ -147,13 +153,18 @@ pub fn public_service(base_path: &str) -> OpenApiService<PublicApis, ()> {
             SessionsApi,
             ProvidersApi,
             OffersApi,
+            EventsApi,
         ),
         "OpenPleb API",
         env!("CARGO_PKG_VERSION"),
     )
     .description(
         "Privacy-first peer-to-peer fiat-to-bitcoin exchange. All value moves as Cashu \
-             ecash. Errors are `{\"error\":{\"code\",\"message\"}}` with a stable `code`.",
+             ecash. Errors are `{\"error\":{\"code\",\"message\"}}` with a stable `code`. \
+             Trader calls take `Authorization: Bearer <BAT>` of a session. Live updates are \
+             server-sent events: `GET /events/book` sends `offer.listed` and `offer.unlisted` \
+             (data `{\"offerId\"}`); `GET /events/session` sends `offer.status` (data \
+             `{\"offerId\",\"status\"}`) for the session's own offers.",
     )
     .server(base_path)
 }

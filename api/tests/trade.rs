@@ -128,6 +128,12 @@ async fn a_whole_trade_funded_by_lightning(opts: PgPoolOptions, conn: PgConnectO
     let audit = h.audit().await;
     assert_eq!(audit["balanced"], true, "{audit}");
     assert_eq!(audit["offersChecked"], 1);
+
+    let stats = body(h.public.get("/api/v1/stats").send().await).await;
+    assert_eq!(
+        stats,
+        json!({"openOffers": 0, "activeTrades": 0, "completedTrades": 1, "registeredUsers": 2})
+    );
     h.stop().await;
 }
 
@@ -613,4 +619,111 @@ async fn visibility_in_every_state(opts: PgPoolOptions, conn: PgConnectOptions) 
     resp.assert_status_is_ok();
     assert_eq!(body(resp).await["status"], "CANCELLED");
     h.stop().await;
+}
+
+/// Live updates: the public stream announces the offer entering and leaving the book (and
+/// nothing about the parties); the maker's private stream follows every move of its offer;
+/// another session's stream stays silent about it.
+#[sqlx::test(migrations = false)]
+async fn live_updates(opts: PgPoolOptions, conn: PgConnectOptions) {
+    use futures::StreamExt;
+    let h = Harness::start_manual(opts, conn).await;
+    let provider = h.provider().await;
+    let maker = h.session().await;
+    let taker = h.session().await;
+    let other = h.session().await;
+
+    let mut book = h
+        .public
+        .get("/api/v1/events/book")
+        .send()
+        .await
+        .sse_stream();
+    let mut mine = h
+        .public
+        .get("/api/v1/events/session")
+        .header("Authorization", maker.bearer())
+        .send()
+        .await
+        .sse_stream();
+    let mut theirs = h
+        .public
+        .get("/api/v1/events/session")
+        .header("Authorization", other.bearer())
+        .send()
+        .await
+        .sse_stream();
+
+    let (_, key) = payout_key();
+    let resp = h
+        .public
+        .post("/api/v1/offers")
+        .header("Authorization", maker.bearer())
+        .body_json(
+            &json!({"fiatAmount": 900, "currency": "EUR", "fiatProviderId": provider,
+                           "paymentDetails": "IBAN", "makerPayoutPubkey": key}),
+        )
+        .send()
+        .await;
+    let created = body(resp).await;
+    let id = created["offer"]["id"].as_str().expect("id").to_owned();
+    h.pay(
+        created["deposit"]["invoice"].as_str().expect("invoice"),
+        created["deposit"]["amountSats"].as_u64().expect("sats"),
+    )
+    .await;
+    let uid: uuid::Uuid = id.parse().expect("uuid");
+    h.wait_status(uid, &maker, "INVOICE_PAID").await;
+    h.claim(uid, &taker).await;
+
+    let data = |e: &poem::web::sse::Event| -> (String, serde_json::Value) {
+        match e {
+            poem::web::sse::Event::Message { event, data, .. } => {
+                (event.clone(), serde_json::from_str(data).expect("json"))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let (kind, v) = data(&next_event(&mut book).await);
+    assert_eq!(
+        (kind.as_str(), v["offerId"].as_str()),
+        ("offer.listed", Some(id.as_str()))
+    );
+    assert_eq!(
+        v.as_object().map(|o| o.len()),
+        Some(1),
+        "no party data: {v}"
+    );
+    let (kind, v) = data(&next_event(&mut book).await);
+    assert_eq!(
+        (kind.as_str(), v["offerId"].as_str()),
+        ("offer.unlisted", Some(id.as_str()))
+    );
+
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let (kind, v) = data(&next_event(&mut mine).await);
+        assert_eq!(kind, "offer.status");
+        assert_eq!(v["offerId"], id);
+        statuses.push(v["status"].as_str().expect("status").to_owned());
+    }
+    assert_eq!(statuses, ["CREATED", "INVOICE_PAID", "INVOICE_CREATED"]);
+
+    let silent = tokio::time::timeout(std::time::Duration::from_millis(500), theirs.next()).await;
+    assert!(
+        silent.is_err(),
+        "another session hears nothing of this offer"
+    );
+    h.stop().await;
+}
+
+async fn next_event<S>(s: &mut S) -> poem::web::sse::Event
+where
+    S: futures::Stream<Item = poem::web::sse::Event> + Unpin,
+{
+    use futures::StreamExt;
+    tokio::time::timeout(std::time::Duration::from_secs(10), s.next())
+        .await
+        .expect("an event in time")
+        .expect("stream open")
 }

@@ -4,6 +4,8 @@ use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
+use openpleb_common::db::offers;
+
 use super::ApiTags;
 use crate::error::ApiResult;
 use crate::AppState;
@@ -66,6 +68,20 @@ pub struct PlatformConfig {
     pub session_expiry_secs: u64,
 }
 
+/// Platform counts; nothing identifying.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct Stats {
+    /// Offers in the book now.
+    pub open_offers: i64,
+    /// Offers in a trade now (claimed, not settled).
+    pub active_trades: i64,
+    /// Completed trades, ever.
+    pub completed_trades: i64,
+    /// Registered users.
+    pub registered_users: i64,
+}
+
 fn fee(rule: &openpleb_common::domain::money::FeeRule) -> FeeRuleView {
     FeeRuleView {
         percent_bps: rule.bps,
@@ -107,6 +123,36 @@ impl MetaApi {
                 disputed_secs: t.disputed.as_secs(),
             },
             session_expiry_secs: c.session_expiry.as_secs(),
+        }))
+    }
+
+    /// Platform statistics
+    ///
+    /// Counts only: offers in the book, trades under way, completed trades, registered users.
+    #[oai(path = "/stats", method = "get", operation_id = "getStats")]
+    async fn stats(&self, state: Data<&AppState>) -> ApiResult<Json<Stats>> {
+        let counts = offers::counts_by_status(&state.pool).await?;
+        let count = |names: &[&str]| -> i64 {
+            counts
+                .iter()
+                .filter(|(s, _)| names.contains(&s.as_str()))
+                .map(|(_, n)| n)
+                .sum()
+        };
+        let users: i64 = sqlx::query_scalar("select count(*) from users")
+            .fetch_one(&state.pool)
+            .await?;
+        Ok(Json(Stats {
+            open_offers: count(&["INVOICE_PAID"]),
+            active_trades: count(&[
+                "INVOICE_CREATED",
+                "TAKER_BOND_PAID",
+                "RECEIPT_SUBMITTED",
+                "MARKED_WITH_ISSUE",
+                "DISPUTED",
+            ]),
+            completed_trades: count(&["COMPLETED"]),
+            registered_users: users,
         }))
     }
 }

@@ -1,6 +1,7 @@
 //! One module per OpenAPI tag.
 
 pub mod admin_offers;
+pub mod events;
 pub mod invites;
 pub mod meta;
 pub mod offers;
@@ -25,6 +26,8 @@ pub enum ApiTags {
     Offers,
     /// Fiat payment providers.
     Providers,
+    /// Live updates (server-sent events).
+    Events,
     /// Administration (admin listener only).
     Admin,
 }

@@ -122,19 +122,26 @@ fn sats(v: u64) -> Result<i64, sqlx::Error> {
     i64::try_from(v).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
-/// Records that an offer changed, for the live streams.
+/// The channel live updates are announced on: `<offer id>:<from status or ->:<to status>`.
+pub const EVENTS_CHANNEL: &str = "openpleb_offers";
+
+/// Records that an offer moved, for the live streams. The `NOTIFY` is delivered on commit only,
+/// so listeners never see a change that was rolled back.
 pub async fn record_event(
     conn: &mut PgConnection,
     id: Uuid,
-    status: OfferStatus,
+    from: Option<OfferStatus>,
+    to: OfferStatus,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("insert into offer_events (offer_id, status) values ($1, $2)")
         .bind(id)
-        .bind(status.as_str())
+        .bind(to.as_str())
         .execute(&mut *conn)
         .await?;
-    sqlx::query("select pg_notify('openpleb_offers', $1)")
-        .bind(format!("{id}:{}", status.as_str()))
+    let from = from.map_or("-", OfferStatus::as_str);
+    sqlx::query("select pg_notify($1, $2)")
+        .bind(EVENTS_CHANNEL)
+        .bind(format!("{id}:{from}:{}", to.as_str()))
         .execute(conn)
         .await?;
     Ok(())
@@ -168,7 +175,7 @@ pub async fn insert(conn: &mut PgConnection, o: &NewOffer) -> Result<Offer, sqlx
     .bind(o.expires_at)
     .fetch_one(&mut *conn)
     .await?;
-    record_event(conn, offer.id, OfferStatus::Created).await?;
+    record_event(conn, offer.id, None, OfferStatus::Created).await?;
     Ok(offer)
 }
 
@@ -234,7 +241,7 @@ pub async fn transition(
     .fetch_optional(&mut *conn)
     .await?;
     if offer.is_some() {
-        record_event(conn, id, to).await?;
+        record_event(conn, id, Some(from), to).await?;
     }
     Ok(offer)
 }
@@ -261,7 +268,13 @@ pub async fn claim(
     .fetch_optional(&mut *conn)
     .await?;
     if offer.is_some() {
-        record_event(conn, id, OfferStatus::InvoiceCreated).await?;
+        record_event(
+            conn,
+            id,
+            Some(OfferStatus::InvoicePaid),
+            OfferStatus::InvoiceCreated,
+        )
+        .await?;
     }
     Ok(offer)
 }
@@ -305,7 +318,13 @@ pub async fn unclaim(
     .execute(&mut *conn)
     .await?;
     if done.rows_affected() == 1 {
-        record_event(conn, id, OfferStatus::InvoicePaid).await?;
+        record_event(
+            conn,
+            id,
+            Some(OfferStatus::InvoiceCreated),
+            OfferStatus::InvoicePaid,
+        )
+        .await?;
         return Ok(true);
     }
     Ok(false)
