@@ -6,6 +6,7 @@
 
 pub mod cron;
 pub mod jobs;
+pub mod quote_notifier;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub struct WorkerSettings {
     pub queue_poll_interval: Duration,
     /// Per-state timers of offers.
     pub timers: openpleb_common::config::Timers,
+    /// The mint (for its NUT-17 websocket).
+    pub mint_url: String,
 }
 
 impl WorkerSettings {
@@ -39,6 +42,7 @@ impl WorkerSettings {
             quote_poll_interval: Duration::from_secs(5),
             queue_poll_interval: Duration::from_secs(2),
             timers: config.timers.clone(),
+            mint_url: config.mint_url.clone(),
         }
     }
 }
@@ -61,6 +65,7 @@ where
     S: Future<Output = ()> + Send + 'static,
 {
     let scheduler = cron::start(ctx.clone()).await?;
+    let notifier = tokio::spawn(quote_notifier::run(ctx.clone()));
     let concurrency = ctx.settings.concurrency;
     let poll = ctx.settings.queue_poll_interval;
 
@@ -118,6 +123,7 @@ where
             Ok(())
         })
         .await;
+    notifier.abort();
     let mut scheduler = scheduler;
     if let Err(e) = scheduler.shutdown().await {
         tracing::warn!(error = %e, "cron scheduler shutdown");

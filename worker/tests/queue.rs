@@ -32,6 +32,7 @@ fn settings() -> WorkerSettings {
         concurrency: 2,
         quote_poll_interval: Duration::from_secs(1),
         queue_poll_interval: Duration::from_millis(300),
+        mint_url: String::new(),
         timers: openpleb_devkit::test_config(
             "postgres://unused",
             "http://127.0.0.1:9",
@@ -252,4 +253,98 @@ fn futures_lite_rows(pool: &PgPool) -> String {
     })
     .join()
     .expect("thread")
+}
+
+/// NUT-17: with polling slowed to a minute, a payment is still picked up within seconds,
+/// because the mint's websocket reports the quote paid.
+#[sqlx::test(migrations = false)]
+async fn the_mint_websocket_wakes_the_watcher(opts: PgPoolOptions, conn: PgConnectOptions) {
+    let pool = pool(opts, conn).await;
+    let mint = DevMint::start_with(openpleb_devkit::DevMintOptions {
+        payment_delay_secs: 3600,
+        ..openpleb_devkit::DevMintOptions::default()
+    })
+    .await
+    .expect("mint");
+    let dir = tempfile::tempdir().expect("dir");
+    let api_wallets = wallet_manager(pool.clone(), &mint.url, dir.path(), 8);
+    let wallet = WalletId::session(Uuid::new_v4());
+    let quote = api_wallets
+        .create_mint_quote(&wallet, 777)
+        .await
+        .expect("quote");
+    let mut tx = pool.begin().await.expect("tx");
+    quotes::insert(
+        &mut tx,
+        &quote.quote_id,
+        wallet.as_str(),
+        777,
+        Utc::now() + chrono::Duration::minutes(10),
+    )
+    .await
+    .expect("insert");
+    let job = WatchMintQuote {
+        quote_id: quote.quote_id.clone(),
+        round: 0,
+    };
+    enqueue(
+        &mut tx,
+        queues::WATCH_MINT_QUOTE,
+        &job,
+        Schedule {
+            idempotency_key: Some(job.idempotency_key()),
+            ..Schedule::default()
+        },
+    )
+    .await
+    .expect("enqueue");
+    tx.commit().await.expect("commit");
+    api_wallets.close(&wallet).await.expect("close");
+
+    let ctx = Arc::new(WorkerContext {
+        pool: pool.clone(),
+        wallets: wallet_manager(pool.clone(), &mint.url, dir.path(), 8),
+        settings: WorkerSettings {
+            quote_poll_interval: Duration::from_secs(60),
+            mint_url: mint.url.clone(),
+            ..settings()
+        },
+    });
+    let (stop, rx) = oneshot::channel::<()>();
+    let worker = tokio::spawn(async move {
+        run(ctx, "ws-test", async move {
+            let _ = rx.await;
+        })
+        .await
+        .expect("worker");
+    });
+    // Let the first (unpaid) look and the subscription happen, then pay.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        quotes::get(&pool, &quote.quote_id)
+            .await
+            .expect("get")
+            .expect("row")
+            .state,
+        "UNPAID"
+    );
+    mint.pay_invoice(&quote.request, 777).await.expect("pay");
+    let mut state = String::new();
+    for _ in 0..40 {
+        state = quotes::get(&pool, &quote.quote_id)
+            .await
+            .expect("get")
+            .expect("row")
+            .state;
+        if state == "ISSUED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        state, "ISSUED",
+        "picked up well before the next polling round"
+    );
+    let _ = stop.send(());
+    worker.await.expect("worker");
 }

@@ -155,6 +155,7 @@ impl Harness {
                 quote_poll_interval: Duration::from_millis(500),
                 queue_poll_interval: Duration::from_millis(200),
                 timers,
+                mint_url: stack.mint.url.clone(),
             },
         });
         let (tx, rx) = oneshot::channel::<()>();

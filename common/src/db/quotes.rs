@@ -156,3 +156,15 @@ pub async fn stale_open(
     .fetch_all(pool)
     .await
 }
+
+/// Quotes still waiting for payment (for the NUT-17 subscription), newest first.
+pub async fn open_ids(pool: &PgPool, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select quote_id from wallet_quotes
+          where state = 'UNPAID' and expires_at > now() - interval '5 minutes'
+          order by created_at desc limit $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

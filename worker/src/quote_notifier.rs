@@ -1,0 +1,131 @@
+//! NUT-17: one websocket per worker, subscribed to every quote still waiting for payment. When
+//! the mint reports a quote PAID, the quote's watcher job is enqueued at once instead of at its
+//! next polling round; the polling chain stays as the fallback (the websocket can drop, and a
+//! mint may not offer NUT-17 at all).
+//!
+//! Safe to run in every worker: the job it enqueues is idempotent and keyed per quote.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openpleb_common::db::quotes;
+use openpleb_common::jobs::{enqueue, queues, Schedule, WatchMintQuote};
+use serde_json::{json, Value};
+
+use crate::WorkerContext;
+
+/// How often new quotes are added to the subscription.
+const REFRESH: Duration = Duration::from_secs(2);
+
+fn ws_url(mint_url: &str) -> String {
+    let base = mint_url.trim_end_matches('/');
+    let ws = if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        base.to_owned()
+    };
+    format!("{ws}/v1/ws")
+}
+
+/// The quote id of a "paid" notification, if `text` is one.
+pub fn paid_quote(text: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    if v.get("method")?.as_str()? != "subscribe" {
+        return None;
+    }
+    let payload = v.get("params")?.get("payload")?;
+    let state = payload.get("state")?.as_str()?;
+    if state != "PAID" && state != "ISSUED" {
+        return None;
+    }
+    payload.get("quote")?.as_str().map(str::to_owned)
+}
+
+async fn notify(ctx: &WorkerContext, quote_id: String) -> anyhow::Result<()> {
+    let mut conn = ctx.pool.acquire().await?;
+    let job = WatchMintQuote {
+        quote_id: quote_id.clone(),
+        round: 0,
+    };
+    enqueue(
+        &mut conn,
+        queues::WATCH_MINT_QUOTE,
+        &job,
+        Schedule {
+            max_attempts: Some(10),
+            idempotency_key: Some(format!("paid:{quote_id}")),
+            ..Schedule::default()
+        },
+    )
+    .await?;
+    tracing::debug!(quote = %quote_id, "mint reported the quote paid");
+    Ok(())
+}
+
+async fn session(ctx: &WorkerContext, url: &str) -> anyhow::Result<()> {
+    let (mut tx, mut rx) = cdk_http_client::ws::connect(url, &[])
+        .await
+        .map_err(|e| anyhow::anyhow!("connect {url}: {e}"))?;
+    let mut subscribed: HashSet<String> = HashSet::new();
+    let mut next_id = 1usize;
+    let mut tick = tokio::time::interval(REFRESH);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let open = quotes::open_ids(&ctx.pool, 1000).await?;
+                let new: Vec<String> = open.into_iter().filter(|q| !subscribed.contains(q)).collect();
+                if new.is_empty() {
+                    continue;
+                }
+                let request = json!({
+                    "jsonrpc": "2.0", "id": next_id, "method": "subscribe",
+                    "params": {"kind": "bolt11_mint_quote", "filters": new,
+                               "subId": uuid::Uuid::new_v4().to_string()},
+                });
+                next_id += 1;
+                tx.send(request.to_string()).await.map_err(|e| anyhow::anyhow!("send: {e}"))?;
+                subscribed.extend(new);
+            }
+            msg = rx.recv() => {
+                let Some(msg) = msg else { anyhow::bail!("websocket closed") };
+                let text = msg.map_err(|e| anyhow::anyhow!("receive: {e}"))?;
+                if let Some(quote) = paid_quote(&text) {
+                    notify(ctx, quote).await?;
+                }
+            }
+        }
+    }
+}
+
+/// Runs until the task is dropped, reconnecting after errors.
+pub async fn run(ctx: Arc<WorkerContext>) {
+    let url = ws_url(&ctx.settings.mint_url);
+    loop {
+        if let Err(e) = session(&ctx, &url).await {
+            tracing::debug!(error = %e, "mint websocket ended; polling covers until it is back");
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_notifications() {
+        assert_eq!(ws_url("http://127.0.0.1:3338"), "ws://127.0.0.1:3338/v1/ws");
+        assert_eq!(ws_url("https://mint.example/"), "wss://mint.example/v1/ws");
+        let paid = r#"{"jsonrpc":"2.0","method":"subscribe","params":{"subId":"x","payload":{"quote":"q1","state":"PAID"}}}"#;
+        assert_eq!(paid_quote(paid), Some("q1".to_owned()));
+        let unpaid = r#"{"jsonrpc":"2.0","method":"subscribe","params":{"subId":"x","payload":{"quote":"q1","state":"UNPAID"}}}"#;
+        assert_eq!(paid_quote(unpaid), None);
+        assert_eq!(
+            paid_quote(r#"{"jsonrpc":"2.0","result":{"status":"OK"},"id":1}"#),
+            None
+        );
+    }
+}
