@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use openpleb_common::db::cron::claim_slot;
-use openpleb_common::jobs::{enqueue, queues, Schedule, SweepQuotes};
+use openpleb_common::jobs::{enqueue, queues, ExpireOffers, Schedule, SweepQuotes};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::WorkerContext;
@@ -26,15 +26,20 @@ pub fn nearest_slot(now: DateTime<Utc>, period_secs: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(slot).single().unwrap_or(now)
 }
 
-/// Claims `slot` for the quote sweep and enqueues it; true if this worker won the slot.
-pub async fn enqueue_sweep(ctx: &WorkerContext, slot: DateTime<Utc>) -> anyhow::Result<bool> {
+/// Claims `slot` of the periodic job on `queue` and enqueues `args`; true if this worker won.
+async fn enqueue_periodic<T: serde::Serialize>(
+    ctx: &WorkerContext,
+    queue: &str,
+    slot: DateTime<Utc>,
+    args: &T,
+) -> anyhow::Result<bool> {
     let mut tx = ctx.pool.begin().await?;
-    let won = claim_slot(&mut tx, queues::SWEEP_QUOTES, slot).await?;
+    let won = claim_slot(&mut tx, queue, slot).await?;
     if won {
         enqueue(
             &mut tx,
-            queues::SWEEP_QUOTES,
-            &SweepQuotes { slot },
+            queue,
+            args,
             Schedule {
                 max_attempts: Some(3),
                 ..Schedule::default()
@@ -46,9 +51,20 @@ pub async fn enqueue_sweep(ctx: &WorkerContext, slot: DateTime<Utc>) -> anyhow::
     Ok(won)
 }
 
+/// Claims `slot` for the quote sweep and enqueues it; true if this worker won the slot.
+pub async fn enqueue_sweep(ctx: &WorkerContext, slot: DateTime<Utc>) -> anyhow::Result<bool> {
+    enqueue_periodic(ctx, queues::SWEEP_QUOTES, slot, &SweepQuotes { slot }).await
+}
+
+/// Claims `slot` for the overdue-offer sweep and enqueues it; true if this worker won.
+pub async fn enqueue_expiry(ctx: &WorkerContext, slot: DateTime<Utc>) -> anyhow::Result<bool> {
+    enqueue_periodic(ctx, queues::EXPIRE_OFFERS, slot, &ExpireOffers { slot }).await
+}
+
 /// Starts this worker's scheduler.
 pub async fn start(ctx: Arc<WorkerContext>) -> anyhow::Result<JobScheduler> {
     let scheduler = JobScheduler::new().await?;
+    let expiry_ctx = ctx.clone();
     let job = Job::new_async(SWEEP_QUOTES_SCHEDULE, move |_id, _lock| {
         let ctx = ctx.clone();
         Box::pin(async move {
@@ -61,8 +77,24 @@ pub async fn start(ctx: Arc<WorkerContext>) -> anyhow::Result<JobScheduler> {
         })
     })?;
     scheduler.add(job).await?;
+    let every = ctx_expiry_period(&expiry_ctx);
+    let expiry =
+        Job::new_repeated_async(std::time::Duration::from_secs(every), move |_id, _lock| {
+            let ctx = expiry_ctx.clone();
+            Box::pin(async move {
+                let slot = nearest_slot(Utc::now(), i64::try_from(every).unwrap_or(30));
+                if let Err(e) = enqueue_expiry(&ctx, slot).await {
+                    tracing::warn!(error = %e, "could not enqueue the expiry sweep");
+                }
+            })
+        })?;
+    scheduler.add(expiry).await?;
     scheduler.start().await?;
     Ok(scheduler)
+}
+
+fn ctx_expiry_period(ctx: &WorkerContext) -> u64 {
+    ctx.settings.expiry_sweep.as_secs().max(1)
 }
 
 #[cfg(test)]

@@ -15,7 +15,9 @@ use std::time::Duration;
 use apalis::prelude::*;
 use apalis_postgres::{Config as QueueConfig, PostgresStorage};
 use openpleb_common::config::Config;
-use openpleb_common::jobs::{queues, ReleasePayouts, SweepQuotes, WatchMintQuote};
+use openpleb_common::jobs::{
+    queues, ExpireOffers, LapseOffer, ReleasePayouts, SweepQuotes, WatchMintQuote,
+};
 use openpleb_common::wallet::WalletManager;
 use sqlx::PgPool;
 
@@ -32,6 +34,8 @@ pub struct WorkerSettings {
     pub timers: openpleb_common::config::Timers,
     /// The mint (for its NUT-17 websocket).
     pub mint_url: String,
+    /// How often the overdue-offer backstop runs.
+    pub expiry_sweep: Duration,
 }
 
 impl WorkerSettings {
@@ -43,6 +47,7 @@ impl WorkerSettings {
             queue_poll_interval: Duration::from_secs(2),
             timers: config.timers.clone(),
             mint_url: config.mint_url.clone(),
+            expiry_sweep: Duration::from_secs(30),
         }
     }
 }
@@ -113,6 +118,36 @@ where
                     .enable_tracing()
                     .concurrency(concurrency)
                     .build(jobs::release_payouts::handle)
+            }
+        })
+        .register({
+            let ctx = ctx.clone();
+            let name = format!("{}@{name}", queues::LAPSE_OFFER);
+            move |_restarts| {
+                let backend = PostgresStorage::<LapseOffer>::new(&ctx.pool)
+                    .with_config(queue_config(queues::LAPSE_OFFER, concurrency))
+                    .poll_with_interval(poll);
+                WorkerBuilder::new(name.clone())
+                    .backend(backend)
+                    .data(ctx.clone())
+                    .enable_tracing()
+                    .concurrency(concurrency)
+                    .build(jobs::lapse_offer::handle)
+            }
+        })
+        .register({
+            let ctx = ctx.clone();
+            let name = format!("{}@{name}", queues::EXPIRE_OFFERS);
+            move |_restarts| {
+                let backend = PostgresStorage::<ExpireOffers>::new(&ctx.pool)
+                    .with_config(queue_config(queues::EXPIRE_OFFERS, 1))
+                    .poll_with_interval(poll);
+                WorkerBuilder::new(name.clone())
+                    .backend(backend)
+                    .data(ctx.clone())
+                    .enable_tracing()
+                    .concurrency(1)
+                    .build(jobs::expire_offers::handle)
             }
         })
         .shutdown_timeout(Duration::from_secs(25));

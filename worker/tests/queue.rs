@@ -33,6 +33,7 @@ fn settings() -> WorkerSettings {
         quote_poll_interval: Duration::from_secs(1),
         queue_poll_interval: Duration::from_millis(300),
         mint_url: String::new(),
+        expiry_sweep: Duration::from_secs(30),
         timers: openpleb_devkit::test_config(
             "postgres://unused",
             "http://127.0.0.1:9",

@@ -729,8 +729,7 @@ impl OffersApi {
             Ok(q) => q,
             Err(e) => {
                 let mut tx = state.pool.begin().await?;
-                let lifetime = offer.expires_at.unwrap_or_else(Utc::now);
-                offers::unclaim(&mut tx, offer.id, auth.0.id, lifetime).await?;
+                offers::unclaim(&mut tx, offer.id, auth.0.id).await?;
                 tx.commit().await?;
                 return Err(ApiError::unavailable("mint_unavailable", e.to_string()).into());
             }

@@ -156,6 +156,7 @@ impl Harness {
                 queue_poll_interval: Duration::from_millis(200),
                 timers,
                 mint_url: stack.mint.url.clone(),
+                expiry_sweep: Duration::from_secs(2),
             },
         });
         let (tx, rx) = oneshot::channel::<()>();

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::domain::money::OfferAmounts;
 use crate::domain::offer::OfferStatus;
+use crate::jobs::{enqueue, queues, LapseOffer, Schedule};
 
 /// An offer row.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -62,6 +63,9 @@ pub struct Offer {
     pub funded_by: Option<String>,
     /// How the money table settled it.
     pub resolved_outcome: Option<String>,
+    /// End of the lifetime the maker chose (a lapsed claim returns the offer to the book until
+    /// then).
+    pub listed_until: Option<DateTime<Utc>>,
 }
 
 impl Offer {
@@ -116,7 +120,8 @@ pub(crate) const COLUMNS: &str = "id, status, maker_session_id, taker_session_id
     fiat_amount_minor, fiat_currency, fiat_provider_id, payment_details, description, \
     price_minor_per_btc, amount_sats, platform_fee_sats, taker_reward_sats, maker_bond_sats, \
     taker_bond_sats, maker_payout_pubkey, taker_payout_pubkey, lifetime_secs, state_entered_at, \
-    expires_at, created_at, deposit_quote_id, bond_quote_id, funded_by, resolved_outcome";
+    expires_at, created_at, deposit_quote_id, bond_quote_id, funded_by, resolved_outcome, \
+    listed_until";
 
 fn sats(v: u64) -> Result<i64, sqlx::Error> {
     i64::try_from(v).map_err(|e| sqlx::Error::Encode(Box::new(e)))
@@ -144,6 +149,33 @@ pub async fn record_event(
         .bind(format!("{id}:{from}:{}", to.as_str()))
         .execute(conn)
         .await?;
+    Ok(())
+}
+
+/// Enqueues the lapse of `offer`'s current state at its deadline, in the caller's transaction.
+/// Keyed by offer, status and entry time, so the cron's backstop and this job are one job.
+pub async fn schedule_lapse(conn: &mut PgConnection, offer: &Offer) -> Result<(), sqlx::Error> {
+    let Some(deadline) = offer.expires_at else {
+        return Ok(());
+    };
+    let job = LapseOffer {
+        offer_id: offer.id,
+        status: offer.status.clone(),
+        entered_at_micros: offer.state_entered_at.timestamp_micros(),
+    };
+    let delay = (deadline - Utc::now()).to_std().unwrap_or_default();
+    enqueue(
+        conn,
+        queues::LAPSE_OFFER,
+        &job,
+        Schedule {
+            delay: Some(delay),
+            max_attempts: Some(25),
+            idempotency_key: Some(job.idempotency_key()),
+        },
+    )
+    .await
+    .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
     Ok(())
 }
 
@@ -176,6 +208,7 @@ pub async fn insert(conn: &mut PgConnection, o: &NewOffer) -> Result<Offer, sqlx
     .fetch_one(&mut *conn)
     .await?;
     record_event(conn, offer.id, None, OfferStatus::Created).await?;
+    schedule_lapse(conn, &offer).await?;
     Ok(offer)
 }
 
@@ -230,6 +263,8 @@ pub async fn transition(
 ) -> Result<Option<Offer>, sqlx::Error> {
     let offer: Option<Offer> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "update offers set status = $3, state_entered_at = now(), expires_at = $4,
+                listed_until = case when $2 = 'CREATED' and $3 = 'INVOICE_PAID' then $4
+                                    else listed_until end,
                 updated_at = now()
           where id = $1 and status = $2
          returning {COLUMNS}"
@@ -240,8 +275,9 @@ pub async fn transition(
     .bind(deadline)
     .fetch_optional(&mut *conn)
     .await?;
-    if offer.is_some() {
+    if let Some(o) = &offer {
         record_event(conn, id, Some(from), to).await?;
+        schedule_lapse(conn, o).await?;
     }
     Ok(offer)
 }
@@ -267,7 +303,7 @@ pub async fn claim(
     .bind(deadline)
     .fetch_optional(&mut *conn)
     .await?;
-    if offer.is_some() {
+    if let Some(o) = &offer {
         record_event(
             conn,
             id,
@@ -275,6 +311,7 @@ pub async fn claim(
             OfferStatus::InvoiceCreated,
         )
         .await?;
+        schedule_lapse(conn, o).await?;
     }
     Ok(offer)
 }
@@ -299,25 +336,26 @@ pub async fn set_bond_quote(
     Ok(done.rows_affected() == 1)
 }
 
-/// Undoes a claim whose bond invoice could not be made (INVOICE_CREATED → INVOICE_PAID).
+/// Ends a claim (its bond invoice could not be made, or it lapsed): INVOICE_CREATED →
+/// INVOICE_PAID, back in the book until the end of the maker's chosen lifetime.
 pub async fn unclaim(
     conn: &mut PgConnection,
     id: Uuid,
     taker_session_id: Uuid,
-    deadline: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+    let offer: Option<Offer> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "update offers set status = 'INVOICE_PAID', taker_session_id = null,
                 taker_payout_pubkey = null, bond_quote_id = null, claimed_at = null,
-                state_entered_at = now(), expires_at = $3, updated_at = now()
-          where id = $1 and status = 'INVOICE_CREATED' and taker_session_id = $2",
-    )
+                state_entered_at = now(), expires_at = greatest(coalesce(listed_until, now()), now()),
+                updated_at = now()
+          where id = $1 and status = 'INVOICE_CREATED' and taker_session_id = $2
+         returning {COLUMNS}"
+    )))
     .bind(id)
     .bind(taker_session_id)
-    .bind(deadline)
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    if done.rows_affected() == 1 {
+    if let Some(o) = &offer {
         record_event(
             conn,
             id,
@@ -325,9 +363,23 @@ pub async fn unclaim(
             OfferStatus::InvoicePaid,
         )
         .await?;
+        schedule_lapse(conn, o).await?;
         return Ok(true);
     }
     Ok(false)
+}
+
+/// Offers past their deadline in a state that lapses, oldest first (the cron's backstop).
+pub async fn overdue(pool: &PgPool, limit: i64) -> Result<Vec<Offer>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from offers
+          where expires_at < now()
+            and status not in ('COMPLETED', 'EXPIRED', 'RESOLVED', 'CANCELLED', 'DISPUTED')
+          order by expires_at limit $1"
+    )))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
 }
 
 /// Marks how the money table settles an offer.

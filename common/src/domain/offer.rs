@@ -192,6 +192,59 @@ pub fn timer(status: OfferStatus, timers: &Timers, lifetime: Duration) -> Option
     }
 }
 
+/// What a lapsed timer does to an offer, per DESIGN.md section 3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lapse {
+    /// The deposit never came (after re-checking the quote): EXPIRED, nothing to pay.
+    ExpireUnfunded,
+    /// Move to `to` and settle by the money table's `outcome`; `bond_paid` says whether the
+    /// taker's wallet holds the bond.
+    Settle {
+        /// The new status.
+        to: OfferStatus,
+        /// How the money is split.
+        outcome: crate::domain::money::Outcome,
+        /// The taker's bond is in the taker's wallet.
+        bond_paid: bool,
+    },
+    /// The claim lapses: back to the book (a late bond is refunded when it arrives).
+    Unclaim,
+    /// No automatic move: an admin must decide (alert).
+    Alert,
+}
+
+/// The lapse of `status`, or `None` for states without a timer.
+pub fn lapse(status: OfferStatus) -> Option<Lapse> {
+    use crate::domain::money::Outcome;
+    use OfferStatus as S;
+    Some(match status {
+        S::Created => Lapse::ExpireUnfunded,
+        S::InvoicePaid => Lapse::Settle {
+            to: S::Expired,
+            outcome: Outcome::RefundMaker,
+            bond_paid: false,
+        },
+        S::InvoiceCreated => Lapse::Unclaim,
+        S::TakerBondPaid => Lapse::Settle {
+            to: S::Expired,
+            outcome: Outcome::MakerWins,
+            bond_paid: true,
+        },
+        S::ReceiptSubmitted => Lapse::Settle {
+            to: S::Completed,
+            outcome: Outcome::Completed,
+            bond_paid: true,
+        },
+        S::MarkedWithIssue => Lapse::Settle {
+            to: S::Resolved,
+            outcome: Outcome::MakerWins,
+            bond_paid: true,
+        },
+        S::Disputed => Lapse::Alert,
+        S::Completed | S::Expired | S::Resolved | S::Cancelled => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,6 +306,23 @@ mod tests {
         );
         assert!(transition(OfferStatus::InvoiceCreated, Event::Cancel).is_err());
         assert!(transition(OfferStatus::TakerBondPaid, Event::Cancel).is_err());
+    }
+
+    #[test]
+    fn every_lapse_agrees_with_the_transition_table() {
+        for s in ALL_STATUSES {
+            match lapse(s) {
+                None => assert!(s.is_terminal()),
+                Some(Lapse::Settle { to, .. }) => assert_eq!(transition(s, Event::Lapse), Ok(to)),
+                Some(Lapse::ExpireUnfunded) => {
+                    assert_eq!(transition(s, Event::Lapse), Ok(OfferStatus::Expired))
+                }
+                Some(Lapse::Unclaim) => {
+                    assert_eq!(transition(s, Event::Lapse), Ok(OfferStatus::InvoicePaid))
+                }
+                Some(Lapse::Alert) => assert_eq!(transition(s, Event::Lapse), Ok(s)),
+            }
+        }
     }
 
     #[test]

@@ -20,6 +20,38 @@ pub mod queues {
     pub const SWEEP_QUOTES: &str = "openpleb.sweep_quotes";
     /// Releases an offer's recorded payouts.
     pub const RELEASE_PAYOUTS: &str = "openpleb.release_payouts";
+    /// Applies the lapse of an offer's state at its deadline.
+    pub const LAPSE_OFFER: &str = "openpleb.lapse_offer";
+    /// Periodic backstop: lapses every overdue offer.
+    pub const EXPIRE_OFFERS: &str = "openpleb.expire_offers";
+}
+
+/// Apply the lapse of an offer's state, if it is still in that state past its deadline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LapseOffer {
+    /// The offer.
+    pub offer_id: uuid::Uuid,
+    /// The status whose timer this is.
+    pub status: String,
+    /// When the offer entered that status (tells repeated visits of a state apart).
+    pub entered_at_micros: i64,
+}
+
+impl LapseOffer {
+    /// One job per visit of a state.
+    pub fn idempotency_key(&self) -> String {
+        format!(
+            "lapse:{}:{}:{}",
+            self.offer_id, self.status, self.entered_at_micros
+        )
+    }
+}
+
+/// A periodic run of the overdue-offer sweep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpireOffers {
+    /// The cron slot this run belongs to.
+    pub slot: DateTime<Utc>,
 }
 
 /// Release every recorded payout of an offer.

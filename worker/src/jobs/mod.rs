@@ -1,6 +1,8 @@
 //! Job handlers, one file each. Every handler's doc comment says why running it twice, or
 //! crashing at any line and running again, neither loses nor duplicates a sat.
 
+pub mod expire_offers;
+pub mod lapse_offer;
 pub mod release_payouts;
 pub mod sweep_quotes;
 pub mod watch_mint_quote;
