@@ -87,7 +87,19 @@ impl Harness {
     /// over its connect options; its own pool is too small for an api and a worker).
     pub async fn start(test_pool: PgPoolOptions, conn: PgConnectOptions) -> Self {
         let stack = AuthStack::start(OIDC_TOKEN).await.expect("auth stack");
-        Self::start_on(stack, test_pool, conn).await
+        Self::start_on(stack, test_pool, conn, |_| {}).await
+    }
+
+    /// Manual payments and a configuration adjusted by `adjust` (e.g. short timers).
+    pub async fn start_configured(
+        test_pool: PgPoolOptions,
+        conn: PgConnectOptions,
+        adjust: impl FnOnce(&mut openpleb_common::config::Config),
+    ) -> Self {
+        let stack = AuthStack::start_manual_payments(OIDC_TOKEN)
+            .await
+            .expect("auth stack");
+        Self::start_on(stack, test_pool, conn, adjust).await
     }
 
     /// Like [`Harness::start`], but invoices are paid only by [`Harness::pay`].
@@ -95,7 +107,7 @@ impl Harness {
         let stack = AuthStack::start_manual_payments(OIDC_TOKEN)
             .await
             .expect("auth stack");
-        Self::start_on(stack, test_pool, conn).await
+        Self::start_on(stack, test_pool, conn, |_| {}).await
     }
 
     /// Pays an invoice (for [`Harness::start_manual`]).
@@ -111,6 +123,7 @@ impl Harness {
         mut stack: AuthStack,
         _test_pool: PgPoolOptions,
         conn: PgConnectOptions,
+        adjust: impl FnOnce(&mut openpleb_common::config::Config),
     ) -> Self {
         openpleb_common::telemetry::init();
         let pool = PgPoolOptions::new()
@@ -125,6 +138,7 @@ impl Harness {
         // Tests send many anonymous requests from one address.
         config.rate_limits.anonymous = 100_000;
         config.wallet_idle_close = Duration::from_millis(300);
+        adjust(&mut config);
         let timers = config.timers.clone();
         // The worker is another process on the same machine: same layout, its own leases.
         let worker_wallets =
