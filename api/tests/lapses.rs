@@ -259,3 +259,51 @@ async fn issue_silence_resolves_for_the_maker_and_disputes_wait(
     balanced(&h, 1).await;
     h.stop().await;
 }
+
+/// Two workers, both running the cron and the delayed jobs: every lapse acts once. Five listed
+/// offers expire; each gets exactly one EXPIRED move and one refund, and the audit balances.
+#[sqlx::test(migrations = false)]
+async fn two_workers_lapse_each_offer_once(opts: PgPoolOptions, conn: PgConnectOptions) {
+    let h = Harness::start_configured(opts, conn, |c| timers(c, "invoice_paid")).await;
+    let (stop_second, second) = h.second_worker();
+    let provider = h.provider().await;
+    let maker = h.session().await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let (id, invoice, deposit, _) = offer(&h, &maker, provider).await;
+        h.pay(&invoice, deposit).await;
+        ids.push((id, deposit));
+    }
+    for (id, _) in &ids {
+        h.wait_status(*id, &maker, "EXPIRED").await;
+        h.released_payouts(*id, &maker).await;
+    }
+    // Let both cron loops run a few more slots over the expired offers.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for (id, deposit) in &ids {
+        let expired: i64 = sqlx::query_scalar(
+            "select count(*) from offer_events where offer_id = $1 and status = 'EXPIRED'",
+        )
+        .bind(id)
+        .fetch_one(&h.pool)
+        .await
+        .expect("count");
+        assert_eq!(expired, 1, "one EXPIRED move for {id}");
+        let (n, sats): (i64, i64) = sqlx::query_as(
+            "select count(*), coalesce(sum(amount_sats), 0)::bigint from payouts where offer_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&h.pool)
+        .await
+        .expect("payouts");
+        assert_eq!(
+            (n, sats),
+            (1, i64::try_from(*deposit).expect("sats")),
+            "one refund for {id}"
+        );
+    }
+    balanced(&h, 5).await;
+    let _ = stop_second.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(30), second).await;
+    h.stop().await;
+}

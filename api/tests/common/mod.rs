@@ -36,6 +36,8 @@ pub struct Harness {
     pub stack: AuthStack,
     pub worker_wallets: WalletManager,
     pub trader_wallets: WalletManager,
+    second_wallets: WalletManager,
+    worker_settings: WorkerSettings,
     manual: bool,
     stop_worker: Option<oneshot::Sender<()>>,
     worker: Option<tokio::task::JoinHandle<()>>,
@@ -145,6 +147,10 @@ impl Harness {
             WalletManager::new(WalletManagerConfig::from_config(&config), pool.clone())
                 .expect("worker wallets");
         worker_wallets.spawn_maintenance();
+        let second_wallets =
+            WalletManager::new(WalletManagerConfig::from_config(&config), pool.clone())
+                .expect("second worker wallets");
+        second_wallets.spawn_maintenance();
         let state = AppState::new(
             Arc::new(config),
             pool.clone(),
@@ -161,17 +167,18 @@ impl Harness {
         let admin = admin_app(state).map_to_response().boxed();
 
         let long = Duration::from_secs(30);
+        let worker_settings = WorkerSettings {
+            concurrency: 4,
+            quote_poll_interval: Duration::from_millis(500),
+            queue_poll_interval: Duration::from_millis(200),
+            timers,
+            mint_url: stack.mint.url.clone(),
+            expiry_sweep: Duration::from_secs(2),
+        };
         let ctx = Arc::new(WorkerContext {
             pool: pool.clone(),
             wallets: worker_wallets.clone(),
-            settings: WorkerSettings {
-                concurrency: 4,
-                quote_poll_interval: Duration::from_millis(500),
-                queue_poll_interval: Duration::from_millis(200),
-                timers,
-                mint_url: stack.mint.url.clone(),
-                expiry_sweep: Duration::from_secs(2),
-            },
+            settings: worker_settings.clone(),
         });
         let (tx, rx) = oneshot::channel::<()>();
         let worker = tokio::spawn(async move {
@@ -195,6 +202,8 @@ impl Harness {
         );
         let manual = stack.manual_payments;
         Self {
+            second_wallets,
+            worker_settings,
             manual,
             public: TestClient::new(public),
             admin: TestClient::new(admin),
@@ -206,6 +215,29 @@ impl Harness {
             worker: Some(worker),
             _dirs: vec![wallets_dir, trader_dir],
         }
+    }
+
+    /// Starts another worker process' worth of workers (own name, own wallet leases), as on a
+    /// second machine; stop it by sending on the returned channel.
+    pub fn second_worker(&self) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let ctx = Arc::new(WorkerContext {
+            pool: self.pool.clone(),
+            wallets: self.second_wallets.clone(),
+            settings: self.worker_settings.clone(),
+        });
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            run(
+                ctx,
+                &format!("second-{}", Uuid::new_v4().simple()),
+                async move {
+                    let _ = rx.await;
+                },
+            )
+            .await
+            .expect("second worker");
+        });
+        (tx, handle)
     }
 
     pub async fn stop(mut self) {
