@@ -54,6 +54,10 @@ async fn release(ctx: &WorkerContext, p: &Payout) -> Result<(), BoxDynError> {
         .wallets
         .send_recorded(&wallet, sats, lock, record)
         .await?;
+    // Test hook for the crash test: die at the worst moment, the token made but not stored.
+    if std::env::var_os("OPENPLEB_TEST_ABORT_AFTER_SEND").is_some() {
+        std::process::abort();
+    }
     payouts::mark_released(&ctx.pool, p, &sent.token, sent.fee).await?;
     tracing::info!(payout = %p.id, offer = %p.offer_id, party = %p.party, sats, "payout released");
     Ok(())
