@@ -28,7 +28,7 @@ use routes::admin_offers::AdminOffersApi;
 use routes::events::EventsApi;
 use routes::invites::{AdminInvitesApi, InvitesApi};
 use routes::meta::MetaApi;
-use routes::offers::OffersApi;
+use routes::offers::{OffersApi, PayoutKeysApi};
 use routes::providers::{AdminProvidersApi, ProvidersApi};
 use routes::sessions::SessionsApi;
 use routes::users::{AdminUsersApi, UsersApi};
@@ -132,6 +132,7 @@ pub type PublicApis = (
     SessionsApi,
     ProvidersApi,
     OffersApi,
+    PayoutKeysApi,
     EventsApi,
 );
 
@@ -153,6 +154,7 @@ pub fn public_service(base_path: &str) -> OpenApiService<PublicApis, ()> {
             SessionsApi,
             ProvidersApi,
             OffersApi,
+            PayoutKeysApi,
             EventsApi,
         ),
         "OpenPleb API",

@@ -307,3 +307,137 @@ async fn two_workers_lapse_each_offer_once(opts: PgPoolOptions, conn: PgConnectO
     let _ = tokio::time::timeout(Duration::from_secs(30), second).await;
     h.stop().await;
 }
+
+async fn session_id(h: &Harness, s: &Session) -> Uuid {
+    let bat = openpleb_common::mint::ParsedBat::parse(&s.bat).expect("bat");
+    sqlx::query_scalar("select id from sessions where bat_hash = $1")
+        .bind(bat.hash.as_slice())
+        .fetch_one(&h.pool)
+        .await
+        .expect("session")
+}
+
+async fn expire_session(h: &Harness, id: Uuid) {
+    sqlx::query(
+        "update sessions set created_at = now() - interval '2 hours',
+                expires_at = now() - interval '1 hour' where id = $1",
+    )
+    .bind(id)
+    .execute(&h.pool)
+    .await
+    .expect("expire session");
+}
+
+async fn wait_gone(h: &Harness, wallet: &openpleb_common::wallet::WalletId, gone: bool) {
+    for _ in 0..80 {
+        if h.worker_wallets.exists(wallet) != gone {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!(
+        "wallet {wallet} {} removed",
+        if gone { "was not" } else { "was" }
+    );
+}
+
+/// Session expiry: a settled session's wallet is deleted; one backing a live offer is kept
+/// until the offer ends; idle sats with no offer to account for them are swept back to the
+/// session's payout key before the wallet goes.
+#[sqlx::test(migrations = false)]
+async fn expired_sessions_lose_their_wallets_but_never_money(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) {
+    use openpleb_common::wallet::{MintOutcome, WalletId};
+    let h = Harness::start_configured(opts, conn, |c| timers(c, "none")).await;
+    let provider = h.provider().await;
+
+    // A: a cancelled, refunded offer.
+    let a = h.session().await;
+    let (a_offer, invoice, deposit, _) = offer(&h, &a, provider).await;
+    h.pay(&invoice, deposit).await;
+    h.wait_status(a_offer, &a, "INVOICE_PAID").await;
+    h.public
+        .post(format!("/api/v1/offers/{a_offer}/cancel"))
+        .header("Authorization", a.bearer())
+        .send()
+        .await
+        .assert_status_is_ok();
+    h.released_payouts(a_offer, &a).await;
+    // B: an offer still in the book.
+    let b = h.session().await;
+    let (b_offer, invoice, deposit, b_key) = offer(&h, &b, provider).await;
+    h.pay(&invoice, deposit).await;
+    h.wait_status(b_offer, &b, "INVOICE_PAID").await;
+    // C: stray sats in the wallet and an offer that never got funded.
+    let c = h.session().await;
+    let (c_offer, _, _, c_key) = offer(&h, &c, provider).await;
+    h.public
+        .post(format!("/api/v1/offers/{c_offer}/cancel"))
+        .header("Authorization", c.bearer())
+        .send()
+        .await
+        .assert_status_is_ok();
+    let (a_id, b_id, c_id) = (
+        session_id(&h, &a).await,
+        session_id(&h, &b).await,
+        session_id(&h, &c).await,
+    );
+    let c_wallet = WalletId::session(c_id);
+    let quote = h
+        .worker_wallets
+        .create_mint_quote(&c_wallet, 321)
+        .await
+        .expect("quote");
+    h.pay(&quote.request, 321).await;
+    let mut minted = false;
+    for _ in 0..40 {
+        if let MintOutcome::Issued(_) = h
+            .worker_wallets
+            .mint_quote(&c_wallet, &quote.quote_id)
+            .await
+            .expect("mint")
+        {
+            minted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(minted);
+    h.worker_wallets.close(&c_wallet).await.expect("close");
+
+    for id in [a_id, b_id, c_id] {
+        expire_session(&h, id).await;
+    }
+    wait_gone(&h, &WalletId::session(a_id), true).await;
+    wait_gone(&h, &c_wallet, true).await;
+    // C's stray sats went back to its payout key.
+    let swept: Option<String> = sqlx::query_scalar(
+        "select token from payouts where source_wallet = $1 and purpose = 'sweep' and state = 'RELEASED'",
+    )
+    .bind(c_wallet.as_str())
+    .fetch_optional(&h.pool)
+    .await
+    .expect("sweep");
+    let swept = json!([{"token": swept.expect("a released sweep")}]);
+    assert_eq!(h.redeem(swept.as_array().expect("list"), &c_key).await, 321);
+    // B's wallet backs a live offer: kept through several cleanups.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        h.worker_wallets.exists(&WalletId::session(b_id)),
+        "a live offer keeps its wallet"
+    );
+    // The offer ends (its lifetime lapses): refunded, then the wallet goes.
+    sqlx::query("update offers set expires_at = now() - interval '1 second' where id = $1")
+        .bind(b_offer)
+        .execute(&h.pool)
+        .await
+        .expect("lapse");
+    // B's session is gone; its payout key still fetches the refund.
+    let refund = h.payouts_by_key(b_offer, &b_key).await;
+    assert_eq!(h.redeem(&refund, &b_key).await, deposit);
+    wait_gone(&h, &WalletId::session(b_id), true).await;
+    balanced(&h, 3).await;
+    h.stop().await;
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use openpleb_common::db::cron::claim_slot;
-use openpleb_common::jobs::{enqueue, queues, ExpireOffers, Schedule, SweepQuotes};
+use openpleb_common::jobs::{enqueue, queues, CleanupWallets, ExpireOffers, Schedule, SweepQuotes};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::WorkerContext;
@@ -56,6 +56,11 @@ pub async fn enqueue_sweep(ctx: &WorkerContext, slot: DateTime<Utc>) -> anyhow::
     enqueue_periodic(ctx, queues::SWEEP_QUOTES, slot, &SweepQuotes { slot }).await
 }
 
+/// Claims `slot` for the wallet cleanup and enqueues it; true if this worker won.
+pub async fn enqueue_cleanup(ctx: &WorkerContext, slot: DateTime<Utc>) -> anyhow::Result<bool> {
+    enqueue_periodic(ctx, queues::CLEANUP_WALLETS, slot, &CleanupWallets { slot }).await
+}
+
 /// Claims `slot` for the overdue-offer sweep and enqueues it; true if this worker won.
 pub async fn enqueue_expiry(ctx: &WorkerContext, slot: DateTime<Utc>) -> anyhow::Result<bool> {
     enqueue_periodic(ctx, queues::EXPIRE_OFFERS, slot, &ExpireOffers { slot }).await
@@ -65,6 +70,7 @@ pub async fn enqueue_expiry(ctx: &WorkerContext, slot: DateTime<Utc>) -> anyhow:
 pub async fn start(ctx: Arc<WorkerContext>) -> anyhow::Result<JobScheduler> {
     let scheduler = JobScheduler::new().await?;
     let expiry_ctx = ctx.clone();
+    let ctx_for_cleanup = ctx.clone();
     let job = Job::new_async(SWEEP_QUOTES_SCHEDULE, move |_id, _lock| {
         let ctx = ctx.clone();
         Box::pin(async move {
@@ -89,6 +95,21 @@ pub async fn start(ctx: Arc<WorkerContext>) -> anyhow::Result<JobScheduler> {
             })
         })?;
     scheduler.add(expiry).await?;
+    let cleanup_ctx = ctx_for_cleanup.clone();
+    let cleanup_every = cleanup_ctx.settings.wallet_cleanup.as_secs().max(1);
+    let cleanup = Job::new_repeated_async(
+        std::time::Duration::from_secs(cleanup_every),
+        move |_id, _lock| {
+            let ctx = cleanup_ctx.clone();
+            Box::pin(async move {
+                let slot = nearest_slot(Utc::now(), i64::try_from(cleanup_every).unwrap_or(3600));
+                if let Err(e) = enqueue_cleanup(&ctx, slot).await {
+                    tracing::warn!(error = %e, "could not enqueue the wallet cleanup");
+                }
+            })
+        },
+    )?;
+    scheduler.add(cleanup).await?;
     scheduler.start().await?;
     Ok(scheduler)
 }

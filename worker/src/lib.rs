@@ -16,7 +16,7 @@ use apalis::prelude::*;
 use apalis_postgres::{Config as QueueConfig, PostgresStorage};
 use openpleb_common::config::Config;
 use openpleb_common::jobs::{
-    queues, ExpireOffers, LapseOffer, ReleasePayouts, SweepQuotes, WatchMintQuote,
+    queues, CleanupWallets, ExpireOffers, LapseOffer, ReleasePayouts, SweepQuotes, WatchMintQuote,
 };
 use openpleb_common::wallet::WalletManager;
 use sqlx::PgPool;
@@ -36,6 +36,8 @@ pub struct WorkerSettings {
     pub mint_url: String,
     /// How often the overdue-offer backstop runs.
     pub expiry_sweep: Duration,
+    /// How often ended sessions' wallets are cleaned up (`WALLET_CLEANUP_INTERVAL`).
+    pub wallet_cleanup: Duration,
 }
 
 impl WorkerSettings {
@@ -48,6 +50,7 @@ impl WorkerSettings {
             timers: config.timers.clone(),
             mint_url: config.mint_url.clone(),
             expiry_sweep: Duration::from_secs(30),
+            wallet_cleanup: config.wallet_cleanup_interval,
         }
     }
 }
@@ -148,6 +151,21 @@ where
                     .enable_tracing()
                     .concurrency(1)
                     .build(jobs::expire_offers::handle)
+            }
+        })
+        .register({
+            let ctx = ctx.clone();
+            let name = format!("{}@{name}", queues::CLEANUP_WALLETS);
+            move |_restarts| {
+                let backend = PostgresStorage::<CleanupWallets>::new(&ctx.pool)
+                    .with_config(queue_config(queues::CLEANUP_WALLETS, 1))
+                    .poll_with_interval(poll);
+                WorkerBuilder::new(name.clone())
+                    .backend(backend)
+                    .data(ctx.clone())
+                    .enable_tracing()
+                    .concurrency(1)
+                    .build(jobs::cleanup_wallets::handle)
             }
         })
         .shutdown_timeout(Duration::from_secs(25));

@@ -34,6 +34,7 @@ fn settings() -> WorkerSettings {
         queue_poll_interval: Duration::from_millis(300),
         mint_url: String::new(),
         expiry_sweep: Duration::from_secs(30),
+        wallet_cleanup: Duration::from_secs(3600),
         timers: openpleb_devkit::test_config(
             "postgres://unused",
             "http://127.0.0.1:9",

@@ -252,6 +252,26 @@ pub struct PayoutView {
     pub token: Option<String>,
 }
 
+/// Proof of holding a payout key, for fetching its tokens without a session.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PayoutKeyProof {
+    /// The payout key given when creating or claiming the offer (x-only hex).
+    #[oai(validator(max_length = "64"))]
+    pub payout_pubkey: String,
+    /// Milliseconds since the epoch, within 60 s of the server's clock.
+    pub timestamp: i64,
+    /// BIP-340 signature by the payout key over
+    /// SHA-256("openpleb-payouts:" ‖ offer id ‖ ":" ‖ timestamp).
+    #[oai(validator(max_length = "128"))]
+    pub signature: String,
+}
+
+/// The message a payout key signs to fetch its tokens.
+pub fn payout_proof_message(offer: Uuid, timestamp: i64) -> String {
+    format!("openpleb-payouts:{offer}:{timestamp}")
+}
+
 /// A page of the book.
 #[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase")]
@@ -934,6 +954,61 @@ impl OffersApi {
         Ok(Json(
             rows.into_iter()
                 .filter(|p| mine(p))
+                .map(|p| PayoutView {
+                    id: p.id,
+                    purpose: p.purpose,
+                    amount_sats: p.amount_sats,
+                    state: if p.state == "RECORDED" {
+                        "RECORDED"
+                    } else {
+                        "RELEASED"
+                    }
+                    .to_owned(),
+                    token: p.token,
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// Payout endpoints that need no session.
+#[derive(Debug)]
+pub struct PayoutKeysApi;
+
+#[OpenApi(tag = "ApiTags::Offers")]
+impl PayoutKeysApi {
+    /// Payouts for a payout key, without a session
+    ///
+    /// Sessions expire; payouts wait for their key. Proving the key (a signature over the
+    /// offer id and a fresh timestamp) returns every payout of the offer locked to it.
+    #[oai(
+        path = "/offers/:id/payouts/by-key",
+        method = "post",
+        operation_id = "getPayoutsByKey"
+    )]
+    async fn by_key(
+        &self,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+        body: Json<PayoutKeyProof>,
+    ) -> ApiResult<Json<Vec<PayoutView>>> {
+        use openpleb_common::domain::registration::{check_timestamp, verify_signature};
+        let key = payout_key(&body.payout_pubkey, "payoutPubkey")?;
+        check_timestamp(body.timestamp, Utc::now().timestamp_millis())
+            .map_err(|e| ApiError::bad_request("stale_timestamp", e.to_string()))?;
+        let digest = cdk_common::bitcoin::hashes::Hash::to_byte_array(
+            <cdk_common::bitcoin::hashes::sha256::Hash as cdk_common::bitcoin::hashes::Hash>::hash(
+                payout_proof_message(*id, body.timestamp).as_bytes(),
+            ),
+        );
+        verify_signature(&key, digest, &body.signature)
+            .map_err(|e| ApiError::bad_request("invalid_signature", e.to_string()))?;
+        let offer = load(&state, *id).await?;
+        let key = key.to_string();
+        let rows = payouts::for_offer(&state.pool, offer.id).await?;
+        Ok(Json(
+            rows.into_iter()
+                .filter(|p| p.lock_pubkey.as_deref() == Some(key.as_str()))
                 .map(|p| PayoutView {
                     id: p.id,
                     purpose: p.purpose,

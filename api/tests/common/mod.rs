@@ -174,6 +174,7 @@ impl Harness {
             timers,
             mint_url: stack.mint.url.clone(),
             expiry_sweep: Duration::from_secs(2),
+            wallet_cleanup: Duration::from_secs(2),
         };
         let ctx = Arc::new(WorkerContext {
             pool: pool.clone(),
@@ -369,6 +370,30 @@ impl Harness {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         panic!("payouts of {id} were not released");
+    }
+
+    /// Waits until the payouts locked to `key` are released, fetching them by key proof (no
+    /// session needed); returns them.
+    pub async fn payouts_by_key(&self, id: Uuid, key: &cdk::nuts::SecretKey) -> Vec<Value> {
+        let pubkey = key.public_key().x_only_public_key().to_string();
+        for _ in 0..120 {
+            let ts = chrono::Utc::now().timestamp_millis();
+            let msg = format!("openpleb-payouts:{id}:{ts}");
+            let sig = key.sign(msg.as_bytes()).expect("sign").to_string();
+            let resp = self
+                .public
+                .post(format!("/api/v1/offers/{id}/payouts/by-key"))
+                .body_json(&json!({"payoutPubkey": pubkey, "timestamp": ts, "signature": sig}))
+                .send()
+                .await;
+            let v = body(resp).await;
+            let list = v.as_array().cloned().unwrap_or_default();
+            if !list.is_empty() && list.iter().all(|p| p["state"] == "RELEASED") {
+                return list;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("payouts of {id} for the key were not released");
     }
 
     /// Redeems tokens into a fresh wallet of the trader's with `key`; returns the sats.

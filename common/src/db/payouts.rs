@@ -230,7 +230,8 @@ pub async fn mark_released(
     .bind(fee)
     .execute(&mut *tx)
     .await?;
-    if done.rows_affected() == 1 {
+    // A sweep returns sats that never entered the ledger, so it does not leave it either.
+    if done.rows_affected() == 1 && p.purpose != "sweep" {
         let kind = if p.party == "platform" {
             "platform_fee"
         } else {

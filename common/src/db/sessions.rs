@@ -80,3 +80,47 @@ pub async fn end(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
             .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Ended or expired sessions whose wallet may be cleaned up: no offer of theirs is still
+/// under way (as maker or taker) and no payout from their wallet waits for release.
+pub async fn cleanup_candidates(pool: &PgPool, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select s.id from sessions s
+          where (s.ended_at is not null or s.expires_at < now())
+            and not exists (
+                select 1 from offers o
+                 where (o.maker_session_id = s.id or o.taker_session_id = s.id)
+                   and o.status not in ('COMPLETED', 'EXPIRED', 'RESOLVED', 'CANCELLED'))
+            and not exists (
+                select 1 from payouts p
+                 where p.source_wallet = 'session_' || replace(s.id::text, '-', '')
+                   and p.state = 'RECORDED')
+          order by s.expires_at
+          limit $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// The payout key of the session's most recent offer, with the offer and the session's role.
+pub async fn last_payout_key(
+    pool: &PgPool,
+    session: Uuid,
+) -> Result<Option<(Uuid, String, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "select id,
+                case when maker_session_id = $1 then 'maker' else 'taker' end,
+                case when maker_session_id = $1 then maker_payout_pubkey
+                     else taker_payout_pubkey end
+           from offers
+          where maker_session_id = $1 or taker_session_id = $1
+          order by created_at desc limit 1",
+    )
+    .bind(session)
+    .fetch_optional(pool)
+    .await
+    .map(|r: Option<(Uuid, String, Option<String>)>| {
+        r.and_then(|(id, role, key)| key.map(|k| (id, role, k)))
+    })
+}

@@ -24,6 +24,15 @@ pub mod queues {
     pub const LAPSE_OFFER: &str = "openpleb.lapse_offer";
     /// Periodic backstop: lapses every overdue offer.
     pub const EXPIRE_OFFERS: &str = "openpleb.expire_offers";
+    /// Periodic: refunds idle money of ended sessions and deletes their empty wallets.
+    pub const CLEANUP_WALLETS: &str = "openpleb.cleanup_wallets";
+}
+
+/// A periodic run of the wallet cleanup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanupWallets {
+    /// The cron slot this run belongs to.
+    pub slot: DateTime<Utc>,
 }
 
 /// Apply the lapse of an offer's state, if it is still in that state past its deadline.

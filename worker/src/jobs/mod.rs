@@ -1,6 +1,7 @@
 //! Job handlers, one file each. Every handler's doc comment says why running it twice, or
 //! crashing at any line and running again, neither loses nor duplicates a sat.
 
+pub mod cleanup_wallets;
 pub mod expire_offers;
 pub mod lapse_offer;
 pub mod release_payouts;

@@ -1,0 +1,103 @@
+//! Session expiry: the wallets of ended sessions that back no live offer and owe no pending
+//! payout are emptied and deleted. Money in such a wallet (it should not happen: every sat that
+//! enters is paid out by a settlement) is swept back, P2PK-locked to the payout key of the
+//! session's last offer, before the file goes. A wallet is deleted only when nothing unspent or
+//! reserved is left in it and every token it sent is stored as a released payout.
+//!
+//! Safe to repeat: candidates are re-read from PostgreSQL each run; a sweep is a payout row
+//! unique per (offer, party, purpose, wallet, ref), released by the idempotent release job; the
+//! wallet is deleted only after its sweep is released (a later run), and deleting a file that is
+//! gone is a no-op.
+
+use std::sync::Arc;
+
+use apalis::prelude::{BoxDynError, Data};
+use openpleb_common::db::payouts::{self, NewPayout};
+use openpleb_common::db::sessions;
+use openpleb_common::domain::money::Party;
+use openpleb_common::jobs::CleanupWallets;
+use openpleb_common::wallet::{Funds, WalletError, WalletId};
+use uuid::Uuid;
+
+use crate::WorkerContext;
+
+/// Handles one cleanup run.
+pub async fn handle(job: CleanupWallets, ctx: Data<Arc<WorkerContext>>) -> Result<(), BoxDynError> {
+    let _ = job;
+    super::with_timeout(run(&ctx, 200)).await.map(|_| ())
+}
+
+/// What happened to one session's wallet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cleaned {
+    /// No file.
+    NoWallet,
+    /// Deleted.
+    Deleted,
+    /// Idle money found; a sweep payout was recorded (deleted next run, once released).
+    Swept,
+    /// Kept (money with nowhere to go, or an operation in flight); reported.
+    Kept,
+}
+
+/// Cleans up to `limit` candidate sessions; returns what happened to each.
+pub async fn run(ctx: &WorkerContext, limit: i64) -> Result<Vec<Cleaned>, BoxDynError> {
+    let mut done = Vec::new();
+    for session in sessions::cleanup_candidates(&ctx.pool, limit).await? {
+        done.push(clean(ctx, session).await?);
+    }
+    Ok(done)
+}
+
+async fn clean(ctx: &WorkerContext, session: Uuid) -> Result<Cleaned, BoxDynError> {
+    let wallet = WalletId::session(session);
+    if !ctx.wallets.exists(&wallet) {
+        return Ok(Cleaned::NoWallet);
+    }
+    let held = ctx.wallets.balance(&wallet).await?;
+    if held.reserved > 0 {
+        return Ok(Cleaned::Kept);
+    }
+    if held.unspent > 0 {
+        let Some((offer, role, key)) = sessions::last_payout_key(&ctx.pool, session).await? else {
+            tracing::error!(wallet = %wallet, sats = held.unspent,
+                "ended session's wallet holds sats and no payout key; keeping it");
+            return Ok(Cleaned::Kept);
+        };
+        let party = if role == "maker" {
+            Party::Maker
+        } else {
+            Party::Taker
+        };
+        let mut tx = ctx.pool.begin().await?;
+        payouts::record_one(
+            &mut tx,
+            &NewPayout {
+                offer_id: offer,
+                party,
+                purpose: "sweep",
+                source_wallet: &wallet,
+                sats: held.unspent,
+                lock_pubkey: Some(&key),
+                reference: &format!("sweep:{}", held.unspent),
+            },
+        )
+        .await?;
+        payouts::enqueue_release(&mut tx, offer).await?;
+        tx.commit().await?;
+        tracing::warn!(wallet = %wallet, sats = held.unspent, "swept idle sats of an ended session");
+        return Ok(Cleaned::Swept);
+    }
+    // Pending proofs are tokens this wallet sent; every one is stored as a released payout
+    // (candidates have none left to release), so the file is no longer needed for them.
+    let funds = if held.pending > 0 {
+        Funds::AccountedFor("sent tokens stored as released payouts".to_owned())
+    } else {
+        Funds::MustBeEmpty
+    };
+    match ctx.wallets.delete(&wallet, funds).await {
+        Ok(()) => Ok(Cleaned::Deleted),
+        Err(WalletError::Busy(_)) => Ok(Cleaned::Kept),
+        Err(e) => Err(e.into()),
+    }
+}
