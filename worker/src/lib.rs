@@ -66,6 +66,28 @@ pub struct WorkerContext {
     pub settings: WorkerSettings,
 }
 
+/// One apalis worker for `$queue`, polling often (delayed jobs and retries are not announced
+/// by PostgreSQL's insert notification) and running up to `$concurrency` jobs at once.
+macro_rules! worker {
+    ($ctx:ident, $name:ident, $queue:ident, $args:ty, $concurrency:expr, $handler:path) => {{
+        let ctx = $ctx.clone();
+        let name = format!("{}@{}", queues::$queue, $name);
+        let concurrency = $concurrency;
+        let poll = ctx.settings.queue_poll_interval;
+        move |_restarts| {
+            let backend = PostgresStorage::<$args>::new(&ctx.pool)
+                .with_config(queue_config(queues::$queue, concurrency))
+                .poll_with_interval(poll);
+            WorkerBuilder::new(name.clone())
+                .backend(backend)
+                .data(ctx.clone())
+                .enable_tracing()
+                .concurrency(concurrency)
+                .build($handler)
+        }
+    }};
+}
+
 /// Runs the workers and the cron until `shutdown` resolves. `name` must be unique per process
 /// (apalis keys worker registrations by name).
 pub async fn run<S>(ctx: Arc<WorkerContext>, name: &str, shutdown: S) -> anyhow::Result<()>
@@ -75,99 +97,56 @@ where
     let scheduler = cron::start(ctx.clone()).await?;
     let notifier = tokio::spawn(quote_notifier::run(ctx.clone()));
     let concurrency = ctx.settings.concurrency;
-    let poll = ctx.settings.queue_poll_interval;
 
     let monitor = Monitor::new()
-        .register({
-            let ctx = ctx.clone();
-            let name = format!("{}@{name}", queues::WATCH_MINT_QUOTE);
-            move |_restarts| {
-                let backend = PostgresStorage::<WatchMintQuote>::new(&ctx.pool)
-                    .with_config(queue_config(queues::WATCH_MINT_QUOTE, concurrency))
-                    .poll_with_interval(poll);
-                WorkerBuilder::new(name.clone())
-                    .backend(backend)
-                    .data(ctx.clone())
-                    .enable_tracing()
-                    .concurrency(concurrency)
-                    .build(jobs::watch_mint_quote::handle)
-            }
-        })
-        .register({
-            let ctx = ctx.clone();
-            let name = format!("{}@{name}", queues::SWEEP_QUOTES);
-            move |_restarts| {
-                let backend = PostgresStorage::<SweepQuotes>::new(&ctx.pool)
-                    .with_config(queue_config(queues::SWEEP_QUOTES, 1))
-                    .poll_with_interval(poll);
-                WorkerBuilder::new(name.clone())
-                    .backend(backend)
-                    .data(ctx.clone())
-                    .enable_tracing()
-                    .concurrency(1)
-                    .build(jobs::sweep_quotes::handle)
-            }
-        })
-        .register({
-            let ctx = ctx.clone();
-            let name = format!("{}@{name}", queues::RELEASE_PAYOUTS);
-            move |_restarts| {
-                let backend = PostgresStorage::<ReleasePayouts>::new(&ctx.pool)
-                    .with_config(queue_config(queues::RELEASE_PAYOUTS, concurrency))
-                    .poll_with_interval(poll);
-                WorkerBuilder::new(name.clone())
-                    .backend(backend)
-                    .data(ctx.clone())
-                    .enable_tracing()
-                    .concurrency(concurrency)
-                    .build(jobs::release_payouts::handle)
-            }
-        })
-        .register({
-            let ctx = ctx.clone();
-            let name = format!("{}@{name}", queues::LAPSE_OFFER);
-            move |_restarts| {
-                let backend = PostgresStorage::<LapseOffer>::new(&ctx.pool)
-                    .with_config(queue_config(queues::LAPSE_OFFER, concurrency))
-                    .poll_with_interval(poll);
-                WorkerBuilder::new(name.clone())
-                    .backend(backend)
-                    .data(ctx.clone())
-                    .enable_tracing()
-                    .concurrency(concurrency)
-                    .build(jobs::lapse_offer::handle)
-            }
-        })
-        .register({
-            let ctx = ctx.clone();
-            let name = format!("{}@{name}", queues::EXPIRE_OFFERS);
-            move |_restarts| {
-                let backend = PostgresStorage::<ExpireOffers>::new(&ctx.pool)
-                    .with_config(queue_config(queues::EXPIRE_OFFERS, 1))
-                    .poll_with_interval(poll);
-                WorkerBuilder::new(name.clone())
-                    .backend(backend)
-                    .data(ctx.clone())
-                    .enable_tracing()
-                    .concurrency(1)
-                    .build(jobs::expire_offers::handle)
-            }
-        })
-        .register({
-            let ctx = ctx.clone();
-            let name = format!("{}@{name}", queues::CLEANUP_WALLETS);
-            move |_restarts| {
-                let backend = PostgresStorage::<CleanupWallets>::new(&ctx.pool)
-                    .with_config(queue_config(queues::CLEANUP_WALLETS, 1))
-                    .poll_with_interval(poll);
-                WorkerBuilder::new(name.clone())
-                    .backend(backend)
-                    .data(ctx.clone())
-                    .enable_tracing()
-                    .concurrency(1)
-                    .build(jobs::cleanup_wallets::handle)
-            }
-        })
+        .register(worker!(
+            ctx,
+            name,
+            WATCH_MINT_QUOTE,
+            WatchMintQuote,
+            concurrency,
+            jobs::watch_mint_quote::handle
+        ))
+        .register(worker!(
+            ctx,
+            name,
+            SWEEP_QUOTES,
+            SweepQuotes,
+            1,
+            jobs::sweep_quotes::handle
+        ))
+        .register(worker!(
+            ctx,
+            name,
+            RELEASE_PAYOUTS,
+            ReleasePayouts,
+            concurrency,
+            jobs::release_payouts::handle
+        ))
+        .register(worker!(
+            ctx,
+            name,
+            LAPSE_OFFER,
+            LapseOffer,
+            concurrency,
+            jobs::lapse_offer::handle
+        ))
+        .register(worker!(
+            ctx,
+            name,
+            EXPIRE_OFFERS,
+            ExpireOffers,
+            1,
+            jobs::expire_offers::handle
+        ))
+        .register(worker!(
+            ctx,
+            name,
+            CLEANUP_WALLETS,
+            CleanupWallets,
+            1,
+            jobs::cleanup_wallets::handle
+        ))
         .shutdown_timeout(Duration::from_secs(25));
 
     let result = monitor

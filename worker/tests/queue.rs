@@ -82,7 +82,9 @@ async fn enqueue_follows_the_transaction_and_runs_once(
     opts: PgPoolOptions,
     conn: PgConnectOptions,
 ) {
-    openpleb_common::telemetry::init();
+    if std::env::var_os("RUST_LOG").is_some() {
+        openpleb_common::telemetry::init();
+    }
     let pool = pool(opts, conn).await;
     let mint = DevMint::start().await.expect("mint");
     let dir = tempfile::tempdir().expect("dir");

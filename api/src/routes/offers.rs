@@ -272,6 +272,24 @@ pub fn payout_proof_message(offer: Uuid, timestamp: i64) -> String {
     format!("openpleb-payouts:{offer}:{timestamp}")
 }
 
+impl From<payouts::Payout> for PayoutView {
+    fn from(p: payouts::Payout) -> Self {
+        Self {
+            id: p.id,
+            purpose: p.purpose,
+            amount_sats: p.amount_sats,
+            // SWEPT (the platform's share, moved on to the treasury) counts as released.
+            state: if p.state == "RECORDED" {
+                "RECORDED"
+            } else {
+                "RELEASED"
+            }
+            .to_owned(),
+            token: p.token,
+        }
+    }
+}
+
 /// A page of the book.
 #[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase")]
@@ -954,18 +972,7 @@ impl OffersApi {
         Ok(Json(
             rows.into_iter()
                 .filter(|p| mine(p))
-                .map(|p| PayoutView {
-                    id: p.id,
-                    purpose: p.purpose,
-                    amount_sats: p.amount_sats,
-                    state: if p.state == "RECORDED" {
-                        "RECORDED"
-                    } else {
-                        "RELEASED"
-                    }
-                    .to_owned(),
-                    token: p.token,
-                })
+                .map(PayoutView::from)
                 .collect(),
         ))
     }
@@ -1009,18 +1016,7 @@ impl PayoutKeysApi {
         Ok(Json(
             rows.into_iter()
                 .filter(|p| p.lock_pubkey.as_deref() == Some(key.as_str()))
-                .map(|p| PayoutView {
-                    id: p.id,
-                    purpose: p.purpose,
-                    amount_sats: p.amount_sats,
-                    state: if p.state == "RECORDED" {
-                        "RECORDED"
-                    } else {
-                        "RELEASED"
-                    }
-                    .to_owned(),
-                    token: p.token,
-                })
+                .map(PayoutView::from)
                 .collect(),
         ))
     }

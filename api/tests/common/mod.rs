@@ -127,7 +127,10 @@ impl Harness {
         conn: PgConnectOptions,
         adjust: impl FnOnce(&mut openpleb_common::config::Config),
     ) -> Self {
-        openpleb_common::telemetry::init();
+        // Logs only when asked for (RUST_LOG=...), to keep CI output readable.
+        if std::env::var_os("RUST_LOG").is_some() {
+            openpleb_common::telemetry::init();
+        }
         let pool = PgPoolOptions::new()
             .max_connections(40)
             .connect_with(conn)
