@@ -8,3 +8,7 @@ alter table offers add column listed_until timestamptz;
 alter table payouts drop constraint payouts_purpose_check;
 alter table payouts add constraint payouts_purpose_check
     check (purpose in ('settlement', 'refund', 'late_refund', 'sweep'));
+
+-- Set once an ended session's wallet is gone, so the cleanup does not look at it again.
+alter table sessions add column wallet_removed_at timestamptz;
+create index sessions_cleanup on sessions (expires_at) where wallet_removed_at is null;

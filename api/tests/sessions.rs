@@ -309,7 +309,14 @@ async fn sessions_schema_identifies_nobody(pool: PgPool) {
     .expect("columns");
     assert_eq!(
         columns,
-        ["bat_hash", "created_at", "ended_at", "expires_at", "id"]
+        [
+            "bat_hash",
+            "created_at",
+            "ended_at",
+            "expires_at",
+            "id",
+            "wallet_removed_at"
+        ]
     );
     // Tables joined to sessions by a foreign key, and what sessions itself references.
     let linked: Vec<(String, String)> = sqlx::query_as(

@@ -86,7 +86,8 @@ pub async fn end(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
 pub async fn cleanup_candidates(pool: &PgPool, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "select s.id from sessions s
-          where (s.ended_at is not null or s.expires_at < now())
+          where s.wallet_removed_at is null
+            and (s.ended_at is not null or s.expires_at < now())
             and not exists (
                 select 1 from offers o
                  where (o.maker_session_id = s.id or o.taker_session_id = s.id)
@@ -123,4 +124,13 @@ pub async fn last_payout_key(
     .map(|r: Option<(Uuid, String, Option<String>)>| {
         r.and_then(|(id, role, key)| key.map(|k| (id, role, k)))
     })
+}
+
+/// Records that an ended session's wallet is gone (deleted, or never created).
+pub async fn mark_wallet_removed(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("update sessions set wallet_removed_at = now() where id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
 }

@@ -40,11 +40,16 @@ pub enum Cleaned {
     Kept,
 }
 
-/// Cleans up to `limit` candidate sessions; returns what happened to each.
+/// Cleans up to `limit` candidate sessions; returns what happened to each. Sessions whose
+/// wallet is gone are marked, so later runs move on to newer ones.
 pub async fn run(ctx: &WorkerContext, limit: i64) -> Result<Vec<Cleaned>, BoxDynError> {
     let mut done = Vec::new();
     for session in sessions::cleanup_candidates(&ctx.pool, limit).await? {
-        done.push(clean(ctx, session).await?);
+        let result = clean(ctx, session).await?;
+        if matches!(result, Cleaned::NoWallet | Cleaned::Deleted) {
+            sessions::mark_wallet_removed(&ctx.pool, session).await?;
+        }
+        done.push(result);
     }
     Ok(done)
 }
