@@ -66,11 +66,15 @@ fn start_worker(
     (tx, handle)
 }
 
+/// The watcher jobs (the workers' minute cron may add sweep jobs while a test runs).
 async fn job_rows(pool: &PgPool) -> Vec<(String, i32, String)> {
-    sqlx::query_as("select status, attempts, job_type from apalis.jobs order by run_at, id")
-        .fetch_all(pool)
-        .await
-        .expect("jobs")
+    sqlx::query_as(
+        "select status, attempts, job_type from apalis.jobs where job_type = $1 order by run_at, id",
+    )
+    .bind(queues::WATCH_MINT_QUOTE)
+    .fetch_all(pool)
+    .await
+    .expect("jobs")
 }
 
 /// 1. a quote row and its watcher are written in one transaction that rolls back: nothing
