@@ -51,22 +51,9 @@ pub async fn quote_paid(
         let right = Some(sats) == amounts.deposit()
             && offer.deposit_quote_id.as_deref() == Some(quote.quote_id.as_str());
         if right && offer.status() == OfferStatus::Created {
-            let to = transition(OfferStatus::Created, Event::DepositPaid)
-                .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-            let lifetime =
-                std::time::Duration::from_secs(u64::try_from(offer.lifetime_secs).unwrap_or(0));
-            let moved = offers::transition(
-                conn,
-                offer.id,
-                OfferStatus::Created,
-                to,
-                Some(deadline(lifetime)),
-            )
-            .await?;
-            if moved.is_some() {
-                offers::set_funded_by(conn, offer.id, "lightning").await?;
-            }
-            moved.map(|_| to)
+            offers::fund(conn, &offer, "lightning")
+                .await?
+                .map(|_| OfferStatus::InvoicePaid)
         } else {
             None
         }

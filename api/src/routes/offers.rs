@@ -668,18 +668,7 @@ impl OffersApi {
         let mut tx = state.pool.begin().await?;
         ledger::record(&mut tx, offer.id, "deposit", "in", received, &reference).await?;
         let moved = if received == deposit {
-            let to =
-                transition(OfferStatus::Created, Event::DepositPaid).map_err(ApiError::internal)?;
-            let lifetime =
-                std::time::Duration::from_secs(u64::try_from(offer.lifetime_secs).unwrap_or(0));
-            offers::transition(
-                &mut tx,
-                offer.id,
-                OfferStatus::Created,
-                to,
-                Some(deadline(lifetime)),
-            )
-            .await?
+            offers::fund(&mut tx, &offer, "token").await?
         } else {
             None
         };
@@ -707,7 +696,6 @@ impl OffersApi {
             )
             .into());
         }
-        offers::set_funded_by(&mut tx, offer.id, "token").await?;
         tx.commit().await?;
         Ok(Json(view(&load(&state, offer.id).await?, Viewer::Maker)))
     }

@@ -396,6 +396,28 @@ pub async fn set_outcome(
     Ok(())
 }
 
+/// Compare-and-set funding: CREATED → INVOICE_PAID, listed for the maker's chosen lifetime,
+/// recording how the deposit arrived (`lightning` or `token`). `None` if it was not CREATED.
+pub async fn fund(
+    conn: &mut PgConnection,
+    offer: &Offer,
+    how: &str,
+) -> Result<Option<Offer>, sqlx::Error> {
+    let lifetime = chrono::Duration::seconds(offer.lifetime_secs);
+    let moved = transition(
+        conn,
+        offer.id,
+        OfferStatus::Created,
+        OfferStatus::InvoicePaid,
+        Some(Utc::now() + lifetime),
+    )
+    .await?;
+    if moved.is_some() {
+        set_funded_by(conn, offer.id, how).await?;
+    }
+    Ok(moved)
+}
+
 /// Sets how the deposit arrived.
 pub async fn set_funded_by(
     conn: &mut PgConnection,
