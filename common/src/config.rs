@@ -146,6 +146,10 @@ pub struct Config {
     pub wallet_master_secret: Secret,
     /// How often the wallet cleanup sweep runs.
     pub wallet_cleanup_interval: Duration,
+    /// How often the reconciliation runs; also the least time between two checks of a wallet.
+    pub reconcile_interval: Duration,
+    /// Most wallets one reconciliation run checks.
+    pub reconcile_batch: i64,
     /// Public listener address.
     pub api_host: String,
     /// Public listener port.
@@ -375,6 +379,8 @@ impl Config {
             wallet_idle_close: env.millis("WALLET_IDLE_CLOSE_MS", 2_000)?,
             wallet_master_secret: Secret(master.to_ascii_lowercase()),
             wallet_cleanup_interval: env.millis("WALLET_CLEANUP_INTERVAL", 3_600_000)?,
+            reconcile_interval: env.millis("RECONCILE_INTERVAL", 300_000)?,
+            reconcile_batch: env.positive("RECONCILE_BATCH", 500)?,
             api_host: env.string("API_HOST", "0.0.0.0"),
             api_port: env.parse("API_PORT", 3000)?,
             api_base_path,

@@ -4,6 +4,7 @@
 //! Nothing here is a mock: the mint is cdk's own, served over HTTP on loopback, and the
 //! database is a real PostgreSQL cluster (`DATABASE_URL`).
 
+pub mod fixtures;
 pub mod mint;
 pub mod oidc;
 pub mod stack;

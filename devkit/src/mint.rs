@@ -160,7 +160,8 @@ impl DevMint {
 
         let router = cdk_axum::create_mint_router(mint.clone(), vec!["bolt11".to_owned()])
             .await
-            .context("mint router")?;
+            .context("mint router")?
+            .layer(axum::middleware::from_fn(run_to_completion));
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
             .with_context(|| format!("bind mint on {}", opts.listen))?;
@@ -221,5 +222,20 @@ impl Drop for DevMint {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+}
+
+/// Runs each request in a task of its own, so a client that hangs up (a test cutting a wallet
+/// operation short) does not also cut the mint's handling of it in half: hyper drops a handler
+/// whose connection closed, and a swap dropped halfway stays pending at the mint until it is
+/// restarted. The mint's work then finishes, or not, as one piece, as the wallet must assume.
+async fn run_to_completion(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::spawn(next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }

@@ -15,12 +15,11 @@ use std::time::{Duration, Instant};
 
 use apalis::prelude::Data;
 use futures::stream::{self, StreamExt};
-use openpleb_common::db::offers::{self, NewOffer};
-use openpleb_common::domain::money::{FeeRule, FeeRules, OfferAmounts};
+use openpleb_common::db::offers;
 use openpleb_common::domain::offer::OfferStatus;
 use openpleb_common::jobs::ReleasePayouts;
-use openpleb_common::wallet::{MintOutcome, WalletId, WalletManager, WalletManagerConfig};
-use openpleb_devkit::{test_config, DevMint, DevMintOptions};
+use openpleb_common::wallet::{WalletId, WalletManager, WalletManagerConfig};
+use openpleb_devkit::{fixtures, test_config, DevMint, DevMintOptions};
 use openpleb_worker::jobs::{cleanup_wallets, release_payouts};
 use openpleb_worker::{WorkerContext, WorkerSettings};
 use uuid::Uuid;
@@ -80,56 +79,15 @@ async fn main() -> anyhow::Result<()> {
 
     // Set-up (not measured): sessions, cancelled offers, a few sats in every wallet.
     let setup = Instant::now();
-    let provider =
-        openpleb_common::db::providers::create(&pool, "SEPA", "bank_transfer", None, true).await?;
-    let rule = FeeRule {
-        bps: 100,
-        flat_sats: 10,
-    };
-    let rules = FeeRules {
-        platform_fee: rule,
-        taker_reward: rule,
-        maker_bond: rule,
-        taker_bond: rule,
-    };
-    let sessions: Vec<Uuid> = (0..n).map(|_| Uuid::new_v4()).collect();
-    for (i, s) in sessions.iter().enumerate() {
+    let mut sessions = Vec::with_capacity(n);
+    for _ in 0..n {
         let mut tx = pool.begin().await?;
-        let bat: [u8; 32] = {
-            let mut b = [0u8; 32];
-            b[..16].copy_from_slice(s.as_bytes());
-            b[16..24].copy_from_slice(&(i as u64).to_be_bytes());
-            b
-        };
-        sqlx::query("insert into bat_redemptions (bat_hash) values ($1)")
-            .bind(bat.as_slice())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("insert into sessions (id, bat_hash, expires_at) values ($1, $2, now() + interval '1 hour')")
-            .bind(s).bind(bat.as_slice()).execute(&mut *tx).await?;
+        let session = fixtures::insert_session(&mut tx).await?;
         let key = cdk::nuts::SecretKey::generate()
             .public_key()
             .x_only_public_key()
             .to_string();
-        let offer = offers::insert(
-            &mut tx,
-            &NewOffer {
-                id: Uuid::new_v4(),
-                maker_session_id: *s,
-                fiat_amount_minor: 100,
-                fiat_currency: "EUR".into(),
-                fiat_provider_id: provider.id,
-                payment_details: "IBAN".into(),
-                description: None,
-                price_minor_per_btc: 6_000_000,
-                amounts: OfferAmounts::new(1_000, &rules)
-                    .ok_or_else(|| anyhow::anyhow!("amounts"))?,
-                maker_payout_pubkey: key,
-                lifetime_secs: 3600,
-                expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
-            },
-        )
-        .await?;
+        let offer = fixtures::insert_offer(&mut tx, session, 1_000, &key).await?;
         offers::transition(
             &mut tx,
             offer.id,
@@ -139,23 +97,13 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
         tx.commit().await?;
+        sessions.push(session);
     }
     let funded = stream::iter(sessions.iter().copied())
         .map(|s| {
             let wallets = wallets.clone();
             let mint = &mint;
-            async move {
-                let id = WalletId::session(s);
-                let q = wallets.create_mint_quote(&id, 21).await?;
-                mint.pay_invoice(&q.request, 21).await?;
-                for _ in 0..100 {
-                    if let MintOutcome::Issued(_) = wallets.mint_quote(&id, &q.quote_id).await? {
-                        return anyhow::Ok(());
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                anyhow::bail!("quote not issued")
-            }
+            async move { fixtures::fund_wallet(&wallets, mint, &WalletId::session(s), 21).await }
         })
         .buffer_unordered(16)
         .collect::<Vec<_>>()

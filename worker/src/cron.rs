@@ -6,10 +6,13 @@
 //! enqueues the job. N workers, one run per slot.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use openpleb_common::db::cron::claim_slot;
-use openpleb_common::jobs::{enqueue, queues, CleanupWallets, ExpireOffers, Schedule, SweepQuotes};
+use openpleb_common::jobs::{
+    enqueue, queues, CleanupWallets, ExpireOffers, ReconcileWallets, Schedule, SweepQuotes,
+};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::WorkerContext;
@@ -66,13 +69,53 @@ pub async fn enqueue_expiry(ctx: &WorkerContext, slot: DateTime<Utc>) -> anyhow:
     enqueue_periodic(ctx, queues::EXPIRE_OFFERS, slot, &ExpireOffers { slot }).await
 }
 
+/// Claims `slot` for the wallet reconciliation and enqueues it; true if this worker won.
+pub async fn enqueue_reconcile(ctx: &WorkerContext, slot: DateTime<Utc>) -> anyhow::Result<bool> {
+    enqueue_periodic(
+        ctx,
+        queues::RECONCILE_WALLETS,
+        slot,
+        &ReconcileWallets { slot },
+    )
+    .await
+}
+
+/// Claims one slot of a periodic job: `(ctx, slot) -> won?`.
+type Enqueuer = for<'a> fn(
+    &'a WorkerContext,
+    DateTime<Utc>,
+) -> futures::future::BoxFuture<'a, anyhow::Result<bool>>;
+
+/// Adds a job that, every `every`, claims the current slot of `name` and enqueues it.
+async fn add_repeated(
+    scheduler: &JobScheduler,
+    ctx: &Arc<WorkerContext>,
+    name: &'static str,
+    every: Duration,
+    enqueue: Enqueuer,
+) -> anyhow::Result<()> {
+    let secs = every.as_secs().max(1);
+    let period = i64::try_from(secs).unwrap_or(i64::MAX);
+    let ctx = ctx.clone();
+    let job = Job::new_repeated_async(Duration::from_secs(secs), move |_id, _lock| {
+        let ctx = ctx.clone();
+        Box::pin(async move {
+            let slot = nearest_slot(Utc::now(), period);
+            if let Err(e) = enqueue(&ctx, slot).await {
+                tracing::warn!(job = name, error = %e, "could not enqueue a periodic job");
+            }
+        })
+    })?;
+    scheduler.add(job).await?;
+    Ok(())
+}
+
 /// Starts this worker's scheduler.
 pub async fn start(ctx: Arc<WorkerContext>) -> anyhow::Result<JobScheduler> {
     let scheduler = JobScheduler::new().await?;
-    let expiry_ctx = ctx.clone();
-    let ctx_for_cleanup = ctx.clone();
+    let sweep_ctx = ctx.clone();
     let job = Job::new_async(SWEEP_QUOTES_SCHEDULE, move |_id, _lock| {
-        let ctx = ctx.clone();
+        let ctx = sweep_ctx.clone();
         Box::pin(async move {
             let slot = nearest_slot(Utc::now(), SWEEP_QUOTES_PERIOD_SECS);
             match enqueue_sweep(&ctx, slot).await {
@@ -83,39 +126,29 @@ pub async fn start(ctx: Arc<WorkerContext>) -> anyhow::Result<JobScheduler> {
         })
     })?;
     scheduler.add(job).await?;
-    let every = ctx_expiry_period(&expiry_ctx);
-    let expiry =
-        Job::new_repeated_async(std::time::Duration::from_secs(every), move |_id, _lock| {
-            let ctx = expiry_ctx.clone();
-            Box::pin(async move {
-                let slot = nearest_slot(Utc::now(), i64::try_from(every).unwrap_or(30));
-                if let Err(e) = enqueue_expiry(&ctx, slot).await {
-                    tracing::warn!(error = %e, "could not enqueue the expiry sweep");
-                }
-            })
-        })?;
-    scheduler.add(expiry).await?;
-    let cleanup_ctx = ctx_for_cleanup.clone();
-    let cleanup_every = cleanup_ctx.settings.wallet_cleanup.as_secs().max(1);
-    let cleanup = Job::new_repeated_async(
-        std::time::Duration::from_secs(cleanup_every),
-        move |_id, _lock| {
-            let ctx = cleanup_ctx.clone();
-            Box::pin(async move {
-                let slot = nearest_slot(Utc::now(), i64::try_from(cleanup_every).unwrap_or(3600));
-                if let Err(e) = enqueue_cleanup(&ctx, slot).await {
-                    tracing::warn!(error = %e, "could not enqueue the wallet cleanup");
-                }
-            })
-        },
-    )?;
-    scheduler.add(cleanup).await?;
+    let s = &ctx.settings;
+    add_repeated(&scheduler, &ctx, "expire_offers", s.expiry_sweep, |c, t| {
+        Box::pin(enqueue_expiry(c, t))
+    })
+    .await?;
+    add_repeated(
+        &scheduler,
+        &ctx,
+        "cleanup_wallets",
+        s.wallet_cleanup,
+        |c, t| Box::pin(enqueue_cleanup(c, t)),
+    )
+    .await?;
+    add_repeated(
+        &scheduler,
+        &ctx,
+        "reconcile_wallets",
+        s.reconcile_interval,
+        |c, t| Box::pin(enqueue_reconcile(c, t)),
+    )
+    .await?;
     scheduler.start().await?;
     Ok(scheduler)
-}
-
-fn ctx_expiry_period(ctx: &WorkerContext) -> u64 {
-    ctx.settings.expiry_sweep.as_secs().max(1)
 }
 
 #[cfg(test)]

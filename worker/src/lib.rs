@@ -16,7 +16,8 @@ use apalis::prelude::*;
 use apalis_postgres::{Config as QueueConfig, PostgresStorage};
 use openpleb_common::config::Config;
 use openpleb_common::jobs::{
-    queues, CleanupWallets, ExpireOffers, LapseOffer, ReleasePayouts, SweepQuotes, WatchMintQuote,
+    queues, CleanupWallets, ExpireOffers, LapseOffer, ReconcileWallets, ReleasePayouts,
+    SweepQuotes, WatchMintQuote,
 };
 use openpleb_common::wallet::WalletManager;
 use sqlx::PgPool;
@@ -38,6 +39,10 @@ pub struct WorkerSettings {
     pub expiry_sweep: Duration,
     /// How often ended sessions' wallets are cleaned up (`WALLET_CLEANUP_INTERVAL`).
     pub wallet_cleanup: Duration,
+    /// How often live wallets are reconciled with the mint (`RECONCILE_INTERVAL`).
+    pub reconcile_interval: Duration,
+    /// Most wallets one reconciliation run checks (`RECONCILE_BATCH`).
+    pub reconcile_batch: i64,
 }
 
 impl WorkerSettings {
@@ -51,6 +56,8 @@ impl WorkerSettings {
             mint_url: config.mint_url.clone(),
             expiry_sweep: Duration::from_secs(30),
             wallet_cleanup: config.wallet_cleanup_interval,
+            reconcile_interval: config.reconcile_interval,
+            reconcile_batch: config.reconcile_batch,
         }
     }
 }
@@ -146,6 +153,14 @@ where
             CleanupWallets,
             1,
             jobs::cleanup_wallets::handle
+        ))
+        .register(worker!(
+            ctx,
+            name,
+            RECONCILE_WALLETS,
+            ReconcileWallets,
+            1,
+            jobs::reconcile_wallets::handle
         ))
         .shutdown_timeout(Duration::from_secs(25));
 

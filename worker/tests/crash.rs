@@ -4,13 +4,12 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use chrono::Utc;
-use openpleb_common::db::offers::{self, NewOffer};
+use openpleb_common::db::offers;
 use openpleb_common::db::{ledger, payouts};
-use openpleb_common::domain::money::{FeeRule, FeeRules, OfferAmounts, Outcome};
+use openpleb_common::domain::money::Outcome;
 use openpleb_common::domain::offer::OfferStatus;
-use openpleb_common::wallet::{MintOutcome, WalletId, WalletManager, WalletManagerConfig};
-use openpleb_devkit::{test_config, wallet_manager, DevMint};
+use openpleb_common::wallet::{WalletId, WalletManager, WalletManagerConfig};
+use openpleb_devkit::{fixtures, test_config, wallet_manager, DevMint, DevMintOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -64,87 +63,36 @@ async fn an_aborted_refund_completes_once_after_restart(
             .unwrap_or(&master),
         conn.get_database().expect("database name")
     );
-    let mint = DevMint::start().await.expect("mint");
+    let mint = DevMint::start_with(DevMintOptions {
+        payment_delay_secs: 3600,
+        ..DevMintOptions::default()
+    })
+    .await
+    .expect("mint");
     let dir = tempfile::tempdir().expect("dir");
     let config = test_config(&db_url, &mint.url, dir.path());
 
     // A cancelled, funded offer: the maker's wallet holds the deposit, a refund is recorded.
-    let session = Uuid::new_v4();
-    let bat = [7u8; 32];
-    sqlx::query("insert into bat_redemptions (bat_hash) values ($1)")
-        .bind(bat.as_slice())
-        .execute(&pool)
-        .await
-        .expect("bat");
-    sqlx::query("insert into sessions (id, bat_hash, expires_at) values ($1, $2, now() + interval '1 hour')")
-        .bind(session).bind(bat.as_slice()).execute(&pool).await.expect("session");
-    let provider =
-        openpleb_common::db::providers::create(&pool, "SEPA", "bank_transfer", None, true)
-            .await
-            .expect("provider");
-    let rule = FeeRule {
-        bps: 100,
-        flat_sats: 10,
-    };
-    let amounts = OfferAmounts::new(
-        5_000,
-        &FeeRules {
-            platform_fee: rule,
-            taker_reward: rule,
-            maker_bond: rule,
-            taker_bond: rule,
-        },
-    )
-    .expect("amounts");
-    let deposit = amounts.deposit().expect("deposit");
     let maker_sk = cdk::nuts::SecretKey::generate();
     let maker_key = maker_sk.public_key().x_only_public_key().to_string();
     let mut tx = pool.begin().await.expect("tx");
-    let offer = offers::insert(
-        &mut tx,
-        &NewOffer {
-            id: Uuid::new_v4(),
-            maker_session_id: session,
-            fiat_amount_minor: 300,
-            fiat_currency: "EUR".into(),
-            fiat_provider_id: provider.id,
-            payment_details: "IBAN".into(),
-            description: None,
-            price_minor_per_btc: 6_000_000,
-            amounts,
-            maker_payout_pubkey: maker_key,
-            lifetime_secs: 3600,
-            expires_at: Utc::now() + chrono::Duration::hours(1),
-        },
-    )
-    .await
-    .expect("offer");
+    let session = fixtures::insert_session(&mut tx).await.expect("session");
+    let offer = fixtures::insert_offer(&mut tx, session, 5_000, &maker_key)
+        .await
+        .expect("offer");
     tx.commit().await.expect("commit");
+    let deposit = offer.amounts().deposit().expect("deposit");
 
     let wallets = WalletManager::new(WalletManagerConfig::from_config(&config), pool.clone())
         .expect("wallets");
     let maker_wallet = WalletId::session(session);
-    let quote = wallets
-        .create_mint_quote(&maker_wallet, deposit)
+    fixtures::fund_wallet(&wallets, &mint, &maker_wallet, deposit)
         .await
-        .expect("quote");
-    let mut funded = false;
-    for _ in 0..40 {
-        if let MintOutcome::Issued(_) = wallets
-            .mint_quote(&maker_wallet, &quote.quote_id)
-            .await
-            .expect("mint")
-        {
-            funded = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert!(funded);
+        .expect("funded");
     wallets.close_all().await;
 
     let mut tx = pool.begin().await.expect("tx");
-    ledger::record(&mut tx, offer.id, "deposit", "in", deposit, &quote.quote_id)
+    ledger::record(&mut tx, offer.id, "deposit", "in", deposit, "funding")
         .await
         .expect("ledger");
     let cancelled = offers::transition(

@@ -15,16 +15,10 @@ use sqlx::PgPool;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-/// A pool of its own on the per-test database (sqlx's test pool is capped at 5 connections,
-/// fewer than two workers and a wallet manager need).
 async fn pool(_test_opts: PgPoolOptions, conn: PgConnectOptions) -> PgPool {
-    let pool = PgPoolOptions::new()
-        .max_connections(30)
-        .connect_with(conn)
+    openpleb_devkit::fixtures::test_pool(conn)
         .await
-        .expect("pool");
-    openpleb_common::db::migrate(&pool).await.expect("migrate");
-    pool
+        .expect("pool")
 }
 
 fn settings() -> WorkerSettings {
@@ -35,6 +29,8 @@ fn settings() -> WorkerSettings {
         mint_url: String::new(),
         expiry_sweep: Duration::from_secs(30),
         wallet_cleanup: Duration::from_secs(3600),
+        reconcile_interval: Duration::from_secs(3600),
+        reconcile_batch: 100,
         timers: openpleb_devkit::test_config(
             "postgres://unused",
             "http://127.0.0.1:9",

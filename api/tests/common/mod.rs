@@ -178,6 +178,9 @@ impl Harness {
             mint_url: stack.mint.url.clone(),
             expiry_sweep: Duration::from_secs(2),
             wallet_cleanup: Duration::from_secs(2),
+            // Reconciliation runs beside every api test: it must never disturb a trade.
+            reconcile_interval: Duration::from_secs(3),
+            reconcile_batch: 100,
         };
         let ctx = Arc::new(WorkerContext {
             pool: pool.clone(),

@@ -14,6 +14,7 @@ pub mod providers;
 pub mod quotes;
 pub mod sessions;
 pub mod users;
+pub mod wallet_checks;
 
 use std::time::Duration;
 

@@ -202,14 +202,47 @@ pub async fn for_offer(pool: &PgPool, offer_id: Uuid) -> Result<Vec<Payout>, sql
     .await
 }
 
-/// Stores the send operation of a payout about to be released.
-pub async fn set_operation(pool: &PgPool, id: Uuid, op: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("update payouts set send_operation_id = $2 where id = $1 and state = 'RECORDED'")
-        .bind(id)
-        .bind(op)
-        .execute(pool)
-        .await?;
-    Ok(())
+/// Stores the send operation of a payout about to be released, if the payout is still
+/// unreleased and its operation is still `expected` (what the caller read). False means another
+/// run got there first and owns the release: the caller must not confirm its send.
+pub async fn set_operation(
+    pool: &PgPool,
+    id: Uuid,
+    expected: Option<&str>,
+    op: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update payouts set send_operation_id = $3
+          where id = $1 and state = 'RECORDED' and send_operation_id is not distinct from $2",
+    )
+    .bind(id)
+    .bind(expected)
+    .bind(op)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Offers with payouts that should have been released (or, for the platform's share, swept
+/// into the treasury) more than `grace` ago: their release jobs gave up or went missing.
+pub async fn overdue_offers(
+    pool: &PgPool,
+    grace: std::time::Duration,
+    limit: i64,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let grace = chrono::Duration::from_std(grace).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query_scalar(
+        "select offer_id from payouts
+          where (state = 'RECORDED' and created_at < now() - $1)
+             or (state = 'RELEASED' and party = 'platform' and released_at < now() - $1)
+          group by offer_id
+          order by min(created_at)
+          limit $2",
+    )
+    .bind(grace)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
 }
 
 /// Marks a payout released with its token, and writes its ledger entries, in one transaction.

@@ -26,6 +26,15 @@ pub mod queues {
     pub const EXPIRE_OFFERS: &str = "openpleb.expire_offers";
     /// Periodic: refunds idle money of ended sessions and deletes their empty wallets.
     pub const CLEANUP_WALLETS: &str = "openpleb.cleanup_wallets";
+    /// Periodic: reconciles live wallets with the mint and re-enqueues overdue releases.
+    pub const RECONCILE_WALLETS: &str = "openpleb.reconcile_wallets";
+}
+
+/// A periodic run of the wallet reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileWallets {
+    /// The cron slot this run belongs to.
+    pub slot: DateTime<Utc>,
 }
 
 /// A periodic run of the wallet cleanup.

@@ -10,7 +10,8 @@
 //! - Operations on one wallet are serialised, and each runs in its own task that owns the
 //!   wallet's lock, so a caller that goes away (a dropped HTTP request) cannot cut a cdk saga
 //!   in half or let a second operation start beside it.
-//! - Every open runs `recover_incomplete_sagas` first.
+//! - Every open runs `recover_incomplete_sagas` first, and [`WalletManager::reconcile`] runs it
+//!   again on demand, then settles proofs no operation owns against the mint (NUT-07).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use cdk::amount::SplitTarget;
 use cdk::mint_url::MintUrl;
-use cdk::nuts::{CurrencyUnit, MintQuoteState, PaymentMethod, SecretKey, SpendingConditions};
+use cdk::nuts::{
+    CurrencyUnit, MintQuoteState, PaymentMethod, SecretKey, SpendingConditions, State,
+};
 use cdk::wallet::types::OperationData;
 use cdk::wallet::{ReceiveOptions, SendOptions, Wallet, WalletBuilder};
 use cdk::Amount;
@@ -69,6 +72,10 @@ pub enum WalletError {
     /// The operation's task panicked or was cancelled at shutdown.
     #[error("wallet task failed: {0}")]
     Task(String),
+    /// The record step of a send found its row changed by another run: that run owns the
+    /// send, so this one reserved nothing and moved nothing.
+    #[error("send superseded by another run")]
+    Superseded,
 }
 
 /// Settings of a [`WalletManager`].
@@ -157,14 +164,17 @@ pub struct SentToken {
 pub struct Balances {
     /// Spendable.
     pub unspent: u64,
-    /// In flight (sent but not yet claimed, or in a swap).
+    /// In a swap or melt the mint has not answered yet.
     pub pending: u64,
     /// Reserved by an unfinished operation.
     pub reserved: u64,
+    /// In tokens this wallet sent that their recipients have not claimed yet (as far as the
+    /// wallet knows; reconciliation asks the mint). No longer the wallet's own.
+    pub sent: u64,
 }
 
 impl Balances {
-    /// Everything the wallet holds or may still get back.
+    /// Everything the wallet holds or may still get back (not what it sent).
     pub fn total(&self) -> u64 {
         self.unspent + self.pending + self.reserved
     }
@@ -177,6 +187,51 @@ pub enum Funds {
     MustBeEmpty,
     /// The caller has recorded where the remaining funds went (e.g. a payout row); delete anyway.
     AccountedFor(String),
+}
+
+/// What reconciling one wallet with the mint found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Reconciled {
+    /// Balances before.
+    pub before: Balances,
+    /// Balances after.
+    pub after: Balances,
+    /// Interrupted operations that cdk's recovery took forward or found complete.
+    pub recovered: usize,
+    /// Interrupted operations rolled back (their proofs made spendable again).
+    pub compensated: usize,
+    /// Operations recovery could not settle now (the mint unreachable, say); tried next time.
+    pub unsettled: usize,
+    /// Sent tokens not yet claimed by their recipients (their send operation stays open).
+    pub open_sends: usize,
+    /// Sats of proofs no operation owned that the mint reports spent: dropped from the wallet.
+    pub orphans_spent: u64,
+    /// Sats of reserved proofs no operation owned that the mint reports unspent: made
+    /// spendable again.
+    pub orphans_returned: u64,
+    /// Sats of an incoming token whose receive was cut before it reached the mint (pending
+    /// proofs with no operation): dropped, the token is still its sender's.
+    pub orphans_abandoned: u64,
+}
+
+impl Reconciled {
+    /// Whether anything was changed or needs a person's attention.
+    pub fn noteworthy(&self) -> bool {
+        self.compensated + self.unsettled > 0
+            || self.orphans_spent + self.orphans_returned + self.orphans_abandoned > 0
+            || self.before != self.after
+    }
+}
+
+/// How an operation opens its wallet.
+#[derive(Debug, Clone, Copy)]
+struct Open {
+    /// Create the file if it does not exist.
+    create: bool,
+    /// How long to wait for another process' lease.
+    lease_wait: Duration,
+    /// Run saga recovery on open (the reconciliation runs it itself, to see what it finds).
+    recover: bool,
 }
 
 struct OpenWallet {
@@ -426,6 +481,69 @@ impl WalletManager {
         .await
     }
 
+    /// Reconciles the wallet with the mint: finishes or rolls back interrupted operations
+    /// (cdk's saga recovery, after stashing the tokens of unfinished sends), then asks the mint
+    /// (NUT-07) about reserved, pending and sent proofs that no live operation owns: spent ones
+    /// are dropped, unspent reserved ones become spendable, unspent pending ones (a receive cut
+    /// before it reached the mint) are dropped, unclaimed sent ones stay.
+    ///
+    /// Does not wait for another process' lease ([`WalletError::Busy`] at once): a wallet in use
+    /// elsewhere is reconciled on that process' next open anyway.
+    pub async fn reconcile(&self, id: &WalletId) -> Result<Reconciled, WalletError> {
+        let was_open = self.is_open(id);
+        let result = self
+            .run_with(
+                id,
+                Open {
+                    create: false,
+                    lease_wait: Duration::ZERO,
+                    recover: false,
+                },
+                |w| async move {
+                    let before = balances(&w).await?;
+                    stash_sent_tokens(&w).await?;
+                    let report = w.recover_incomplete_sagas().await?;
+                    let orphans = settle_orphan_proofs(&w).await?;
+                    let open_sends = w
+                        .localstore
+                        .get_incomplete_sagas()
+                        .await?
+                        .iter()
+                        .filter(|s| matches!(s.data, OperationData::Send(_)))
+                        .count();
+                    Ok(Reconciled {
+                        before,
+                        after: balances(&w).await?,
+                        recovered: report.recovered,
+                        compensated: report.compensated,
+                        unsettled: report.skipped + report.failed,
+                        open_sends,
+                        orphans_spent: orphans.spent,
+                        orphans_returned: orphans.returned,
+                        orphans_abandoned: orphans.abandoned,
+                    })
+                },
+            )
+            .await;
+        // Give the lease straight back: a user of this wallet elsewhere should not wait for
+        // the idle close because the reconciliation happened to look at it.
+        if !was_open {
+            self.close(id).await?;
+        }
+        result
+    }
+
+    /// Whether this process has the wallet open right now.
+    fn is_open(&self, id: &WalletId) -> bool {
+        let slots = match self.inner.slots.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        slots
+            .peek(id)
+            .is_some_and(|slot| slot.state.try_lock().map(|s| s.is_some()).unwrap_or(true))
+    }
+
     /// The wallet's balances.
     pub async fn balance(&self, id: &WalletId) -> Result<Balances, WalletError> {
         self.run(id, false, |w| async move { balances(&w).await })
@@ -456,7 +574,8 @@ impl WalletManager {
         }
         let slot = self.slot(id);
         let mut state = slot.state.clone().lock_owned().await;
-        self.ensure_open(id, &slot, &mut state, false).await?;
+        self.ensure_open(id, &slot, &mut state, self.open(false))
+            .await?;
         let wallet = state
             .as_ref()
             .map(|o| o.wallet.clone())
@@ -500,12 +619,31 @@ impl WalletManager {
         F: FnOnce(Wallet) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, WalletError>> + Send + 'static,
     {
+        self.run_with(id, self.open(create), op).await
+    }
+
+    /// The usual way to open: wait for the lease as configured, recover on open.
+    fn open(&self, create: bool) -> Open {
+        Open {
+            create,
+            lease_wait: self.inner.cfg.lease_wait,
+            recover: true,
+        }
+    }
+
+    /// [`WalletManager::run`], opening the wallet as `open` says.
+    async fn run_with<T, F, Fut>(&self, id: &WalletId, open: Open, op: F) -> Result<T, WalletError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Wallet) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, WalletError>> + Send + 'static,
+    {
         let slot = self.slot(id);
         let manager = self.clone();
         let id = id.clone();
         let task = tokio::spawn(async move {
             let mut state = slot.state.clone().lock_owned().await;
-            manager.ensure_open(&id, &slot, &mut state, create).await?;
+            manager.ensure_open(&id, &slot, &mut state, open).await?;
             if let Some(auth) = &manager.inner.cfg.service_auth {
                 auth.ensure_supply().await?;
             }
@@ -569,19 +707,19 @@ impl WalletManager {
         id: &WalletId,
         slot: &Slot,
         state: &mut OwnedMutexGuard<Option<OpenWallet>>,
-        create: bool,
+        open: Open,
     ) -> Result<(), WalletError> {
         if state.is_some() && !slot.lease_lost.load(Ordering::SeqCst) {
             return Ok(());
         }
-        self.take_lease(id).await?;
+        self.take_lease(id, open.lease_wait).await?;
         slot.lease_lost.store(false, Ordering::SeqCst);
         if state.is_some() {
             return Ok(());
         }
         let path = self.inner.cfg.layout.locate(id);
         if !path.exists() {
-            if !create {
+            if !open.create {
                 leases::release(&self.inner.pool, id.as_str(), &self.inner.cfg.holder).await?;
                 return Err(WalletError::NotFound(id.clone()));
             }
@@ -604,11 +742,13 @@ impl WalletManager {
             auth.ensure_supply().await?;
         }
         let wallet = builder.build()?;
-        stash_sent_tokens(&wallet).await?;
-        let report = wallet.recover_incomplete_sagas().await?;
-        if report.recovered + report.compensated + report.failed > 0 {
-            tracing::info!(wallet = %id, recovered = report.recovered, compensated = report.compensated,
-                failed = report.failed, "recovered interrupted wallet operations");
+        if open.recover {
+            stash_sent_tokens(&wallet).await?;
+            let report = wallet.recover_incomplete_sagas().await?;
+            if report.recovered + report.compensated + report.failed > 0 {
+                tracing::info!(wallet = %id, recovered = report.recovered, compensated = report.compensated,
+                    failed = report.failed, "recovered interrupted wallet operations");
+            }
         }
         **state = Some(OpenWallet {
             wallet,
@@ -617,9 +757,9 @@ impl WalletManager {
         Ok(())
     }
 
-    async fn take_lease(&self, id: &WalletId) -> Result<(), WalletError> {
+    async fn take_lease(&self, id: &WalletId, wait: Duration) -> Result<(), WalletError> {
         let cfg = &self.inner.cfg;
-        let deadline = tokio::time::Instant::now() + cfg.lease_wait;
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             if leases::acquire(&self.inner.pool, id.as_str(), &cfg.holder, cfg.lease_ttl).await? {
                 return Ok(());
@@ -748,10 +888,102 @@ async fn stash_sent_tokens(w: &Wallet) -> Result<(), WalletError> {
     Ok(())
 }
 
+/// Proofs asked about per NUT-07 request.
+const CHECK_STATE_CHUNK: usize = 200;
+
+/// What [`settle_orphan_proofs`] did, in sats.
+#[derive(Debug, Default)]
+struct Orphans {
+    spent: u64,
+    returned: u64,
+    abandoned: u64,
+}
+
+/// Settles reserved, pending and sent proofs that no live operation owns (their saga is gone or
+/// never existed) against the mint:
+/// - spent: dropped (a claimed token, a finished swap);
+/// - reserved and unspent: spendable again (only unspent proofs of this wallet get reserved);
+/// - pending and unspent: dropped, as cdk's own compensation of a receive does. Outside a melt
+///   only a receive marks proofs pending, and with no saga it never asked the mint, so the
+///   token is still its sender's. A wallet with melt quotes is left alone (a melt marks this
+///   wallet's own proofs pending);
+/// - sent and unspent: left; the recipient may still claim the token.
+async fn settle_orphan_proofs(w: &Wallet) -> Result<Orphans, WalletError> {
+    let held = w
+        .localstore
+        .get_proofs(
+            Some(w.mint_url.clone()),
+            Some(w.unit.clone()),
+            Some(vec![State::Reserved, State::Pending, State::PendingSpent]),
+            None,
+        )
+        .await?;
+    let mut live_ops: HashMap<uuid::Uuid, bool> = HashMap::new();
+    let mut orphans = Vec::new();
+    for p in held {
+        let owned = match p.used_by_operation {
+            None => false,
+            Some(op) => match live_ops.get(&op) {
+                Some(live) => *live,
+                None => {
+                    let live = w.localstore.get_saga(&op).await?.is_some();
+                    live_ops.insert(op, live);
+                    live
+                }
+            },
+        };
+        if !owned {
+            orphans.push(p);
+        }
+    }
+    let mut done = Orphans::default();
+    if orphans.is_empty() {
+        return Ok(done);
+    }
+    let melts = !w.localstore.get_melt_quotes().await?.is_empty();
+    for chunk in orphans.chunks(CHECK_STATE_CHUNK) {
+        let proofs = chunk.iter().map(|p| p.proof.clone()).collect();
+        // Removes the spent ones from the store itself.
+        let states: HashMap<_, _> = w
+            .check_proofs_spent(proofs)
+            .await?
+            .into_iter()
+            .map(|s| (s.y, s.state))
+            .collect();
+        let (mut back, mut gone) = (Vec::new(), Vec::new());
+        for p in chunk {
+            let sats = u64::from(p.proof.amount);
+            match (states.get(&p.y), p.state) {
+                (Some(State::Spent), _) => done.spent += sats,
+                (Some(State::Unspent), State::Reserved) => {
+                    done.returned += sats;
+                    let mut p = p.clone();
+                    p.state = State::Unspent;
+                    p.used_by_operation = None;
+                    back.push(p);
+                }
+                (Some(State::Unspent), State::Pending) if !melts => {
+                    done.abandoned += sats;
+                    gone.push(p.y);
+                }
+                _ => {}
+            }
+        }
+        w.localstore.update_proofs(back, gone).await?;
+    }
+    Ok(done)
+}
+
 async fn balances(w: &Wallet) -> Result<Balances, WalletError> {
     Ok(Balances {
         unspent: w.total_balance().await?.into(),
         pending: w.total_pending_balance().await?.into(),
         reserved: w.total_reserved_balance().await?.into(),
+        sent: w
+            .get_pending_spent_proofs()
+            .await?
+            .iter()
+            .map(|p| u64::from(p.amount))
+            .sum(),
     })
 }

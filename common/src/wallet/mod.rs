@@ -7,6 +7,6 @@ pub mod store;
 
 pub use layout::{WalletId, WalletLayout};
 pub use manager::{
-    Balances, CreatedQuote, Funds, MintOutcome, RecordOperation, SentToken, WalletError,
-    WalletManager, WalletManagerConfig,
+    Balances, CreatedQuote, Funds, MintOutcome, Reconciled, RecordOperation, SentToken,
+    WalletError, WalletManager, WalletManagerConfig,
 };

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use apalis::prelude::{BoxDynError, Data};
 use openpleb_common::db::payouts::{self, NewPayout};
-use openpleb_common::db::sessions;
+use openpleb_common::db::{sessions, wallet_checks};
 use openpleb_common::domain::money::Party;
 use openpleb_common::jobs::CleanupWallets;
 use openpleb_common::wallet::{Funds, WalletError, WalletId};
@@ -48,6 +48,7 @@ pub async fn run(ctx: &WorkerContext, limit: i64) -> Result<Vec<Cleaned>, BoxDyn
         let result = clean(ctx, session).await?;
         if matches!(result, Cleaned::NoWallet | Cleaned::Deleted) {
             sessions::mark_wallet_removed(&ctx.pool, session).await?;
+            wallet_checks::forget(&ctx.pool, &WalletId::session(session)).await?;
         }
         done.push(result);
     }
@@ -60,7 +61,8 @@ async fn clean(ctx: &WorkerContext, session: Uuid) -> Result<Cleaned, BoxDynErro
         return Ok(Cleaned::NoWallet);
     }
     let held = ctx.wallets.balance(&wallet).await?;
-    if held.reserved > 0 {
+    // An operation in flight, or one the reconciliation has yet to settle.
+    if held.reserved > 0 || held.pending > 0 {
         return Ok(Cleaned::Kept);
     }
     if held.unspent > 0 {
@@ -93,14 +95,10 @@ async fn clean(ctx: &WorkerContext, session: Uuid) -> Result<Cleaned, BoxDynErro
         tracing::warn!(wallet = %wallet, sats = held.unspent, "swept idle sats of an ended session");
         return Ok(Cleaned::Swept);
     }
-    // Pending proofs are tokens this wallet sent; every one is stored as a released payout
-    // (candidates have none left to release), so the file is no longer needed for them.
-    let funds = if held.pending > 0 {
-        Funds::AccountedFor("sent tokens stored as released payouts".to_owned())
-    } else {
-        Funds::MustBeEmpty
-    };
-    match ctx.wallets.delete(&wallet, funds).await {
+    // Tokens this wallet sent that may still be unclaimed are not counted as held: every one
+    // is stored as a released payout (candidates have none left to release), so the file is no
+    // longer needed for them.
+    match ctx.wallets.delete(&wallet, Funds::MustBeEmpty).await {
         Ok(()) => Ok(Cleaned::Deleted),
         Err(WalletError::Busy(_)) => Ok(Cleaned::Kept),
         Err(e) => Err(e.into()),

@@ -4,8 +4,10 @@
 //! Safe to repeat, and to crash at any line: every payout row exists before any ecash moves;
 //! the wallet send's operation id is stored on the row before the send is confirmed, and a
 //! retry first asks the wallet for the token of that operation (kept even after cdk's recovery)
-//! and stores it instead of paying again; marking a payout RELEASED is a compare-and-set that
-//! also writes its ledger entries. A send that never got past reserving its proofs is undone by
+//! and stores it instead of paying again. Two runs at once (a retry beside a fresh enqueue)
+//! cannot both pay: storing the operation id is a compare-and-set on the id the run read, and
+//! the loser cancels its send before anything leaves the wallet. Marking a payout RELEASED is a
+//! compare-and-set that also writes its ledger entries. A send that never got past reserving its proofs is undone by
 //! the wallet's recovery and simply made again. The treasury sweep treats "already spent" as
 //! done: only this platform ever held the unlocked platform token.
 
@@ -43,17 +45,22 @@ async fn release(ctx: &WorkerContext, p: &Payout) -> Result<(), BoxDynError> {
     let sats = u64::try_from(p.amount_sats)?;
     let pool = ctx.pool.clone();
     let id = p.id;
+    let expected = p.send_operation_id.clone();
     let record: RecordOperation = Box::new(move |op: String| {
         Box::pin(async move {
-            payouts::set_operation(&pool, id, &op)
-                .await
-                .map_err(WalletError::from)
+            match payouts::set_operation(&pool, id, expected.as_deref(), &op).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(WalletError::Superseded),
+                Err(e) => Err(e.into()),
+            }
         })
     });
-    let sent = ctx
-        .wallets
-        .send_recorded(&wallet, sats, lock, record)
-        .await?;
+    let sent = match ctx.wallets.send_recorded(&wallet, sats, lock, record).await {
+        Ok(sent) => sent,
+        // Another run of this job recorded its own send first; it stores that token.
+        Err(WalletError::Superseded) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
     // Test hook for the crash test: die at the worst moment, the token made but not stored.
     if std::env::var_os("OPENPLEB_TEST_ABORT_AFTER_SEND").is_some() {
         std::process::abort();

@@ -1,0 +1,117 @@
+//! Reconciliation: live wallets are checked against the mint in turn, and payouts whose release
+//! should long have happened are released again.
+//!
+//! Per wallet ([`openpleb_common::wallet::WalletManager::reconcile`]): interrupted cdk
+//! operations (sagas) are finished or rolled back, and reserved, pending or sent proofs no
+//! operation owns are settled by asking the mint (NUT-07): spent ones dropped, reserved ones
+//! made spendable, pending ones (a receive cut before it reached the mint) dropped, unclaimed
+//! sent ones left for their recipient. A wallet another worker has open is
+//! skipped (that worker recovers it on its next open) and comes first next run.
+//!
+//! Payouts still unreleased past a grace period (their release job gave up or went missing)
+//! get a fresh release job and an error line: money owed and not moving needs a person to look.
+//!
+//! Safe to repeat: reconciling a settled wallet changes nothing (recovery of a finished saga is
+//! a no-op; a proof is settled only when no operation owns it, by what the mint says of it, and
+//! a settled proof is no longer an orphan), and the release job it enqueues is itself
+//! safe to repeat and to run beside another run of itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::{BoxDynError, Data};
+use openpleb_common::db::{payouts, wallet_checks};
+use openpleb_common::jobs::ReconcileWallets;
+use openpleb_common::wallet::{Reconciled, WalletError, WalletId};
+
+use super::release_payouts::TREASURY_WALLET;
+use crate::WorkerContext;
+
+/// A payout unreleased this long after it was recorded is overdue.
+pub const RELEASE_GRACE: Duration = Duration::from_secs(600);
+
+/// Stop taking new wallets after this long, well inside the job timeout; the rest come first
+/// next run.
+const RUN_BUDGET: Duration = Duration::from_secs(40);
+
+/// Handles one reconciliation run.
+pub async fn handle(
+    job: ReconcileWallets,
+    ctx: Data<Arc<WorkerContext>>,
+) -> Result<(), BoxDynError> {
+    let _ = job;
+    super::with_timeout(run(&ctx)).await.map(|_| ())
+}
+
+/// What one run did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Wallets reconciled, with what was found.
+    pub reconciled: Vec<(WalletId, Reconciled)>,
+    /// Wallets skipped because another process had them open, or that failed.
+    pub skipped: usize,
+    /// Offers whose overdue release was enqueued again.
+    pub releases_requeued: usize,
+}
+
+/// One run: overdue releases, then up to the configured batch of due wallets.
+pub async fn run(ctx: &WorkerContext) -> Result<Summary, BoxDynError> {
+    let mut summary = Summary::default();
+    for offer in payouts::overdue_offers(&ctx.pool, RELEASE_GRACE, 100).await? {
+        tracing::error!(offer = %offer, "payouts overdue for release; enqueueing their release again");
+        let mut tx = ctx.pool.begin().await?;
+        payouts::enqueue_release(&mut tx, offer).await?;
+        tx.commit().await?;
+        summary.releases_requeued += 1;
+    }
+
+    let started = tokio::time::Instant::now();
+    let platform = [WalletId::parse(TREASURY_WALLET)?];
+    let due = wallet_checks::due(
+        &ctx.pool,
+        &platform,
+        ctx.settings.reconcile_interval,
+        ctx.settings.reconcile_batch,
+    )
+    .await?;
+    for wallet in due {
+        if started.elapsed() > RUN_BUDGET {
+            break;
+        }
+        if !ctx.wallets.exists(&wallet) {
+            wallet_checks::mark_checked(&ctx.pool, &wallet).await?;
+            continue;
+        }
+        match ctx.wallets.reconcile(&wallet).await {
+            Ok(found) => {
+                report(&wallet, &found);
+                wallet_checks::mark_checked(&ctx.pool, &wallet).await?;
+                summary.reconciled.push((wallet, found));
+            }
+            // Deleted since, or open elsewhere: nothing to do now.
+            Err(WalletError::NotFound(_) | WalletError::Busy(_)) => summary.skipped += 1,
+            Err(e) => {
+                tracing::warn!(wallet = %wallet, error = %e, "reconciling wallet failed; retried next run");
+                summary.skipped += 1;
+            }
+        }
+    }
+    Ok(summary)
+}
+
+fn report(wallet: &WalletId, r: &Reconciled) {
+    if r.unsettled > 0 {
+        tracing::warn!(wallet = %wallet, unsettled = r.unsettled,
+            "wallet has interrupted operations the mint could not settle yet");
+    }
+    if r.noteworthy() {
+        tracing::info!(wallet = %wallet, recovered = r.recovered, compensated = r.compensated,
+            orphans_spent_sats = r.orphans_spent, orphans_returned_sats = r.orphans_returned,
+            orphans_abandoned_sats = r.orphans_abandoned,
+            unspent_before = r.before.unspent, unspent_after = r.after.unspent,
+            pending_before = r.before.pending, pending_after = r.after.pending,
+            reserved_before = r.before.reserved, reserved_after = r.after.reserved,
+            sent_before = r.before.sent, sent_after = r.after.sent,
+            "reconciled wallet with the mint");
+    }
+}

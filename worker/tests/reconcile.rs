@@ -1,0 +1,518 @@
+//! Reconciliation against the real mint: wallet operations interrupted the way a crash leaves
+//! them on disk are finished or rolled back, proofs no operation owns are settled by NUT-07,
+//! overdue releases are enqueued again, and a second run changes nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cdk::nuts::{CurrencyUnit, State};
+use cdk::wallet::types::ProofInfo;
+use cdk::wallet::{ReceiveOptions, SendOptions, Wallet};
+use cdk::Amount;
+use openpleb_common::db::payouts::{self, NewPayout};
+use openpleb_common::domain::money::Party;
+use openpleb_common::jobs::queues;
+use openpleb_common::wallet::store::OpenConnections;
+use openpleb_common::wallet::{Balances, WalletId, WalletManager, WalletManagerConfig};
+use openpleb_devkit::{fixtures, wallet_manager_config, DevMint, DevMintOptions};
+use openpleb_worker::jobs::reconcile_wallets;
+use openpleb_worker::{WorkerContext, WorkerSettings};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+struct World {
+    pool: PgPool,
+    mint: DevMint,
+    cfg: WalletManagerConfig,
+    wallets: WalletManager,
+    ctx: WorkerContext,
+    _dir: tempfile::TempDir,
+}
+
+async fn world(conn: PgConnectOptions) -> World {
+    let pool = fixtures::test_pool(conn).await.expect("pool");
+    let mint = DevMint::start_with(DevMintOptions {
+        payment_delay_secs: 3600,
+        ..DevMintOptions::default()
+    })
+    .await
+    .expect("mint");
+    let dir = tempfile::tempdir().expect("dir");
+    let cfg = wallet_manager_config(
+        &mint.url,
+        dir.path(),
+        64,
+        Duration::from_secs(5),
+        Duration::from_secs(60),
+    );
+    let wallets = WalletManager::new(cfg.clone(), pool.clone()).expect("wallets");
+    let mut settings = WorkerSettings::from_config(&openpleb_devkit::test_config(
+        "postgres://unused",
+        &mint.url,
+        dir.path(),
+    ));
+    // Every run may look at every wallet again.
+    settings.reconcile_interval = Duration::from_millis(1);
+    let ctx = WorkerContext {
+        pool: pool.clone(),
+        wallets: wallets.clone(),
+        settings,
+    };
+    World {
+        pool,
+        mint,
+        cfg,
+        wallets,
+        ctx,
+        _dir: dir,
+    }
+}
+
+impl World {
+    /// A session whose wallet holds `sats`, closed in the manager (lease given back).
+    async fn funded_session(&self, sats: u64) -> WalletId {
+        let mut conn = self.pool.acquire().await.expect("conn");
+        let session = fixtures::insert_session(&mut conn).await.expect("session");
+        let id = WalletId::session(session);
+        fixtures::fund_wallet(&self.wallets, &self.mint, &id, sats)
+            .await
+            .expect("fund");
+        self.wallets.close(&id).await.expect("close");
+        id
+    }
+
+    /// The session's file opened directly, as the process that crashed had it open.
+    async fn raw(&self, id: &WalletId) -> (Wallet, Arc<OpenConnections>) {
+        fixtures::raw_wallet(&self.cfg, id).await.expect("raw")
+    }
+
+    async fn balance(&self, id: &WalletId) -> Balances {
+        self.wallets.balance(id).await.expect("balance")
+    }
+}
+
+/// The "crash": the wallet object is gone and its file closed, whatever was in flight.
+async fn crash(w: Wallet, connections: Arc<OpenConnections>) {
+    drop(w);
+    assert!(
+        connections.wait_closed(Duration::from_secs(10)).await,
+        "the crashed wallet's file closed"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn interrupted_operations_are_finished_or_rolled_back(
+    _opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) {
+    let w = world(conn).await;
+
+    // 1. A send interrupted after its proofs were reserved, before the token was made.
+    let reserved = w.funded_session(100).await;
+    let (raw, conns) = w.raw(&reserved).await;
+    let prepared = raw
+        .prepare_send(Amount::from(40), SendOptions::default())
+        .await
+        .expect("prepare");
+    drop(prepared);
+    crash(raw, conns).await;
+
+    // 2. A token sent and since claimed by its recipient; the wallet still counts it pending.
+    let claimed = w.funded_session(100).await;
+    let sent = w.wallets.send(&claimed, 30, None).await.expect("send");
+    w.wallets.close(&claimed).await.expect("close");
+    let recipient = fixtures::memory_wallet(&w.mint.url).await.expect("wallet");
+    let got = recipient
+        .receive(&sent.token, ReceiveOptions::default())
+        .await
+        .expect("recipient claims");
+    assert_eq!(u64::from(got), 30);
+
+    // 3. A token sent and not claimed yet: it must stay redeemable.
+    let unclaimed = w.funded_session(100).await;
+    let open_token = w.wallets.send(&unclaimed, 25, None).await.expect("send");
+    w.wallets.close(&unclaimed).await.expect("close");
+
+    // 4. Proofs left by operations whose records are gone: one of the wallet's own proofs
+    //    reserved by an operation that does not exist, and the proofs of an incoming token
+    //    marked pending by a receive that was cut before it wrote its saga.
+    let orphaned = w.funded_session(50).await;
+    let sender = fixtures::memory_wallet(&w.mint.url).await.expect("sender");
+    fixtures::fund_memory_wallet(&sender, &w.mint, 20)
+        .await
+        .expect("fund sender");
+    let incoming = sender
+        .prepare_send(Amount::from(20), SendOptions::default())
+        .await
+        .expect("prepare")
+        .confirm(None)
+        .await
+        .expect("token");
+    let (raw, conns) = w.raw(&orphaned).await;
+    let own = raw
+        .localstore
+        .get_proofs(None, None, Some(vec![State::Unspent]), None)
+        .await
+        .expect("proofs");
+    raw.localstore
+        .reserve_proofs(own.iter().map(|p| p.y).collect(), &Uuid::new_v4())
+        .await
+        .expect("reserve under an operation that does not exist");
+    // The sender sent nothing else: its sent proofs are the token's.
+    let cut_receive = sender
+        .get_pending_spent_proofs()
+        .await
+        .expect("token proofs")
+        .into_iter()
+        .map(|p| {
+            ProofInfo::new_with_operations(
+                p,
+                raw.mint_url.clone(),
+                State::Pending,
+                CurrencyUnit::Sat,
+                Some(Uuid::new_v4()),
+                None,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .expect("proof infos");
+    raw.localstore
+        .update_proofs(cut_receive, vec![])
+        .await
+        .expect("pending token proofs");
+    crash(raw, conns).await;
+
+    // A payout recorded twenty minutes ago and never released (its release job is gone).
+    let mut tx = w.pool.begin().await.expect("tx");
+    let payout_key = cdk::nuts::SecretKey::generate()
+        .public_key()
+        .x_only_public_key()
+        .to_string();
+    let session = fixtures::insert_session(&mut tx).await.expect("session");
+    let offer = fixtures::insert_offer(&mut tx, session, 1_000, &payout_key)
+        .await
+        .expect("offer");
+    payouts::record_one(
+        &mut tx,
+        &NewPayout {
+            offer_id: offer.id,
+            party: Party::Maker,
+            purpose: "refund",
+            source_wallet: &WalletId::session(session),
+            sats: 10,
+            lock_pubkey: Some(&payout_key),
+            reference: "",
+        },
+    )
+    .await
+    .expect("payout");
+    sqlx::query("update payouts set created_at = now() - interval '20 minutes'")
+        .execute(&mut *tx)
+        .await
+        .expect("age");
+    tx.commit().await.expect("commit");
+
+    let summary = reconcile_wallets::run(&w.ctx).await.expect("reconcile");
+    let found = |id: &WalletId| {
+        summary
+            .reconciled
+            .iter()
+            .find(|(w, _)| w == id)
+            .map(|(_, r)| *r)
+            .unwrap_or_else(|| panic!("{id} was reconciled"))
+    };
+
+    let r = found(&reserved);
+    assert!(
+        r.before.reserved >= 40,
+        "the interrupted send held its proofs"
+    );
+    assert_eq!(r.compensated, 1, "the interrupted send was rolled back");
+    assert_eq!(
+        r.after,
+        Balances {
+            unspent: 100,
+            ..Balances::default()
+        }
+    );
+
+    let r = found(&claimed);
+    assert_eq!(r.before.sent, 30);
+    assert_eq!(r.open_sends, 0, "the claimed send is finished");
+    assert_eq!(
+        r.after,
+        Balances {
+            unspent: 70,
+            ..Balances::default()
+        }
+    );
+
+    let r = found(&unclaimed);
+    assert_eq!(r.open_sends, 1, "the unclaimed send stays open");
+    assert_eq!(
+        r.after,
+        Balances {
+            unspent: 75,
+            sent: 25,
+            ..Balances::default()
+        }
+    );
+    let late = fixtures::memory_wallet(&w.mint.url).await.expect("wallet");
+    let got = late
+        .receive(&open_token.token, ReceiveOptions::default())
+        .await
+        .expect("the unclaimed token is still good");
+    assert_eq!(u64::from(got), 25);
+
+    let r = found(&orphaned);
+    assert_eq!(
+        r.orphans_returned, 50,
+        "unspent orphans are spendable again"
+    );
+    assert_eq!(r.orphans_spent, 0);
+    assert_eq!(
+        r.after,
+        Balances {
+            unspent: 50,
+            ..Balances::default()
+        }
+    );
+
+    assert_eq!(summary.releases_requeued, 1);
+    let jobs: i64 = sqlx::query_scalar(
+        "select count(*) from apalis.jobs where job_type = $1 and status = 'Pending'",
+    )
+    .bind(queues::RELEASE_PAYOUTS)
+    .fetch_one(&w.pool)
+    .await
+    .expect("jobs");
+    assert_eq!(jobs, 1, "the overdue release is queued again");
+
+    // The returned sats really are spendable, and the cut receive's token is still its
+    // sender's to spend.
+    let all = w.wallets.send(&orphaned, 50, None).await.expect("send all");
+    assert_eq!(all.amount, 50);
+    let got = late
+        .receive(&incoming.to_string(), ReceiveOptions::default())
+        .await
+        .expect("the token of the cut receive is still good");
+    assert_eq!(u64::from(got), 20);
+
+    // A second run finds everything settled and changes nothing but what the claim of the
+    // open token (just now) settles.
+    let again = reconcile_wallets::run(&w.ctx)
+        .await
+        .expect("reconcile again");
+    for (id, r) in &again.reconciled {
+        assert_eq!(r.compensated, 0, "{id}: nothing left to roll back");
+        assert_eq!(r.orphans_returned, 0, "{id}: nothing left to return");
+        assert_eq!(r.after.reserved, 0, "{id}");
+        if id == &unclaimed {
+            assert_eq!(r.after.sent, 0, "the late claim is seen");
+            assert_eq!(r.after.unspent, 75);
+        } else {
+            assert_eq!(r.before, r.after, "{id}: unchanged");
+        }
+    }
+    assert!(again.reconciled.len() >= 4);
+}
+
+/// Interrupts receives and sends at many points of their run (a task aborted after a delay:
+/// before, during or after the mint's swap) and checks after reconciliation that each ended
+/// whole: finished (the wallet holds what it received, or the sent token is pending) or rolled
+/// back (the wallet holds what it had), never in between, nothing left reserved.
+#[sqlx::test(migrations = false)]
+async fn operations_cut_at_any_point_end_whole(_opts: PgPoolOptions, conn: PgConnectOptions) {
+    let w = world(conn).await;
+    let source = fixtures::memory_wallet(&w.mint.url).await.expect("source");
+    fixtures::fund_memory_wallet(&source, &w.mint, 4_000)
+        .await
+        .expect("fund source");
+    let id = w.funded_session(1_000).await;
+    let mut expected = w.balance(&id).await;
+    w.wallets.close(&id).await.expect("close");
+    let (mut finished, mut rolled_back, mut sends_made) = (0, 0, 0);
+    // Cuts that left work for the reconciliation: sagas it settled, orphans it dropped.
+    let mut settled = 0;
+
+    for step in 0..24u64 {
+        let cut = Duration::from_micros(step * 1_500);
+        // A receive of 10 sats, cut.
+        let token = source
+            .prepare_send(Amount::from(10), SendOptions::default())
+            .await
+            .expect("prepare")
+            .confirm(None)
+            .await
+            .expect("token")
+            .to_string();
+        let (raw, conns) = w.raw(&id).await;
+        let task = {
+            let raw = raw.clone();
+            let token = token.clone();
+            tokio::spawn(async move { raw.receive(&token, ReceiveOptions::default()).await })
+        };
+        tokio::time::sleep(cut).await;
+        task.abort();
+        let _ = task.await;
+        crash(raw, conns).await;
+        let r = w.wallets.reconcile(&id).await.expect("reconcile");
+        w.wallets.close(&id).await.expect("close");
+        assert_eq!(
+            r.after.reserved + r.after.pending,
+            0,
+            "step {step}: nothing in flight"
+        );
+        // Did the mint take the token? Only then may the wallet hold it.
+        let probe = fixtures::memory_wallet(&w.mint.url).await.expect("probe");
+        let taken = match probe.receive(&token, ReceiveOptions::default()).await {
+            Ok(_) => false,
+            Err(cdk::Error::TokenAlreadySpent) => true,
+            Err(e) => panic!("step {step}: probing the token: {e}"),
+        };
+        // Open sends (tokens awaiting their recipient) count as "recovered" on every run.
+        settled += r.recovered.saturating_sub(r.open_sends)
+            + r.compensated
+            + usize::from(r.orphans_abandoned > 0);
+        if taken {
+            expected.unspent += 10;
+            finished += 1;
+        } else {
+            rolled_back += 1;
+        }
+        assert_eq!(
+            r.after, expected,
+            "step {step} (cut after {cut:?}): receive whole"
+        );
+
+        // A send of 7 sats, cut.
+        let (raw, conns) = w.raw(&id).await;
+        let task = {
+            let raw = raw.clone();
+            tokio::spawn(async move {
+                raw.prepare_send(Amount::from(7), SendOptions::default())
+                    .await?
+                    .confirm(None)
+                    .await
+            })
+        };
+        tokio::time::sleep(cut).await;
+        task.abort();
+        let _ = task.await;
+        crash(raw, conns).await;
+        let r = w.wallets.reconcile(&id).await.expect("reconcile");
+        w.wallets.close(&id).await.expect("close");
+        assert_eq!(
+            r.after.reserved + r.after.pending,
+            0,
+            "step {step}: nothing in flight"
+        );
+        assert_eq!(
+            r.after.unspent + r.after.sent,
+            expected.unspent + expected.sent,
+            "step {step} (cut after {cut:?}): a cut send loses nothing"
+        );
+        assert!(
+            r.after.sent == expected.sent || r.after.sent == expected.sent + 7,
+            "step {step}: the send either made its token or did not"
+        );
+        settled += r.recovered.saturating_sub(r.open_sends) + r.compensated;
+        if r.after.sent > expected.sent {
+            sends_made += 1;
+        }
+        expected = r.after;
+    }
+    eprintln!(
+        "receives cut: {finished} finished, {rolled_back} rolled back; sends cut: {sends_made} \
+         made their token; {settled} interrupted operations settled by reconciliation"
+    );
+    // The cuts must have hit both sides of the mint's swap, or the test proves little.
+    assert!(finished > 0, "some receives finished");
+    assert!(
+        rolled_back > 0,
+        "some receives were cut before the mint took them"
+    );
+}
+
+/// Two release runs of one offer at once (a retry beside a fresh enqueue, on one worker or
+/// two): every payout is paid exactly once and the wallet keeps the rest.
+#[sqlx::test(migrations = false)]
+async fn two_release_runs_at_once_pay_once(_opts: PgPoolOptions, conn: PgConnectOptions) {
+    let w = world(conn).await;
+    let ctx = Arc::new(w.ctx);
+    let key_sk = cdk::nuts::SecretKey::generate();
+    let key = key_sk.public_key().x_only_public_key().to_string();
+    for round in 0..3 {
+        let mut tx = w.pool.begin().await.expect("tx");
+        let session = fixtures::insert_session(&mut tx).await.expect("session");
+        let offer = fixtures::insert_offer(&mut tx, session, 1_000, &key)
+            .await
+            .expect("offer");
+        tx.commit().await.expect("commit");
+        let wallet = WalletId::session(session);
+        fixtures::fund_wallet(&w.wallets, &w.mint, &wallet, 300)
+            .await
+            .expect("fund");
+        let mut tx = w.pool.begin().await.expect("tx");
+        for (i, sats) in [100u64, 60, 40].into_iter().enumerate() {
+            payouts::record_one(
+                &mut tx,
+                &NewPayout {
+                    offer_id: offer.id,
+                    party: Party::Maker,
+                    purpose: "refund",
+                    source_wallet: &wallet,
+                    sats,
+                    lock_pubkey: Some(&key),
+                    reference: &format!("part-{i}"),
+                },
+            )
+            .await
+            .expect("payout");
+        }
+        tx.commit().await.expect("commit");
+
+        let job = || {
+            openpleb_worker::jobs::release_payouts::handle(
+                openpleb_common::jobs::ReleasePayouts { offer_id: offer.id },
+                apalis::prelude::Data::new(ctx.clone()),
+            )
+        };
+        let (a, b) = tokio::join!(job(), job());
+        // A loser may stop early; one more run (the retry) finishes whatever is left.
+        if a.is_err() || b.is_err() {
+            job().await.expect("the retry finishes");
+        }
+
+        let rows = payouts::for_offer(&w.pool, offer.id).await.expect("rows");
+        assert_eq!(rows.len(), 3);
+        let mut redeemed = 0;
+        for p in &rows {
+            assert_eq!(p.state, "RELEASED", "round {round}");
+            let token = p.token.as_deref().expect("token");
+            let redeemer = fixtures::memory_wallet(&w.mint.url).await.expect("wallet");
+            let got = redeemer
+                .receive(
+                    token,
+                    ReceiveOptions {
+                        p2pk_signing_keys: vec![key_sk.clone()],
+                        ..Default::default()
+                    },
+                )
+                .await
+                .expect("each token redeems");
+            redeemed += u64::from(got);
+        }
+        assert_eq!(redeemed, 200, "round {round}: paid exactly what was owed");
+        let left = w.wallets.reconcile(&wallet).await.expect("reconcile");
+        assert_eq!(
+            left.after,
+            Balances {
+                unspent: 100,
+                ..Balances::default()
+            },
+            "round {round}: the rest stays, no stray token was made"
+        );
+    }
+}
