@@ -257,6 +257,81 @@ async fn issue_silence_resolves_for_the_maker_and_disputes_wait(
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(amounts(&h, ids[1].0, &maker).await["status"], "DISPUTED");
     balanced(&h, 1).await;
+    let alerts = h.alerts().await;
+    assert_eq!(alerts["disputesPastDeadline"], 1, "{alerts}");
+    assert_eq!(alerts["ok"], false);
+    h.stop().await;
+}
+
+/// The alerts name what the workers could not settle on their own: an offer stuck past its
+/// deadline, a payout owed and not moving, a job that gave up. With a worker running they
+/// are all clear and the reconciliation has reached every wallet.
+#[sqlx::test(migrations = false)]
+async fn alerts_name_what_needs_an_operator(opts: PgPoolOptions, conn: PgConnectOptions) {
+    let mut h = Harness::start_configured(opts, conn, |c| timers(c, "none")).await;
+    let provider = h.provider().await;
+    let maker = h.session().await;
+    let (id, invoice, deposit, _) = offer(&h, &maker, provider).await;
+    h.pay(&invoice, deposit).await;
+    h.wait_status(id, &maker, "INVOICE_PAID").await;
+    let mut reconciled = false;
+    for _ in 0..40 {
+        let a = h.alerts().await;
+        assert_eq!(a["ok"], true, "{a}");
+        if a["lastReconciledAt"].is_string() {
+            reconciled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(reconciled, "the worker's reconciliation ran");
+
+    h.stop_worker().await;
+    sqlx::query(
+        "update offers set expires_at = now() - interval '20 minutes'
+          where id = $1",
+    )
+    .bind(id)
+    .execute(&h.pool)
+    .await
+    .expect("stuck");
+    sqlx::query(
+        "insert into payouts (id, offer_id, party, purpose, source_wallet, amount_sats, lock_pubkey, created_at)
+         select $1, id, 'maker', 'refund', 'session_' || replace(maker_session_id::text, '-', ''),
+                21, maker_payout_pubkey, now() - interval '15 minutes'
+           from offers where id = $2",
+    )
+    .bind(Uuid::new_v4())
+    .bind(id)
+    .execute(&h.pool)
+    .await
+    .expect("overdue payout");
+    sqlx::query(
+        "update apalis.jobs set status = 'Killed'
+          where id = (select id from apalis.jobs order by run_at limit 1)",
+    )
+    .execute(&h.pool)
+    .await
+    .expect("dead job");
+
+    let a = h.alerts().await;
+    assert_eq!(a["ok"], false);
+    let stuck = a["stuckOffers"].as_array().expect("stuck");
+    assert_eq!(stuck.len(), 1, "{a}");
+    assert_eq!(stuck[0]["offerId"], id.to_string());
+    assert_eq!(stuck[0]["status"], "INVOICE_PAID");
+    let overdue = a["overduePayouts"].as_array().expect("overdue");
+    assert_eq!(overdue.len(), 1, "{a}");
+    assert_eq!(overdue[0]["amountSats"], 21);
+    assert_eq!(overdue[0]["state"], "RECORDED");
+    let dead = a["deadJobs"].as_array().expect("dead");
+    assert_eq!(dead.len(), 1, "{a}");
+    assert_eq!(dead[0]["count"], 1);
+    assert_eq!(a["disputesPastDeadline"], 0);
+
+    // Without an admin token there is nothing to see.
+    let resp = h.admin.get("/api/v1/admin/alerts").send().await;
+    resp.assert_status(StatusCode::UNAUTHORIZED);
     h.stop().await;
 }
 

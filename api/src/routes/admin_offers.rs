@@ -1,6 +1,7 @@
-//! Admin views of offers and the sat audit.
+//! Admin views of offers, the sat audit, and the alerts an operator watches.
 
-use openpleb_common::db::{ledger, offers};
+use chrono::{DateTime, Utc};
+use openpleb_common::db::{alerts, ledger, offers};
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -35,6 +36,69 @@ pub struct AuditReport {
     pub balanced: bool,
     /// Offers whose sats in differ from sats out + platform fee + mint fees.
     pub imbalances: Vec<ImbalanceView>,
+}
+
+/// An offer stuck past its deadline.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct StuckOfferView {
+    /// Offer.
+    pub offer_id: Uuid,
+    /// Its state.
+    pub status: String,
+    /// Its deadline.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A payout owed and not moving.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct OverduePayoutView {
+    /// Payout.
+    pub payout_id: Uuid,
+    /// Its offer.
+    pub offer_id: Uuid,
+    /// `maker`, `taker` or `platform`.
+    pub party: String,
+    /// `settlement`, `refund`, `late_refund` or `sweep`.
+    pub purpose: String,
+    /// `RECORDED` (not released) or `RELEASED` (a platform fee not swept into the treasury).
+    pub state: String,
+    /// Sats.
+    pub amount_sats: i64,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Jobs of one queue that will not run again.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct DeadJobsView {
+    /// Queue name.
+    pub queue: String,
+    /// Killed jobs, and failed jobs out of attempts.
+    pub count: i64,
+}
+
+/// What needs an operator. `ok` is true when every list is empty and every count zero.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AlertsReport {
+    /// Nothing needs attention.
+    pub ok: bool,
+    /// Offers ten minutes or more past their deadline in a state that lapses on its own
+    /// (oldest first, at most 100).
+    pub stuck_offers: Vec<StuckOfferView>,
+    /// Disputes past their deadline, waiting for an admin's resolution.
+    pub disputes_past_deadline: i64,
+    /// Payouts ten minutes or more overdue (oldest first, at most 100).
+    pub overdue_payouts: Vec<OverduePayoutView>,
+    /// Jobs that gave up, per queue.
+    pub dead_jobs: Vec<DeadJobsView>,
+    /// When the reconciliation last checked a wallet against the mint.
+    pub last_reconciled_at: Option<DateTime<Utc>>,
+    /// Live session wallets not reconciled within three `RECONCILE_INTERVAL`s.
+    pub wallets_not_reconciled: i64,
 }
 
 /// Admin offer endpoints.
@@ -99,6 +163,61 @@ impl AdminOffersApi {
                     sats_out: i.sats_out,
                 })
                 .collect(),
+        }))
+    }
+
+    /// Alerts: what needs an operator
+    ///
+    /// Offers stuck past their deadline, disputes waiting for a resolution, payouts owed and
+    /// not moving, jobs that gave up, and how far the wallet reconciliation has reached. The
+    /// workers act on the same conditions (and log them); this is for dashboards and paging.
+    #[oai(path = "/admin/alerts", method = "get", operation_id = "adminAlerts")]
+    async fn alerts(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&AppState>,
+    ) -> ApiResult<Json<AlertsReport>> {
+        let pool = &state.pool;
+        let stuck = alerts::stuck_offers(pool, 100).await?;
+        let disputes = alerts::disputes_past_deadline(pool).await?;
+        let overdue = alerts::overdue_payouts(pool, 100).await?;
+        let dead = alerts::dead_jobs(pool).await?;
+        let (last, behind) =
+            alerts::reconciliation(pool, state.config.reconcile_interval * 3).await?;
+        let ok = stuck.is_empty()
+            && disputes == 0
+            && overdue.is_empty()
+            && dead.is_empty()
+            && behind == 0;
+        Ok(Json(AlertsReport {
+            ok,
+            stuck_offers: stuck
+                .into_iter()
+                .map(|o| StuckOfferView {
+                    offer_id: o.id,
+                    status: o.status,
+                    expires_at: o.expires_at,
+                })
+                .collect(),
+            disputes_past_deadline: disputes,
+            overdue_payouts: overdue
+                .into_iter()
+                .map(|p| OverduePayoutView {
+                    payout_id: p.id,
+                    offer_id: p.offer_id,
+                    party: p.party,
+                    purpose: p.purpose,
+                    state: p.state,
+                    amount_sats: p.amount_sats,
+                    recorded_at: p.created_at,
+                })
+                .collect(),
+            dead_jobs: dead
+                .into_iter()
+                .map(|(queue, count)| DeadJobsView { queue, count })
+                .collect(),
+            last_reconciled_at: last,
+            wallets_not_reconciled: behind,
         }))
     }
 }

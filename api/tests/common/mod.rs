@@ -248,13 +248,29 @@ impl Harness {
     }
 
     pub async fn stop(mut self) {
+        self.stop_worker().await;
+        self.trader_wallets.close_all().await;
+    }
+
+    /// Stops the worker (nothing lapses, releases or reconciles any more).
+    pub async fn stop_worker(&mut self) {
         if let Some(tx) = self.stop_worker.take() {
             let _ = tx.send(());
         }
         if let Some(w) = self.worker.take() {
             let _ = tokio::time::timeout(Duration::from_secs(30), w).await;
         }
-        self.trader_wallets.close_all().await;
+    }
+
+    pub async fn alerts(&self) -> Value {
+        let resp = self
+            .admin
+            .get("/api/v1/admin/alerts")
+            .header("Authorization", ADMIN)
+            .send()
+            .await;
+        resp.assert_status_is_ok();
+        body(resp).await
     }
 
     pub async fn provider(&self) -> Uuid {

@@ -4,6 +4,7 @@
 //! real database, so builds need no live database. State changes are compare-and-set
 //! (`UPDATE .. WHERE state = $expected`) and report whether they won.
 
+pub mod alerts;
 pub mod cron;
 pub mod invites;
 pub mod leases;

@@ -9,14 +9,12 @@ use std::sync::Arc;
 
 use apalis::prelude::{BoxDynError, Data};
 use chrono::Utc;
+use openpleb_common::db::alerts::STUCK_OFFER_GRACE;
 use openpleb_common::db::offers;
 use openpleb_common::jobs::ExpireOffers;
 
 use super::lapse_offer::apply;
 use crate::WorkerContext;
-
-/// Overdue by longer than this means something is stuck.
-const STUCK_AFTER_SECS: i64 = 600;
 
 /// Handles one sweep.
 pub async fn handle(job: ExpireOffers, ctx: Data<Arc<WorkerContext>>) -> Result<(), BoxDynError> {
@@ -30,7 +28,7 @@ async fn run(ctx: &WorkerContext) -> Result<(), BoxDynError> {
             .expires_at
             .map(|d| (Utc::now() - d).num_seconds())
             .unwrap_or(0);
-        if overdue > STUCK_AFTER_SECS {
+        if overdue > i64::try_from(STUCK_OFFER_GRACE.as_secs()).unwrap_or(i64::MAX) {
             tracing::error!(offer = %offer.id, status = %offer.status, overdue_secs = overdue,
                 "offer stuck past its deadline");
         }

@@ -20,15 +20,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::{BoxDynError, Data};
+use openpleb_common::db::alerts::OVERDUE_PAYOUT_GRACE;
 use openpleb_common::db::{payouts, wallet_checks};
 use openpleb_common::jobs::ReconcileWallets;
 use openpleb_common::wallet::{Reconciled, WalletError, WalletId};
 
 use super::release_payouts::TREASURY_WALLET;
 use crate::WorkerContext;
-
-/// A payout unreleased this long after it was recorded is overdue.
-pub const RELEASE_GRACE: Duration = Duration::from_secs(600);
 
 /// Stop taking new wallets after this long, well inside the job timeout; the rest come first
 /// next run.
@@ -57,7 +55,7 @@ pub struct Summary {
 /// One run: overdue releases, then up to the configured batch of due wallets.
 pub async fn run(ctx: &WorkerContext) -> Result<Summary, BoxDynError> {
     let mut summary = Summary::default();
-    for offer in payouts::overdue_offers(&ctx.pool, RELEASE_GRACE, 100).await? {
+    for offer in payouts::overdue_offers(&ctx.pool, OVERDUE_PAYOUT_GRACE, 100).await? {
         tracing::error!(offer = %offer, "payouts overdue for release; enqueueing their release again");
         let mut tx = ctx.pool.begin().await?;
         payouts::enqueue_release(&mut tx, offer).await?;

@@ -1,0 +1,122 @@
+//! What an operator must look at: offers stuck past their deadline, payouts owed and not
+//! moving, jobs that gave up, wallets the reconciliation has not reached. Read-only counts and
+//! ids; the jobs that act on the same conditions log them as they go.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// An offer overdue by longer than this is stuck: its lapse job and the backstop both failed.
+pub const STUCK_OFFER_GRACE: Duration = Duration::from_secs(600);
+
+/// A payout unreleased (or a platform fee unswept) this long after it was recorded is overdue.
+pub const OVERDUE_PAYOUT_GRACE: Duration = Duration::from_secs(600);
+
+fn interval(d: Duration) -> Result<chrono::Duration, sqlx::Error> {
+    chrono::Duration::from_std(d).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
+/// A non-terminal offer past its deadline by more than [`STUCK_OFFER_GRACE`]. DISPUTED offers
+/// wait for an admin by design and are counted apart.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StuckOffer {
+    /// The offer.
+    pub id: Uuid,
+    /// Its state.
+    pub status: String,
+    /// Its deadline.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Up to `limit` stuck offers, most overdue first.
+pub async fn stuck_offers(pool: &PgPool, limit: i64) -> Result<Vec<StuckOffer>, sqlx::Error> {
+    sqlx::query_as(
+        "select id, status, expires_at from offers
+          where expires_at < now() - $1
+            and status not in ('COMPLETED', 'EXPIRED', 'RESOLVED', 'CANCELLED', 'DISPUTED')
+          order by expires_at limit $2",
+    )
+    .bind(interval(STUCK_OFFER_GRACE)?)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Disputes past their deadline (they wait for an admin's resolution).
+pub async fn disputes_past_deadline(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "select count(*) from offers where status = 'DISPUTED' and expires_at < now()",
+    )
+    .fetch_one(pool)
+    .await
+}
+
+/// A payout owed and not moving.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OverduePayout {
+    /// The payout.
+    pub id: Uuid,
+    /// Its offer.
+    pub offer_id: Uuid,
+    /// Recipient.
+    pub party: String,
+    /// Why it is owed.
+    pub purpose: String,
+    /// RECORDED (not released) or RELEASED (a platform fee not swept into the treasury).
+    pub state: String,
+    /// Sats.
+    pub amount_sats: i64,
+    /// When it was recorded.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Up to `limit` payouts overdue by [`OVERDUE_PAYOUT_GRACE`], oldest first.
+pub async fn overdue_payouts(pool: &PgPool, limit: i64) -> Result<Vec<OverduePayout>, sqlx::Error> {
+    sqlx::query_as(
+        "select id, offer_id, party, purpose, state, amount_sats, created_at from payouts
+          where (state = 'RECORDED' and created_at < now() - $1)
+             or (state = 'RELEASED' and party = 'platform' and released_at < now() - $1)
+          order by created_at limit $2",
+    )
+    .bind(interval(OVERDUE_PAYOUT_GRACE)?)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Jobs that will not run again (killed, or failed with no attempts left), per queue.
+pub async fn dead_jobs(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "select job_type, count(*) from apalis.jobs
+          where status = 'Killed' or (status = 'Failed' and attempts >= max_attempts)
+          group by job_type order by job_type",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// The reconciliation's reach: when it last checked a wallet, and how many live session
+/// wallets it has not checked within `window` (sessions younger than that are not counted).
+pub async fn reconciliation(
+    pool: &PgPool,
+    window: Duration,
+) -> Result<(Option<DateTime<Utc>>, i64), sqlx::Error> {
+    let last: Option<DateTime<Utc>> =
+        sqlx::query_scalar("select max(checked_at) from wallet_checks")
+            .fetch_one(pool)
+            .await?;
+    let behind: i64 = sqlx::query_scalar(
+        "select count(*) from sessions s
+           left join wallet_checks c
+             on c.wallet_id = 'session_' || replace(s.id::text, '-', '')
+          where s.wallet_removed_at is null
+            and s.created_at < now() - $1
+            and (c.checked_at is null or c.checked_at < now() - $1)",
+    )
+    .bind(interval(window)?)
+    .fetch_one(pool)
+    .await?;
+    Ok((last, behind))
+}
