@@ -92,6 +92,14 @@ impl World {
     }
 }
 
+/// Balances of a wallet that holds `sats` and nothing in flight.
+fn unspent(sats: u64) -> Balances {
+    Balances {
+        unspent: sats,
+        ..Balances::default()
+    }
+}
+
 /// The "crash": the wallet object is gone and its file closed, whatever was in flight.
 async fn crash(w: Wallet, connections: Arc<OpenConnections>) {
     drop(w);
@@ -229,24 +237,12 @@ async fn interrupted_operations_are_finished_or_rolled_back(
         "the interrupted send held its proofs"
     );
     assert_eq!(r.compensated, 1, "the interrupted send was rolled back");
-    assert_eq!(
-        r.after,
-        Balances {
-            unspent: 100,
-            ..Balances::default()
-        }
-    );
+    assert_eq!(r.after, unspent(100));
 
     let r = found(&claimed);
     assert_eq!(r.before.sent, 30);
     assert_eq!(r.open_sends, 0, "the claimed send is finished");
-    assert_eq!(
-        r.after,
-        Balances {
-            unspent: 70,
-            ..Balances::default()
-        }
-    );
+    assert_eq!(r.after, unspent(70));
 
     let r = found(&unclaimed);
     assert_eq!(r.open_sends, 1, "the unclaimed send stays open");
@@ -271,13 +267,7 @@ async fn interrupted_operations_are_finished_or_rolled_back(
         "unspent orphans are spendable again"
     );
     assert_eq!(r.orphans_spent, 0);
-    assert_eq!(
-        r.after,
-        Balances {
-            unspent: 50,
-            ..Balances::default()
-        }
-    );
+    assert_eq!(r.after, unspent(50));
 
     assert_eq!(summary.releases_requeued, 1);
     let jobs: i64 = sqlx::query_scalar(
@@ -508,10 +498,7 @@ async fn two_release_runs_at_once_pay_once(_opts: PgPoolOptions, conn: PgConnect
         let left = w.wallets.reconcile(&wallet).await.expect("reconcile");
         assert_eq!(
             left.after,
-            Balances {
-                unspent: 100,
-                ..Balances::default()
-            },
+            unspent(100),
             "round {round}: the rest stays, no stray token was made"
         );
     }

@@ -223,28 +223,6 @@ pub async fn set_operation(
     Ok(done.rows_affected() == 1)
 }
 
-/// Offers with payouts that should have been released (or, for the platform's share, swept
-/// into the treasury) more than `grace` ago: their release jobs gave up or went missing.
-pub async fn overdue_offers(
-    pool: &PgPool,
-    grace: std::time::Duration,
-    limit: i64,
-) -> Result<Vec<Uuid>, sqlx::Error> {
-    let grace = chrono::Duration::from_std(grace).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query_scalar(
-        "select offer_id from payouts
-          where (state = 'RECORDED' and created_at < now() - $1)
-             or (state = 'RELEASED' and party = 'platform' and released_at < now() - $1)
-          group by offer_id
-          order by min(created_at)
-          limit $2",
-    )
-    .bind(grace)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-}
-
 /// Marks a payout released with its token, and writes its ledger entries, in one transaction.
 pub async fn mark_released(
     pool: &PgPool,

@@ -8,7 +8,7 @@
 //! sent ones left for their recipient. A wallet another worker has open is
 //! skipped (that worker recovers it on its next open) and comes first next run.
 //!
-//! Payouts still unreleased past a grace period (their release job gave up or went missing)
+//! Payouts still unreleased past a grace period ([`alerts::OVERDUE_PAYOUT_GRACE`]) (their release job gave up or went missing)
 //! get a fresh release job and an error line: money owed and not moving needs a person to look.
 //!
 //! Safe to repeat: reconciling a settled wallet changes nothing (recovery of a finished saga is
@@ -20,8 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::{BoxDynError, Data};
-use openpleb_common::db::alerts::OVERDUE_PAYOUT_GRACE;
-use openpleb_common::db::{payouts, wallet_checks};
+use openpleb_common::db::{alerts, payouts, wallet_checks};
 use openpleb_common::jobs::ReconcileWallets;
 use openpleb_common::wallet::{Reconciled, WalletError, WalletId};
 
@@ -55,7 +54,14 @@ pub struct Summary {
 /// One run: overdue releases, then up to the configured batch of due wallets.
 pub async fn run(ctx: &WorkerContext) -> Result<Summary, BoxDynError> {
     let mut summary = Summary::default();
-    for offer in payouts::overdue_offers(&ctx.pool, OVERDUE_PAYOUT_GRACE, 100).await? {
+    let mut offers: Vec<uuid::Uuid> = alerts::overdue_payouts(&ctx.pool, 100)
+        .await?
+        .into_iter()
+        .map(|p| p.offer_id)
+        .collect();
+    offers.sort_unstable();
+    offers.dedup();
+    for offer in offers {
         tracing::error!(offer = %offer, "payouts overdue for release; enqueueing their release again");
         let mut tx = ctx.pool.begin().await?;
         payouts::enqueue_release(&mut tx, offer).await?;
