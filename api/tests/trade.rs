@@ -727,3 +727,144 @@ where
         .expect("an event in time")
         .expect("stream open")
 }
+
+/// The value of a token, from the token itself.
+fn token_value(token: &str) -> u64 {
+    use std::str::FromStr;
+    cdk::nuts::Token::from_str(token)
+        .expect("token")
+        .value()
+        .expect("value")
+        .into()
+}
+
+/// At a mint that charges input fees (100 ppk: a sat per ten input proofs), fees come
+/// out of the moved amounts (DESIGN.md section 4): the deposit token carries the receive fee
+/// and its excess is refunded, every payout token is worth its amount minus the fee its send
+/// paid, the ledger records the fees, the audit balances, and no session wallet keeps more
+/// than a fee's worth of dust.
+#[sqlx::test(migrations = false)]
+async fn a_whole_trade_at_a_mint_that_charges_fees(opts: PgPoolOptions, conn: PgConnectOptions) {
+    let h = Harness::start_manual_with_fees(opts, conn, 100).await;
+    let provider = h.provider().await;
+    let maker = h.session().await;
+    let taker = h.session().await;
+    let (id, deposit, maker_sk) = h.offer(&maker, provider, 2_345).await;
+
+    // Exactly the deposit is not enough once the mint takes its fee: refunded whole.
+    let token = h.cash(deposit).await;
+    let resp = h
+        .public
+        .post(format!("/api/v1/offers/{id}/fund"))
+        .header("Authorization", maker.bearer())
+        .body_json(&json!({ "token": token }))
+        .send()
+        .await;
+    expect_error(resp, StatusCode::CONFLICT, "offer_not_fundable").await;
+    // The deposit plus room for the fee funds it; what the fee did not take comes back.
+    let token = h.cash(deposit + 5).await;
+    let resp = h
+        .public
+        .post(format!("/api/v1/offers/{id}/fund"))
+        .header("Authorization", maker.bearer())
+        .body_json(&json!({ "token": token }))
+        .send()
+        .await;
+    resp.assert_status_is_ok();
+    let v = body(resp).await;
+    assert_eq!(v["status"], "INVOICE_PAID");
+    let s = v["amountSats"].as_u64().expect("S");
+    let tf = v["takerRewardSats"].as_u64().expect("TF");
+    let tb = v["takerBondSats"].as_u64().expect("TB");
+    let mb = v["makerBondSats"].as_u64().expect("MB");
+
+    let taker_sk = h.claim(id, &taker).await;
+    h.wait_status(id, &taker, "TAKER_BOND_PAID").await;
+    h.upload_receipt(id, &taker).await.assert_status_is_ok();
+    h.public
+        .post(format!("/api/v1/offers/{id}/complete"))
+        .header("Authorization", maker.bearer())
+        .send()
+        .await
+        .assert_status_is_ok();
+
+    let taker_payouts = h.released_payouts(id, &taker).await;
+    let maker_payouts = h.payouts_by_key(id, &maker_sk).await;
+    let mut fees = 0;
+    for p in taker_payouts.iter().chain(&maker_payouts) {
+        let amount = p["amountSats"].as_u64().expect("amount");
+        let fee = p["feeSats"].as_u64().expect("fee");
+        assert!(
+            fee <= 8,
+            "a send's fee is a few sats here: {amount} with fee {fee}"
+        );
+        assert_eq!(
+            token_value(p["token"].as_str().expect("token")),
+            amount - fee,
+            "the token is worth what is owed minus the fee ({amount}, fee {fee})"
+        );
+        fees += fee;
+    }
+    let owed_taker: u64 = taker_payouts
+        .iter()
+        .map(|p| p["amountSats"].as_u64().expect("amount"))
+        .sum();
+    assert_eq!(owed_taker, s + tf + tb);
+    let owed_maker: u64 = maker_payouts
+        .iter()
+        .map(|p| p["amountSats"].as_u64().expect("amount"))
+        .sum();
+    // MB, the refused token back, and the excess of the funding token: both tokens less the
+    // mint's fee for receiving them.
+    let sent_by_maker = mb + deposit + (deposit + 5);
+    assert!(
+        owed_maker + deposit <= sent_by_maker && owed_maker + deposit + 10 >= sent_by_maker,
+        "the maker is owed MB, the refused token and the excess: {owed_maker}"
+    );
+    // Redeeming costs the recipients the mint's fee again, on their side.
+    let got_taker = h.redeem(&taker_payouts, &taker_sk).await;
+    assert!(got_taker < s + tf + tb && got_taker + 10 >= s + tf + tb);
+    let got_maker = h.redeem(&maker_payouts, &maker_sk).await;
+    assert!(got_maker < owed_maker && got_maker + 10 >= owed_maker);
+
+    let mut audit = h.audit().await;
+    for _ in 0..40 {
+        if audit["offersChecked"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        audit = h.audit().await;
+    }
+    assert_eq!(audit["offersChecked"], 1);
+    assert_eq!(audit["balanced"], true, "{audit}");
+    let recorded_fees: i64 = sqlx::query_scalar(
+        "select coalesce(sum(amount_sats), 0)::bigint from ledger_entries
+          where offer_id = $1 and kind = 'mint_fee'",
+    )
+    .bind(id)
+    .fetch_one(&h.pool)
+    .await
+    .expect("fees");
+    assert!(
+        recorded_fees >= i64::try_from(fees).expect("fees"),
+        "every payout's fee is in the ledger"
+    );
+    let (maker_sid, taker_sid): (uuid::Uuid, uuid::Uuid) =
+        sqlx::query_as("select maker_session_id, taker_session_id from offers where id = $1")
+            .bind(id)
+            .fetch_one(&h.pool)
+            .await
+            .expect("sessions");
+    for sid in [maker_sid, taker_sid] {
+        let left = h
+            .worker_wallets
+            .balance(&WalletId::session(sid))
+            .await
+            .expect("balance");
+        assert!(
+            left.unspent <= 2 && left.reserved == 0 && left.pending == 0,
+            "nothing but fee dust stays behind: {left:?}"
+        );
+    }
+    h.stop().await;
+}

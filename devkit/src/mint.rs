@@ -62,6 +62,8 @@ pub struct DevMintOptions {
     pub quote_ttl_secs: u64,
     /// NUT-21/22 auth; `None` leaves every endpoint open.
     pub auth: Option<MintAuthOptions>,
+    /// Input fee of the sat keyset, parts per thousand sats per proof (NUT-02); 0 for none.
+    pub input_fee_ppk: u64,
 }
 
 impl Default for DevMintOptions {
@@ -73,6 +75,7 @@ impl Default for DevMintOptions {
             payment_delay_secs: 1,
             quote_ttl_secs: 3600,
             auth: None,
+            input_fee_ppk: 0,
         }
     }
 }
@@ -127,6 +130,9 @@ impl DevMint {
             )
             .await
             .context("payment processor")?;
+        builder
+            .set_unit_fee(&CurrencyUnit::Sat, opts.input_fee_ppk)
+            .context("input fee")?;
         let mut builder = builder;
         if let Some(auth) = &opts.auth {
             let auth_db = Arc::new(

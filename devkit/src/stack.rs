@@ -43,19 +43,29 @@ impl AuthStack {
         oidc_api_token: &str,
         adjust: impl FnOnce(MintAuthOptions) -> MintAuthOptions,
     ) -> anyhow::Result<Self> {
-        Self::start_full(oidc_api_token, adjust, 1).await
+        Self::start_full(oidc_api_token, adjust, 1, 0).await
     }
 
     /// Like [`AuthStack::start`], but no invoice is paid by itself: tests pay them with
     /// [`DevMint::pay_invoice`].
     pub async fn start_manual_payments(oidc_api_token: &str) -> anyhow::Result<Self> {
-        Self::start_full(oidc_api_token, |a| a, 3600).await
+        Self::start_full(oidc_api_token, |a| a, 3600, 0).await
+    }
+
+    /// Like [`AuthStack::start_manual_payments`], at a mint that charges `input_fee_ppk`
+    /// (parts per thousand sats per input proof, NUT-02) on every swap.
+    pub async fn start_manual_payments_with_fees(
+        oidc_api_token: &str,
+        input_fee_ppk: u64,
+    ) -> anyhow::Result<Self> {
+        Self::start_full(oidc_api_token, |a| a, 3600, input_fee_ppk).await
     }
 
     async fn start_full(
         oidc_api_token: &str,
         adjust: impl FnOnce(MintAuthOptions) -> MintAuthOptions,
         payment_delay_secs: u64,
+        input_fee_ppk: u64,
     ) -> anyhow::Result<Self> {
         let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let admin_url = format!("http://{}", admin_listener.local_addr()?);
@@ -79,6 +89,7 @@ impl AuthStack {
             auth: Some(auth),
             seed,
             payment_delay_secs,
+            input_fee_ppk,
             ..DevMintOptions::default()
         })
         .await?;

@@ -242,10 +242,13 @@ pub struct ReceiptUpload {
 pub struct PayoutView {
     /// Id.
     pub id: Uuid,
-    /// `settlement`, `refund` or `late_refund`.
+    /// `settlement`, `refund`, `late_refund` or `sweep`.
     pub purpose: String,
-    /// Sats.
+    /// Sats owed.
     pub amount_sats: i64,
+    /// Mint fees paid out of it when it was released; the token is worth
+    /// `amountSats - feeSats`.
+    pub fee_sats: i64,
     /// `RECORDED` (not yet released) or `RELEASED`.
     pub state: String,
     /// Cashu token, P2PK-locked to your payout key; redeem it with that key.
@@ -278,6 +281,7 @@ impl From<payouts::Payout> for PayoutView {
             id: p.id,
             purpose: p.purpose,
             amount_sats: p.amount_sats,
+            fee_sats: p.fee_sats,
             // SWEPT (the platform's share, moved on to the treasury) counts as released.
             state: if p.state == "RECORDED" {
                 "RECORDED"
@@ -618,7 +622,9 @@ impl OffersApi {
     /// Fund an offer with a Cashu token (maker)
     ///
     /// The alternative to paying the deposit invoice: a token from the platform's mint worth
-    /// exactly the deposit.
+    /// the deposit plus the mint's input fee for receiving it (nothing, at a mint without
+    /// fees). What is left over after the fee beyond the deposit is refunded to the payout key;
+    /// a token that leaves less than the deposit is refunded whole (409 `offer_not_fundable`).
     #[oai(path = "/offers/:id/fund", method = "post", operation_id = "fundOffer")]
     async fn fund(
         &self,
@@ -649,10 +655,12 @@ impl OffersApi {
             .value()
             .map_err(|_| ApiError::bad_request("invalid_token", "not a Cashu token"))?
             .into();
-        if value != deposit {
+        if value < deposit {
             return Err(ApiError::bad_request(
                 "token_amount_mismatch",
-                format!("the token is worth {value} sats; the deposit is {deposit}"),
+                format!(
+                    "the token is worth {value} sats; the deposit is {deposit} plus the mint's input fee"
+                ),
             )
             .into());
         }
@@ -667,14 +675,31 @@ impl OffersApi {
         let reference = format!("token:{}", Uuid::new_v4());
         let mut tx = state.pool.begin().await?;
         ledger::record(&mut tx, offer.id, "deposit", "in", received, &reference).await?;
-        let moved = if received == deposit {
+        let moved = if received >= deposit {
             offers::fund(&mut tx, &offer, "token").await?
         } else {
             None
         };
+        if moved.is_some() && received > deposit {
+            // More than the deposit after the mint's fee: the excess goes back at once.
+            payouts::record_one(
+                &mut tx,
+                &NewPayout {
+                    offer_id: offer.id,
+                    party: Party::Maker,
+                    purpose: "late_refund",
+                    source_wallet: &wallet,
+                    sats: received - deposit,
+                    lock_pubkey: Some(&offer.maker_payout_pubkey),
+                    reference: &format!("{reference}:excess"),
+                },
+            )
+            .await?;
+            payouts::enqueue_release(&mut tx, offer.id).await?;
+        }
         if moved.is_none() {
-            // Received, but it cannot fund the offer (paid meanwhile, or fees ate into it):
-            // the sats go back to the maker's payout key.
+            // Received, but it cannot fund the offer (paid meanwhile, or the mint's fee left
+            // less than the deposit): the sats go back to the maker's payout key.
             payouts::record_one(
                 &mut tx,
                 &NewPayout {

@@ -112,6 +112,18 @@ impl Harness {
         Self::start_on(stack, test_pool, conn, |_| {}).await
     }
 
+    /// Like [`Harness::start_manual`], at a mint charging `input_fee_ppk` per input proof.
+    pub async fn start_manual_with_fees(
+        test_pool: PgPoolOptions,
+        conn: PgConnectOptions,
+        input_fee_ppk: u64,
+    ) -> Self {
+        let stack = AuthStack::start_manual_payments_with_fees(OIDC_TOKEN, input_fee_ppk)
+            .await
+            .expect("auth stack");
+        Self::start_on(stack, test_pool, conn, |_| {}).await
+    }
+
     /// Pays an invoice (for [`Harness::start_manual`]).
     pub async fn pay(&self, invoice: &str, sats: u64) {
         self.stack

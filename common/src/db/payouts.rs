@@ -224,6 +224,8 @@ pub async fn set_operation(
 }
 
 /// Marks a payout released with its token, and writes its ledger entries, in one transaction.
+/// `fee_sats` is the mint fee the send paid out of the payout: the token is worth the payout's
+/// amount minus it, and the ledger says so (the token's value out, the fee out as `mint_fee`).
 pub async fn mark_released(
     pool: &PgPool,
     p: &Payout,
@@ -249,7 +251,10 @@ pub async fn mark_released(
             "payout"
         };
         let amount = u64::try_from(p.amount_sats).unwrap_or(0);
-        ledger::record(&mut tx, p.offer_id, kind, "out", amount, &p.id.to_string()).await?;
+        let sent = amount.checked_sub(fee_sats).ok_or_else(|| {
+            sqlx::Error::Protocol(format!("payout {}: fee exceeds the amount", p.id))
+        })?;
+        ledger::record(&mut tx, p.offer_id, kind, "out", sent, &p.id.to_string()).await?;
         if fee_sats > 0 {
             ledger::record(
                 &mut tx,

@@ -148,14 +148,14 @@ pub enum MintOutcome {
     Issued(u64),
 }
 
-/// A token sent out of a wallet.
+/// A token sent out of a wallet. `amount + fee` is what left the wallet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentToken {
     /// The encoded token (a bearer secret unless locked; never log it).
     pub token: String,
     /// Sats the token is worth.
     pub amount: u64,
-    /// Mint fees the wallet paid to produce it.
+    /// Mint fees the wallet paid to produce it (out of what was to be sent).
     pub fee: u64,
 }
 
@@ -397,7 +397,8 @@ impl WalletManager {
         .await
     }
 
-    /// Sends `sats` as a token, P2PK-locked to `lock` when given.
+    /// Sends `sats` out of the wallet as a token, P2PK-locked to `lock` when given. Mint fees
+    /// come out of `sats` (see [`prepare_within`]): the token is worth `sats` minus the fee.
     pub async fn send(
         &self,
         id: &WalletId,
@@ -405,16 +406,12 @@ impl WalletManager {
         lock: Option<XOnlyKey>,
     ) -> Result<SentToken, WalletError> {
         self.run(id, false, move |w| async move {
-            let opts = SendOptions {
-                conditions: lock.map(|k| SpendingConditions::new_p2pk(k.to_lock_key(), None)),
-                ..Default::default()
-            };
-            let prepared = w.prepare_send(Amount::from(sats), opts).await?;
+            let (prepared, amount) = prepare_within(&w, sats, lock).await?;
             let fee: u64 = prepared.fee().into();
             let token = prepared.confirm(None).await?;
             Ok(SentToken {
                 token: token.to_string(),
-                amount: sats,
+                amount,
                 fee,
             })
         })
@@ -432,11 +429,7 @@ impl WalletManager {
         record: RecordOperation,
     ) -> Result<SentToken, WalletError> {
         self.run(id, false, move |w| async move {
-            let opts = SendOptions {
-                conditions: lock.map(|k| SpendingConditions::new_p2pk(k.to_lock_key(), None)),
-                ..Default::default()
-            };
-            let prepared = w.prepare_send(Amount::from(sats), opts).await?;
+            let (prepared, amount) = prepare_within(&w, sats, lock).await?;
             let op = prepared.operation_id().to_string();
             if let Err(e) = record(op.clone()).await {
                 prepared.cancel().await?;
@@ -448,11 +441,7 @@ impl WalletManager {
             w.localstore
                 .kv_write(KV_NAMESPACE, KV_SENT, &op, token.as_bytes())
                 .await?;
-            Ok(SentToken {
-                token,
-                amount: sats,
-                fee,
-            })
+            Ok(SentToken { token, amount, fee })
         })
         .await
     }
@@ -886,6 +875,68 @@ async fn stash_sent_tokens(w: &Wallet) -> Result<(), WalletError> {
         }
     }
     Ok(())
+}
+
+/// Attempts [`prepare_within`] makes before giving up.
+const FEE_FIT_ATTEMPTS: usize = 32;
+
+/// Prepares a send whose token plus the mint's input fees come to at most `total` sats, as
+/// DESIGN.md wants: fees are paid out of the moved amount, never out of sats the wallet holds
+/// for someone else. With a fee-free mint this is one `prepare_send(total)`. Otherwise the
+/// token shrinks by the fee the selected inputs cost (the same inputs usually stay selected,
+/// so the fit is exact); a fit that selects cheaper inputs may leave a sat or two behind, which
+/// the session's cleanup returns. Returns the prepared send and the token's amount.
+async fn prepare_within(
+    w: &Wallet,
+    total: u64,
+    lock: Option<XOnlyKey>,
+) -> Result<(cdk::wallet::PreparedSend<'_>, u64), WalletError> {
+    let opts = SendOptions {
+        conditions: lock.map(|k| SpendingConditions::new_p2pk(k.to_lock_key(), None)),
+        ..Default::default()
+    };
+    let short = || WalletError::Cdk(cdk::Error::InsufficientFunds);
+    let mut amount = total;
+    // The most any send out of this wallet can cost in fees: spending every proof it holds.
+    let mut fee_cap: Option<u64> = None;
+    for _ in 0..FEE_FIT_ATTEMPTS {
+        if amount == 0 {
+            break;
+        }
+        match w.prepare_send(Amount::from(amount), opts.clone()).await {
+            Ok(prepared) => {
+                let fee: u64 = prepared.fee().into();
+                if amount + fee <= total {
+                    return Ok((prepared, amount));
+                }
+                prepared.cancel().await?;
+                amount = total.saturating_sub(fee).min(amount - 1);
+            }
+            Err(cdk::Error::InsufficientFunds) => {
+                let cap = match fee_cap {
+                    Some(cap) => cap,
+                    None => {
+                        // A wallet short of `total` itself is a real shortage, not a fee.
+                        if u64::from(w.total_balance().await?) < total {
+                            return Err(short());
+                        }
+                        let unspent = w.get_unspent_proofs().await?;
+                        let cap: u64 = w.get_proofs_fee(&unspent).await?.total.into();
+                        fee_cap = Some(cap);
+                        cap
+                    }
+                };
+                // Holding `total` exactly, the inputs cannot also pay the swap's fee: shrink
+                // the token, but never by more than any fee could be.
+                if total - amount >= cap {
+                    return Err(short());
+                }
+                amount -= 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(short())
 }
 
 /// Proofs asked about per NUT-07 request.

@@ -1,5 +1,7 @@
 //! Releases an offer's recorded payouts: a token per payout, P2PK-locked to the recipient's
-//! payout key, and the platform's share swept into the treasury wallet.
+//! payout key, and the platform's share swept into the treasury wallet. Mint fees come out of
+//! each payout (the token is worth its amount minus the fee, and the ledger records both); the
+//! treasury's fee for receiving the platform's share is the platform's cost, outside any offer.
 //!
 //! Safe to repeat, and to crash at any line: every payout row exists before any ecash moves;
 //! the wallet send's operation id is stored on the row before the send is confirmed, and a
@@ -11,6 +13,7 @@
 //! the wallet's recovery and simply made again. The treasury sweep treats "already spent" as
 //! done: only this platform ever held the unlocked platform token.
 
+use std::str::FromStr;
 use std::sync::Arc;
 
 use apalis::prelude::{BoxDynError, Data};
@@ -33,7 +36,10 @@ async fn release(ctx: &WorkerContext, p: &Payout) -> Result<(), BoxDynError> {
     let wallet = WalletId::parse(&p.source_wallet)?;
     if let Some(op) = &p.send_operation_id {
         if let Some(token) = ctx.wallets.sent_token(&wallet, op).await? {
-            payouts::mark_released(&ctx.pool, p, &token, 0).await?;
+            // The fee came out of the payout; what the token is worth tells how much.
+            let value: u64 = cdk::nuts::Token::from_str(&token)?.value()?.into();
+            let fee = u64::try_from(p.amount_sats)?.saturating_sub(value);
+            payouts::mark_released(&ctx.pool, p, &token, fee).await?;
             return Ok(());
         }
     }
