@@ -2,6 +2,7 @@
 //! them on disk are finished or rolled back, proofs no operation owns are settled by NUT-07,
 //! overdue releases are enqueued again, and a second run changes nothing.
 
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,11 +12,12 @@ use cdk::wallet::{ReceiveOptions, SendOptions, Wallet};
 use cdk::Amount;
 use openpleb_common::db::payouts::{self, NewPayout};
 use openpleb_common::domain::money::Party;
+use openpleb_common::domain::offer::OfferStatus;
 use openpleb_common::jobs::queues;
 use openpleb_common::wallet::store::OpenConnections;
 use openpleb_common::wallet::{Balances, WalletId, WalletManager, WalletManagerConfig};
 use openpleb_devkit::{fixtures, wallet_manager_config, DevMint, DevMintOptions};
-use openpleb_worker::jobs::reconcile_wallets;
+use openpleb_worker::jobs::{cleanup_wallets, reconcile_wallets};
 use openpleb_worker::{WorkerContext, WorkerSettings};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -31,9 +33,15 @@ struct World {
 }
 
 async fn world(conn: PgConnectOptions) -> World {
+    world_with_fee(conn, 0).await
+}
+
+/// A world whose mint charges `input_fee_ppk` per input proof.
+async fn world_with_fee(conn: PgConnectOptions, input_fee_ppk: u64) -> World {
     let pool = fixtures::test_pool(conn).await.expect("pool");
     let mint = DevMint::start_with(DevMintOptions {
         payment_delay_secs: 3600,
+        input_fee_ppk,
         ..DevMintOptions::default()
     })
     .await
@@ -502,4 +510,110 @@ async fn two_release_runs_at_once_pay_once(_opts: PgPoolOptions, conn: PgConnect
             "round {round}: the rest stays, no stray token was made"
         );
     }
+}
+
+/// At a mint charging a sat per input proof, an ended session's wallet holding one 1-sat proof
+/// holds dust (any token out of it would be worth nothing): it is deleted. One holding 8 sats
+/// is swept to the payout key, the swap's fee paid out of the sweep.
+#[sqlx::test(migrations = false)]
+async fn cleanup_deletes_dust_and_sweeps_the_rest_net_of_fees(
+    _opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) {
+    let w = world_with_fee(conn, 1_000).await;
+    let ctx = Arc::new(w.ctx);
+    let key_sk = cdk::nuts::SecretKey::generate();
+    let key = key_sk.public_key().x_only_public_key().to_string();
+    let mut wallets = Vec::new();
+    for sats in [1u64, 8] {
+        let mut tx = w.pool.begin().await.expect("tx");
+        let session = fixtures::insert_session(&mut tx).await.expect("session");
+        let offer = fixtures::insert_offer(&mut tx, session, 1_000, &key)
+            .await
+            .expect("offer");
+        // Ended without a trade: nothing in the ledger backs the wallet's sats.
+        openpleb_common::db::offers::transition(
+            &mut tx,
+            offer.id,
+            OfferStatus::Created,
+            OfferStatus::Cancelled,
+            None,
+        )
+        .await
+        .expect("cancel");
+        tx.commit().await.expect("commit");
+        let wallet = WalletId::session(session);
+        fixtures::fund_wallet(&w.wallets, &w.mint, &wallet, sats)
+            .await
+            .expect("fund");
+        w.wallets.close(&wallet).await.expect("close");
+        wallets.push(wallet);
+    }
+    sqlx::query(
+        "update sessions set created_at = now() - interval '2 hours', expires_at = now() - interval '1 hour'",
+    )
+    .execute(&w.pool)
+    .await
+    .expect("expire");
+
+    let first = cleanup_wallets::run(&ctx, 10).await.expect("cleanup");
+    assert!(
+        first.contains(&cleanup_wallets::Cleaned::Deleted),
+        "{first:?}"
+    );
+    assert!(
+        first.contains(&cleanup_wallets::Cleaned::Swept),
+        "{first:?}"
+    );
+    assert!(!w.wallets.exists(&wallets[0]), "the dust wallet is gone");
+
+    let offer: Uuid = sqlx::query_scalar("select offer_id from payouts where purpose = 'sweep'")
+        .fetch_one(&w.pool)
+        .await
+        .expect("sweep");
+    openpleb_worker::jobs::release_payouts::handle(
+        openpleb_common::jobs::ReleasePayouts { offer_id: offer },
+        apalis::prelude::Data::new(ctx.clone()),
+    )
+    .await
+    .expect("release");
+    let sweep = payouts::for_offer(&w.pool, offer).await.expect("payouts");
+    assert_eq!(sweep.len(), 1);
+    assert_eq!(sweep[0].amount_sats, 8);
+    let fee = u64::try_from(sweep[0].fee_sats).expect("fee");
+    assert!(
+        fee >= 1,
+        "a P2PK sweep swaps, and the swap costs a sat per input"
+    );
+    let token = sweep[0].token.as_deref().expect("token");
+    let value: u64 = cdk::nuts::Token::from_str(token)
+        .expect("token")
+        .value()
+        .expect("value")
+        .into();
+    assert_eq!(
+        value + fee,
+        8,
+        "the fee came out of the sweep, not out of thin air"
+    );
+    let redeemer = fixtures::memory_wallet(&w.mint.url).await.expect("wallet");
+    let got = redeemer
+        .receive(
+            token,
+            ReceiveOptions {
+                p2pk_signing_keys: vec![key_sk.clone()],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("redeem");
+    // Redeeming costs the recipient the fee of the token's proofs, on their side.
+    assert!(
+        u64::from(got) >= 1 && u64::from(got) < value,
+        "redeemed {got} of {value}"
+    );
+
+    let second = cleanup_wallets::run(&ctx, 10).await.expect("cleanup");
+    assert_eq!(second, vec![cleanup_wallets::Cleaned::Deleted]);
+    assert!(!w.wallets.exists(&wallets[1]), "the swept wallet is gone");
 }

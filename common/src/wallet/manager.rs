@@ -533,6 +533,16 @@ impl WalletManager {
             .is_some_and(|slot| slot.state.try_lock().map(|s| s.is_some()).unwrap_or(true))
     }
 
+    /// The mint's input fee for spending every unspent proof the wallet holds: the most any
+    /// send out of it can cost, and what makes a balance at or below it dust.
+    pub async fn fee_to_spend_all(&self, id: &WalletId) -> Result<u64, WalletError> {
+        self.run(id, false, |w| async move {
+            let unspent = w.get_unspent_proofs().await?;
+            Ok(w.get_proofs_fee(&unspent).await?.total.into())
+        })
+        .await
+    }
+
     /// The wallet's balances.
     pub async fn balance(&self, id: &WalletId) -> Result<Balances, WalletError> {
         self.run(id, false, |w| async move { balances(&w).await })
@@ -878,14 +888,15 @@ async fn stash_sent_tokens(w: &Wallet) -> Result<(), WalletError> {
 }
 
 /// Attempts [`prepare_within`] makes before giving up.
-const FEE_FIT_ATTEMPTS: usize = 32;
+const FEE_FIT_ATTEMPTS: usize = 8;
 
 /// Prepares a send whose token plus the mint's input fees come to at most `total` sats, as
 /// DESIGN.md wants: fees are paid out of the moved amount, never out of sats the wallet holds
 /// for someone else. With a fee-free mint this is one `prepare_send(total)`. Otherwise the
-/// token shrinks by the fee the selected inputs cost (the same inputs usually stay selected,
-/// so the fit is exact); a fit that selects cheaper inputs may leave a sat or two behind, which
-/// the session's cleanup returns. Returns the prepared send and the token's amount.
+/// token shrinks by the fee its inputs cost; when the wallet holds no more than `total`, the
+/// first guess is `total` less the fee of spending everything, and if fewer inputs turn out to
+/// do, the slack is tried once. A sat or two may stay behind when no exact fit exists; the
+/// session's cleanup returns it. Returns the prepared send and the token's amount.
 async fn prepare_within(
     w: &Wallet,
     total: u64,
@@ -897,8 +908,8 @@ async fn prepare_within(
     };
     let short = || WalletError::Cdk(cdk::Error::InsufficientFunds);
     let mut amount = total;
-    // The most any send out of this wallet can cost in fees: spending every proof it holds.
-    let mut fee_cap: Option<u64> = None;
+    // An amount known to fit, kept to fall back on while trying a larger one.
+    let mut fits: Option<u64> = None;
     for _ in 0..FEE_FIT_ATTEMPTS {
         if amount == 0 {
             break;
@@ -906,32 +917,42 @@ async fn prepare_within(
         match w.prepare_send(Amount::from(amount), opts.clone()).await {
             Ok(prepared) => {
                 let fee: u64 = prepared.fee().into();
-                if amount + fee <= total {
-                    return Ok((prepared, amount));
+                let slack = (amount + fee < total).then(|| total - fee);
+                match (amount + fee <= total, slack) {
+                    // Exact, or the larger amount was tried already.
+                    (true, None) => return Ok((prepared, amount)),
+                    (true, Some(_)) if fits.is_some() => return Ok((prepared, amount)),
+                    (true, Some(bigger)) => {
+                        fits = Some(amount);
+                        prepared.cancel().await?;
+                        amount = bigger;
+                    }
+                    (false, _) => {
+                        prepared.cancel().await?;
+                        amount = match fits {
+                            Some(f) => f,
+                            None => total.saturating_sub(fee).min(amount - 1),
+                        };
+                    }
                 }
-                prepared.cancel().await?;
-                amount = total.saturating_sub(fee).min(amount - 1);
             }
             Err(cdk::Error::InsufficientFunds) => {
-                let cap = match fee_cap {
-                    Some(cap) => cap,
-                    None => {
-                        // A wallet short of `total` itself is a real shortage, not a fee.
-                        if u64::from(w.total_balance().await?) < total {
-                            return Err(short());
-                        }
-                        let unspent = w.get_unspent_proofs().await?;
-                        let cap: u64 = w.get_proofs_fee(&unspent).await?.total.into();
-                        fee_cap = Some(cap);
-                        cap
-                    }
-                };
-                // Holding `total` exactly, the inputs cannot also pay the swap's fee: shrink
-                // the token, but never by more than any fee could be.
-                if total - amount >= cap {
+                if let Some(f) = fits {
+                    amount = f;
+                    continue;
+                }
+                // A wallet short of `total` itself is a real shortage, not a fee.
+                if u64::from(w.total_balance().await?) < total {
                     return Err(short());
                 }
-                amount -= 1;
+                // Spending every proof costs the most any send can: below that it must fit.
+                let unspent = w.get_unspent_proofs().await?;
+                let cap: u64 = w.get_proofs_fee(&unspent).await?.total.into();
+                let floor = total.saturating_sub(cap);
+                if cap == 0 || floor >= amount {
+                    return Err(short());
+                }
+                amount = floor;
             }
             Err(e) => return Err(e.into()),
         }

@@ -2,7 +2,8 @@
 //! payout are emptied and deleted. Money in such a wallet (it should not happen: every sat that
 //! enters is paid out by a settlement) is swept back, P2PK-locked to the payout key of the
 //! session's last offer, before the file goes. A wallet is deleted only when nothing unspent or
-//! reserved is left in it and every token it sent is stored as a released payout.
+//! reserved is left in it and every token it sent is stored as a released payout; or when what
+//! is left is dust the mint's input fee would eat whole.
 //!
 //! Safe to repeat: candidates are re-read from PostgreSQL each run; a sweep is a payout row
 //! unique per (offer, party, purpose, wallet, ref), released by the idempotent release job; the
@@ -64,6 +65,22 @@ async fn clean(ctx: &WorkerContext, session: Uuid) -> Result<Cleaned, BoxDynErro
     // An operation in flight, or one the reconciliation has yet to settle.
     if held.reserved > 0 || held.pending > 0 {
         return Ok(Cleaned::Kept);
+    }
+    if held.unspent > 0 && held.unspent <= ctx.wallets.fee_to_spend_all(&wallet).await? {
+        // Worth nothing once the mint's input fee is paid: no token could carry any of it.
+        tracing::warn!(wallet = %wallet, sats = held.unspent, "deleting an ended session's wallet holding only dust below the mint's fee");
+        return match ctx
+            .wallets
+            .delete(
+                &wallet,
+                Funds::AccountedFor("dust below the mint's input fee".to_owned()),
+            )
+            .await
+        {
+            Ok(()) => Ok(Cleaned::Deleted),
+            Err(WalletError::Busy(_)) => Ok(Cleaned::Kept),
+            Err(e) => Err(e.into()),
+        };
     }
     if held.unspent > 0 {
         let Some((offer, role, key)) = sessions::last_payout_key(&ctx.pool, session).await? else {
