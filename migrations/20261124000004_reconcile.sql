@@ -5,5 +5,7 @@ create table wallet_checks (
     checked_at  timestamptz not null
 );
 
--- The reconciliation's re-enqueue of overdue releases looks for old unreleased payouts.
+-- Overdue payouts (alerts, and the reconciliation's re-enqueue): old unreleased ones, and the
+-- platform's shares released but not yet swept into the treasury.
 create index payouts_unreleased on payouts (created_at) where state = 'RECORDED';
+create index payouts_unswept on payouts (released_at) where state = 'RELEASED' and party = 'platform';

@@ -623,8 +623,9 @@ impl OffersApi {
     ///
     /// The alternative to paying the deposit invoice: a token from the platform's mint worth
     /// the deposit plus the mint's input fee for receiving it (nothing, at a mint without
-    /// fees). What is left over after the fee beyond the deposit is refunded to the payout key;
-    /// a token that leaves less than the deposit is refunded whole (409 `offer_not_fundable`).
+    /// fees). What the fee leaves beyond the deposit goes back to the maker's payout key when
+    /// the session ends; a token that leaves less than the deposit is refunded whole (409
+    /// `offer_not_fundable`).
     #[oai(path = "/offers/:id/fund", method = "post", operation_id = "fundOffer")]
     async fn fund(
         &self,
@@ -674,30 +675,18 @@ impl OffersApi {
             })?;
         let reference = format!("token:{}", Uuid::new_v4());
         let mut tx = state.pool.begin().await?;
-        ledger::record(&mut tx, offer.id, "deposit", "in", received, &reference).await?;
         let moved = if received >= deposit {
             offers::fund(&mut tx, &offer, "token").await?
         } else {
             None
         };
-        if moved.is_some() && received > deposit {
-            // More than the deposit after the mint's fee: the excess goes back at once.
-            payouts::record_one(
-                &mut tx,
-                &NewPayout {
-                    offer_id: offer.id,
-                    party: Party::Maker,
-                    purpose: "late_refund",
-                    source_wallet: &wallet,
-                    sats: received - deposit,
-                    lock_pubkey: Some(&offer.maker_payout_pubkey),
-                    reference: &format!("{reference}:excess"),
-                },
-            )
-            .await?;
-            payouts::enqueue_release(&mut tx, offer.id).await?;
-        }
-        if moved.is_none() {
+        if moved.is_some() {
+            // The offer's books hold the deposit. What the mint's fee left beyond it (a few sats;
+            // too little to send back on its own at a mint that charges per swap) stays in the
+            // session's wallet, and the session's cleanup sweeps it to the maker's key.
+            ledger::record(&mut tx, offer.id, "deposit", "in", deposit, &reference).await?;
+        } else {
+            ledger::record(&mut tx, offer.id, "deposit", "in", received, &reference).await?;
             // Received, but it cannot fund the offer (paid meanwhile, or the mint's fee left
             // less than the deposit): the sats go back to the maker's payout key.
             payouts::record_one(

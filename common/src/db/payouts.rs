@@ -181,6 +181,33 @@ pub async fn pending(pool: &PgPool, offer_id: Uuid) -> Result<Vec<Payout>, sqlx:
     .await
 }
 
+/// One payout.
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<Payout>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from payouts where id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Whether a release job for `offer_id` is waiting, running, or due to be retried: the
+/// reconciliation's re-enqueue of an overdue release adds one only when none is.
+pub async fn release_queued(pool: &PgPool, offer_id: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "select exists (
+            select 1 from apalis.jobs
+             where job_type = $1
+               and (status in ('Pending', 'Queued', 'Running')
+                    or (status = 'Failed' and attempts < max_attempts))
+               and convert_from(job, 'UTF8')::jsonb ->> 'offer_id' = $2::text)",
+    )
+    .bind(queues::RELEASE_PAYOUTS)
+    .bind(offer_id)
+    .fetch_one(pool)
+    .await
+}
+
 /// Released platform payouts not yet swept into the treasury.
 pub async fn unswept(pool: &PgPool, offer_id: Uuid) -> Result<Vec<Payout>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -11,6 +11,7 @@ use sqlx::PgPool;
 use crate::wallet::WalletId;
 
 /// Up to `limit` live wallets not checked within `min_age`, never-checked and oldest first.
+/// (Session wallet ids and platform wallet ids never collide: `session_` is reserved.)
 /// `platform` names the platform's own wallets, which are always live.
 pub async fn due(
     pool: &PgPool,
@@ -25,7 +26,7 @@ pub async fn due(
         "select w.wallet_id
            from (select 'session_' || replace(s.id::text, '-', '') as wallet_id
                    from sessions s where s.wallet_removed_at is null
-                 union
+                 union all
                  select unnest($1::text[])) w
            left join wallet_checks c on c.wallet_id = w.wallet_id
           where c.checked_at is null or c.checked_at < now() - $2

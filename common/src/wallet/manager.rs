@@ -155,7 +155,8 @@ pub struct SentToken {
     pub token: String,
     /// Sats the token is worth.
     pub amount: u64,
-    /// Mint fees the wallet paid to produce it (out of what was to be sent).
+    /// What was to be sent and is not in the token: the mint's fee, plus the sat or two a
+    /// fee fit could not place (those stay in the wallet; see [`prepare_within`]).
     pub fee: u64,
 }
 
@@ -212,6 +213,9 @@ pub struct Reconciled {
     /// Sats of an incoming token whose receive was cut before it reached the mint (pending
     /// proofs with no operation): dropped, the token is still its sender's.
     pub orphans_abandoned: u64,
+    /// Sats of proofs no operation owns that could not be settled: pending at the mint, or
+    /// reserved but locked to someone else's key. Need a person if they persist.
+    pub orphans_left: u64,
 }
 
 impl Reconciled {
@@ -219,6 +223,7 @@ impl Reconciled {
     pub fn noteworthy(&self) -> bool {
         self.compensated + self.unsettled > 0
             || self.orphans_spent + self.orphans_returned + self.orphans_abandoned > 0
+            || self.orphans_left > 0
             || self.before != self.after
     }
 }
@@ -407,12 +412,11 @@ impl WalletManager {
     ) -> Result<SentToken, WalletError> {
         self.run(id, false, move |w| async move {
             let (prepared, amount) = prepare_within(&w, sats, lock).await?;
-            let fee: u64 = prepared.fee().into();
             let token = prepared.confirm(None).await?;
             Ok(SentToken {
                 token: token.to_string(),
                 amount,
-                fee,
+                fee: sats - amount,
             })
         })
         .await
@@ -435,13 +439,16 @@ impl WalletManager {
                 prepared.cancel().await?;
                 return Err(e);
             }
-            let fee: u64 = prepared.fee().into();
             let token = prepared.confirm(None).await?.to_string();
             // Belt and braces: the saga holds the token too, until recovery deletes it.
             w.localstore
                 .kv_write(KV_NAMESPACE, KV_SENT, &op, token.as_bytes())
                 .await?;
-            Ok(SentToken { token, amount, fee })
+            Ok(SentToken {
+                token,
+                amount,
+                fee: sats - amount,
+            })
         })
         .await
     }
@@ -510,13 +517,15 @@ impl WalletManager {
                         orphans_spent: orphans.spent,
                         orphans_returned: orphans.returned,
                         orphans_abandoned: orphans.abandoned,
+                        orphans_left: orphans.left,
                     })
                 },
             )
             .await;
         // Give the lease straight back: a user of this wallet elsewhere should not wait for
-        // the idle close because the reconciliation happened to look at it.
-        if !was_open {
+        // the idle close because the reconciliation happened to look at it. After a failure,
+        // close anyway: the wallet was opened without recovery, which must not be skipped.
+        if !was_open || result.is_err() {
             self.close(id).await?;
         }
         result
@@ -528,9 +537,11 @@ impl WalletManager {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
+        // A slot locked right now may be an idle close under way: count it as not open, so
+        // the reconciliation closes what it opened.
         slots
             .peek(id)
-            .is_some_and(|slot| slot.state.try_lock().map(|s| s.is_some()).unwrap_or(true))
+            .is_some_and(|slot| slot.state.try_lock().map(|s| s.is_some()).unwrap_or(false))
     }
 
     /// The mint's input fee for spending every unspent proof the wallet holds: the most any
@@ -969,6 +980,7 @@ struct Orphans {
     spent: u64,
     returned: u64,
     abandoned: u64,
+    left: u64,
 }
 
 /// Settles reserved, pending and sent proofs that no live operation owns (their saga is gone or
@@ -1027,6 +1039,11 @@ async fn settle_orphan_proofs(w: &Wallet) -> Result<Orphans, WalletError> {
             let sats = u64::from(p.proof.amount);
             match (states.get(&p.y), p.state) {
                 (Some(State::Spent), _) => done.spent += sats,
+                // Outputs of a send cut after its swap, locked to the recipient: not this
+                // wallet's to spend, so they are left for a person (and reported).
+                (Some(State::Unspent), State::Reserved) if p.spending_condition.is_some() => {
+                    done.left += sats;
+                }
                 (Some(State::Unspent), State::Reserved) => {
                     done.returned += sats;
                     let mut p = p.clone();
@@ -1038,7 +1055,8 @@ async fn settle_orphan_proofs(w: &Wallet) -> Result<Orphans, WalletError> {
                     done.abandoned += sats;
                     gone.push(p.y);
                 }
-                _ => {}
+                (_, State::PendingSpent) => {}
+                _ => done.left += sats,
             }
         }
         w.localstore.update_proofs(back, gone).await?;

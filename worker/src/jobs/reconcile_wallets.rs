@@ -8,8 +8,9 @@
 //! sent ones left for their recipient. A wallet another worker has open is
 //! skipped (that worker recovers it on its next open) and comes first next run.
 //!
-//! Payouts still unreleased past a grace period ([`alerts::OVERDUE_PAYOUT_GRACE`]) (their release job gave up or went missing)
-//! get a fresh release job and an error line: money owed and not moving needs a person to look.
+//! Payouts still unreleased past a grace period ([`alerts::OVERDUE_PAYOUT_GRACE`]) get an error
+//! line, and a fresh release job if none is queued (theirs gave up or went missing): money owed
+//! and not moving needs a person to look.
 //!
 //! Safe to repeat: reconciling a settled wallet changes nothing (recovery of a finished saga is
 //! a no-op; a proof is settled only when no operation owns it, by what the mint says of it, and
@@ -62,7 +63,10 @@ pub async fn run(ctx: &WorkerContext) -> Result<Summary, BoxDynError> {
     offers.sort_unstable();
     offers.dedup();
     for offer in offers {
-        tracing::error!(offer = %offer, "payouts overdue for release; enqueueing their release again");
+        tracing::error!(offer = %offer, "payouts overdue for release");
+        if payouts::release_queued(&ctx.pool, offer).await? {
+            continue;
+        }
         let mut tx = ctx.pool.begin().await?;
         payouts::enqueue_release(&mut tx, offer).await?;
         tx.commit().await?;
@@ -74,7 +78,8 @@ pub async fn run(ctx: &WorkerContext) -> Result<Summary, BoxDynError> {
     let due = wallet_checks::due(
         &ctx.pool,
         &platform,
-        ctx.settings.reconcile_interval,
+        // Half the interval: a wallet checked late in one run is due again in the next.
+        ctx.settings.reconcile_interval / 2,
         ctx.settings.reconcile_batch,
     )
     .await?;
@@ -104,9 +109,9 @@ pub async fn run(ctx: &WorkerContext) -> Result<Summary, BoxDynError> {
 }
 
 fn report(wallet: &WalletId, r: &Reconciled) {
-    if r.unsettled > 0 {
-        tracing::warn!(wallet = %wallet, unsettled = r.unsettled,
-            "wallet has interrupted operations the mint could not settle yet");
+    if r.unsettled > 0 || r.orphans_left > 0 {
+        tracing::warn!(wallet = %wallet, unsettled = r.unsettled, orphans_left_sats = r.orphans_left,
+            "wallet has operations or proofs the reconciliation could not settle");
     }
     if r.noteworthy() {
         tracing::info!(wallet = %wallet, recovered = r.recovered, compensated = r.compensated,

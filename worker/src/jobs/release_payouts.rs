@@ -7,8 +7,8 @@
 //! the wallet send's operation id is stored on the row before the send is confirmed, and a
 //! retry first asks the wallet for the token of that operation (kept even after cdk's recovery)
 //! and stores it instead of paying again. Two runs at once (a retry beside a fresh enqueue)
-//! cannot both pay: storing the operation id is a compare-and-set on the id the run read, and
-//! the loser cancels its send before anything leaves the wallet. Marking a payout RELEASED is a
+//! cannot both pay: storing the operation id is a compare-and-set on the id the run read; the
+//! loser cancels its send before anything leaves the wallet and follows the winner's send. Marking a payout RELEASED is a
 //! compare-and-set that also writes its ledger entries. A send that never got past reserving its proofs is undone by
 //! the wallet's recovery and simply made again. The treasury sweep treats "already spent" as
 //! done: only this platform ever held the unlocked platform token.
@@ -32,15 +32,43 @@ pub async fn handle(job: ReleasePayouts, ctx: Data<Arc<WorkerContext>>) -> Resul
     super::with_timeout(run(job, &ctx)).await
 }
 
+/// How one attempt at a payout ended.
+enum Attempt {
+    /// Released (now, or by an earlier run whose token was found).
+    Released,
+    /// Another run recorded its own send first; read the row again and follow it.
+    Superseded,
+}
+
+/// Releases one payout, following another run's send if that run got there first.
 async fn release(ctx: &WorkerContext, p: &Payout) -> Result<(), BoxDynError> {
+    let mut current = p.clone();
+    for _ in 0..3 {
+        if current.state != "RECORDED" {
+            return Ok(());
+        }
+        match attempt(ctx, &current).await? {
+            Attempt::Released => return Ok(()),
+            Attempt::Superseded => match payouts::get(&ctx.pool, p.id).await? {
+                Some(fresh) => current = fresh,
+                None => return Ok(()),
+            },
+        }
+    }
+    Err(format!("payout {} kept changing under this run", p.id).into())
+}
+
+async fn attempt(ctx: &WorkerContext, p: &Payout) -> Result<Attempt, BoxDynError> {
     let wallet = WalletId::parse(&p.source_wallet)?;
+    let sats = u64::try_from(p.amount_sats)?;
     if let Some(op) = &p.send_operation_id {
+        // Waits for the wallet's lock, so a send still under way elsewhere in this process
+        // finishes first.
         if let Some(token) = ctx.wallets.sent_token(&wallet, op).await? {
             // The fee came out of the payout; what the token is worth tells how much.
             let value: u64 = cdk::nuts::Token::from_str(&token)?.value()?.into();
-            let fee = u64::try_from(p.amount_sats)?.saturating_sub(value);
-            payouts::mark_released(&ctx.pool, p, &token, fee).await?;
-            return Ok(());
+            payouts::mark_released(&ctx.pool, p, &token, sats.saturating_sub(value)).await?;
+            return Ok(Attempt::Released);
         }
     }
     let lock = p
@@ -48,7 +76,6 @@ async fn release(ctx: &WorkerContext, p: &Payout) -> Result<(), BoxDynError> {
         .as_deref()
         .map(str::parse::<XOnlyKey>)
         .transpose()?;
-    let sats = u64::try_from(p.amount_sats)?;
     let pool = ctx.pool.clone();
     let id = p.id;
     let expected = p.send_operation_id.clone();
@@ -63,8 +90,7 @@ async fn release(ctx: &WorkerContext, p: &Payout) -> Result<(), BoxDynError> {
     });
     let sent = match ctx.wallets.send_recorded(&wallet, sats, lock, record).await {
         Ok(sent) => sent,
-        // Another run of this job recorded its own send first; it stores that token.
-        Err(WalletError::Superseded) => return Ok(()),
+        Err(WalletError::Superseded) => return Ok(Attempt::Superseded),
         Err(e) => return Err(e.into()),
     };
     // Test hook for the crash test: die at the worst moment, the token made but not stored.
@@ -73,12 +99,18 @@ async fn release(ctx: &WorkerContext, p: &Payout) -> Result<(), BoxDynError> {
     }
     payouts::mark_released(&ctx.pool, p, &sent.token, sent.fee).await?;
     tracing::info!(payout = %p.id, offer = %p.offer_id, party = %p.party, sats, "payout released");
-    Ok(())
+    Ok(Attempt::Released)
 }
 
 async fn run(job: ReleasePayouts, ctx: &WorkerContext) -> Result<(), BoxDynError> {
+    // One payout that cannot go out now must not hold up the others: try each, then fail the
+    // run (so it is retried) if any could not.
+    let mut failed = None;
     for p in payouts::pending(&ctx.pool, job.offer_id).await? {
-        release(ctx, &p).await?;
+        if let Err(e) = release(ctx, &p).await {
+            tracing::warn!(payout = %p.id, offer = %p.offer_id, error = %e, "payout not released; retried");
+            failed.get_or_insert(e);
+        }
     }
     let treasury = WalletId::parse(TREASURY_WALLET)?;
     for p in payouts::unswept(&ctx.pool, job.offer_id).await? {
@@ -90,5 +122,5 @@ async fn run(job: ReleasePayouts, ctx: &WorkerContext) -> Result<(), BoxDynError
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
