@@ -302,6 +302,10 @@ async fn interrupted_operations_are_finished_or_rolled_back(
     let again = reconcile_wallets::run(&w.ctx)
         .await
         .expect("reconcile again");
+    assert_eq!(
+        again.releases_requeued, 0,
+        "its release job is still queued"
+    );
     for (id, r) in &again.reconciled {
         assert_eq!(r.compensated, 0, "{id}: nothing left to roll back");
         assert_eq!(r.orphans_returned, 0, "{id}: nothing left to return");
