@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use openpleb_common::db::offers::{self, BookFilter, NewOffer, Offer};
 use openpleb_common::db::payouts::{self, NewPayout};
 use openpleb_common::db::quotes::{self, OfferQuote};
-use openpleb_common::db::{ledger, providers, sessions::Session};
+use openpleb_common::db::{ledger, providers, receipts, sessions::Session};
 use openpleb_common::domain::keys::XOnlyKey;
 use openpleb_common::domain::money::{sats_for_fiat, FeeRules, OfferAmounts, Outcome, Party};
 use openpleb_common::domain::offer::{transition, Event, OfferStatus};
@@ -854,15 +854,7 @@ impl OffersApi {
         if moved.is_none() {
             return Err(wrong_state(&offer).into());
         }
-        sqlx::query(
-            "insert into receipts (offer_id, content_type, image, note) values ($1, $2, $3, $4)",
-        )
-        .bind(offer.id)
-        .bind(content_type)
-        .bind(&bytes)
-        .bind(&note)
-        .execute(&mut *tx)
-        .await?;
+        receipts::insert(&mut tx, offer.id, content_type, &bytes, note.as_deref()).await?;
         tx.commit().await?;
         Ok(Json(view(&load(&state, offer.id).await?, Viewer::Taker)))
     }
@@ -1048,13 +1040,13 @@ async fn watch_quote(tx: &mut sqlx::PgConnection, q: &OfferQuote<'_>) -> Result<
 
 /// The receipt image of an offer.
 pub async fn receipt_of(state: &AppState, offer_id: Uuid) -> ApiResult<ReceiptImage> {
-    let row: Option<(String, Vec<u8>, Option<String>)> =
-        sqlx::query_as("select content_type, image, note from receipts where offer_id = $1")
-            .bind(offer_id)
-            .fetch_optional(&state.pool)
-            .await?;
-    let (content_type, image, note) =
-        row.ok_or_else(|| ApiError::not_found("receipt_not_found", "no receipt yet"))?;
+    let receipts::Receipt {
+        content_type,
+        image,
+        note,
+    } = receipts::get(&state.pool, offer_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("receipt_not_found", "no receipt yet"))?;
     // A header cannot carry every character; the note is plain text, so percent-escape it.
     let note = note.map(|n| {
         n.chars()

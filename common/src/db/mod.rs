@@ -13,6 +13,7 @@ pub mod offers;
 pub mod payouts;
 pub mod providers;
 pub mod quotes;
+pub mod receipts;
 pub mod sessions;
 pub mod users;
 pub mod wallet_checks;

@@ -152,6 +152,17 @@ pub async fn record_event(
     Ok(())
 }
 
+/// What every move into a state does besides the update itself: the live-update event and the
+/// state's lapse job, in the caller's transaction.
+async fn entered(
+    conn: &mut PgConnection,
+    offer: &Offer,
+    from: Option<OfferStatus>,
+) -> Result<(), sqlx::Error> {
+    record_event(conn, offer.id, from, offer.status()).await?;
+    schedule_lapse(conn, offer).await
+}
+
 /// Enqueues the lapse of `offer`'s current state at its deadline, in the caller's transaction.
 /// Keyed by offer, status and entry time, so the cron's backstop and this job are one job.
 pub async fn schedule_lapse(conn: &mut PgConnection, offer: &Offer) -> Result<(), sqlx::Error> {
@@ -207,8 +218,7 @@ pub async fn insert(conn: &mut PgConnection, o: &NewOffer) -> Result<Offer, sqlx
     .bind(o.expires_at)
     .fetch_one(&mut *conn)
     .await?;
-    record_event(conn, offer.id, None, OfferStatus::Created).await?;
-    schedule_lapse(conn, &offer).await?;
+    entered(conn, &offer, None).await?;
     Ok(offer)
 }
 
@@ -276,8 +286,7 @@ pub async fn transition(
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(o) = &offer {
-        record_event(conn, id, Some(from), to).await?;
-        schedule_lapse(conn, o).await?;
+        entered(conn, o, Some(from)).await?;
     }
     Ok(offer)
 }
@@ -304,14 +313,7 @@ pub async fn claim(
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(o) = &offer {
-        record_event(
-            conn,
-            id,
-            Some(OfferStatus::InvoicePaid),
-            OfferStatus::InvoiceCreated,
-        )
-        .await?;
-        schedule_lapse(conn, o).await?;
+        entered(conn, o, Some(OfferStatus::InvoicePaid)).await?;
     }
     Ok(offer)
 }
@@ -356,14 +358,7 @@ pub async fn unclaim(
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(o) = &offer {
-        record_event(
-            conn,
-            id,
-            Some(OfferStatus::InvoiceCreated),
-            OfferStatus::InvoicePaid,
-        )
-        .await?;
-        schedule_lapse(conn, o).await?;
+        entered(conn, o, Some(OfferStatus::InvoiceCreated)).await?;
         return Ok(true);
     }
     Ok(false)
