@@ -191,15 +191,7 @@ async fn a_whole_trade_funded_by_token(opts: PgPoolOptions, conn: PgConnectOptio
     let tf = v["takerRewardSats"].as_u64().expect("TF");
     let tb = v["takerBondSats"].as_u64().expect("TB");
     let mb = v["makerBondSats"].as_u64().expect("MB");
-    let taker_sk = h.claim(id, &taker).await;
-    h.wait_status(id, &taker, "TAKER_BOND_PAID").await;
-    h.upload_receipt(id, &taker).await.assert_status_is_ok();
-    h.public
-        .post(format!("/api/v1/offers/{id}/complete"))
-        .header("Authorization", maker.bearer())
-        .send()
-        .await
-        .assert_status_is_ok();
+    let taker_sk = h.trade_to_completion(id, &maker, &taker).await;
     let taker_payouts = h.released_payouts(id, &taker).await;
     let maker_payouts = h.released_payouts(id, &maker).await;
     assert_eq!(h.redeem(&taker_payouts, &taker_sk).await, s + tf + tb);
@@ -777,15 +769,7 @@ async fn a_whole_trade_at_a_mint_that_charges_fees(opts: PgPoolOptions, conn: Pg
     let tb = v["takerBondSats"].as_u64().expect("TB");
     let mb = v["makerBondSats"].as_u64().expect("MB");
 
-    let taker_sk = h.claim(id, &taker).await;
-    h.wait_status(id, &taker, "TAKER_BOND_PAID").await;
-    h.upload_receipt(id, &taker).await.assert_status_is_ok();
-    h.public
-        .post(format!("/api/v1/offers/{id}/complete"))
-        .header("Authorization", maker.bearer())
-        .send()
-        .await
-        .assert_status_is_ok();
+    let taker_sk = h.trade_to_completion(id, &maker, &taker).await;
 
     let taker_payouts = h.released_payouts(id, &taker).await;
     let maker_payouts = h.payouts_by_key(id, &maker_sk).await;

@@ -28,7 +28,7 @@ struct World {
     mint: DevMint,
     cfg: WalletManagerConfig,
     wallets: WalletManager,
-    ctx: WorkerContext,
+    ctx: Arc<WorkerContext>,
     _dir: tempfile::TempDir,
 }
 
@@ -62,11 +62,11 @@ async fn world_with_fee(conn: PgConnectOptions, input_fee_ppk: u64) -> World {
     ));
     // Every run may look at every wallet again.
     settings.reconcile_interval = Duration::from_millis(1);
-    let ctx = WorkerContext {
+    let ctx = Arc::new(WorkerContext {
         pool: pool.clone(),
         wallets: wallets.clone(),
         settings,
-    };
+    });
     World {
         pool,
         mint,
@@ -88,6 +88,40 @@ impl World {
             .expect("fund");
         self.wallets.close(&id).await.expect("close");
         id
+    }
+
+    /// A session with an offer paying out to `key`, its wallet funded with `fund` sats, and
+    /// refund payouts of `owed` (reference, sats) recorded from that wallet.
+    async fn owing(&self, key: &str, fund: u64, owed: &[(&str, u64)]) -> (Uuid, WalletId) {
+        let mut tx = self.pool.begin().await.expect("tx");
+        let session = fixtures::insert_session(&mut tx).await.expect("session");
+        let offer = fixtures::insert_offer(&mut tx, session, 1_000, key)
+            .await
+            .expect("offer");
+        tx.commit().await.expect("commit");
+        let wallet = WalletId::session(session);
+        fixtures::fund_wallet(&self.wallets, &self.mint, &wallet, fund)
+            .await
+            .expect("fund");
+        let mut tx = self.pool.begin().await.expect("tx");
+        for (reference, sats) in owed {
+            payouts::record_one(
+                &mut tx,
+                &NewPayout {
+                    offer_id: offer.id,
+                    party: Party::Maker,
+                    purpose: "refund",
+                    source_wallet: &wallet,
+                    sats: *sats,
+                    lock_pubkey: Some(key),
+                    reference,
+                },
+            )
+            .await
+            .expect("payout");
+        }
+        tx.commit().await.expect("commit");
+        (offer.id, wallet)
     }
 
     /// The session's file opened directly, as the process that crashed had it open.
@@ -442,42 +476,20 @@ async fn operations_cut_at_any_point_end_whole(_opts: PgPoolOptions, conn: PgCon
 #[sqlx::test(migrations = false)]
 async fn two_release_runs_at_once_pay_once(_opts: PgPoolOptions, conn: PgConnectOptions) {
     let w = world(conn).await;
-    let ctx = Arc::new(w.ctx);
+    let ctx = w.ctx.clone();
     let key_sk = cdk::nuts::SecretKey::generate();
     let key = key_sk.public_key().x_only_public_key().to_string();
     for round in 0..3 {
-        let mut tx = w.pool.begin().await.expect("tx");
-        let session = fixtures::insert_session(&mut tx).await.expect("session");
-        let offer = fixtures::insert_offer(&mut tx, session, 1_000, &key)
-            .await
-            .expect("offer");
-        tx.commit().await.expect("commit");
-        let wallet = WalletId::session(session);
-        fixtures::fund_wallet(&w.wallets, &w.mint, &wallet, 300)
-            .await
-            .expect("fund");
-        let mut tx = w.pool.begin().await.expect("tx");
-        for (i, sats) in [100u64, 60, 40].into_iter().enumerate() {
-            payouts::record_one(
-                &mut tx,
-                &NewPayout {
-                    offer_id: offer.id,
-                    party: Party::Maker,
-                    purpose: "refund",
-                    source_wallet: &wallet,
-                    sats,
-                    lock_pubkey: Some(&key),
-                    reference: &format!("part-{i}"),
-                },
+        let (offer_id, wallet) = w
+            .owing(
+                &key,
+                300,
+                &[("part-0", 100), ("part-1", 60), ("part-2", 40)],
             )
-            .await
-            .expect("payout");
-        }
-        tx.commit().await.expect("commit");
-
+            .await;
         let job = || {
             openpleb_worker::jobs::release_payouts::handle(
-                openpleb_common::jobs::ReleasePayouts { offer_id: offer.id },
+                openpleb_common::jobs::ReleasePayouts { offer_id },
                 apalis::prelude::Data::new(ctx.clone()),
             )
         };
@@ -486,7 +498,7 @@ async fn two_release_runs_at_once_pay_once(_opts: PgPoolOptions, conn: PgConnect
         a.expect("first run");
         b.expect("second run");
 
-        let rows = payouts::for_offer(&w.pool, offer.id).await.expect("rows");
+        let rows = payouts::for_offer(&w.pool, offer_id).await.expect("rows");
         assert_eq!(rows.len(), 3);
         let mut redeemed = 0;
         for p in &rows {
@@ -524,7 +536,7 @@ async fn cleanup_deletes_dust_and_sweeps_the_rest_net_of_fees(
     conn: PgConnectOptions,
 ) {
     let w = world_with_fee(conn, 1_000).await;
-    let ctx = Arc::new(w.ctx);
+    let ctx = w.ctx.clone();
     let key_sk = cdk::nuts::SecretKey::generate();
     let key = key_sk.public_key().x_only_public_key().to_string();
     let mut wallets = Vec::new();
@@ -629,47 +641,20 @@ async fn one_stuck_payout_does_not_hold_up_the_others(
     conn: PgConnectOptions,
 ) {
     let w = world(conn).await;
-    let ctx = Arc::new(w.ctx);
+    let ctx = w.ctx.clone();
     let key = cdk::nuts::SecretKey::generate()
         .public_key()
         .x_only_public_key()
         .to_string();
-    let mut tx = w.pool.begin().await.expect("tx");
-    let session = fixtures::insert_session(&mut tx).await.expect("session");
-    let offer = fixtures::insert_offer(&mut tx, session, 1_000, &key)
-        .await
-        .expect("offer");
-    tx.commit().await.expect("commit");
-    let wallet = WalletId::session(session);
-    fixtures::fund_wallet(&w.wallets, &w.mint, &wallet, 100)
-        .await
-        .expect("fund");
-    let mut tx = w.pool.begin().await.expect("tx");
-    for (reference, sats) in [("first", 500u64), ("second", 60)] {
-        payouts::record_one(
-            &mut tx,
-            &NewPayout {
-                offer_id: offer.id,
-                party: Party::Maker,
-                purpose: "refund",
-                source_wallet: &wallet,
-                sats,
-                lock_pubkey: Some(&key),
-                reference,
-            },
-        )
-        .await
-        .expect("payout");
-    }
-    tx.commit().await.expect("commit");
+    let (offer_id, wallet) = w.owing(&key, 100, &[("first", 500), ("second", 60)]).await;
 
     let run = openpleb_worker::jobs::release_payouts::handle(
-        openpleb_common::jobs::ReleasePayouts { offer_id: offer.id },
+        openpleb_common::jobs::ReleasePayouts { offer_id },
         apalis::prelude::Data::new(ctx.clone()),
     )
     .await;
     assert!(run.is_err(), "the run fails, so it is retried");
-    let rows = payouts::for_offer(&w.pool, offer.id).await.expect("rows");
+    let rows = payouts::for_offer(&w.pool, offer_id).await.expect("rows");
     let state = |sats: i64| {
         rows.iter()
             .find(|p| p.amount_sats == sats)

@@ -477,6 +477,26 @@ impl Harness {
         panic!("the trader's quote was never paid");
     }
 
+    /// Takes a listed offer through a whole trade: `taker` claims and pays the bond, uploads a
+    /// receipt, `maker` confirms. Returns the taker's payout secret key.
+    pub async fn trade_to_completion(
+        &self,
+        id: Uuid,
+        maker: &Session,
+        taker: &Session,
+    ) -> cdk::nuts::SecretKey {
+        let taker_sk = self.claim(id, taker).await;
+        self.wait_status(id, taker, "TAKER_BOND_PAID").await;
+        self.upload_receipt(id, taker).await.assert_status_is_ok();
+        self.public
+            .post(format!("/api/v1/offers/{id}/complete"))
+            .header("Authorization", maker.bearer())
+            .send()
+            .await
+            .assert_status_is_ok();
+        taker_sk
+    }
+
     /// Claims `id` as `taker`; returns the taker's payout secret key. With manual payments the
     /// bond is paid too.
     pub async fn claim(&self, id: Uuid, taker: &Session) -> cdk::nuts::SecretKey {
