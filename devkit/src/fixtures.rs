@@ -175,3 +175,23 @@ pub async fn test_pool(conn: sqlx::postgres::PgConnectOptions) -> anyhow::Result
     openpleb_common::db::migrate(&pool).await?;
     Ok(pool)
 }
+
+/// Redeems a P2PK-locked `token` with `key` into a fresh in-memory wallet; returns the sats
+/// received (the token's value less the mint's fee for receiving it).
+pub async fn redeem(
+    mint_url: &str,
+    token: &str,
+    key: &cdk::nuts::SecretKey,
+) -> anyhow::Result<u64> {
+    let wallet = memory_wallet(mint_url).await?;
+    let got = wallet
+        .receive(
+            token,
+            cdk::wallet::ReceiveOptions {
+                p2pk_signing_keys: vec![key.clone()],
+                ..Default::default()
+            },
+        )
+        .await?;
+    Ok(got.into())
+}

@@ -142,6 +142,18 @@ fn unspent(sats: u64) -> Balances {
     }
 }
 
+/// One run of the release job for `offer_id`, as a worker would run it.
+async fn release(
+    ctx: &Arc<WorkerContext>,
+    offer_id: Uuid,
+) -> Result<(), apalis::prelude::BoxDynError> {
+    openpleb_worker::jobs::release_payouts::handle(
+        openpleb_common::jobs::ReleasePayouts { offer_id },
+        apalis::prelude::Data::new(ctx.clone()),
+    )
+    .await
+}
+
 /// The "crash": the wallet object is gone and its file closed, whatever was in flight.
 async fn crash(w: Wallet, connections: Arc<OpenConnections>) {
     drop(w);
@@ -487,12 +499,7 @@ async fn two_release_runs_at_once_pay_once(_opts: PgPoolOptions, conn: PgConnect
                 &[("part-0", 100), ("part-1", 60), ("part-2", 40)],
             )
             .await;
-        let job = || {
-            openpleb_worker::jobs::release_payouts::handle(
-                openpleb_common::jobs::ReleasePayouts { offer_id },
-                apalis::prelude::Data::new(ctx.clone()),
-            )
-        };
+        let job = || release(&ctx, offer_id);
         let (a, b) = tokio::join!(job(), job());
         // The loser of each payout follows the winner's send instead of failing.
         a.expect("first run");
@@ -504,18 +511,9 @@ async fn two_release_runs_at_once_pay_once(_opts: PgPoolOptions, conn: PgConnect
         for p in &rows {
             assert_eq!(p.state, "RELEASED", "round {round}");
             let token = p.token.as_deref().expect("token");
-            let redeemer = fixtures::memory_wallet(&w.mint.url).await.expect("wallet");
-            let got = redeemer
-                .receive(
-                    token,
-                    ReceiveOptions {
-                        p2pk_signing_keys: vec![key_sk.clone()],
-                        ..Default::default()
-                    },
-                )
+            redeemed += fixtures::redeem(&w.mint.url, token, &key_sk)
                 .await
                 .expect("each token redeems");
-            redeemed += u64::from(got);
         }
         assert_eq!(redeemed, 200, "round {round}: paid exactly what was owed");
         let left = w.wallets.reconcile(&wallet).await.expect("reconcile");
@@ -586,12 +584,7 @@ async fn cleanup_deletes_dust_and_sweeps_the_rest_net_of_fees(
         .fetch_one(&w.pool)
         .await
         .expect("sweep");
-    openpleb_worker::jobs::release_payouts::handle(
-        openpleb_common::jobs::ReleasePayouts { offer_id: offer },
-        apalis::prelude::Data::new(ctx.clone()),
-    )
-    .await
-    .expect("release");
+    release(&ctx, offer).await.expect("release");
     let sweep = payouts::for_offer(&w.pool, offer).await.expect("payouts");
     assert_eq!(sweep.len(), 1);
     assert_eq!(sweep[0].amount_sats, 8);
@@ -611,22 +604,11 @@ async fn cleanup_deletes_dust_and_sweeps_the_rest_net_of_fees(
         8,
         "the fee came out of the sweep, not out of thin air"
     );
-    let redeemer = fixtures::memory_wallet(&w.mint.url).await.expect("wallet");
-    let got = redeemer
-        .receive(
-            token,
-            ReceiveOptions {
-                p2pk_signing_keys: vec![key_sk.clone()],
-                ..Default::default()
-            },
-        )
+    let got = fixtures::redeem(&w.mint.url, token, &key_sk)
         .await
         .expect("redeem");
     // Redeeming costs the recipient the fee of the token's proofs, on their side.
-    assert!(
-        u64::from(got) >= 1 && u64::from(got) < value,
-        "redeemed {got} of {value}"
-    );
+    assert!((1..value).contains(&got), "redeemed {got} of {value}");
 
     let second = cleanup_wallets::run(&ctx, 10).await.expect("cleanup");
     assert_eq!(second, vec![cleanup_wallets::Cleaned::Deleted]);
@@ -648,11 +630,7 @@ async fn one_stuck_payout_does_not_hold_up_the_others(
         .to_string();
     let (offer_id, wallet) = w.owing(&key, 100, &[("first", 500), ("second", 60)]).await;
 
-    let run = openpleb_worker::jobs::release_payouts::handle(
-        openpleb_common::jobs::ReleasePayouts { offer_id },
-        apalis::prelude::Data::new(ctx.clone()),
-    )
-    .await;
+    let run = release(&ctx, offer_id).await;
     assert!(run.is_err(), "the run fails, so it is retried");
     let rows = payouts::for_offer(&w.pool, offer_id).await.expect("rows");
     let state = |sats: i64| {
