@@ -5,8 +5,8 @@
 //! operations (sagas) are finished or rolled back, and reserved, pending or sent proofs no
 //! operation owns are settled by asking the mint (NUT-07): spent ones dropped, reserved ones
 //! made spendable, pending ones (a receive cut before it reached the mint) dropped, unclaimed
-//! sent ones left for their recipient. A wallet another worker has open is
-//! skipped (that worker recovers it on its next open) and comes first next run.
+//! sent ones left for their recipient. A wallet another worker has open is skipped (that
+//! worker recovers it on its next open) and comes first next run.
 //!
 //! Payouts still unreleased past a grace period ([`alerts::OVERDUE_PAYOUT_GRACE`]) get an error
 //! line, and a fresh release job if none is queued (theirs gave up or went missing): money owed
@@ -14,8 +14,8 @@
 //!
 //! Safe to repeat: reconciling a settled wallet changes nothing (recovery of a finished saga is
 //! a no-op; a proof is settled only when no operation owns it, by what the mint says of it, and
-//! a settled proof is no longer an orphan), and the release job it enqueues is itself
-//! safe to repeat and to run beside another run of itself.
+//! a settled proof is no longer an orphan), and the release job it enqueues is itself safe to
+//! repeat and to run beside another run of itself.
 
 use std::sync::Arc;
 use std::time::Duration;
