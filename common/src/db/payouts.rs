@@ -200,7 +200,9 @@ pub async fn release_queued(pool: &PgPool, offer_id: Uuid) -> Result<bool, sqlx:
              where job_type = $1
                and (status in ('Pending', 'Queued', 'Running')
                     or (status = 'Failed' and attempts < max_attempts))
-               and convert_from(job, 'UTF8')::jsonb ->> 'offer_id' = $2::text)",
+               -- CASE fixes the order: only release jobs' payloads are decoded.
+               and case when job_type = $1
+                        then convert_from(job, 'UTF8')::jsonb ->> 'offer_id' end = $2::text)",
     )
     .bind(queues::RELEASE_PAYOUTS)
     .bind(offer_id)

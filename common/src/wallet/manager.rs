@@ -237,6 +237,10 @@ struct Open {
     lease_wait: Duration,
     /// Run saga recovery on open (the reconciliation runs it itself, to see what it finds).
     recover: bool,
+    /// Close the wallet again before giving up its lock if this operation opened it, or if the
+    /// operation failed (the reconciliation: it opens without recovery, and should not keep a
+    /// lease another process may be waiting for).
+    close_after: bool,
 }
 
 struct OpenWallet {
@@ -484,64 +488,45 @@ impl WalletManager {
     /// before it reached the mint) are dropped, unclaimed sent ones stay.
     ///
     /// Does not wait for another process' lease ([`WalletError::Busy`] at once): a wallet in use
-    /// elsewhere is reconciled on that process' next open anyway.
+    /// elsewhere is reconciled on that process' next open anyway. A wallet this call opened is
+    /// closed again before its lock is given up, so its lease goes straight back and nothing
+    /// uses it in between without recovery.
     pub async fn reconcile(&self, id: &WalletId) -> Result<Reconciled, WalletError> {
-        let was_open = self.is_open(id);
-        let result = self
-            .run_with(
-                id,
-                Open {
-                    create: false,
-                    lease_wait: Duration::ZERO,
-                    recover: false,
-                },
-                |w| async move {
-                    let before = balances(&w).await?;
-                    stash_sent_tokens(&w).await?;
-                    let report = w.recover_incomplete_sagas().await?;
-                    let orphans = settle_orphan_proofs(&w).await?;
-                    let open_sends = w
-                        .localstore
-                        .get_incomplete_sagas()
-                        .await?
-                        .iter()
-                        .filter(|s| matches!(s.data, OperationData::Send(_)))
-                        .count();
-                    Ok(Reconciled {
-                        before,
-                        after: balances(&w).await?,
-                        recovered: report.recovered,
-                        compensated: report.compensated,
-                        unsettled: report.skipped + report.failed,
-                        open_sends,
-                        orphans_spent: orphans.spent,
-                        orphans_returned: orphans.returned,
-                        orphans_abandoned: orphans.abandoned,
-                        orphans_left: orphans.left,
-                    })
-                },
-            )
-            .await;
-        // Give the lease straight back: a user of this wallet elsewhere should not wait for
-        // the idle close because the reconciliation happened to look at it. After a failure,
-        // close anyway: the wallet was opened without recovery, which must not be skipped.
-        if !was_open || result.is_err() {
-            self.close(id).await?;
-        }
-        result
-    }
-
-    /// Whether this process has the wallet open right now.
-    fn is_open(&self, id: &WalletId) -> bool {
-        let slots = match self.inner.slots.lock() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        // A slot locked right now may be an idle close under way: count it as not open, so
-        // the reconciliation closes what it opened.
-        slots
-            .peek(id)
-            .is_some_and(|slot| slot.state.try_lock().map(|s| s.is_some()).unwrap_or(false))
+        self.run_with(
+            id,
+            Open {
+                create: false,
+                lease_wait: Duration::ZERO,
+                recover: false,
+                close_after: true,
+            },
+            |w| async move {
+                let before = balances(&w).await?;
+                stash_sent_tokens(&w).await?;
+                let report = w.recover_incomplete_sagas().await?;
+                let orphans = settle_orphan_proofs(&w).await?;
+                let open_sends = w
+                    .localstore
+                    .get_incomplete_sagas()
+                    .await?
+                    .iter()
+                    .filter(|s| matches!(s.data, OperationData::Send(_)))
+                    .count();
+                Ok(Reconciled {
+                    before,
+                    after: balances(&w).await?,
+                    recovered: report.recovered,
+                    compensated: report.compensated,
+                    unsettled: report.skipped + report.failed,
+                    open_sends,
+                    orphans_spent: orphans.spent,
+                    orphans_returned: orphans.returned,
+                    orphans_abandoned: orphans.abandoned,
+                    orphans_left: orphans.left,
+                })
+            },
+        )
+        .await
     }
 
     /// The mint's input fee for spending every unspent proof the wallet holds: the most any
@@ -638,6 +623,7 @@ impl WalletManager {
             create,
             lease_wait: self.inner.cfg.lease_wait,
             recover: true,
+            close_after: false,
         }
     }
 
@@ -653,15 +639,22 @@ impl WalletManager {
         let id = id.clone();
         let task = tokio::spawn(async move {
             let mut state = slot.state.clone().lock_owned().await;
-            manager.ensure_open(&id, &slot, &mut state, open).await?;
-            if let Some(auth) = &manager.inner.cfg.service_auth {
-                auth.ensure_supply().await?;
+            let was_open = state.is_some();
+            let result = async {
+                manager.ensure_open(&id, &slot, &mut state, open).await?;
+                if let Some(auth) = &manager.inner.cfg.service_auth {
+                    auth.ensure_supply().await?;
+                }
+                let wallet = state
+                    .as_ref()
+                    .map(|o| o.wallet.clone())
+                    .ok_or_else(|| WalletError::Task("wallet not open".to_owned()))?;
+                op(wallet).await
             }
-            let wallet = state
-                .as_ref()
-                .map(|o| o.wallet.clone())
-                .ok_or_else(|| WalletError::Task("wallet not open".to_owned()))?;
-            let result = op(wallet).await;
+            .await;
+            if open.close_after && (!was_open || result.is_err()) {
+                manager.close_locked(&id, &mut state).await?;
+            }
             slot.last_used_ms.store(manager.now_ms(), Ordering::SeqCst);
             drop(state);
             manager.evict_idle();
