@@ -9,3 +9,9 @@ create table wallet_checks (
 -- platform's shares released but not yet swept into the treasury.
 create index payouts_unreleased on payouts (created_at) where state = 'RECORDED';
 create index payouts_unswept on payouts (released_at) where state = 'RELEASED' and party = 'platform';
+
+-- A session's wallet id exactly as `WalletId::session` writes it, for queries that join wallets
+-- (payouts' source wallets, wallet checks) to sessions.
+create function session_wallet_id(session uuid) returns text
+    language sql immutable parallel safe
+    as $$ select 'session_' || replace(session::text, '-', '') $$;

@@ -297,7 +297,7 @@ async fn alerts_name_what_needs_an_operator(opts: PgPoolOptions, conn: PgConnect
     .expect("stuck");
     sqlx::query(
         "insert into payouts (id, offer_id, party, purpose, source_wallet, amount_sats, lock_pubkey, created_at)
-         select $1, id, 'maker', 'refund', 'session_' || replace(maker_session_id::text, '-', ''),
+         select $1, id, 'maker', 'refund', session_wallet_id(maker_session_id),
                 21, maker_payout_pubkey, now() - interval '15 minutes'
            from offers where id = $2",
     )

@@ -193,10 +193,12 @@ impl AdminOffersApi {
             ok,
             stuck_offers: stuck
                 .into_iter()
-                .map(|o| StuckOfferView {
-                    offer_id: o.id,
-                    status: o.status,
-                    expires_at: o.expires_at,
+                .filter_map(|o| {
+                    Some(StuckOfferView {
+                        offer_id: o.id,
+                        expires_at: o.expires_at?,
+                        status: o.status,
+                    })
                 })
                 .collect(),
             disputes_past_deadline: disputes,

@@ -8,6 +8,8 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::offers::{self, Offer};
+
 /// An offer overdue by longer than this is stuck: its lapse job and the backstop both failed.
 pub const STUCK_OFFER_GRACE: Duration = Duration::from_secs(600);
 
@@ -18,30 +20,11 @@ fn interval(d: Duration) -> Result<chrono::Duration, sqlx::Error> {
     chrono::Duration::from_std(d).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
-/// A non-terminal offer past its deadline by more than [`STUCK_OFFER_GRACE`]. DISPUTED offers
-/// wait for an admin by design and are counted apart.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct StuckOffer {
-    /// The offer.
-    pub id: Uuid,
-    /// Its state.
-    pub status: String,
-    /// Its deadline.
-    pub expires_at: DateTime<Utc>,
-}
-
-/// Up to `limit` stuck offers, most overdue first.
-pub async fn stuck_offers(pool: &PgPool, limit: i64) -> Result<Vec<StuckOffer>, sqlx::Error> {
-    sqlx::query_as(
-        "select id, status, expires_at from offers
-          where expires_at < now() - $1
-            and status not in ('COMPLETED', 'EXPIRED', 'RESOLVED', 'CANCELLED', 'DISPUTED')
-          order by expires_at limit $2",
-    )
-    .bind(interval(STUCK_OFFER_GRACE)?)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
+/// Up to `limit` offers past their deadline by more than [`STUCK_OFFER_GRACE`] in a state
+/// that lapses on its own, most overdue first. (DISPUTED offers wait for an admin by design and
+/// are counted apart.)
+pub async fn stuck_offers(pool: &PgPool, limit: i64) -> Result<Vec<Offer>, sqlx::Error> {
+    offers::overdue(pool, STUCK_OFFER_GRACE, limit).await
 }
 
 /// Disputes past their deadline (they wait for an admin's resolution).
@@ -110,7 +93,7 @@ pub async fn reconciliation(
     let behind: i64 = sqlx::query_scalar(
         "select count(*) from sessions s
            left join wallet_checks c
-             on c.wallet_id = 'session_' || replace(s.id::text, '-', '')
+             on c.wallet_id = session_wallet_id(s.id)
           where s.wallet_removed_at is null
             and s.created_at < now() - $1
             and (c.checked_at is null or c.checked_at < now() - $1)",

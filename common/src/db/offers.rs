@@ -364,14 +364,21 @@ pub async fn unclaim(
     Ok(false)
 }
 
-/// Offers past their deadline in a state that lapses, oldest first (the cron's backstop).
-pub async fn overdue(pool: &PgPool, limit: i64) -> Result<Vec<Offer>, sqlx::Error> {
+/// Offers past their deadline by more than `by`, in a state that lapses on its own, most
+/// overdue first: the cron's backstop lapses them (`by` zero), the alerts report them as stuck.
+pub async fn overdue(
+    pool: &PgPool,
+    by: std::time::Duration,
+    limit: i64,
+) -> Result<Vec<Offer>, sqlx::Error> {
+    let by = chrono::Duration::from_std(by).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select {COLUMNS} from offers
-          where expires_at < now()
+          where expires_at < now() - $1
             and status not in ('COMPLETED', 'EXPIRED', 'RESOLVED', 'CANCELLED', 'DISPUTED')
-          order by expires_at limit $1"
+          order by expires_at limit $2"
     )))
+    .bind(by)
     .bind(limit)
     .fetch_all(pool)
     .await

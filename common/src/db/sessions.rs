@@ -94,7 +94,7 @@ pub async fn cleanup_candidates(pool: &PgPool, limit: i64) -> Result<Vec<Uuid>, 
                    and o.status not in ('COMPLETED', 'EXPIRED', 'RESOLVED', 'CANCELLED'))
             and not exists (
                 select 1 from payouts p
-                 where p.source_wallet = 'session_' || replace(s.id::text, '-', '')
+                 where p.source_wallet = session_wallet_id(s.id)
                    and p.state = 'RECORDED')
           order by s.expires_at
           limit $1",

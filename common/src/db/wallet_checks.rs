@@ -24,7 +24,7 @@ pub async fn due(
     let platform: Vec<&str> = platform.iter().map(WalletId::as_str).collect();
     let ids: Vec<String> = sqlx::query_scalar(
         "select w.wallet_id
-           from (select 'session_' || replace(s.id::text, '-', '') as wallet_id
+           from (select session_wallet_id(s.id) as wallet_id
                    from sessions s where s.wallet_removed_at is null
                  union all
                  select unnest($1::text[])) w

@@ -20,7 +20,7 @@ pub struct WalletId(String);
 pub struct InvalidWalletId;
 
 impl WalletId {
-    /// The wallet of a trading session.
+    /// The wallet of a trading session (SQL: `session_wallet_id(uuid)`, migration 4, agrees).
     pub fn session(id: Uuid) -> Self {
         Self(format!("session_{}", id.simple()))
     }

@@ -23,7 +23,7 @@ pub async fn handle(job: ExpireOffers, ctx: Data<Arc<WorkerContext>>) -> Result<
 }
 
 async fn run(ctx: &WorkerContext) -> Result<(), BoxDynError> {
-    for offer in offers::overdue(&ctx.pool, 200).await? {
+    for offer in offers::overdue(&ctx.pool, std::time::Duration::ZERO, 200).await? {
         let overdue = offer
             .expires_at
             .map(|d| (Utc::now() - d).num_seconds())
