@@ -28,8 +28,8 @@ pub enum Role {
 /// The role a bearer token has, if any.
 pub fn role_of(state: &AppState, token: &str) -> Option<Role> {
     // Evaluate both comparisons every time so timing does not reveal which one matched.
-    let admin = secrets_equal(token, state.config.admin_token.expose());
-    let oidc = secrets_equal(token, state.config.oidc_api_token.expose());
+    let admin = secrets_equal(token, state.config.api.admin_token.expose());
+    let oidc = secrets_equal(token, state.config.api.oidc_api_token.expose());
     match (admin, oidc) {
         (true, _) => Some(Role::Admin),
         (false, true) => Some(Role::OidcApi),

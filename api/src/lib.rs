@@ -14,9 +14,9 @@ pub mod routes;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openpleb_common::config::{Config, PriceConfig};
+use openpleb_common::config::Config;
 use openpleb_common::mint::MintClient;
-use openpleb_common::price::{FixedPrice, HttpMedianPrice, PriceSource};
+use openpleb_common::price::PriceSource;
 use openpleb_common::wallet::{WalletManager, WalletManagerConfig};
 use poem::http::StatusCode;
 use poem::web::Data;
@@ -70,20 +70,10 @@ impl AppState {
         mint: MintClient,
         wallets: WalletManager,
     ) -> Self {
-        let price: Arc<dyn PriceSource> = match &config.price {
-            PriceConfig::Fixed(p) => Arc::new(FixedPrice::single(&config.fiat_currency, *p)),
-            PriceConfig::Http {
-                endpoints,
-                cache_for,
-                max_age,
-            } => Arc::new(HttpMedianPrice::new(
-                endpoints.clone(),
-                *cache_for,
-                *max_age,
-            )),
-        };
+        let price =
+            openpleb_common::price::from_config(&config.prices, &config.limits.fiat_currency);
         Self {
-            rate_limits: ratelimit::RateLimiters::new(&config.rate_limits),
+            rate_limits: ratelimit::RateLimiters::new(&config.api.rate_limits),
             config,
             events: events::Hub::start(pool.clone()),
             pool,
@@ -96,7 +86,7 @@ impl AppState {
 
     /// A session's lifetime.
     pub fn session_lifetime(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.config.session_expiry)
+        chrono::Duration::from_std(self.config.api.session_expiry)
             .unwrap_or_else(|_| chrono::Duration::hours(1))
     }
 
@@ -104,7 +94,8 @@ impl AppState {
     /// blind-protects the endpoint BATs are spent at; without that a spend proves nothing.
     pub async fn ensure_blind_auth(&self) -> Result<(), error::ApiError> {
         let mut checked = self.blind_auth_checked.lock().await;
-        let fresh = checked.is_some_and(|t| t.elapsed() < self.config.bat_verification_cache_ttl);
+        let fresh =
+            checked.is_some_and(|t| t.elapsed() < self.config.api.bat_verification_cache_ttl);
         if fresh {
             return Ok(());
         }
@@ -235,7 +226,7 @@ async fn ready(state: Data<&AppState>) -> Response {
 
 /// The public listener's routes.
 pub fn public_app(state: AppState) -> impl poem::Endpoint {
-    let base = state.config.api_base_path.clone();
+    let base = state.config.api.base_path.clone();
     let api = public_service(&base);
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint_yaml();
@@ -252,7 +243,7 @@ pub fn public_app(state: AppState) -> impl poem::Endpoint {
 
 /// The admin listener's routes.
 pub fn admin_app(state: AppState) -> impl poem::Endpoint {
-    let base = state.config.api_base_path.clone();
+    let base = state.config.api.base_path.clone();
     let api = admin_service(&base);
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint_yaml();

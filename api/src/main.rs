@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use openpleb_api::{admin_app, openapi_admin_yaml, openapi_yaml, public_app, AppState};
+use openpleb_common::bootstrap;
 use openpleb_common::config::{exit_on_error, Config};
 use openpleb_common::mint::MintClient;
-use openpleb_common::wallet::service_auth::ServiceAuth;
-use openpleb_common::wallet::{WalletManager, WalletManagerConfig};
 use poem::listener::TcpListener;
 use poem::Server;
 
@@ -28,29 +27,18 @@ async fn main() -> anyhow::Result<()> {
     let config = Arc::new(exit_on_error(Config::from_env()));
     openpleb_common::telemetry::init();
 
-    let pool =
-        openpleb_common::db::connect(config.database_url.expose(), config.database_pool_size)
-            .await
-            .context("connect to PostgreSQL")?;
-    openpleb_common::db::migrate(&pool)
-        .await
-        .context("migrate")?;
-    let mint = MintClient::new(&config.mint_url).context("MINT_URL")?;
+    let pool = bootstrap::database(&config.database).await?;
+    let mint = MintClient::new(&config.mint.url).context("MINT_URL")?;
     // Without a blind-protected checkstate at the mint, a BAT "spend" proves nothing.
     if let Err(e) = mint.check_blind_auth().await {
         eprintln!("{e}");
         std::process::exit(openpleb_common::config::CONFIG_EXIT_CODE);
     }
-    let mut wallet_cfg = WalletManagerConfig::from_config(&config);
-    wallet_cfg.service_auth = ServiceAuth::from_config(&config)
-        .await
-        .context("service OIDC account")?;
-    let wallets = WalletManager::new(wallet_cfg, pool.clone()).context("wallet manager")?;
-    let _maintenance = wallets.spawn_maintenance();
+    let wallets = bootstrap::wallets(&config, pool.clone()).await?;
     let state = AppState::with_wallets(config.clone(), pool, mint, wallets.clone());
 
-    let public_addr = format!("{}:{}", config.api_host, config.api_port);
-    let admin_addr = format!("{}:{}", config.admin_host, config.admin_port);
+    let public_addr = format!("{}:{}", config.api.host, config.api.port);
+    let admin_addr = format!("{}:{}", config.api.admin_host, config.api.admin_port);
     tracing::info!(public = %public_addr, admin = %admin_addr, "openpleb-api listening");
     let grace = Some(std::time::Duration::from_secs(20));
     let public = Server::new(TcpListener::bind(public_addr)).run_with_graceful_shutdown(

@@ -56,7 +56,7 @@ async fn no_secret_reaches_a_log(pool: PgPool) {
     let mut stack = AuthStack::start(OIDC_TOKEN).await.expect("auth stack");
     let dir = tempfile::tempdir().expect("dir");
     let config = test_config("postgres://unused", &stack.mint.url, dir.path());
-    let master_secret = config.wallet_master_secret.expose().to_owned();
+    let master_secret = config.wallets.master_secret.expose().to_owned();
     let state = AppState::new(
         Arc::new(config),
         pool.clone(),

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::domain::money::{BasisPoints, FeeRule};
+use crate::domain::money::{BasisPoints, FeeRule, FeeRules};
+use crate::domain::offer::Timers;
 
 /// Exit code for bad configuration (as `sysexits`' EX_USAGE family: the caller's mistake).
 pub const CONFIG_EXIT_CODE: i32 = 2;
@@ -45,40 +46,6 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret([REDACTED])")
     }
-}
-
-/// Per-state timers of the offer state machine (DESIGN.md section 3).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Timers {
-    /// CREATED: how long the deposit quote is valid.
-    pub created: Duration,
-    /// INVOICE_PAID: default offer lifetime when the maker gives none.
-    pub invoice_paid_default: Duration,
-    /// INVOICE_PAID: longest lifetime a maker may ask for.
-    pub invoice_paid_max: Duration,
-    /// INVOICE_CREATED: how long a claimer has to pay the taker bond.
-    pub invoice_created: Duration,
-    /// TAKER_BOND_PAID: how long the taker has to pay fiat and upload the receipt.
-    pub taker_bond_paid: Duration,
-    /// RECEIPT_SUBMITTED: how long the maker has to confirm or mark an issue.
-    pub receipt_submitted: Duration,
-    /// MARKED_WITH_ISSUE: how long the taker has to forfeit or dispute.
-    pub marked_with_issue: Duration,
-    /// DISPUTED: how long the maker has to forfeit or counter.
-    pub disputed: Duration,
-}
-
-/// Fees and bonds, frozen onto each offer at creation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fees {
-    /// Kept by the platform on completion.
-    pub platform_fee: FeeRule,
-    /// Paid by the maker to the taker on completion.
-    pub taker_reward: FeeRule,
-    /// Maker's bond.
-    pub maker_bond: FeeRule,
-    /// Taker's bond.
-    pub taker_bond: FeeRule,
 }
 
 /// Per-client request budgets per window.
@@ -123,76 +90,78 @@ pub enum PriceConfig {
     },
 }
 
-/// The whole validated configuration.
+/// The whole validated configuration, grouped by concern. Every default is set in this module
+/// (in [`Config::from_lookup`] and the readers it calls) and nowhere else.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// PostgreSQL connection string.
-    pub database_url: Secret,
-    /// Connections per process.
-    pub database_pool_size: u32,
-    /// The Cashu mint all ecash comes from.
-    pub mint_url: String,
-    /// The mint unit (only `sat` is supported).
-    pub mint_unit: String,
-    /// Wallet volumes: one or more directories that hold the session wallet shards.
-    pub wallet_volumes: Vec<PathBuf>,
-    /// Number of shard directories spread over the volumes.
-    pub wallet_shards: u32,
-    /// Most session wallets one process keeps open at once.
-    pub wallet_max_open: usize,
-    /// An open wallet unused this long is closed and its lease given back.
-    pub wallet_idle_close: Duration,
-    /// Master secret every session wallet seed is derived from (hex, at least 32 bytes).
-    pub wallet_master_secret: Secret,
-    /// How often the wallet cleanup sweep runs.
-    pub wallet_cleanup_interval: Duration,
-    /// How often the reconciliation runs; also the least time between two checks of a wallet.
-    pub reconcile_interval: Duration,
-    /// Most wallets one reconciliation run checks.
-    pub reconcile_batch: i64,
-    /// Public listener address.
-    pub api_host: String,
-    /// Public listener port.
-    pub api_port: u16,
-    /// Prefix of every API route.
-    pub api_base_path: String,
-    /// Admin listener address (keep it private).
-    pub admin_host: String,
-    /// Admin listener port.
-    pub admin_port: u16,
-    /// Lifetime of a BAT session (at most one hour).
-    pub session_expiry: Duration,
-    /// How long a verified mint `/v1/info` (protected endpoints) is trusted before re-reading it.
-    pub bat_verification_cache_ttl: Duration,
-    /// Rate limits.
-    pub rate_limits: RateLimits,
-    /// Bearer token of role `admin`.
-    pub admin_token: Secret,
-    /// Bearer token of role `oidc-api`.
-    pub oidc_api_token: Secret,
-    /// Fiat currency of the market (ISO 4217).
-    pub fiat_currency: String,
-    /// Largest fiat amount of one offer, in minor units (cents).
-    pub max_fiat_amount_minor: u64,
-    /// Fees and bonds.
-    pub fees: Fees,
-    /// Per-state timers.
+    /// PostgreSQL.
+    pub database: DatabaseConfig,
+    /// The Cashu mint.
+    pub mint: MintConfig,
+    /// Session wallets.
+    pub wallets: WalletsConfig,
+    /// The HTTP listeners, sessions and the api's own credentials.
+    pub api: ApiConfig,
+    /// What the market accepts.
+    pub limits: Limits,
+    /// Per-state timers of offers.
     pub timers: Timers,
-    /// Jobs each worker process runs at once per queue.
-    pub worker_concurrency: usize,
-    /// Service OIDC account for BATs at a protected mint; `None` when the mint leaves the
-    /// wallets' endpoints open.
-    pub service_oidc: Option<ServiceOidc>,
-    /// Largest receipt image, bytes.
-    pub receipt_max_bytes: usize,
+    /// Fees and bonds, frozen onto each offer at creation.
+    pub fees: FeeRules,
     /// The price source.
-    pub price: PriceConfig,
+    pub prices: PriceConfig,
+    /// Job processing.
+    pub worker: WorkerConfig,
 }
 
-impl Config {
-    /// The wallet master secret as bytes (validated as hex at load time).
-    pub fn wallet_master_secret_bytes(&self) -> Vec<u8> {
-        self.wallet_master_secret
+/// PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// Connection string (`DATABASE_URL`).
+    pub url: Secret,
+    /// Connections per process (`DATABASE_POOL_SIZE`).
+    pub pool_size: u32,
+}
+
+/// The Cashu mint all ecash comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MintConfig {
+    /// Its URL, without a trailing slash (`MINT_URL`).
+    pub url: String,
+    /// The mint unit; only `sat` is supported (`MINT_UNIT`).
+    pub unit: String,
+    /// Service OIDC account for BATs at a protected mint; `None` when the mint leaves the
+    /// wallets' endpoints open (`SERVICE_OIDC_*`).
+    pub service_oidc: Option<ServiceOidc>,
+}
+
+/// Session wallets: where their files live, how many stay open, and their leases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletsConfig {
+    /// One or more directories that hold the session wallet shards (`WALLETS_DIR`).
+    pub volumes: Vec<PathBuf>,
+    /// Number of shard directories spread over the volumes (`WALLET_SHARDS`).
+    pub shards: u32,
+    /// Most session wallets one process keeps open at once (`WALLET_MAX_OPEN`).
+    pub max_open: usize,
+    /// An open wallet unused this long is closed and its lease given back
+    /// (`WALLET_IDLE_CLOSE_MS`).
+    pub idle_close: Duration,
+    /// Master secret every session wallet seed is derived from (hex, at least 32 bytes;
+    /// `WALLET_MASTER_SECRET`).
+    pub master_secret: Secret,
+    /// How often the wallet cleanup sweep runs (`WALLET_CLEANUP_INTERVAL`).
+    pub cleanup_interval: Duration,
+    /// Lifetime of a wallet lease; renewed every third of it.
+    pub lease_ttl: Duration,
+    /// How long an open waits for another process to give a wallet up.
+    pub lease_wait: Duration,
+}
+
+impl WalletsConfig {
+    /// The master secret as bytes (validated as hex at load time).
+    pub fn master_secret_bytes(&self) -> Vec<u8> {
+        self.master_secret
             .expose()
             .as_bytes()
             .chunks(2)
@@ -200,6 +169,62 @@ impl Config {
             .filter_map(|hex| u8::from_str_radix(hex, 16).ok())
             .collect()
     }
+}
+
+/// The HTTP side: listeners, sessions, rate limits and the api's bearer tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// Public listener address (`API_HOST`).
+    pub host: String,
+    /// Public listener port (`API_PORT`).
+    pub port: u16,
+    /// Prefix of every API route (`API_BASE_PATH`).
+    pub base_path: String,
+    /// Admin listener address; keep it private (`ADMIN_HOST`).
+    pub admin_host: String,
+    /// Admin listener port (`ADMIN_PORT`).
+    pub admin_port: u16,
+    /// Lifetime of a BAT session, at most one hour (`SESSION_EXPIRY`).
+    pub session_expiry: Duration,
+    /// How long a verified mint `/v1/info` (protected endpoints) is trusted before re-reading
+    /// it (`BAT_VERIFICATION_CACHE_TTL`).
+    pub bat_verification_cache_ttl: Duration,
+    /// Rate limits.
+    pub rate_limits: RateLimits,
+    /// Bearer token of role `admin` (`ADMIN_TOKEN`).
+    pub admin_token: Secret,
+    /// Bearer token of role `oidc-api` (`OIDC_API_TOKEN`).
+    pub oidc_api_token: Secret,
+}
+
+/// What the market accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Fiat currency of the market, ISO 4217 (`FIAT_CURRENCY`).
+    pub fiat_currency: String,
+    /// Largest fiat amount of one offer, in minor units (`MAX_FIAT_AMOUNT` is whole units).
+    pub max_fiat_amount_minor: u64,
+    /// Largest receipt image, bytes (`RECEIPT_MAX_BYTES`).
+    pub receipt_max_bytes: usize,
+}
+
+/// Job processing: concurrency, polling and the periodic jobs' periods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// Jobs each worker process runs at once per queue (`WORKER_CONCURRENCY`).
+    pub concurrency: usize,
+    /// How often an unpaid quote is asked about again.
+    pub quote_poll_interval: Duration,
+    /// How often the queue is polled for jobs that became due (delayed jobs and retries are
+    /// not announced by PostgreSQL's insert notification).
+    pub queue_poll_interval: Duration,
+    /// How often the overdue-offer backstop runs.
+    pub expiry_sweep: Duration,
+    /// How often the reconciliation runs; also the least time between two checks of a wallet
+    /// (`RECONCILE_INTERVAL`).
+    pub reconcile_interval: Duration,
+    /// Most wallets one reconciliation run checks (`RECONCILE_BATCH`).
+    pub reconcile_batch: i64,
 }
 
 /// Reads variables through a lookup function so tests need not touch the process environment.
@@ -300,127 +325,174 @@ impl Config {
     /// Reads variables through `lookup` (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(lookup);
-
-        let mint_url = env.required("MINT_URL")?;
-        if !(mint_url.starts_with("http://") || mint_url.starts_with("https://")) {
-            return Err(invalid("MINT_URL", "must start with http:// or https://"));
-        }
-        let mint_unit = env.string("MINT_UNIT", "sat");
-        if mint_unit != "sat" {
-            return Err(invalid("MINT_UNIT", "only sat is supported"));
-        }
-
-        let wallet_volumes: Vec<PathBuf> = env
-            .string("WALLETS_DIR", "./data/wallets")
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from)
-            .collect();
-        if wallet_volumes.is_empty() {
-            return Err(invalid("WALLETS_DIR", "needs at least one directory"));
-        }
-
-        let master = env.required("WALLET_MASTER_SECRET")?;
-        if master.len() < 64 || !master.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(invalid(
-                "WALLET_MASTER_SECRET",
-                "must be at least 32 bytes of hex (64 hex characters)",
-            ));
-        }
-
-        let api_base_path = env.string("API_BASE_PATH", "/api/v1");
-        if !api_base_path.starts_with('/') || api_base_path.ends_with('/') {
-            return Err(invalid(
-                "API_BASE_PATH",
-                "must start with / and not end with /",
-            ));
-        }
-
-        let session_expiry = env.secs("SESSION_EXPIRY", 3600)?;
-        if session_expiry > Duration::from_secs(3600) {
-            return Err(invalid("SESSION_EXPIRY", "may be at most 3600 seconds"));
-        }
-
-        let fiat_currency = env.string("FIAT_CURRENCY", "EUR").to_ascii_uppercase();
-        if fiat_currency.len() != 3 || !fiat_currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(invalid(
-                "FIAT_CURRENCY",
-                "must be a three-letter ISO 4217 code",
-            ));
-        }
-        let max_fiat: u64 = env.positive("MAX_FIAT_AMOUNT", 1000)?;
-
-        let timers = Timers {
-            created: env.secs("TIMER_CREATED_SECS", 600)?,
-            invoice_paid_default: env.secs("TIMER_INVOICE_PAID_SECS", 86_400)?,
-            invoice_paid_max: env.secs("TIMER_INVOICE_PAID_MAX_SECS", 7 * 86_400)?,
-            invoice_created: env.secs("TIMER_INVOICE_CREATED_SECS", 600)?,
-            taker_bond_paid: env.secs("TIMER_TAKER_BOND_PAID_SECS", 3600)?,
-            receipt_submitted: env.secs("TIMER_RECEIPT_SUBMITTED_SECS", 3600)?,
-            marked_with_issue: env.secs("TIMER_MARKED_WITH_ISSUE_SECS", 3600)?,
-            disputed: env.secs("TIMER_DISPUTED_SECS", 3600)?,
-        };
-        if timers.invoice_paid_default > timers.invoice_paid_max {
-            return Err(invalid(
-                "TIMER_INVOICE_PAID_SECS",
-                "must not exceed TIMER_INVOICE_PAID_MAX_SECS",
-            ));
-        }
-
         Ok(Self {
-            database_url: Secret(env.required("DATABASE_URL")?),
-            database_pool_size: env.positive("DATABASE_POOL_SIZE", 20)?,
-            mint_url: mint_url.trim_end_matches('/').to_owned(),
-            mint_unit,
-            wallet_volumes,
-            wallet_shards: env.positive("WALLET_SHARDS", 256)?,
-            wallet_max_open: env.positive("WALLET_MAX_OPEN", 512)?,
-            wallet_idle_close: env.millis("WALLET_IDLE_CLOSE_MS", 2_000)?,
-            wallet_master_secret: Secret(master.to_ascii_lowercase()),
-            wallet_cleanup_interval: env.millis("WALLET_CLEANUP_INTERVAL", 3_600_000)?,
-            reconcile_interval: env.millis("RECONCILE_INTERVAL", 300_000)?,
-            reconcile_batch: env.positive("RECONCILE_BATCH", 500)?,
-            api_host: env.string("API_HOST", "0.0.0.0"),
-            api_port: env.parse("API_PORT", 3000)?,
-            api_base_path,
-            admin_host: env.string("ADMIN_HOST", "127.0.0.1"),
-            admin_port: env.parse("ADMIN_PORT", 3001)?,
-            session_expiry,
-            bat_verification_cache_ttl: env.secs("BAT_VERIFICATION_CACHE_TTL", 300)?,
-            rate_limits: RateLimits {
-                anonymous: env.positive("RATE_LIMIT_ANONYMOUS", 100)?,
-                authenticated: env.positive("RATE_LIMIT_AUTHENTICATED", 1000)?,
-                admin: env.positive("RATE_LIMIT_ADMIN", 5000)?,
-                window: env.millis("RATE_LIMIT_WINDOW", 900_000)?,
-                trust_forwarded_for: env.bool("TRUST_PROXY", false)?,
-            },
-            admin_token: env.token("ADMIN_TOKEN")?,
-            oidc_api_token: env.token("OIDC_API_TOKEN")?,
-            fiat_currency,
-            max_fiat_amount_minor: max_fiat
-                .checked_mul(100)
-                .ok_or_else(|| invalid("MAX_FIAT_AMOUNT", "too large"))?,
-            fees: Fees {
+            database: database_config(&env)?,
+            mint: mint_config(&env)?,
+            wallets: wallets_config(&env)?,
+            api: api_config(&env)?,
+            limits: limits(&env)?,
+            timers: timers(&env)?,
+            fees: FeeRules {
                 platform_fee: env.fee("PLATFORM_FEE_PERCENT", 100, "PLATFORM_FEE_FLAT", 100)?,
                 taker_reward: env.fee("TAKER_REWARD_PERCENT", 200, "TAKER_REWARD_FLAT", 100)?,
                 maker_bond: env.fee("MAKER_BOND_PERCENT", 1000, "MAKER_BOND_FLAT", 500)?,
                 taker_bond: env.fee("TAKER_BOND_PERCENT", 1000, "TAKER_BOND_FLAT", 500)?,
             },
-            timers,
-            worker_concurrency: env.positive("WORKER_CONCURRENCY", 4)?,
-            receipt_max_bytes: env.positive("RECEIPT_MAX_BYTES", 5 * 1024 * 1024)?,
-            price: price_config(&env)?,
-            service_oidc: match env.raw("SERVICE_OIDC_TOKEN_URL") {
-                None => None,
-                Some(token_url) => Some(ServiceOidc {
-                    token_url,
-                    client_id: env.required("SERVICE_OIDC_CLIENT_ID")?,
-                    client_secret: Secret(env.required("SERVICE_OIDC_CLIENT_SECRET")?),
-                }),
-            },
+            prices: price_config(&env)?,
+            worker: worker_config(&env)?,
         })
     }
+}
+
+fn database_config<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<DatabaseConfig, ConfigError> {
+    Ok(DatabaseConfig {
+        url: Secret(env.required("DATABASE_URL")?),
+        pool_size: env.positive("DATABASE_POOL_SIZE", 20)?,
+    })
+}
+
+fn mint_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<MintConfig, ConfigError> {
+    let url = env.required("MINT_URL")?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(invalid("MINT_URL", "must start with http:// or https://"));
+    }
+    let unit = env.string("MINT_UNIT", "sat");
+    if unit != "sat" {
+        return Err(invalid("MINT_UNIT", "only sat is supported"));
+    }
+    let service_oidc = match env.raw("SERVICE_OIDC_TOKEN_URL") {
+        None => None,
+        Some(token_url) => Some(ServiceOidc {
+            token_url,
+            client_id: env.required("SERVICE_OIDC_CLIENT_ID")?,
+            client_secret: Secret(env.required("SERVICE_OIDC_CLIENT_SECRET")?),
+        }),
+    };
+    Ok(MintConfig {
+        url: url.trim_end_matches('/').to_owned(),
+        unit,
+        service_oidc,
+    })
+}
+
+fn wallets_config<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<WalletsConfig, ConfigError> {
+    let volumes: Vec<PathBuf> = env
+        .string("WALLETS_DIR", "./data/wallets")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    if volumes.is_empty() {
+        return Err(invalid("WALLETS_DIR", "needs at least one directory"));
+    }
+    let master = env.required("WALLET_MASTER_SECRET")?;
+    if master.len() < 64 || !master.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid(
+            "WALLET_MASTER_SECRET",
+            "must be at least 32 bytes of hex (64 hex characters)",
+        ));
+    }
+    Ok(WalletsConfig {
+        volumes,
+        shards: env.positive("WALLET_SHARDS", 256)?,
+        max_open: env.positive("WALLET_MAX_OPEN", 512)?,
+        idle_close: env.millis("WALLET_IDLE_CLOSE_MS", 2_000)?,
+        master_secret: Secret(master.to_ascii_lowercase()),
+        cleanup_interval: env.millis("WALLET_CLEANUP_INTERVAL", 3_600_000)?,
+        // Not variables: they only work together (the wait outlasts a lease, so a crashed
+        // holder's lease runs out while an open waits for it), and tests set them directly.
+        lease_ttl: Duration::from_secs(30),
+        lease_wait: Duration::from_secs(45),
+    })
+}
+
+fn api_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<ApiConfig, ConfigError> {
+    let base_path = env.string("API_BASE_PATH", "/api/v1");
+    if !base_path.starts_with('/') || base_path.ends_with('/') {
+        return Err(invalid(
+            "API_BASE_PATH",
+            "must start with / and not end with /",
+        ));
+    }
+    let session_expiry = env.secs("SESSION_EXPIRY", 3600)?;
+    if session_expiry > Duration::from_secs(3600) {
+        return Err(invalid("SESSION_EXPIRY", "may be at most 3600 seconds"));
+    }
+    Ok(ApiConfig {
+        host: env.string("API_HOST", "0.0.0.0"),
+        port: env.parse("API_PORT", 3000)?,
+        base_path,
+        admin_host: env.string("ADMIN_HOST", "127.0.0.1"),
+        admin_port: env.parse("ADMIN_PORT", 3001)?,
+        session_expiry,
+        bat_verification_cache_ttl: env.secs("BAT_VERIFICATION_CACHE_TTL", 300)?,
+        rate_limits: RateLimits {
+            anonymous: env.positive("RATE_LIMIT_ANONYMOUS", 100)?,
+            authenticated: env.positive("RATE_LIMIT_AUTHENTICATED", 1000)?,
+            admin: env.positive("RATE_LIMIT_ADMIN", 5000)?,
+            window: env.millis("RATE_LIMIT_WINDOW", 900_000)?,
+            trust_forwarded_for: env.bool("TRUST_PROXY", false)?,
+        },
+        admin_token: env.token("ADMIN_TOKEN")?,
+        oidc_api_token: env.token("OIDC_API_TOKEN")?,
+    })
+}
+
+fn limits<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Limits, ConfigError> {
+    let fiat_currency = env.string("FIAT_CURRENCY", "EUR").to_ascii_uppercase();
+    if fiat_currency.len() != 3 || !fiat_currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(invalid(
+            "FIAT_CURRENCY",
+            "must be a three-letter ISO 4217 code",
+        ));
+    }
+    let max_fiat: u64 = env.positive("MAX_FIAT_AMOUNT", 1000)?;
+    Ok(Limits {
+        fiat_currency,
+        max_fiat_amount_minor: max_fiat
+            .checked_mul(100)
+            .ok_or_else(|| invalid("MAX_FIAT_AMOUNT", "too large"))?,
+        receipt_max_bytes: env.positive("RECEIPT_MAX_BYTES", 5 * 1024 * 1024)?,
+    })
+}
+
+fn timers<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Timers, ConfigError> {
+    let timers = Timers {
+        created: env.secs("TIMER_CREATED_SECS", 600)?,
+        invoice_paid_default: env.secs("TIMER_INVOICE_PAID_SECS", 86_400)?,
+        invoice_paid_max: env.secs("TIMER_INVOICE_PAID_MAX_SECS", 7 * 86_400)?,
+        invoice_created: env.secs("TIMER_INVOICE_CREATED_SECS", 600)?,
+        taker_bond_paid: env.secs("TIMER_TAKER_BOND_PAID_SECS", 3600)?,
+        receipt_submitted: env.secs("TIMER_RECEIPT_SUBMITTED_SECS", 3600)?,
+        marked_with_issue: env.secs("TIMER_MARKED_WITH_ISSUE_SECS", 3600)?,
+        disputed: env.secs("TIMER_DISPUTED_SECS", 3600)?,
+    };
+    if timers.invoice_paid_default > timers.invoice_paid_max {
+        return Err(invalid(
+            "TIMER_INVOICE_PAID_SECS",
+            "must not exceed TIMER_INVOICE_PAID_MAX_SECS",
+        ));
+    }
+    Ok(timers)
+}
+
+fn worker_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<WorkerConfig, ConfigError> {
+    Ok(WorkerConfig {
+        concurrency: env.positive("WORKER_CONCURRENCY", 4)?,
+        // Not variables: the mint's websocket announces payments; polling is only the
+        // fallback, and the queue poll only bounds how late a delayed job starts.
+        quote_poll_interval: Duration::from_secs(5),
+        queue_poll_interval: Duration::from_secs(2),
+        // The backstop behind each offer's own delayed lapse job (README: every 30 s).
+        expiry_sweep: Duration::from_secs(30),
+        reconcile_interval: env.millis("RECONCILE_INTERVAL", 300_000)?,
+        reconcile_batch: env.positive("RECONCILE_BATCH", 500)?,
+    })
 }
 
 fn price_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<PriceConfig, ConfigError> {
@@ -483,13 +555,13 @@ mod tests {
     #[test]
     fn defaults_follow_the_design() {
         let c = load(&base()).expect("config");
-        assert_eq!(c.mint_url, "http://127.0.0.1:3338");
-        assert_eq!(c.api_port, 3000);
-        assert_eq!(c.admin_port, 3001);
-        assert_eq!(c.api_base_path, "/api/v1");
-        assert_eq!(c.session_expiry, Duration::from_secs(3600));
-        assert_eq!(c.rate_limits.anonymous, 100);
-        assert_eq!(c.rate_limits.window, Duration::from_secs(900));
+        assert_eq!(c.mint.url, "http://127.0.0.1:3338");
+        assert_eq!(c.api.port, 3000);
+        assert_eq!(c.api.admin_port, 3001);
+        assert_eq!(c.api.base_path, "/api/v1");
+        assert_eq!(c.api.session_expiry, Duration::from_secs(3600));
+        assert_eq!(c.api.rate_limits.anonymous, 100);
+        assert_eq!(c.api.rate_limits.window, Duration::from_secs(900));
         assert_eq!(
             c.fees.platform_fee,
             FeeRule {
@@ -505,8 +577,13 @@ mod tests {
             }
         );
         assert_eq!(c.timers.created, Duration::from_secs(600));
-        assert_eq!(c.max_fiat_amount_minor, 100_000);
-        assert_eq!(c.wallet_volumes, vec![PathBuf::from("./data/wallets")]);
+        assert_eq!(c.limits.max_fiat_amount_minor, 100_000);
+        assert_eq!(c.wallets.volumes, vec![PathBuf::from("./data/wallets")]);
+        assert_eq!(c.wallets.lease_ttl, Duration::from_secs(30));
+        assert_eq!(c.wallets.lease_wait, Duration::from_secs(45));
+        assert_eq!(c.worker.quote_poll_interval, Duration::from_secs(5));
+        assert_eq!(c.worker.queue_poll_interval, Duration::from_secs(2));
+        assert_eq!(c.worker.expiry_sweep, Duration::from_secs(30));
     }
 
     #[test]
@@ -545,7 +622,7 @@ mod tests {
         vars.insert("PLATFORM_FEE_PERCENT", "0.5".to_owned());
         let c = load(&vars).expect("config");
         assert_eq!(
-            c.wallet_volumes,
+            c.wallets.volumes,
             vec![PathBuf::from("/a"), PathBuf::from("/b")]
         );
         assert_eq!(c.fees.platform_fee.bps, 50);
@@ -566,7 +643,7 @@ mod tests {
 
     #[test]
     fn service_account_needs_all_three_settings() {
-        assert_eq!(load(&base()).expect("config").service_oidc, None);
+        assert_eq!(load(&base()).expect("config").mint.service_oidc, None);
         let mut vars = base();
         vars.insert("SERVICE_OIDC_TOKEN_URL", "http://idp/token".to_owned());
         assert_eq!(
@@ -577,7 +654,7 @@ mod tests {
         vars.insert("SERVICE_OIDC_CLIENT_SECRET", "s3cret".to_owned());
         let c = load(&vars).expect("config");
         assert_eq!(
-            c.service_oidc.map(|s| s.client_id),
+            c.mint.service_oidc.map(|s| s.client_id),
             Some("openpleb".to_owned())
         );
     }
@@ -585,7 +662,7 @@ mod tests {
     #[test]
     fn master_secret_decodes_from_hex() {
         let c = load(&base()).expect("config");
-        assert_eq!(c.wallet_master_secret_bytes(), vec![0xab; 32]);
+        assert_eq!(c.wallets.master_secret_bytes(), vec![0xab; 32]);
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! Shared core of the OpenPleb backend: configuration, the pure domain (state machine and money
-//! math), PostgreSQL access, job definitions and the per-session wallet manager.
+//! Shared core of the OpenPleb backend: configuration and start-up, the pure domain (state
+//! machine and money math), PostgreSQL access, job definitions and the per-session wallet
+//! manager.
 
+pub mod bootstrap;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -3,12 +3,16 @@
 //! Prices are integers: fiat minor units (cents) per bitcoin. [`FixedPrice`] serves tests and
 //! development. [`HttpMedianPrice`] asks several configured HTTP endpoints, takes the median of
 //! the answers (so one wrong or hostile source cannot move it), caches it for a short time and
-//! refuses to serve a price older than its maximum age.
+//! refuses to serve a price older than its maximum age. [`from_config`] picks one from the
+//! configuration, for the api and the worker alike.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
+
+use crate::config::PriceConfig;
 
 /// A price: fiat minor units per bitcoin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +57,22 @@ impl PriceSource for FixedPrice {
             .get(currency)
             .map(|&minor_per_btc| Price { minor_per_btc })
             .ok_or_else(|| PriceError::UnknownCurrency(currency.to_owned()))
+    }
+}
+
+/// The price source `config` describes; a fixed price is quoted in the market's `currency`.
+pub fn from_config(config: &PriceConfig, currency: &str) -> Arc<dyn PriceSource> {
+    match config {
+        PriceConfig::Fixed(p) => Arc::new(FixedPrice::single(currency, *p)),
+        PriceConfig::Http {
+            endpoints,
+            cache_for,
+            max_age,
+        } => Arc::new(HttpMedianPrice::new(
+            endpoints.clone(),
+            *cache_for,
+            *max_age,
+        )),
     }
 }
 

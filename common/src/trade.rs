@@ -4,12 +4,11 @@
 use chrono::Utc;
 use sqlx::PgConnection;
 
-use crate::config::Timers;
 use crate::db::payouts::{self, NewPayout};
 use crate::db::quotes::WalletQuote;
 use crate::db::{ledger, offers};
 use crate::domain::money::Party;
-use crate::domain::offer::{transition, Event, OfferStatus};
+use crate::domain::offer::{transition, Event, OfferStatus, Timers};
 use crate::wallet::WalletId;
 
 /// What paying a quote did to its offer.

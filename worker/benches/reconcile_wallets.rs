@@ -19,11 +19,11 @@ async fn main() -> anyhow::Result<()> {
     let mut bench = common::Bench::start(n, 21).await?;
     let rss_before = common::peak_rss_kib();
     // Every wallet is due; runs take as many as their time budget allows.
-    let settings = &mut std::sync::Arc::get_mut(&mut bench.ctx)
-        .ok_or_else(|| anyhow::anyhow!("context shared"))?
-        .settings;
-    settings.reconcile_batch = i64::try_from(n)?;
-    settings.reconcile_interval = std::time::Duration::from_secs(3600);
+    let ctx =
+        std::sync::Arc::get_mut(&mut bench.ctx).ok_or_else(|| anyhow::anyhow!("context shared"))?;
+    let worker = &mut std::sync::Arc::make_mut(&mut ctx.config).worker;
+    worker.reconcile_batch = i64::try_from(n)?;
+    worker.reconcile_interval = std::time::Duration::from_secs(3600);
 
     let start = Instant::now();
     let (mut checked, mut skipped, mut runs) = (0usize, 0usize, 0usize);

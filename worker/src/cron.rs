@@ -126,16 +126,20 @@ pub async fn start(ctx: Arc<WorkerContext>) -> anyhow::Result<JobScheduler> {
         })
     })?;
     scheduler.add(job).await?;
-    let s = &ctx.settings;
-    add_repeated(&scheduler, &ctx, "expire_offers", s.expiry_sweep, |c, t| {
-        Box::pin(enqueue_expiry(c, t))
-    })
+    let cfg = &ctx.config;
+    add_repeated(
+        &scheduler,
+        &ctx,
+        "expire_offers",
+        cfg.worker.expiry_sweep,
+        |c, t| Box::pin(enqueue_expiry(c, t)),
+    )
     .await?;
     add_repeated(
         &scheduler,
         &ctx,
         "cleanup_wallets",
-        s.wallet_cleanup,
+        cfg.wallets.cleanup_interval,
         |c, t| Box::pin(enqueue_cleanup(c, t)),
     )
     .await?;
@@ -143,7 +147,7 @@ pub async fn start(ctx: Arc<WorkerContext>) -> anyhow::Result<JobScheduler> {
         &scheduler,
         &ctx,
         "reconcile_wallets",
-        s.reconcile_interval,
+        cfg.worker.reconcile_interval,
         |c, t| Box::pin(enqueue_reconcile(c, t)),
     )
     .await?;

@@ -22,46 +22,6 @@ use openpleb_common::jobs::{
 use openpleb_common::wallet::WalletManager;
 use sqlx::PgPool;
 
-/// Worker settings that do not come from the shared configuration's other parts.
-#[derive(Debug, Clone)]
-pub struct WorkerSettings {
-    /// Jobs one process runs at once per queue.
-    pub concurrency: usize,
-    /// How often an unpaid quote is asked about again.
-    pub quote_poll_interval: Duration,
-    /// How often the queue is polled for jobs that became due (delayed jobs, retries).
-    pub queue_poll_interval: Duration,
-    /// Per-state timers of offers.
-    pub timers: openpleb_common::config::Timers,
-    /// The mint (for its NUT-17 websocket).
-    pub mint_url: String,
-    /// How often the overdue-offer backstop runs.
-    pub expiry_sweep: Duration,
-    /// How often ended sessions' wallets are cleaned up (`WALLET_CLEANUP_INTERVAL`).
-    pub wallet_cleanup: Duration,
-    /// How often live wallets are reconciled with the mint (`RECONCILE_INTERVAL`).
-    pub reconcile_interval: Duration,
-    /// Most wallets one reconciliation run checks (`RECONCILE_BATCH`).
-    pub reconcile_batch: i64,
-}
-
-impl WorkerSettings {
-    /// Settings from the validated configuration.
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            concurrency: config.worker_concurrency,
-            quote_poll_interval: Duration::from_secs(5),
-            queue_poll_interval: Duration::from_secs(2),
-            timers: config.timers.clone(),
-            mint_url: config.mint_url.clone(),
-            expiry_sweep: Duration::from_secs(30),
-            wallet_cleanup: config.wallet_cleanup_interval,
-            reconcile_interval: config.reconcile_interval,
-            reconcile_batch: config.reconcile_batch,
-        }
-    }
-}
-
 /// What every job handler gets.
 #[derive(Debug)]
 pub struct WorkerContext {
@@ -69,8 +29,9 @@ pub struct WorkerContext {
     pub pool: PgPool,
     /// Session wallets.
     pub wallets: WalletManager,
-    /// Tunables.
-    pub settings: WorkerSettings,
+    /// The validated configuration; handlers read `worker`, `timers`, `wallets` and `mint`
+    /// (tests shorten its intervals before wrapping it).
+    pub config: Arc<Config>,
 }
 
 /// One apalis worker for `$queue`, polling often (delayed jobs and retries are not announced
@@ -80,7 +41,7 @@ macro_rules! worker {
         let ctx = $ctx.clone();
         let name = format!("{}@{}", queues::$queue, $name);
         let concurrency = $concurrency;
-        let poll = ctx.settings.queue_poll_interval;
+        let poll = ctx.config.worker.queue_poll_interval;
         move |_restarts| {
             let backend = PostgresStorage::<$args>::new(&ctx.pool)
                 .with_config(queue_config(queues::$queue, concurrency))
@@ -103,7 +64,7 @@ where
 {
     let scheduler = cron::start(ctx.clone()).await?;
     let notifier = tokio::spawn(quote_notifier::run(ctx.clone()));
-    let concurrency = ctx.settings.concurrency;
+    let concurrency = ctx.config.worker.concurrency;
 
     let monitor = Monitor::new()
         .register(worker!(

@@ -3,36 +3,22 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
+use openpleb_common::bootstrap;
 use openpleb_common::config::{exit_on_error, Config};
-use openpleb_common::wallet::service_auth::ServiceAuth;
-use openpleb_common::wallet::{WalletManager, WalletManagerConfig};
-use openpleb_worker::{run, WorkerContext, WorkerSettings};
+use openpleb_worker::{run, WorkerContext};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = exit_on_error(Config::from_env());
+    let config = Arc::new(exit_on_error(Config::from_env()));
     openpleb_common::telemetry::init();
 
     // Room for every queue's concurrency plus fetch, heartbeat and ack connections.
-    let pool =
-        openpleb_common::db::connect(config.database_url.expose(), config.database_pool_size)
-            .await
-            .context("connect to PostgreSQL")?;
-    openpleb_common::db::migrate(&pool)
-        .await
-        .context("migrate")?;
-
-    let mut wallet_cfg = WalletManagerConfig::from_config(&config);
-    wallet_cfg.service_auth = ServiceAuth::from_config(&config)
-        .await
-        .context("service OIDC account")?;
-    let wallets = WalletManager::new(wallet_cfg, pool.clone()).context("wallet manager")?;
-    let _maintenance = wallets.spawn_maintenance();
+    let pool = bootstrap::database(&config.database).await?;
+    let wallets = bootstrap::wallets(&config, pool.clone()).await?;
     let ctx = Arc::new(WorkerContext {
         pool,
         wallets,
-        settings: WorkerSettings::from_config(&config),
+        config,
     });
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
     let name = format!(

@@ -102,7 +102,7 @@ async fn session(ctx: &WorkerContext, url: &str) -> anyhow::Result<()> {
 
 /// Runs until the task is dropped, reconnecting after errors.
 pub async fn run(ctx: Arc<WorkerContext>) {
-    let url = ws_url(&ctx.settings.mint_url);
+    let url = ws_url(&ctx.config.mint.url);
     loop {
         if let Err(e) = session(&ctx, &url).await {
             tracing::debug!(error = %e, "mint websocket ended; polling covers until it is back");

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+use openpleb_common::config::Config;
 use openpleb_common::db::quotes;
 use openpleb_common::jobs::{enqueue, queues, Enqueued, Schedule, WatchMintQuote};
 use openpleb_common::wallet::{WalletId, WalletManager};
 use openpleb_devkit::{wallet_manager, DevMint};
-use openpleb_worker::{cron, run, WorkerContext, WorkerSettings};
+use openpleb_worker::{cron, run, WorkerContext};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
@@ -21,23 +22,24 @@ async fn pool(_test_opts: PgPoolOptions, conn: PgConnectOptions) -> PgPool {
         .expect("pool")
 }
 
-fn settings() -> WorkerSettings {
-    WorkerSettings {
-        concurrency: 2,
-        quote_poll_interval: Duration::from_secs(1),
-        queue_poll_interval: Duration::from_millis(300),
-        mint_url: String::new(),
-        expiry_sweep: Duration::from_secs(30),
-        wallet_cleanup: Duration::from_secs(3600),
-        reconcile_interval: Duration::from_secs(3600),
-        reconcile_batch: 100,
-        timers: openpleb_devkit::test_config(
-            "postgres://unused",
-            "http://127.0.0.1:9",
-            std::path::Path::new("/tmp"),
-        )
-        .timers,
-    }
+/// Worker settings for these tests: short polls, no mint websocket (empty mint URL; payments
+/// are found by polling), periodic jobs rare enough not to interfere.
+fn config() -> Config {
+    let mut c = openpleb_devkit::test_config(
+        "postgres://unused",
+        "http://127.0.0.1:9",
+        std::path::Path::new("/tmp"),
+    );
+    c.mint.url = String::new();
+    c.wallets.cleanup_interval = Duration::from_secs(3600);
+    let w = &mut c.worker;
+    w.concurrency = 2;
+    w.quote_poll_interval = Duration::from_secs(1);
+    w.queue_poll_interval = Duration::from_millis(300);
+    w.expiry_sweep = Duration::from_secs(30);
+    w.reconcile_interval = Duration::from_secs(3600);
+    w.reconcile_batch = 100;
+    c
 }
 
 /// Starts a worker "process": its own wallet manager (own lease holder) and its own name.
@@ -48,7 +50,7 @@ fn start_worker(
     let ctx = Arc::new(WorkerContext {
         pool: pool.clone(),
         wallets,
-        settings: settings(),
+        config: Arc::new(config()),
     });
     let (tx, rx) = oneshot::channel::<()>();
     let name = format!("test-{}", Uuid::new_v4().simple());
@@ -221,7 +223,7 @@ async fn a_cron_slot_is_enqueued_once_across_workers(opts: PgPoolOptions, conn: 
     let ctx = |pool: &PgPool| WorkerContext {
         pool: pool.clone(),
         wallets: wallet_manager(pool.clone(), "http://127.0.0.1:1", dir.path(), 1),
-        settings: settings(),
+        config: Arc::new(config()),
     };
     let (a, b) = (ctx(&pool), ctx(&pool));
     let slot = Utc.timestamp_opt(1_900_000_020, 0).single().expect("slot");
@@ -308,11 +310,12 @@ async fn the_mint_websocket_wakes_the_watcher(opts: PgPoolOptions, conn: PgConne
     let ctx = Arc::new(WorkerContext {
         pool: pool.clone(),
         wallets: wallet_manager(pool.clone(), &mint.url, dir.path(), 8),
-        settings: WorkerSettings {
-            quote_poll_interval: Duration::from_secs(60),
-            mint_url: mint.url.clone(),
-            ..settings()
-        },
+        config: Arc::new({
+            let mut c = config();
+            c.worker.quote_poll_interval = Duration::from_secs(60);
+            c.mint.url = mint.url.clone();
+            c
+        }),
     });
     let (stop, rx) = oneshot::channel::<()>();
     let worker = tokio::spawn(async move {

@@ -18,7 +18,7 @@ use openpleb_common::wallet::store::OpenConnections;
 use openpleb_common::wallet::{Balances, WalletId, WalletManager, WalletManagerConfig};
 use openpleb_devkit::{fixtures, wallet_manager_config, DevMint, DevMintOptions};
 use openpleb_worker::jobs::{cleanup_wallets, reconcile_wallets};
-use openpleb_worker::{WorkerContext, WorkerSettings};
+use openpleb_worker::WorkerContext;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -55,17 +55,13 @@ async fn world_with_fee(conn: PgConnectOptions, input_fee_ppk: u64) -> World {
         Duration::from_secs(60),
     );
     let wallets = WalletManager::new(cfg.clone(), pool.clone()).expect("wallets");
-    let mut settings = WorkerSettings::from_config(&openpleb_devkit::test_config(
-        "postgres://unused",
-        &mint.url,
-        dir.path(),
-    ));
+    let mut config = openpleb_devkit::test_config("postgres://unused", &mint.url, dir.path());
     // Every run may look at every wallet again.
-    settings.reconcile_interval = Duration::from_millis(1);
+    config.worker.reconcile_interval = Duration::from_millis(1);
     let ctx = Arc::new(WorkerContext {
         pool: pool.clone(),
         wallets: wallets.clone(),
-        settings,
+        config: Arc::new(config),
     });
     World {
         pool,

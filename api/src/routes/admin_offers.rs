@@ -183,7 +183,7 @@ impl AdminOffersApi {
         let overdue = alerts::overdue_payouts(pool, 100).await?;
         let dead = alerts::dead_jobs(pool).await?;
         let (last, behind) =
-            alerts::reconciliation(pool, state.config.reconcile_interval * 3).await?;
+            alerts::reconciliation(pool, state.config.worker.reconcile_interval * 3).await?;
         let ok = stuck.is_empty()
             && disputes == 0
             && overdue.is_empty()

@@ -104,10 +104,10 @@ impl MetaApi {
         let c = &state.config;
         let t = &c.timers;
         Ok(Json(PlatformConfig {
-            mint_url: c.mint_url.clone(),
-            unit: c.mint_unit.clone(),
-            currency: c.fiat_currency.clone(),
-            max_fiat_amount_minor: c.max_fiat_amount_minor,
+            mint_url: c.mint.url.clone(),
+            unit: c.mint.unit.clone(),
+            currency: c.limits.fiat_currency.clone(),
+            max_fiat_amount_minor: c.limits.max_fiat_amount_minor,
             platform_fee: fee(&c.fees.platform_fee),
             taker_reward: fee(&c.fees.taker_reward),
             maker_bond: fee(&c.fees.maker_bond),
@@ -122,7 +122,7 @@ impl MetaApi {
                 marked_with_issue_secs: t.marked_with_issue.as_secs(),
                 disputed_secs: t.disputed.as_secs(),
             },
-            session_expiry_secs: c.session_expiry.as_secs(),
+            session_expiry_secs: c.api.session_expiry.as_secs(),
         }))
     }
 

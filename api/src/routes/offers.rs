@@ -9,7 +9,7 @@ use openpleb_common::db::payouts::{self, NewPayout};
 use openpleb_common::db::quotes::{self, OfferQuote};
 use openpleb_common::db::{ledger, providers, receipts, sessions::Session};
 use openpleb_common::domain::keys::XOnlyKey;
-use openpleb_common::domain::money::{sats_for_fiat, FeeRules, OfferAmounts, Outcome, Party};
+use openpleb_common::domain::money::{sats_for_fiat, OfferAmounts, Outcome, Party};
 use openpleb_common::domain::offer::{transition, Event, OfferStatus};
 use openpleb_common::jobs::{enqueue, queues, Schedule, WatchMintQuote};
 use openpleb_common::wallet::WalletId;
@@ -508,17 +508,17 @@ impl OffersApi {
         let b = body.0;
         let c = &state.config;
         // Check the input.
-        if b.currency.to_ascii_uppercase() != c.fiat_currency {
+        if b.currency.to_ascii_uppercase() != c.limits.fiat_currency {
             return Err(ApiError::bad_request(
                 "unsupported_currency",
-                format!("this platform trades {}", c.fiat_currency),
+                format!("this platform trades {}", c.limits.fiat_currency),
             )
             .into());
         }
-        if u64::try_from(b.fiat_amount).unwrap_or(u64::MAX) > c.max_fiat_amount_minor {
+        if u64::try_from(b.fiat_amount).unwrap_or(u64::MAX) > c.limits.max_fiat_amount_minor {
             return Err(ApiError::bad_request(
                 "fiat_amount_too_large",
-                format!("at most {} minor units", c.max_fiat_amount_minor),
+                format!("at most {} minor units", c.limits.max_fiat_amount_minor),
             )
             .into());
         }
@@ -547,19 +547,13 @@ impl OffersApi {
         // Price and amounts.
         let price = state
             .price
-            .price(&c.fiat_currency)
+            .price(&c.limits.fiat_currency)
             .await
             .map_err(|e| ApiError::unavailable("price_unavailable", e.to_string()))?;
         let fiat = u64::try_from(b.fiat_amount).unwrap_or(0);
         let escrow = sats_for_fiat(fiat, price.minor_per_btc)
             .ok_or_else(|| ApiError::bad_request("fiat_amount_too_large", "amount overflows"))?;
-        let rules = FeeRules {
-            platform_fee: c.fees.platform_fee,
-            taker_reward: c.fees.taker_reward,
-            maker_bond: c.fees.maker_bond,
-            taker_bond: c.fees.taker_bond,
-        };
-        let amounts = OfferAmounts::new(escrow, &rules)
+        let amounts = OfferAmounts::new(escrow, &c.fees)
             .ok_or_else(|| ApiError::bad_request("fiat_amount_too_large", "amount overflows"))?;
         let deposit = amounts.deposit().unwrap_or(0);
 
@@ -580,7 +574,7 @@ impl OffersApi {
                 id,
                 maker_session_id: auth.0.id,
                 fiat_amount_minor: b.fiat_amount,
-                fiat_currency: c.fiat_currency.clone(),
+                fiat_currency: c.limits.fiat_currency.clone(),
                 fiat_provider_id: b.fiat_provider_id,
                 payment_details: b.payment_details,
                 description: b.description,
@@ -643,12 +637,12 @@ impl OffersApi {
             .map_err(|_| ApiError::bad_request("invalid_token", "not a Cashu token"))?;
         let mint_ok = token
             .mint_url()
-            .map(|u| u.to_string().trim_end_matches('/') == state.config.mint_url)
+            .map(|u| u.to_string().trim_end_matches('/') == state.config.mint.url)
             .unwrap_or(false);
         if !mint_ok {
             return Err(ApiError::bad_request(
                 "token_wrong_mint",
-                format!("tokens must come from {}", state.config.mint_url),
+                format!("tokens must come from {}", state.config.mint.url),
             )
             .into());
         }
@@ -821,11 +815,11 @@ impl OffersApi {
         if offer.status() != OfferStatus::TakerBondPaid {
             return Err(wrong_state(&offer).into());
         }
-        if upload.image.size() > state.config.receipt_max_bytes {
+        if upload.image.size() > state.config.limits.receipt_max_bytes {
             return Err(ApiError::new(
                 poem::http::StatusCode::PAYLOAD_TOO_LARGE,
                 "receipt_too_large",
-                format!("at most {} bytes", state.config.receipt_max_bytes),
+                format!("at most {} bytes", state.config.limits.receipt_max_bytes),
             )
             .into());
         }

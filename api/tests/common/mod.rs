@@ -12,7 +12,7 @@ use openpleb_common::mint::MintClient;
 use openpleb_common::wallet::{WalletId, WalletManager, WalletManagerConfig};
 use openpleb_devkit::stack::AuthStack;
 use openpleb_devkit::{test_config, wallet_manager_with, Trader};
-use openpleb_worker::{run, WorkerContext, WorkerSettings};
+use openpleb_worker::{run, WorkerContext};
 use poem::endpoint::BoxEndpoint;
 use poem::http::StatusCode;
 use poem::listener::TcpAcceptor;
@@ -37,7 +37,7 @@ pub struct Harness {
     pub worker_wallets: WalletManager,
     pub trader_wallets: WalletManager,
     second_wallets: WalletManager,
-    worker_settings: WorkerSettings,
+    worker_config: Arc<openpleb_common::config::Config>,
     manual: bool,
     stop_worker: Option<oneshot::Sender<()>>,
     worker: Option<tokio::task::JoinHandle<()>>,
@@ -153,10 +153,9 @@ impl Harness {
         let trader_dir = tempfile::tempdir().expect("dir");
         let mut config = test_config("postgres://unused", &stack.mint.url, wallets_dir.path());
         // Tests send many anonymous requests from one address.
-        config.rate_limits.anonymous = 100_000;
-        config.wallet_idle_close = Duration::from_millis(300);
+        config.api.rate_limits.anonymous = 100_000;
+        config.wallets.idle_close = Duration::from_millis(300);
         adjust(&mut config);
-        let timers = config.timers.clone();
         // The worker is another process on the same machine: same layout, its own leases.
         let worker_wallets =
             WalletManager::new(WalletManagerConfig::from_config(&config), pool.clone())
@@ -166,6 +165,19 @@ impl Harness {
             WalletManager::new(WalletManagerConfig::from_config(&config), pool.clone())
                 .expect("second worker wallets");
         second_wallets.spawn_maintenance();
+        // The worker polls and sweeps often so tests run in seconds; the api keeps the
+        // configuration as loaded (its alert thresholds derive from the intervals).
+        let mut worker_config = config.clone();
+        let w = &mut worker_config.worker;
+        w.concurrency = 4;
+        w.quote_poll_interval = Duration::from_millis(500);
+        w.queue_poll_interval = Duration::from_millis(200);
+        w.expiry_sweep = Duration::from_secs(2);
+        // Reconciliation runs beside every api test: it must never disturb a trade.
+        w.reconcile_interval = Duration::from_secs(3);
+        w.reconcile_batch = 100;
+        worker_config.wallets.cleanup_interval = Duration::from_secs(2);
+        let worker_config = Arc::new(worker_config);
         let state = AppState::new(
             Arc::new(config),
             pool.clone(),
@@ -182,22 +194,10 @@ impl Harness {
         let admin = admin_app(state).map_to_response().boxed();
 
         let long = Duration::from_secs(30);
-        let worker_settings = WorkerSettings {
-            concurrency: 4,
-            quote_poll_interval: Duration::from_millis(500),
-            queue_poll_interval: Duration::from_millis(200),
-            timers,
-            mint_url: stack.mint.url.clone(),
-            expiry_sweep: Duration::from_secs(2),
-            wallet_cleanup: Duration::from_secs(2),
-            // Reconciliation runs beside every api test: it must never disturb a trade.
-            reconcile_interval: Duration::from_secs(3),
-            reconcile_batch: 100,
-        };
         let ctx = Arc::new(WorkerContext {
             pool: pool.clone(),
             wallets: worker_wallets.clone(),
-            settings: worker_settings.clone(),
+            config: worker_config.clone(),
         });
         let (tx, rx) = oneshot::channel::<()>();
         let worker = tokio::spawn(async move {
@@ -222,7 +222,7 @@ impl Harness {
         let manual = stack.manual_payments;
         Self {
             second_wallets,
-            worker_settings,
+            worker_config,
             manual,
             public: TestClient::new(public),
             admin: TestClient::new(admin),
@@ -242,7 +242,7 @@ impl Harness {
         let ctx = Arc::new(WorkerContext {
             pool: self.pool.clone(),
             wallets: self.second_wallets.clone(),
-            settings: self.worker_settings.clone(),
+            config: self.worker_config.clone(),
         });
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {

@@ -6,8 +6,6 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::config::Timers;
-
 /// Where an offer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OfferStatus {
@@ -172,6 +170,27 @@ pub fn transition(from: OfferStatus, event: Event) -> Result<OfferStatus, Invali
         _ => return Err(InvalidTransition { from, event }),
     };
     Ok(to)
+}
+
+/// Per-state timers of the offer state machine (DESIGN.md section 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timers {
+    /// CREATED: how long the deposit quote is valid.
+    pub created: Duration,
+    /// INVOICE_PAID: default offer lifetime when the maker gives none.
+    pub invoice_paid_default: Duration,
+    /// INVOICE_PAID: longest lifetime a maker may ask for.
+    pub invoice_paid_max: Duration,
+    /// INVOICE_CREATED: how long a claimer has to pay the taker bond.
+    pub invoice_created: Duration,
+    /// TAKER_BOND_PAID: how long the taker has to pay fiat and upload the receipt.
+    pub taker_bond_paid: Duration,
+    /// RECEIPT_SUBMITTED: how long the maker has to confirm or mark an issue.
+    pub receipt_submitted: Duration,
+    /// MARKED_WITH_ISSUE: how long the taker has to forfeit or dispute.
+    pub marked_with_issue: Duration,
+    /// DISPUTED: how long the maker has to forfeit or counter.
+    pub disputed: Duration,
 }
 
 /// How long an offer may stay in `status` (from the moment it entered it); `None` for states

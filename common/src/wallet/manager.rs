@@ -105,13 +105,13 @@ impl WalletManagerConfig {
     /// The settings the binaries use, from the validated configuration.
     pub fn from_config(config: &crate::config::Config) -> Self {
         Self {
-            layout: WalletLayout::new(config.wallet_volumes.clone(), config.wallet_shards),
-            master_secret: config.wallet_master_secret_bytes(),
-            mint_url: config.mint_url.clone(),
-            max_open: config.wallet_max_open,
-            idle_close: config.wallet_idle_close,
-            lease_ttl: Duration::from_secs(30),
-            lease_wait: Duration::from_secs(45),
+            layout: WalletLayout::new(config.wallets.volumes.clone(), config.wallets.shards),
+            master_secret: config.wallets.master_secret_bytes(),
+            mint_url: config.mint.url.clone(),
+            max_open: config.wallets.max_open,
+            idle_close: config.wallets.idle_close,
+            lease_ttl: config.wallets.lease_ttl,
+            lease_wait: config.wallets.lease_wait,
             holder: Self::default_holder(),
             service_auth: None,
         }

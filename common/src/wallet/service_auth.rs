@@ -75,11 +75,11 @@ impl std::fmt::Debug for ServiceAuth {
 }
 
 impl ServiceAuth {
-    /// The service account of `config`, logged in to its mint; `None` when none is configured.
+    /// The service account of `mint`, logged in to it; `None` when none is configured.
     pub async fn from_config(
-        config: &crate::config::Config,
+        mint: &crate::config::MintConfig,
     ) -> Result<Option<Self>, ServiceAuthError> {
-        let Some(svc) = &config.service_oidc else {
+        let Some(svc) = &mint.service_oidc else {
             return Ok(None);
         };
         let account = ServiceAccount {
@@ -87,7 +87,7 @@ impl ServiceAuth {
             client_id: svc.client_id.clone(),
             client_secret: svc.client_secret.expose().to_owned(),
         };
-        Ok(Some(Self::new(&config.mint_url, account).await?))
+        Ok(Some(Self::new(&mint.url, account).await?))
     }
 
     /// Sets up the auth wallet for `mint_url` (reads the mint's protected endpoints).

@@ -10,7 +10,7 @@ use openpleb_common::db::offers;
 use openpleb_common::domain::offer::OfferStatus;
 use openpleb_common::wallet::{WalletId, WalletManager, WalletManagerConfig};
 use openpleb_devkit::{fixtures, test_config, DevMint, DevMintOptions};
-use openpleb_worker::{WorkerContext, WorkerSettings};
+use openpleb_worker::WorkerContext;
 use uuid::Uuid;
 
 /// Peak resident memory of this process so far (VmHWM), KiB.
@@ -74,13 +74,13 @@ impl Bench {
         .await?;
         let dir = tempfile::tempdir()?;
         let mut config = test_config(&db_url, &mint.url, dir.path());
-        config.wallet_idle_close = Duration::from_secs(1);
+        config.wallets.idle_close = Duration::from_secs(1);
         let wallets = WalletManager::new(WalletManagerConfig::from_config(&config), pool.clone())?;
         wallets.spawn_maintenance();
         let ctx = Arc::new(WorkerContext {
             pool: pool.clone(),
             wallets: wallets.clone(),
-            settings: WorkerSettings::from_config(&config),
+            config: Arc::new(config),
         });
 
         let setup = Instant::now();

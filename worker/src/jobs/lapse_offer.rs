@@ -56,7 +56,7 @@ pub async fn apply(
                     {
                         let mut tx = ctx.pool.begin().await?;
                         if quotes::mark_issued(&mut tx, quote_id, sats).await? {
-                            trade::quote_paid(&mut tx, &ctx.settings.timers, &quote, sats).await?;
+                            trade::quote_paid(&mut tx, &ctx.config.timers, &quote, sats).await?;
                         }
                         tx.commit().await?;
                         return Ok(());

@@ -79,8 +79,8 @@ pub async fn run(ctx: &WorkerContext) -> Result<Summary, BoxDynError> {
         &ctx.pool,
         &platform,
         // Half the interval: a wallet checked late in one run is due again in the next.
-        ctx.settings.reconcile_interval / 2,
-        ctx.settings.reconcile_batch,
+        ctx.config.worker.reconcile_interval / 2,
+        ctx.config.worker.reconcile_batch,
     )
     .await?;
     for wallet in due {

@@ -45,7 +45,7 @@ async fn run(job: WatchMintQuote, ctx: &WorkerContext) -> Result<(), BoxDynError
             let mut tx = ctx.pool.begin().await?;
             if quotes::mark_issued(&mut tx, &quote.quote_id, sats).await? {
                 tracing::info!(quote = %quote.quote_id, wallet = %wallet, sats, "quote minted");
-                trade::quote_paid(&mut tx, &ctx.settings.timers, &quote, sats).await?;
+                trade::quote_paid(&mut tx, &ctx.config.timers, &quote, sats).await?;
             }
             tx.commit().await?;
         }
@@ -65,7 +65,7 @@ async fn run(job: WatchMintQuote, ctx: &WorkerContext) -> Result<(), BoxDynError
                 queues::WATCH_MINT_QUOTE,
                 &next,
                 Schedule {
-                    delay: Some(ctx.settings.quote_poll_interval),
+                    delay: Some(ctx.config.worker.quote_poll_interval),
                     max_attempts: Some(10),
                     idempotency_key: Some(next.idempotency_key()),
                 },
