@@ -1,6 +1,7 @@
 //! Security schemes: who is calling.
 //!
-//! Admin listener: `ADMIN_TOKEN` is role `admin`, `OIDC_API_TOKEN` is role `oidc-api`. The
+//! Admin listener: `ADMIN_TOKEN` and each `ADMIN_TOKENS` entry are role `admin` under the
+//! admin's name (recorded with every admin write), `OIDC_API_TOKEN` is role `oidc-api`. The
 //! `oidc-api` role may only ask whether a pubkey is registered; it gets 403 everywhere else.
 //! Tokens are compared in constant time (both sides hashed first, so not even the length
 //! leaks).
@@ -17,23 +18,29 @@ use crate::error::ApiError;
 use crate::AppState;
 
 /// Roles on the admin listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
-    /// Full administrator.
-    Admin,
+    /// A full administrator, by name.
+    Admin(String),
     /// The OIDC provider's registration check.
     OidcApi,
 }
 
 /// The role a bearer token has, if any.
 pub fn role_of(state: &AppState, token: &str) -> Option<Role> {
-    // Evaluate both comparisons every time so timing does not reveal which one matched.
-    let admin = secrets_equal(token, state.config.api.admin_token.expose());
-    let oidc = secrets_equal(token, state.config.api.oidc_api_token.expose());
+    let api = &state.ctx.config.api;
+    // Compare with every token every time, so timing does not reveal which one matched.
+    let mut admin = None;
+    for a in &api.admins {
+        if secrets_equal(token, a.token.expose()) && admin.is_none() {
+            admin = Some(a.name.clone());
+        }
+    }
+    let oidc = secrets_equal(token, api.oidc_api_token.expose());
     match (admin, oidc) {
-        (true, _) => Some(Role::Admin),
-        (false, true) => Some(Role::OidcApi),
-        (false, false) => None,
+        (Some(name), _) => Some(Role::Admin(name)),
+        (None, true) => Some(Role::OidcApi),
+        (None, false) => None,
     }
 }
 
@@ -42,14 +49,14 @@ fn state(req: &Request) -> poem::Result<&AppState> {
         .ok_or_else(|| ApiError::internal("application state missing").into())
 }
 
-/// `Authorization: Bearer <ADMIN_TOKEN>`.
+/// `Authorization: Bearer <ADMIN_TOKEN>` (or a named admin's token); holds the admin's name.
 #[derive(Debug, SecurityScheme)]
 #[oai(rename = "AdminToken", ty = "bearer", checker = "check_admin")]
-pub struct AdminAuth(pub Role);
+pub struct AdminAuth(pub String);
 
-async fn check_admin(req: &Request, bearer: Bearer) -> poem::Result<Role> {
+async fn check_admin(req: &Request, bearer: Bearer) -> poem::Result<String> {
     match role_of(state(req)?, &bearer.token) {
-        Some(Role::Admin) => Ok(Role::Admin),
+        Some(Role::Admin(name)) => Ok(name),
         Some(Role::OidcApi) => Err(ApiError::forbidden(
             "insufficient_role",
             "this token may not call admin endpoints",
@@ -84,7 +91,7 @@ async fn check_session(
     let state = state(req)?;
     let bat = openpleb_common::mint::ParsedBat::parse(&bearer.token)
         .map_err(|_| ApiError::unauthorized("malformed_bat", "the bearer token is not a BAT"))?;
-    let session = openpleb_common::db::sessions::by_bat(&state.pool, &bat.hash)
+    let session = openpleb_common::db::sessions::by_bat(&state.ctx.pool, &bat.hash)
         .await
         .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::unauthorized("invalid_session", "no session for this token"))?;

@@ -6,6 +6,8 @@
 //! that do not parse, failed validation, security checkers) pass through [`envelope`] and get the
 //! same shape.
 
+use openpleb_common::trade::TradeError;
+use openpleb_common::wallet::{WalletError, WalletErrorKind};
 use poem::http::StatusCode;
 use poem::IntoResponse;
 use poem_openapi::payload::Json;
@@ -124,6 +126,71 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+impl From<TradeError> for ApiError {
+    fn from(e: TradeError) -> Self {
+        match e {
+            TradeError::NotFound => Self::not_found("offer_not_found", "no such offer"),
+            TradeError::NotYours(_) => Self::forbidden("not_your_role", e.to_string()),
+            TradeError::WrongState(_) => Self::conflict("invalid_state", e.to_string()),
+            TradeError::NotAvailable => Self::conflict("offer_not_available", e.to_string()),
+            TradeError::OwnOffer => Self::forbidden("own_offer", e.to_string()),
+            TradeError::Invalid { code, message, .. } => Self::bad_request(code, message),
+            TradeError::TooLarge { code, max, .. } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                code,
+                format!("at most {max} bytes"),
+            ),
+            TradeError::NotFundable => Self::conflict("offer_not_fundable", e.to_string()),
+            TradeError::NotAnImage => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "not_an_image",
+                e.to_string(),
+            ),
+            TradeError::NoDispute => Self::not_found("dispute_not_found", e.to_string()),
+            TradeError::RevealRefused(_) => Self::forbidden("reveal_refused", e.to_string()),
+            TradeError::PriceUnavailable(cause) => {
+                tracing::warn!(error = %cause, "no price");
+                Self::unavailable("price_unavailable", "no current price; try again shortly")
+            }
+            TradeError::Wallet(w) => w.into(),
+            TradeError::Database(_) | TradeError::Enqueue(_) | TradeError::Inconsistent(_) => {
+                Self::internal(e)
+            }
+        }
+    }
+}
+
+impl From<WalletError> for ApiError {
+    fn from(e: WalletError) -> Self {
+        match e.kind() {
+            WalletErrorKind::Busy => {
+                tracing::info!(error = %e, "wallet busy");
+                Self {
+                    retry_after: Some(WALLET_BUSY_RETRY_SECS),
+                    ..Self::unavailable("wallet_busy", "your wallet is busy; try again shortly")
+                }
+            }
+            WalletErrorKind::MintUnavailable => {
+                tracing::warn!(error = %e, "mint unavailable");
+                Self::unavailable(
+                    "mint_unavailable",
+                    "the mint cannot be reached; try again shortly",
+                )
+            }
+            WalletErrorKind::TokenSpent => {
+                Self::conflict("token_spent", "the token was already spent")
+            }
+            WalletErrorKind::TokenInvalid => {
+                Self::bad_request("invalid_token", "the mint refused the token")
+            }
+            WalletErrorKind::Internal => Self::internal(e),
+        }
+    }
+}
+
+/// Seconds a caller whose wallet is busy (its lease held by another process) waits.
+const WALLET_BUSY_RETRY_SECS: u64 = 2;
+
 impl poem::error::ResponseError for ApiError {
     fn status(&self) -> StatusCode {
         self.status
@@ -158,6 +225,9 @@ pub enum ErrorResponse {
     /// The body is too large.
     #[oai(status = 413)]
     PayloadTooLarge(Json<ErrorBody>),
+    /// The upload is not of a type this operation takes.
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
     /// Too many requests; see `Retry-After`.
     #[oai(status = 429)]
     RateLimited(Json<ErrorBody>),
@@ -179,6 +249,7 @@ impl From<ApiError> for ErrorResponse {
             409 => Self::Conflict(body),
             410 => Self::Gone(body),
             413 => Self::PayloadTooLarge(body),
+            415 => Self::UnsupportedMediaType(body),
             429 => Self::RateLimited(body),
             503 => Self::Unavailable(body),
             s if (400..500).contains(&s) => Self::BadRequest(body),
@@ -189,6 +260,12 @@ impl From<ApiError> for ErrorResponse {
 
 impl From<sqlx::Error> for ErrorResponse {
     fn from(e: sqlx::Error) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl From<TradeError> for ErrorResponse {
+    fn from(e: TradeError) -> Self {
         ApiError::from(e).into()
     }
 }
@@ -230,4 +307,92 @@ pub async fn envelope(err: poem::Error) -> poem::Response {
         err.to_string()
     };
     ApiError::new(status, code, message).to_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use openpleb_common::domain::offer::OfferStatus;
+    use openpleb_common::trade::Role;
+    use openpleb_common::wallet::WalletId;
+
+    use super::*;
+
+    fn mapped(e: TradeError) -> (u16, &'static str, String, Option<u64>) {
+        let api = ApiError::from(e);
+        (api.status.as_u16(), api.code, api.message, api.retry_after)
+    }
+
+    #[test]
+    fn business_refusals_have_their_own_status_and_code() {
+        let cases = [
+            (TradeError::NotFound, 404, "offer_not_found"),
+            (TradeError::NotYours(Role::Maker), 403, "not_your_role"),
+            (
+                TradeError::WrongState(OfferStatus::Completed),
+                409,
+                "invalid_state",
+            ),
+            (TradeError::NotAvailable, 409, "offer_not_available"),
+            (TradeError::OwnOffer, 403, "own_offer"),
+            (TradeError::NotFundable, 409, "offer_not_fundable"),
+            (
+                TradeError::invalid("lifetime_too_long", "lifetimeSecs", "at most 60 s"),
+                400,
+                "lifetime_too_long",
+            ),
+            (
+                TradeError::TooLarge {
+                    code: "receipt_too_large",
+                    field: "image",
+                    max: 10,
+                },
+                413,
+                "receipt_too_large",
+            ),
+        ];
+        for (e, status, code) in cases {
+            let (s, c, _, _) = mapped(e);
+            assert_eq!((s, c), (status, code));
+        }
+    }
+
+    #[test]
+    fn a_busy_wallet_is_a_503_with_retry_after() {
+        let wallet = WalletId::parse("session_x").expect("id");
+        let (status, code, _, retry) = mapped(TradeError::Wallet(WalletError::Busy(wallet)));
+        assert_eq!((status, code), (503, "wallet_busy"));
+        assert_eq!(retry, Some(WALLET_BUSY_RETRY_SECS));
+        let resp = ApiError::from(WalletError::Busy(WalletId::parse("session_y").expect("id")))
+            .to_response();
+        assert_eq!(
+            resp.headers()
+                .get(poem::http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some("2")
+        );
+    }
+
+    #[test]
+    fn a_spent_token_is_a_conflict() {
+        let (status, code, _, _) = mapped(TradeError::Wallet(WalletError::Cdk(
+            cdk::Error::TokenAlreadySpent,
+        )));
+        assert_eq!((status, code), (409, "token_spent"));
+    }
+
+    #[test]
+    fn internal_failures_say_nothing_about_their_cause() {
+        let secret_detail = "payouts exceed the escrow of offer 1234";
+        for e in [
+            TradeError::Inconsistent(secret_detail.to_owned()),
+            TradeError::Database(sqlx::Error::Configuration(Box::new(std::io::Error::other(
+                secret_detail,
+            )))),
+            TradeError::Wallet(WalletError::Io(std::io::Error::other(secret_detail))),
+        ] {
+            let (status, code, message, _) = mapped(e);
+            assert_eq!((status, code), (500, "internal_error"));
+            assert_eq!(message, "internal error");
+        }
+    }
 }

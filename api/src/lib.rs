@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use openpleb_common::config::Config;
 use openpleb_common::mint::MintClient;
-use openpleb_common::price::PriceSource;
+use openpleb_common::trade::TradeCtx;
 use openpleb_common::wallet::{WalletManager, WalletManagerConfig};
 use poem::http::StatusCode;
 use poem::web::Data;
@@ -28,7 +28,7 @@ use routes::admin_offers::AdminOffersApi;
 use routes::events::EventsApi;
 use routes::invites::{AdminInvitesApi, InvitesApi};
 use routes::meta::MetaApi;
-use routes::offers::{OffersApi, PayoutKeysApi};
+use routes::offers::{BookApi, FundingApi, PayoutKeysApi, PayoutsApi, TradeApi};
 use routes::providers::{AdminProvidersApi, ProvidersApi};
 use routes::sessions::SessionsApi;
 use routes::users::{AdminUsersApi, UsersApi};
@@ -36,20 +36,14 @@ use routes::users::{AdminUsersApi, UsersApi};
 /// Everything a handler may need; cloned per request (cheap: `Arc`s and a pool).
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// Validated configuration.
-    pub config: Arc<Config>,
-    /// PostgreSQL.
-    pub pool: PgPool,
+    /// What trade steps use: database, wallets, configuration, prices, clock.
+    pub ctx: TradeCtx,
     /// The mint.
     pub mint: MintClient,
     /// When the mint's blind-auth set-up was last confirmed.
     pub blind_auth_checked: Arc<tokio::sync::Mutex<Option<std::time::Instant>>>,
     /// Rate limiters, shared by both listeners.
     pub rate_limits: Arc<ratelimit::RateLimiters>,
-    /// Session wallets (deposit and bond invoices, token funding).
-    pub wallets: WalletManager,
-    /// Fiat prices.
-    pub price: Arc<dyn PriceSource>,
     /// Live offer changes.
     pub events: Arc<events::Hub>,
 }
@@ -74,19 +68,16 @@ impl AppState {
             openpleb_common::price::from_config(&config.prices, &config.limits.fiat_currency);
         Self {
             rate_limits: ratelimit::RateLimiters::new(&config.api.rate_limits),
-            config,
             events: events::Hub::start(pool.clone()),
-            pool,
+            ctx: TradeCtx::new(pool, wallets, config, price),
             mint,
             blind_auth_checked: Arc::default(),
-            wallets,
-            price,
         }
     }
 
     /// A session's lifetime.
     pub fn session_lifetime(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.config.api.session_expiry)
+        chrono::Duration::from_std(self.ctx.config.api.session_expiry)
             .unwrap_or_else(|_| chrono::Duration::hours(1))
     }
 
@@ -95,7 +86,7 @@ impl AppState {
     pub async fn ensure_blind_auth(&self) -> Result<(), error::ApiError> {
         let mut checked = self.blind_auth_checked.lock().await;
         let fresh =
-            checked.is_some_and(|t| t.elapsed() < self.config.api.bat_verification_cache_ttl);
+            checked.is_some_and(|t| t.elapsed() < self.ctx.config.api.bat_verification_cache_ttl);
         if fresh {
             return Ok(());
         }
@@ -122,7 +113,10 @@ pub type PublicApis = (
     UsersApi,
     SessionsApi,
     ProvidersApi,
-    OffersApi,
+    BookApi,
+    FundingApi,
+    TradeApi,
+    PayoutsApi,
     PayoutKeysApi,
     EventsApi,
 );
@@ -144,7 +138,10 @@ pub fn public_service(base_path: &str) -> OpenApiService<PublicApis, ()> {
             UsersApi,
             SessionsApi,
             ProvidersApi,
-            OffersApi,
+            BookApi,
+            FundingApi,
+            TradeApi,
+            PayoutsApi,
             PayoutKeysApi,
             EventsApi,
         ),
@@ -202,7 +199,7 @@ fn health() -> Response {
 async fn ready(state: Data<&AppState>) -> Response {
     let db = tokio::time::timeout(
         Duration::from_secs(3),
-        sqlx::query_scalar::<_, i32>("select 1").fetch_one(&state.pool),
+        sqlx::query_scalar::<_, i32>("select 1").fetch_one(&state.ctx.pool),
     )
     .await
     .map(|r| r.is_ok())
@@ -226,7 +223,7 @@ async fn ready(state: Data<&AppState>) -> Response {
 
 /// The public listener's routes.
 pub fn public_app(state: AppState) -> impl poem::Endpoint {
-    let base = state.config.api.base_path.clone();
+    let base = state.ctx.config.api.base_path.clone();
     let api = public_service(&base);
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint_yaml();
@@ -243,7 +240,7 @@ pub fn public_app(state: AppState) -> impl poem::Endpoint {
 
 /// The admin listener's routes.
 pub fn admin_app(state: AppState) -> impl poem::Endpoint {
-    let base = state.config.api.base_path.clone();
+    let base = state.ctx.config.api.base_path.clone();
     let api = admin_service(&base);
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint_yaml();

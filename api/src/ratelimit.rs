@@ -161,7 +161,7 @@ fn bearer(req: &Request) -> Option<&str> {
 
 async fn live_session(state: &AppState, token: &str) -> Option<Session> {
     let bat = ParsedBat::parse(token).ok()?;
-    let session = sessions::by_bat(&state.pool, &bat.hash).await.ok()??;
+    let session = sessions::by_bat(&state.ctx.pool, &bat.hash).await.ok()??;
     (session.ended_at.is_none() && session.expires_at > chrono::Utc::now()).then_some(session)
 }
 

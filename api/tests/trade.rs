@@ -165,6 +165,17 @@ async fn a_whole_trade_funded_by_token(opts: PgPoolOptions, conn: PgConnectOptio
         .send()
         .await;
     expect_error(resp, StatusCode::BAD_REQUEST, "invalid_token").await;
+    // A token someone already spent: 409, and the offer still waits for its deposit.
+    let spent = h.cash(deposit).await;
+    h.redeem(&[json!({ "token": spent })], &maker_sk).await;
+    let resp = h
+        .public
+        .post(format!("/api/v1/offers/{id}/fund"))
+        .header("Authorization", maker.bearer())
+        .body_json(&json!({"token": spent}))
+        .send()
+        .await;
+    expect_error(resp, StatusCode::CONFLICT, "token_spent").await;
 
     let token = h.cash(deposit).await;
     let resp = h

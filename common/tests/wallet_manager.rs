@@ -1,10 +1,13 @@
 //! The wallet manager against a real mint (cdk, fake Lightning, HTTP) and real PostgreSQL.
 
+use std::str::FromStr;
 use std::time::Duration;
 
-use cdk::nuts::SecretKey;
+use cdk::nuts::{SecretKey, Token};
 use openpleb_common::domain::keys::XOnlyKey;
-use openpleb_common::wallet::{Funds, MintOutcome, WalletError, WalletId, WalletManager};
+use openpleb_common::wallet::{
+    Funds, MintOutcome, WalletError, WalletErrorKind, WalletId, WalletManager,
+};
 use openpleb_devkit::{wallet_manager, wallet_manager_with, DevMint};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -186,4 +189,51 @@ async fn idle_wallets_are_closed_beyond_the_bound(pool: PgPool) {
     assert!(wallets.open_count() <= 2, "open: {}", wallets.open_count());
     wallets.close_all().await;
     mint.stop().await.expect("stop mint");
+}
+
+/// Refusals say what a client can do about them: a token the wallet cannot take, one spent
+/// already, a mint that is down.
+#[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
+async fn refusals_carry_a_kind_a_client_can_act_on(pool: PgPool) {
+    let mint = DevMint::start().await.expect("mint");
+    let dir = tempfile::tempdir().expect("dir");
+    let wallets = wallet_manager(pool, &mint.url, dir.path(), 16);
+    let maker = WalletId::session(Uuid::new_v4());
+    let taker = WalletId::session(Uuid::new_v4());
+    let late = WalletId::session(Uuid::new_v4());
+    fund(&wallets, &maker, 100).await;
+    let kind = |r: Result<u64, WalletError>| r.expect_err("refused").kind();
+
+    let garbage = wallets.receive(&taker, "cashuBnotatoken", vec![]).await;
+    assert_eq!(kind(garbage), WalletErrorKind::TokenInvalid);
+
+    let (_, key) = fresh_key();
+    let locked = wallets.send(&maker, 10, Some(key)).await.expect("send");
+    let unsigned = wallets.receive(&taker, &locked.token, vec![]).await;
+    assert_eq!(kind(unsigned), WalletErrorKind::TokenInvalid);
+
+    let plain = wallets.send(&maker, 20, None).await.expect("send");
+    let mut elsewhere = Token::from_str(&plain.token).expect("token");
+    if let Token::TokenV4(t) = &mut elsewhere {
+        t.mint_url = "http://127.0.0.1:9".parse().expect("url");
+    }
+    let other_mint = wallets
+        .receive(&taker, &elsewhere.to_string(), vec![])
+        .await;
+    assert_eq!(kind(other_mint), WalletErrorKind::TokenInvalid);
+
+    wallets
+        .receive(&taker, &plain.token, vec![])
+        .await
+        .expect("redeem");
+    let twice = wallets.receive(&late, &plain.token, vec![]).await;
+    assert_eq!(kind(twice), WalletErrorKind::TokenSpent);
+
+    mint.stop().await.expect("stop mint");
+    let down = wallets.create_mint_quote(&maker, 10).await;
+    assert_eq!(
+        down.expect_err("no mint").kind(),
+        WalletErrorKind::MintUnavailable
+    );
+    wallets.close_all().await;
 }

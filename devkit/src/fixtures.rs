@@ -82,6 +82,7 @@ pub async fn insert_offer(
             maker_payout_pubkey: payout_key.to_owned(),
             lifetime_secs: 3600,
             expires_at: Utc::now() + chrono::Duration::hours(1),
+            deposit_quote_id: None,
         },
     )
     .await?;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use openpleb_common::db::cron::claim_slot;
 use openpleb_common::jobs::{
-    enqueue, queues, CleanupWallets, ExpireOffers, ReconcileWallets, Schedule, SweepQuotes,
+    enqueue, CleanupWallets, ExpireOffers, Periodic, ReconcileWallets, SweepQuotes,
 };
 use tokio_cron_scheduler::{Job, JobScheduler};
 
@@ -29,26 +29,15 @@ pub fn nearest_slot(now: DateTime<Utc>, period_secs: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(slot).single().unwrap_or(now)
 }
 
-/// Claims `slot` of the periodic job on `queue` and enqueues `args`; true if this worker won.
-async fn enqueue_periodic<T: serde::Serialize>(
+/// Claims `slot` of the periodic job `J` and enqueues its run; true if this worker won.
+async fn enqueue_periodic<J: Periodic>(
     ctx: &WorkerContext,
-    queue: &str,
     slot: DateTime<Utc>,
-    args: &T,
 ) -> anyhow::Result<bool> {
     let mut tx = ctx.pool.begin().await?;
-    let won = claim_slot(&mut tx, queue, slot).await?;
+    let won = claim_slot(&mut tx, J::QUEUE, slot).await?;
     if won {
-        enqueue(
-            &mut tx,
-            queue,
-            args,
-            Schedule {
-                max_attempts: Some(3),
-                ..Schedule::default()
-            },
-        )
-        .await?;
+        enqueue(&mut tx, &J::for_slot(slot)).await?;
     }
     tx.commit().await?;
     Ok(won)
@@ -56,28 +45,22 @@ async fn enqueue_periodic<T: serde::Serialize>(
 
 /// Claims `slot` for the quote sweep and enqueues it; true if this worker won the slot.
 pub async fn enqueue_sweep(ctx: &WorkerContext, slot: DateTime<Utc>) -> anyhow::Result<bool> {
-    enqueue_periodic(ctx, queues::SWEEP_QUOTES, slot, &SweepQuotes { slot }).await
+    enqueue_periodic::<SweepQuotes>(ctx, slot).await
 }
 
 /// Claims `slot` for the wallet cleanup and enqueues it; true if this worker won.
 pub async fn enqueue_cleanup(ctx: &WorkerContext, slot: DateTime<Utc>) -> anyhow::Result<bool> {
-    enqueue_periodic(ctx, queues::CLEANUP_WALLETS, slot, &CleanupWallets { slot }).await
+    enqueue_periodic::<CleanupWallets>(ctx, slot).await
 }
 
 /// Claims `slot` for the overdue-offer sweep and enqueues it; true if this worker won.
 pub async fn enqueue_expiry(ctx: &WorkerContext, slot: DateTime<Utc>) -> anyhow::Result<bool> {
-    enqueue_periodic(ctx, queues::EXPIRE_OFFERS, slot, &ExpireOffers { slot }).await
+    enqueue_periodic::<ExpireOffers>(ctx, slot).await
 }
 
 /// Claims `slot` for the wallet reconciliation and enqueues it; true if this worker won.
 pub async fn enqueue_reconcile(ctx: &WorkerContext, slot: DateTime<Utc>) -> anyhow::Result<bool> {
-    enqueue_periodic(
-        ctx,
-        queues::RECONCILE_WALLETS,
-        slot,
-        &ReconcileWallets { slot },
-    )
-    .await
+    enqueue_periodic::<ReconcileWallets>(ctx, slot).await
 }
 
 /// Claims one slot of a periodic job: `(ctx, slot) -> won?`.

@@ -14,37 +14,27 @@ use std::time::Duration;
 
 use apalis::prelude::*;
 use apalis_postgres::{Config as QueueConfig, PostgresStorage};
-use openpleb_common::config::Config;
 use openpleb_common::jobs::{
-    queues, CleanupWallets, ExpireOffers, LapseOffer, ReconcileWallets, ReleasePayouts,
-    SweepQuotes, WatchMintQuote,
+    CleanupWallets, ExpireOffers, Job, LapseOffer, ReconcileWallets, ReleasePayouts, SweepQuotes,
+    WatchMintQuote,
 };
-use openpleb_common::wallet::WalletManager;
-use sqlx::PgPool;
 
-/// What every job handler gets.
-#[derive(Debug)]
-pub struct WorkerContext {
-    /// The platform database (and queue).
-    pub pool: PgPool,
-    /// Session wallets.
-    pub wallets: WalletManager,
-    /// The validated configuration; handlers read `worker`, `timers`, `wallets` and `mint`
-    /// (tests shorten its intervals before wrapping it).
-    pub config: Arc<Config>,
-}
+/// What every job handler gets: the trade steps' context (database, wallets, configuration,
+/// prices, clock). Handlers read `config.worker`, `config.timers`, `config.wallets` and
+/// `config.mint`; tests shorten its intervals before wrapping it.
+pub use openpleb_common::trade::TradeCtx as WorkerContext;
 
-/// One apalis worker for `$queue`, polling often (delayed jobs and retries are not announced
-/// by PostgreSQL's insert notification) and running up to `$concurrency` jobs at once.
+/// One apalis worker for job type `$job`, polling often (delayed jobs and retries are not
+/// announced by PostgreSQL's insert notification) and running up to `$concurrency` at once.
 macro_rules! worker {
-    ($ctx:ident, $name:ident, $queue:ident, $args:ty, $concurrency:expr, $handler:path) => {{
+    ($ctx:ident, $name:ident, $job:ty, $concurrency:expr, $handler:path) => {{
         let ctx = $ctx.clone();
-        let name = format!("{}@{}", queues::$queue, $name);
+        let name = format!("{}@{}", <$job as Job>::QUEUE, $name);
         let concurrency = $concurrency;
         let poll = ctx.config.worker.queue_poll_interval;
         move |_restarts| {
-            let backend = PostgresStorage::<$args>::new(&ctx.pool)
-                .with_config(queue_config(queues::$queue, concurrency))
+            let backend = PostgresStorage::<$job>::new(&ctx.pool)
+                .with_config(queue_config(<$job as Job>::QUEUE, concurrency))
                 .poll_with_interval(poll);
             WorkerBuilder::new(name.clone())
                 .backend(backend)
@@ -70,7 +60,6 @@ where
         .register(worker!(
             ctx,
             name,
-            WATCH_MINT_QUOTE,
             WatchMintQuote,
             concurrency,
             jobs::watch_mint_quote::handle
@@ -78,7 +67,6 @@ where
         .register(worker!(
             ctx,
             name,
-            SWEEP_QUOTES,
             SweepQuotes,
             1,
             jobs::sweep_quotes::handle
@@ -86,7 +74,6 @@ where
         .register(worker!(
             ctx,
             name,
-            RELEASE_PAYOUTS,
             ReleasePayouts,
             concurrency,
             jobs::release_payouts::handle
@@ -94,7 +81,6 @@ where
         .register(worker!(
             ctx,
             name,
-            LAPSE_OFFER,
             LapseOffer,
             concurrency,
             jobs::lapse_offer::handle
@@ -102,7 +88,6 @@ where
         .register(worker!(
             ctx,
             name,
-            EXPIRE_OFFERS,
             ExpireOffers,
             1,
             jobs::expire_offers::handle
@@ -110,7 +95,6 @@ where
         .register(worker!(
             ctx,
             name,
-            CLEANUP_WALLETS,
             CleanupWallets,
             1,
             jobs::cleanup_wallets::handle
@@ -118,7 +102,6 @@ where
         .register(worker!(
             ctx,
             name,
-            RECONCILE_WALLETS,
             ReconcileWallets,
             1,
             jobs::reconcile_wallets::handle

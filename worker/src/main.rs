@@ -15,11 +15,7 @@ async fn main() -> anyhow::Result<()> {
     // Room for every queue's concurrency plus fetch, heartbeat and ack connections.
     let pool = bootstrap::database(&config.database).await?;
     let wallets = bootstrap::wallets(&config, pool.clone()).await?;
-    let ctx = Arc::new(WorkerContext {
-        pool,
-        wallets,
-        config,
-    });
+    let ctx = Arc::new(WorkerContext::from_config(pool, wallets, config));
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
     let name = format!(
         "{host}:{}:{}",

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openpleb_common::db::quotes;
-use openpleb_common::jobs::{enqueue, queues, Schedule, WatchMintQuote};
+use openpleb_common::jobs::{enqueue, WatchMintQuote};
 use serde_json::{json, Value};
 
 use crate::WorkerContext;
@@ -47,20 +47,10 @@ pub fn paid_quote(text: &str) -> Option<String> {
 async fn notify(ctx: &WorkerContext, quote_id: String) -> anyhow::Result<()> {
     let mut conn = ctx.pool.acquire().await?;
     let job = WatchMintQuote {
-        quote_id: quote_id.clone(),
-        round: 0,
+        chain: Some("paid".to_owned()),
+        ..WatchMintQuote::first(&quote_id)
     };
-    enqueue(
-        &mut conn,
-        queues::WATCH_MINT_QUOTE,
-        &job,
-        Schedule {
-            max_attempts: Some(10),
-            idempotency_key: Some(format!("paid:{quote_id}")),
-            ..Schedule::default()
-        },
-    )
-    .await?;
+    enqueue(&mut conn, &job).await?;
     tracing::debug!(quote = %quote_id, "mint reported the quote paid");
     Ok(())
 }

@@ -4,10 +4,11 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use openpleb_common::db::ledger::{self, LedgerKind};
 use openpleb_common::db::offers;
-use openpleb_common::db::{ledger, payouts};
 use openpleb_common::domain::money::Outcome;
 use openpleb_common::domain::offer::OfferStatus;
+use openpleb_common::trade::settle::settle;
 use openpleb_common::wallet::{WalletId, WalletManager, WalletManagerConfig};
 use openpleb_devkit::{fixtures, test_config, wallet_manager, DevMint, DevMintOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -92,7 +93,7 @@ async fn an_aborted_refund_completes_once_after_restart(
     wallets.close_all().await;
 
     let mut tx = pool.begin().await.expect("tx");
-    ledger::record(&mut tx, offer.id, "deposit", "in", deposit, "funding")
+    ledger::record(&mut tx, offer.id, LedgerKind::Deposit, deposit, "funding")
         .await
         .expect("ledger");
     let cancelled = offers::transition(
@@ -105,7 +106,7 @@ async fn an_aborted_refund_completes_once_after_restart(
     .await
     .expect("cancel")
     .expect("moved");
-    payouts::record_settlement(&mut tx, &cancelled, Outcome::RefundMaker, false)
+    settle(&mut tx, &cancelled, Outcome::RefundMaker, false)
         .await
         .expect("settle");
     tx.commit().await.expect("commit");

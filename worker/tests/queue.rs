@@ -7,7 +7,8 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use openpleb_common::config::Config;
 use openpleb_common::db::quotes;
-use openpleb_common::jobs::{enqueue, queues, Enqueued, Schedule, WatchMintQuote};
+use openpleb_common::domain::payout::QuoteState;
+use openpleb_common::jobs::{enqueue, queues, Enqueued, WatchMintQuote};
 use openpleb_common::wallet::{WalletId, WalletManager};
 use openpleb_devkit::{wallet_manager, DevMint};
 use openpleb_worker::{cron, run, WorkerContext};
@@ -47,11 +48,11 @@ fn start_worker(
     pool: &PgPool,
     wallets: WalletManager,
 ) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-    let ctx = Arc::new(WorkerContext {
-        pool: pool.clone(),
+    let ctx = Arc::new(WorkerContext::from_config(
+        pool.clone(),
         wallets,
-        config: Arc::new(config()),
-    });
+        Arc::new(config()),
+    ));
     let (tx, rx) = oneshot::channel::<()>();
     let name = format!("test-{}", Uuid::new_v4().simple());
     let handle = tokio::spawn(async move {
@@ -108,21 +109,8 @@ async fn enqueue_follows_the_transaction_and_runs_once(
     )
     .await
     .expect("insert quote");
-    let job = WatchMintQuote {
-        quote_id: lost.quote_id.clone(),
-        round: 0,
-    };
-    let queued = enqueue(
-        &mut tx,
-        queues::WATCH_MINT_QUOTE,
-        &job,
-        Schedule {
-            idempotency_key: Some(job.idempotency_key()),
-            ..Schedule::default()
-        },
-    )
-    .await
-    .expect("enqueue");
+    let job = WatchMintQuote::first(&lost.quote_id);
+    let queued = enqueue(&mut tx, &job).await.expect("enqueue");
     assert!(matches!(queued, Enqueued::New(_)));
     tx.rollback().await.expect("rollback");
     assert!(job_rows(&pool).await.is_empty());
@@ -146,21 +134,10 @@ async fn enqueue_follows_the_transaction_and_runs_once(
     )
     .await
     .expect("insert quote");
-    let job = WatchMintQuote {
-        quote_id: quote.quote_id.clone(),
-        round: 0,
-    };
-    let schedule = || Schedule {
-        idempotency_key: Some(job.idempotency_key()),
-        ..Schedule::default()
-    };
-    enqueue(&mut tx, queues::WATCH_MINT_QUOTE, &job, schedule())
-        .await
-        .expect("enqueue");
+    let job = WatchMintQuote::first(&quote.quote_id);
+    enqueue(&mut tx, &job).await.expect("enqueue");
     // The same work enqueued twice in one transaction is one job, and the transaction survives.
-    let again = enqueue(&mut tx, queues::WATCH_MINT_QUOTE, &job, schedule())
-        .await
-        .expect("enqueue again");
+    let again = enqueue(&mut tx, &job).await.expect("enqueue again");
     assert_eq!(again, Enqueued::AlreadyQueued);
     tx.commit().await.expect("commit");
     // The api process lets the wallet go; a worker takes it over.
@@ -181,7 +158,7 @@ async fn enqueue_follows_the_transaction_and_runs_once(
             .await
             .expect("get")
             .expect("row");
-        if q.state == "ISSUED" {
+        if q.state == QuoteState::Issued {
             issued = Some(q);
             break;
         }
@@ -220,10 +197,12 @@ async fn enqueue_follows_the_transaction_and_runs_once(
 async fn a_cron_slot_is_enqueued_once_across_workers(opts: PgPoolOptions, conn: PgConnectOptions) {
     let pool = pool(opts, conn).await;
     let dir = tempfile::tempdir().expect("dir");
-    let ctx = |pool: &PgPool| WorkerContext {
-        pool: pool.clone(),
-        wallets: wallet_manager(pool.clone(), "http://127.0.0.1:1", dir.path(), 1),
-        config: Arc::new(config()),
+    let ctx = |pool: &PgPool| {
+        WorkerContext::from_config(
+            pool.clone(),
+            wallet_manager(pool.clone(), "http://127.0.0.1:1", dir.path(), 1),
+            Arc::new(config()),
+        )
     };
     let (a, b) = (ctx(&pool), ctx(&pool));
     let slot = Utc.timestamp_opt(1_900_000_020, 0).single().expect("slot");
@@ -289,34 +268,21 @@ async fn the_mint_websocket_wakes_the_watcher(opts: PgPoolOptions, conn: PgConne
     )
     .await
     .expect("insert");
-    let job = WatchMintQuote {
-        quote_id: quote.quote_id.clone(),
-        round: 0,
-    };
-    enqueue(
-        &mut tx,
-        queues::WATCH_MINT_QUOTE,
-        &job,
-        Schedule {
-            idempotency_key: Some(job.idempotency_key()),
-            ..Schedule::default()
-        },
-    )
-    .await
-    .expect("enqueue");
+    let job = WatchMintQuote::first(&quote.quote_id);
+    enqueue(&mut tx, &job).await.expect("enqueue");
     tx.commit().await.expect("commit");
     api_wallets.close(&wallet).await.expect("close");
 
-    let ctx = Arc::new(WorkerContext {
-        pool: pool.clone(),
-        wallets: wallet_manager(pool.clone(), &mint.url, dir.path(), 8),
-        config: Arc::new({
+    let ctx = Arc::new(WorkerContext::from_config(
+        pool.clone(),
+        wallet_manager(pool.clone(), &mint.url, dir.path(), 8),
+        Arc::new({
             let mut c = config();
             c.worker.quote_poll_interval = Duration::from_secs(60);
             c.mint.url = mint.url.clone();
             c
         }),
-    });
+    ));
     let (stop, rx) = oneshot::channel::<()>();
     let worker = tokio::spawn(async move {
         run(ctx, "ws-test", async move {
@@ -333,23 +299,24 @@ async fn the_mint_websocket_wakes_the_watcher(opts: PgPoolOptions, conn: PgConne
             .expect("get")
             .expect("row")
             .state,
-        "UNPAID"
+        QuoteState::Unpaid
     );
     mint.pay_invoice(&quote.request, 777).await.expect("pay");
-    let mut state = String::new();
+    let mut state = QuoteState::Unpaid;
     for _ in 0..40 {
         state = quotes::get(&pool, &quote.quote_id)
             .await
             .expect("get")
             .expect("row")
             .state;
-        if state == "ISSUED" {
+        if state == QuoteState::Issued {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert_eq!(
-        state, "ISSUED",
+        state,
+        QuoteState::Issued,
         "picked up well before the next polling round"
     );
     let _ = stop.send(());

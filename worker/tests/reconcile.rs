@@ -13,6 +13,7 @@ use cdk::Amount;
 use openpleb_common::db::payouts::{self, NewPayout};
 use openpleb_common::domain::money::Party;
 use openpleb_common::domain::offer::OfferStatus;
+use openpleb_common::domain::payout::{PayoutPurpose, PayoutState};
 use openpleb_common::jobs::queues;
 use openpleb_common::wallet::store::OpenConnections;
 use openpleb_common::wallet::{Balances, WalletId, WalletManager, WalletManagerConfig};
@@ -58,11 +59,11 @@ async fn world_with_fee(conn: PgConnectOptions, input_fee_ppk: u64) -> World {
     let mut config = openpleb_devkit::test_config("postgres://unused", &mint.url, dir.path());
     // Every run may look at every wallet again.
     config.worker.reconcile_interval = Duration::from_millis(1);
-    let ctx = Arc::new(WorkerContext {
-        pool: pool.clone(),
-        wallets: wallets.clone(),
-        config: Arc::new(config),
-    });
+    let ctx = Arc::new(WorkerContext::from_config(
+        pool.clone(),
+        wallets.clone(),
+        Arc::new(config),
+    ));
     World {
         pool,
         mint,
@@ -101,12 +102,12 @@ impl World {
             .expect("fund");
         let mut tx = self.pool.begin().await.expect("tx");
         for (reference, sats) in owed {
-            payouts::record_one(
+            payouts::record(
                 &mut tx,
                 &NewPayout {
                     offer_id: offer.id,
                     party: Party::Maker,
-                    purpose: "refund",
+                    purpose: PayoutPurpose::Refund,
                     source_wallet: &wallet,
                     sats: *sats,
                     lock_pubkey: Some(key),
@@ -251,12 +252,12 @@ async fn interrupted_operations_are_finished_or_rolled_back(
     let offer = fixtures::insert_offer(&mut tx, session, 1_000, &payout_key)
         .await
         .expect("offer");
-    payouts::record_one(
+    payouts::record(
         &mut tx,
         &NewPayout {
             offer_id: offer.id,
             party: Party::Maker,
-            purpose: "refund",
+            purpose: PayoutPurpose::Refund,
             source_wallet: &WalletId::session(session),
             sats: 10,
             lock_pubkey: Some(&payout_key),
@@ -505,7 +506,7 @@ async fn two_release_runs_at_once_pay_once(_opts: PgPoolOptions, conn: PgConnect
         assert_eq!(rows.len(), 3);
         let mut redeemed = 0;
         for p in &rows {
-            assert_eq!(p.state, "RELEASED", "round {round}");
+            assert_eq!(p.state, PayoutState::Released, "round {round}");
             let token = p.token.as_deref().expect("token");
             redeemed += fixtures::redeem(&w.mint.url, token, &key_sk)
                 .await
@@ -632,11 +633,11 @@ async fn one_stuck_payout_does_not_hold_up_the_others(
     let state = |sats: i64| {
         rows.iter()
             .find(|p| p.amount_sats == sats)
-            .map(|p| p.state.clone())
+            .map(|p| p.state)
             .expect("payout")
     };
-    assert_eq!(state(500), "RECORDED");
-    assert_eq!(state(60), "RELEASED", "the payable one went out");
+    assert_eq!(state(500), PayoutState::Recorded);
+    assert_eq!(state(60), PayoutState::Released, "the payable one went out");
     let left = w.wallets.balance(&wallet).await.expect("balance");
     assert_eq!(
         left.unspent, 40,

@@ -1,17 +1,20 @@
 //! Admin views of offers, the sat audit, and the alerts an operator watches.
 
 use chrono::{DateTime, Utc};
-use openpleb_common::db::{alerts, ledger, offers};
+use openpleb_common::db::{alerts, ledger};
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 use uuid::Uuid;
 
-use super::offers::{receipt_of, view, OfferView, ReceiptImage, Viewer};
+use openpleb_common::jobs::queries::dead_jobs;
+use openpleb_common::trade::{self, Viewer};
+
+use super::offers::{receipt_response, view, OfferView, ReceiptImage};
 use super::ApiTags;
 use crate::auth::AdminAuth;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::AppState;
 
 /// One offer whose ledger does not balance.
@@ -119,9 +122,7 @@ impl AdminOffersApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> ApiResult<Json<OfferView>> {
-        let offer = offers::get(&state.pool, *id)
-            .await?
-            .ok_or_else(|| ApiError::not_found("offer_not_found", "no such offer"))?;
+        let offer = trade::load(&state.ctx, *id).await?;
         Ok(Json(view(&offer, Viewer::Admin)))
     }
 
@@ -137,7 +138,7 @@ impl AdminOffersApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> ApiResult<ReceiptImage> {
-        receipt_of(&state, *id).await
+        receipt_response(trade::receipt::get(&state.ctx, None, *id).await?)
     }
 
     /// Audit: does every settled offer balance?
@@ -150,8 +151,8 @@ impl AdminOffersApi {
         _auth: AdminAuth,
         state: Data<&AppState>,
     ) -> ApiResult<Json<AuditReport>> {
-        let imbalances = ledger::audit(&state.pool).await?;
-        let checked = ledger::settled_count(&state.pool).await?;
+        let imbalances = ledger::audit(&state.ctx.pool).await?;
+        let checked = ledger::settled_count(&state.ctx.pool).await?;
         Ok(Json(AuditReport {
             offers_checked: checked,
             balanced: imbalances.is_empty(),
@@ -177,13 +178,13 @@ impl AdminOffersApi {
         _auth: AdminAuth,
         state: Data<&AppState>,
     ) -> ApiResult<Json<AlertsReport>> {
-        let pool = &state.pool;
+        let pool = &state.ctx.pool;
         let stuck = alerts::stuck_offers(pool, 100).await?;
         let disputes = alerts::disputes_past_deadline(pool).await?;
         let overdue = alerts::overdue_payouts(pool, 100).await?;
-        let dead = alerts::dead_jobs(pool).await?;
+        let dead = dead_jobs(pool).await?;
         let (last, behind) =
-            alerts::reconciliation(pool, state.config.worker.reconcile_interval * 3).await?;
+            alerts::reconciliation(pool, state.ctx.config.worker.reconcile_interval * 3).await?;
         let ok = stuck.is_empty()
             && disputes == 0
             && overdue.is_empty()
@@ -197,7 +198,7 @@ impl AdminOffersApi {
                     Some(StuckOfferView {
                         offer_id: o.id,
                         expires_at: o.expires_at?,
-                        status: o.status,
+                        status: o.status.as_str().to_owned(),
                     })
                 })
                 .collect(),
@@ -207,9 +208,9 @@ impl AdminOffersApi {
                 .map(|p| OverduePayoutView {
                     payout_id: p.id,
                     offer_id: p.offer_id,
-                    party: p.party,
-                    purpose: p.purpose,
-                    state: p.state,
+                    party: p.party.as_str().to_owned(),
+                    purpose: p.purpose.as_str().to_owned(),
+                    state: p.state.as_str().to_owned(),
                     amount_sats: p.amount_sats,
                     recorded_at: p.created_at,
                 })

@@ -95,7 +95,7 @@ impl EventsApi {
         state: Data<&AppState>,
     ) -> EventStream<BoxStream<'static, StatusEvent>> {
         let session = auth.0.id;
-        let pool = state.pool.clone();
+        let pool = state.ctx.pool.clone();
         let stream = BroadcastStream::new(state.events.subscribe())
             .filter_map(move |change| {
                 let pool = pool.clone();

@@ -115,7 +115,7 @@ impl InvitesApi {
         state: Data<&AppState>,
         code: Path<String>,
     ) -> ApiResult<Json<InviteValidity>> {
-        let invite = invites::find(&state.pool, &code)
+        let invite = invites::find(&state.ctx.pool, &code)
             .await?
             .ok_or_else(|| ApiError::not_found("invite_not_found", "no such invite code"))?;
         match invite.status(Utc::now()) {
@@ -158,7 +158,7 @@ impl AdminInvitesApi {
         let secs = body.expires_in_secs.unwrap_or(DEFAULT_INVITE_SECS);
         let expires_at = Utc::now()
             + chrono::Duration::seconds(i64::try_from(secs).map_err(ApiError::internal)?);
-        let invite = invites::create(&state.pool, &new_code(), expires_at).await?;
+        let invite = invites::create(&state.ctx.pool, &new_code(), expires_at).await?;
         tracing::info!(invite = %invite.id, "invite code created");
         Ok(Created::Ok(Json(invite.into())))
     }
@@ -180,7 +180,7 @@ impl AdminInvitesApi {
         )]
         limit: Query<i64>,
     ) -> ApiResult<Json<Vec<InviteView>>> {
-        let list = invites::list(&state.pool, *limit).await?;
+        let list = invites::list(&state.ctx.pool, *limit).await?;
         Ok(Json(list.into_iter().map(Into::into).collect()))
     }
 
@@ -196,10 +196,10 @@ impl AdminInvitesApi {
         state: Data<&AppState>,
         code: Path<String>,
     ) -> ApiResult<Revoked> {
-        if invites::revoke(&state.pool, &code).await? {
+        if invites::revoke(&state.ctx.pool, &code).await? {
             return Ok(Revoked::Ok);
         }
-        match invites::find(&state.pool, &code).await? {
+        match invites::find(&state.ctx.pool, &code).await? {
             None => Err(ApiError::not_found("invite_not_found", "no such invite code").into()),
             Some(i) => Err(ApiError::conflict(
                 "invite_not_revocable",

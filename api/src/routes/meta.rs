@@ -5,6 +5,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use openpleb_common::db::offers;
+use openpleb_common::domain::offer::OfferStatus;
 
 use super::ApiTags;
 use crate::error::ApiResult;
@@ -101,7 +102,7 @@ impl MetaApi {
     /// a trade. Public.
     #[oai(path = "/config", method = "get", operation_id = "getConfig")]
     async fn config(&self, state: Data<&AppState>) -> ApiResult<Json<PlatformConfig>> {
-        let c = &state.config;
+        let c = &state.ctx.config;
         let t = &c.timers;
         Ok(Json(PlatformConfig {
             mint_url: c.mint.url.clone(),
@@ -131,27 +132,27 @@ impl MetaApi {
     /// Counts only: offers in the book, trades under way, completed trades, registered users.
     #[oai(path = "/stats", method = "get", operation_id = "getStats")]
     async fn stats(&self, state: Data<&AppState>) -> ApiResult<Json<Stats>> {
-        let counts = offers::counts_by_status(&state.pool).await?;
-        let count = |names: &[&str]| -> i64 {
+        let counts = offers::counts_by_status(&state.ctx.pool).await?;
+        let count = |wanted: &[OfferStatus]| -> i64 {
             counts
                 .iter()
-                .filter(|(s, _)| names.contains(&s.as_str()))
+                .filter(|(s, _)| wanted.contains(s))
                 .map(|(_, n)| n)
                 .sum()
         };
         let users: i64 = sqlx::query_scalar("select count(*) from users")
-            .fetch_one(&state.pool)
+            .fetch_one(&state.ctx.pool)
             .await?;
         Ok(Json(Stats {
-            open_offers: count(&["INVOICE_PAID"]),
+            open_offers: count(&[OfferStatus::InvoicePaid]),
             active_trades: count(&[
-                "INVOICE_CREATED",
-                "TAKER_BOND_PAID",
-                "RECEIPT_SUBMITTED",
-                "MARKED_WITH_ISSUE",
-                "DISPUTED",
+                OfferStatus::InvoiceCreated,
+                OfferStatus::TakerBondPaid,
+                OfferStatus::ReceiptSubmitted,
+                OfferStatus::MarkedWithIssue,
+                OfferStatus::Disputed,
             ]),
-            completed_trades: count(&["COMPLETED"]),
+            completed_trades: count(&[OfferStatus::Completed]),
             registered_users: users,
         }))
     }

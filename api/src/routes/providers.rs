@@ -107,7 +107,7 @@ impl ProvidersApi {
         operation_id = "listFiatProviders"
     )]
     async fn list(&self, state: Data<&AppState>) -> ApiResult<Json<Vec<ProviderView>>> {
-        let list = providers::list(&state.pool, false).await?;
+        let list = providers::list(&state.ctx.pool, false).await?;
         Ok(Json(list.into_iter().map(Into::into).collect()))
     }
 }
@@ -132,7 +132,7 @@ impl AdminProvidersApi {
     ) -> ApiResult<Created> {
         let b = body.0;
         let created = providers::create(
-            &state.pool,
+            &state.ctx.pool,
             &b.name,
             b.kind.as_str(),
             b.icon_url.as_deref(),
@@ -156,7 +156,7 @@ impl AdminProvidersApi {
         _auth: AdminAuth,
         state: Data<&AppState>,
     ) -> ApiResult<Json<Vec<ProviderView>>> {
-        let list = providers::list(&state.pool, true).await?;
+        let list = providers::list(&state.ctx.pool, true).await?;
         Ok(Json(list.into_iter().map(Into::into).collect()))
     }
 
@@ -175,7 +175,7 @@ impl AdminProvidersApi {
     ) -> ApiResult<Json<ProviderView>> {
         let b = body.0;
         let updated = providers::update(
-            &state.pool,
+            &state.ctx.pool,
             *id,
             &b.name,
             b.kind.as_str(),
@@ -204,7 +204,7 @@ impl AdminProvidersApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> ApiResult<Deleted> {
-        match providers::delete(&state.pool, *id).await {
+        match providers::delete(&state.ctx.pool, *id).await {
             Ok(true) => Ok(Deleted::Ok),
             Ok(false) => Err(ApiError::not_found("provider_not_found", "no such provider").into()),
             Err(e) if db::is_foreign_key_violation(&e) => Err(ApiError::conflict(

@@ -116,7 +116,7 @@ impl SessionsApi {
             ApiError::bad_request("missing_bat", "send a BAT in `bat` or as a bearer token")
         })?;
         let bat = ParsedBat::parse(&token).map_err(bat_error)?;
-        let mut tx = state.pool.begin().await?;
+        let mut tx = state.ctx.pool.begin().await?;
         redeem(&state, &mut tx, &bat).await?;
         let expires_at = Utc::now() + state.session_lifetime();
         let session = sessions::open(&mut tx, &bat.hash, expires_at).await?;
@@ -155,7 +155,7 @@ impl SessionsApi {
             .bat
             .ok_or_else(|| ApiError::bad_request("missing_bat", "send the new BAT in `bat`"))?;
         let bat = ParsedBat::parse(&token).map_err(bat_error)?;
-        let mut tx = state.pool.begin().await?;
+        let mut tx = state.ctx.pool.begin().await?;
         redeem(&state, &mut tx, &bat).await?;
         let expires_at = Utc::now() + state.session_lifetime();
         let session = sessions::renew(&mut tx, auth.0.id, &bat.hash, expires_at)
@@ -168,7 +168,7 @@ impl SessionsApi {
     /// End the session (logout)
     #[oai(path = "/sessions", method = "delete", operation_id = "endSession")]
     async fn end(&self, auth: SessionAuth, state: Data<&AppState>) -> ApiResult<Ended> {
-        sessions::end(&state.pool, auth.0.id).await?;
+        sessions::end(&state.ctx.pool, auth.0.id).await?;
         Ok(Ended::Ok)
     }
 }

@@ -156,7 +156,7 @@ impl UsersApi {
             .map_err(registration_error)?;
 
         // Act: nonce, invite and user in one transaction.
-        let mut tx = state.pool.begin().await?;
+        let mut tx = state.ctx.pool.begin().await?;
         if !users::record_nonce(&mut tx, &body.nonce).await? {
             return Err(ApiError::conflict("nonce_reused", "this nonce was already used").into());
         }
@@ -210,7 +210,7 @@ impl AdminUsersApi {
         let key: XOnlyKey = pubkey
             .parse()
             .map_err(|e| ApiError::bad_request("malformed_pubkey", format!("pubkey: {e}")))?;
-        let user = users::find_by_pubkey(&state.pool, &key.to_string()).await?;
+        let user = users::find_by_pubkey(&state.ctx.pool, &key.to_string()).await?;
         Ok(Json(PubkeyCheck {
             registered: user.is_some(),
             active: user.is_some_and(|u| u.status == "active"),
@@ -234,7 +234,7 @@ impl AdminUsersApi {
             UserStatus::Active => "active",
             UserStatus::Inactive => "inactive",
         };
-        let user = users::set_status(&state.pool, *id, status)
+        let user = users::set_status(&state.ctx.pool, *id, status)
             .await?
             .ok_or_else(|| ApiError::not_found("user_not_found", "no such user"))?;
         tracing::info!(user = %user.id, status, "user status changed");

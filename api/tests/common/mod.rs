@@ -194,11 +194,11 @@ impl Harness {
         let admin = admin_app(state).map_to_response().boxed();
 
         let long = Duration::from_secs(30);
-        let ctx = Arc::new(WorkerContext {
-            pool: pool.clone(),
-            wallets: worker_wallets.clone(),
-            config: worker_config.clone(),
-        });
+        let ctx = Arc::new(WorkerContext::from_config(
+            pool.clone(),
+            worker_wallets.clone(),
+            worker_config.clone(),
+        ));
         let (tx, rx) = oneshot::channel::<()>();
         let worker = tokio::spawn(async move {
             run(
@@ -239,11 +239,11 @@ impl Harness {
     /// Starts another worker process' worth of workers (own name, own wallet leases), as on a
     /// second machine; stop it by sending on the returned channel.
     pub fn second_worker(&self) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-        let ctx = Arc::new(WorkerContext {
-            pool: self.pool.clone(),
-            wallets: self.second_wallets.clone(),
-            config: self.worker_config.clone(),
-        });
+        let ctx = Arc::new(WorkerContext::from_config(
+            self.pool.clone(),
+            self.second_wallets.clone(),
+            self.worker_config.clone(),
+        ));
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             run(

@@ -9,6 +9,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::offers::{self, Offer};
+use crate::domain::money::Party;
+use crate::domain::payout::{PayoutPurpose, PayoutState};
 
 /// An offer overdue by longer than this is stuck: its lapse job and the backstop both failed.
 pub const STUCK_OFFER_GRACE: Duration = Duration::from_secs(600);
@@ -44,11 +46,11 @@ pub struct OverduePayout {
     /// Its offer.
     pub offer_id: Uuid,
     /// Recipient.
-    pub party: String,
+    pub party: Party,
     /// Why it is owed.
-    pub purpose: String,
+    pub purpose: PayoutPurpose,
     /// RECORDED (not released) or RELEASED (a platform fee not swept into the treasury).
-    pub state: String,
+    pub state: PayoutState,
     /// Sats.
     pub amount_sats: i64,
     /// When it was recorded.
@@ -65,17 +67,6 @@ pub async fn overdue_payouts(pool: &PgPool, limit: i64) -> Result<Vec<OverduePay
     )
     .bind(interval(OVERDUE_PAYOUT_GRACE)?)
     .bind(limit)
-    .fetch_all(pool)
-    .await
-}
-
-/// Jobs that will not run again (killed, or failed with no attempts left), per queue.
-pub async fn dead_jobs(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "select job_type, count(*) from apalis.jobs
-          where status = 'Killed' or (status = 'Failed' and attempts >= max_attempts)
-          group by job_type order by job_type",
-    )
     .fetch_all(pool)
     .await
 }

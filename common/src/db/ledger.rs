@@ -3,12 +3,45 @@
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+/// What a ledger entry is; each kind moves sats one way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerKind {
+    /// A maker's deposit, in.
+    Deposit,
+    /// A taker's bond, in.
+    Bond,
+    /// A token paid to a party, out.
+    Payout,
+    /// The platform's share, out.
+    PlatformFee,
+    /// What the mint's input fees took, out.
+    MintFee,
+}
+
+impl LedgerKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Deposit => "deposit",
+            Self::Bond => "bond",
+            Self::Payout => "payout",
+            Self::PlatformFee => "platform_fee",
+            Self::MintFee => "mint_fee",
+        }
+    }
+
+    fn direction(self) -> &'static str {
+        match self {
+            Self::Deposit | Self::Bond => "in",
+            Self::Payout | Self::PlatformFee | Self::MintFee => "out",
+        }
+    }
+}
+
 /// Records one movement; repeating the same `(offer, kind, ref)` is a no-op.
 pub async fn record(
     conn: &mut PgConnection,
     offer_id: Uuid,
-    kind: &str,
-    direction: &str,
+    kind: LedgerKind,
     amount_sats: u64,
     reference: &str,
 ) -> Result<(), sqlx::Error> {
@@ -18,8 +51,8 @@ pub async fn record(
          values ($1, $2, $3, $4, $5) on conflict do nothing",
     )
     .bind(offer_id)
-    .bind(kind)
-    .bind(direction)
+    .bind(kind.as_str())
+    .bind(kind.direction())
     .bind(amount)
     .bind(reference)
     .execute(conn)

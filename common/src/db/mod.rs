@@ -15,6 +15,7 @@ pub mod providers;
 pub mod quotes;
 pub mod receipts;
 pub mod sessions;
+pub mod types;
 pub mod users;
 pub mod wallet_checks;
 

@@ -1,22 +1,22 @@
 //! Offers and their compare-and-set transitions. Every state change is
-//! `UPDATE .. WHERE id = $1 AND status = $expected`, returns whether it won, and writes an
-//! `offer_events` row (plus a `NOTIFY`) in the same transaction for live updates.
+//! `UPDATE .. WHERE id = $1 AND status = $expected` and returns the row if it won; the trade
+//! step that moved it records the event and schedules the next lapse (`crate::trade`).
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domain::money::OfferAmounts;
+use crate::domain::money::{OfferAmounts, Outcome};
 use crate::domain::offer::OfferStatus;
-use crate::jobs::{enqueue, queues, LapseOffer, Schedule};
+use crate::domain::payout::FundedBy;
 
 /// An offer row.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Offer {
     /// Id.
     pub id: Uuid,
-    /// Status (see [`OfferStatus`]).
-    pub status: String,
+    /// Status.
+    pub status: OfferStatus,
     /// The maker's session.
     pub maker_session_id: Uuid,
     /// The taker's session, once claimed.
@@ -59,21 +59,16 @@ pub struct Offer {
     pub deposit_quote_id: Option<String>,
     /// The current claim's bond quote.
     pub bond_quote_id: Option<String>,
-    /// `lightning` or `token`.
-    pub funded_by: Option<String>,
+    /// How the deposit arrived.
+    pub funded_by: Option<FundedBy>,
     /// How the money table settled it.
-    pub resolved_outcome: Option<String>,
+    pub resolved_outcome: Option<Outcome>,
     /// End of the lifetime the maker chose (a lapsed claim returns the offer to the book until
     /// then).
     pub listed_until: Option<DateTime<Utc>>,
 }
 
 impl Offer {
-    /// The parsed status.
-    pub fn status(&self) -> OfferStatus {
-        self.status.parse().unwrap_or(OfferStatus::Expired)
-    }
-
     /// The frozen amounts.
     pub fn amounts(&self) -> OfferAmounts {
         let u = |v: i64| u64::try_from(v).unwrap_or(0);
@@ -114,6 +109,8 @@ pub struct NewOffer {
     pub lifetime_secs: i64,
     /// Deadline of CREATED.
     pub expires_at: DateTime<Utc>,
+    /// The deposit's mint quote (none for offers made by fixtures).
+    pub deposit_quote_id: Option<String>,
 }
 
 pub(crate) const COLUMNS: &str = "id, status, maker_session_id, taker_session_id, \
@@ -152,52 +149,15 @@ pub async fn record_event(
     Ok(())
 }
 
-/// What every move into a state does besides the update itself: the live-update event and the
-/// state's lapse job, in the caller's transaction.
-async fn entered(
-    conn: &mut PgConnection,
-    offer: &Offer,
-    from: Option<OfferStatus>,
-) -> Result<(), sqlx::Error> {
-    record_event(conn, offer.id, from, offer.status()).await?;
-    schedule_lapse(conn, offer).await
-}
-
-/// Enqueues the lapse of `offer`'s current state at its deadline, in the caller's transaction.
-/// Keyed by offer, status and entry time, so the cron's backstop and this job are one job.
-pub async fn schedule_lapse(conn: &mut PgConnection, offer: &Offer) -> Result<(), sqlx::Error> {
-    let Some(deadline) = offer.expires_at else {
-        return Ok(());
-    };
-    let job = LapseOffer {
-        offer_id: offer.id,
-        status: offer.status.clone(),
-        entered_at_micros: offer.state_entered_at.timestamp_micros(),
-    };
-    let delay = (deadline - Utc::now()).to_std().unwrap_or_default();
-    enqueue(
-        conn,
-        queues::LAPSE_OFFER,
-        &job,
-        Schedule {
-            delay: Some(delay),
-            max_attempts: Some(25),
-            idempotency_key: Some(job.idempotency_key()),
-        },
-    )
-    .await
-    .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-    Ok(())
-}
-
 /// Inserts a CREATED offer.
 pub async fn insert(conn: &mut PgConnection, o: &NewOffer) -> Result<Offer, sqlx::Error> {
     let offer: Offer = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "insert into offers (id, status, maker_session_id, fiat_amount_minor, fiat_currency,
             fiat_provider_id, payment_details, description, price_minor_per_btc, amount_sats,
             platform_fee_sats, taker_reward_sats, maker_bond_sats, taker_bond_sats,
-            maker_payout_pubkey, lifetime_secs, expires_at)
-         values ($1, 'CREATED', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+            maker_payout_pubkey, lifetime_secs, expires_at, deposit_quote_id)
+         values ($1, 'CREATED', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                 $17)
          returning {COLUMNS}"
     )))
     .bind(o.id)
@@ -216,9 +176,9 @@ pub async fn insert(conn: &mut PgConnection, o: &NewOffer) -> Result<Offer, sqlx
     .bind(&o.maker_payout_pubkey)
     .bind(o.lifetime_secs)
     .bind(o.expires_at)
-    .fetch_one(&mut *conn)
+    .bind(&o.deposit_quote_id)
+    .fetch_one(conn)
     .await?;
-    entered(conn, &offer, None).await?;
     Ok(offer)
 }
 
@@ -245,23 +205,6 @@ pub async fn get_for_update(
     .await
 }
 
-/// Sets the deposit quote of a CREATED offer.
-pub async fn set_deposit_quote(
-    conn: &mut PgConnection,
-    id: Uuid,
-    quote_id: &str,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "update offers set deposit_quote_id = $2, updated_at = now()
-          where id = $1 and status = 'CREATED' and deposit_quote_id is null",
-    )
-    .bind(id)
-    .bind(quote_id)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
 /// Compare-and-set: moves `id` from `from` to `to`, entering `to` now with `deadline`.
 /// Returns the updated offer if this call won.
 pub async fn transition(
@@ -271,7 +214,7 @@ pub async fn transition(
     to: OfferStatus,
     deadline: Option<DateTime<Utc>>,
 ) -> Result<Option<Offer>, sqlx::Error> {
-    let offer: Option<Offer> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "update offers set status = $3, state_entered_at = now(), expires_at = $4,
                 listed_until = case when $2 = 'CREATED' and $3 = 'INVOICE_PAID' then $4
                                     else listed_until end,
@@ -280,15 +223,11 @@ pub async fn transition(
          returning {COLUMNS}"
     )))
     .bind(id)
-    .bind(from.as_str())
-    .bind(to.as_str())
+    .bind(from)
+    .bind(to)
     .bind(deadline)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(o) = &offer {
-        entered(conn, o, Some(from)).await?;
-    }
-    Ok(offer)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Compare-and-set claim: INVOICE_PAID → INVOICE_CREATED for a taker who is not the maker.
@@ -299,7 +238,7 @@ pub async fn claim(
     taker_payout_pubkey: &str,
     deadline: DateTime<Utc>,
 ) -> Result<Option<Offer>, sqlx::Error> {
-    let offer: Option<Offer> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "update offers set status = 'INVOICE_CREATED', taker_session_id = $2,
                 taker_payout_pubkey = $3, claimed_at = now(), state_entered_at = now(),
                 expires_at = $4, bond_quote_id = null, updated_at = now()
@@ -310,12 +249,8 @@ pub async fn claim(
     .bind(taker_session_id)
     .bind(taker_payout_pubkey)
     .bind(deadline)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(o) = &offer {
-        entered(conn, o, Some(OfferStatus::InvoicePaid)).await?;
-    }
-    Ok(offer)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Sets the bond quote of the current claim.
@@ -339,13 +274,14 @@ pub async fn set_bond_quote(
 }
 
 /// Ends a claim (its bond invoice could not be made, or it lapsed): INVOICE_CREATED →
-/// INVOICE_PAID, back in the book until the end of the maker's chosen lifetime.
+/// INVOICE_PAID, back in the book until the end of the maker's chosen lifetime. The row if
+/// this call won.
 pub async fn unclaim(
     conn: &mut PgConnection,
     id: Uuid,
     taker_session_id: Uuid,
-) -> Result<bool, sqlx::Error> {
-    let offer: Option<Offer> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+) -> Result<Option<Offer>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "update offers set status = 'INVOICE_PAID', taker_session_id = null,
                 taker_payout_pubkey = null, bond_quote_id = null, claimed_at = null,
                 state_entered_at = now(), expires_at = greatest(coalesce(listed_until, now()), now()),
@@ -355,13 +291,8 @@ pub async fn unclaim(
     )))
     .bind(id)
     .bind(taker_session_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(o) = &offer {
-        entered(conn, o, Some(OfferStatus::InvoiceCreated)).await?;
-        return Ok(true);
-    }
-    Ok(false)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Offers past their deadline by more than `by`, in a state that lapses on its own, most
@@ -388,7 +319,7 @@ pub async fn overdue(
 pub async fn set_outcome(
     conn: &mut PgConnection,
     id: Uuid,
-    outcome: &str,
+    outcome: Outcome,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("update offers set resolved_outcome = $2 where id = $1")
         .bind(id)
@@ -398,33 +329,11 @@ pub async fn set_outcome(
     Ok(())
 }
 
-/// Compare-and-set funding: CREATED → INVOICE_PAID, listed for the maker's chosen lifetime,
-/// recording how the deposit arrived (`lightning` or `token`). `None` if it was not CREATED.
-pub async fn fund(
-    conn: &mut PgConnection,
-    offer: &Offer,
-    how: &str,
-) -> Result<Option<Offer>, sqlx::Error> {
-    let lifetime = chrono::Duration::seconds(offer.lifetime_secs);
-    let moved = transition(
-        conn,
-        offer.id,
-        OfferStatus::Created,
-        OfferStatus::InvoicePaid,
-        Some(Utc::now() + lifetime),
-    )
-    .await?;
-    if moved.is_some() {
-        set_funded_by(conn, offer.id, how).await?;
-    }
-    Ok(moved)
-}
-
 /// Sets how the deposit arrived.
 pub async fn set_funded_by(
     conn: &mut PgConnection,
     id: Uuid,
-    how: &str,
+    how: FundedBy,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("update offers set funded_by = $2 where id = $1")
         .bind(id)
@@ -481,8 +390,41 @@ pub async fn list(pool: &PgPool, f: &BookFilter) -> Result<Vec<Offer>, sqlx::Err
 }
 
 /// Counts by status, for `/stats`.
-pub async fn counts_by_status(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+pub async fn counts_by_status(pool: &PgPool) -> Result<Vec<(OfferStatus, i64)>, sqlx::Error> {
     sqlx::query_as("select status, count(*) from offers group by status order by status")
+        .fetch_all(pool)
+        .await
+}
+
+/// Every offer (admins), optionally of one status, newest first, keyset-paged.
+pub async fn list_all(
+    pool: &PgPool,
+    status: Option<OfferStatus>,
+    before: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<Offer>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from offers
+          where ($1::text is null or status = $1)
+            and ($2::timestamptz is null or (created_at, id) < ($2, $3))
+          order by created_at desc, id desc
+          limit $4"
+    )))
+    .bind(status)
+    .bind(before.map(|b| b.0))
+    .bind(before.map(|b| b.1))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Every status an offer entered, oldest first.
+pub async fn events(
+    pool: &PgPool,
+    id: Uuid,
+) -> Result<Vec<(OfferStatus, DateTime<Utc>)>, sqlx::Error> {
+    sqlx::query_as("select status, created_at from offer_events where offer_id = $1 order by id")
+        .bind(id)
         .fetch_all(pool)
         .await
 }

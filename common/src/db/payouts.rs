@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{ledger, offers::Offer};
-use crate::domain::money::{allocate, payouts as money_table, Outcome, Party, Source};
-use crate::jobs::{enqueue, queues, ReleasePayouts, Schedule};
+use super::ledger::{self, LedgerKind};
+use crate::domain::money::Party;
+use crate::domain::payout::{PayoutPurpose, PayoutState};
 use crate::wallet::WalletId;
 
 /// A payout row.
@@ -18,18 +18,18 @@ pub struct Payout {
     pub id: Uuid,
     /// Offer.
     pub offer_id: Uuid,
-    /// `maker`, `taker` or `platform`.
-    pub party: String,
-    /// `settlement`, `refund` or `late_refund`.
-    pub purpose: String,
+    /// Recipient.
+    pub party: Party,
+    /// Why it is owed.
+    pub purpose: PayoutPurpose,
     /// Paying wallet.
     pub source_wallet: String,
     /// Sats.
     pub amount_sats: i64,
     /// Key the token is locked to (none for the platform's own share).
     pub lock_pubkey: Option<String>,
-    /// RECORDED, RELEASED or SWEPT.
-    pub state: String,
+    /// Where it is.
+    pub state: PayoutState,
     /// The wallet send operation, once started.
     pub send_operation_id: Option<String>,
     /// The token, once released.
@@ -45,18 +45,6 @@ pub struct Payout {
 const COLUMNS: &str = "id, offer_id, party, purpose, source_wallet, amount_sats, lock_pubkey, \
     state, send_operation_id, token, fee_sats, created_at, released_at";
 
-/// The stored form of an outcome.
-pub fn outcome_str(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Completed => "COMPLETED",
-        Outcome::RefundMaker => "REFUND_MAKER",
-        Outcome::MakerWins => "MAKER_WINS",
-        Outcome::TakerWins => "TAKER_WINS",
-        Outcome::Return => "RETURN",
-        Outcome::Split => "SPLIT",
-    }
-}
-
 /// One payout to record.
 #[derive(Debug, Clone)]
 pub struct NewPayout<'a> {
@@ -64,8 +52,8 @@ pub struct NewPayout<'a> {
     pub offer_id: Uuid,
     /// Recipient.
     pub party: Party,
-    /// `settlement`, `refund` or `late_refund`.
-    pub purpose: &'a str,
+    /// Why it is owed.
+    pub purpose: PayoutPurpose,
     /// Paying wallet.
     pub source_wallet: &'a WalletId,
     /// Sats.
@@ -77,7 +65,7 @@ pub struct NewPayout<'a> {
 }
 
 /// Records one payout row; recording the same payout again is a no-op.
-pub async fn record_one(conn: &mut PgConnection, p: &NewPayout<'_>) -> Result<(), sqlx::Error> {
+pub async fn record(conn: &mut PgConnection, p: &NewPayout<'_>) -> Result<(), sqlx::Error> {
     let amount = i64::try_from(p.sats).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(
         "insert into payouts
@@ -86,7 +74,7 @@ pub async fn record_one(conn: &mut PgConnection, p: &NewPayout<'_>) -> Result<()
     )
     .bind(Uuid::new_v4())
     .bind(p.offer_id)
-    .bind(p.party.as_str())
+    .bind(p.party)
     .bind(p.purpose)
     .bind(p.source_wallet.as_str())
     .bind(amount)
@@ -95,79 +83,6 @@ pub async fn record_one(conn: &mut PgConnection, p: &NewPayout<'_>) -> Result<()
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// Enqueues the release of an offer's recorded payouts (deduplicated per offer and round).
-pub async fn enqueue_release(conn: &mut PgConnection, offer_id: Uuid) -> Result<(), sqlx::Error> {
-    enqueue(
-        conn,
-        queues::RELEASE_PAYOUTS,
-        &ReleasePayouts { offer_id },
-        Schedule {
-            max_attempts: Some(25),
-            ..Schedule::default()
-        },
-    )
-    .await
-    .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-    Ok(())
-}
-
-/// Records the settlement of `offer` by the money table and enqueues its release, inside the
-/// caller's transaction (the one that moved the offer to its final state).
-/// `taker_bond_paid` says whether the taker's wallet holds the bond.
-pub async fn record_settlement(
-    conn: &mut PgConnection,
-    offer: &Offer,
-    outcome: Outcome,
-    taker_bond_paid: bool,
-) -> Result<(), sqlx::Error> {
-    let amounts = offer.amounts();
-    let owed = money_table(outcome, &amounts);
-    let deposit = amounts.deposit().unwrap_or(0);
-    let bond = if taker_bond_paid {
-        amounts.taker_bond
-    } else {
-        0
-    };
-    let plan = allocate(&owed, deposit, bond)
-        .ok_or_else(|| sqlx::Error::Protocol("payouts exceed the escrow".to_owned()))?;
-    let maker_wallet = WalletId::session(offer.maker_session_id);
-    let taker_wallet = offer.taker_session_id.map(WalletId::session);
-    let purpose = match outcome {
-        Outcome::RefundMaker => "refund",
-        _ => "settlement",
-    };
-    for a in plan {
-        let source = match a.source {
-            Source::MakerWallet => maker_wallet.clone(),
-            Source::TakerWallet => taker_wallet
-                .clone()
-                .ok_or_else(|| sqlx::Error::Protocol("bond without a taker".to_owned()))?,
-        };
-        let lock = match a.party {
-            Party::Maker => Some(offer.maker_payout_pubkey.as_str()),
-            Party::Taker => offer.taker_payout_pubkey.as_deref(),
-            Party::Platform => None,
-        };
-        if a.party == Party::Taker && lock.is_none() {
-            return Err(sqlx::Error::Protocol(
-                "taker payout without a key".to_owned(),
-            ));
-        }
-        let payout = NewPayout {
-            offer_id: offer.id,
-            party: a.party,
-            purpose,
-            source_wallet: &source,
-            sats: a.sats,
-            lock_pubkey: lock,
-            reference: "",
-        };
-        record_one(conn, &payout).await?;
-    }
-    super::offers::set_outcome(conn, offer.id, outcome_str(outcome)).await?;
-    enqueue_release(conn, offer.id).await
 }
 
 /// Payouts of an offer still to release, oldest first.
@@ -188,25 +103,6 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<Payout>, sqlx::Error>
     )))
     .bind(id)
     .fetch_optional(pool)
-    .await
-}
-
-/// Whether a release job for `offer_id` is waiting, running, or due to be retried: the
-/// reconciliation's re-enqueue of an overdue release adds one only when none is.
-pub async fn release_queued(pool: &PgPool, offer_id: Uuid) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "select exists (
-            select 1 from apalis.jobs
-             where job_type = $1
-               and (status in ('Pending', 'Queued', 'Running')
-                    or (status = 'Failed' and attempts < max_attempts))
-               -- CASE fixes the order: only release jobs' payloads are decoded.
-               and case when job_type = $1
-                        then convert_from(job, 'UTF8')::jsonb ->> 'offer_id' end = $2::text)",
-    )
-    .bind(queues::RELEASE_PAYOUTS)
-    .bind(offer_id)
-    .fetch_one(pool)
     .await
 }
 
@@ -253,8 +149,9 @@ pub async fn set_operation(
 }
 
 /// Marks a payout released with its token, and writes its ledger entries, in one transaction.
-/// `fee_sats` is the mint fee the send paid out of the payout: the token is worth the payout's
-/// amount minus it, and the ledger says so (the token's value out, the fee out as `mint_fee`).
+/// `fee_sats` is the mint fee the send paid out of the payout (the caller checked it is not more
+/// than the payout): the token is worth the payout's amount minus it, and the ledger says so
+/// (the token's value out, the fee out as `mint_fee`). False when another run released it.
 pub async fn mark_released(
     pool: &PgPool,
     p: &Payout,
@@ -273,25 +170,23 @@ pub async fn mark_released(
     .execute(&mut *tx)
     .await?;
     // A sweep returns sats that never entered the ledger, so it does not leave it either.
-    if done.rows_affected() == 1 && p.purpose != "sweep" {
-        let kind = if p.party == "platform" {
-            "platform_fee"
+    if done.rows_affected() == 1 && p.purpose != PayoutPurpose::Sweep {
+        let kind = if p.party == Party::Platform {
+            LedgerKind::PlatformFee
         } else {
-            "payout"
+            LedgerKind::Payout
         };
         let amount = u64::try_from(p.amount_sats).unwrap_or(0);
-        let sent = amount.checked_sub(fee_sats).ok_or_else(|| {
-            sqlx::Error::Protocol(format!("payout {}: fee exceeds the amount", p.id))
-        })?;
-        ledger::record(&mut tx, p.offer_id, kind, "out", sent, &p.id.to_string()).await?;
+        let sent = amount.saturating_sub(fee_sats);
+        let reference = p.id.to_string();
+        ledger::record(&mut tx, p.offer_id, kind, sent, &reference).await?;
         if fee_sats > 0 {
             ledger::record(
                 &mut tx,
                 p.offer_id,
-                "mint_fee",
-                "out",
+                LedgerKind::MintFee,
                 fee_sats,
-                &p.id.to_string(),
+                &reference,
             )
             .await?;
         }

@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
+use crate::domain::payout::{QuotePurpose, QuoteState};
+
 /// A watched mint quote.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct WalletQuote {
@@ -12,16 +14,16 @@ pub struct WalletQuote {
     pub wallet_id: String,
     /// Sats the quote asks for.
     pub amount_sats: i64,
-    /// UNPAID, PAID, ISSUED or EXPIRED.
-    pub state: String,
+    /// Where it is.
+    pub state: QuoteState,
     /// Sats minted into the wallet, once ISSUED.
     pub minted_sats: Option<i64>,
     /// When the mint stops accepting payment for it.
     pub expires_at: DateTime<Utc>,
     /// The offer it funds, if any.
     pub offer_id: Option<uuid::Uuid>,
-    /// `deposit` or `bond`.
-    pub purpose: Option<String>,
+    /// What it pays for, if it funds an offer.
+    pub purpose: Option<QuotePurpose>,
     /// Where a late payment is refunded.
     pub refund_pubkey: Option<String>,
 }
@@ -39,8 +41,8 @@ pub struct OfferQuote<'a> {
     pub expires_at: DateTime<Utc>,
     /// The offer.
     pub offer_id: uuid::Uuid,
-    /// `deposit` or `bond`.
-    pub purpose: &'a str,
+    /// What it pays for.
+    pub purpose: QuotePurpose,
     /// The payer's key, for refunding a late payment.
     pub refund_pubkey: &'a str,
 }
@@ -106,10 +108,10 @@ pub async fn get(pool: &PgPool, quote_id: &str) -> Result<Option<WalletQuote>, s
 pub async fn transition(
     pool: &PgPool,
     quote_id: &str,
-    from: &[&str],
-    to: &str,
+    from: &[QuoteState],
+    to: QuoteState,
 ) -> Result<bool, sqlx::Error> {
-    let from: Vec<String> = from.iter().map(|s| (*s).to_owned()).collect();
+    let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
     let done = sqlx::query(
         "update wallet_quotes set state = $3, updated_at = now()
           where quote_id = $1 and state = any($2)",

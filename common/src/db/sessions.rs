@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domain::role::Role;
+
 /// A session row.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Session {
@@ -108,7 +110,7 @@ pub async fn cleanup_candidates(pool: &PgPool, limit: i64) -> Result<Vec<Uuid>, 
 pub async fn last_payout_key(
     pool: &PgPool,
     session: Uuid,
-) -> Result<Option<(Uuid, String, String)>, sqlx::Error> {
+) -> Result<Option<(Uuid, Role, String)>, sqlx::Error> {
     sqlx::query_as(
         "select id,
                 case when maker_session_id = $1 then 'maker' else 'taker' end,
@@ -121,7 +123,7 @@ pub async fn last_payout_key(
     .bind(session)
     .fetch_optional(pool)
     .await
-    .map(|r: Option<(Uuid, String, Option<String>)>| {
+    .map(|r: Option<(Uuid, Role, Option<String>)>| {
         r.and_then(|(id, role, key)| key.map(|k| (id, role, k)))
     })
 }

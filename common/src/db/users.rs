@@ -67,3 +67,26 @@ pub async fn set_status(
     .fetch_optional(pool)
     .await
 }
+
+/// Users (admins), optionally of one status, oldest first, keyset-paged after
+/// `(created_at, id)`.
+pub async fn list(
+    pool: &PgPool,
+    status: Option<&str>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<User>, sqlx::Error> {
+    sqlx::query_as(
+        "select id, pubkey, status, created_at from users
+          where ($1::text is null or status = $1)
+            and ($2::timestamptz is null or (created_at, id) > ($2, $3))
+          order by created_at, id
+          limit $4",
+    )
+    .bind(status)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

@@ -1,9 +1,14 @@
 //! The pure domain: no I/O, no async. State machine rules, money math, parsed keys.
 
+pub mod text_enum;
+
+pub mod dispute;
 pub mod keys;
 pub mod money;
 pub mod offer;
+pub mod payout;
 pub mod registration;
+pub mod role;
 
 use cdk_common::bitcoin::hashes::{sha256, Hash};
 

@@ -6,6 +6,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::text_enum::text_enum;
+
 /// A fee or bond rule: `ceil(amount * bps / 10_000) + flat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FeeRule {
@@ -133,22 +135,24 @@ impl OfferAmounts {
     }
 }
 
-/// How a trade ended, for the money table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// COMPLETED (confirmed, or maker silence).
-    Completed,
-    /// EXPIRED or CANCELLED before the taker's bond was paid.
-    RefundMaker,
-    /// EXPIRED in TAKER_BOND_PAID, taker forfeit, or MAKER_WINS: the taker's bond goes to the
-    /// maker.
-    MakerWins,
-    /// TAKER_WINS, including a maker forfeiting the dispute.
-    TakerWins,
-    /// RETURN: nobody at fault; everyone gets their own back.
-    Return,
-    /// SPLIT: the pot (everything but the platform fee) halved; an odd sat goes to the taker.
-    Split,
+text_enum! {
+    /// How a trade ended, for the money table.
+    pub enum Outcome {
+        /// COMPLETED (confirmed, or maker silence).
+        Completed => "COMPLETED",
+        /// EXPIRED or CANCELLED before the taker's bond was paid.
+        RefundMaker => "REFUND_MAKER",
+        /// EXPIRED in TAKER_BOND_PAID, taker forfeit, or MAKER_WINS: the taker's bond goes to
+        /// the maker.
+        MakerWins => "MAKER_WINS",
+        /// TAKER_WINS, including a maker forfeiting the dispute.
+        TakerWins => "TAKER_WINS",
+        /// RETURN: nobody at fault; everyone gets their own back.
+        Return => "RETURN",
+        /// SPLIT: the pot (everything but the platform fee) halved; an odd sat goes to the
+        /// taker.
+        Split => "SPLIT",
+    }
 }
 
 /// Who gets what, in sats.
@@ -208,25 +212,15 @@ pub fn payouts(outcome: Outcome, a: &OfferAmounts) -> Payouts {
     }
 }
 
-/// Who receives a payout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Party {
-    /// The maker's payout key.
-    Maker,
-    /// The taker's payout key.
-    Taker,
-    /// The platform treasury.
-    Platform,
-}
-
-impl Party {
-    /// Stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Maker => "maker",
-            Self::Taker => "taker",
-            Self::Platform => "platform",
-        }
+text_enum! {
+    /// Who receives a payout.
+    pub enum Party {
+        /// The maker's payout key.
+        Maker => "maker",
+        /// The taker's payout key.
+        Taker => "taker",
+        /// The platform treasury.
+        Platform => "platform",
     }
 }
 

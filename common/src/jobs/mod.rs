@@ -1,15 +1,23 @@
-//! Job definitions: queue names, argument types, and enqueueing inside the caller's transaction.
+//! Jobs: what each carries, which queue it runs on, how often it may be tried, what makes two
+//! enqueues of it one job, and enqueueing inside the caller's transaction.
 //!
-//! The api writes its domain change and enqueues the follow-up job in one PostgreSQL
-//! transaction, so a job exists exactly when its cause was committed. Job handlers live in the
-//! worker crate, one file each.
+//! A trade step writes its domain change and enqueues the follow-up job in one PostgreSQL
+//! transaction, so a job exists exactly when its cause was committed. Handlers live in the
+//! worker crate, one file each; the worker registers each by its [`Job`] type.
 
+pub mod queries;
+
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 use apalis::prelude::{TaskBuilder, TaskId};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sqlx::{Acquire, PgConnection};
+
+use crate::domain::offer::OfferStatus;
 
 /// Queue names. Set explicitly: the default is derived from a Rust type name and would change
 /// with a rename, stranding queued jobs.
@@ -30,19 +38,69 @@ pub mod queues {
     pub const RECONCILE_WALLETS: &str = "openpleb.reconcile_wallets";
 }
 
-/// A periodic run of the wallet reconciliation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReconcileWallets {
-    /// The cron slot this run belongs to.
-    pub slot: DateTime<Utc>,
+/// A kind of job.
+pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
+    /// The queue it runs on.
+    const QUEUE: &'static str;
+    /// Attempts before it is given up (apalis' own default is 25; we never rely on it). The
+    /// queue retries a failed job at once; each handler bounds its own run with a timeout.
+    const MAX_ATTEMPTS: usize;
+
+    /// A key that makes a second enqueue of the same work a no-op; `None` when every enqueue
+    /// is new work (periodic jobs are deduplicated by their cron slot instead).
+    fn idempotency_key(&self) -> Option<String> {
+        None
+    }
 }
 
-/// A periodic run of the wallet cleanup.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CleanupWallets {
-    /// The cron slot this run belongs to.
-    pub slot: DateTime<Utc>,
+/// Periodic jobs: one run per cron slot, claimed fleet-wide before it is enqueued.
+pub trait Periodic: Job {
+    /// The run of `slot`.
+    fn for_slot(slot: DateTime<Utc>) -> Self;
 }
+
+macro_rules! periodic {
+    ($(#[$meta:meta])* $name:ident, $queue:expr) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct $name {
+            /// The cron slot this run belongs to.
+            pub slot: DateTime<Utc>,
+        }
+
+        impl Job for $name {
+            const QUEUE: &'static str = $queue;
+            const MAX_ATTEMPTS: usize = 3;
+        }
+
+        impl Periodic for $name {
+            fn for_slot(slot: DateTime<Utc>) -> Self {
+                Self { slot }
+            }
+        }
+    };
+}
+
+periodic!(
+    /// A periodic run of the wallet reconciliation.
+    ReconcileWallets,
+    queues::RECONCILE_WALLETS
+);
+periodic!(
+    /// A periodic run of the wallet cleanup.
+    CleanupWallets,
+    queues::CLEANUP_WALLETS
+);
+periodic!(
+    /// A periodic run of the overdue-offer sweep.
+    ExpireOffers,
+    queues::EXPIRE_OFFERS
+);
+periodic!(
+    /// A periodic run of the quote sweep.
+    SweepQuotes,
+    queues::SWEEP_QUOTES
+);
 
 /// Apply the lapse of an offer's state, if it is still in that state past its deadline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,26 +108,23 @@ pub struct LapseOffer {
     /// The offer.
     pub offer_id: uuid::Uuid,
     /// The status whose timer this is.
-    pub status: String,
+    #[serde(with = "text")]
+    pub status: OfferStatus,
     /// When the offer entered that status (tells repeated visits of a state apart).
     pub entered_at_micros: i64,
 }
 
-impl LapseOffer {
-    /// One job per visit of a state.
-    pub fn idempotency_key(&self) -> String {
-        format!(
+impl Job for LapseOffer {
+    const QUEUE: &'static str = queues::LAPSE_OFFER;
+    const MAX_ATTEMPTS: usize = 25;
+
+    /// One job per visit of a state: the delayed job and the cron's backstop are one job.
+    fn idempotency_key(&self) -> Option<String> {
+        Some(format!(
             "lapse:{}:{}:{}",
             self.offer_id, self.status, self.entered_at_micros
-        )
+        ))
     }
-}
-
-/// A periodic run of the overdue-offer sweep.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExpireOffers {
-    /// The cron slot this run belongs to.
-    pub slot: DateTime<Utc>,
 }
 
 /// Release every recorded payout of an offer.
@@ -77,6 +132,11 @@ pub struct ExpireOffers {
 pub struct ReleasePayouts {
     /// The offer.
     pub offer_id: uuid::Uuid,
+}
+
+impl Job for ReleasePayouts {
+    const QUEUE: &'static str = queues::RELEASE_PAYOUTS;
+    const MAX_ATTEMPTS: usize = 25;
 }
 
 /// Watch one mint quote until it is paid, then mint it into its wallet.
@@ -87,31 +147,43 @@ pub struct WatchMintQuote {
     /// Which look this is; each unpaid look schedules round + 1.
     #[serde(default)]
     pub round: u32,
+    /// What started this chain of looks when it was not the quote's creation (the quote
+    /// sweep's slot, the mint's paid notification): such a chain has keys of its own, so it
+    /// runs beside the first one instead of being swallowed by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
 }
 
 impl WatchMintQuote {
-    /// Dedupes a round: two runs of round n schedule round n + 1 once.
-    pub fn idempotency_key(&self) -> String {
-        format!("watch:{}:{}", self.quote_id, self.round)
+    /// The first look at a new quote.
+    pub fn first(quote_id: &str) -> Self {
+        Self {
+            quote_id: quote_id.to_owned(),
+            round: 0,
+            chain: None,
+        }
+    }
+
+    /// The look after this one.
+    pub fn next(&self) -> Self {
+        Self {
+            round: self.round + 1,
+            ..self.clone()
+        }
     }
 }
 
-/// A periodic run of the quote sweep.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SweepQuotes {
-    /// The cron slot this run belongs to.
-    pub slot: DateTime<Utc>,
-}
+impl Job for WatchMintQuote {
+    const QUEUE: &'static str = queues::WATCH_MINT_QUOTE;
+    const MAX_ATTEMPTS: usize = 10;
 
-/// How a job is scheduled.
-#[derive(Debug, Clone, Default)]
-pub struct Schedule {
-    /// Run no earlier than this from now.
-    pub delay: Option<Duration>,
-    /// Attempts before the job is given up (apalis' own default is 25; we never rely on it).
-    pub max_attempts: Option<usize>,
-    /// A key that makes a second enqueue of the same work a no-op.
-    pub idempotency_key: Option<String>,
+    /// Dedupes a round: two runs of round n schedule round n + 1 once.
+    fn idempotency_key(&self) -> Option<String> {
+        Some(match &self.chain {
+            None => format!("watch:{}:{}", self.quote_id, self.round),
+            Some(chain) => format!("{chain}:{}:{}", self.quote_id, self.round),
+        })
+    }
 }
 
 /// The result of an enqueue.
@@ -137,30 +209,41 @@ pub enum EnqueueError {
     Queue(#[from] apalis_postgres::Error),
 }
 
-/// Enqueues `args` on `queue` using `conn`, which may be inside the caller's transaction.
-///
+/// Enqueues `job` to run now, using `conn`, which may be inside the caller's transaction.
+pub async fn enqueue<J: Job>(conn: &mut PgConnection, job: &J) -> Result<Enqueued, EnqueueError> {
+    push(conn, job, None).await
+}
+
+/// Enqueues `job` to run no earlier than `delay` from now.
+pub async fn enqueue_in<J: Job>(
+    conn: &mut PgConnection,
+    job: &J,
+    delay: Duration,
+) -> Result<Enqueued, EnqueueError> {
+    push(conn, job, Some(delay)).await
+}
+
 /// The insert runs under a savepoint, so a duplicate idempotency key does not abort the
 /// caller's transaction; it reports [`Enqueued::AlreadyQueued`] instead.
-pub async fn enqueue<T: Serialize>(
+async fn push<J: Job>(
     conn: &mut PgConnection,
-    queue: &str,
-    args: &T,
-    schedule: Schedule,
+    job: &J,
+    delay: Option<Duration>,
 ) -> Result<Enqueued, EnqueueError> {
     let id = ulid::Ulid::generate();
-    let mut builder = TaskBuilder::new(serde_json::to_vec(args)?)
+    let mut builder = TaskBuilder::new(serde_json::to_vec(job)?)
         .task_id(TaskId::from_ulid(id))
-        .max_attempts(schedule.max_attempts.unwrap_or(10));
-    if let Some(delay) = schedule.delay {
+        .max_attempts(J::MAX_ATTEMPTS);
+    if let Some(delay) = delay {
         builder = builder.run_after(delay);
     }
-    if let Some(key) = &schedule.idempotency_key {
+    if let Some(key) = job.idempotency_key() {
         builder = builder.idempotency_key(key);
     }
     let task = builder.build();
 
     let mut savepoint = conn.begin().await?;
-    match apalis_postgres::queries::push_tasks(&mut *savepoint, queue, vec![task]).await {
+    match apalis_postgres::queries::push_tasks(&mut *savepoint, J::QUEUE, vec![task]).await {
         Ok(()) => {
             savepoint.commit().await?;
             Ok(Enqueued::New(id.to_string()))
@@ -170,5 +253,63 @@ pub async fn enqueue<T: Serialize>(
             Ok(Enqueued::AlreadyQueued)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Serde for values whose wire form is their `Display`/`FromStr` text (the domain's enums).
+mod text {
+    use super::*;
+
+    pub fn serialize<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+        D: Deserializer<'de>,
+    {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lapse_job_keeps_its_wire_form() {
+        let job = LapseOffer {
+            offer_id: uuid::Uuid::nil(),
+            status: OfferStatus::TakerBondPaid,
+            entered_at_micros: 7,
+        };
+        let json = serde_json::to_value(&job).expect("json");
+        assert_eq!(json["status"], "TAKER_BOND_PAID");
+        let back: LapseOffer = serde_json::from_value(json).expect("parse");
+        assert_eq!(back, job);
+        let bad = serde_json::json!({"offer_id": uuid::Uuid::nil(), "status": "NOPE", "entered_at_micros": 1});
+        assert!(serde_json::from_value::<LapseOffer>(bad).is_err());
+    }
+
+    #[test]
+    fn a_restarted_watch_chain_has_keys_of_its_own() {
+        let first = WatchMintQuote::first("q");
+        let restarted = WatchMintQuote {
+            chain: Some("sweep:60".to_owned()),
+            ..first.clone()
+        };
+        assert_eq!(first.idempotency_key().as_deref(), Some("watch:q:0"));
+        assert_eq!(first.next().idempotency_key().as_deref(), Some("watch:q:1"));
+        assert_eq!(
+            restarted.next().idempotency_key().as_deref(),
+            Some("sweep:60:q:1")
+        );
+        let old: WatchMintQuote =
+            serde_json::from_str(r#"{"quote_id":"q","round":2}"#).expect("old payload");
+        assert_eq!(old.chain, None);
     }
 }

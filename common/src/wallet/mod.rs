@@ -1,12 +1,23 @@
 //! Per-session ecash wallets: the cdk storage adapter, the file layout, and the manager.
+//!
+//! The manager is split by concern: `manager` (the operations callers use), `slots` (the
+//! cache of open wallets, leases, and the task-and-lock path every operation takes), `fees`
+//! (the pure search that fits a send and its mint fee), `reconcile` (settling crash leftovers
+//! with the mint) and `error` (what failed, and what a client can do about it).
 
+pub mod error;
+pub mod fees;
 pub mod layout;
 pub mod manager;
+pub mod reconcile;
 pub mod service_auth;
+mod slots;
 pub mod store;
 
+pub use error::{WalletError, WalletErrorKind};
 pub use layout::{WalletId, WalletLayout};
 pub use manager::{
-    Balances, CreatedQuote, Funds, MintOutcome, Reconciled, RecordOperation, SentToken,
-    WalletError, WalletManager, WalletManagerConfig,
+    Balances, CreatedQuote, Funds, MintOutcome, RecordOperation, SentToken, WalletManager,
+    WalletManagerConfig,
 };
+pub use reconcile::Reconciled;

@@ -77,11 +77,11 @@ impl Bench {
         config.wallets.idle_close = Duration::from_secs(1);
         let wallets = WalletManager::new(WalletManagerConfig::from_config(&config), pool.clone())?;
         wallets.spawn_maintenance();
-        let ctx = Arc::new(WorkerContext {
-            pool: pool.clone(),
-            wallets: wallets.clone(),
-            config: Arc::new(config),
-        });
+        let ctx = Arc::new(WorkerContext::from_config(
+            pool.clone(),
+            wallets.clone(),
+            Arc::new(config),
+        ));
 
         let setup = Instant::now();
         let mut sessions = Vec::with_capacity(n);

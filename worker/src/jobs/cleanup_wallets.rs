@@ -13,10 +13,11 @@
 use std::sync::Arc;
 
 use apalis::prelude::{BoxDynError, Data};
-use openpleb_common::db::payouts::{self, NewPayout};
+use openpleb_common::db::payouts::NewPayout;
 use openpleb_common::db::{sessions, wallet_checks};
-use openpleb_common::domain::money::Party;
+use openpleb_common::domain::payout::PayoutPurpose;
 use openpleb_common::jobs::CleanupWallets;
+use openpleb_common::trade::settle::record_and_release;
 use openpleb_common::wallet::{Funds, WalletError, WalletId};
 use uuid::Uuid;
 
@@ -88,26 +89,21 @@ async fn clean(ctx: &WorkerContext, session: Uuid) -> Result<Cleaned, BoxDynErro
                 "ended session's wallet holds sats and no payout key; keeping it");
             return Ok(Cleaned::Kept);
         };
-        let party = if role == "maker" {
-            Party::Maker
-        } else {
-            Party::Taker
-        };
         let mut tx = ctx.pool.begin().await?;
-        payouts::record_one(
+        record_and_release(
             &mut tx,
-            &NewPayout {
+            offer,
+            &[NewPayout {
                 offer_id: offer,
-                party,
-                purpose: "sweep",
+                party: role.party(),
+                purpose: PayoutPurpose::Sweep,
                 source_wallet: &wallet,
                 sats: held.unspent,
                 lock_pubkey: Some(&key),
                 reference: &format!("sweep:{}", held.unspent),
-            },
+            }],
         )
         .await?;
-        payouts::enqueue_release(&mut tx, offer).await?;
         tx.commit().await?;
         tracing::warn!(wallet = %wallet, sats = held.unspent, "swept idle sats of an ended session");
         return Ok(Cleaned::Swept);

@@ -13,8 +13,8 @@ use openpleb_common::db::alerts::STUCK_OFFER_GRACE;
 use openpleb_common::db::offers;
 use openpleb_common::jobs::ExpireOffers;
 
-use super::lapse_offer::apply;
 use crate::WorkerContext;
+use openpleb_common::trade::lapse::lapse;
 
 /// Handles one sweep.
 pub async fn handle(job: ExpireOffers, ctx: Data<Arc<WorkerContext>>) -> Result<(), BoxDynError> {
@@ -32,7 +32,7 @@ async fn run(ctx: &WorkerContext) -> Result<(), BoxDynError> {
             tracing::error!(offer = %offer.id, status = %offer.status, overdue_secs = overdue,
                 "offer stuck past its deadline");
         }
-        if let Err(e) = apply(ctx, offer.id, offer.status()).await {
+        if let Err(e) = lapse(ctx, offer.id, offer.status).await {
             tracing::warn!(offer = %offer.id, error = %e, "lapse failed; retried next sweep");
         }
     }

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::{BoxDynError, Data};
-use openpleb_common::db::{alerts, payouts, wallet_checks};
-use openpleb_common::jobs::ReconcileWallets;
+use openpleb_common::db::{alerts, wallet_checks};
+use openpleb_common::jobs::{self, queries, ReconcileWallets, ReleasePayouts};
 use openpleb_common::wallet::{Reconciled, WalletError, WalletId};
 
 use super::release_payouts::TREASURY_WALLET;
@@ -64,12 +64,11 @@ pub async fn run(ctx: &WorkerContext) -> Result<Summary, BoxDynError> {
     offers.dedup();
     for offer in offers {
         tracing::error!(offer = %offer, "payouts overdue for release");
-        if payouts::release_queued(&ctx.pool, offer).await? {
+        if queries::release_queued(&ctx.pool, offer).await? {
             continue;
         }
-        let mut tx = ctx.pool.begin().await?;
-        payouts::enqueue_release(&mut tx, offer).await?;
-        tx.commit().await?;
+        let mut conn = ctx.pool.acquire().await?;
+        jobs::enqueue(&mut conn, &ReleasePayouts { offer_id: offer }).await?;
         summary.releases_requeued += 1;
     }
 

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use apalis::prelude::{BoxDynError, Data};
 use openpleb_common::db::payouts::{self, Payout};
 use openpleb_common::domain::keys::XOnlyKey;
+use openpleb_common::domain::payout::PayoutState;
 use openpleb_common::jobs::ReleasePayouts;
 use openpleb_common::wallet::{RecordOperation, WalletError, WalletId};
 
@@ -44,7 +45,7 @@ enum Attempt {
 async fn release(ctx: &WorkerContext, p: &Payout) -> Result<(), BoxDynError> {
     let mut current = p.clone();
     for _ in 0..3 {
-        if current.state != "RECORDED" {
+        if current.state != PayoutState::Recorded {
             return Ok(());
         }
         match attempt(ctx, &current).await? {
@@ -96,6 +97,9 @@ async fn attempt(ctx: &WorkerContext, p: &Payout) -> Result<Attempt, BoxDynError
     // Test hook for the crash test: die at the worst moment, the token made but not stored.
     if std::env::var_os("OPENPLEB_TEST_ABORT_AFTER_SEND").is_some() {
         std::process::abort();
+    }
+    if sent.fee > sats {
+        return Err(format!("payout {}: the send's fee exceeds the payout", p.id).into());
     }
     payouts::mark_released(&ctx.pool, p, &sent.token, sent.fee).await?;
     tracing::info!(payout = %p.id, offer = %p.offer_id, party = %p.party, sats, "payout released");

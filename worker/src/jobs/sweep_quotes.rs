@@ -1,14 +1,14 @@
 //! Periodic sweep: looks again at quotes nobody has looked at lately (a watcher chain that
 //! ran out of attempts, or a worker fleet that was down) by enqueueing a fresh watcher.
 //!
-//! Safe to repeat: it only enqueues watchers, whose idempotency key includes the sweep slot,
-//! and watching is itself idempotent.
+//! Safe to repeat: it only enqueues watchers, whose idempotency keys include the sweep slot
+//! (a restarted chain of looks has keys of its own), and watching is itself idempotent.
 
 use std::sync::Arc;
 
 use apalis::prelude::{BoxDynError, Data};
 use openpleb_common::db::quotes;
-use openpleb_common::jobs::{enqueue, queues, Schedule, SweepQuotes};
+use openpleb_common::jobs::{enqueue, SweepQuotes, WatchMintQuote};
 
 use crate::WorkerContext;
 
@@ -24,20 +24,11 @@ async fn run(job: SweepQuotes, ctx: &WorkerContext) -> Result<(), BoxDynError> {
     let stale = quotes::stale_open(&ctx.pool, STALE_SECS, 500).await?;
     let mut conn = ctx.pool.acquire().await?;
     for quote_id in stale {
-        enqueue(
-            &mut conn,
-            queues::WATCH_MINT_QUOTE,
-            &openpleb_common::jobs::WatchMintQuote {
-                quote_id: quote_id.clone(),
-                round: 0,
-            },
-            Schedule {
-                delay: None,
-                max_attempts: Some(10),
-                idempotency_key: Some(format!("sweep:{quote_id}:{}", job.slot.timestamp())),
-            },
-        )
-        .await?;
+        let watch = WatchMintQuote {
+            chain: Some(format!("sweep:{}", job.slot.timestamp())),
+            ..WatchMintQuote::first(&quote_id)
+        };
+        enqueue(&mut conn, &watch).await?;
     }
     Ok(())
 }

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use apalis::prelude::{BoxDynError, Data};
 use chrono::Utc;
 use openpleb_common::db::quotes;
-use openpleb_common::jobs::{enqueue, queues, Schedule, WatchMintQuote};
-use openpleb_common::trade;
+use openpleb_common::domain::payout::QuoteState;
+use openpleb_common::jobs::{enqueue_in, WatchMintQuote};
+use openpleb_common::trade::paid::quote_minted;
 use openpleb_common::wallet::{MintOutcome, WalletId};
 
 use crate::WorkerContext;
@@ -31,7 +32,7 @@ async fn run(job: WatchMintQuote, ctx: &WorkerContext) -> Result<(), BoxDynError
         tracing::warn!(quote = %job.quote_id, "watch job for an unknown quote; dropping it");
         return Ok(());
     };
-    if quote.state == "ISSUED" || quote.state == "EXPIRED" {
+    if quote.state.is_final() {
         return Ok(());
     }
     let wallet = WalletId::parse(&quote.wallet_id)?;
@@ -42,33 +43,27 @@ async fn run(job: WatchMintQuote, ctx: &WorkerContext) -> Result<(), BoxDynError
                 tracing::error!(quote = %quote.quote_id, expected, minted = sats,
                     "mint issued a different amount than the quote asked for");
             }
-            let mut tx = ctx.pool.begin().await?;
-            if quotes::mark_issued(&mut tx, &quote.quote_id, sats).await? {
-                tracing::info!(quote = %quote.quote_id, wallet = %wallet, sats, "quote minted");
-                trade::quote_paid(&mut tx, &ctx.config.timers, &quote, sats).await?;
+            if let Some(paid) = quote_minted(ctx, &quote, sats).await? {
+                tracing::info!(quote = %quote.quote_id, wallet = %wallet, sats, ?paid, "quote minted");
             }
-            tx.commit().await?;
         }
         MintOutcome::Unpaid => {
             let lapsed = Utc::now().timestamp() > quote.expires_at.timestamp() + EXPIRY_GRACE_SECS;
             if lapsed {
-                quotes::transition(&ctx.pool, &quote.quote_id, &["UNPAID"], "EXPIRED").await?;
+                quotes::transition(
+                    &ctx.pool,
+                    &quote.quote_id,
+                    &[QuoteState::Unpaid],
+                    QuoteState::Expired,
+                )
+                .await?;
                 return Ok(());
             }
-            let next = WatchMintQuote {
-                quote_id: quote.quote_id.clone(),
-                round: job.round + 1,
-            };
             let mut conn = ctx.pool.acquire().await?;
-            enqueue(
+            enqueue_in(
                 &mut conn,
-                queues::WATCH_MINT_QUOTE,
-                &next,
-                Schedule {
-                    delay: Some(ctx.config.worker.quote_poll_interval),
-                    max_attempts: Some(10),
-                    idempotency_key: Some(next.idempotency_key()),
-                },
+                &job.next(),
+                ctx.config.worker.quote_poll_interval,
             )
             .await?;
         }

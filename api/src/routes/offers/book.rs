@@ -1,0 +1,193 @@
+//! The book: listing it, adding an offer to it (with its deposit invoice), and reading one offer.
+//! Public offers for anyone, a session's own offers in any status for that session.
+
+use chrono::DateTime;
+use openpleb_common::db::offers::{self, BookFilter, Offer};
+use openpleb_common::trade::create::{create, NewOfferInput};
+use openpleb_common::trade::{load_visible, Role, Viewer};
+use poem::web::Data;
+use poem::Request;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use uuid::Uuid;
+
+use super::views::{view, InvoiceView, OfferPage, OfferView};
+use crate::auth::SessionAuth;
+use crate::error::{ApiError, ApiResult};
+use crate::ratelimit::ResolvedSession;
+use crate::routes::ApiTags;
+use crate::AppState;
+
+/// Create an offer.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateOffer {
+    /// Fiat amount in minor units (cents), a positive integer.
+    #[oai(validator(minimum(value = "1")))]
+    pub fiat_amount: i64,
+    /// ISO 4217; must be the platform's currency.
+    #[oai(validator(min_length = "3", max_length = "3"))]
+    pub currency: String,
+    /// Fiat provider.
+    pub fiat_provider_id: Uuid,
+    /// Where the taker pays: an account or a QR payload.
+    #[oai(validator(min_length = "1", max_length = "4096"))]
+    pub payment_details: String,
+    /// Free text.
+    #[oai(validator(max_length = "1000"))]
+    pub description: Option<String>,
+    /// How long the funded offer stays in the book, seconds (default and maximum in
+    /// `GET /config`).
+    #[oai(validator(minimum(value = "60")))]
+    pub lifetime_secs: Option<u64>,
+    /// A fresh per-trade BIP-340 x-only key; refunds and payouts are locked to it.
+    #[oai(validator(max_length = "64"))]
+    pub maker_payout_pubkey: String,
+}
+
+/// A created offer and its deposit invoice.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct CreatedOffer {
+    /// The offer (maker view).
+    pub offer: OfferView,
+    /// Pay this to fund it (or send a Cashu token to `POST /offers/{id}/fund`).
+    pub deposit: InvoiceView,
+}
+
+#[derive(Debug, ApiResponse)]
+enum Created {
+    /// Created; pay the deposit invoice.
+    #[oai(status = 201)]
+    Ok(Json<CreatedOffer>),
+}
+
+fn cursor_of(o: &Offer) -> String {
+    format!("{}_{}", o.created_at.timestamp_micros(), o.id.simple())
+}
+
+fn parse_cursor(c: &str) -> Result<(DateTime<chrono::Utc>, Uuid), ApiError> {
+    let bad = || ApiError::bad_request("invalid_cursor", "cursor is not one this API returned");
+    let (t, id) = c.split_once('_').ok_or_else(bad)?;
+    let micros: i64 = t.parse().map_err(|_| bad())?;
+    let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+    Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
+}
+
+/// The session a request carries, if any (resolved once by the rate limiter).
+fn session_of(req: &Request) -> Option<Uuid> {
+    req.extensions().get::<ResolvedSession>().map(|r| r.0.id)
+}
+
+fn default_limit() -> i64 {
+    20
+}
+
+/// The book.
+#[derive(Debug)]
+pub struct BookApi;
+
+#[OpenApi(tag = "ApiTags::Offers")]
+impl BookApi {
+    /// The book
+    ///
+    /// Funded offers (INVOICE_PAID), newest first; with a session, also that session's own
+    /// offers in any status.
+    #[oai(path = "/offers", method = "get", operation_id = "listOffers")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        /// Only this currency.
+        currency: Query<Option<String>>,
+        /// Only this fiat provider.
+        #[oai(name = "providerId")]
+        provider_id: Query<Option<Uuid>>,
+        /// Fiat amount at least (minor units).
+        #[oai(name = "minFiat", validator(minimum(value = "0")))]
+        min_fiat: Query<Option<i64>>,
+        /// Fiat amount at most (minor units).
+        #[oai(name = "maxFiat", validator(minimum(value = "0")))]
+        max_fiat: Query<Option<i64>>,
+        /// Page size (1-100, default 20).
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "100"))
+        )]
+        limit: Query<i64>,
+        /// From a previous page's `nextCursor`.
+        #[oai(validator(max_length = "80"))]
+        cursor: Query<Option<String>>,
+    ) -> ApiResult<Json<OfferPage>> {
+        let session = session_of(req);
+        let filter = BookFilter {
+            currency: currency.0,
+            provider: provider_id.0,
+            min_fiat_minor: min_fiat.0,
+            max_fiat_minor: max_fiat.0,
+            own_session: session,
+            before: cursor.0.as_deref().map(parse_cursor).transpose()?,
+            limit: *limit + 1,
+        };
+        let mut rows = offers::list(&state.ctx.pool, &filter).await?;
+        let next_cursor = if rows.len() > usize::try_from(*limit).unwrap_or(0) {
+            rows.pop();
+            rows.last().map(cursor_of)
+        } else {
+            None
+        };
+        let items = rows
+            .iter()
+            .map(|o| view(o, Viewer::of(o, session)))
+            .collect();
+        Ok(Json(OfferPage { items, next_cursor }))
+    }
+
+    /// Create an offer (maker)
+    ///
+    /// Converts the fiat amount at the current price, freezes fees and bonds, and returns the
+    /// deposit invoice D = S + PF + TF + MB. Status CREATED until the deposit arrives.
+    #[oai(path = "/offers", method = "post", operation_id = "createOffer")]
+    async fn create(
+        &self,
+        auth: SessionAuth,
+        state: Data<&AppState>,
+        body: Json<CreateOffer>,
+    ) -> ApiResult<Created> {
+        let b = body.0;
+        let created = create(
+            &state.ctx,
+            NewOfferInput {
+                session: auth.0.id,
+                fiat_amount_minor: b.fiat_amount,
+                currency: b.currency,
+                fiat_provider_id: b.fiat_provider_id,
+                payment_details: b.payment_details,
+                description: b.description,
+                lifetime_secs: b.lifetime_secs,
+                maker_payout_pubkey: b.maker_payout_pubkey,
+            },
+        )
+        .await?;
+        Ok(Created::Ok(Json(CreatedOffer {
+            offer: view(&created.offer, Viewer::Party(Role::Maker)),
+            deposit: created.deposit.into(),
+        })))
+    }
+
+    /// One offer
+    ///
+    /// Public offers for anyone; other statuses only for the maker and the taker.
+    #[oai(path = "/offers/:id", method = "get", operation_id = "getOffer")]
+    async fn get(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        id: Path<Uuid>,
+    ) -> ApiResult<Json<OfferView>> {
+        let (offer, viewer) = load_visible(&state.ctx, *id, session_of(req)).await?;
+        Ok(Json(view(&offer, viewer)))
+    }
+}

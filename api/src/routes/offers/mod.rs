@@ -1,0 +1,55 @@
+//! Offers: the book, creating and funding, the trade, and payouts; one OpenAPI struct per file.
+//! Handlers parse, resolve the session, call one trade step (`openpleb_common::trade`) and
+//! build the view; errors map to HTTP in `crate::error`.
+
+mod book;
+mod funding;
+mod payouts;
+mod trade;
+mod views;
+
+pub use book::BookApi;
+pub use funding::FundingApi;
+pub use payouts::{PayoutKeysApi, PayoutsApi};
+pub use trade::TradeApi;
+pub use views::{view, InvoiceView, OfferPage, OfferView, PayoutView};
+
+use openpleb_common::db::receipts::Receipt;
+use poem_openapi::payload::Binary;
+use poem_openapi::ApiResponse;
+
+use crate::error::{ApiError, ApiResult};
+
+/// A receipt image, with the taker's note in a header.
+#[derive(Debug, ApiResponse)]
+pub enum ReceiptImage {
+    /// The receipt image.
+    #[oai(status = 200)]
+    Ok(
+        Binary<Vec<u8>>,
+        #[oai(header = "content-type")] String,
+        #[oai(header = "x-receipt-note")] Option<String>,
+    ),
+}
+
+/// The response for a stored receipt, or 404 when there is none yet.
+pub fn receipt_response(receipt: Option<Receipt>) -> ApiResult<ReceiptImage> {
+    let Receipt {
+        content_type,
+        image,
+        note,
+    } = receipt.ok_or_else(|| ApiError::not_found("receipt_not_found", "no receipt yet"))?;
+    // A header cannot carry every character; the note is plain text, so percent-escape it.
+    let note = note.map(|n| {
+        n.chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c.to_string()
+                } else {
+                    format!("%{:02X}", u32::from(c) & 0xff)
+                }
+            })
+            .collect::<String>()
+    });
+    Ok(ReceiptImage::Ok(Binary(image), content_type, note))
+}

@@ -1,0 +1,153 @@
+//! The trade after the book: claiming, the receipt, completion and cancellation.
+
+use openpleb_common::trade::claim::claim;
+use openpleb_common::trade::receipt::{self, Upload as ReceiptInput};
+use openpleb_common::trade::{cancel, complete, Role, Viewer};
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::types::multipart::Upload;
+use poem_openapi::{Multipart, Object, OpenApi};
+use uuid::Uuid;
+
+use super::views::{view, InvoiceView, OfferView};
+use super::{receipt_response, ReceiptImage};
+use crate::auth::SessionAuth;
+use crate::error::{ApiError, ApiResult};
+use crate::routes::ApiTags;
+use crate::AppState;
+
+/// Claim an offer.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClaimOffer {
+    /// A fresh per-trade BIP-340 x-only key; the taker's payouts are locked to it.
+    #[oai(validator(max_length = "64"))]
+    pub taker_payout_pubkey: String,
+}
+
+/// A claimed offer and the bond invoice.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ClaimedOffer {
+    /// The offer (taker view).
+    pub offer: OfferView,
+    /// Pay this bond to proceed.
+    pub bond: InvoiceView,
+}
+
+/// The receipt upload.
+#[derive(Debug, Multipart)]
+pub struct ReceiptUpload {
+    /// PNG, JPEG or WebP image of the fiat payment.
+    pub image: Upload,
+    /// Optional note for the maker.
+    pub note: Option<String>,
+}
+
+/// The trade's moves.
+#[derive(Debug)]
+pub struct TradeApi;
+
+#[OpenApi(tag = "ApiTags::Offers")]
+impl TradeApi {
+    /// Claim an offer (taker)
+    ///
+    /// One claimer wins; the others get 409 `offer_not_available` and pay nothing. The winner
+    /// gets the bond invoice; the offer leaves the book until the claim lapses.
+    #[oai(
+        path = "/offers/:id/claim",
+        method = "post",
+        operation_id = "claimOffer"
+    )]
+    async fn claim(
+        &self,
+        auth: SessionAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+        body: Json<ClaimOffer>,
+    ) -> ApiResult<Json<ClaimedOffer>> {
+        let claimed = claim(&state.ctx, auth.0.id, *id, &body.taker_payout_pubkey).await?;
+        Ok(Json(ClaimedOffer {
+            offer: view(&claimed.offer, Viewer::Party(Role::Taker)),
+            bond: claimed.bond.into(),
+        }))
+    }
+
+    /// Upload the payment receipt (taker)
+    ///
+    /// Multipart: `image` (PNG, JPEG or WebP, checked by content; at most `RECEIPT_MAX_BYTES`)
+    /// and an optional `note`. Moves the offer to RECEIPT_SUBMITTED.
+    #[oai(
+        path = "/offers/:id/receipt",
+        method = "post",
+        operation_id = "submitReceipt"
+    )]
+    async fn submit_receipt(
+        &self,
+        auth: SessionAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+        upload: ReceiptUpload,
+    ) -> ApiResult<Json<OfferView>> {
+        let image = upload.image.into_vec().await.map_err(ApiError::internal)?;
+        let input = ReceiptInput {
+            image,
+            note: upload.note,
+        };
+        let offer = receipt::submit(&state.ctx, auth.0.id, *id, input).await?;
+        Ok(Json(view(&offer, Viewer::Party(Role::Taker))))
+    }
+
+    /// The payment receipt (maker and taker)
+    #[oai(
+        path = "/offers/:id/receipt",
+        method = "get",
+        operation_id = "getReceipt"
+    )]
+    async fn receipt(
+        &self,
+        auth: SessionAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> ApiResult<ReceiptImage> {
+        receipt_response(receipt::get(&state.ctx, Some(auth.0.id), *id).await?)
+    }
+
+    /// Confirm the fiat arrived (maker)
+    ///
+    /// COMPLETED: the taker gets S + TF + TB, the maker MB back, the platform PF; payouts are
+    /// recorded now and released by the worker (`GET /offers/{id}/payouts`).
+    #[oai(
+        path = "/offers/:id/complete",
+        method = "post",
+        operation_id = "completeOffer"
+    )]
+    async fn complete(
+        &self,
+        auth: SessionAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> ApiResult<Json<OfferView>> {
+        let offer = complete::complete(&state.ctx, auth.0.id, *id).await?;
+        Ok(Json(view(&offer, Viewer::Party(Role::Maker))))
+    }
+
+    /// Cancel an unclaimed offer (maker)
+    ///
+    /// CANCELLED; a funded deposit is refunded in full to the maker's payout key.
+    #[oai(
+        path = "/offers/:id/cancel",
+        method = "post",
+        operation_id = "cancelOffer"
+    )]
+    async fn cancel(
+        &self,
+        auth: SessionAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> ApiResult<Json<OfferView>> {
+        let offer = cancel::cancel(&state.ctx, auth.0.id, *id).await?;
+        Ok(Json(view(&offer, Viewer::Party(Role::Maker))))
+    }
+}

@@ -1,0 +1,266 @@
+//! The environment, group by group, to one [`Config`]: each group's variables, defaults and
+//! cross-checks in one function.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::env::{invalid, Env};
+use super::*;
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads variables through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(lookup);
+        Ok(Self {
+            database: database_config(&env)?,
+            mint: mint_config(&env)?,
+            wallets: wallets_config(&env)?,
+            api: api_config(&env)?,
+            limits: limits(&env)?,
+            timers: timers(&env)?,
+            fees: FeeRules {
+                platform_fee: env.fee("PLATFORM_FEE_PERCENT", 100, "PLATFORM_FEE_FLAT", 100)?,
+                taker_reward: env.fee("TAKER_REWARD_PERCENT", 200, "TAKER_REWARD_FLAT", 100)?,
+                maker_bond: env.fee("MAKER_BOND_PERCENT", 1000, "MAKER_BOND_FLAT", 500)?,
+                taker_bond: env.fee("TAKER_BOND_PERCENT", 1000, "TAKER_BOND_FLAT", 500)?,
+            },
+            prices: price_config(&env)?,
+            worker: worker_config(&env)?,
+        })
+    }
+}
+
+fn database_config<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<DatabaseConfig, ConfigError> {
+    Ok(DatabaseConfig {
+        url: Secret(env.required("DATABASE_URL")?),
+        pool_size: env.positive("DATABASE_POOL_SIZE", 20)?,
+    })
+}
+
+fn mint_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<MintConfig, ConfigError> {
+    let url = env.required("MINT_URL")?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(invalid("MINT_URL", "must start with http:// or https://"));
+    }
+    let unit = env.string("MINT_UNIT", "sat");
+    if unit != "sat" {
+        return Err(invalid("MINT_UNIT", "only sat is supported"));
+    }
+    let service_oidc = match env.raw("SERVICE_OIDC_TOKEN_URL") {
+        None => None,
+        Some(token_url) => Some(ServiceOidc {
+            token_url,
+            client_id: env.required("SERVICE_OIDC_CLIENT_ID")?,
+            client_secret: Secret(env.required("SERVICE_OIDC_CLIENT_SECRET")?),
+        }),
+    };
+    Ok(MintConfig {
+        url: url.trim_end_matches('/').to_owned(),
+        unit,
+        service_oidc,
+    })
+}
+
+fn wallets_config<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<WalletsConfig, ConfigError> {
+    let volumes: Vec<PathBuf> = env
+        .string("WALLETS_DIR", "./data/wallets")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    if volumes.is_empty() {
+        return Err(invalid("WALLETS_DIR", "needs at least one directory"));
+    }
+    let master = env.required("WALLET_MASTER_SECRET")?;
+    if master.len() < 64 || !master.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid(
+            "WALLET_MASTER_SECRET",
+            "must be at least 32 bytes of hex (64 hex characters)",
+        ));
+    }
+    Ok(WalletsConfig {
+        volumes,
+        shards: env.positive("WALLET_SHARDS", 256)?,
+        max_open: env.positive("WALLET_MAX_OPEN", 512)?,
+        idle_close: env.millis("WALLET_IDLE_CLOSE_MS", 2_000)?,
+        master_secret: Secret(master.to_ascii_lowercase()),
+        cleanup_interval: env.millis("WALLET_CLEANUP_INTERVAL", 3_600_000)?,
+        // Not variables: they only work together (the wait outlasts a lease, so a crashed
+        // holder's lease runs out while an open waits for it), and tests set them directly.
+        lease_ttl: Duration::from_secs(30),
+        lease_wait: Duration::from_secs(45),
+    })
+}
+
+fn api_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<ApiConfig, ConfigError> {
+    let base_path = env.string("API_BASE_PATH", "/api/v1");
+    if !base_path.starts_with('/') || base_path.ends_with('/') {
+        return Err(invalid(
+            "API_BASE_PATH",
+            "must start with / and not end with /",
+        ));
+    }
+    let session_expiry = env.secs("SESSION_EXPIRY", 3600)?;
+    if session_expiry > Duration::from_secs(3600) {
+        return Err(invalid("SESSION_EXPIRY", "may be at most 3600 seconds"));
+    }
+    let oidc_api_token = env.token("OIDC_API_TOKEN")?;
+    Ok(ApiConfig {
+        host: env.string("API_HOST", "0.0.0.0"),
+        port: env.parse("API_PORT", 3000)?,
+        base_path,
+        admin_host: env.string("ADMIN_HOST", "127.0.0.1"),
+        admin_port: env.parse("ADMIN_PORT", 3001)?,
+        session_expiry,
+        bat_verification_cache_ttl: env.secs("BAT_VERIFICATION_CACHE_TTL", 300)?,
+        rate_limits: RateLimits {
+            anonymous: env.positive("RATE_LIMIT_ANONYMOUS", 100)?,
+            authenticated: env.positive("RATE_LIMIT_AUTHENTICATED", 1000)?,
+            admin: env.positive("RATE_LIMIT_ADMIN", 5000)?,
+            window: env.millis("RATE_LIMIT_WINDOW", 900_000)?,
+            trust_forwarded_for: env.bool("TRUST_PROXY", false)?,
+        },
+        admins: admins(env, &oidc_api_token)?,
+        oidc_api_token,
+    })
+}
+
+/// `ADMIN_TOKEN` (named `admin`) and the `name:token` pairs of `ADMIN_TOKENS`: names and tokens
+/// unique, and no admin token equal to the OIDC provider's, which would give it the admin role.
+fn admins<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    oidc: &Secret,
+) -> Result<Vec<AdminToken>, ConfigError> {
+    let mut admins = vec![AdminToken {
+        name: "admin".to_owned(),
+        token: env.token("ADMIN_TOKEN")?,
+    }];
+    for pair in env.string("ADMIN_TOKENS", "").split(',').map(str::trim) {
+        if pair.is_empty() {
+            continue;
+        }
+        let (name, token) = pair
+            .split_once(':')
+            .ok_or_else(|| invalid("ADMIN_TOKENS", "expected name:token pairs"))?;
+        let name_ok = (1..=32).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !name_ok {
+            return Err(invalid(
+                "ADMIN_TOKENS",
+                "names are 1-32 of a-z, 0-9, _ and -",
+            ));
+        }
+        if token.len() < 16 {
+            return Err(invalid(
+                "ADMIN_TOKENS",
+                "tokens must be at least 16 characters",
+            ));
+        }
+        if admins.iter().any(|a| a.name == name) {
+            return Err(invalid("ADMIN_TOKENS", "admin names must be unique"));
+        }
+        if admins.iter().any(|a| a.token.expose() == token) {
+            return Err(invalid("ADMIN_TOKENS", "admin tokens must be unique"));
+        }
+        admins.push(AdminToken {
+            name: name.to_owned(),
+            token: Secret(token.to_owned()),
+        });
+    }
+    if admins.iter().any(|a| a.token.expose() == oidc.expose()) {
+        return Err(invalid(
+            "ADMIN_TOKEN",
+            "no admin token may equal OIDC_API_TOKEN (the OIDC provider would get the admin role)",
+        ));
+    }
+    Ok(admins)
+}
+
+fn limits<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Limits, ConfigError> {
+    let fiat_currency = env.string("FIAT_CURRENCY", "EUR").to_ascii_uppercase();
+    if fiat_currency.len() != 3 || !fiat_currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(invalid(
+            "FIAT_CURRENCY",
+            "must be a three-letter ISO 4217 code",
+        ));
+    }
+    let max_fiat: u64 = env.positive("MAX_FIAT_AMOUNT", 1000)?;
+    Ok(Limits {
+        fiat_currency,
+        max_fiat_amount_minor: max_fiat
+            .checked_mul(100)
+            .ok_or_else(|| invalid("MAX_FIAT_AMOUNT", "too large"))?,
+        receipt_max_bytes: env.positive("RECEIPT_MAX_BYTES", 5 * 1024 * 1024)?,
+    })
+}
+
+fn timers<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Timers, ConfigError> {
+    let timers = Timers {
+        created: env.secs("TIMER_CREATED_SECS", 600)?,
+        invoice_paid_default: env.secs("TIMER_INVOICE_PAID_SECS", 86_400)?,
+        invoice_paid_max: env.secs("TIMER_INVOICE_PAID_MAX_SECS", 7 * 86_400)?,
+        invoice_created: env.secs("TIMER_INVOICE_CREATED_SECS", 600)?,
+        taker_bond_paid: env.secs("TIMER_TAKER_BOND_PAID_SECS", 3600)?,
+        receipt_submitted: env.secs("TIMER_RECEIPT_SUBMITTED_SECS", 3600)?,
+        marked_with_issue: env.secs("TIMER_MARKED_WITH_ISSUE_SECS", 3600)?,
+        disputed: env.secs("TIMER_DISPUTED_SECS", 3600)?,
+    };
+    if timers.invoice_paid_default > timers.invoice_paid_max {
+        return Err(invalid(
+            "TIMER_INVOICE_PAID_SECS",
+            "must not exceed TIMER_INVOICE_PAID_MAX_SECS",
+        ));
+    }
+    Ok(timers)
+}
+
+fn worker_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<WorkerConfig, ConfigError> {
+    Ok(WorkerConfig {
+        concurrency: env.positive("WORKER_CONCURRENCY", 4)?,
+        // Not variables: the mint's websocket announces payments; polling is only the
+        // fallback, and the queue poll only bounds how late a delayed job starts.
+        quote_poll_interval: Duration::from_secs(5),
+        queue_poll_interval: Duration::from_secs(2),
+        // The backstop behind each offer's own delayed lapse job (README: every 30 s).
+        expiry_sweep: Duration::from_secs(30),
+        reconcile_interval: env.millis("RECONCILE_INTERVAL", 300_000)?,
+        reconcile_batch: env.positive("RECONCILE_BATCH", 500)?,
+    })
+}
+
+fn price_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<PriceConfig, ConfigError> {
+    if let Some(sources) = env.raw("PRICE_SOURCES") {
+        let endpoints = sources
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::parse)
+            .collect::<Result<Vec<crate::price::PriceEndpoint>, _>>()
+            .map_err(|e| invalid("PRICE_SOURCES", &e))?;
+        return Ok(PriceConfig::Http {
+            endpoints,
+            cache_for: env.secs("PRICE_CACHE_SECS", 30)?,
+            max_age: env.secs("PRICE_MAX_AGE_SECS", 300)?,
+        });
+    }
+    match env.raw("PRICE_FIXED") {
+        Some(v) => crate::price::parse_major_to_minor(&v)
+            .map(PriceConfig::Fixed)
+            .ok_or_else(|| invalid("PRICE_FIXED", "expected a positive decimal price per BTC")),
+        None => Err(ConfigError::Missing(
+            "PRICE_SOURCES (or PRICE_FIXED for development)",
+        )),
+    }
+}

@@ -1,0 +1,254 @@
+//! Environment variables to one validated [`Config`].
+//!
+//! Every setting the api and the worker read comes from here. A missing or malformed value is a
+//! [`ConfigError`] that names the variable; the binaries print it as one line and exit with
+//! code 2 (see [`exit_on_error`]). Secrets are kept out of `Debug` output.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::domain::money::FeeRules;
+use crate::domain::offer::Timers;
+
+mod env;
+mod load;
+#[cfg(test)]
+mod tests;
+
+/// Exit code for bad configuration (as `sysexits`' EX_USAGE family: the caller's mistake).
+pub const CONFIG_EXIT_CODE: i32 = 2;
+
+/// A configuration problem, always naming the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is not set.
+    #[error("configuration error: {0} is required but not set")]
+    Missing(&'static str),
+    /// A variable is set but unusable.
+    #[error("configuration error: {var} is invalid ({reason})")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong with it (never its value: it may be a secret).
+        reason: String,
+    },
+}
+
+/// A secret string whose `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret's value; callers must not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([REDACTED])")
+    }
+}
+
+/// Per-client request budgets per window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Requests per window per client IP without a session.
+    pub anonymous: u32,
+    /// Requests per window per session.
+    pub authenticated: u32,
+    /// Requests per window per admin token.
+    pub admin: u32,
+    /// The window.
+    pub window: Duration,
+    /// Trust the left-most `X-Forwarded-For` address (only behind a proxy you run).
+    pub trust_forwarded_for: bool,
+}
+
+/// The platform's own OIDC account, used to mint BATs for its wallets at a protected mint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceOidc {
+    /// The issuer's token endpoint (client-credentials grant).
+    pub token_url: String,
+    /// Client id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: Secret,
+}
+
+/// Where prices come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PriceConfig {
+    /// One fixed price in minor units per BTC (tests and development only).
+    Fixed(u64),
+    /// The median of HTTP endpoints (`url|/json/pointer`).
+    Http {
+        /// Endpoints.
+        endpoints: Vec<crate::price::PriceEndpoint>,
+        /// Reuse a price this long.
+        cache_for: Duration,
+        /// Refuse a price older than this.
+        max_age: Duration,
+    },
+}
+
+/// The whole validated configuration, grouped by concern. Every default is set in this module
+/// (in [`Config::from_lookup`] and the readers it calls) and nowhere else.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// PostgreSQL.
+    pub database: DatabaseConfig,
+    /// The Cashu mint.
+    pub mint: MintConfig,
+    /// Session wallets.
+    pub wallets: WalletsConfig,
+    /// The HTTP listeners, sessions and the api's own credentials.
+    pub api: ApiConfig,
+    /// What the market accepts.
+    pub limits: Limits,
+    /// Per-state timers of offers.
+    pub timers: Timers,
+    /// Fees and bonds, frozen onto each offer at creation.
+    pub fees: FeeRules,
+    /// The price source.
+    pub prices: PriceConfig,
+    /// Job processing.
+    pub worker: WorkerConfig,
+}
+
+/// PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseConfig {
+    /// Connection string (`DATABASE_URL`).
+    pub url: Secret,
+    /// Connections per process (`DATABASE_POOL_SIZE`).
+    pub pool_size: u32,
+}
+
+/// The Cashu mint all ecash comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MintConfig {
+    /// Its URL, without a trailing slash (`MINT_URL`).
+    pub url: String,
+    /// The mint unit; only `sat` is supported (`MINT_UNIT`).
+    pub unit: String,
+    /// Service OIDC account for BATs at a protected mint; `None` when the mint leaves the
+    /// wallets' endpoints open (`SERVICE_OIDC_*`).
+    pub service_oidc: Option<ServiceOidc>,
+}
+
+/// Session wallets: where their files live, how many stay open, and their leases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletsConfig {
+    /// One or more directories that hold the session wallet shards (`WALLETS_DIR`).
+    pub volumes: Vec<PathBuf>,
+    /// Number of shard directories spread over the volumes (`WALLET_SHARDS`).
+    pub shards: u32,
+    /// Most session wallets one process keeps open at once (`WALLET_MAX_OPEN`).
+    pub max_open: usize,
+    /// An open wallet unused this long is closed and its lease given back
+    /// (`WALLET_IDLE_CLOSE_MS`).
+    pub idle_close: Duration,
+    /// Master secret every session wallet seed is derived from (hex, at least 32 bytes;
+    /// `WALLET_MASTER_SECRET`).
+    pub master_secret: Secret,
+    /// How often the wallet cleanup sweep runs (`WALLET_CLEANUP_INTERVAL`).
+    pub cleanup_interval: Duration,
+    /// Lifetime of a wallet lease; renewed every third of it.
+    pub lease_ttl: Duration,
+    /// How long an open waits for another process to give a wallet up.
+    pub lease_wait: Duration,
+}
+
+impl WalletsConfig {
+    /// The master secret as bytes (validated as hex at load time).
+    pub fn master_secret_bytes(&self) -> Vec<u8> {
+        self.master_secret
+            .expose()
+            .as_bytes()
+            .chunks(2)
+            .filter_map(|pair| std::str::from_utf8(pair).ok())
+            .filter_map(|hex| u8::from_str_radix(hex, 16).ok())
+            .collect()
+    }
+}
+
+/// The HTTP side: listeners, sessions, rate limits and the api's bearer tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// Public listener address (`API_HOST`).
+    pub host: String,
+    /// Public listener port (`API_PORT`).
+    pub port: u16,
+    /// Prefix of every API route (`API_BASE_PATH`).
+    pub base_path: String,
+    /// Admin listener address; keep it private (`ADMIN_HOST`).
+    pub admin_host: String,
+    /// Admin listener port (`ADMIN_PORT`).
+    pub admin_port: u16,
+    /// Lifetime of a BAT session, at most one hour (`SESSION_EXPIRY`).
+    pub session_expiry: Duration,
+    /// How long a verified mint `/v1/info` (protected endpoints) is trusted before re-reading
+    /// it (`BAT_VERIFICATION_CACHE_TTL`).
+    pub bat_verification_cache_ttl: Duration,
+    /// Rate limits.
+    pub rate_limits: RateLimits,
+    /// Admins and their bearer tokens: `ADMIN_TOKEN` is the admin named `admin`, and
+    /// `ADMIN_TOKENS` (`name:token,...`) adds named admins; every admin write is recorded
+    /// under the name.
+    pub admins: Vec<AdminToken>,
+    /// Bearer token of role `oidc-api` (`OIDC_API_TOKEN`).
+    pub oidc_api_token: Secret,
+}
+
+/// One admin's name and bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminToken {
+    /// Name, recorded with every admin write (`[a-z0-9_-]{1,32}`).
+    pub name: String,
+    /// Bearer token, at least 16 characters.
+    pub token: Secret,
+}
+
+/// What the market accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Fiat currency of the market, ISO 4217 (`FIAT_CURRENCY`).
+    pub fiat_currency: String,
+    /// Largest fiat amount of one offer, in minor units (`MAX_FIAT_AMOUNT` is whole units).
+    pub max_fiat_amount_minor: u64,
+    /// Largest receipt image, bytes (`RECEIPT_MAX_BYTES`).
+    pub receipt_max_bytes: usize,
+}
+
+/// Job processing: concurrency, polling and the periodic jobs' periods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// Jobs each worker process runs at once per queue (`WORKER_CONCURRENCY`).
+    pub concurrency: usize,
+    /// How often an unpaid quote is asked about again.
+    pub quote_poll_interval: Duration,
+    /// How often the queue is polled for jobs that became due (delayed jobs and retries are
+    /// not announced by PostgreSQL's insert notification).
+    pub queue_poll_interval: Duration,
+    /// How often the overdue-offer backstop runs.
+    pub expiry_sweep: Duration,
+    /// How often the reconciliation runs; also the least time between two checks of a wallet
+    /// (`RECONCILE_INTERVAL`).
+    pub reconcile_interval: Duration,
+    /// Most wallets one reconciliation run checks (`RECONCILE_BATCH`).
+    pub reconcile_batch: i64,
+}
+
+/// Unwraps a configuration result or prints the one-line error and exits with code 2.
+pub fn exit_on_error<T>(result: Result<T, ConfigError>) -> T {
+    match result {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(CONFIG_EXIT_CODE);
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The configuration's loading rules.
+
+use std::collections::HashMap;
+
+use super::*;
+use crate::domain::money::FeeRule;
+
+fn base() -> HashMap<&'static str, String> {
+    HashMap::from([
+        ("DATABASE_URL", "postgres://localhost/x".to_owned()),
+        ("MINT_URL", "http://127.0.0.1:3338/".to_owned()),
+        ("WALLET_MASTER_SECRET", "ab".repeat(32)),
+        ("ADMIN_TOKEN", "admin-token-0123456789".to_owned()),
+        ("OIDC_API_TOKEN", "oidc-token-0123456789".to_owned()),
+        ("PRICE_FIXED", "60000".to_owned()),
+    ])
+}
+
+fn load(vars: &HashMap<&'static str, String>) -> Result<Config, ConfigError> {
+    Config::from_lookup(|k| vars.get(k).cloned())
+}
+
+#[test]
+fn defaults_follow_the_design() {
+    let c = load(&base()).expect("config");
+    assert_eq!(c.mint.url, "http://127.0.0.1:3338");
+    assert_eq!(c.api.port, 3000);
+    assert_eq!(c.api.admin_port, 3001);
+    assert_eq!(c.api.base_path, "/api/v1");
+    assert_eq!(c.api.session_expiry, Duration::from_secs(3600));
+    assert_eq!(c.api.rate_limits.anonymous, 100);
+    assert_eq!(c.api.rate_limits.window, Duration::from_secs(900));
+    assert_eq!(
+        c.fees.platform_fee,
+        FeeRule {
+            bps: 100,
+            flat_sats: 100
+        }
+    );
+    assert_eq!(
+        c.fees.maker_bond,
+        FeeRule {
+            bps: 1000,
+            flat_sats: 500
+        }
+    );
+    assert_eq!(c.timers.created, Duration::from_secs(600));
+    assert_eq!(c.limits.max_fiat_amount_minor, 100_000);
+    assert_eq!(c.wallets.volumes, vec![PathBuf::from("./data/wallets")]);
+    assert_eq!(c.wallets.lease_ttl, Duration::from_secs(30));
+    assert_eq!(c.wallets.lease_wait, Duration::from_secs(45));
+    assert_eq!(c.worker.quote_poll_interval, Duration::from_secs(5));
+    assert_eq!(c.worker.queue_poll_interval, Duration::from_secs(2));
+    assert_eq!(c.worker.expiry_sweep, Duration::from_secs(30));
+}
+
+#[test]
+fn missing_admin_token_names_the_variable() {
+    let mut vars = base();
+    vars.remove("ADMIN_TOKEN");
+    let err = load(&vars).expect_err("must fail");
+    assert_eq!(err, ConfigError::Missing("ADMIN_TOKEN"));
+    assert_eq!(
+        err.to_string(),
+        "configuration error: ADMIN_TOKEN is required but not set"
+    );
+}
+
+#[test]
+fn named_admins_join_the_default_one_and_never_share_the_oidc_token() {
+    let mut vars = base();
+    vars.insert(
+        "ADMIN_TOKENS",
+        "alice:alice-token-0123456789, bob:bob-token-0123456789".to_owned(),
+    );
+    let c = load(&vars).expect("loads");
+    let names: Vec<_> = c.api.admins.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["admin", "alice", "bob"]);
+
+    for bad in [
+        "alice",
+        "Alice:alice-token-0123456789",
+        "alice:short",
+        "admin:x-token-0123456789",
+    ] {
+        let mut vars = base();
+        vars.insert("ADMIN_TOKENS", bad.to_owned());
+        let err = load(&vars).expect_err(bad);
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    var: "ADMIN_TOKENS",
+                    ..
+                }
+            ),
+            "{bad}: {err}"
+        );
+    }
+
+    let mut vars = base();
+    vars.insert("ADMIN_TOKEN", vars["OIDC_API_TOKEN"].clone());
+    let err = load(&vars).expect_err("admin token equal to the OIDC token");
+    assert!(
+        matches!(
+            err,
+            ConfigError::Invalid {
+                var: "ADMIN_TOKEN",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let mut vars = base();
+    vars.insert("ADMIN_TOKENS", format!("carol:{}", vars["OIDC_API_TOKEN"]));
+    assert!(load(&vars).is_err(), "a named admin with the OIDC token");
+}
+
+#[test]
+fn unparsable_number_names_the_variable() {
+    let mut vars = base();
+    vars.insert("API_PORT", "30x0".to_owned());
+    let err = load(&vars).expect_err("must fail");
+    assert!(
+        matches!(
+            err,
+            ConfigError::Invalid {
+                var: "API_PORT",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn several_volumes_and_percentages() {
+    let mut vars = base();
+    vars.insert("WALLETS_DIR", "/a, /b".to_owned());
+    vars.insert("PLATFORM_FEE_PERCENT", "0.5".to_owned());
+    let c = load(&vars).expect("config");
+    assert_eq!(
+        c.wallets.volumes,
+        vec![PathBuf::from("/a"), PathBuf::from("/b")]
+    );
+    assert_eq!(c.fees.platform_fee.bps, 50);
+}
+
+#[test]
+fn session_expiry_is_capped_at_one_hour() {
+    let mut vars = base();
+    vars.insert("SESSION_EXPIRY", "7200".to_owned());
+    assert!(matches!(
+        load(&vars),
+        Err(ConfigError::Invalid {
+            var: "SESSION_EXPIRY",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn service_account_needs_all_three_settings() {
+    assert_eq!(load(&base()).expect("config").mint.service_oidc, None);
+    let mut vars = base();
+    vars.insert("SERVICE_OIDC_TOKEN_URL", "http://idp/token".to_owned());
+    assert_eq!(
+        load(&vars).expect_err("incomplete"),
+        ConfigError::Missing("SERVICE_OIDC_CLIENT_ID")
+    );
+    vars.insert("SERVICE_OIDC_CLIENT_ID", "openpleb".to_owned());
+    vars.insert("SERVICE_OIDC_CLIENT_SECRET", "s3cret".to_owned());
+    let c = load(&vars).expect("config");
+    assert_eq!(
+        c.mint.service_oidc.map(|s| s.client_id),
+        Some("openpleb".to_owned())
+    );
+}
+
+#[test]
+fn master_secret_decodes_from_hex() {
+    let c = load(&base()).expect("config");
+    assert_eq!(c.wallets.master_secret_bytes(), vec![0xab; 32]);
+}
+
+#[test]
+fn secrets_do_not_show_in_debug() {
+    let c = load(&base()).expect("config");
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("admin-token-0123456789"));
+    assert!(!dbg.contains(&"ab".repeat(32)));
+}

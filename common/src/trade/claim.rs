@@ -1,0 +1,108 @@
+//! Claim an offer (taker): INVOICE_PAID → INVOICE_CREATED. One claimer wins the
+//! compare-and-set; the others get [`TradeError::NotAvailable`] and pay nothing. The winner gets
+//! the bond invoice, made in its own session wallet; the offer leaves the book until the bond
+//! arrives or the claim lapses.
+
+use uuid::Uuid;
+
+use super::paid::{watch, Invoice};
+use super::{entered, load, payout_key, unix, TradeCtx, TradeError, Viewer};
+use crate::db::offers::{self, Offer};
+use crate::db::quotes::OfferQuote;
+use crate::domain::offer::{transition, Event, OfferStatus};
+use crate::domain::payout::QuotePurpose;
+use crate::wallet::WalletId;
+
+/// A won claim and its bond invoice.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The offer (now INVOICE_CREATED).
+    pub offer: Offer,
+    /// Pay this bond to proceed.
+    pub bond: Invoice,
+}
+
+/// Claims `offer_id` for `session`, whose payouts lock to `taker_payout_pubkey`.
+pub async fn claim(
+    ctx: &TradeCtx,
+    session: Uuid,
+    offer_id: Uuid,
+    taker_payout_pubkey: &str,
+) -> Result<Claimed, TradeError> {
+    let offer = load(ctx, offer_id).await?;
+    let viewer = Viewer::of(&offer, Some(session));
+    // An offer that was never in the book stays unknown; one that left it was claimed.
+    if !viewer.can_see(&offer) && offer.status == OfferStatus::Created {
+        return Err(TradeError::NotFound);
+    }
+    if viewer == Viewer::Party(super::Role::Maker) {
+        return Err(TradeError::OwnOffer);
+    }
+    let key = payout_key(taker_payout_pubkey, "takerPayoutPubkey")?;
+    let to = transition(offer.status, Event::Claim).map_err(|_| TradeError::NotAvailable)?;
+
+    let mut tx = ctx.pool.begin().await?;
+    let deadline = ctx.deadline(ctx.config.timers.invoice_created);
+    let claimed = offers::claim(&mut tx, offer.id, session, &key.to_string(), deadline)
+        .await?
+        .ok_or(TradeError::NotAvailable)?;
+    debug_assert_eq!(claimed.status, to);
+    entered(&mut tx, &claimed, Some(offer.status)).await?;
+    tx.commit().await?;
+
+    // Won: the bond invoice in the taker's wallet. Should that fail, the claim is undone.
+    let wallet = WalletId::session(session);
+    let bond = claimed.amounts().taker_bond;
+    let quote = match ctx.wallets.create_mint_quote(&wallet, bond).await {
+        Ok(q) => q,
+        Err(e) => {
+            let mut tx = ctx.pool.begin().await?;
+            unclaim(&mut tx, offer.id, session).await?;
+            tx.commit().await?;
+            return Err(e.into());
+        }
+    };
+    let expires_at = unix(quote.expiry);
+    let mut tx = ctx.pool.begin().await?;
+    offers::set_bond_quote(&mut tx, offer.id, session, &quote.quote_id).await?;
+    watch(
+        &mut tx,
+        &OfferQuote {
+            quote_id: &quote.quote_id,
+            wallet_id: wallet.as_str(),
+            amount_sats: bond,
+            expires_at,
+            offer_id: offer.id,
+            purpose: QuotePurpose::Bond,
+            refund_pubkey: &key.to_string(),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Claimed {
+        offer: Offer {
+            bond_quote_id: Some(quote.quote_id.clone()),
+            ..claimed
+        },
+        bond: Invoice {
+            quote_id: quote.quote_id,
+            request: quote.request,
+            amount_sats: bond,
+            expires_at,
+        },
+    })
+}
+
+/// Ends `session`'s claim: INVOICE_CREATED → INVOICE_PAID, back in the book until the end of the
+/// maker's chosen lifetime. False when the claim was no longer current.
+pub(crate) async fn unclaim(
+    conn: &mut sqlx::PgConnection,
+    offer_id: Uuid,
+    session: Uuid,
+) -> Result<bool, TradeError> {
+    let Some(back) = offers::unclaim(conn, offer_id, session).await? else {
+        return Ok(false);
+    };
+    entered(conn, &back, Some(OfferStatus::InvoiceCreated)).await?;
+    Ok(true)
+}

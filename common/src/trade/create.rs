@@ -1,0 +1,153 @@
+//! Create an offer (maker): convert the fiat amount at the current price, freeze fees and bonds,
+//! and issue the deposit invoice D = S + PF + TF + MB. The offer is CREATED until the deposit
+//! arrives (the quote watcher, [`super::paid`]) or a token funds it ([`super::fund`]).
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::paid::{watch, Invoice};
+use super::{entered, payout_key, unix, TradeCtx, TradeError};
+use crate::db::offers::{self, NewOffer, Offer};
+use crate::db::providers;
+use crate::db::quotes::OfferQuote;
+use crate::domain::money::{sats_for_fiat, OfferAmounts};
+use crate::domain::payout::QuotePurpose;
+use crate::wallet::WalletId;
+
+/// What the maker asks for.
+#[derive(Debug, Clone)]
+pub struct NewOfferInput {
+    /// The maker's session.
+    pub session: Uuid,
+    /// Fiat amount in minor units (positive).
+    pub fiat_amount_minor: i64,
+    /// ISO 4217; must be the platform's currency.
+    pub currency: String,
+    /// Fiat provider.
+    pub fiat_provider_id: Uuid,
+    /// Where the taker pays.
+    pub payment_details: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// INVOICE_PAID lifetime, seconds (default from the configuration).
+    pub lifetime_secs: Option<u64>,
+    /// The maker's per-trade payout key (hex).
+    pub maker_payout_pubkey: String,
+}
+
+/// A created offer and its deposit invoice.
+#[derive(Debug, Clone)]
+pub struct CreatedOffer {
+    /// The offer.
+    pub offer: Offer,
+    /// The deposit invoice.
+    pub deposit: Invoice,
+}
+
+/// Creates an offer.
+pub async fn create(ctx: &TradeCtx, input: NewOfferInput) -> Result<CreatedOffer, TradeError> {
+    let c = &ctx.config;
+    // Check the input.
+    if input.currency.to_ascii_uppercase() != c.limits.fiat_currency {
+        return Err(TradeError::invalid(
+            "unsupported_currency",
+            "currency",
+            format!("this platform trades {}", c.limits.fiat_currency),
+        ));
+    }
+    let fiat = u64::try_from(input.fiat_amount_minor).map_err(|_| {
+        TradeError::invalid("invalid_fiat_amount", "fiatAmount", "must be positive")
+    })?;
+    if fiat > c.limits.max_fiat_amount_minor {
+        return Err(TradeError::invalid(
+            "fiat_amount_too_large",
+            "fiatAmount",
+            format!("at most {} minor units", c.limits.max_fiat_amount_minor),
+        ));
+    }
+    let key = payout_key(&input.maker_payout_pubkey, "makerPayoutPubkey")?;
+    let lifetime = match input.lifetime_secs {
+        Some(s) if std::time::Duration::from_secs(s) > c.timers.invoice_paid_max => {
+            return Err(TradeError::invalid(
+                "lifetime_too_long",
+                "lifetimeSecs",
+                format!("at most {} s", c.timers.invoice_paid_max.as_secs()),
+            ))
+        }
+        Some(s) => s,
+        None => c.timers.invoice_paid_default.as_secs(),
+    };
+    match providers::get(&ctx.pool, input.fiat_provider_id).await? {
+        Some(p) if p.active => {}
+        _ => {
+            return Err(TradeError::invalid(
+                "unknown_fiat_provider",
+                "fiatProviderId",
+                "no such active fiat provider",
+            ))
+        }
+    }
+
+    // Decide the amounts.
+    let price = ctx
+        .price
+        .price(&c.limits.fiat_currency)
+        .await
+        .map_err(|e| TradeError::PriceUnavailable(e.to_string()))?;
+    let too_large =
+        || TradeError::invalid("fiat_amount_too_large", "fiatAmount", "amount overflows");
+    let escrow = sats_for_fiat(fiat, price.minor_per_btc).ok_or_else(too_large)?;
+    let amounts = OfferAmounts::new(escrow, &c.fees).ok_or_else(too_large)?;
+    let deposit = amounts.deposit().ok_or_else(too_large)?;
+
+    // Act: the deposit invoice in the maker's wallet, then offer, quote and watcher in one
+    // transaction. A failure after the quote leaves only an unpaid invoice behind.
+    let wallet = WalletId::session(input.session);
+    let quote = ctx.wallets.create_mint_quote(&wallet, deposit).await?;
+    let id = Uuid::new_v4();
+    let expires_at: DateTime<Utc> = unix(quote.expiry);
+    let mut tx = ctx.pool.begin().await?;
+    let offer = offers::insert(
+        &mut tx,
+        &NewOffer {
+            id,
+            maker_session_id: input.session,
+            fiat_amount_minor: input.fiat_amount_minor,
+            fiat_currency: c.limits.fiat_currency.clone(),
+            fiat_provider_id: input.fiat_provider_id,
+            payment_details: input.payment_details,
+            description: input.description,
+            price_minor_per_btc: i64::try_from(price.minor_per_btc).unwrap_or(i64::MAX),
+            amounts,
+            maker_payout_pubkey: key.to_string(),
+            lifetime_secs: i64::try_from(lifetime).unwrap_or(i64::MAX),
+            expires_at: ctx.deadline(c.timers.created).min(expires_at),
+            deposit_quote_id: Some(quote.quote_id.clone()),
+        },
+    )
+    .await?;
+    entered(&mut tx, &offer, None).await?;
+    watch(
+        &mut tx,
+        &OfferQuote {
+            quote_id: &quote.quote_id,
+            wallet_id: wallet.as_str(),
+            amount_sats: deposit,
+            expires_at,
+            offer_id: id,
+            purpose: QuotePurpose::Deposit,
+            refund_pubkey: &offer.maker_payout_pubkey,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(CreatedOffer {
+        offer,
+        deposit: Invoice {
+            quote_id: quote.quote_id,
+            request: quote.request,
+            amount_sats: deposit,
+            expires_at,
+        },
+    })
+}

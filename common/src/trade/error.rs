@@ -1,0 +1,85 @@
+//! The one error type of the trade steps. Each variant means one thing to a client; the api
+//! maps it to HTTP in one place (`api/src/error.rs`), the worker logs it and lets the job retry.
+
+use super::access::Role;
+use crate::domain::offer::OfferStatus;
+use crate::jobs::EnqueueError;
+use crate::wallet::WalletError;
+
+/// Why a trade step did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum TradeError {
+    /// No such offer, or one the caller may not see.
+    #[error("no such offer")]
+    NotFound,
+    /// The caller sees the offer but is not the party this move needs.
+    #[error("only the {0} may do this")]
+    NotYours(Role),
+    /// The offer's current status does not allow this move.
+    #[error("not allowed while the offer is {0}")]
+    WrongState(OfferStatus),
+    /// The offer left the book (claimed by someone else, cancelled, expired).
+    #[error("the offer is not available")]
+    NotAvailable,
+    /// A maker tried to claim its own offer.
+    #[error("you cannot claim your own offer")]
+    OwnOffer,
+    /// The input is unusable; `code` is the stable error code, `field` the input concerned.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// Stable error code.
+        code: &'static str,
+        /// The input field (wire name).
+        field: &'static str,
+        /// What is wrong, safe to show the caller.
+        message: String,
+    },
+    /// An upload is larger than allowed.
+    #[error("{field} is larger than {max} bytes")]
+    TooLarge {
+        /// Stable error code.
+        code: &'static str,
+        /// The input field.
+        field: &'static str,
+        /// The limit.
+        max: usize,
+    },
+    /// A funding token was received but could not fund the offer; it is being refunded.
+    #[error("the offer could not be funded; the token's value is refunded to your payout key")]
+    NotFundable,
+    /// An upload is not a PNG, JPEG or WebP image.
+    #[error("the image must be a PNG, JPEG or WebP image")]
+    NotAnImage,
+    /// The offer has no dispute (or no such evidence).
+    #[error("no such dispute")]
+    NoDispute,
+    /// A reveal by a key that may not reveal (unregistered or deactivated).
+    #[error("{0}")]
+    RevealRefused(&'static str),
+    /// No usable fiat price right now.
+    #[error("no current price: {0}")]
+    PriceUnavailable(String),
+    /// The wallet or the mint failed (see [`WalletError::kind`] for what it means to a client).
+    #[error(transparent)]
+    Wallet(#[from] WalletError),
+    /// PostgreSQL failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A follow-up job could not be enqueued.
+    #[error(transparent)]
+    Enqueue(#[from] EnqueueError),
+    /// Our own records contradict each other (a bug, never the caller's fault).
+    #[error("inconsistent records: {0}")]
+    Inconsistent(String),
+}
+
+impl TradeError {
+    /// Bad input in `field`.
+    pub fn invalid(code: &'static str, field: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            code,
+            field,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Trade steps: every move of an offer, one file per step (DESIGN.md section 7).
+//!
+//! Each step is a plain `async fn(&TradeCtx, input) -> Result<_, TradeError>` that reads as a
+//! checklist: load, check the caller, check the move with [`crate::domain::offer::transition`],
+//! act (a compare-and-set and the jobs it causes, in one transaction), return. The api's
+//! handlers and the worker's jobs call the same steps; repositories under [`crate::db`] only
+//! store, and [`crate::domain`] only decides.
+
+mod access;
+mod error;
+
+pub mod bond_paid;
+pub mod cancel;
+pub mod claim;
+pub mod complete;
+pub mod create;
+pub mod deposit_paid;
+pub mod fund;
+pub mod lapse;
+pub mod late_refund;
+pub mod paid;
+pub mod payouts;
+pub mod receipt;
+pub mod settle;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+
+pub use access::{load, load_as, load_visible, Role, Viewer};
+pub use error::TradeError;
+
+use crate::config::Config;
+use crate::db::offers::{self, Offer};
+use crate::domain::keys::XOnlyKey;
+use crate::domain::offer::OfferStatus;
+use crate::jobs::{self, LapseOffer};
+use crate::price::PriceSource;
+use crate::wallet::WalletManager;
+
+/// What every step may use.
+#[derive(Clone)]
+pub struct TradeCtx {
+    /// The platform database and job queue.
+    pub pool: PgPool,
+    /// Session wallets.
+    pub wallets: WalletManager,
+    /// Validated configuration.
+    pub config: Arc<Config>,
+    /// Fiat prices.
+    pub price: Arc<dyn PriceSource>,
+    /// The time deadlines are computed from.
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for TradeCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TradeCtx").finish_non_exhaustive()
+    }
+}
+
+impl TradeCtx {
+    /// A context on the system clock.
+    pub fn new(
+        pool: PgPool,
+        wallets: WalletManager,
+        config: Arc<Config>,
+        price: Arc<dyn PriceSource>,
+    ) -> Self {
+        Self {
+            pool,
+            wallets,
+            config,
+            price,
+            clock: Clock::System,
+        }
+    }
+
+    /// A context whose price source is the configured one.
+    pub fn from_config(pool: PgPool, wallets: WalletManager, config: Arc<Config>) -> Self {
+        let price = crate::price::from_config(&config.prices, &config.limits.fiat_currency);
+        Self::new(pool, wallets, config, price)
+    }
+
+    /// `d` from now, saturating.
+    pub fn deadline(&self, d: std::time::Duration) -> DateTime<Utc> {
+        self.clock.now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+    }
+}
+
+/// Where "now" comes from: the system, or a fixed offset from it (tests of timers that cannot
+/// wait an hour).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// The system clock.
+    System,
+    /// The system clock shifted by this much.
+    Shifted(chrono::Duration),
+}
+
+impl Clock {
+    /// The current time.
+    pub fn now(&self) -> DateTime<Utc> {
+        match self {
+            Self::System => Utc::now(),
+            Self::Shifted(by) => Utc::now() + *by,
+        }
+    }
+}
+
+/// What every move into a state does besides the compare-and-set itself: the live-update event
+/// and the state's lapse job at its deadline, in the mover's transaction. Every step that moves
+/// an offer calls it with the row the move returned.
+pub(crate) async fn entered(
+    conn: &mut PgConnection,
+    offer: &Offer,
+    from: Option<OfferStatus>,
+) -> Result<(), TradeError> {
+    offers::record_event(conn, offer.id, from, offer.status).await?;
+    let Some(deadline) = offer.expires_at else {
+        return Ok(());
+    };
+    let job = LapseOffer {
+        offer_id: offer.id,
+        status: offer.status,
+        entered_at_micros: offer.state_entered_at.timestamp_micros(),
+    };
+    let delay = (deadline - Utc::now()).to_std().unwrap_or_default();
+    jobs::enqueue_in(conn, &job, delay).await?;
+    Ok(())
+}
+
+/// Moves `offer` from `from` to `to` (compare-and-set) with the deadline `to` has, and does what
+/// entering `to` does. `None` when another move got there first.
+pub(crate) async fn advance(
+    conn: &mut PgConnection,
+    offer: &Offer,
+    from: OfferStatus,
+    to: OfferStatus,
+    deadline: Option<DateTime<Utc>>,
+) -> Result<Option<Offer>, TradeError> {
+    let moved = offers::transition(conn, offer.id, from, to, deadline).await?;
+    if let Some(m) = &moved {
+        entered(conn, m, Some(from)).await?;
+    }
+    Ok(moved)
+}
+
+/// Parses a payout key given in `field`: BIP-340 x-only, lowercase hex.
+pub(crate) fn payout_key(s: &str, field: &'static str) -> Result<XOnlyKey, TradeError> {
+    let key: XOnlyKey = s.parse().map_err(|e| {
+        TradeError::invalid("invalid_payout_pubkey", field, format!("{field}: {e}"))
+    })?;
+    if key.to_string() != s {
+        return Err(TradeError::invalid(
+            "invalid_payout_pubkey",
+            field,
+            format!("{field} must be lowercase hex"),
+        ));
+    }
+    Ok(key)
+}
+
+/// A mint's expiry (unix seconds) as a time.
+pub(crate) fn unix(secs: u64) -> DateTime<Utc> {
+    DateTime::from_timestamp(i64::try_from(secs).unwrap_or(i64::MAX), 0).unwrap_or_else(Utc::now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shifted_clock_runs_ahead_by_its_offset() {
+        let ahead = Clock::Shifted(chrono::Duration::hours(2)).now() - Clock::System.now();
+        assert!(ahead > chrono::Duration::minutes(119) && ahead <= chrono::Duration::hours(2));
+    }
+}

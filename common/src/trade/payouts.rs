@@ -1,0 +1,70 @@
+//! Payouts as their owners see them: by session (the maker's, the taker's, and a late refund of
+//! a payment the session made) or by proving the payout key, since trades outlive sessions.
+
+use cdk_common::bitcoin::hashes::{sha256, Hash};
+use uuid::Uuid;
+
+use super::{load, payout_key, TradeCtx, TradeError, Viewer};
+use crate::db::payouts::{self, Payout};
+use crate::domain::payout::PayoutPurpose;
+use crate::domain::registration::{check_timestamp, verify_signature};
+use crate::wallet::WalletId;
+
+/// The message a payout key signs to fetch its tokens.
+pub fn proof_message(offer: Uuid, timestamp: i64) -> String {
+    format!("openpleb-payouts:{offer}:{timestamp}")
+}
+
+/// The payouts of `offer_id` that belong to `session`: its party's, plus a late refund of a
+/// payment its wallet made (e.g. the bond of a claim that lapsed). Not found when it has none
+/// and is not a party.
+pub async fn for_session(
+    ctx: &TradeCtx,
+    session: Uuid,
+    offer_id: Uuid,
+) -> Result<Vec<Payout>, TradeError> {
+    let offer = load(ctx, offer_id).await?;
+    let party = Viewer::of(&offer, Some(session)).role().map(|r| r.party());
+    let own_wallet = WalletId::session(session);
+    let mine = |p: &Payout| {
+        Some(p.party) == party
+            || (p.purpose == PayoutPurpose::LateRefund && p.source_wallet == own_wallet.as_str())
+    };
+    let rows = payouts::for_offer(&ctx.pool, offer.id).await?;
+    if party.is_none() && !rows.iter().any(mine) {
+        return Err(TradeError::NotFound);
+    }
+    Ok(rows.into_iter().filter(|p| mine(p)).collect())
+}
+
+/// A signature proving a payout key.
+#[derive(Debug, Clone)]
+pub struct KeyProof<'a> {
+    /// The payout key (x-only hex).
+    pub pubkey: &'a str,
+    /// Milliseconds since the epoch, within 60 s of now.
+    pub timestamp: i64,
+    /// BIP-340 signature over SHA-256 of [`proof_message`].
+    pub signature: &'a str,
+}
+
+/// The payouts of `offer_id` locked to the proven key.
+pub async fn for_key(
+    ctx: &TradeCtx,
+    offer_id: Uuid,
+    proof: KeyProof<'_>,
+) -> Result<Vec<Payout>, TradeError> {
+    let key = payout_key(proof.pubkey, "payoutPubkey")?;
+    check_timestamp(proof.timestamp, ctx.clock.now().timestamp_millis())
+        .map_err(|e| TradeError::invalid("stale_timestamp", "timestamp", e.to_string()))?;
+    let digest = sha256::Hash::hash(proof_message(offer_id, proof.timestamp).as_bytes());
+    verify_signature(&key, digest.to_byte_array(), proof.signature)
+        .map_err(|e| TradeError::invalid("invalid_signature", "signature", e.to_string()))?;
+    let offer = load(ctx, offer_id).await?;
+    let key = key.to_string();
+    let rows = payouts::for_offer(&ctx.pool, offer.id).await?;
+    Ok(rows
+        .into_iter()
+        .filter(|p| p.lock_pubkey.as_deref() == Some(key.as_str()))
+        .collect())
+}

@@ -1,0 +1,225 @@
+//! Reconciling a wallet with the mint after crashes and cut operations.
+//!
+//! cdk's saga recovery finishes or rolls back interrupted operations; what it leaves behind
+//! (proofs reserved, pending or sent by an operation that no longer exists) is settled here by
+//! asking the mint (NUT-07). Before recovery runs, the tokens of unfinished sends are copied
+//! aside, because recovery deletes the only copy of a token it believes claimed.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use cdk::nuts::State;
+use cdk::wallet::types::OperationData;
+use cdk::wallet::Wallet;
+
+use super::error::WalletError;
+use super::layout::WalletId;
+use super::manager::{balances, Balances, WalletManager};
+use super::slots::Open;
+
+/// What reconciling one wallet with the mint found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Reconciled {
+    /// Balances before.
+    pub before: Balances,
+    /// Balances after.
+    pub after: Balances,
+    /// Interrupted operations that cdk's recovery took forward or found complete.
+    pub recovered: usize,
+    /// Interrupted operations rolled back (their proofs made spendable again).
+    pub compensated: usize,
+    /// Operations recovery could not settle now (the mint unreachable, say); tried next time.
+    pub unsettled: usize,
+    /// Sent tokens not yet claimed by their recipients (their send operation stays open).
+    pub open_sends: usize,
+    /// Sats of proofs no operation owned that the mint reports spent: dropped from the wallet.
+    pub orphans_spent: u64,
+    /// Sats of reserved proofs no operation owned that the mint reports unspent: made
+    /// spendable again.
+    pub orphans_returned: u64,
+    /// Sats of an incoming token whose receive was cut before it reached the mint (pending
+    /// proofs with no operation): dropped, the token is still its sender's.
+    pub orphans_abandoned: u64,
+    /// Sats of proofs no operation owns that could not be settled: pending at the mint, or
+    /// reserved but locked to someone else's key. Need a person if they persist.
+    pub orphans_left: u64,
+}
+
+impl Reconciled {
+    /// Whether anything was changed or needs a person's attention.
+    pub fn noteworthy(&self) -> bool {
+        self.compensated + self.unsettled > 0
+            || self.orphans_spent + self.orphans_returned + self.orphans_abandoned > 0
+            || self.orphans_left > 0
+            || self.before != self.after
+    }
+}
+
+impl WalletManager {
+    /// Reconciles the wallet with the mint: finishes or rolls back interrupted operations
+    /// (cdk's saga recovery, after stashing the tokens of unfinished sends), then asks the mint
+    /// (NUT-07) about reserved, pending and sent proofs that no live operation owns: spent ones
+    /// are dropped, unspent reserved ones become spendable, unspent pending ones (a receive cut
+    /// before it reached the mint) are dropped, unclaimed sent ones stay.
+    ///
+    /// Does not wait for another process' lease ([`WalletError::Busy`] at once): a wallet in use
+    /// elsewhere is reconciled on that process' next open anyway. A wallet this call opened is
+    /// closed again before its lock is given up, so its lease goes straight back and nothing
+    /// uses it in between without recovery.
+    pub async fn reconcile(&self, id: &WalletId) -> Result<Reconciled, WalletError> {
+        self.run_with(
+            id,
+            Open {
+                create: false,
+                lease_wait: Duration::ZERO,
+                recover: false,
+                close_after: true,
+            },
+            |w| async move {
+                let before = balances(&w).await?;
+                stash_sent_tokens(&w).await?;
+                let report = w.recover_incomplete_sagas().await?;
+                let orphans = settle_orphan_proofs(&w).await?;
+                let open_sends = w
+                    .localstore
+                    .get_incomplete_sagas()
+                    .await?
+                    .iter()
+                    .filter(|s| matches!(s.data, OperationData::Send(_)))
+                    .count();
+                Ok(Reconciled {
+                    before,
+                    after: balances(&w).await?,
+                    recovered: report.recovered,
+                    compensated: report.compensated,
+                    unsettled: report.skipped + report.failed,
+                    open_sends,
+                    orphans_spent: orphans.spent,
+                    orphans_returned: orphans.returned,
+                    orphans_abandoned: orphans.abandoned,
+                    orphans_left: orphans.left,
+                })
+            },
+        )
+        .await
+    }
+}
+
+/// KV namespace for what this backend keeps in a wallet file.
+pub(super) const KV_NAMESPACE: &str = "openpleb";
+/// Tokens of confirmed sends, by operation id.
+pub(super) const KV_SENT: &str = "sent";
+
+/// Copies the tokens of unfinished send sagas into the wallet's KV store: cdk's recovery deletes
+/// a confirmed send saga (and with it the only copy of its token) once it believes the token was
+/// claimed, but a payout whose token never reached PostgreSQL still needs it.
+pub(super) async fn stash_sent_tokens(w: &Wallet) -> Result<(), WalletError> {
+    for saga in w.localstore.get_incomplete_sagas().await? {
+        if let OperationData::Send(d) = &saga.data {
+            if let Some(token) = &d.token {
+                w.localstore
+                    .kv_write(
+                        KV_NAMESPACE,
+                        KV_SENT,
+                        &saga.id.to_string(),
+                        token.as_bytes(),
+                    )
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Proofs asked about per NUT-07 request.
+const CHECK_STATE_CHUNK: usize = 200;
+
+/// What [`settle_orphan_proofs`] did, in sats.
+#[derive(Debug, Default)]
+struct Orphans {
+    spent: u64,
+    returned: u64,
+    abandoned: u64,
+    left: u64,
+}
+
+/// Settles reserved, pending and sent proofs that no live operation owns (their saga is gone or
+/// never existed) against the mint:
+/// - spent: dropped (a claimed token, a finished swap);
+/// - reserved and unspent: spendable again (only unspent proofs of this wallet get reserved);
+/// - pending and unspent: dropped, as cdk's own compensation of a receive does. Outside a melt
+///   only a receive marks proofs pending, and with no saga it never asked the mint, so the
+///   token is still its sender's. A wallet with melt quotes is left alone (a melt marks this
+///   wallet's own proofs pending);
+/// - sent and unspent: left; the recipient may still claim the token.
+async fn settle_orphan_proofs(w: &Wallet) -> Result<Orphans, WalletError> {
+    let held = w
+        .localstore
+        .get_proofs(
+            Some(w.mint_url.clone()),
+            Some(w.unit.clone()),
+            Some(vec![State::Reserved, State::Pending, State::PendingSpent]),
+            None,
+        )
+        .await?;
+    let mut live_ops: HashMap<uuid::Uuid, bool> = HashMap::new();
+    let mut orphans = Vec::new();
+    for p in held {
+        let owned = match p.used_by_operation {
+            None => false,
+            Some(op) => match live_ops.get(&op) {
+                Some(live) => *live,
+                None => {
+                    let live = w.localstore.get_saga(&op).await?.is_some();
+                    live_ops.insert(op, live);
+                    live
+                }
+            },
+        };
+        if !owned {
+            orphans.push(p);
+        }
+    }
+    let mut done = Orphans::default();
+    if orphans.is_empty() {
+        return Ok(done);
+    }
+    let melts = !w.localstore.get_melt_quotes().await?.is_empty();
+    for chunk in orphans.chunks(CHECK_STATE_CHUNK) {
+        let proofs = chunk.iter().map(|p| p.proof.clone()).collect();
+        // Removes the spent ones from the store itself.
+        let states: HashMap<_, _> = w
+            .check_proofs_spent(proofs)
+            .await?
+            .into_iter()
+            .map(|s| (s.y, s.state))
+            .collect();
+        let (mut back, mut gone) = (Vec::new(), Vec::new());
+        for p in chunk {
+            let sats = u64::from(p.proof.amount);
+            match (states.get(&p.y), p.state) {
+                (Some(State::Spent), _) => done.spent += sats,
+                // Outputs of a send cut after its swap, locked to the recipient: not this
+                // wallet's to spend, so they are left for a person (and reported).
+                (Some(State::Unspent), State::Reserved) if p.spending_condition.is_some() => {
+                    done.left += sats;
+                }
+                (Some(State::Unspent), State::Reserved) => {
+                    done.returned += sats;
+                    let mut p = p.clone();
+                    p.state = State::Unspent;
+                    p.used_by_operation = None;
+                    back.push(p);
+                }
+                (Some(State::Unspent), State::Pending) if !melts => {
+                    done.abandoned += sats;
+                    gone.push(p.y);
+                }
+                (_, State::PendingSpent) => {}
+                _ => done.left += sats,
+            }
+        }
+        w.localstore.update_proofs(back, gone).await?;
+    }
+    Ok(done)
+}
