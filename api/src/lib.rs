@@ -24,7 +24,9 @@ use poem::{handler, EndpointExt, IntoEndpoint, Response, Route};
 use poem_openapi::OpenApiService;
 use sqlx::PgPool;
 
+use routes::admin_disputes::AdminDisputesApi;
 use routes::admin_offers::AdminOffersApi;
+use routes::disputes::DisputesApi;
 use routes::events::EventsApi;
 use routes::invites::{AdminInvitesApi, InvitesApi};
 use routes::meta::MetaApi;
@@ -118,6 +120,7 @@ pub type PublicApis = (
     TradeApi,
     PayoutsApi,
     PayoutKeysApi,
+    DisputesApi,
     EventsApi,
 );
 
@@ -127,6 +130,7 @@ pub type AdminApis = (
     AdminUsersApi,
     AdminProvidersApi,
     AdminOffersApi,
+    AdminDisputesApi,
 );
 
 /// The public OpenAPI service with the server URL `base_path`.
@@ -143,6 +147,7 @@ pub fn public_service(base_path: &str) -> OpenApiService<PublicApis, ()> {
             TradeApi,
             PayoutsApi,
             PayoutKeysApi,
+            DisputesApi,
             EventsApi,
         ),
         "OpenPleb API",
@@ -167,6 +172,7 @@ pub fn admin_service(base_path: &str) -> OpenApiService<AdminApis, ()> {
             AdminUsersApi,
             AdminProvidersApi,
             AdminOffersApi,
+            AdminDisputesApi,
         ),
         "OpenPleb admin API",
         env!("CARGO_PKG_VERSION"),

@@ -1,7 +1,7 @@
 //! Admin views of offers, the sat audit, and the alerts an operator watches.
 
 use chrono::{DateTime, Utc};
-use openpleb_common::db::{alerts, ledger};
+use openpleb_common::db::{alerts, disputes, ledger};
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -92,8 +92,13 @@ pub struct AlertsReport {
     /// Offers ten minutes or more past their deadline in a state that lapses on its own
     /// (oldest first, at most 100).
     pub stuck_offers: Vec<StuckOfferView>,
-    /// Disputes past their deadline, waiting for an admin's resolution.
-    pub disputes_past_deadline: i64,
+    /// Disputes waiting for an admin's resolution (`GET /admin/disputes?stage=waiting_admin`).
+    pub disputes_waiting_for_admin: i64,
+    /// Issues opened over the last 24 hours per trade settled (completed or resolved) in that
+    /// time; above 0.1 is an alert (the source document's dispute-rate alert).
+    pub dispute_rate_24h: f64,
+    /// The dispute rate is above 10 %.
+    pub dispute_rate_high: bool,
     /// Payouts ten minutes or more overdue (oldest first, at most 100).
     pub overdue_payouts: Vec<OverduePayoutView>,
     /// Jobs that gave up, per queue.
@@ -102,6 +107,18 @@ pub struct AlertsReport {
     pub last_reconciled_at: Option<DateTime<Utc>>,
     /// Live session wallets not reconciled within three `RECONCILE_INTERVAL`s.
     pub wallets_not_reconciled: i64,
+}
+
+/// Above this share of disputes per settled trade (24 h), the alerts say so.
+const DISPUTE_RATE_ALERT: f64 = 0.10;
+
+/// Issues opened per trade settled; all issues when nothing settled (each one counts).
+fn dispute_rate(opened: i64, settled: i64) -> f64 {
+    if settled == 0 {
+        return if opened == 0 { 0.0 } else { 1.0 };
+    }
+    // Counts are far below 2^52: the conversion is exact.
+    opened as f64 / settled as f64
 }
 
 /// Admin offer endpoints.
@@ -180,13 +197,16 @@ impl AdminOffersApi {
     ) -> ApiResult<Json<AlertsReport>> {
         let pool = &state.ctx.pool;
         let stuck = alerts::stuck_offers(pool, 100).await?;
-        let disputes = alerts::disputes_past_deadline(pool).await?;
+        let waiting = disputes::waiting_for_admin(pool).await?;
+        let (opened, settled) = disputes::rate_24h(pool).await?;
+        let rate = dispute_rate(opened, settled);
         let overdue = alerts::overdue_payouts(pool, 100).await?;
         let dead = dead_jobs(pool).await?;
         let (last, behind) =
             alerts::reconciliation(pool, state.ctx.config.worker.reconcile_interval * 3).await?;
         let ok = stuck.is_empty()
-            && disputes == 0
+            && waiting == 0
+            && rate <= DISPUTE_RATE_ALERT
             && overdue.is_empty()
             && dead.is_empty()
             && behind == 0;
@@ -202,7 +222,9 @@ impl AdminOffersApi {
                     })
                 })
                 .collect(),
-            disputes_past_deadline: disputes,
+            disputes_waiting_for_admin: waiting,
+            dispute_rate_24h: rate,
+            dispute_rate_high: rate > DISPUTE_RATE_ALERT,
             overdue_payouts: overdue
                 .into_iter()
                 .map(|p| OverduePayoutView {

@@ -151,7 +151,7 @@ impl AdminInvitesApi {
     )]
     async fn create(
         &self,
-        _auth: AdminAuth,
+        auth: AdminAuth,
         state: Data<&AppState>,
         body: Json<CreateInvite>,
     ) -> ApiResult<Created> {
@@ -160,6 +160,7 @@ impl AdminInvitesApi {
             + chrono::Duration::seconds(i64::try_from(secs).map_err(ApiError::internal)?);
         let invite = invites::create(&state.ctx.pool, &new_code(), expires_at).await?;
         tracing::info!(invite = %invite.id, "invite code created");
+        super::audit(&state, &auth.0, "create_invite", invite.id, None).await?;
         Ok(Created::Ok(Json(invite.into())))
     }
 
@@ -192,11 +193,15 @@ impl AdminInvitesApi {
     )]
     async fn revoke(
         &self,
-        _auth: AdminAuth,
+        auth: AdminAuth,
         state: Data<&AppState>,
         code: Path<String>,
     ) -> ApiResult<Revoked> {
         if invites::revoke(&state.ctx.pool, &code).await? {
+            // The code itself is a credential: the record names the invite by id.
+            if let Some(i) = invites::find(&state.ctx.pool, &code).await? {
+                super::audit(&state, &auth.0, "revoke_invite", i.id, None).await?;
+            }
             return Ok(Revoked::Ok);
         }
         match invites::find(&state.ctx.pool, &code).await? {

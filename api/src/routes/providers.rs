@@ -126,7 +126,7 @@ impl AdminProvidersApi {
     )]
     async fn create(
         &self,
-        _auth: AdminAuth,
+        auth: AdminAuth,
         state: Data<&AppState>,
         body: Json<ProviderInput>,
     ) -> ApiResult<Created> {
@@ -140,7 +140,10 @@ impl AdminProvidersApi {
         )
         .await;
         match created {
-            Ok(p) => Ok(Created::Ok(Json(p.into()))),
+            Ok(p) => {
+                super::audit(&state, &auth.0, "create_provider", p.id, Some(&p.name)).await?;
+                Ok(Created::Ok(Json(p.into())))
+            }
             Err(e) => Err(name_taken(&e).unwrap_or_else(|| e.into()).into()),
         }
     }
@@ -168,7 +171,7 @@ impl AdminProvidersApi {
     )]
     async fn update(
         &self,
-        _auth: AdminAuth,
+        auth: AdminAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
         body: Json<ProviderInput>,
@@ -184,7 +187,10 @@ impl AdminProvidersApi {
         )
         .await;
         match updated {
-            Ok(Some(p)) => Ok(Json(p.into())),
+            Ok(Some(p)) => {
+                super::audit(&state, &auth.0, "update_provider", p.id, Some(&p.name)).await?;
+                Ok(Json(p.into()))
+            }
             Ok(None) => Err(ApiError::not_found("provider_not_found", "no such provider").into()),
             Err(e) => Err(name_taken(&e).unwrap_or_else(|| e.into()).into()),
         }
@@ -200,12 +206,15 @@ impl AdminProvidersApi {
     )]
     async fn delete(
         &self,
-        _auth: AdminAuth,
+        auth: AdminAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> ApiResult<Deleted> {
         match providers::delete(&state.ctx.pool, *id).await {
-            Ok(true) => Ok(Deleted::Ok),
+            Ok(true) => {
+                super::audit(&state, &auth.0, "delete_provider", *id, None).await?;
+                Ok(Deleted::Ok)
+            }
             Ok(false) => Err(ApiError::not_found("provider_not_found", "no such provider").into()),
             Err(e) if db::is_foreign_key_violation(&e) => Err(ApiError::conflict(
                 "provider_in_use",

@@ -225,7 +225,7 @@ impl AdminUsersApi {
     )]
     async fn set_status(
         &self,
-        _auth: AdminAuth,
+        auth: AdminAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
         body: Json<SetStatus>,
@@ -238,6 +238,7 @@ impl AdminUsersApi {
             .await?
             .ok_or_else(|| ApiError::not_found("user_not_found", "no such user"))?;
         tracing::info!(user = %user.id, status, "user status changed");
+        super::audit(&state, &auth.0, "set_user_status", user.id, Some(status)).await?;
         Ok(Json(user.into()))
     }
 }

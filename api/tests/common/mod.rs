@@ -534,6 +534,49 @@ impl Harness {
             .await
     }
 
+    /// Creates an offer as `maker` and funds it (paying the deposit invoice when payments are
+    /// manual); waits for INVOICE_PAID. Returns the id and the maker's payout key.
+    pub async fn funded_offer(
+        &self,
+        maker: &Session,
+        provider: Uuid,
+    ) -> (Uuid, cdk::nuts::SecretKey) {
+        let (sk, key) = payout_key();
+        let resp = self
+            .public
+            .post("/api/v1/offers")
+            .header("Authorization", maker.bearer())
+            .body_json(&json!({
+                "fiatAmount": 2_500, "currency": "EUR", "fiatProviderId": provider,
+                "paymentDetails": "IBAN DE00 1234 5678 9012 3456 78",
+                "makerPayoutPubkey": key,
+            }))
+            .send()
+            .await;
+        let v = body(resp).await;
+        let id = v["offer"]["id"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("uuid");
+        if self.manual {
+            let invoice = v["deposit"]["invoice"].as_str().expect("invoice");
+            let sats = v["deposit"]["amountSats"].as_u64().expect("sats");
+            self.pay(invoice, sats).await;
+        }
+        self.wait_status(id, maker, "INVOICE_PAID").await;
+        (id, sk)
+    }
+
+    /// The trade steps' context, as the worker has it (for driving a step beside a request).
+    pub fn trade_ctx(&self) -> openpleb_common::trade::TradeCtx {
+        WorkerContext::from_config(
+            self.pool.clone(),
+            self.worker_wallets.clone(),
+            self.worker_config.clone(),
+        )
+    }
+
     pub async fn audit(&self) -> Value {
         let resp = self
             .admin

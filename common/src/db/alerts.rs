@@ -23,19 +23,10 @@ fn interval(d: Duration) -> Result<chrono::Duration, sqlx::Error> {
 }
 
 /// Up to `limit` offers past their deadline by more than [`STUCK_OFFER_GRACE`] in a state
-/// that lapses on its own, most overdue first. (DISPUTED offers wait for an admin by design and
-/// are counted apart.)
+/// that lapses on its own, most overdue first. (A dispute waiting for an admin has no deadline;
+/// those are counted apart.)
 pub async fn stuck_offers(pool: &PgPool, limit: i64) -> Result<Vec<Offer>, sqlx::Error> {
     offers::overdue(pool, STUCK_OFFER_GRACE, limit).await
-}
-
-/// Disputes past their deadline (they wait for an admin's resolution).
-pub async fn disputes_past_deadline(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "select count(*) from offers where status = 'DISPUTED' and expires_at < now()",
-    )
-    .fetch_one(pool)
-    .await
 }
 
 /// A payout owed and not moving.

@@ -4,8 +4,10 @@
 //! real database, so builds need no live database. State changes are compare-and-set
 //! (`UPDATE .. WHERE state = $expected`) and report whether they won.
 
+pub mod admin_actions;
 pub mod alerts;
 pub mod cron;
+pub mod disputes;
 pub mod invites;
 pub mod leases;
 pub mod ledger;

@@ -306,7 +306,7 @@ pub async fn overdue(
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select {COLUMNS} from offers
           where expires_at < now() - $1
-            and status not in ('COMPLETED', 'EXPIRED', 'RESOLVED', 'CANCELLED', 'DISPUTED')
+            and status not in ('COMPLETED', 'EXPIRED', 'RESOLVED', 'CANCELLED')
           order by expires_at limit $2"
     )))
     .bind(by)

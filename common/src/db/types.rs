@@ -7,7 +7,9 @@ use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
 use sqlx::{Decode, Encode, Postgres, Type};
 
-use crate::domain::dispute::{DisputeStage, IssueReason, Resolution, ResolvedBy};
+use crate::domain::dispute::{
+    Author, DisputeStage, IssueReason, MessageKind, Resolution, ResolvedBy,
+};
 use crate::domain::money::{Outcome, Party};
 use crate::domain::offer::OfferStatus;
 use crate::domain::payout::{FundedBy, PayoutPurpose, PayoutState, QuotePurpose, QuoteState};
@@ -54,4 +56,6 @@ text_column!(
     DisputeStage,
     Resolution,
     ResolvedBy,
+    Author,
+    MessageKind,
 );

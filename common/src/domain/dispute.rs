@@ -114,6 +114,12 @@ pub fn reveal_digest(offer: Uuid, role: Role, timestamp_ms: i64) -> [u8; 32] {
     sha256::Hash::hash(reveal_message(offer, role, timestamp_ms).as_bytes()).to_byte_array()
 }
 
+/// What a registered key signs to read its own dispute statistics:
+/// `"openpleb-stats:" ‖ pubkey ‖ ":" ‖ timestamp`, hashed with SHA-256.
+pub fn stats_digest(pubkey: &str, timestamp_ms: i64) -> [u8; 32] {
+    sha256::Hash::hash(format!("openpleb-stats:{pubkey}:{timestamp_ms}").as_bytes()).to_byte_array()
+}
+
 /// The winner of a dispute that ended with `outcome`, if one side won.
 pub fn winner(outcome: Outcome) -> Option<Role> {
     match outcome {

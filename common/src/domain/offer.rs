@@ -228,8 +228,8 @@ pub enum Lapse {
     },
     /// The claim lapses: back to the book (a late bond is refunded when it arrives).
     Unclaim,
-    /// No automatic move: an admin must decide (alert).
-    Alert,
+    /// The maker's silence counts as a counter: the dispute goes to an admin (no timer).
+    CounterBySilence,
 }
 
 /// The lapse of `status`, or `None` for states without a timer.
@@ -259,7 +259,7 @@ pub fn lapse(status: OfferStatus) -> Option<Lapse> {
             outcome: Outcome::MakerWins,
             bond_paid: true,
         },
-        S::Disputed => Lapse::Alert,
+        S::Disputed => Lapse::CounterBySilence,
         S::Completed | S::Expired | S::Resolved | S::Cancelled => return None,
     })
 }
@@ -339,7 +339,9 @@ mod tests {
                 Some(Lapse::Unclaim) => {
                     assert_eq!(transition(s, Event::Lapse), Ok(OfferStatus::InvoicePaid))
                 }
-                Some(Lapse::Alert) => assert_eq!(transition(s, Event::Lapse), Ok(s)),
+                Some(Lapse::CounterBySilence) => {
+                    assert_eq!(transition(s, Event::Lapse), Ok(s))
+                }
             }
         }
     }

@@ -2,7 +2,7 @@
 //! mint once more whether the deposit was paid), a listed one expires with a full refund, a
 //! lapsed claim returns the offer to the book, a taker who never sent the receipt forfeits the
 //! bond to the maker, maker silence on a receipt is consent, taker silence on an issue is
-//! forfeit, and a dispute waits for an admin.
+//! forfeit, and maker silence on a dispute is a counter (an admin decides).
 //!
 //! Called by the delayed lapse job and the cron's backstop alike: nothing happens unless the
 //! offer is still in the state the caller saw and past its deadline, and every move is a
@@ -11,8 +11,9 @@
 use uuid::Uuid;
 
 use super::settle::settle;
-use super::{advance, claim, paid, TradeCtx, TradeError};
-use crate::db::{offers, quotes};
+use super::{advance, answer, claim, paid, TradeCtx, TradeError};
+use crate::db::{disputes, offers, quotes};
+use crate::domain::dispute::{DisputeStage, Resolution, ResolvedBy};
 use crate::domain::offer::{lapse as lapse_of, Lapse, OfferStatus};
 use crate::wallet::{MintOutcome, WalletId};
 
@@ -25,8 +26,8 @@ pub enum Lapsed {
     Moved(OfferStatus),
     /// The deposit had been paid after all: the offer was funded instead.
     FundedLate,
-    /// A dispute past its deadline: an admin must decide.
-    NeedsAdmin,
+    /// The maker did not answer the dispute: it now waits for an admin.
+    Countered,
 }
 
 /// Lapses `offer_id` if it is still in `expected` past its deadline.
@@ -70,6 +71,17 @@ pub async fn lapse(
             bond_paid,
         } => match advance(&mut tx, &offer, expected, to, None).await? {
             Some(moved) => {
+                if expected == OfferStatus::MarkedWithIssue {
+                    // Taker silence on an issue is a forfeit.
+                    disputes::resolve(
+                        &mut tx,
+                        offer.id,
+                        &[DisputeStage::WaitingTaker],
+                        Resolution::MakerWins,
+                        ResolvedBy::TakerSilence,
+                    )
+                    .await?;
+                }
                 settle(&mut tx, &moved, outcome, bond_paid).await?;
                 Some(to)
             }
@@ -81,9 +93,14 @@ pub async fn lapse(
                 .then_some(OfferStatus::InvoicePaid),
             None => None,
         },
-        Lapse::Alert => {
-            tracing::warn!(offer = %offer.id, "dispute past its deadline: an admin must decide");
-            return Ok(Lapsed::NeedsAdmin);
+        Lapse::CounterBySilence => {
+            let countered = answer::counter(&mut tx, &offer).await?.is_some();
+            tx.commit().await?;
+            if countered {
+                tracing::info!(offer = %offer.id, "maker silent on the dispute: an admin decides");
+                return Ok(Lapsed::Countered);
+            }
+            return Ok(Lapsed::Nothing);
         }
     };
     tx.commit().await?;

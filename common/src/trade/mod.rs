@@ -9,18 +9,24 @@
 mod access;
 mod error;
 
+pub mod answer;
 pub mod bond_paid;
 pub mod cancel;
 pub mod claim;
 pub mod complete;
 pub mod create;
 pub mod deposit_paid;
+pub mod dispute;
+pub mod evidence;
 pub mod fund;
+pub mod issue;
 pub mod lapse;
 pub mod late_refund;
 pub mod paid;
 pub mod payouts;
 pub mod receipt;
+pub mod resolve;
+pub mod reveal;
 pub mod settle;
 
 use std::sync::Arc;

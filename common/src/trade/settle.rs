@@ -2,11 +2,13 @@
 //! wallet, recorded as payouts in the transaction that moved the offer to its final state, with
 //! the release job enqueued beside them. Nothing moves until the release job runs, and a
 //! payout is recorded at most once (unique per offer, party, purpose, wallet and reference).
+//! Payouts lock to each party's payout key, or to the registered key it revealed in a dispute.
 
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::TradeError;
+use crate::db::disputes;
 use crate::db::offers::{self, Offer};
 use crate::db::payouts::{self, NewPayout};
 use crate::domain::money::{allocate, payouts as money_table, Outcome, Party, Source};
@@ -50,6 +52,15 @@ pub async fn settle(
     let plan = allocate(&owed, deposit, bond).ok_or_else(|| {
         TradeError::Inconsistent(format!("offer {}: payouts exceed the escrow", offer.id))
     })?;
+    // After an issue, a party's payouts lock to the registered key it revealed, if it did.
+    let revealed = disputes::get(conn, offer.id).await?;
+    let maker_key = revealed
+        .as_ref()
+        .map(|d| d.maker_pubkey.clone())
+        .unwrap_or_else(|| offer.maker_payout_pubkey.clone());
+    let taker_key = revealed
+        .and_then(|d| d.taker_pubkey)
+        .or_else(|| offer.taker_payout_pubkey.clone());
     let maker_wallet = WalletId::session(offer.maker_session_id);
     let taker_wallet = offer.taker_session_id.map(WalletId::session);
     let purpose = match outcome {
@@ -65,8 +76,8 @@ pub async fn settle(
             })?,
         };
         let lock = match a.party {
-            Party::Maker => Some(offer.maker_payout_pubkey.as_str()),
-            Party::Taker => Some(offer.taker_payout_pubkey.as_deref().ok_or_else(|| {
+            Party::Maker => Some(maker_key.as_str()),
+            Party::Taker => Some(taker_key.as_deref().ok_or_else(|| {
                 TradeError::Inconsistent(format!(
                     "offer {}: a taker payout without a key",
                     offer.id

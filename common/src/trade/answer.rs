@@ -1,0 +1,192 @@
+//! The parties' answers once an issue is marked:
+//! - the taker, in MARKED_WITH_ISSUE: forfeit (RESOLVED, MAKER_WINS) or dispute with a message
+//!   and its own reveal (DISPUTED; the maker answers next);
+//! - the maker, in DISPUTED: forfeit (RESOLVED, TAKER_WINS) or counter with a message (the
+//!   dispute waits for an admin, with no timer).
+//!
+//! Each is a compare-and-set on the offer's status and the dispute's stage in one transaction,
+//! so a racing lapse, admin or second answer finds the move taken and changes nothing.
+
+use uuid::Uuid;
+
+use super::issue::check_message;
+use super::reveal::{self, Reveal};
+use super::settle::settle;
+use super::{advance, load_as, Role, TradeCtx, TradeError};
+use crate::db::disputes;
+use crate::db::offers::Offer;
+use crate::domain::dispute::{Author, DisputeStage, MessageKind, Resolution, ResolvedBy};
+use crate::domain::offer::{transition, Event, OfferStatus};
+
+/// The taker's answer to an issue.
+#[derive(Debug, Clone)]
+pub enum TakerAnswer {
+    /// Give up: the maker gets D + TB.
+    Forfeit,
+    /// Dispute the issue.
+    Dispute {
+        /// For the maker and the admins.
+        message: String,
+        /// The taker's reveal.
+        reveal: Reveal,
+    },
+}
+
+/// The maker's answer to a dispute.
+#[derive(Debug, Clone)]
+pub enum MakerAnswer {
+    /// Give up: the taker gets S + TF + TB + MB.
+    Forfeit,
+    /// Maintain the issue; an admin decides.
+    Counter {
+        /// For the taker and the admins.
+        message: String,
+    },
+}
+
+/// The taker of `offer_id` (`session`) answers the maker's issue.
+pub async fn answer_issue(
+    ctx: &TradeCtx,
+    session: Uuid,
+    offer_id: Uuid,
+    answer: TakerAnswer,
+) -> Result<Offer, TradeError> {
+    let offer = load_as(ctx, offer_id, session, Role::Taker).await?;
+    let event = match answer {
+        TakerAnswer::Forfeit => Event::TakerForfeit,
+        TakerAnswer::Dispute { .. } => Event::Dispute,
+    };
+    let wrong = TradeError::WrongState(offer.status);
+    let to = transition(offer.status, event).map_err(|_| TradeError::WrongState(offer.status))?;
+    match answer {
+        TakerAnswer::Forfeit => {
+            let mut tx = ctx.pool.begin().await?;
+            let moved = advance(&mut tx, &offer, offer.status, to, None)
+                .await?
+                .ok_or(wrong)?;
+            end(
+                &mut tx,
+                &moved,
+                &[DisputeStage::WaitingTaker],
+                Resolution::MakerWins,
+                ResolvedBy::TakerForfeit,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(moved)
+        }
+        TakerAnswer::Dispute { message, reveal } => {
+            check_message(&message)?;
+            let key = reveal::check(ctx, offer.id, Role::Taker, &reveal).await?;
+            let mut tx = ctx.pool.begin().await?;
+            let deadline = ctx.deadline(ctx.config.timers.disputed);
+            let moved = advance(&mut tx, &offer, offer.status, to, Some(deadline))
+                .await?
+                .ok_or(wrong)?;
+            if !disputes::set_disputed(&mut tx, offer.id, &key.to_string()).await? {
+                return Err(TradeError::Inconsistent(format!(
+                    "offer {} disputed without a dispute waiting for its taker",
+                    offer.id
+                )));
+            }
+            disputes::add_message(
+                &mut tx,
+                offer.id,
+                Author::Taker,
+                MessageKind::Dispute,
+                &message,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(moved)
+        }
+    }
+}
+
+/// The maker of `offer_id` (`session`) answers the taker's dispute.
+pub async fn answer_dispute(
+    ctx: &TradeCtx,
+    session: Uuid,
+    offer_id: Uuid,
+    answer: MakerAnswer,
+) -> Result<Offer, TradeError> {
+    let offer = load_as(ctx, offer_id, session, Role::Maker).await?;
+    let wrong = TradeError::WrongState(offer.status);
+    match answer {
+        MakerAnswer::Forfeit => {
+            let to = transition(offer.status, Event::MakerForfeit)
+                .map_err(|_| TradeError::WrongState(offer.status))?;
+            let mut tx = ctx.pool.begin().await?;
+            let moved = advance(&mut tx, &offer, offer.status, to, None)
+                .await?
+                .ok_or(wrong)?;
+            end(
+                &mut tx,
+                &moved,
+                &[DisputeStage::WaitingMaker, DisputeStage::WaitingAdmin],
+                Resolution::TakerWins,
+                ResolvedBy::MakerForfeit,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(moved)
+        }
+        MakerAnswer::Counter { message } => {
+            transition(offer.status, Event::Counter)
+                .map_err(|_| TradeError::WrongState(offer.status))?;
+            check_message(&message)?;
+            let mut tx = ctx.pool.begin().await?;
+            let Some(moved) = counter(&mut tx, &offer).await? else {
+                return Err(wrong);
+            };
+            disputes::add_message(
+                &mut tx,
+                offer.id,
+                Author::Maker,
+                MessageKind::Counter,
+                &message,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(moved)
+        }
+    }
+}
+
+/// The dispute goes to an admin (a counter, or the maker's silence): the stage moves from
+/// WAITING_MAKER to WAITING_ADMIN and the offer stays DISPUTED with no deadline. `None` when the
+/// dispute was not waiting for the maker.
+pub(crate) async fn counter(
+    conn: &mut sqlx::PgConnection,
+    offer: &Offer,
+) -> Result<Option<Offer>, TradeError> {
+    if !disputes::set_countered(conn, offer.id).await? {
+        return Ok(None);
+    }
+    advance(
+        conn,
+        offer,
+        OfferStatus::Disputed,
+        OfferStatus::Disputed,
+        None,
+    )
+    .await
+}
+
+/// Settles a dispute that was in one of `from` and the offer (already moved to RESOLVED) by
+/// `resolution`, in the caller's transaction.
+pub(crate) async fn end(
+    conn: &mut sqlx::PgConnection,
+    moved: &Offer,
+    from: &[DisputeStage],
+    resolution: Resolution,
+    by: ResolvedBy,
+) -> Result<(), TradeError> {
+    if !disputes::resolve(conn, moved.id, from, resolution, by).await? {
+        return Err(TradeError::Inconsistent(format!(
+            "offer {} resolved without its dispute in {from:?}",
+            moved.id
+        )));
+    }
+    settle(conn, moved, resolution.outcome(), true).await
+}

@@ -1,0 +1,59 @@
+//! An admin resolves a dispute: DISPUTED → RESOLVED by MAKER_WINS, TAKER_WINS, RETURN or SPLIT
+//! (SPLIT's odd sat goes to the taker, `domain::money`), with a note. The payouts are recorded
+//! in the resolving transaction, locked to the revealed keys, and released by the release job.
+//! A resolution is final: a second one finds the offer RESOLVED and is refused. The action is
+//! recorded in `admin_actions` in the same transaction.
+
+use uuid::Uuid;
+
+use super::answer::end;
+use super::{advance, load, TradeCtx, TradeError};
+use crate::db::offers::Offer;
+use crate::db::{admin_actions, disputes};
+use crate::domain::dispute::{Author, DisputeStage, MessageKind, Resolution, ResolvedBy};
+use crate::domain::offer::{transition, Event};
+
+/// Resolves `offer_id` as admin `admin` with `note`.
+pub async fn resolve(
+    ctx: &TradeCtx,
+    admin: &str,
+    offer_id: Uuid,
+    resolution: Resolution,
+    note: &str,
+) -> Result<Offer, TradeError> {
+    let offer = load(ctx, offer_id).await?;
+    let to = transition(offer.status, Event::AdminResolve)
+        .map_err(|_| TradeError::WrongState(offer.status))?;
+    super::issue::check_message(note)?;
+    let mut tx = ctx.pool.begin().await?;
+    let moved = advance(&mut tx, &offer, offer.status, to, None)
+        .await?
+        .ok_or(TradeError::WrongState(offer.status))?;
+    end(
+        &mut tx,
+        &moved,
+        &[DisputeStage::WaitingMaker, DisputeStage::WaitingAdmin],
+        resolution,
+        ResolvedBy::Admin,
+    )
+    .await?;
+    disputes::add_message(
+        &mut tx,
+        offer.id,
+        Author::Admin,
+        MessageKind::Resolution,
+        note,
+    )
+    .await?;
+    let what = format!("{}: {note}", resolution.as_str());
+    admin_actions::record(
+        &mut tx,
+        admin,
+        "resolve_dispute",
+        &offer.id.to_string(),
+        Some(&what),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(moved)
+}
