@@ -18,6 +18,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use cdk::nuts::{CurrencyUnit, SecretKey};
 use cdk::wallet::{ReceiveOptions, WalletBuilder};
+use openpleb_common::domain::dispute::reveal_digest;
+use openpleb_common::domain::role::Role;
 use openpleb_common::wallet::store::{SqlxSqliteConfig, WalletSqlxDatabase};
 use openpleb_devkit::oidc::login_digest;
 use openpleb_devkit::stack::mint_bats;
@@ -217,7 +219,17 @@ fn key() -> (SecretKey, String) {
     (sk, x)
 }
 
-async fn demo(env: &Env) -> anyhow::Result<()> {
+/// A trade taken as far as the receipt: the parties, the offer and its amounts.
+struct Receipted {
+    maker: Party,
+    taker: Party,
+    id: String,
+    funded: Value,
+    maker_sk: SecretKey,
+    taker_sk: SecretKey,
+}
+
+async fn to_receipt(env: &Env) -> anyhow::Result<Receipted> {
     let provider = call(
         "POST",
         &format!("{}/admin/fiat-providers", env.admin),
@@ -272,20 +284,33 @@ async fn demo(env: &Env) -> anyhow::Result<()> {
     );
     upload_receipt(env, &taker, &id).await?;
     println!("[taker] receipt uploaded");
+    Ok(Receipted {
+        maker,
+        taker,
+        id,
+        funded,
+        maker_sk,
+        taker_sk,
+    })
+}
+
+async fn demo(env: &Env) -> anyhow::Result<()> {
+    let t = to_receipt(env).await?;
+    let id = &t.id;
     call(
         "POST",
         &format!("{}/offers/{id}/complete", env.api),
-        Some(&maker.bat),
+        Some(&t.maker.bat),
         None,
     )
     .await?;
     println!("[maker] confirmed the fiat arrived: COMPLETED");
 
-    let taker_tokens = payouts(env, &taker, &id).await?;
-    let maker_tokens = payouts(env, &maker, &id).await?;
-    let got_taker = redeem(env, &taker_tokens, &taker_sk).await?;
-    let got_maker = redeem(env, &maker_tokens, &maker_sk).await?;
-    let n = |k: &str| funded[k].as_u64().unwrap_or(0);
+    let taker_tokens = payouts(env, &t.taker, id).await?;
+    let maker_tokens = payouts(env, &t.maker, id).await?;
+    let got_taker = redeem(env, &taker_tokens, &t.taker_sk).await?;
+    let got_maker = redeem(env, &maker_tokens, &t.maker_sk).await?;
+    let n = |k: &str| t.funded[k].as_u64().unwrap_or(0);
     let (s, tf, tb, mb) = (
         n("amountSats"),
         n("takerRewardSats"),
@@ -298,6 +323,73 @@ async fn demo(env: &Env) -> anyhow::Result<()> {
         bail!("payouts do not match the money table");
     }
     println!("demo complete: every sat where it belongs");
+    Ok(())
+}
+
+/// A reveal of `who`'s registered key for offer `id` as `role`, signed now.
+fn reveal(who: &Party, id: &str, role: Role) -> anyhow::Result<Value> {
+    let ts = chrono::Utc::now().timestamp_millis();
+    let offer: uuid::Uuid = id.parse()?;
+    Ok(json!({
+        "pubkey": who.trader.pubkey(), "timestamp": ts,
+        "signature": who.trader.sign_digest(reveal_digest(offer, role, ts)),
+    }))
+}
+
+/// A trade that goes issue → dispute → counter → admin resolution (SPLIT); both parties
+/// redeem their halves with the registered keys they revealed.
+async fn dispute_demo(env: &Env) -> anyhow::Result<()> {
+    let t = to_receipt(env).await?;
+    let id = &t.id;
+    let issue = json!({"reason": "not_received", "message": "nothing arrived",
+                       "reveal": reveal(&t.maker, id, Role::Maker)?});
+    call(
+        "POST",
+        &format!("{}/offers/{id}/issue", env.api),
+        Some(&t.maker.bat),
+        Some(&issue),
+    )
+    .await?;
+    println!("[maker] marked an issue (not received), revealing its registered key");
+    let dispute = json!({"action": "DISPUTE", "message": "I paid; see the receipt",
+                         "reveal": reveal(&t.taker, id, Role::Taker)?});
+    let answer = format!("{}/offers/{id}/issue/answer", env.api);
+    call("POST", &answer, Some(&t.taker.bat), Some(&dispute)).await?;
+    println!("[taker] disputed it, revealing its registered key");
+    let counter = json!({"action": "COUNTER", "message": "still nothing on my account"});
+    let answer = format!("{}/offers/{id}/dispute/answer", env.api);
+    call("POST", &answer, Some(&t.maker.bat), Some(&counter)).await?;
+    println!("[maker] countered: an admin decides");
+    let file = call(
+        "GET",
+        &format!("{}/admin/disputes/{id}", env.admin),
+        Some(&env.admin_token),
+        None,
+    )
+    .await?;
+    println!(
+        "[admin] dispute file: stage {}, {} messages, maker key {}",
+        file["dispute"]["stage"],
+        file["dispute"]["messages"].as_array().map_or(0, Vec::len),
+        file["maker"]["pubkey"]
+    );
+    let resolve = json!({"resolution": "SPLIT", "note": "both accounts are plausible"});
+    let path = format!("{}/admin/disputes/{id}/resolve", env.admin);
+    call("POST", &path, Some(&env.admin_token), Some(&resolve)).await?;
+    println!("[admin] resolved: SPLIT");
+
+    let maker_key = SecretKey::from_slice(&t.maker.trader.secret_key().secret_bytes())?;
+    let taker_key = SecretKey::from_slice(&t.taker.trader.secret_key().secret_bytes())?;
+    let got_maker = redeem(env, &payouts(env, &t.maker, id).await?, &maker_key).await?;
+    let got_taker = redeem(env, &payouts(env, &t.taker, id).await?, &taker_key).await?;
+    let n = |k: &str| t.funded[k].as_u64().unwrap_or(0);
+    let pot = n("amountSats") + n("takerRewardSats") + n("makerBondSats") + n("takerBondSats");
+    println!("[maker] redeemed {got_maker} sats with its registered key");
+    println!("[taker] redeemed {got_taker} sats with its registered key");
+    if got_maker != pot / 2 || got_taker != pot - pot / 2 {
+        bail!("the split does not match the money table (pot {pot})");
+    }
+    println!("dispute demo complete: the pot of {pot} sats split by the table");
     Ok(())
 }
 
@@ -331,8 +423,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Some("demo") => demo(&env).await,
+        Some("dispute") => dispute_demo(&env).await,
         _ => {
-            eprintln!("usage: openpleb-devclient bats [N] | demo");
+            eprintln!("usage: openpleb-devclient bats [N] | demo | dispute");
             std::process::exit(2);
         }
     }
