@@ -146,6 +146,7 @@ impl From<TradeError> for ApiError {
                 "not_an_image",
                 e.to_string(),
             ),
+            TradeError::TokenStaked => Self::conflict("token_already_staked", e.to_string()),
             TradeError::NoDispute => Self::not_found("dispute_not_found", e.to_string()),
             TradeError::RevealRefused(_) => Self::forbidden("reveal_refused", e.to_string()),
             TradeError::PriceUnavailable(cause) => {

@@ -32,6 +32,7 @@ use routes::invites::{AdminInvitesApi, InvitesApi};
 use routes::meta::MetaApi;
 use routes::offers::{BookApi, FundingApi, PayoutKeysApi, PayoutsApi, TradeApi};
 use routes::providers::{AdminProvidersApi, ProvidersApi};
+use routes::reputation::ReputationApi;
 use routes::sessions::SessionsApi;
 use routes::users::{AdminUsersApi, UsersApi};
 
@@ -121,6 +122,7 @@ pub type PublicApis = (
     PayoutsApi,
     PayoutKeysApi,
     DisputesApi,
+    ReputationApi,
     EventsApi,
 );
 
@@ -148,6 +150,7 @@ pub fn public_service(base_path: &str) -> OpenApiService<PublicApis, ()> {
             PayoutsApi,
             PayoutKeysApi,
             DisputesApi,
+            ReputationApi,
             EventsApi,
         ),
         "OpenPleb API",

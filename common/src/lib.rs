@@ -9,6 +9,7 @@ pub mod domain;
 pub mod jobs;
 pub mod mint;
 pub mod price;
+pub mod reputation;
 pub mod telemetry;
 pub mod trade;
 pub mod wallet;

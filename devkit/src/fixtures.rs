@@ -83,6 +83,7 @@ pub async fn insert_offer(
             lifetime_secs: 3600,
             expires_at: Utc::now() + chrono::Duration::hours(1),
             deposit_quote_id: None,
+            min_taker_stake: 0,
         },
     )
     .await?;

@@ -7,6 +7,7 @@
 pub mod fixtures;
 pub mod mint;
 pub mod oidc;
+pub mod reputation;
 pub mod stack;
 pub mod trader;
 
@@ -83,6 +84,7 @@ pub fn test_config(
         ("MINT_URL", mint_url.to_owned()),
         ("WALLETS_DIR", wallets_dir.to_string_lossy().into_owned()),
         ("WALLET_MASTER_SECRET", "42".repeat(32)),
+        ("REPUTATION_SECRET", "17".repeat(32)),
         ("ADMIN_TOKEN", "test-admin-token-0123456789".to_owned()),
         ("OIDC_API_TOKEN", "test-oidc-token-0123456789".to_owned()),
         // 60,000.00 per BTC: 1.00 of fiat is 1,667 sats.

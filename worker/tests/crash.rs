@@ -106,7 +106,12 @@ async fn an_aborted_refund_completes_once_after_restart(
     .await
     .expect("cancel")
     .expect("moved");
-    settle(&mut tx, &cancelled, Outcome::RefundMaker, false)
+    let ctx = openpleb_common::trade::TradeCtx::from_config(
+        pool.clone(),
+        wallets.clone(),
+        std::sync::Arc::new(config.clone()),
+    );
+    settle(&ctx, &mut tx, &cancelled, Outcome::RefundMaker, false)
         .await
         .expect("settle");
     tx.commit().await.expect("commit");

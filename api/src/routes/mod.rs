@@ -8,6 +8,7 @@ pub mod invites;
 pub mod meta;
 pub mod offers;
 pub mod providers;
+pub mod reputation;
 pub mod sessions;
 pub mod users;
 
@@ -35,6 +36,8 @@ pub enum ApiTags {
     Disputes,
     /// Fiat payment providers.
     Providers,
+    /// Reputation tokens: blind-signed, unlinkable, earned and staked.
+    Reputation,
     /// Live updates (server-sent events).
     Events,
     /// Administration (admin listener only).

@@ -31,6 +31,7 @@ impl Config {
             },
             prices: price_config(&env)?,
             worker: worker_config(&env)?,
+            reputation: reputation_config(&env)?,
         })
     }
 }
@@ -263,4 +264,23 @@ fn price_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<PriceConf
             "PRICE_SOURCES (or PRICE_FIXED for development)",
         )),
     }
+}
+
+fn reputation_config<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<ReputationConfig, ConfigError> {
+    let secret = env.required("REPUTATION_SECRET")?;
+    if secret.len() < 64 || secret.len() % 2 != 0 || !secret.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err(invalid(
+            "REPUTATION_SECRET",
+            "must be at least 32 bytes of hex (64 hex characters)",
+        ));
+    }
+    Ok(ReputationConfig {
+        secret: Secret(secret.to_ascii_lowercase()),
+        keyset: env.parse("REPUTATION_KEYSET", 0)?,
+        earn_per_trade: env.parse("REPUTATION_EARN_PER_TRADE", 1)?,
+        max_stake: env.parse("REPUTATION_MAX_STAKE", 5)?,
+    })
 }

@@ -40,6 +40,16 @@ pub enum ConfigError {
 pub struct Secret(String);
 
 impl Secret {
+    /// The secret's bytes, for a secret validated as hex when it was loaded.
+    pub fn hex_bytes(&self) -> Vec<u8> {
+        self.0
+            .as_bytes()
+            .chunks(2)
+            .filter_map(|pair| std::str::from_utf8(pair).ok())
+            .filter_map(|hex| u8::from_str_radix(hex, 16).ok())
+            .collect()
+    }
+
     /// The secret's value; callers must not log it.
     pub fn expose(&self) -> &str {
         &self.0
@@ -116,6 +126,31 @@ pub struct Config {
     pub prices: PriceConfig,
     /// Job processing.
     pub worker: WorkerConfig,
+    /// Reputation tokens.
+    pub reputation: ReputationConfig,
+}
+
+/// Reputation tokens: the issuer's secret and rotation, and how many tokens a trade earns or
+/// a party may stake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReputationConfig {
+    /// Every reputation keyset derives from it (`REPUTATION_SECRET`, hex, at least 32 bytes).
+    pub secret: Secret,
+    /// The active keyset's rotation number; keysets `0..=keyset` all still verify
+    /// (`REPUTATION_KEYSET`).
+    pub keyset: u32,
+    /// Blinded outputs a party may send per trade, signed when it earns
+    /// (`REPUTATION_EARN_PER_TRADE`).
+    pub earn_per_trade: usize,
+    /// Most tokens one party may stake on one offer or claim (`REPUTATION_MAX_STAKE`).
+    pub max_stake: usize,
+}
+
+impl ReputationConfig {
+    /// The secret as bytes (validated as hex at load time).
+    pub fn secret_bytes(&self) -> Vec<u8> {
+        self.secret.hex_bytes()
+    }
 }
 
 /// PostgreSQL.
@@ -165,13 +200,7 @@ pub struct WalletsConfig {
 impl WalletsConfig {
     /// The master secret as bytes (validated as hex at load time).
     pub fn master_secret_bytes(&self) -> Vec<u8> {
-        self.master_secret
-            .expose()
-            .as_bytes()
-            .chunks(2)
-            .filter_map(|pair| std::str::from_utf8(pair).ok())
-            .filter_map(|hex| u8::from_str_radix(hex, 16).ok())
-            .collect()
+        self.master_secret.hex_bytes()
     }
 }
 

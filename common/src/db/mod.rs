@@ -16,6 +16,7 @@ pub mod payouts;
 pub mod providers;
 pub mod quotes;
 pub mod receipts;
+pub mod reputation;
 pub mod sessions;
 pub mod types;
 pub mod users;

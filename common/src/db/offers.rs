@@ -66,6 +66,12 @@ pub struct Offer {
     /// End of the lifetime the maker chose (a lapsed claim returns the offer to the book until
     /// then).
     pub listed_until: Option<DateTime<Utc>>,
+    /// Reputation tokens the maker staked.
+    pub maker_stake: i32,
+    /// Reputation tokens the current taker staked.
+    pub taker_stake: i32,
+    /// Reputation tokens a taker must stake to claim it.
+    pub min_taker_stake: i32,
 }
 
 impl Offer {
@@ -111,6 +117,8 @@ pub struct NewOffer {
     pub expires_at: DateTime<Utc>,
     /// The deposit's mint quote (none for offers made by fixtures).
     pub deposit_quote_id: Option<String>,
+    /// Reputation tokens a taker must stake to claim it.
+    pub min_taker_stake: i32,
 }
 
 pub(crate) const COLUMNS: &str = "id, status, maker_session_id, taker_session_id, \
@@ -118,7 +126,7 @@ pub(crate) const COLUMNS: &str = "id, status, maker_session_id, taker_session_id
     price_minor_per_btc, amount_sats, platform_fee_sats, taker_reward_sats, maker_bond_sats, \
     taker_bond_sats, maker_payout_pubkey, taker_payout_pubkey, lifetime_secs, state_entered_at, \
     expires_at, created_at, deposit_quote_id, bond_quote_id, funded_by, resolved_outcome, \
-    listed_until";
+    listed_until, maker_stake, taker_stake, min_taker_stake";
 
 fn sats(v: u64) -> Result<i64, sqlx::Error> {
     i64::try_from(v).map_err(|e| sqlx::Error::Encode(Box::new(e)))
@@ -155,9 +163,9 @@ pub async fn insert(conn: &mut PgConnection, o: &NewOffer) -> Result<Offer, sqlx
         "insert into offers (id, status, maker_session_id, fiat_amount_minor, fiat_currency,
             fiat_provider_id, payment_details, description, price_minor_per_btc, amount_sats,
             platform_fee_sats, taker_reward_sats, maker_bond_sats, taker_bond_sats,
-            maker_payout_pubkey, lifetime_secs, expires_at, deposit_quote_id)
+            maker_payout_pubkey, lifetime_secs, expires_at, deposit_quote_id, min_taker_stake)
          values ($1, 'CREATED', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                 $17)
+                 $17, $18)
          returning {COLUMNS}"
     )))
     .bind(o.id)
@@ -177,6 +185,7 @@ pub async fn insert(conn: &mut PgConnection, o: &NewOffer) -> Result<Offer, sqlx
     .bind(o.lifetime_secs)
     .bind(o.expires_at)
     .bind(&o.deposit_quote_id)
+    .bind(o.min_taker_stake)
     .fetch_one(conn)
     .await?;
     Ok(offer)
@@ -284,6 +293,7 @@ pub async fn unclaim(
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "update offers set status = 'INVOICE_PAID', taker_session_id = null,
                 taker_payout_pubkey = null, bond_quote_id = null, claimed_at = null,
+                taker_stake = 0,
                 state_entered_at = now(), expires_at = greatest(coalesce(listed_until, now()), now()),
                 updated_at = now()
           where id = $1 and status = 'INVOICE_CREATED' and taker_session_id = $2
@@ -354,6 +364,8 @@ pub struct BookFilter {
     pub min_fiat_minor: Option<i64>,
     /// Fiat amount at most (minor units).
     pub max_fiat_minor: Option<i64>,
+    /// Maker stake at least.
+    pub min_maker_stake: Option<i32>,
     /// Also the offers of this session, whatever their status.
     pub own_session: Option<Uuid>,
     /// Keyset cursor: offers created before this (created_at, id).
@@ -374,6 +386,7 @@ pub async fn list(pool: &PgPool, f: &BookFilter) -> Result<Vec<Offer>, sqlx::Err
             and ($3::bigint is null or fiat_amount_minor >= $3)
             and ($4::bigint is null or fiat_amount_minor <= $4)
             and ($6::timestamptz is null or (created_at, id) < ($6, $7))
+            and ($9::integer is null or maker_stake >= $9)
           order by created_at desc, id desc
           limit $8"
     )))
@@ -385,6 +398,7 @@ pub async fn list(pool: &PgPool, f: &BookFilter) -> Result<Vec<Offer>, sqlx::Err
     .bind(f.before.map(|b| b.0))
     .bind(f.before.map(|b| b.1))
     .bind(f.limit)
+    .bind(f.min_maker_stake)
     .fetch_all(pool)
     .await
 }

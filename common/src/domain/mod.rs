@@ -8,6 +8,7 @@ pub mod money;
 pub mod offer;
 pub mod payout;
 pub mod registration;
+pub mod reputation;
 pub mod role;
 
 use cdk_common::bitcoin::hashes::{sha256, Hash};

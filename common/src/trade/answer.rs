@@ -65,6 +65,7 @@ pub async fn answer_issue(
                 .await?
                 .ok_or(wrong)?;
             end(
+                ctx,
                 &mut tx,
                 &moved,
                 &[DisputeStage::WaitingTaker],
@@ -121,6 +122,7 @@ pub async fn answer_dispute(
                 .await?
                 .ok_or(wrong)?;
             end(
+                ctx,
                 &mut tx,
                 &moved,
                 &[DisputeStage::WaitingMaker, DisputeStage::WaitingAdmin],
@@ -176,6 +178,7 @@ pub(crate) async fn counter(
 /// Settles a dispute that was in one of `from` and the offer (already moved to RESOLVED) by
 /// `resolution`, in the caller's transaction.
 pub(crate) async fn end(
+    ctx: &TradeCtx,
     conn: &mut sqlx::PgConnection,
     moved: &Offer,
     from: &[DisputeStage],
@@ -188,5 +191,5 @@ pub(crate) async fn end(
             moved.id
         )));
     }
-    settle(conn, moved, resolution.outcome(), true).await
+    settle(ctx, conn, moved, resolution.outcome(), true).await
 }

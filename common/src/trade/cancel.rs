@@ -4,11 +4,13 @@
 
 use uuid::Uuid;
 
+use super::reputation;
 use super::settle::settle;
 use super::{advance, load_as, Role, TradeCtx, TradeError};
 use crate::db::offers::Offer;
 use crate::domain::money::Outcome;
 use crate::domain::offer::{transition, Event, OfferStatus};
+use crate::domain::reputation::Fate;
 
 /// Cancels `offer_id` for its maker `session`.
 pub async fn cancel(ctx: &TradeCtx, session: Uuid, offer_id: Uuid) -> Result<Offer, TradeError> {
@@ -20,7 +22,10 @@ pub async fn cancel(ctx: &TradeCtx, session: Uuid, offer_id: Uuid) -> Result<Off
         .await?
         .ok_or(TradeError::WrongState(from))?;
     if from == OfferStatus::InvoicePaid {
-        settle(&mut tx, &moved, Outcome::RefundMaker, false).await?;
+        settle(ctx, &mut tx, &moved, Outcome::RefundMaker, false).await?;
+    } else {
+        // Nothing was paid in; a stake made with the offer comes back all the same.
+        reputation::conclude(ctx, &mut tx, &moved, Role::Maker, Fate::Return).await?;
     }
     tx.commit().await?;
     Ok(moved)

@@ -6,11 +6,14 @@
 use uuid::Uuid;
 
 use super::paid::{watch, Invoice};
+use super::reputation::{self, Reputation};
 use super::{entered, load, payout_key, unix, TradeCtx, TradeError, Viewer};
 use crate::db::offers::{self, Offer};
 use crate::db::quotes::OfferQuote;
 use crate::domain::offer::{transition, Event, OfferStatus};
 use crate::domain::payout::QuotePurpose;
+use crate::domain::reputation::Fate;
+use crate::domain::role::Role;
 use crate::wallet::WalletId;
 
 /// A won claim and its bond invoice.
@@ -22,12 +25,14 @@ pub struct Claimed {
     pub bond: Invoice,
 }
 
-/// Claims `offer_id` for `session`, whose payouts lock to `taker_payout_pubkey`.
+/// Claims `offer_id` for `session`, whose payouts lock to `taker_payout_pubkey`, with its
+/// reputation outputs and stake.
 pub async fn claim(
     ctx: &TradeCtx,
     session: Uuid,
     offer_id: Uuid,
     taker_payout_pubkey: &str,
+    rep: Reputation,
 ) -> Result<Claimed, TradeError> {
     let offer = load(ctx, offer_id).await?;
     let viewer = Viewer::of(&offer, Some(session));
@@ -40,6 +45,15 @@ pub async fn claim(
     }
     let key = payout_key(taker_payout_pubkey, "takerPayoutPubkey")?;
     let to = transition(offer.status, Event::Claim).map_err(|_| TradeError::NotAvailable)?;
+    reputation::check(ctx, &rep)?;
+    let required = usize::try_from(offer.min_taker_stake).unwrap_or(0);
+    if rep.stake.len() < required {
+        return Err(TradeError::invalid(
+            "stake_too_small",
+            "reputation.stake",
+            format!("this maker asks takers to stake {required} reputation tokens"),
+        ));
+    }
 
     let mut tx = ctx.pool.begin().await?;
     let deadline = ctx.deadline(ctx.config.timers.invoice_created);
@@ -48,7 +62,12 @@ pub async fn claim(
         .ok_or(TradeError::NotAvailable)?;
     debug_assert_eq!(claimed.status, to);
     entered(&mut tx, &claimed, Some(offer.status)).await?;
+    let staked = reputation::record(ctx, &mut tx, offer.id, Role::Taker, &rep).await?;
     tx.commit().await?;
+    let claimed = Offer {
+        taker_stake: staked,
+        ..claimed
+    };
 
     // Won: the bond invoice in the taker's wallet. Should that fail, the claim is undone.
     let wallet = WalletId::session(session);
@@ -57,7 +76,7 @@ pub async fn claim(
         Ok(q) => q,
         Err(e) => {
             let mut tx = ctx.pool.begin().await?;
-            unclaim(&mut tx, offer.id, session).await?;
+            unclaim(ctx, &mut tx, &claimed, session).await?;
             tx.commit().await?;
             return Err(e.into());
         }
@@ -94,15 +113,18 @@ pub async fn claim(
 }
 
 /// Ends `session`'s claim: INVOICE_CREATED → INVOICE_PAID, back in the book until the end of the
-/// maker's chosen lifetime. False when the claim was no longer current.
+/// maker's chosen lifetime; the taker's stake comes back. False when the claim was no longer
+/// current.
 pub(crate) async fn unclaim(
+    ctx: &TradeCtx,
     conn: &mut sqlx::PgConnection,
-    offer_id: Uuid,
+    offer: &Offer,
     session: Uuid,
 ) -> Result<bool, TradeError> {
-    let Some(back) = offers::unclaim(conn, offer_id, session).await? else {
+    let Some(back) = offers::unclaim(conn, offer.id, session).await? else {
         return Ok(false);
     };
+    reputation::conclude(ctx, conn, &back, Role::Taker, Fate::Return).await?;
     entered(conn, &back, Some(OfferStatus::InvoiceCreated)).await?;
     Ok(true)
 }

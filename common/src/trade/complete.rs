@@ -19,7 +19,7 @@ pub async fn complete(ctx: &TradeCtx, session: Uuid, offer_id: Uuid) -> Result<O
     let moved = advance(&mut tx, &offer, offer.status, to, None)
         .await?
         .ok_or(TradeError::WrongState(offer.status))?;
-    settle(&mut tx, &moved, Outcome::Completed, true).await?;
+    settle(ctx, &mut tx, &moved, Outcome::Completed, true).await?;
     tx.commit().await?;
     Ok(moved)
 }

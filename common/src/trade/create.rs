@@ -6,12 +6,14 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::paid::{watch, Invoice};
+use super::reputation::{self, Reputation};
 use super::{entered, payout_key, unix, TradeCtx, TradeError};
 use crate::db::offers::{self, NewOffer, Offer};
 use crate::db::providers;
 use crate::db::quotes::OfferQuote;
 use crate::domain::money::{sats_for_fiat, OfferAmounts};
 use crate::domain::payout::QuotePurpose;
+use crate::domain::role::Role;
 use crate::wallet::WalletId;
 
 /// What the maker asks for.
@@ -33,6 +35,10 @@ pub struct NewOfferInput {
     pub lifetime_secs: Option<u64>,
     /// The maker's per-trade payout key (hex).
     pub maker_payout_pubkey: String,
+    /// Reputation tokens a taker must stake to claim it.
+    pub min_taker_stake: u32,
+    /// The maker's reputation outputs and stake.
+    pub reputation: Reputation,
 }
 
 /// A created offer and its deposit invoice.
@@ -77,6 +83,14 @@ pub async fn create(ctx: &TradeCtx, input: NewOfferInput) -> Result<CreatedOffer
         Some(s) => s,
         None => c.timers.invoice_paid_default.as_secs(),
     };
+    reputation::check(ctx, &input.reputation)?;
+    if input.min_taker_stake as usize > ctx.config.reputation.max_stake {
+        return Err(TradeError::invalid(
+            "min_stake_too_large",
+            "minTakerStake",
+            format!("at most {}", ctx.config.reputation.max_stake),
+        ));
+    }
     match providers::get(&ctx.pool, input.fiat_provider_id).await? {
         Some(p) if p.active => {}
         _ => {
@@ -123,10 +137,16 @@ pub async fn create(ctx: &TradeCtx, input: NewOfferInput) -> Result<CreatedOffer
             lifetime_secs: i64::try_from(lifetime).unwrap_or(i64::MAX),
             expires_at: ctx.deadline(c.timers.created).min(expires_at),
             deposit_quote_id: Some(quote.quote_id.clone()),
+            min_taker_stake: i32::try_from(input.min_taker_stake).unwrap_or(i32::MAX),
         },
     )
     .await?;
     entered(&mut tx, &offer, None).await?;
+    let staked = reputation::record(ctx, &mut tx, id, Role::Maker, &input.reputation).await?;
+    let offer = Offer {
+        maker_stake: staked,
+        ..offer
+    };
     watch(
         &mut tx,
         &OfferQuote {

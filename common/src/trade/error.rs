@@ -56,6 +56,9 @@ pub enum TradeError {
     /// A reveal by a key that may not reveal (unregistered or deactivated).
     #[error("{0}")]
     RevealRefused(&'static str),
+    /// A reputation token that was staked before.
+    #[error("a reputation token was already staked")]
+    TokenStaked,
     /// No usable fiat price right now.
     #[error("no current price: {0}")]
     PriceUnavailable(String),

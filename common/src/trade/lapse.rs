@@ -11,10 +11,11 @@
 use uuid::Uuid;
 
 use super::settle::settle;
-use super::{advance, answer, claim, paid, TradeCtx, TradeError};
+use super::{advance, answer, claim, paid, reputation, Role, TradeCtx, TradeError};
 use crate::db::{disputes, offers, quotes};
 use crate::domain::dispute::{DisputeStage, Resolution, ResolvedBy};
 use crate::domain::offer::{lapse as lapse_of, Lapse, OfferStatus};
+use crate::domain::reputation::Fate;
 use crate::wallet::{MintOutcome, WalletId};
 
 /// What a lapse did.
@@ -62,9 +63,16 @@ pub async fn lapse(
     }
     let mut tx = ctx.pool.begin().await?;
     let moved = match what {
-        Lapse::ExpireUnfunded => advance(&mut tx, &offer, expected, OfferStatus::Expired, None)
-            .await?
-            .map(|o| o.status),
+        Lapse::ExpireUnfunded => {
+            match advance(&mut tx, &offer, expected, OfferStatus::Expired, None).await? {
+                Some(moved) => {
+                    // Never funded: a stake made with the offer comes back.
+                    reputation::conclude(ctx, &mut tx, &moved, Role::Maker, Fate::Return).await?;
+                    Some(moved.status)
+                }
+                None => None,
+            }
+        }
         Lapse::Settle {
             to,
             outcome,
@@ -82,13 +90,13 @@ pub async fn lapse(
                     )
                     .await?;
                 }
-                settle(&mut tx, &moved, outcome, bond_paid).await?;
+                settle(ctx, &mut tx, &moved, outcome, bond_paid).await?;
                 Some(to)
             }
             None => None,
         },
         Lapse::Unclaim => match offer.taker_session_id {
-            Some(taker) => claim::unclaim(&mut tx, offer.id, taker)
+            Some(taker) => claim::unclaim(ctx, &mut tx, &offer, taker)
                 .await?
                 .then_some(OfferStatus::InvoicePaid),
             None => None,

@@ -25,6 +25,7 @@ pub mod late_refund;
 pub mod paid;
 pub mod payouts;
 pub mod receipt;
+pub mod reputation;
 pub mod resolve;
 pub mod reveal;
 pub mod settle;
@@ -58,6 +59,8 @@ pub struct TradeCtx {
     pub price: Arc<dyn PriceSource>,
     /// The time deadlines are computed from.
     pub clock: Clock,
+    /// The reputation token issuer.
+    pub reputation: Arc<crate::reputation::Issuer>,
 }
 
 impl std::fmt::Debug for TradeCtx {
@@ -74,12 +77,17 @@ impl TradeCtx {
         config: Arc<Config>,
         price: Arc<dyn PriceSource>,
     ) -> Self {
+        let reputation = Arc::new(crate::reputation::Issuer::new(
+            &config.reputation.secret_bytes(),
+            config.reputation.keyset,
+        ));
         Self {
             pool,
             wallets,
             config,
             price,
             clock: Clock::System,
+            reputation,
         }
     }
 

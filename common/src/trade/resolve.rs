@@ -30,6 +30,7 @@ pub async fn resolve(
         .await?
         .ok_or(TradeError::WrongState(offer.status))?;
     end(
+        ctx,
         &mut tx,
         &moved,
         &[DisputeStage::WaitingMaker, DisputeStage::WaitingAdmin],

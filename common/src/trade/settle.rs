@@ -3,16 +3,19 @@
 //! the release job enqueued beside them. Nothing moves until the release job runs, and a
 //! payout is recorded at most once (unique per offer, party, purpose, wallet and reference).
 //! Payouts lock to each party's payout key, or to the registered key it revealed in a dispute.
+//! Each party's reputation is concluded in the same transaction: earned, returned or burned.
 
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::TradeError;
+use super::{reputation, TradeCtx, TradeError};
 use crate::db::disputes;
 use crate::db::offers::{self, Offer};
 use crate::db::payouts::{self, NewPayout};
 use crate::domain::money::{allocate, payouts as money_table, Outcome, Party, Source};
 use crate::domain::payout::PayoutPurpose;
+use crate::domain::reputation::fates;
+use crate::domain::role::Role;
 use crate::jobs::{self, ReleasePayouts};
 use crate::wallet::WalletId;
 
@@ -34,6 +37,7 @@ pub async fn record_and_release(
 /// Settles `offer` (just moved to its final state by the caller's transaction) by `outcome`.
 /// `taker_bond_paid` says whether the taker's wallet holds the bond.
 pub async fn settle(
+    ctx: &TradeCtx,
     conn: &mut PgConnection,
     offer: &Offer,
     outcome: Outcome,
@@ -54,6 +58,7 @@ pub async fn settle(
     })?;
     // After an issue, a party's payouts lock to the registered key it revealed, if it did.
     let revealed = disputes::get(conn, offer.id).await?;
+    let (maker_fate, taker_fate) = fates(outcome, revealed.is_some());
     let maker_key = revealed
         .as_ref()
         .map(|d| d.maker_pubkey.clone())
@@ -96,5 +101,10 @@ pub async fn settle(
         });
     }
     offers::set_outcome(conn, offer.id, outcome).await?;
-    record_and_release(conn, offer.id, &rows).await
+    record_and_release(conn, offer.id, &rows).await?;
+    reputation::conclude(ctx, conn, offer, Role::Maker, maker_fate).await?;
+    if offer.taker_session_id.is_some() {
+        reputation::conclude(ctx, conn, offer, Role::Taker, taker_fate).await?;
+    }
+    Ok(())
 }

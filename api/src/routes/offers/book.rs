@@ -16,6 +16,7 @@ use super::views::{view, InvoiceView, OfferPage, OfferView};
 use crate::auth::SessionAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::ratelimit::ResolvedSession;
+use crate::routes::reputation::{reputation_of, ReputationInput};
 use crate::routes::ApiTags;
 use crate::AppState;
 
@@ -44,6 +45,12 @@ pub struct CreateOffer {
     /// A fresh per-trade BIP-340 x-only key; refunds and payouts are locked to it.
     #[oai(validator(max_length = "64"))]
     pub maker_payout_pubkey: String,
+    /// Reputation tokens a taker must stake to claim it (default 0, at most
+    /// `REPUTATION_MAX_STAKE`).
+    #[oai(validator(maximum(value = "1000")))]
+    pub min_taker_stake: Option<u32>,
+    /// Your reputation outputs and stake.
+    pub reputation: Option<ReputationInput>,
 }
 
 /// A created offer and its deposit invoice.
@@ -111,6 +118,12 @@ impl BookApi {
         /// Fiat amount at most (minor units).
         #[oai(name = "maxFiat", validator(minimum(value = "0")))]
         max_fiat: Query<Option<i64>>,
+        /// Makers who staked at least this many reputation tokens.
+        #[oai(
+            name = "minMakerStake",
+            validator(minimum(value = "0"), maximum(value = "1000"))
+        )]
+        min_maker_stake: Query<Option<i32>>,
         /// Page size (1-100, default 20).
         #[oai(
             default = "default_limit",
@@ -127,6 +140,7 @@ impl BookApi {
             provider: provider_id.0,
             min_fiat_minor: min_fiat.0,
             max_fiat_minor: max_fiat.0,
+            min_maker_stake: min_maker_stake.0,
             own_session: session,
             before: cursor.0.as_deref().map(parse_cursor).transpose()?,
             limit: *limit + 1,
@@ -168,6 +182,8 @@ impl BookApi {
                 description: b.description,
                 lifetime_secs: b.lifetime_secs,
                 maker_payout_pubkey: b.maker_payout_pubkey,
+                min_taker_stake: b.min_taker_stake.unwrap_or(0),
+                reputation: reputation_of(b.reputation)?,
             },
         )
         .await?;

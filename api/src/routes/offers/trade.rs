@@ -14,6 +14,7 @@ use super::views::{view, InvoiceView, OfferView};
 use super::{receipt_response, ReceiptImage};
 use crate::auth::SessionAuth;
 use crate::error::{ApiError, ApiResult};
+use crate::routes::reputation::{reputation_of, ReputationInput};
 use crate::routes::ApiTags;
 use crate::AppState;
 
@@ -24,6 +25,8 @@ pub struct ClaimOffer {
     /// A fresh per-trade BIP-340 x-only key; the taker's payouts are locked to it.
     #[oai(validator(max_length = "64"))]
     pub taker_payout_pubkey: String,
+    /// Your reputation outputs and stake (at least the offer's `minTakerStake` tokens).
+    pub reputation: Option<ReputationInput>,
 }
 
 /// A claimed offer and the bond invoice.
@@ -67,7 +70,9 @@ impl TradeApi {
         id: Path<Uuid>,
         body: Json<ClaimOffer>,
     ) -> ApiResult<Json<ClaimedOffer>> {
-        let claimed = claim(&state.ctx, auth.0.id, *id, &body.taker_payout_pubkey).await?;
+        let b = body.0;
+        let rep = reputation_of(b.reputation)?;
+        let claimed = claim(&state.ctx, auth.0.id, *id, &b.taker_payout_pubkey, rep).await?;
         Ok(Json(ClaimedOffer {
             offer: view(&claimed.offer, Viewer::Party(Role::Taker)),
             bond: claimed.bond.into(),

@@ -75,6 +75,12 @@ pub struct OfferView {
     pub deposit_sats: Option<i64>,
     /// How the trade settled (terminal offers, parties only).
     pub outcome: Option<String>,
+    /// Reputation tokens the maker staked on it.
+    pub maker_stake: i32,
+    /// Reputation tokens a taker must stake to claim it.
+    pub min_taker_stake: i32,
+    /// Reputation tokens the taker staked (parties only).
+    pub taker_stake: Option<i32>,
 }
 
 /// Renders `offer` for `viewer` (who must be allowed to see it).
@@ -118,6 +124,9 @@ pub fn view(offer: &Offer, viewer: Viewer) -> OfferView {
         outcome: (viewer != Viewer::Public)
             .then(|| offer.resolved_outcome.map(|o| o.as_str().to_owned()))
             .flatten(),
+        maker_stake: offer.maker_stake,
+        min_taker_stake: offer.min_taker_stake,
+        taker_stake: (viewer != Viewer::Public).then_some(offer.taker_stake),
     }
 }
 
