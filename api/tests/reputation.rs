@@ -430,3 +430,64 @@ async fn reputation_tables_name_nobody(pool: sqlx::PgPool) {
         }
     }
 }
+
+/// A claim that lapses (its bond never paid) gives the taker's stake back, fetchable by the
+/// outputs alone since the taker is no longer a party.
+#[sqlx::test(migrations = false)]
+async fn a_lapsed_claim_returns_the_stake(opts: PgPoolOptions, conn: PgConnectOptions) {
+    let h = Harness::start_manual(opts, conn).await;
+    let provider = h.provider().await;
+    let (keyset, keys) = active(&h).await;
+    let maker = h.session().await;
+    let taker = h.session().await;
+
+    // Earn a token: a trade completed with one output (payments made by hand).
+    let (id, _) = h.funded_offer(&maker, provider).await;
+    let earn = Blinded::new(keyset).expect("blind");
+    let resp = claim(
+        &h,
+        &taker,
+        &id.to_string(),
+        json!({"outputs": [earn.json()]}),
+    )
+    .await;
+    let v = body(resp).await;
+    h.pay(
+        v["bond"]["invoice"].as_str().expect("invoice"),
+        v["bond"]["amountSats"].as_u64().expect("sats"),
+    )
+    .await;
+    complete(&h, &maker, &taker, &id.to_string()).await;
+    let token = unblind(&signatures(&h, &taker, &id.to_string()).await, &earn, &keys)
+        .expect("DLEQ")
+        .expect("earned");
+
+    // Stake it on a claim whose bond is never paid.
+    let (id2, _) = h.funded_offer(&maker, provider).await;
+    let back = Blinded::new(keyset).expect("blind");
+    let staked = json!({"stake": [stake_json(&token)], "returnOutputs": [back.json()]});
+    claim(&h, &taker, &id2.to_string(), staked)
+        .await
+        .assert_status_is_ok();
+    // The claim's deadline passes (the backstop lapses it within seconds).
+    sqlx::query("update offers set expires_at = now() - interval '1 second' where id = $1")
+        .bind(id2)
+        .execute(&h.pool)
+        .await
+        .expect("due");
+    let v = h.wait_status(id2, &maker, "INVOICE_PAID").await;
+    assert_eq!(
+        v["takerStake"], 0,
+        "the next claim starts from nothing: {v}"
+    );
+    let resp = h
+        .public
+        .post("/api/v1/reputation/signatures")
+        .body_json(&json!({"outputs": [back.b.to_hex()]}))
+        .send()
+        .await;
+    let signed = body(resp).await;
+    let returned = unblind(&signed, &back, &keys).expect("DLEQ");
+    assert!(returned.is_some(), "the stake came back: {signed}");
+    h.stop().await;
+}

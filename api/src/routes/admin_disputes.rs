@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::disputes::{DisputeView, EvidenceImage, StatsView};
 use super::offers::{view, OfferPage, OfferView};
+use super::paging::{cursor_of, page, parse_cursor};
 use super::ApiTags;
 use crate::auth::AdminAuth;
 use crate::error::{ApiError, ApiResult};
@@ -187,34 +188,6 @@ pub struct AdminActionView {
     pub note: Option<String>,
     /// When.
     pub at: DateTime<Utc>,
-}
-
-fn cursor_of(at: DateTime<Utc>, id: Uuid) -> String {
-    format!("{}_{}", at.timestamp_micros(), id.simple())
-}
-
-fn parse_cursor(c: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
-    let bad = || ApiError::bad_request("invalid_cursor", "cursor is not one this API returned");
-    let (t, id) = c.split_once('_').ok_or_else(bad)?;
-    let micros: i64 = t.parse().map_err(|_| bad())?;
-    let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
-    Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
-}
-
-/// Keeps `limit` rows and the cursor of the last one if there were more.
-fn page<T>(
-    mut rows: Vec<T>,
-    limit: i64,
-    cursor: impl Fn(&T) -> String,
-) -> (Vec<T>, Option<String>) {
-    let limit = usize::try_from(limit).unwrap_or(0);
-    if rows.len() > limit {
-        rows.truncate(limit);
-        let next = rows.last().map(cursor);
-        (rows, next)
-    } else {
-        (rows, None)
-    }
 }
 
 fn default_limit() -> i64 {

@@ -7,6 +7,7 @@ pub mod events;
 pub mod invites;
 pub mod meta;
 pub mod offers;
+pub mod paging;
 pub mod providers;
 pub mod reputation;
 pub mod sessions;

@@ -1,8 +1,7 @@
 //! The book: listing it, adding an offer to it (with its deposit invoice), and reading one offer.
 //! Public offers for anyone, a session's own offers in any status for that session.
 
-use chrono::DateTime;
-use openpleb_common::db::offers::{self, BookFilter, Offer};
+use openpleb_common::db::offers::{self, BookFilter};
 use openpleb_common::trade::create::{create, NewOfferInput};
 use openpleb_common::trade::{load_visible, Role, Viewer};
 use poem::web::Data;
@@ -14,8 +13,9 @@ use uuid::Uuid;
 
 use super::views::{view, InvoiceView, OfferPage, OfferView};
 use crate::auth::SessionAuth;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::ratelimit::ResolvedSession;
+use crate::routes::paging::{cursor_of, page, parse_cursor};
 use crate::routes::reputation::{reputation_of, ReputationInput};
 use crate::routes::ApiTags;
 use crate::AppState;
@@ -68,18 +68,6 @@ enum Created {
     /// Created; pay the deposit invoice.
     #[oai(status = 201)]
     Ok(Json<CreatedOffer>),
-}
-
-fn cursor_of(o: &Offer) -> String {
-    format!("{}_{}", o.created_at.timestamp_micros(), o.id.simple())
-}
-
-fn parse_cursor(c: &str) -> Result<(DateTime<chrono::Utc>, Uuid), ApiError> {
-    let bad = || ApiError::bad_request("invalid_cursor", "cursor is not one this API returned");
-    let (t, id) = c.split_once('_').ok_or_else(bad)?;
-    let micros: i64 = t.parse().map_err(|_| bad())?;
-    let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
-    Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
 }
 
 /// The session a request carries, if any (resolved once by the rate limiter).
@@ -145,13 +133,8 @@ impl BookApi {
             before: cursor.0.as_deref().map(parse_cursor).transpose()?,
             limit: *limit + 1,
         };
-        let mut rows = offers::list(&state.ctx.pool, &filter).await?;
-        let next_cursor = if rows.len() > usize::try_from(*limit).unwrap_or(0) {
-            rows.pop();
-            rows.last().map(cursor_of)
-        } else {
-            None
-        };
+        let rows = offers::list(&state.ctx.pool, &filter).await?;
+        let (rows, next_cursor) = page(rows, *limit, |o| cursor_of(o.created_at, o.id));
         let items = rows
             .iter()
             .map(|o| view(o, Viewer::of(o, session)))
