@@ -6,6 +6,7 @@
 
 pub mod cron;
 pub mod jobs;
+pub mod observe;
 pub mod quote_notifier;
 
 use std::future::Future;
@@ -39,9 +40,12 @@ macro_rules! worker {
             WorkerBuilder::new(name.clone())
                 .backend(backend)
                 .data(ctx.clone())
-                .enable_tracing()
                 .concurrency(concurrency)
-                .build($handler)
+                .build(
+                    |job: $job, ctx: Data<Arc<WorkerContext>>, meta: MetadataStore| async move {
+                        observe::observed(<$job as Job>::QUEUE, &meta, $handler(job, ctx)).await
+                    },
+                )
         }
     }};
 }
@@ -52,6 +56,15 @@ pub async fn run<S>(ctx: Arc<WorkerContext>, name: &str, shutdown: S) -> anyhow:
 where
     S: Future<Output = ()> + Send + 'static,
 {
+    openpleb_common::metrics::install();
+    let metrics = ctx.config.ops.worker_metrics_addr.clone().map(|addr| {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = observe::serve_metrics(ctx, addr, std::future::pending()).await {
+                tracing::error!(error = %e, "worker metrics listener stopped");
+            }
+        })
+    });
     let scheduler = cron::start(ctx.clone()).await?;
     let notifier = tokio::spawn(quote_notifier::run(ctx.clone()));
     let concurrency = ctx.config.worker.concurrency;
@@ -115,6 +128,9 @@ where
         })
         .await;
     notifier.abort();
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     let mut scheduler = scheduler;
     if let Err(e) = scheduler.shutdown().await {
         tracing::warn!(error = %e, "cron scheduler shutdown");

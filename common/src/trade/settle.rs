@@ -85,5 +85,7 @@ pub async fn settle(
         });
     }
     offers::set_outcome(conn, offer.id, outcome).await?;
-    record_and_release(conn, offer.id, &rows).await
+    record_and_release(conn, offer.id, &rows).await?;
+    crate::metrics::offer_settled(outcome, offer.created_at);
+    Ok(())
 }
