@@ -16,8 +16,8 @@ use std::time::Duration;
 use apalis::prelude::*;
 use apalis_postgres::{Config as QueueConfig, PostgresStorage};
 use openpleb_common::jobs::{
-    CleanupWallets, ExpireOffers, Job, LapseOffer, ReconcileWallets, ReleasePayouts, SweepQuotes,
-    WatchMintQuote,
+    CleanupWallets, ExpireOffers, Job, LapseOffer, Prune, ReconcileWallets, ReleasePayouts,
+    SweepQuotes, WatchMintQuote,
 };
 
 /// What every job handler gets: the trade steps' context (database, wallets, configuration,
@@ -119,6 +119,7 @@ where
             1,
             jobs::reconcile_wallets::handle
         ))
+        .register(worker!(ctx, name, Prune, 1, jobs::prune::handle))
         .shutdown_timeout(Duration::from_secs(25));
 
     let result = monitor

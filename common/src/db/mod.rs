@@ -14,6 +14,7 @@ pub mod payouts;
 pub mod providers;
 pub mod quotes;
 pub mod receipts;
+pub mod retention;
 pub mod sessions;
 pub mod types;
 pub mod users;
