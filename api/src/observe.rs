@@ -35,7 +35,7 @@ pub async fn observe<E: Endpoint>(
         .and_then(|v| v.to_str().ok())
         .filter(|v| valid_request_id(v))
         .map_or_else(new_request_id, str::to_owned);
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let span = tracing::info_span!("request", request_id = %id, method = %method);
     let started = Instant::now();
     let result = with_request_id(id.clone(), next.call(req))
@@ -61,7 +61,7 @@ pub async fn observe<E: Endpoint>(
     metrics::counter!(
         names::HTTP_REQUESTS,
         "listener" => listener,
-        "method" => method.clone(),
+        "method" => method,
         "route" => route.clone(),
         "status" => status.to_string(),
     )
@@ -77,6 +77,21 @@ pub async fn observe<E: Endpoint>(
         resp.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     Ok(resp)
+}
+
+/// The method as a label: the standard ones by name, anything else `other` (a client can send
+/// any token as a method, and each would be a new series).
+fn method_label(method: &poem::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// `GET /metrics` (admin listener): every metric of this process plus the fleet-wide gauges

@@ -1,7 +1,8 @@
 //! Operations: after a whole trade (and a second offer left funded in the book), a scrape of
 //! the admin listener's `/metrics` lists the key series with non-zero values, a worker serves
 //! its own `/metrics` at `WORKER_METRICS_ADDR`, and the trade's correlation id went from the
-//! request into the jobs it caused.
+//! request into the jobs it caused: it is in their metadata, and JSON log lines of both the
+//! api's request and the worker's job runs carry it.
 //!
 //! One test per binary on purpose: the metrics recorder is process-wide.
 
@@ -11,6 +12,8 @@ use common::{body, payout_key, Harness, ADMIN};
 use poem::http::StatusCode;
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::sync::{Arc, Mutex};
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every sample of metric `name` as (labels, value).
@@ -48,8 +51,43 @@ async fn http_get(addr: &str, path: &str) -> String {
     out
 }
 
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether a JSON log line has a span named `span` with `request_id` = `id`.
+fn in_span(line: &serde_json::Value, span: &str, id: &str) -> bool {
+    line["spans"].as_array().is_some_and(|spans| {
+        spans
+            .iter()
+            .any(|s| s["name"] == span && s["request_id"] == id)
+    })
+}
+
 #[sqlx::test(migrations = false)]
 async fn a_scrape_after_a_trade_shows_it(opts: PgPoolOptions, conn: PgConnectOptions) {
+    // JSON logs as LOG_FORMAT=json writes them, captured.
+    let capture = Capture::default();
+    let writer = capture.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter("info")
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(true)
+        .with_writer(move || writer.clone())
+        .init();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -223,4 +261,22 @@ async fn a_scrape_after_a_trade_shows_it(opts: PgPoolOptions, conn: PgConnectOpt
         .await;
     resp.assert_status_is_ok();
     h.stop().await;
+
+    // One trade, followed by its id from the api into the worker.
+    let logs = String::from_utf8_lossy(&capture.0.lock().map(|v| v.clone()).unwrap_or_default())
+        .into_owned();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| in_span(l, "request", "trade-corr-0001")),
+        "the api's lines of the request carry its id"
+    );
+    assert!(
+        lines.iter().any(|l| in_span(l, "job", "trade-corr-0001")),
+        "the worker's lines of the jobs it caused carry the id"
+    );
 }

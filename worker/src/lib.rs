@@ -40,6 +40,7 @@ macro_rules! worker {
             WorkerBuilder::new(name.clone())
                 .backend(backend)
                 .data(ctx.clone())
+                .enable_tracing()
                 .concurrency(concurrency)
                 .build(
                     |job: $job, ctx: Data<Arc<WorkerContext>>, meta: MetadataStore| async move {

@@ -45,9 +45,11 @@ where
         Some(id) => with_request_id(id, run).await,
         None => run.await,
     };
-    if let Err(e) = &result {
-        span.in_scope(|| tracing::warn!(error = %e, "job failed"));
-    }
+    let ms = started.elapsed().as_millis();
+    span.in_scope(|| match &result {
+        Ok(()) => tracing::info!(ms, "job"),
+        Err(e) => tracing::warn!(ms, error = %e, "job failed"),
+    });
     openpleb_common::metrics::job_finished(queue, result.is_ok(), started);
     result
 }
