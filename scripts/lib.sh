@@ -83,3 +83,25 @@ start_local_cluster() {
       -o "-c listen_addresses=127.0.0.1 -p ${PGDEV_PORT} -k /tmp" start >/dev/null
   fi
 }
+
+# Sets PROMTOOL to a promtool binary, or to empty when none can be had. Debian's `prometheus`
+# package ships it; rather than installing the package (a server with its own service), only
+# promtool is taken out of the downloaded .deb into $DEV_DIR/promtool.
+ensure_promtool() {
+  PROMTOOL="$(command -v promtool 2>/dev/null || true)"
+  local local_bin="$DEV_DIR/promtool/usr/bin/promtool"
+  if [ -z "$PROMTOOL" ] && [ -x "$local_bin" ]; then
+    PROMTOOL="$local_bin"
+  fi
+  if [ -z "$PROMTOOL" ] && command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1; then
+    log "fetching promtool (from Debian's prometheus package, not installed)"
+    local tmp
+    tmp="$(mktemp -d)"
+    if (cd "$tmp" && apt-get download -qq prometheus >/dev/null 2>&1) \
+      && dpkg-deb -x "$tmp"/prometheus_*.deb "$DEV_DIR/promtool"; then
+      PROMTOOL="$local_bin"
+    fi
+    rm -rf "$tmp"
+  fi
+  [ -x "${PROMTOOL:-}" ] || PROMTOOL=""
+}

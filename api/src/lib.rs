@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod observe;
 pub mod ratelimit;
 pub mod routes;
 
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openpleb_common::config::Config;
+use openpleb_common::metrics::gauges::DbGauges;
 use openpleb_common::mint::MintClient;
 use openpleb_common::trade::TradeCtx;
 use openpleb_common::wallet::{WalletManager, WalletManagerConfig};
@@ -49,6 +51,8 @@ pub struct AppState {
     pub rate_limits: Arc<ratelimit::RateLimiters>,
     /// Live offer changes.
     pub events: Arc<events::Hub>,
+    /// The database-backed gauges `/metrics` reports, cached between scrapes.
+    pub gauges: Arc<DbGauges>,
 }
 
 impl AppState {
@@ -69,7 +73,16 @@ impl AppState {
     ) -> Self {
         let price =
             openpleb_common::price::from_config(&config.prices, &config.limits.fiat_currency);
+        openpleb_common::metrics::install();
+        // A live wallet counts as behind after three reconciliation periods (as the alerts
+        // endpoint counts it).
+        let gauges = DbGauges::new(
+            pool.clone(),
+            config.ops.metrics_cache,
+            config.worker.reconcile_interval * 3,
+        );
         Self {
+            gauges: Arc::new(gauges),
             rate_limits: ratelimit::RateLimiters::new(&config.api.rate_limits),
             events: events::Hub::start(pool.clone()),
             ctx: TradeCtx::new(pool, wallets, config, price),
@@ -244,6 +257,7 @@ pub fn public_app(state: AppState) -> impl poem::Endpoint {
         .nest(base, api.into_endpoint())
         .around(ratelimit::public)
         .data(state)
+        .around(|ep, req| observe::observe(ep, req, "public"))
         .catch_all_error(error::envelope)
 }
 
@@ -255,10 +269,12 @@ pub fn admin_app(state: AppState) -> impl poem::Endpoint {
     let spec = api.spec_endpoint_yaml();
     Route::new()
         .at("/health", poem::get(health))
+        .at("/metrics", poem::get(observe::metrics_endpoint))
         .nest("/docs", docs)
         .at("/openapi.yaml", spec)
         .nest(base, api.into_endpoint())
         .around(ratelimit::admin)
         .data(state)
+        .around(|ep, req| observe::observe(ep, req, "admin"))
         .catch_all_error(error::envelope)
 }

@@ -25,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
         _ => {}
     }
     let config = Arc::new(exit_on_error(Config::from_env()));
-    openpleb_common::telemetry::init();
+    openpleb_common::telemetry::init(config.ops.log_format);
 
     let pool = bootstrap::database(&config.database).await?;
     let mint = MintClient::new(&config.mint.url).context("MINT_URL")?;

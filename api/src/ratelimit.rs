@@ -193,7 +193,15 @@ async fn finish<E: Endpoint>(next: &E, req: Request, verdict: Verdict) -> poem::
     }
     let resp = match next.call(req).await {
         Ok(r) => r.into_response(),
-        Err(e) => envelope(e).await,
+        Err(e) => {
+            // Keep the matched route for the HTTP metrics (observe.rs) across the conversion.
+            let route = e.data::<poem::PathPattern>().cloned();
+            let mut resp = envelope(e).await;
+            if let Some(route) = route {
+                resp.set_data(route);
+            }
+            resp
+        }
     };
     Ok(with_headers(resp, &verdict))
 }
@@ -224,6 +232,10 @@ pub async fn public<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
 
 /// The admin listener's limiter: per role for valid tokens, else per client IP.
 pub async fn admin<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    // Prometheus scrapes from one address every few seconds; the listener is private anyway.
+    if req.uri().path() == "/metrics" {
+        return next.call(req).await.map(IntoResponse::into_response);
+    }
     let state = req
         .data::<AppState>()
         .cloned()

@@ -1,6 +1,8 @@
 //! Secrets never reach a log: this test binary captures every log line (debug level, all
-//! crates, cdk and sqlx included) while the identity chain and wallet operations run, then
-//! greps the capture for each secret it handled.
+//! crates, cdk and sqlx included) while the identity chain and wallet operations run, in both
+//! formats (`LOG_FORMAT=text` and `json`, two layers on one subscriber), then greps each
+//! capture for each secret it handled. The JSON capture must also parse line by line and
+//! carry the requests' correlation ids.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -44,12 +46,28 @@ impl Capture {
 
 #[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
 async fn no_secret_reaches_a_log(pool: PgPool) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let capture = Capture::default();
+    let json_capture = Capture::default();
     let writer = capture.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("debug")
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
+    let json_writer = json_capture.clone();
+    // The same layers `telemetry::init` builds for each format.
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::EnvFilter::new("debug"))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(move || writer.clone()),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(true)
+                .with_writer(move || json_writer.clone()),
+        )
         .init();
 
     // Identity chain.
@@ -93,6 +111,7 @@ async fn no_secret_reaches_a_log(pool: PgPool) {
     let bats = stack.mint_bats(&cat, 3).await.expect("BATs");
     public
         .post("/api/v1/sessions")
+        .header("X-Request-Id", "logs-corr-0001")
         .body_json(&json!({"bat": bats[0]}))
         .send()
         .await
@@ -158,6 +177,21 @@ async fn no_secret_reaches_a_log(pool: PgPool) {
         "the capture saw the run: {} bytes",
         logs.len()
     );
+    let json_logs = json_capture.text();
+    assert!(json_logs.len() > 10_000, "the JSON capture saw the run");
+    let mut correlated = false;
+    for line in json_logs.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("a JSON log line does not parse ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+        correlated |= v["spans"]
+            .as_array()
+            .is_some_and(|spans| spans.iter().any(|s| s["request_id"] == "logs-corr-0001"));
+    }
+    assert!(correlated, "the request's lines carry its correlation id");
     let mut secrets: Vec<(&str, String)> = vec![
         ("admin token", ADMIN_TOKEN.to_owned()),
         ("oidc-api token", OIDC_TOKEN.to_owned()),
@@ -205,6 +239,10 @@ async fn no_secret_reaches_a_log(pool: PgPool) {
         assert!(
             !logs.contains(secret.as_str()),
             "a log line contains the {what}"
+        );
+        assert!(
+            !json_logs.contains(secret.as_str()),
+            "a JSON log line contains the {what}"
         );
     }
     mint.stop().await.expect("stop");

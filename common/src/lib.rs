@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod jobs;
+pub mod metrics;
 pub mod mint;
 pub mod price;
 pub mod reputation;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use openpleb_common::db::cron::claim_slot;
 use openpleb_common::jobs::{
-    enqueue, CleanupWallets, ExpireOffers, Periodic, ReconcileWallets, SweepQuotes,
+    enqueue, CleanupWallets, ExpireOffers, Periodic, Prune, ReconcileWallets, SweepQuotes,
 };
 use tokio_cron_scheduler::{Job, JobScheduler};
 
@@ -61,6 +61,11 @@ pub async fn enqueue_expiry(ctx: &WorkerContext, slot: DateTime<Utc>) -> anyhow:
 /// Claims `slot` for the wallet reconciliation and enqueues it; true if this worker won.
 pub async fn enqueue_reconcile(ctx: &WorkerContext, slot: DateTime<Utc>) -> anyhow::Result<bool> {
     enqueue_periodic::<ReconcileWallets>(ctx, slot).await
+}
+
+/// Claims `slot` for the retention job and enqueues it; true if this worker won.
+pub async fn enqueue_prune(ctx: &WorkerContext, slot: DateTime<Utc>) -> anyhow::Result<bool> {
+    enqueue_periodic::<Prune>(ctx, slot).await
 }
 
 /// Claims one slot of a periodic job: `(ctx, slot) -> won?`.
@@ -133,6 +138,10 @@ pub async fn start(ctx: Arc<WorkerContext>) -> anyhow::Result<JobScheduler> {
         cfg.worker.reconcile_interval,
         |c, t| Box::pin(enqueue_reconcile(c, t)),
     )
+    .await?;
+    add_repeated(&scheduler, &ctx, "prune", cfg.retention.interval, |c, t| {
+        Box::pin(enqueue_prune(c, t))
+    })
     .await?;
     scheduler.start().await?;
     Ok(scheduler)

@@ -6,6 +6,7 @@
 
 pub mod cron;
 pub mod jobs;
+pub mod observe;
 pub mod quote_notifier;
 
 use std::future::Future;
@@ -15,8 +16,8 @@ use std::time::Duration;
 use apalis::prelude::*;
 use apalis_postgres::{Config as QueueConfig, PostgresStorage};
 use openpleb_common::jobs::{
-    CleanupWallets, ExpireOffers, Job, LapseOffer, ReconcileWallets, ReleasePayouts, SweepQuotes,
-    WatchMintQuote,
+    CleanupWallets, ExpireOffers, Job, LapseOffer, Prune, ReconcileWallets, ReleasePayouts,
+    SweepQuotes, WatchMintQuote,
 };
 
 /// What every job handler gets: the trade steps' context (database, wallets, configuration,
@@ -41,7 +42,11 @@ macro_rules! worker {
                 .data(ctx.clone())
                 .enable_tracing()
                 .concurrency(concurrency)
-                .build($handler)
+                .build(
+                    |job: $job, ctx: Data<Arc<WorkerContext>>, meta: MetadataStore| async move {
+                        observe::observed(<$job as Job>::QUEUE, &meta, $handler(job, ctx)).await
+                    },
+                )
         }
     }};
 }
@@ -52,6 +57,15 @@ pub async fn run<S>(ctx: Arc<WorkerContext>, name: &str, shutdown: S) -> anyhow:
 where
     S: Future<Output = ()> + Send + 'static,
 {
+    openpleb_common::metrics::install();
+    let metrics = ctx.config.ops.worker_metrics_addr.clone().map(|addr| {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = observe::serve_metrics(ctx, addr, std::future::pending()).await {
+                tracing::error!(error = %e, "worker metrics listener stopped");
+            }
+        })
+    });
     let scheduler = cron::start(ctx.clone()).await?;
     let notifier = tokio::spawn(quote_notifier::run(ctx.clone()));
     let concurrency = ctx.config.worker.concurrency;
@@ -106,6 +120,7 @@ where
             1,
             jobs::reconcile_wallets::handle
         ))
+        .register(worker!(ctx, name, Prune, 1, jobs::prune::handle))
         .shutdown_timeout(Duration::from_secs(25));
 
     let result = monitor
@@ -115,6 +130,9 @@ where
         })
         .await;
     notifier.abort();
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     let mut scheduler = scheduler;
     if let Err(e) = scheduler.shutdown().await {
         tracing::warn!(error = %e, "cron scheduler shutdown");

@@ -86,7 +86,7 @@ async fn enqueue_follows_the_transaction_and_runs_once(
     conn: PgConnectOptions,
 ) {
     if std::env::var_os("RUST_LOG").is_some() {
-        openpleb_common::telemetry::init();
+        openpleb_common::telemetry::init(openpleb_common::config::LogFormat::Text);
     }
     let pool = pool(opts, conn).await;
     let mint = DevMint::start().await.expect("mint");

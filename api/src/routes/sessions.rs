@@ -83,7 +83,17 @@ async fn redeem(
     if !sessions::redeem_bat(tx, &bat.hash).await? {
         return Err(bat_error(BatError::AlreadySpent));
     }
-    state.mint.spend_bat(bat).await.map_err(bat_error)
+    let started = std::time::Instant::now();
+    let spent = state.mint.spend_bat(bat).await;
+    // Refusals (spent, not signed) are counted apart from the mint being unreachable: the
+    // first is a client's doing, the second an operator's problem.
+    let result = match &spent {
+        Ok(()) => "ok",
+        Err(BatError::Unavailable) => "error",
+        Err(_) => "rejected",
+    };
+    openpleb_common::metrics::bat_verified(result, started);
+    spent.map_err(bat_error)
 }
 
 fn bearer(req: &Request) -> Option<String> {

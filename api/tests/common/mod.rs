@@ -141,7 +141,7 @@ impl Harness {
     ) -> Self {
         // Logs only when asked for (RUST_LOG=...), to keep CI output readable.
         if std::env::var_os("RUST_LOG").is_some() {
-            openpleb_common::telemetry::init();
+            openpleb_common::telemetry::init(openpleb_common::config::LogFormat::Text);
         }
         let pool = PgPoolOptions::new()
             .max_connections(40)

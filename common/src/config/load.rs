@@ -32,6 +32,8 @@ impl Config {
             prices: price_config(&env)?,
             worker: worker_config(&env)?,
             reputation: reputation_config(&env)?,
+            ops: ops_config(&env)?,
+            retention: retention_config(&env)?,
         })
     }
 }
@@ -238,6 +240,50 @@ fn worker_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<WorkerCo
         expiry_sweep: Duration::from_secs(30),
         reconcile_interval: env.millis("RECONCILE_INTERVAL", 300_000)?,
         reconcile_batch: env.positive("RECONCILE_BATCH", 500)?,
+    })
+}
+
+fn ops_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<OpsConfig, ConfigError> {
+    let log_format = match env
+        .string("LOG_FORMAT", "text")
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        _ => return Err(invalid("LOG_FORMAT", "expected text or json")),
+    };
+    let worker_metrics_addr = env.raw("WORKER_METRICS_ADDR");
+    if let Some(addr) = &worker_metrics_addr {
+        addr.parse::<std::net::SocketAddr>().map_err(|_| {
+            invalid(
+                "WORKER_METRICS_ADDR",
+                "expected host:port, e.g. 127.0.0.1:9101",
+            )
+        })?;
+    }
+    Ok(OpsConfig {
+        log_format,
+        metrics_cache: env.secs("METRICS_CACHE_SECS", 15)?,
+        worker_metrics_addr,
+    })
+}
+
+fn retention_config<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<RetentionConfig, ConfigError> {
+    let days = |var, default: u64| -> Result<Duration, ConfigError> {
+        let d: u64 = env.positive(var, default)?;
+        d.checked_mul(86_400)
+            .map(Duration::from_secs)
+            .ok_or_else(|| invalid(var, "too large"))
+    };
+    Ok(RetentionConfig {
+        interval: env.millis("RETENTION_INTERVAL", 3_600_000)?,
+        done_jobs: days("RETENTION_JOBS_DAYS", 7)?,
+        dead_jobs: days("RETENTION_DEAD_JOBS_DAYS", 30)?,
+        offer_events: days("RETENTION_OFFER_EVENTS_DAYS", 30)?,
+        cron_slots: days("RETENTION_CRON_SLOTS_DAYS", 2)?,
     })
 }
 

@@ -128,6 +128,10 @@ pub struct Config {
     pub worker: WorkerConfig,
     /// Reputation tokens.
     pub reputation: ReputationConfig,
+    /// Logs and metrics.
+    pub ops: OpsConfig,
+    /// How long finished records are kept.
+    pub retention: RetentionConfig,
 }
 
 /// Reputation tokens: the issuer's secret and rotation, and how many tokens a trade earns or
@@ -269,6 +273,42 @@ pub struct WorkerConfig {
     pub reconcile_interval: Duration,
     /// Most wallets one reconciliation run checks (`RECONCILE_BATCH`).
     pub reconcile_batch: i64,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (development).
+    Text,
+    /// One JSON object per line (production: log shippers parse it).
+    Json,
+}
+
+/// Logs and metrics (README "Operations").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpsConfig {
+    /// `text` or `json` (`LOG_FORMAT`).
+    pub log_format: LogFormat,
+    /// How long the database-backed gauges are reused between scrapes (`METRICS_CACHE_SECS`).
+    pub metrics_cache: Duration,
+    /// Where a worker serves `/metrics`; off when unset (`WORKER_METRICS_ADDR`).
+    pub worker_metrics_addr: Option<String>,
+}
+
+/// How long finished records are kept before the retention job deletes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionConfig {
+    /// How often the retention job runs (`RETENTION_INTERVAL`, ms).
+    pub interval: Duration,
+    /// Completed jobs older than this go (`RETENTION_JOBS_DAYS`).
+    pub done_jobs: Duration,
+    /// Dead jobs (killed, or out of attempts) older than this go; kept longer so an operator
+    /// sees them (`RETENTION_DEAD_JOBS_DAYS`).
+    pub dead_jobs: Duration,
+    /// Events of offers in a final state for longer than this go (`RETENTION_OFFER_EVENTS_DAYS`).
+    pub offer_events: Duration,
+    /// Cron slot claims older than this go (`RETENTION_CRON_SLOTS_DAYS`).
+    pub cron_slots: Duration,
 }
 
 /// Unwraps a configuration result or prints the one-line error and exits with code 2.

@@ -17,6 +17,7 @@ pub mod providers;
 pub mod quotes;
 pub mod receipts;
 pub mod reputation;
+pub mod retention;
 pub mod sessions;
 pub mod types;
 pub mod users;

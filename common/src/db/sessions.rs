@@ -129,10 +129,16 @@ pub async fn last_payout_key(
 }
 
 /// Records that an ended session's wallet is gone (deleted, or never created).
-pub async fn mark_wallet_removed(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("update sessions set wallet_removed_at = now() where id = $1")
-        .bind(id)
-        .execute(pool)
-        .await?;
-    Ok(())
+///
+/// Returns the session's lifetime in seconds (opening to its end or expiry, for the metrics),
+/// or `None` when it was already marked.
+pub async fn mark_wallet_removed(pool: &PgPool, id: Uuid) -> Result<Option<f64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "update sessions set wallet_removed_at = now()
+          where id = $1 and wallet_removed_at is null
+          returning extract(epoch from least(coalesce(ended_at, expires_at), now()) - created_at)::float8",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
 }

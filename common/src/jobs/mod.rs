@@ -36,6 +36,20 @@ pub mod queues {
     pub const CLEANUP_WALLETS: &str = "openpleb.cleanup_wallets";
     /// Periodic: reconciles live wallets with the mint and re-enqueues overdue releases.
     pub const RECONCILE_WALLETS: &str = "openpleb.reconcile_wallets";
+    /// Periodic: prunes what grows without bound (finished jobs, old events, nonces, slots).
+    pub const PRUNE: &str = "openpleb.prune";
+
+    /// Every queue (the metrics report each, zero included).
+    pub const ALL: &[&str] = &[
+        WATCH_MINT_QUOTE,
+        SWEEP_QUOTES,
+        RELEASE_PAYOUTS,
+        LAPSE_OFFER,
+        EXPIRE_OFFERS,
+        CLEANUP_WALLETS,
+        RECONCILE_WALLETS,
+        PRUNE,
+    ];
 }
 
 /// A kind of job.
@@ -100,6 +114,11 @@ periodic!(
     /// A periodic run of the quote sweep.
     SweepQuotes,
     queues::SWEEP_QUOTES
+);
+periodic!(
+    /// A periodic run of the retention job.
+    Prune,
+    queues::PRUNE
 );
 
 /// Apply the lapse of an offer's state, if it is still in that state past its deadline.
@@ -186,6 +205,9 @@ impl Job for WatchMintQuote {
     }
 }
 
+/// The task metadata key carrying the correlation id of what enqueued a job.
+pub const REQUEST_ID_META: &str = "request_id";
+
 /// The result of an enqueue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Enqueued {
@@ -239,6 +261,13 @@ async fn push<J: Job>(
     }
     if let Some(key) = job.idempotency_key() {
         builder = builder.idempotency_key(key);
+    }
+    // The request (or job) that caused this job, so its log lines carry the same id.
+    if let Some(request_id) = crate::telemetry::request_id() {
+        let mut meta = apalis::prelude::MetadataStore::new();
+        if meta.insert(REQUEST_ID_META, request_id).is_ok() {
+            builder = builder.with_metadata(meta);
+        }
     }
     let task = builder.build();
 

@@ -36,3 +36,33 @@ pub async fn dead_jobs(pool: &PgPool) -> Result<Vec<(String, i64)>, sqlx::Error>
     .fetch_all(pool)
     .await
 }
+
+/// Deletes up to `batch` finished jobs: completed ones done longer than `done_older_than` ago,
+/// and dead ones (killed, or failed with no attempts left) longer than `dead_older_than` ago.
+/// Jobs that may still run (pending, queued, running, failed with attempts left) are never
+/// touched. apalis-postgres' own vacuum query deletes every finished job regardless of age and
+/// runs `VACUUM`; dead jobs must outlive the alert that reports them, so this one is by age.
+pub async fn prune_finished(
+    pool: &PgPool,
+    done_older_than: std::time::Duration,
+    dead_older_than: std::time::Duration,
+    batch: i64,
+) -> Result<u64, sqlx::Error> {
+    let age = |d: std::time::Duration| {
+        chrono::Duration::from_std(d).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+    };
+    let done = sqlx::query(
+        "delete from apalis.jobs where id in (
+            select id from apalis.jobs
+             where (status = 'Done' and coalesce(done_at, run_at) < now() - $1)
+                or ((status = 'Killed' or (status = 'Failed' and attempts >= max_attempts))
+                    and coalesce(done_at, run_at) < now() - $2)
+             limit $3)",
+    )
+    .bind(age(done_older_than)?)
+    .bind(age(dead_older_than)?)
+    .bind(batch)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

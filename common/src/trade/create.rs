@@ -161,6 +161,7 @@ pub async fn create(ctx: &TradeCtx, input: NewOfferInput) -> Result<CreatedOffer
     )
     .await?;
     tx.commit().await?;
+    crate::metrics::offer_created();
     Ok(CreatedOffer {
         offer,
         deposit: Invoice {

@@ -106,5 +106,6 @@ pub async fn settle(
     if offer.taker_session_id.is_some() {
         reputation::conclude(ctx, conn, offer, Role::Taker, taker_fate).await?;
     }
+    crate::metrics::offer_settled(outcome, offer.created_at);
     Ok(())
 }

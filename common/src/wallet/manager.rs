@@ -25,6 +25,7 @@ use super::layout::{WalletId, WalletLayout};
 use super::reconcile::{KV_NAMESPACE, KV_SENT};
 use super::slots::Slot;
 use crate::domain::keys::XOnlyKey;
+use crate::metrics::wallet_op;
 
 /// Settings of a [`WalletManager`].
 #[derive(Debug, Clone)]
@@ -202,16 +203,19 @@ impl WalletManager {
         id: &WalletId,
         sats: u64,
     ) -> Result<CreatedQuote, WalletError> {
-        self.run(id, true, move |w| async move {
-            let q = w
-                .mint_quote(PaymentMethod::BOLT11, Some(Amount::from(sats)), None, None)
-                .await?;
-            Ok(CreatedQuote {
-                quote_id: q.id,
-                request: q.request,
-                expiry: q.expiry,
-            })
-        })
+        wallet_op(
+            "create_mint_quote",
+            self.run(id, true, move |w| async move {
+                let q = w
+                    .mint_quote(PaymentMethod::BOLT11, Some(Amount::from(sats)), None, None)
+                    .await?;
+                Ok(CreatedQuote {
+                    quote_id: q.id,
+                    request: q.request,
+                    expiry: q.expiry,
+                })
+            }),
+        )
         .await
     }
 
@@ -223,18 +227,21 @@ impl WalletManager {
         quote_id: &str,
     ) -> Result<MintOutcome, WalletError> {
         let quote_id = quote_id.to_owned();
-        self.run(id, false, move |w| async move {
-            let q = w.check_mint_quote_status(&quote_id).await?;
-            match q.state {
-                MintQuoteState::Unpaid => Ok(MintOutcome::Unpaid),
-                MintQuoteState::Issued => Ok(MintOutcome::Issued(q.amount_issued.into())),
-                MintQuoteState::Paid => {
-                    let proofs = w.mint(&quote_id, SplitTarget::default(), None).await?;
-                    let minted = proofs.iter().map(|p| u64::from(p.amount)).sum();
-                    Ok(MintOutcome::Issued(minted))
+        wallet_op(
+            "mint_quote",
+            self.run(id, false, move |w| async move {
+                let q = w.check_mint_quote_status(&quote_id).await?;
+                match q.state {
+                    MintQuoteState::Unpaid => Ok(MintOutcome::Unpaid),
+                    MintQuoteState::Issued => Ok(MintOutcome::Issued(q.amount_issued.into())),
+                    MintQuoteState::Paid => {
+                        let proofs = w.mint(&quote_id, SplitTarget::default(), None).await?;
+                        let minted = proofs.iter().map(|p| u64::from(p.amount)).sum();
+                        Ok(MintOutcome::Issued(minted))
+                    }
                 }
-            }
-        })
+            }),
+        )
         .await
     }
 
@@ -247,13 +254,16 @@ impl WalletManager {
         keys: Vec<SecretKey>,
     ) -> Result<u64, WalletError> {
         let token = token.to_owned();
-        self.run(id, true, move |w| async move {
-            let opts = ReceiveOptions {
-                p2pk_signing_keys: keys,
-                ..Default::default()
-            };
-            Ok(w.receive(&token, opts).await?.into())
-        })
+        wallet_op(
+            "receive",
+            self.run(id, true, move |w| async move {
+                let opts = ReceiveOptions {
+                    p2pk_signing_keys: keys,
+                    ..Default::default()
+                };
+                Ok(w.receive(&token, opts).await?.into())
+            }),
+        )
         .await
     }
 
@@ -266,15 +276,18 @@ impl WalletManager {
         sats: u64,
         lock: Option<XOnlyKey>,
     ) -> Result<SentToken, WalletError> {
-        self.run(id, false, move |w| async move {
-            let (prepared, amount) = prepare_within(&w, sats, lock).await?;
-            let token = prepared.confirm(None).await?;
-            Ok(SentToken {
-                token: token.to_string(),
-                amount,
-                fee: sats - amount,
-            })
-        })
+        wallet_op(
+            "send",
+            self.run(id, false, move |w| async move {
+                let (prepared, amount) = prepare_within(&w, sats, lock).await?;
+                let token = prepared.confirm(None).await?;
+                Ok(SentToken {
+                    token: token.to_string(),
+                    amount,
+                    fee: sats - amount,
+                })
+            }),
+        )
         .await
     }
 
@@ -288,24 +301,27 @@ impl WalletManager {
         lock: Option<XOnlyKey>,
         record: RecordOperation,
     ) -> Result<SentToken, WalletError> {
-        self.run(id, false, move |w| async move {
-            let (prepared, amount) = prepare_within(&w, sats, lock).await?;
-            let op = prepared.operation_id().to_string();
-            if let Err(e) = record(op.clone()).await {
-                prepared.cancel().await?;
-                return Err(e);
-            }
-            let token = prepared.confirm(None).await?.to_string();
-            // Belt and braces: the saga holds the token too, until recovery deletes it.
-            w.localstore
-                .kv_write(KV_NAMESPACE, KV_SENT, &op, token.as_bytes())
-                .await?;
-            Ok(SentToken {
-                token,
-                amount,
-                fee: sats - amount,
-            })
-        })
+        wallet_op(
+            "send_recorded",
+            self.run(id, false, move |w| async move {
+                let (prepared, amount) = prepare_within(&w, sats, lock).await?;
+                let op = prepared.operation_id().to_string();
+                if let Err(e) = record(op.clone()).await {
+                    prepared.cancel().await?;
+                    return Err(e);
+                }
+                let token = prepared.confirm(None).await?.to_string();
+                // Belt and braces: the saga holds the token too, until recovery deletes it.
+                w.localstore
+                    .kv_write(KV_NAMESPACE, KV_SENT, &op, token.as_bytes())
+                    .await?;
+                Ok(SentToken {
+                    token,
+                    amount,
+                    fee: sats - amount,
+                })
+            }),
+        )
         .await
     }
 
@@ -317,19 +333,22 @@ impl WalletManager {
         operation_id: &str,
     ) -> Result<Option<String>, WalletError> {
         let op = operation_id.to_owned();
-        self.run(id, false, move |w| async move {
-            if let Ok(uuid) = uuid::Uuid::parse_str(&op) {
-                if let Some(saga) = w.localstore.get_saga(&uuid).await? {
-                    if let OperationData::Send(d) = saga.data {
-                        if let Some(t) = d.token {
-                            return Ok(Some(t));
+        wallet_op(
+            "sent_token",
+            self.run(id, false, move |w| async move {
+                if let Ok(uuid) = uuid::Uuid::parse_str(&op) {
+                    if let Some(saga) = w.localstore.get_saga(&uuid).await? {
+                        if let OperationData::Send(d) = saga.data {
+                            if let Some(t) = d.token {
+                                return Ok(Some(t));
+                            }
                         }
                     }
                 }
-            }
-            let stashed = w.localstore.kv_read(KV_NAMESPACE, KV_SENT, &op).await?;
-            Ok(stashed.and_then(|b| String::from_utf8(b).ok()))
-        })
+                let stashed = w.localstore.kv_read(KV_NAMESPACE, KV_SENT, &op).await?;
+                Ok(stashed.and_then(|b| String::from_utf8(b).ok()))
+            }),
+        )
         .await
     }
 
@@ -345,8 +364,11 @@ impl WalletManager {
 
     /// The wallet's balances.
     pub async fn balance(&self, id: &WalletId) -> Result<Balances, WalletError> {
-        self.run(id, false, |w| async move { balances(&w).await })
-            .await
+        wallet_op(
+            "balance",
+            self.run(id, false, |w| async move { balances(&w).await }),
+        )
+        .await
     }
 
     /// Closes the wallet if open and gives its lease back.
@@ -372,7 +394,7 @@ impl WalletManager {
         }
         let open = self.open(false);
         let owned = id.clone();
-        self.in_task(id, move |held| {
+        wallet_op("delete", self.in_task(id, move |held| {
             Box::pin(async move {
                 let wallet = held.wallet(open).await?;
                 let sats = balances(&wallet).await?.total();
@@ -387,7 +409,7 @@ impl WalletManager {
                 held.remove().await
             })
         })
-        .await
+        ).await
     }
 }
 

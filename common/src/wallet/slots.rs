@@ -211,20 +211,26 @@ impl WalletManager {
         let slot = self.slot(id);
         let manager = self.clone();
         let id = id.clone();
-        let task = tokio::spawn(async move {
-            let state = slot.state.clone().lock_owned().await;
-            let mut held = Held {
-                manager: manager.clone(),
-                id,
-                slot: slot.clone(),
-                state,
-            };
-            let result = op(&mut held).await;
-            slot.last_used_ms.store(manager.now_ms(), Ordering::SeqCst);
-            drop(held);
-            manager.evict_idle();
-            result
-        });
+        // The operation's own task keeps the caller's span, so its log lines carry the
+        // request's or job's correlation id.
+        let span = tracing::Span::current();
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let state = slot.state.clone().lock_owned().await;
+                let mut held = Held {
+                    manager: manager.clone(),
+                    id,
+                    slot: slot.clone(),
+                    state,
+                };
+                let result = op(&mut held).await;
+                slot.last_used_ms.store(manager.now_ms(), Ordering::SeqCst);
+                drop(held);
+                manager.evict_idle();
+                result
+            },
+            span,
+        ));
         task.await.map_err(|e| WalletError::Task(e.to_string()))?
     }
 

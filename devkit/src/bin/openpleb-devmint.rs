@@ -24,7 +24,7 @@ fn var(name: &str, default: &str) -> String {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    openpleb_common::telemetry::init();
+    openpleb_common::telemetry::init(openpleb_common::config::LogFormat::Text);
     let listen: SocketAddr = var("DEVMINT_LISTEN", "127.0.0.1:3338")
         .parse()
         .context("DEVMINT_LISTEN")?;

@@ -49,7 +49,9 @@ pub async fn run(ctx: &WorkerContext, limit: i64) -> Result<Vec<Cleaned>, BoxDyn
     for session in sessions::cleanup_candidates(&ctx.pool, limit).await? {
         let result = clean(ctx, session).await?;
         if matches!(result, Cleaned::NoWallet | Cleaned::Deleted) {
-            sessions::mark_wallet_removed(&ctx.pool, session).await?;
+            if let Some(lived) = sessions::mark_wallet_removed(&ctx.pool, session).await? {
+                openpleb_common::metrics::session_cleaned(lived);
+            }
             wallet_checks::forget(&ctx.pool, &WalletId::session(session)).await?;
         }
         done.push(result);

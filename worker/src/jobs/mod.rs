@@ -4,6 +4,7 @@
 pub mod cleanup_wallets;
 pub mod expire_offers;
 pub mod lapse_offer;
+pub mod prune;
 pub mod reconcile_wallets;
 pub mod release_payouts;
 pub mod sweep_quotes;

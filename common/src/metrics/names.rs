@@ -1,0 +1,170 @@
+//! Every metric's name, in one place: the code records through these constants, the README
+//! lists them, and a test checks that the alert rules and the dashboard name only these.
+
+/// Counter: HTTP requests by `listener` (public, admin), `method`, `route` (the matched route
+/// template, or `unmatched`) and `status`.
+pub const HTTP_REQUESTS: &str = "openpleb_http_requests_total";
+/// Histogram: HTTP request latency by `listener`, `method` and `route`, seconds.
+pub const HTTP_REQUEST_DURATION: &str = "openpleb_http_request_duration_seconds";
+/// Counter: wallet operations by `kind` and `result` (ok, error).
+pub const WALLET_OPERATIONS: &str = "openpleb_wallet_operations_total";
+/// Histogram: wallet operation latency by `kind`, seconds.
+pub const WALLET_OPERATION_DURATION: &str = "openpleb_wallet_operation_duration_seconds";
+/// Gauge: session wallets this process holds open.
+pub const WALLETS_OPEN: &str = "openpleb_wallets_open";
+/// Counter: job runs by `queue` and `outcome` (ok, error).
+pub const JOBS_RUN: &str = "openpleb_jobs_run_total";
+/// Histogram: job run latency by `queue`, seconds.
+pub const JOB_DURATION: &str = "openpleb_job_duration_seconds";
+/// Counter: offers created.
+pub const OFFERS_CREATED: &str = "openpleb_offers_created_total";
+/// Counter: offers settled by `outcome` (COMPLETED, REFUND_MAKER, MAKER_WINS, ...).
+pub const OFFERS_SETTLED: &str = "openpleb_offers_settled_total";
+/// Histogram: time from an offer's creation to its settlement by `outcome`, seconds.
+pub const OFFER_DURATION: &str = "openpleb_offer_duration_seconds";
+/// Counter: BAT verifications at the mint by `result` (ok, rejected, error).
+pub const BAT_VERIFICATIONS: &str = "openpleb_bat_verifications_total";
+/// Histogram: BAT verification latency, seconds.
+pub const BAT_VERIFICATION_DURATION: &str = "openpleb_bat_verification_duration_seconds";
+/// Counter: session wallets removed by the cleanup.
+pub const SESSIONS_CLEANED: &str = "openpleb_sessions_cleaned_total";
+/// Histogram: lifetime of a session (opening to its end or expiry), recorded when the cleanup
+/// removes its wallet, seconds.
+pub const SESSION_DURATION: &str = "openpleb_session_duration_seconds";
+/// Counter: rows deleted by the retention job by `table`.
+pub const RETENTION_PRUNED: &str = "openpleb_retention_pruned_total";
+
+/// Gauge (scrape): offers by `status`.
+pub const OFFERS: &str = "openpleb_offers";
+/// Gauge (scrape): sessions not ended and not expired.
+pub const SESSIONS_ACTIVE: &str = "openpleb_sessions_active";
+/// Gauge (scrape): session wallets not yet removed (on disk or restorable).
+pub const SESSION_WALLETS: &str = "openpleb_session_wallets";
+/// Gauge (scrape): sats the platform holds for traders (the ledger's ins minus outs).
+pub const ECASH_HELD: &str = "openpleb_ecash_held_sats";
+/// Gauge (scrape): jobs by `queue` and `state` (queued, running, failed, dead).
+pub const JOBS: &str = "openpleb_jobs";
+/// Gauge (scrape): payouts owed and not moving past the grace.
+pub const PAYOUTS_OVERDUE: &str = "openpleb_payouts_overdue";
+/// Gauge (scrape): live session wallets the reconciliation has not checked within its window.
+pub const RECONCILE_BEHIND: &str = "openpleb_reconcile_wallets_behind";
+/// Gauge (scrape): seconds since the reconciliation last checked any wallet.
+pub const RECONCILE_AGE: &str = "openpleb_reconcile_last_check_age_seconds";
+/// Gauge (scrape): 1 when the scrape's database query succeeded, else 0.
+pub const DB_UP: &str = "openpleb_db_up";
+/// Gauge (scrape): the api's connection pool by `state` (idle, used, max).
+pub const DB_POOL: &str = "openpleb_db_pool_connections";
+
+/// Every name above: what the code exports.
+pub const ALL: &[&str] = &[
+    HTTP_REQUESTS,
+    HTTP_REQUEST_DURATION,
+    WALLET_OPERATIONS,
+    WALLET_OPERATION_DURATION,
+    WALLETS_OPEN,
+    JOBS_RUN,
+    JOB_DURATION,
+    OFFERS_CREATED,
+    OFFERS_SETTLED,
+    OFFER_DURATION,
+    BAT_VERIFICATIONS,
+    BAT_VERIFICATION_DURATION,
+    SESSIONS_CLEANED,
+    SESSION_DURATION,
+    RETENTION_PRUNED,
+    OFFERS,
+    SESSIONS_ACTIVE,
+    SESSION_WALLETS,
+    ECASH_HELD,
+    JOBS,
+    PAYOUTS_OVERDUE,
+    RECONCILE_BEHIND,
+    RECONCILE_AGE,
+    DB_UP,
+    DB_POOL,
+];
+
+/// The histograms among them (exported as `_bucket`, `_sum` and `_count` series).
+pub const HISTOGRAMS: &[&str] = &[
+    HTTP_REQUEST_DURATION,
+    WALLET_OPERATION_DURATION,
+    JOB_DURATION,
+    OFFER_DURATION,
+    BAT_VERIFICATION_DURATION,
+    SESSION_DURATION,
+];
+
+/// Whether `series` (a name as a rule or dashboard writes it, histogram suffixes included) is
+/// one of ours.
+pub fn is_exported(series: &str) -> bool {
+    let base = ["_bucket", "_sum", "_count"]
+        .iter()
+        .find_map(|s| series.strip_suffix(s).filter(|b| HISTOGRAMS.contains(b)))
+        .unwrap_or(series);
+    ALL.contains(&base) && (base == series || HISTOGRAMS.contains(&base))
+}
+
+/// Registers help texts (the `# HELP` lines) for the recorder.
+pub(super) fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests by listener, method, route and status"
+    );
+    describe_histogram!(HTTP_REQUEST_DURATION, Unit::Seconds, "HTTP request latency");
+    describe_counter!(WALLET_OPERATIONS, "Wallet operations by kind and result");
+    describe_histogram!(
+        WALLET_OPERATION_DURATION,
+        Unit::Seconds,
+        "Wallet operation latency"
+    );
+    describe_gauge!(WALLETS_OPEN, "Session wallets open in this process");
+    describe_counter!(JOBS_RUN, "Job runs by queue and outcome");
+    describe_histogram!(JOB_DURATION, Unit::Seconds, "Job run latency");
+    describe_counter!(OFFERS_CREATED, "Offers created");
+    describe_counter!(OFFERS_SETTLED, "Offers settled by outcome");
+    describe_histogram!(
+        OFFER_DURATION,
+        Unit::Seconds,
+        "Offer creation to settlement"
+    );
+    describe_counter!(BAT_VERIFICATIONS, "BAT verifications at the mint by result");
+    describe_histogram!(
+        BAT_VERIFICATION_DURATION,
+        Unit::Seconds,
+        "BAT verification latency"
+    );
+    describe_counter!(SESSIONS_CLEANED, "Session wallets removed by the cleanup");
+    describe_histogram!(
+        SESSION_DURATION,
+        Unit::Seconds,
+        "Session lifetime, opening to end or expiry"
+    );
+    describe_counter!(RETENTION_PRUNED, "Rows deleted by the retention job");
+    describe_gauge!(OFFERS, "Offers by status");
+    describe_gauge!(SESSIONS_ACTIVE, "Sessions not ended and not expired");
+    describe_gauge!(SESSION_WALLETS, "Session wallets not yet removed");
+    describe_gauge!(ECASH_HELD, "Sats held for traders (ledger in minus out)");
+    describe_gauge!(JOBS, "Jobs by queue and state");
+    describe_gauge!(PAYOUTS_OVERDUE, "Payouts owed and not moving");
+    describe_gauge!(
+        RECONCILE_BEHIND,
+        "Live wallets not reconciled within the window"
+    );
+    describe_gauge!(RECONCILE_AGE, "Seconds since any wallet was reconciled");
+    describe_gauge!(DB_UP, "1 if the metrics query reached PostgreSQL");
+    describe_gauge!(DB_POOL, "Connection pool by state");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_series_count_as_their_metric() {
+        assert!(is_exported("openpleb_job_duration_seconds_bucket"));
+        assert!(is_exported("openpleb_jobs"));
+        assert!(!is_exported("openpleb_jobs_bucket"));
+        assert!(!is_exported("openpleb_disputes_24h_ratio"));
+    }
+}

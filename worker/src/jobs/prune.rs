@@ -1,0 +1,102 @@
+//! Retention: deletes what grows without bound once nothing needs it (README "Operations",
+//! settings `RETENTION_*`): finished jobs, events of long-settled offers, registration nonces
+//! past the timestamp window, old cron slot claims, and reconciliation checks of removed
+//! wallets.
+//!
+//! Safe to repeat, and to run on several workers at once: every step is a `DELETE` of rows
+//! selected by age or by a final state, which a second run finds already gone; nothing it
+//! deletes is ever read to decide a move of money (payouts, the ledger, disputes and the admin
+//! action log are kept forever). Work is done in batches so no statement holds locks for long,
+//! and a run stops early near the job timeout; the next run continues.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use apalis::prelude::{BoxDynError, Data};
+use openpleb_common::db::retention;
+use openpleb_common::jobs::{queries, Prune};
+use openpleb_common::metrics::names;
+
+use crate::WorkerContext;
+
+/// Rows per `DELETE`.
+const BATCH: i64 = 5_000;
+
+/// What one run deleted, per table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Finished apalis jobs.
+    pub jobs: u64,
+    /// Events of long-settled offers.
+    pub offer_events: u64,
+    /// Registration nonces.
+    pub nonces: u64,
+    /// Cron slot claims.
+    pub cron_slots: u64,
+    /// Reconciliation checks of removed wallets.
+    pub wallet_checks: u64,
+}
+
+/// Handles one retention run.
+pub async fn handle(job: Prune, ctx: Data<Arc<WorkerContext>>) -> Result<(), BoxDynError> {
+    let _ = job;
+    super::with_timeout(async {
+        let pruned = run(&ctx).await?;
+        tracing::info!(?pruned, "retention run");
+        Ok(())
+    })
+    .await
+}
+
+/// Prunes every table once, to the end or until the time budget is spent.
+pub async fn run(ctx: &WorkerContext) -> Result<Pruned, BoxDynError> {
+    let r = &ctx.config.retention;
+    let pool = &ctx.pool;
+    // Leave room under the job timeout for the last batch in flight.
+    let deadline = Instant::now() + super::JOB_TIMEOUT / 2;
+    Ok(Pruned {
+        jobs: drain("jobs", deadline, || {
+            queries::prune_finished(pool, r.done_jobs, r.dead_jobs, BATCH)
+        })
+        .await?,
+        offer_events: drain("offer_events", deadline, || {
+            retention::prune_offer_events(pool, r.offer_events, BATCH)
+        })
+        .await?,
+        nonces: drain("registration_nonces", deadline, || {
+            retention::prune_nonces(pool, BATCH)
+        })
+        .await?,
+        cron_slots: drain("cron_slots", deadline, || {
+            retention::prune_cron_slots(pool, r.cron_slots, BATCH)
+        })
+        .await?,
+        wallet_checks: drain("wallet_checks", deadline, || {
+            retention::prune_wallet_checks(pool, BATCH)
+        })
+        .await?,
+    })
+}
+
+/// Repeats `delete` until a batch comes back short or `deadline` passes; counts the rows in
+/// the metrics under `table`.
+async fn drain<F, Fut>(
+    table: &'static str,
+    deadline: Instant,
+    delete: F,
+) -> Result<u64, BoxDynError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<u64, sqlx::Error>>,
+{
+    let mut total = 0;
+    loop {
+        let n = delete().await?;
+        total += n;
+        metrics::counter!(names::RETENTION_PRUNED, "table" => table).increment(n);
+        if n < u64::try_from(BATCH).unwrap_or(u64::MAX) || Instant::now() >= deadline {
+            return Ok(total);
+        }
+    }
+}
