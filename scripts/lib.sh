@@ -97,7 +97,10 @@ ensure_promtool() {
     log "fetching promtool (from Debian's prometheus package, not installed)"
     local tmp
     tmp="$(mktemp -d)"
-    if (cd "$tmp" && apt-get download -qq prometheus >/dev/null 2>&1) \
+    mkdir -p "$DEV_DIR/promtool"
+    # A new machine may have no package lists yet: update once and try again.
+    if (cd "$tmp" && { apt-get download -qq prometheus >/dev/null 2>&1 \
+          || { apt-get update -qq >/dev/null 2>&1 && apt-get download -qq prometheus >/dev/null 2>&1; }; }) \
       && dpkg-deb -x "$tmp"/prometheus_*.deb "$DEV_DIR/promtool"; then
       PROMTOOL="$local_bin"
     fi

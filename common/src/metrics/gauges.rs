@@ -104,6 +104,16 @@ impl DbGauges {
               where s.wallet_removed_at is null and s.created_at < now() - $2
                 and (c.checked_at is null or c.checked_at < now() - $2)
              union all
+             select 'disputes_admin', '', '', count(*)::float8 from disputes
+              where stage = 'waiting_admin'
+             union all
+             select 'disputes_24h', '', '', count(*)::float8 from disputes
+              where opened_at > now() - interval '24 hours'
+             union all
+             select 'settled_24h', '', '', count(*)::float8 from offers
+              where status in ('COMPLETED', 'RESOLVED')
+                and state_entered_at > now() - interval '24 hours'
+             union all
              select 'reconcile_age', '', '',
                     coalesce(extract(epoch from now() - max(checked_at)), -1)::float8
                from wallet_checks",
@@ -148,6 +158,9 @@ fn apply(rows: &[Row]) {
             "overdue" => metrics::gauge!(names::PAYOUTS_OVERDUE).set(r.v),
             "behind" => metrics::gauge!(names::RECONCILE_BEHIND).set(r.v),
             "reconcile_age" => metrics::gauge!(names::RECONCILE_AGE).set(r.v),
+            "disputes_admin" => metrics::gauge!(names::DISPUTES_WAITING_ADMIN).set(r.v),
+            "disputes_24h" => metrics::gauge!(names::DISPUTES_24H).set(r.v),
+            "settled_24h" => metrics::gauge!(names::TRADES_SETTLED_24H).set(r.v),
             _ => {}
         }
     }

@@ -55,6 +55,13 @@ pub const DB_UP: &str = "openpleb_db_up";
 /// Gauge (scrape): the api's connection pool by `state` (idle, used, max).
 pub const DB_POOL: &str = "openpleb_db_pool_connections";
 
+/// Gauge (scrape): disputes waiting for an admin's resolution.
+pub const DISPUTES_WAITING_ADMIN: &str = "openpleb_disputes_waiting_admin";
+/// Gauge (scrape): issues opened over the last 24 hours.
+pub const DISPUTES_24H: &str = "openpleb_disputes_24h";
+/// Gauge (scrape): trades settled (completed or resolved) over the last 24 hours.
+pub const TRADES_SETTLED_24H: &str = "openpleb_trades_settled_24h";
+
 /// Every name above: what the code exports.
 pub const ALL: &[&str] = &[
     HTTP_REQUESTS,
@@ -82,6 +89,9 @@ pub const ALL: &[&str] = &[
     RECONCILE_AGE,
     DB_UP,
     DB_POOL,
+    DISPUTES_WAITING_ADMIN,
+    DISPUTES_24H,
+    TRADES_SETTLED_24H,
 ];
 
 /// The histograms among them (exported as `_bucket`, `_sum` and `_count` series).
