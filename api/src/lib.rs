@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod input;
 pub mod observe;
 pub mod ratelimit;
 pub mod routes;
@@ -255,6 +256,7 @@ pub fn public_app(state: AppState) -> impl poem::Endpoint {
         .nest("/docs", docs)
         .at("/openapi.yaml", spec)
         .nest(base, api.into_endpoint())
+        .around(input::harden)
         .around(ratelimit::public)
         .data(state)
         .around(|ep, req| observe::observe(ep, req, "public"))
@@ -273,6 +275,7 @@ pub fn admin_app(state: AppState) -> impl poem::Endpoint {
         .nest("/docs", docs)
         .at("/openapi.yaml", spec)
         .nest(base, api.into_endpoint())
+        .around(input::harden)
         .around(ratelimit::admin)
         .data(state)
         .around(|ep, req| observe::observe(ep, req, "admin"))

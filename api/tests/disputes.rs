@@ -500,7 +500,7 @@ async fn refusals_have_their_own_codes_and_write_nothing(
     let resp = evidence(&t.maker, b"GIF89a not a png".to_vec()).await;
     expect_error(resp, StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_an_image").await;
     let mut huge = PNG.to_vec();
-    huge.resize(6 * 1024 * 1024, 0);
+    huge.resize(5 * 1024 * 1024 + 1, 0);
     let resp = evidence(&t.maker, huge).await;
     expect_error(resp, StatusCode::PAYLOAD_TOO_LARGE, "evidence_too_large").await;
     for _ in 0..3 {

@@ -177,3 +177,57 @@ fn bad_configuration_exits_with_code_2_and_one_line() {
     assert!(stderr.contains("DATABASE_POOL_SIZE"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Hostile input is refused at the door: an oversized body with 413 while it is read (declared
+/// or streamed), control characters in a query parameter or a JSON string with 400 naming
+/// where; nothing reaches a handler.
+#[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
+async fn oversized_bodies_and_control_characters_are_refused(pool: PgPool) {
+    let mint = DevMint::start().await.expect("mint");
+    let (state, _dir) = state(pool, &mint.url).await;
+    let cli = TestClient::new(public_app(state.clone()));
+
+    // 10 MiB to an endpoint that needs no credentials.
+    let big = format!("{{\"bat\":\"{}\"}}", "a".repeat(10 * 1024 * 1024));
+    let resp = cli
+        .post("/api/v1/sessions")
+        .content_type("application/json")
+        .body(big.clone())
+        .send()
+        .await;
+    resp.assert_status(StatusCode::PAYLOAD_TOO_LARGE);
+    resp.assert_json(serde_json::json!({"error": {"code": "payload_too_large",
+        "message": format!("the body may be at most {} bytes", openpleb_api::input::JSON_MAX_BYTES)}}))
+        .await;
+    // The same without a declared length: refused once the limit is read past.
+    let chunks = futures::stream::iter(
+        big.into_bytes()
+            .chunks(64 * 1024)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let resp = cli
+        .post("/api/v1/sessions")
+        .content_type("application/json")
+        .body(poem::Body::from_bytes_stream(chunks))
+        .send()
+        .await;
+    resp.assert_status(StatusCode::PAYLOAD_TOO_LARGE);
+
+    let resp = cli.get("/api/v1/offers?currency=%00EUR").send().await;
+    resp.assert_status(StatusCode::BAD_REQUEST);
+    resp.assert_json(serde_json::json!({"error": {"code": "invalid_characters",
+        "message": "currency: control characters are not allowed"}}))
+        .await;
+    let resp = cli
+        .post("/api/v1/sessions")
+        .content_type("application/json")
+        .body("{\"bat\":\"authA\\u0000x\"}")
+        .send()
+        .await;
+    resp.assert_status(StatusCode::BAD_REQUEST);
+    resp.assert_json(serde_json::json!({"error": {"code": "invalid_characters",
+        "message": "bat: control characters are not allowed"}}))
+        .await;
+    mint.stop().await.expect("stop mint");
+}
