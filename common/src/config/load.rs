@@ -203,6 +203,9 @@ fn limits<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Limits, ConfigE
             .checked_mul(100)
             .ok_or_else(|| invalid("MAX_FIAT_AMOUNT", "too large"))?,
         receipt_max_bytes: env.positive("RECEIPT_MAX_BYTES", 5 * 1024 * 1024)?,
+        claim_max_unpaid: env.positive("CLAIM_MAX_UNPAID", 1)?,
+        claim_cooldown: Duration::from_secs(env.parse("CLAIM_COOLDOWN_SECS", 600)?),
+        offer_max_open: env.positive("OFFER_MAX_OPEN", 10)?,
     })
 }
 

@@ -221,6 +221,15 @@ pub struct Limits {
     pub max_fiat_amount_minor: u64,
     /// Largest receipt image, bytes (`RECEIPT_MAX_BYTES`).
     pub receipt_max_bytes: usize,
+    /// Most claims one session may hold with the bond unpaid (`CLAIM_MAX_UNPAID`): a claim
+    /// costs nothing until its bond is paid, yet hides the offer from the book.
+    pub claim_max_unpaid: i64,
+    /// How long a session whose claim lapsed unpaid may not claim that offer again
+    /// (`CLAIM_COOLDOWN_SECS`; 0 turns the cooldown off).
+    pub claim_cooldown: Duration,
+    /// Most open offers (CREATED, INVOICE_PAID, INVOICE_CREATED) one session may have as maker
+    /// (`OFFER_MAX_OPEN`).
+    pub offer_max_open: i64,
 }
 
 /// Job processing: concurrency, polling and the periodic jobs' periods.

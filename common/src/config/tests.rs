@@ -46,6 +46,9 @@ fn defaults_follow_the_design() {
     );
     assert_eq!(c.timers.created, Duration::from_secs(600));
     assert_eq!(c.limits.max_fiat_amount_minor, 100_000);
+    assert_eq!(c.limits.claim_max_unpaid, 1);
+    assert_eq!(c.limits.claim_cooldown, Duration::from_secs(600));
+    assert_eq!(c.limits.offer_max_open, 10);
     assert_eq!(c.wallets.volumes, vec![PathBuf::from("./data/wallets")]);
     assert_eq!(c.wallets.lease_ttl, Duration::from_secs(30));
     assert_eq!(c.wallets.lease_wait, Duration::from_secs(45));

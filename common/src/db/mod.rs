@@ -9,6 +9,7 @@ pub mod cron;
 pub mod invites;
 pub mod leases;
 pub mod ledger;
+pub mod limits;
 pub mod offers;
 pub mod payouts;
 pub mod providers;

@@ -76,9 +76,12 @@ pub async fn lapse(
             None => None,
         },
         Lapse::Unclaim => match offer.taker_session_id {
-            Some(taker) => claim::unclaim(&mut tx, offer.id, taker)
-                .await?
-                .then_some(OfferStatus::InvoicePaid),
+            Some(taker) => {
+                let why = claim::Unclaim::Lapsed(ctx.config.limits.claim_cooldown);
+                claim::unclaim(&mut tx, offer.id, taker, why)
+                    .await?
+                    .then_some(OfferStatus::InvoicePaid)
+            }
             None => None,
         },
         Lapse::Alert => {
