@@ -129,10 +129,25 @@ fn api_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<ApiConfig, 
             admin: env.positive("RATE_LIMIT_ADMIN", 5000)?,
             window: env.millis("RATE_LIMIT_WINDOW", 900_000)?,
             trust_forwarded_for: env.bool("TRUST_PROXY", false)?,
+            trusted_proxies: trusted_proxies(env)?,
         },
         admins: admins(env, &oidc_api_token)?,
         oidc_api_token,
     })
+}
+
+/// `TRUSTED_PROXIES`: comma-separated CIDR blocks, by default the loopback addresses (a proxy
+/// on the same host).
+fn trusted_proxies<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Vec<Cidr>, ConfigError> {
+    env.string("TRUSTED_PROXIES", "127.0.0.0/8,::1/128")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .map_err(|e: String| invalid("TRUSTED_PROXIES", &e))
+        })
+        .collect()
 }
 
 /// `ADMIN_TOKEN` (named `admin`) and the `name:token` pairs of `ADMIN_TOKENS`: names and tokens

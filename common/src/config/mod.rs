@@ -11,6 +11,9 @@ use std::time::Duration;
 use crate::domain::money::FeeRules;
 use crate::domain::offer::Timers;
 
+pub use cidr::Cidr;
+
+mod cidr;
 mod env;
 mod load;
 #[cfg(test)]
@@ -63,8 +66,12 @@ pub struct RateLimits {
     pub admin: u32,
     /// The window.
     pub window: Duration,
-    /// Trust the left-most `X-Forwarded-For` address (only behind a proxy you run).
+    /// Take the client's address from `X-Forwarded-For` (only behind a proxy you run): the
+    /// right-most address not in `trusted_proxies`, when the peer itself is one of them
+    /// (`TRUST_PROXY`).
     pub trust_forwarded_for: bool,
+    /// Proxies whose `X-Forwarded-For` entries are believed (`TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 /// The platform's own OIDC account, used to mint BATs for its wallets at a protected mint.
