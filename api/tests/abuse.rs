@@ -140,3 +140,53 @@ async fn one_session_cannot_keep_the_book_hidden(opts: PgPoolOptions, conn: PgCo
     claim(&h, lost, &griefer).await.assert_status_is_ok();
     h.stop().await;
 }
+
+/// The payouts an offer's party sees.
+async fn payouts(h: &Harness, id: Uuid, who: &Session) -> Value {
+    let resp = h
+        .public
+        .get(format!("/api/v1/offers/{id}/payouts"))
+        .header("Authorization", who.bearer())
+        .send()
+        .await;
+    resp.assert_status_is_ok();
+    body(resp).await
+}
+
+/// Item 9: taker A lets its claim lapse and pays the bond late; the bond is refunded to A.
+/// Taker B then claims the same offer: B's payouts do not include A's refund (B could not
+/// redeem it, and it tells B about another trader), while A still sees its own.
+#[sqlx::test(migrations = false)]
+async fn a_previous_takers_refund_is_not_shown_to_the_next(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) {
+    let h = Harness::start_configured(opts, conn, short_claims).await;
+    let provider = h.provider().await;
+    let maker = h.session().await;
+    let a = h.session().await;
+    let b = h.session().await;
+    let id = listed(&h, &maker, provider).await;
+
+    let resp = claim(&h, id, &a).await;
+    resp.assert_status_is_ok();
+    let bond = body(resp).await["bond"].clone();
+    h.wait_status(id, &maker, "INVOICE_PAID").await;
+    h.pay(
+        bond["invoice"].as_str().expect("invoice"),
+        bond["amountSats"].as_u64().expect("sats"),
+    )
+    .await;
+    let refund = h.released_payouts(id, &a).await;
+    assert_eq!(refund.len(), 1, "{refund:?}");
+    assert_eq!(refund[0]["purpose"], "late_refund");
+
+    claim(&h, id, &b).await.assert_status_is_ok();
+    assert_eq!(payouts(&h, id, &b).await, json!([]), "nothing of A's");
+    assert_eq!(
+        payouts(&h, id, &a).await,
+        json!(refund),
+        "A still sees its own"
+    );
+    h.stop().await;
+}
