@@ -122,7 +122,8 @@ impl RateLimiters {
         me
     }
 
-    fn client_ip(&self, req: &Request) -> String {
+    /// The client's address as the limiter keys it (see [`client_ip`]).
+    pub fn client_ip(&self, req: &Request) -> String {
         let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
         let forwarded: Vec<&str> = if self.trust_forwarded_for {
             req.headers()

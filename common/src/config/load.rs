@@ -133,6 +133,8 @@ fn api_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<ApiConfig, 
         },
         admins: admins(env, &oidc_api_token)?,
         oidc_api_token,
+        events_max_per_session: env.positive("EVENTS_MAX_PER_SESSION", 3)?,
+        events_max_per_ip: env.positive("EVENTS_MAX_PER_IP", 20)?,
     })
 }
 

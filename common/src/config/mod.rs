@@ -208,6 +208,10 @@ pub struct ApiConfig {
     pub admins: Vec<AdminToken>,
     /// Bearer token of role `oidc-api` (`OIDC_API_TOKEN`).
     pub oidc_api_token: Secret,
+    /// Most event streams one session may hold open (`EVENTS_MAX_PER_SESSION`).
+    pub events_max_per_session: usize,
+    /// Most event streams one client address may hold open (`EVENTS_MAX_PER_IP`).
+    pub events_max_per_ip: usize,
 }
 
 /// One admin's name and bearer token.

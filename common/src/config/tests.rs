@@ -50,6 +50,10 @@ fn defaults_follow_the_design() {
     assert_eq!(c.limits.claim_cooldown, Duration::from_secs(600));
     assert_eq!(c.limits.offer_max_open, 10);
     assert!(!c.api.rate_limits.trust_forwarded_for);
+    assert_eq!(
+        (c.api.events_max_per_session, c.api.events_max_per_ip),
+        (3, 20)
+    );
     let proxies: Vec<String> = c
         .api
         .rate_limits

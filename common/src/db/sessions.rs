@@ -54,6 +54,14 @@ pub async fn by_bat(pool: &PgPool, bat_hash: &[u8; 32]) -> Result<Option<Session
         .await
 }
 
+/// One session by id, live or not.
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<Session>, sqlx::Error> {
+    sqlx::query_as("select id, created_at, expires_at, ended_at from sessions where id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
 /// Moves a live session onto a new BAT with a new expiry; `None` if it is no longer live.
 pub async fn renew(
     conn: &mut PgConnection,
