@@ -1,7 +1,8 @@
 //! Live updates: one PostgreSQL `LISTEN` per api process, fanned out to every open stream.
 //!
 //! Whichever process (api or worker) moves an offer sends a `NOTIFY` in the same transaction,
-//! so every api process sees every committed change, in commit order.
+//! so every api process sees every committed change, in commit order. Each change names the
+//! offer's sessions, so a session's stream keeps to its own offers without a query per event.
 //!
 //! Open streams are counted per client address and per session ([`Hub::open_slot`]), so one
 //! client cannot hold an unbounded number of connections and fan-out work (issue 15, item 4);
@@ -28,6 +29,24 @@ pub struct OfferChange {
     pub from: Option<OfferStatus>,
     /// Where it is.
     pub to: OfferStatus,
+    /// Its parties after the move, `None` when the sender did not say (an older process).
+    pub parties: Option<Parties>,
+}
+
+/// An offer's sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parties {
+    /// The maker's session.
+    pub maker: Uuid,
+    /// The taker's session, while claimed.
+    pub taker: Option<Uuid>,
+}
+
+impl Parties {
+    /// Whether `session` is one of them.
+    pub fn include(&self, session: Uuid) -> bool {
+        self.maker == session || self.taker == Some(session)
+    }
 }
 
 impl OfferChange {
@@ -39,7 +58,22 @@ impl OfferChange {
             s => Some(s.parse().ok()?),
         };
         let to = parts.next()?.parse().ok()?;
-        Some(Self { offer_id, from, to })
+        let parties = match (parts.next(), parts.next()) {
+            (Some(maker), Some(taker)) => Some(Parties {
+                maker: maker.parse().ok()?,
+                taker: match taker {
+                    "-" => None,
+                    t => Some(t.parse().ok()?),
+                },
+            }),
+            _ => None,
+        };
+        Some(Self {
+            offer_id,
+            from,
+            to,
+            parties,
+        })
     }
 }
 
@@ -158,22 +192,35 @@ mod tests {
     #[test]
     fn payloads_parse() {
         let id = Uuid::new_v4();
+        let (maker, taker) = (Uuid::new_v4(), Uuid::new_v4());
         assert_eq!(
-            OfferChange::parse(&format!("{id}:-:CREATED")),
+            OfferChange::parse(&format!("{id}:-:CREATED:{maker}:-")),
             Some(OfferChange {
                 offer_id: id,
                 from: None,
-                to: OfferStatus::Created
+                to: OfferStatus::Created,
+                parties: Some(Parties { maker, taker: None }),
             })
         );
+        let claimed = OfferChange::parse(&format!(
+            "{id}:INVOICE_PAID:INVOICE_CREATED:{maker}:{taker}"
+        ))
+        .expect("parses");
+        assert_eq!(claimed.to, OfferStatus::InvoiceCreated);
+        let parties = claimed.parties.expect("parties");
+        assert!(parties.include(maker) && parties.include(taker));
+        assert!(!parties.include(Uuid::new_v4()));
+        // An older sender's payload: no parties, the stream reads the offer instead.
         assert_eq!(
             OfferChange::parse(&format!("{id}:INVOICE_PAID:INVOICE_CREATED")),
             Some(OfferChange {
                 offer_id: id,
                 from: Some(OfferStatus::InvoicePaid),
-                to: OfferStatus::InvoiceCreated
+                to: OfferStatus::InvoiceCreated,
+                parties: None,
             })
         );
+        assert_eq!(OfferChange::parse(&format!("{id}:-:CREATED:nope:-")), None);
         assert_eq!(OfferChange::parse("garbage"), None);
     }
 

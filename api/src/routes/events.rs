@@ -184,9 +184,16 @@ impl EventsApi {
                 let pool = pool.clone();
                 async move {
                     let c = change.ok()?;
-                    let offer = offers::get(&pool, c.offer_id).await.ok()??;
-                    let mine = offer.maker_session_id == session
-                        || offer.taker_session_id == Some(session);
+                    // The change names the offer's parties: no query per event. Only a payload
+                    // from an older process (no parties) makes the stream read the offer.
+                    let mine = match c.parties {
+                        Some(p) => p.include(session),
+                        None => {
+                            let offer = offers::get(&pool, c.offer_id).await.ok()??;
+                            offer.maker_session_id == session
+                                || offer.taker_session_id == Some(session)
+                        }
+                    };
                     mine.then(|| StatusEvent {
                         offer_id: c.offer_id,
                         status: c.to.as_str().to_owned(),
