@@ -134,6 +134,22 @@ impl From<TradeError> for ApiError {
             TradeError::WrongState(_) => Self::conflict("invalid_state", e.to_string()),
             TradeError::NotAvailable => Self::conflict("offer_not_available", e.to_string()),
             TradeError::OwnOffer => Self::forbidden("own_offer", e.to_string()),
+            // Lifted by a change of the caller's own offers or claims: a conflict.
+            TradeError::TooManyUnpaidClaims(_) => {
+                Self::conflict("too_many_unpaid_claims", e.to_string())
+            }
+            TradeError::TooManyOpenOffers(_) => {
+                Self::conflict("too_many_open_offers", e.to_string())
+            }
+            // Lifted by time alone: too many requests, with when to come back.
+            TradeError::ClaimCooldown(secs) => Self {
+                retry_after: Some(secs.max(1)),
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "claim_cooldown",
+                    e.to_string(),
+                )
+            },
             TradeError::Invalid { code, message, .. } => Self::bad_request(code, message),
             TradeError::TooLarge { code, max, .. } => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -231,13 +247,23 @@ pub enum ErrorResponse {
     UnsupportedMediaType(Json<ErrorBody>),
     /// Too many requests; see `Retry-After`.
     #[oai(status = 429)]
-    RateLimited(Json<ErrorBody>),
+    RateLimited(
+        Json<ErrorBody>,
+        /// Seconds to wait before trying again.
+        #[oai(header = "Retry-After")]
+        Option<u64>,
+    ),
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
     /// A dependency is unavailable.
     #[oai(status = 503)]
-    Unavailable(Json<ErrorBody>),
+    Unavailable(
+        Json<ErrorBody>,
+        /// Seconds to wait before trying again, when known.
+        #[oai(header = "Retry-After")]
+        Option<u64>,
+    ),
 }
 
 impl From<ApiError> for ErrorResponse {
@@ -251,8 +277,8 @@ impl From<ApiError> for ErrorResponse {
             410 => Self::Gone(body),
             413 => Self::PayloadTooLarge(body),
             415 => Self::UnsupportedMediaType(body),
-            429 => Self::RateLimited(body),
-            503 => Self::Unavailable(body),
+            429 => Self::RateLimited(body, e.retry_after),
+            503 => Self::Unavailable(body, e.retry_after),
             s if (400..500).contains(&s) => Self::BadRequest(body),
             _ => Self::Internal(body),
         }
@@ -335,6 +361,17 @@ mod tests {
             ),
             (TradeError::NotAvailable, 409, "offer_not_available"),
             (TradeError::OwnOffer, 403, "own_offer"),
+            (
+                TradeError::TooManyUnpaidClaims(1),
+                409,
+                "too_many_unpaid_claims",
+            ),
+            (TradeError::ClaimCooldown(30), 429, "claim_cooldown"),
+            (
+                TradeError::TooManyOpenOffers(10),
+                409,
+                "too_many_open_offers",
+            ),
             (TradeError::NotFundable, 409, "offer_not_fundable"),
             (
                 TradeError::invalid("lifetime_too_long", "lifetimeSecs", "at most 60 s"),

@@ -1,9 +1,16 @@
 //! Live updates: one PostgreSQL `LISTEN` per api process, fanned out to every open stream.
 //!
 //! Whichever process (api or worker) moves an offer sends a `NOTIFY` in the same transaction,
-//! so every api process sees every committed change, in commit order.
+//! so every api process sees every committed change, in commit order. Each change names the
+//! offer's sessions, so a session's stream keeps to its own offers without a query per event.
+//!
+//! Open streams are counted per client address and per session ([`Hub::open_slot`]), so one
+//! client cannot hold an unbounded number of connections and fan-out work (issue 15, item 4);
+//! a slot is given back when its stream is dropped. Sessions that log out here are announced
+//! to their streams at once ([`Hub::session_ended`]).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openpleb_common::db::offers::EVENTS_CHANNEL;
@@ -22,6 +29,24 @@ pub struct OfferChange {
     pub from: Option<OfferStatus>,
     /// Where it is.
     pub to: OfferStatus,
+    /// Its parties after the move, `None` when the sender did not say (an older process).
+    pub parties: Option<Parties>,
+}
+
+/// An offer's sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parties {
+    /// The maker's session.
+    pub maker: Uuid,
+    /// The taker's session, while claimed.
+    pub taker: Option<Uuid>,
+}
+
+impl Parties {
+    /// Whether `session` is one of them.
+    pub fn include(&self, session: Uuid) -> bool {
+        self.maker == session || self.taker == Some(session)
+    }
 }
 
 impl OfferChange {
@@ -33,7 +58,22 @@ impl OfferChange {
             s => Some(s.parse().ok()?),
         };
         let to = parts.next()?.parse().ok()?;
-        Some(Self { offer_id, from, to })
+        let parties = match (parts.next(), parts.next()) {
+            (Some(maker), Some(taker)) => Some(Parties {
+                maker: maker.parse().ok()?,
+                taker: match taker {
+                    "-" => None,
+                    t => Some(t.parse().ok()?),
+                },
+            }),
+            _ => None,
+        };
+        Some(Self {
+            offer_id,
+            from,
+            to,
+            parties,
+        })
     }
 }
 
@@ -41,13 +81,41 @@ impl OfferChange {
 #[derive(Debug, Clone)]
 pub struct Hub {
     tx: broadcast::Sender<OfferChange>,
+    ended: broadcast::Sender<Uuid>,
+    open: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// One open stream's place in the counts; dropping it (with the stream) gives it back.
+#[derive(Debug)]
+pub struct StreamSlot {
+    keys: Vec<String>,
+    open: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        for key in &self.keys {
+            if let Some(n) = open.get_mut(key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    open.remove(key);
+                }
+            }
+        }
+    }
 }
 
 impl Hub {
     /// Starts listening (reconnecting after errors) on `pool`.
     pub fn start(pool: PgPool) -> Arc<Self> {
         let (tx, _) = broadcast::channel(1024);
-        let hub = Arc::new(Self { tx: tx.clone() });
+        let (ended, _) = broadcast::channel(256);
+        let hub = Arc::new(Self {
+            tx: tx.clone(),
+            ended,
+            open: Arc::default(),
+        });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(listen(pool, tx));
         }
@@ -57,6 +125,36 @@ impl Hub {
     /// A receiver of every change from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<OfferChange> {
         self.tx.subscribe()
+    }
+
+    /// A slot for one more stream counted under every `(key, max)`, or `None` when one of the
+    /// keys already has `max` streams open (nothing is taken then).
+    pub fn open_slot(&self, limits: &[(String, usize)]) -> Option<StreamSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let full = limits
+            .iter()
+            .any(|(key, max)| open.get(key).copied().unwrap_or(0) >= *max);
+        if full {
+            return None;
+        }
+        for (key, _) in limits {
+            *open.entry(key.clone()).or_default() += 1;
+        }
+        Some(StreamSlot {
+            keys: limits.iter().map(|(k, _)| k.clone()).collect(),
+            open: self.open.clone(),
+        })
+    }
+
+    /// Tells this process' streams of `session` that it ended (logout).
+    pub fn session_ended(&self, session: Uuid) {
+        // No open stream is fine.
+        let _ = self.ended.send(session);
+    }
+
+    /// A receiver of sessions ended in this process from now on.
+    pub fn ended_sessions(&self) -> broadcast::Receiver<Uuid> {
+        self.ended.subscribe()
     }
 }
 
@@ -94,22 +192,61 @@ mod tests {
     #[test]
     fn payloads_parse() {
         let id = Uuid::new_v4();
+        let (maker, taker) = (Uuid::new_v4(), Uuid::new_v4());
         assert_eq!(
-            OfferChange::parse(&format!("{id}:-:CREATED")),
+            OfferChange::parse(&format!("{id}:-:CREATED:{maker}:-")),
             Some(OfferChange {
                 offer_id: id,
                 from: None,
-                to: OfferStatus::Created
+                to: OfferStatus::Created,
+                parties: Some(Parties { maker, taker: None }),
             })
         );
+        let claimed = OfferChange::parse(&format!(
+            "{id}:INVOICE_PAID:INVOICE_CREATED:{maker}:{taker}"
+        ))
+        .expect("parses");
+        assert_eq!(claimed.to, OfferStatus::InvoiceCreated);
+        let parties = claimed.parties.expect("parties");
+        assert!(parties.include(maker) && parties.include(taker));
+        assert!(!parties.include(Uuid::new_v4()));
+        // An older sender's payload: no parties, the stream reads the offer instead.
         assert_eq!(
             OfferChange::parse(&format!("{id}:INVOICE_PAID:INVOICE_CREATED")),
             Some(OfferChange {
                 offer_id: id,
                 from: Some(OfferStatus::InvoicePaid),
-                to: OfferStatus::InvoiceCreated
+                to: OfferStatus::InvoiceCreated,
+                parties: None,
             })
         );
+        assert_eq!(OfferChange::parse(&format!("{id}:-:CREATED:nope:-")), None);
         assert_eq!(OfferChange::parse("garbage"), None);
+    }
+
+    #[tokio::test]
+    async fn slots_are_counted_per_key_and_given_back() {
+        let hub = Hub::start(
+            sqlx::postgres::PgPoolOptions::new()
+                .connect_lazy("postgres://127.0.0.1:1/none")
+                .expect("lazy pool"),
+        );
+        let ip = |n: usize| vec![("ip:a".to_owned(), n), ("s:x".to_owned(), 1)];
+        let first = hub.open_slot(&ip(2)).expect("first");
+        assert!(
+            hub.open_slot(&ip(2)).is_none(),
+            "the session's one slot is taken"
+        );
+        let other = hub
+            .open_slot(&[("ip:a".to_owned(), 2)])
+            .expect("second of the address");
+        assert!(
+            hub.open_slot(&[("ip:a".to_owned(), 2)]).is_none(),
+            "address full"
+        );
+        drop(first);
+        drop(other);
+        assert!(hub.open.lock().expect("lock").is_empty(), "all given back");
+        assert!(hub.open_slot(&ip(2)).is_some());
     }
 }

@@ -4,7 +4,8 @@
 //! `Retry-After`. Every response carries `X-RateLimit-Limit`, `-Remaining` and `-Reset`.
 //!
 //! Limits are per process; with several api processes behind a balancer a client gets up to N
-//! times the limit.
+//! times the limit. Behind a proxy (`TRUST_PROXY`), the client is the right-most
+//! `X-Forwarded-For` address that is not one of `TRUSTED_PROXIES` ([`client_ip`]).
 
 use std::net::IpAddr;
 use std::sync::{Arc, Weak};
@@ -15,7 +16,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
-use openpleb_common::config::RateLimits as Limits;
+use openpleb_common::config::{Cidr, RateLimits as Limits};
 use openpleb_common::db::sessions::{self, Session};
 use openpleb_common::mint::ParsedBat;
 use poem::http::{HeaderValue, StatusCode};
@@ -92,6 +93,7 @@ pub struct RateLimiters {
     authenticated: Bucket,
     admin: Bucket,
     trust_forwarded_for: bool,
+    trusted_proxies: Vec<Cidr>,
 }
 
 impl std::fmt::Debug for RateLimiters {
@@ -112,6 +114,7 @@ impl RateLimiters {
             authenticated: Bucket::new(limits.authenticated, limits.window),
             admin: Bucket::new(limits.admin, limits.window),
             trust_forwarded_for: limits.trust_forwarded_for,
+            trusted_proxies: limits.trusted_proxies.clone(),
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(forget_idle(Arc::downgrade(&me)));
@@ -119,23 +122,53 @@ impl RateLimiters {
         me
     }
 
-    fn client_ip(&self, req: &Request) -> String {
-        if self.trust_forwarded_for {
-            let forwarded = req
-                .headers()
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.trim().parse::<IpAddr>().ok());
-            if let Some(ip) = forwarded {
-                return ip.to_string();
-            }
-        }
-        match req.remote_addr().as_socket_addr() {
-            Some(addr) => addr.ip().to_string(),
+    /// The client's address as the limiter keys it (see [`client_ip`]).
+    pub fn client_ip(&self, req: &Request) -> String {
+        let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
+        let forwarded: Vec<&str> = if self.trust_forwarded_for {
+            req.headers()
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        match client_ip(peer, &forwarded, &self.trusted_proxies) {
+            Some(ip) => ip.to_string(),
             None => "unknown".to_owned(),
         }
     }
+}
+
+/// The client's address, for its rate-limit bucket: `peer` (the address that connected)
+/// unless `peer` is one of the `trusted` proxies and `forwarded` (the `X-Forwarded-For` header
+/// values, in order; empty when `TRUST_PROXY` is off) says more.
+///
+/// Each proxy appends the address it saw connect, so the entries a trusted proxy wrote are
+/// the right-most ones: walking from the right, skip the proxies we trust; the first other
+/// address is the client. Everything left of it was written by the client itself and is
+/// ignored (taking the left-most entry, as before, let a client pick a fresh bucket per
+/// request). When every entry is a trusted proxy, or the entry at that place is not an
+/// address, the peer is all that can be believed.
+pub fn client_ip(peer: Option<IpAddr>, forwarded: &[&str], trusted: &[Cidr]) -> Option<IpAddr> {
+    let peer = peer.map(|p| p.to_canonical());
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    // A client that reaches us directly writes whatever header it likes.
+    if !peer.is_some_and(is_trusted) {
+        return peer;
+    }
+    let entries = forwarded.iter().flat_map(|v| v.split(',')).map(str::trim);
+    for entry in entries.rev().filter(|e| !e.is_empty()) {
+        // Bare addresses; IPv6 may come bracketed (`[2001:db8::1]`).
+        let bare = entry.trim_start_matches('[').trim_end_matches(']');
+        match bare.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
+            Ok(ip) if is_trusted(ip) => continue,
+            Ok(ip) => return Some(ip),
+            Err(_) => return peer,
+        }
+    }
+    peer
 }
 
 /// Drops buckets that have refilled completely, so memory follows active clients only.
@@ -252,4 +285,73 @@ pub async fn admin<E: Endpoint>(next: E, req: Request) -> poem::Result<Response>
             .check(format!("ip:{}", limiters.client_ip(&req))),
     };
     finish(&next, req, verdict).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    fn cidrs(list: &[&str]) -> Vec<Cidr> {
+        list.iter().map(|c| c.parse().expect("cidr")).collect()
+    }
+
+    fn loopback() -> Vec<Cidr> {
+        cidrs(&["127.0.0.0/8", "::1/128"])
+    }
+
+    #[test]
+    fn spoofed_left_most_entries_are_ignored() {
+        let peer = Some(ip("127.0.0.1"));
+        // The client wrote the first two; our proxy appended the address it saw.
+        let got = client_ip(peer, &["1.2.3.4, 5.6.7.8, 203.0.113.7"], &loopback());
+        assert_eq!(got, Some(ip("203.0.113.7")));
+        // A fresh made-up left part changes nothing.
+        let again = client_ip(peer, &["9.9.9.9, 203.0.113.7"], &loopback());
+        assert_eq!(again, got);
+    }
+
+    #[test]
+    fn a_chain_of_trusted_proxies_is_walked_through() {
+        let trusted = cidrs(&["127.0.0.0/8", "10.0.0.0/8"]);
+        let got = client_ip(
+            Some(ip("127.0.0.1")),
+            &["6.6.6.6, 198.51.100.20", "10.1.2.3"],
+            &trusted,
+        );
+        assert_eq!(got, Some(ip("198.51.100.20")), "several headers, in order");
+    }
+
+    #[test]
+    fn ipv6_clients_and_proxies() {
+        let trusted = cidrs(&["::1/128", "fd00::/8"]);
+        let got = client_ip(
+            Some(ip("::1")),
+            &["2001:db8::bad, [2001:db8::1], fd12::7"],
+            &trusted,
+        );
+        assert_eq!(got, Some(ip("2001:db8::1")));
+        // An IPv4 peer seen through a dual-stack socket is still a trusted loopback.
+        let got = client_ip(Some(ip("::ffff:127.0.0.1")), &["192.0.2.5"], &loopback());
+        assert_eq!(got, Some(ip("192.0.2.5")));
+    }
+
+    #[test]
+    fn all_entries_trusted_or_unusable_fall_back_to_the_peer() {
+        let peer = Some(ip("127.0.0.1"));
+        assert_eq!(client_ip(peer, &["127.0.0.2, ::1"], &loopback()), peer);
+        assert_eq!(client_ip(peer, &[], &loopback()), peer);
+        assert_eq!(client_ip(peer, &[" , "], &loopback()), peer);
+        assert_eq!(client_ip(peer, &["5.5.5.5, unknown"], &loopback()), peer);
+        assert_eq!(client_ip(None, &["5.5.5.5"], &loopback()), None);
+    }
+
+    #[test]
+    fn an_untrusted_peer_cannot_speak_for_anyone() {
+        let peer = Some(ip("198.51.100.1"));
+        assert_eq!(client_ip(peer, &["203.0.113.7"], &loopback()), peer);
+    }
 }

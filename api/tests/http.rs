@@ -231,3 +231,65 @@ async fn oversized_bodies_and_control_characters_are_refused(pool: PgPool) {
         .await;
     mint.stop().await.expect("stop mint");
 }
+
+/// Serves `app` on a real loopback socket (so the peer address is 127.0.0.1, a trusted proxy by
+/// default) and returns its address.
+async fn serve(app: impl poem::Endpoint + 'static) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let acceptor = poem::listener::TcpAcceptor::from_tokio(listener).expect("acceptor");
+    tokio::spawn(async move {
+        let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
+    });
+    addr
+}
+
+/// One HTTP/1.1 GET of `/health` with an `X-Forwarded-For` header; the status code.
+async fn get_forwarded(addr: std::net::SocketAddr, forwarded_for: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "GET /health HTTP/1.1\r\nHost: test\r\nX-Forwarded-For: {forwarded_for}\r\n\
+         Connection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).await.expect("read");
+    resp.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status line")
+}
+
+/// Behind a proxy (`TRUST_PROXY=true`), a client that makes up the left part of
+/// `X-Forwarded-For` gets no fresh rate-limit bucket, on either listener: it is known by the
+/// address the proxy appended. Another client behind the same proxy has its own bucket.
+#[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
+async fn spoofed_forwarded_for_buys_no_fresh_bucket(pool: PgPool) {
+    let dir = tempfile::tempdir().expect("dir");
+    let mint_url = "http://127.0.0.1:1";
+    let mut config = test_config("postgres://unused", mint_url, dir.path());
+    config.api.rate_limits.trust_forwarded_for = true;
+    config.api.rate_limits.anonymous = 3;
+    let state = AppState::new(
+        Arc::new(config),
+        pool,
+        MintClient::new(mint_url).expect("mint url"),
+    )
+    .expect("app state");
+    // The listeners share their buckets: a client of its own for each.
+    for (addr, client) in [
+        (serve(public_app(state.clone())).await, "203.0.113.7"),
+        (serve(admin_app(state.clone())).await, "203.0.113.8"),
+    ] {
+        let mut statuses = Vec::new();
+        for i in 0..5 {
+            let spoofed = format!("10.9.{i}.1, {client}");
+            statuses.push(get_forwarded(addr, &spoofed).await);
+        }
+        assert_eq!(statuses, [200, 200, 200, 429, 429], "{addr}");
+        assert_eq!(get_forwarded(addr, "198.51.100.9").await, 200, "{addr}");
+    }
+}

@@ -73,6 +73,23 @@ pub struct OverduePayoutView {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// A mint quote whose wallet was gone when its watcher looked: nobody can mint it, so a
+/// payment of it is stranded at the mint until an operator restores the wallet from its seed.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct OrphanedQuoteView {
+    /// The mint's quote id.
+    pub quote_id: String,
+    /// The offer it was for, if any.
+    pub offer_id: Option<Uuid>,
+    /// Sats it asked for.
+    pub amount_sats: i64,
+    /// The mint's expiry.
+    pub expires_at: DateTime<Utc>,
+    /// When the watcher found the wallet gone and stopped.
+    pub orphaned_at: DateTime<Utc>,
+}
+
 /// Jobs of one queue that will not run again.
 #[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase")]
@@ -107,6 +124,9 @@ pub struct AlertsReport {
     pub last_reconciled_at: Option<DateTime<Utc>>,
     /// Live session wallets not reconciled within three `RECONCILE_INTERVAL`s.
     pub wallets_not_reconciled: i64,
+    /// Quotes whose wallet was gone when their watcher looked, in the last seven days (newest
+    /// first, at most 100). Ask the mint whether each was paid.
+    pub orphaned_quotes: Vec<OrphanedQuoteView>,
 }
 
 /// Above this share of disputes per settled trade (24 h), the alerts say so.
@@ -187,7 +207,8 @@ impl AdminOffersApi {
     /// Alerts: what needs an operator
     ///
     /// Offers stuck past their deadline, disputes waiting for a resolution, payouts owed and
-    /// not moving, jobs that gave up, and how far the wallet reconciliation has reached. The
+    /// not moving, jobs that gave up, how far the wallet reconciliation has reached, and mint
+    /// quotes whose wallet was gone. The
     /// workers act on the same conditions (and log them); this is for dashboards and paging.
     #[oai(path = "/admin/alerts", method = "get", operation_id = "adminAlerts")]
     async fn alerts(
@@ -204,12 +225,14 @@ impl AdminOffersApi {
         let dead = dead_jobs(pool).await?;
         let (last, behind) =
             alerts::reconciliation(pool, state.ctx.config.worker.reconcile_interval * 3).await?;
+        let orphaned = alerts::orphaned_quotes(pool, 100).await?;
         let ok = stuck.is_empty()
             && waiting == 0
             && rate <= DISPUTE_RATE_ALERT
             && overdue.is_empty()
             && dead.is_empty()
-            && behind == 0;
+            && behind == 0
+            && orphaned.is_empty();
         Ok(Json(AlertsReport {
             ok,
             stuck_offers: stuck
@@ -243,6 +266,16 @@ impl AdminOffersApi {
                 .collect(),
             last_reconciled_at: last,
             wallets_not_reconciled: behind,
+            orphaned_quotes: orphaned
+                .into_iter()
+                .map(|q| OrphanedQuoteView {
+                    quote_id: q.quote_id,
+                    offer_id: q.offer_id,
+                    amount_sats: q.amount_sats,
+                    expires_at: q.expires_at,
+                    orphaned_at: q.orphaned_at,
+                })
+                .collect(),
         }))
     }
 }

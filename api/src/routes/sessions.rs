@@ -179,6 +179,8 @@ impl SessionsApi {
     #[oai(path = "/sessions", method = "delete", operation_id = "endSession")]
     async fn end(&self, auth: SessionAuth, state: Data<&AppState>) -> ApiResult<Ended> {
         sessions::end(&state.ctx.pool, auth.0.id).await?;
+        // Its event streams here end now; other processes' streams notice within a check.
+        state.events.session_ended(auth.0.id);
         Ok(Ended::Ok)
     }
 }

@@ -132,10 +132,27 @@ fn api_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<ApiConfig, 
             admin: env.positive("RATE_LIMIT_ADMIN", 5000)?,
             window: env.millis("RATE_LIMIT_WINDOW", 900_000)?,
             trust_forwarded_for: env.bool("TRUST_PROXY", false)?,
+            trusted_proxies: trusted_proxies(env)?,
         },
         admins: admins(env, &oidc_api_token)?,
         oidc_api_token,
+        events_max_per_session: env.positive("EVENTS_MAX_PER_SESSION", 3)?,
+        events_max_per_ip: env.positive("EVENTS_MAX_PER_IP", 20)?,
     })
+}
+
+/// `TRUSTED_PROXIES`: comma-separated CIDR blocks, by default the loopback addresses (a proxy
+/// on the same host).
+fn trusted_proxies<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Vec<Cidr>, ConfigError> {
+    env.string("TRUSTED_PROXIES", "127.0.0.0/8,::1/128")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .map_err(|e: String| invalid("TRUSTED_PROXIES", &e))
+        })
+        .collect()
 }
 
 /// `ADMIN_TOKEN` (named `admin`) and the `name:token` pairs of `ADMIN_TOKENS`: names and tokens
@@ -206,6 +223,9 @@ fn limits<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Limits, ConfigE
             .checked_mul(100)
             .ok_or_else(|| invalid("MAX_FIAT_AMOUNT", "too large"))?,
         receipt_max_bytes: env.positive("RECEIPT_MAX_BYTES", 5 * 1024 * 1024)?,
+        claim_max_unpaid: env.positive("CLAIM_MAX_UNPAID", 1)?,
+        claim_cooldown: Duration::from_secs(env.parse("CLAIM_COOLDOWN_SECS", 600)?),
+        offer_max_open: env.positive("OFFER_MAX_OPEN", 10)?,
     })
 }
 

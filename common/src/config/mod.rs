@@ -11,6 +11,9 @@ use std::time::Duration;
 use crate::domain::money::FeeRules;
 use crate::domain::offer::Timers;
 
+pub use cidr::Cidr;
+
+mod cidr;
 mod env;
 mod load;
 #[cfg(test)]
@@ -73,8 +76,12 @@ pub struct RateLimits {
     pub admin: u32,
     /// The window.
     pub window: Duration,
-    /// Trust the left-most `X-Forwarded-For` address (only behind a proxy you run).
+    /// Take the client's address from `X-Forwarded-For` (only behind a proxy you run): the
+    /// right-most address not in `trusted_proxies`, when the peer itself is one of them
+    /// (`TRUST_PROXY`).
     pub trust_forwarded_for: bool,
+    /// Proxies whose `X-Forwarded-For` entries are believed (`TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 /// The platform's own OIDC account, used to mint BATs for its wallets at a protected mint.
@@ -234,6 +241,10 @@ pub struct ApiConfig {
     pub admins: Vec<AdminToken>,
     /// Bearer token of role `oidc-api` (`OIDC_API_TOKEN`).
     pub oidc_api_token: Secret,
+    /// Most event streams one session may hold open (`EVENTS_MAX_PER_SESSION`).
+    pub events_max_per_session: usize,
+    /// Most event streams one client address may hold open (`EVENTS_MAX_PER_IP`).
+    pub events_max_per_ip: usize,
 }
 
 /// One admin's name and bearer token.
@@ -254,6 +265,15 @@ pub struct Limits {
     pub max_fiat_amount_minor: u64,
     /// Largest receipt image, bytes (`RECEIPT_MAX_BYTES`).
     pub receipt_max_bytes: usize,
+    /// Most claims one session may hold with the bond unpaid (`CLAIM_MAX_UNPAID`): a claim
+    /// costs nothing until its bond is paid, yet hides the offer from the book.
+    pub claim_max_unpaid: i64,
+    /// How long a session whose claim lapsed unpaid may not claim that offer again
+    /// (`CLAIM_COOLDOWN_SECS`; 0 turns the cooldown off).
+    pub claim_cooldown: Duration,
+    /// Most open offers (CREATED, INVOICE_PAID, INVOICE_CREATED) one session may have as maker
+    /// (`OFFER_MAX_OPEN`).
+    pub offer_max_open: i64,
 }
 
 /// Job processing: concurrency, polling and the periodic jobs' periods.

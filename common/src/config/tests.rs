@@ -10,6 +10,7 @@ fn base() -> HashMap<&'static str, String> {
         ("DATABASE_URL", "postgres://localhost/x".to_owned()),
         ("MINT_URL", "http://127.0.0.1:3338/".to_owned()),
         ("WALLET_MASTER_SECRET", "ab".repeat(32)),
+        ("REPUTATION_SECRET", "cd".repeat(32)),
         ("ADMIN_TOKEN", "admin-token-0123456789".to_owned()),
         ("OIDC_API_TOKEN", "oidc-token-0123456789".to_owned()),
         ("PRICE_FIXED", "60000".to_owned()),
@@ -46,6 +47,22 @@ fn defaults_follow_the_design() {
     );
     assert_eq!(c.timers.created, Duration::from_secs(600));
     assert_eq!(c.limits.max_fiat_amount_minor, 100_000);
+    assert_eq!(c.limits.claim_max_unpaid, 1);
+    assert_eq!(c.limits.claim_cooldown, Duration::from_secs(600));
+    assert_eq!(c.limits.offer_max_open, 10);
+    assert!(!c.api.rate_limits.trust_forwarded_for);
+    assert_eq!(
+        (c.api.events_max_per_session, c.api.events_max_per_ip),
+        (3, 20)
+    );
+    let proxies: Vec<String> = c
+        .api
+        .rate_limits
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(proxies, ["127.0.0.0/8", "::1/128"]);
     assert_eq!(c.wallets.volumes, vec![PathBuf::from("./data/wallets")]);
     assert_eq!(c.wallets.lease_ttl, Duration::from_secs(30));
     assert_eq!(c.wallets.lease_wait, Duration::from_secs(45));
@@ -189,4 +206,27 @@ fn secrets_do_not_show_in_debug() {
     let dbg = format!("{c:?}");
     assert!(!dbg.contains("admin-token-0123456789"));
     assert!(!dbg.contains(&"ab".repeat(32)));
+}
+
+#[test]
+fn trusted_proxies_are_cidr_blocks() {
+    let mut vars = base();
+    vars.insert(
+        "TRUSTED_PROXIES",
+        " 10.0.0.0/8, fd00::/8 ,192.0.2.1".to_owned(),
+    );
+    let c = load(&vars).expect("loads");
+    let proxies: Vec<String> = c
+        .api
+        .rate_limits
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(proxies, ["10.0.0.0/8", "fd00::/8", "192.0.2.1/32"]);
+    vars.insert("TRUSTED_PROXIES", "10.0.0.0/40".to_owned());
+    match load(&vars).expect_err("bad prefix") {
+        ConfigError::Invalid { var, .. } => assert_eq!(var, "TRUSTED_PROXIES"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -1,5 +1,6 @@
 //! What an operator must look at: offers stuck past their deadline, payouts owed and not
-//! moving, jobs that gave up, wallets the reconciliation has not reached. Read-only counts and
+//! moving, jobs that gave up, wallets the reconciliation has not reached, quotes whose wallet
+//! was gone. Read-only counts and
 //! ids; the jobs that act on the same conditions log them as they go.
 
 use std::time::Duration;
@@ -17,6 +18,10 @@ pub const STUCK_OFFER_GRACE: Duration = Duration::from_secs(600);
 
 /// A payout unreleased (or a platform fee unswept) this long after it was recorded is overdue.
 pub const OVERDUE_PAYOUT_GRACE: Duration = Duration::from_secs(600);
+
+/// An orphaned quote stays in the alerts this long: time for an operator to ask the mint
+/// whether it was paid and, if so, restore the wallet from its seed and refund the payer.
+pub const ORPHANED_QUOTE_WINDOW: Duration = Duration::from_secs(7 * 86_400);
 
 fn interval(d: Duration) -> Result<chrono::Duration, sqlx::Error> {
     chrono::Duration::from_std(d).map_err(|e| sqlx::Error::Encode(Box::new(e)))
@@ -84,4 +89,33 @@ pub async fn reconciliation(
     .fetch_one(pool)
     .await?;
     Ok((last, behind))
+}
+
+/// A quote whose wallet was gone when its watcher looked.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrphanedQuote {
+    /// The mint's quote id.
+    pub quote_id: String,
+    /// The offer it was for, if any.
+    pub offer_id: Option<Uuid>,
+    /// Sats it asked for.
+    pub amount_sats: i64,
+    /// The mint's expiry.
+    pub expires_at: DateTime<Utc>,
+    /// When the watcher found the wallet gone.
+    pub orphaned_at: DateTime<Utc>,
+}
+
+/// Up to `limit` quotes orphaned within [`ORPHANED_QUOTE_WINDOW`], newest first.
+pub async fn orphaned_quotes(pool: &PgPool, limit: i64) -> Result<Vec<OrphanedQuote>, sqlx::Error> {
+    sqlx::query_as(
+        "select quote_id, offer_id, amount_sats, expires_at, updated_at as orphaned_at
+           from wallet_quotes
+          where state = 'ORPHANED' and updated_at > now() - $1
+          order by updated_at desc limit $2",
+    )
+    .bind(interval(ORPHANED_QUOTE_WINDOW)?)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
 }

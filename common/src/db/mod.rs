@@ -11,6 +11,7 @@ pub mod disputes;
 pub mod invites;
 pub mod leases;
 pub mod ledger;
+pub mod limits;
 pub mod offers;
 pub mod payouts;
 pub mod providers;

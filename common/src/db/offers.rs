@@ -132,26 +132,33 @@ fn sats(v: u64) -> Result<i64, sqlx::Error> {
     i64::try_from(v).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
-/// The channel live updates are announced on: `<offer id>:<from status or ->:<to status>`.
+/// The channel live updates are announced on:
+/// `<offer id>:<from status or ->:<to status>:<maker session>:<taker session or ->`. The
+/// parties let each session's stream pick its own offers without reading the offer back; the
+/// channel is heard by the api processes only, never by clients.
 pub const EVENTS_CHANNEL: &str = "openpleb_offers";
 
-/// Records that an offer moved, for the live streams. The `NOTIFY` is delivered on commit only,
-/// so listeners never see a change that was rolled back.
+/// Records that `offer` moved from `from` into its current status, for the live streams. The
+/// `NOTIFY` is delivered on commit only, so listeners never see a change that was rolled back.
 pub async fn record_event(
     conn: &mut PgConnection,
-    id: Uuid,
+    offer: &Offer,
     from: Option<OfferStatus>,
-    to: OfferStatus,
 ) -> Result<(), sqlx::Error> {
+    let (id, to) = (offer.id, offer.status);
     sqlx::query("insert into offer_events (offer_id, status) values ($1, $2)")
         .bind(id)
         .bind(to.as_str())
         .execute(&mut *conn)
         .await?;
     let from = from.map_or("-", OfferStatus::as_str);
+    let maker = offer.maker_session_id;
+    let taker = offer
+        .taker_session_id
+        .map_or_else(|| "-".to_owned(), |t| t.to_string());
     sqlx::query("select pg_notify($1, $2)")
         .bind(EVENTS_CHANNEL)
-        .bind(format!("{id}:{from}:{}", to.as_str()))
+        .bind(format!("{id}:{from}:{}:{maker}:{taker}", to.as_str()))
         .execute(conn)
         .await?;
     Ok(())

@@ -5,6 +5,11 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::domain::payout::{QuotePurpose, QuoteState};
 
+/// How long past the mint's expiry a quote may still turn out paid (the mint settles an invoice
+/// paid at the last second; clocks differ): its watcher keeps looking and its wallet is kept
+/// until then.
+pub const PAYMENT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A watched mint quote.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct WalletQuote {

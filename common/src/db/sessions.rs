@@ -54,6 +54,14 @@ pub async fn by_bat(pool: &PgPool, bat_hash: &[u8; 32]) -> Result<Option<Session
         .await
 }
 
+/// One session by id, live or not.
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<Session>, sqlx::Error> {
+    sqlx::query_as("select id, created_at, expires_at, ended_at from sessions where id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
 /// Moves a live session onto a new BAT with a new expiry; `None` if it is no longer live.
 pub async fn renew(
     conn: &mut PgConnection,
@@ -84,8 +92,13 @@ pub async fn end(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
 }
 
 /// Ended or expired sessions whose wallet may be cleaned up: no offer of theirs is still
-/// under way (as maker or taker) and no payout from their wallet waits for release.
+/// under way (as maker or taker), no payout from their wallet waits for release, and no quote
+/// of their wallet can still be paid (a paid quote not yet minted, or an unpaid one before its
+/// expiry plus [`super::quotes::PAYMENT_GRACE`]): an invoice of an ended offer may still be
+/// paid, and only its wallet can mint the payment so it can be refunded.
 pub async fn cleanup_candidates(pool: &PgPool, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
+    let grace = chrono::Duration::from_std(super::quotes::PAYMENT_GRACE)
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query_scalar(
         "select s.id from sessions s
           where s.wallet_removed_at is null
@@ -98,10 +111,16 @@ pub async fn cleanup_candidates(pool: &PgPool, limit: i64) -> Result<Vec<Uuid>, 
                 select 1 from payouts p
                  where p.source_wallet = session_wallet_id(s.id)
                    and p.state = 'RECORDED')
+            and not exists (
+                select 1 from wallet_quotes q
+                 where q.wallet_id = session_wallet_id(s.id)
+                   and (q.state = 'PAID'
+                        or (q.state = 'UNPAID' and q.expires_at > now() - $2)))
           order by s.expires_at
           limit $1",
     )
     .bind(limit)
+    .bind(grace)
     .fetch_all(pool)
     .await
 }

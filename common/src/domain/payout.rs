@@ -68,13 +68,16 @@ text_enum! {
         Issued => "ISSUED",
         /// Never paid, and past the mint's expiry.
         Expired => "EXPIRED",
+        /// Its wallet was gone when the watcher looked: nobody can mint it any more, so the
+        /// watcher stopped and the alerts report it (a payment would be stranded at the mint).
+        Orphaned => "ORPHANED",
     }
 }
 
 impl QuoteState {
     /// No more watching needed.
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Issued | Self::Expired)
+        matches!(self, Self::Issued | Self::Expired | Self::Orphaned)
     }
 }
 
@@ -108,6 +111,13 @@ mod tests {
     #[test]
     fn issued_and_expired_quotes_are_final() {
         let finals: Vec<_> = QuoteState::ALL.iter().filter(|s| s.is_final()).collect();
-        assert_eq!(finals, vec![&QuoteState::Issued, &QuoteState::Expired]);
+        assert_eq!(
+            finals,
+            vec![
+                &QuoteState::Issued,
+                &QuoteState::Expired,
+                &QuoteState::Orphaned
+            ]
+        );
     }
 }

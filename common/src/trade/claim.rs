@@ -2,12 +2,20 @@
 //! compare-and-set; the others get [`TradeError::NotAvailable`] and pay nothing. The winner gets
 //! the bond invoice, made in its own session wallet; the offer leaves the book until the bond
 //! arrives or the claim lapses.
+//!
+//! A claim costs nothing until the bond is paid, yet hides the offer, so a session may hold only
+//! `CLAIM_MAX_UNPAID` unpaid claims and may not re-claim an offer whose claim it let lapse
+//! within `CLAIM_COOLDOWN_SECS` (issue 15, item 3: one session could otherwise keep the whole
+//! book hidden by re-claiming every offer each bond timer).
+
+use std::time::Duration;
 
 use uuid::Uuid;
 
 use super::paid::{watch, Invoice};
 use super::reputation::{self, Reputation};
 use super::{entered, load, payout_key, unix, TradeCtx, TradeError, Viewer};
+use crate::db::limits;
 use crate::db::offers::{self, Offer};
 use crate::db::quotes::OfferQuote;
 use crate::domain::offer::{transition, Event, OfferStatus};
@@ -56,6 +64,7 @@ pub async fn claim(
     }
 
     let mut tx = ctx.pool.begin().await?;
+    check_limits(&mut tx, ctx, offer.id, session).await?;
     let deadline = ctx.deadline(ctx.config.timers.invoice_created);
     let claimed = offers::claim(&mut tx, offer.id, session, &key.to_string(), deadline)
         .await?
@@ -76,7 +85,7 @@ pub async fn claim(
         Ok(q) => q,
         Err(e) => {
             let mut tx = ctx.pool.begin().await?;
-            unclaim(ctx, &mut tx, &claimed, session).await?;
+            unclaim(ctx, &mut tx, &claimed, session, Unclaim::NoBondInvoice).await?;
             tx.commit().await?;
             return Err(e.into());
         }
@@ -112,6 +121,38 @@ pub async fn claim(
     })
 }
 
+/// Refuses the claim when `session` let its claim of this offer lapse within the cooldown, or
+/// already holds its share of unpaid claims. Locks the session's row first, so two claims of
+/// one session cannot both count the room for one (the lock lasts until the claim commits).
+async fn check_limits(
+    tx: &mut sqlx::PgConnection,
+    ctx: &TradeCtx,
+    offer_id: Uuid,
+    session: Uuid,
+) -> Result<(), TradeError> {
+    let l = &ctx.config.limits;
+    limits::lock_session(tx, session).await?;
+    if let Some(left) = limits::claim_cooldown_left(tx, offer_id, session, l.claim_cooldown).await?
+    {
+        return Err(TradeError::ClaimCooldown(left));
+    }
+    let unpaid = limits::unpaid_claims(tx, session).await?;
+    if unpaid >= l.claim_max_unpaid {
+        return Err(TradeError::TooManyUnpaidClaims(unpaid));
+    }
+    Ok(())
+}
+
+/// Why a claim ends without its bond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unclaim {
+    /// Its timer ran out: remembered for this long, so the claimer cannot hide the offer again
+    /// straight away (zero remembers nothing).
+    Lapsed(Duration),
+    /// The bond invoice could not be made: not the claimer's doing, nothing remembered.
+    NoBondInvoice,
+}
+
 /// Ends `session`'s claim: INVOICE_CREATED → INVOICE_PAID, back in the book until the end of the
 /// maker's chosen lifetime; the taker's stake comes back. False when the claim was no longer
 /// current.
@@ -120,11 +161,17 @@ pub(crate) async fn unclaim(
     conn: &mut sqlx::PgConnection,
     offer: &Offer,
     session: Uuid,
+    why: Unclaim,
 ) -> Result<bool, TradeError> {
     let Some(back) = offers::unclaim(conn, offer.id, session).await? else {
         return Ok(false);
     };
     reputation::conclude(ctx, conn, &back, Role::Taker, Fate::Return).await?;
     entered(conn, &back, Some(OfferStatus::InvoiceCreated)).await?;
+    if let Unclaim::Lapsed(cooldown) = why {
+        if !cooldown.is_zero() {
+            limits::record_lapsed_claim(conn, offer.id, session, cooldown).await?;
+        }
+    }
     Ok(true)
 }

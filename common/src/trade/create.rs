@@ -1,6 +1,9 @@
 //! Create an offer (maker): convert the fiat amount at the current price, freeze fees and bonds,
 //! and issue the deposit invoice D = S + PF + TF + MB. The offer is CREATED until the deposit
 //! arrives (the quote watcher, [`super::paid`]) or a token funds it ([`super::fund`]).
+//!
+//! A session may have at most `OFFER_MAX_OPEN` open offers (unfunded, listed, or claimed with
+//! the bond unpaid), so one session cannot fill the book or the mint with invoices.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -9,8 +12,8 @@ use super::paid::{watch, Invoice};
 use super::reputation::{self, Reputation};
 use super::{entered, payout_key, unix, TradeCtx, TradeError};
 use crate::db::offers::{self, NewOffer, Offer};
-use crate::db::providers;
 use crate::db::quotes::OfferQuote;
+use crate::db::{limits, providers};
 use crate::domain::money::{sats_for_fiat, OfferAmounts};
 use crate::domain::payout::QuotePurpose;
 use crate::domain::role::Role;
@@ -102,6 +105,12 @@ pub async fn create(ctx: &TradeCtx, input: NewOfferInput) -> Result<CreatedOffer
         }
     }
 
+    // Refuse early, before an invoice is made; counted again under the lock below.
+    {
+        let mut conn = ctx.pool.acquire().await?;
+        check_open(&mut conn, ctx, input.session).await?;
+    }
+
     // Decide the amounts.
     let price = ctx
         .price
@@ -121,6 +130,11 @@ pub async fn create(ctx: &TradeCtx, input: NewOfferInput) -> Result<CreatedOffer
     let id = Uuid::new_v4();
     let expires_at: DateTime<Utc> = unix(quote.expiry);
     let mut tx = ctx.pool.begin().await?;
+    // Under the session's lock: two creations of one session cannot both count the room for
+    // one. A refusal here leaves an unpaid, unwatched invoice behind, as any failure after the
+    // quote does.
+    limits::lock_session(&mut tx, input.session).await?;
+    check_open(&mut tx, ctx, input.session).await?;
     let offer = offers::insert(
         &mut tx,
         &NewOffer {
@@ -171,4 +185,17 @@ pub async fn create(ctx: &TradeCtx, input: NewOfferInput) -> Result<CreatedOffer
             expires_at,
         },
     })
+}
+
+/// Refuses a new offer when `session` already has its share of open ones.
+async fn check_open(
+    conn: &mut sqlx::PgConnection,
+    ctx: &TradeCtx,
+    session: Uuid,
+) -> Result<(), TradeError> {
+    let open = limits::open_offers(conn, session).await?;
+    if open >= ctx.config.limits.offer_max_open {
+        return Err(TradeError::TooManyOpenOffers(open));
+    }
+    Ok(())
 }

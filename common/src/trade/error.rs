@@ -24,6 +24,15 @@ pub enum TradeError {
     /// A maker tried to claim its own offer.
     #[error("you cannot claim your own offer")]
     OwnOffer,
+    /// The session already holds as many claims with an unpaid bond as it may.
+    #[error("you hold {0} claim(s) with an unpaid bond; pay or let them lapse first")]
+    TooManyUnpaidClaims(i64),
+    /// The session let its claim of this offer lapse unpaid a short while ago.
+    #[error("your claim of this offer lapsed unpaid; you may claim it again in {0} s")]
+    ClaimCooldown(u64),
+    /// The session already has as many open offers as it may.
+    #[error("you have {0} open offer(s); wait until one is under way or ended")]
+    TooManyOpenOffers(i64),
     /// The input is unusable; `code` is the stable error code, `field` the input concerned.
     #[error("{field}: {message}")]
     Invalid {

@@ -96,9 +96,12 @@ pub async fn lapse(
             None => None,
         },
         Lapse::Unclaim => match offer.taker_session_id {
-            Some(taker) => claim::unclaim(ctx, &mut tx, &offer, taker)
-                .await?
-                .then_some(OfferStatus::InvoicePaid),
+            Some(taker) => {
+                let why = claim::Unclaim::Lapsed(ctx.config.limits.claim_cooldown);
+                claim::unclaim(ctx, &mut tx, &offer, taker, why)
+                    .await?
+                    .then_some(OfferStatus::InvoicePaid)
+            }
             None => None,
         },
         Lapse::CounterBySilence => {

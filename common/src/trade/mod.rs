@@ -131,7 +131,7 @@ pub(crate) async fn entered(
     offer: &Offer,
     from: Option<OfferStatus>,
 ) -> Result<(), TradeError> {
-    offers::record_event(conn, offer.id, from, offer.status).await?;
+    offers::record_event(conn, offer, from).await?;
     let Some(deadline) = offer.expires_at else {
         return Ok(());
     };

@@ -1,10 +1,12 @@
-//! Payouts as their owners see them: by session (the maker's, the taker's, and a late refund of
-//! a payment the session made) or by proving the payout key, since trades outlive sessions.
+//! Payouts as their owners see them: by session (those locked to the key it gave as maker or
+//! taker, and a late refund of a payment the session made) or by proving the payout key, since
+//! trades outlive sessions.
 
 use cdk_common::bitcoin::hashes::{sha256, Hash};
 use uuid::Uuid;
 
-use super::{load, payout_key, TradeCtx, TradeError, Viewer};
+use super::{load, payout_key, Role, TradeCtx, TradeError, Viewer};
+use crate::db::disputes;
 use crate::db::payouts::{self, Payout};
 use crate::domain::payout::PayoutPurpose;
 use crate::domain::registration::{check_timestamp, verify_signature};
@@ -15,23 +17,48 @@ pub fn proof_message(offer: Uuid, timestamp: i64) -> String {
     format!("openpleb-payouts:{offer}:{timestamp}")
 }
 
-/// The payouts of `offer_id` that belong to `session`: its party's, plus a late refund of a
-/// payment its wallet made (e.g. the bond of a claim that lapsed). Not found when it has none
-/// and is not a party.
+/// The payouts of `offer_id` that belong to `session`: those locked to the payout key it gave
+/// as the offer's current maker or taker (or to the registered key it revealed in a dispute),
+/// plus refunds out of its own wallet of a payment it
+/// made (e.g. the bond of a claim that lapsed). Not found when it has none and is not a party.
+///
+/// Matched by key and wallet rather than by party: a taker whose claim lapsed leaves its late
+/// refund on the offer under party "taker", and the next taker must not see it.
 pub async fn for_session(
     ctx: &TradeCtx,
     session: Uuid,
     offer_id: Uuid,
 ) -> Result<Vec<Payout>, TradeError> {
     let offer = load(ctx, offer_id).await?;
-    let party = Viewer::of(&offer, Some(session)).role().map(|r| r.party());
+    let role = Viewer::of(&offer, Some(session)).role();
+    let own_key = match role {
+        Some(Role::Maker) => Some(offer.maker_payout_pubkey.as_str()),
+        Some(Role::Taker) => offer.taker_payout_pubkey.as_deref(),
+        None => None,
+    };
+    // After an issue, the party's payouts lock to the registered key it revealed.
+    let revealed = {
+        let mut conn = ctx.pool.acquire().await?;
+        disputes::get(&mut conn, offer.id).await?
+    };
+    let revealed_key = match (role, revealed) {
+        (Some(Role::Maker), Some(d)) => Some(d.maker_pubkey),
+        (Some(Role::Taker), Some(d)) => d.taker_pubkey,
+        _ => None,
+    };
     let own_wallet = WalletId::session(session);
     let mine = |p: &Payout| {
-        Some(p.party) == party
-            || (p.purpose == PayoutPurpose::LateRefund && p.source_wallet == own_wallet.as_str())
+        let lock = p.lock_pubkey.as_deref();
+        let to_my_key = (own_key.is_some() && lock == own_key)
+            || (revealed_key.is_some() && lock == revealed_key.as_deref());
+        // Settlements may be paid from either party's wallet; only a refund of the session's
+        // own payment is its by the wallet it sits in.
+        let my_refund = matches!(p.purpose, PayoutPurpose::LateRefund | PayoutPurpose::Sweep)
+            && p.source_wallet == own_wallet.as_str();
+        to_my_key || my_refund
     };
     let rows = payouts::for_offer(&ctx.pool, offer.id).await?;
-    if party.is_none() && !rows.iter().any(mine) {
+    if role.is_none() && !rows.iter().any(mine) {
         return Err(TradeError::NotFound);
     }
     Ok(rows.into_iter().filter(|p| mine(p)).collect())

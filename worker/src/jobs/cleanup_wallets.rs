@@ -1,5 +1,6 @@
-//! Session expiry: the wallets of ended sessions that back no live offer and owe no pending
-//! payout are emptied and deleted. Money in such a wallet (it should not happen: every sat that
+//! Session expiry: the wallets of ended sessions that back no live offer, owe no pending
+//! payout and have no quote that can still be paid (`sessions::cleanup_candidates`) are emptied
+//! and deleted. Money in such a wallet (it should not happen: every sat that
 //! enters is paid out by a settlement) is swept back, P2PK-locked to the payout key of the
 //! session's last offer, before the file goes. A wallet is deleted only when nothing unspent or
 //! reserved is left in it and every token it sent is stored as a released payout; or when what

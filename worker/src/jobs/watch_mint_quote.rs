@@ -6,6 +6,11 @@
 //! INVOICE_PAID, bond → TAKER_BOND_PAID, or a refund of a late payment) happens in the same
 //! transaction, so it happens once. An unpaid quote schedules the next look with an idempotency
 //! key per round, so duplicate runs do not multiply the watchers.
+//!
+//! A quote whose wallet is gone (which the wallet cleanup avoids while the quote can be paid)
+//! cannot be minted by anyone: the watcher marks it ORPHANED, logs an error and stops, rather
+//! than open an empty wallet that does not know the quote and fail on every retry. The admin
+//! alerts list orphaned quotes.
 
 use std::sync::Arc;
 
@@ -18,9 +23,6 @@ use openpleb_common::trade::paid::quote_minted;
 use openpleb_common::wallet::{MintOutcome, WalletId};
 
 use crate::WorkerContext;
-
-/// Seconds past the mint's expiry during which a late payment is still looked for.
-const EXPIRY_GRACE_SECS: i64 = 60;
 
 /// Handles one look at a quote.
 pub async fn handle(job: WatchMintQuote, ctx: Data<Arc<WorkerContext>>) -> Result<(), BoxDynError> {
@@ -36,6 +38,22 @@ async fn run(job: WatchMintQuote, ctx: &WorkerContext) -> Result<(), BoxDynError
         return Ok(());
     }
     let wallet = WalletId::parse(&quote.wallet_id)?;
+    if !ctx.wallets.exists(&wallet) {
+        let orphaned = quotes::transition(
+            &ctx.pool,
+            &quote.quote_id,
+            &[QuoteState::Unpaid, QuoteState::Paid],
+            QuoteState::Orphaned,
+        )
+        .await?;
+        if orphaned {
+            tracing::error!(quote = %quote.quote_id, wallet = %wallet, offer = ?quote.offer_id,
+                sats = quote.amount_sats,
+                "the quote's wallet is gone: a payment could not be minted or refunded; \
+                 watching stops (listed in the admin alerts)");
+        }
+        return Ok(());
+    }
     match ctx.wallets.mint_quote(&wallet, &quote.quote_id).await? {
         MintOutcome::Issued(sats) => {
             let expected = u64::try_from(quote.amount_sats)?;
@@ -48,7 +66,8 @@ async fn run(job: WatchMintQuote, ctx: &WorkerContext) -> Result<(), BoxDynError
             }
         }
         MintOutcome::Unpaid => {
-            let lapsed = Utc::now().timestamp() > quote.expires_at.timestamp() + EXPIRY_GRACE_SECS;
+            let grace = chrono::Duration::from_std(quotes::PAYMENT_GRACE)?;
+            let lapsed = Utc::now() > quote.expires_at + grace;
             if lapsed {
                 quotes::transition(
                     &ctx.pool,

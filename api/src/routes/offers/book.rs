@@ -146,6 +146,9 @@ impl BookApi {
     ///
     /// Converts the fiat amount at the current price, freezes fees and bonds, and returns the
     /// deposit invoice D = S + PF + TF + MB. Status CREATED until the deposit arrives.
+    ///
+    /// 409 `too_many_open_offers` when the session already has `OFFER_MAX_OPEN` open offers
+    /// (CREATED, INVOICE_PAID or INVOICE_CREATED).
     #[oai(path = "/offers", method = "post", operation_id = "createOffer")]
     async fn create(
         &self,

@@ -36,7 +36,9 @@ pub struct PayoutsApi;
 impl PayoutsApi {
     /// Your payouts for an offer
     ///
-    /// Tokens are shown only to their owner: the maker sees the maker's, the taker the taker's.
+    /// Tokens are shown only to their owner: those locked to the payout key this session gave
+    /// as the offer's maker or current taker, and refunds of a payment this session made (e.g.
+    /// a bond paid after its claim lapsed). A later taker never sees an earlier one's refund.
     #[oai(
         path = "/offers/:id/payouts",
         method = "get",

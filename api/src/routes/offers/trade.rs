@@ -58,6 +58,11 @@ impl TradeApi {
     ///
     /// One claimer wins; the others get 409 `offer_not_available` and pay nothing. The winner
     /// gets the bond invoice; the offer leaves the book until the claim lapses.
+    ///
+    /// Claiming is free until the bond is paid, so it is limited per session: 409
+    /// `too_many_unpaid_claims` while the session holds `CLAIM_MAX_UNPAID` claims with the bond
+    /// unpaid; 429 `claim_cooldown` (with `Retry-After`) when the session let its claim of this
+    /// offer lapse unpaid within the last `CLAIM_COOLDOWN_SECS`.
     #[oai(
         path = "/offers/:id/claim",
         method = "post",

@@ -1,0 +1,303 @@
+//! Ended sessions and their wallets, against the real test mint: a wallet goes once nothing
+//! can still move money through it (no live offer, no payout to release, no invoice that can
+//! still be paid), and a watcher whose wallet is gone stops and says so instead of retrying
+//! forever. The mint pays invoices only when a test says so.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{body, payout_key, Harness, Session};
+use openpleb_common::wallet::WalletId;
+use serde_json::{json, Value};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use uuid::Uuid;
+
+/// An offer created by `maker`; returns (id, deposit invoice, deposit sats, maker key).
+async fn offer(
+    h: &Harness,
+    maker: &Session,
+    provider: Uuid,
+) -> (Uuid, String, u64, cdk::nuts::SecretKey) {
+    let (sk, key) = payout_key();
+    let resp = h
+        .public
+        .post("/api/v1/offers")
+        .header("Authorization", maker.bearer())
+        .body_json(
+            &json!({"fiatAmount": 1_000, "currency": "EUR", "fiatProviderId": provider,
+                           "paymentDetails": "IBAN", "makerPayoutPubkey": key}),
+        )
+        .send()
+        .await;
+    let v = body(resp).await;
+    (
+        v["offer"]["id"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("uuid"),
+        v["deposit"]["invoice"]
+            .as_str()
+            .expect("invoice")
+            .to_owned(),
+        v["deposit"]["amountSats"].as_u64().expect("sats"),
+        sk,
+    )
+}
+
+async fn balanced(h: &Harness, settled: i64) {
+    let mut audit = Value::Null;
+    for _ in 0..40 {
+        audit = h.audit().await;
+        if audit["offersChecked"] == settled {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(audit["offersChecked"], settled, "{audit}");
+    assert_eq!(audit["balanced"], true, "{audit}");
+}
+
+async fn cancel(h: &Harness, id: Uuid, maker: &Session) {
+    h.public
+        .post(format!("/api/v1/offers/{id}/cancel"))
+        .header("Authorization", maker.bearer())
+        .send()
+        .await
+        .assert_status_is_ok();
+}
+
+async fn session_id(h: &Harness, s: &Session) -> Uuid {
+    let bat = openpleb_common::mint::ParsedBat::parse(&s.bat).expect("bat");
+    sqlx::query_scalar("select id from sessions where bat_hash = $1")
+        .bind(bat.hash.as_slice())
+        .fetch_one(&h.pool)
+        .await
+        .expect("session")
+}
+
+async fn expire_session(h: &Harness, id: Uuid) {
+    sqlx::query(
+        "update sessions set created_at = now() - interval '2 hours',
+                expires_at = now() - interval '1 hour' where id = $1",
+    )
+    .bind(id)
+    .execute(&h.pool)
+    .await
+    .expect("expire session");
+}
+
+async fn wait_gone(h: &Harness, wallet: &WalletId, gone: bool) {
+    for _ in 0..80 {
+        if h.worker_wallets.exists(wallet) != gone {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!(
+        "wallet {wallet} {} removed",
+        if gone { "was not" } else { "was" }
+    );
+}
+
+/// Session expiry: a settled session's wallet is deleted; one backing a live offer is kept
+/// until the offer ends; idle sats with no offer to account for them are swept back to the
+/// session's payout key before the wallet goes.
+#[sqlx::test(migrations = false)]
+async fn expired_sessions_lose_their_wallets_but_never_money(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) {
+    use openpleb_common::wallet::MintOutcome;
+    let h = Harness::start_configured(opts, conn, |_| {}).await;
+    let provider = h.provider().await;
+
+    // A: a cancelled, refunded offer.
+    let a = h.session().await;
+    let (a_offer, invoice, deposit, _) = offer(&h, &a, provider).await;
+    h.pay(&invoice, deposit).await;
+    h.wait_status(a_offer, &a, "INVOICE_PAID").await;
+    cancel(&h, a_offer, &a).await;
+    h.released_payouts(a_offer, &a).await;
+    // B: an offer still in the book.
+    let b = h.session().await;
+    let (b_offer, invoice, deposit, b_key) = offer(&h, &b, provider).await;
+    h.pay(&invoice, deposit).await;
+    h.wait_status(b_offer, &b, "INVOICE_PAID").await;
+    // C: stray sats in the wallet and an offer that never got funded, whose deposit invoice
+    // can no longer be paid.
+    let c = h.session().await;
+    let (c_offer, _, _, c_key) = offer(&h, &c, provider).await;
+    cancel(&h, c_offer, &c).await;
+    sqlx::query(
+        "update wallet_quotes set expires_at = now() - interval '5 minutes' where offer_id = $1",
+    )
+    .bind(c_offer)
+    .execute(&h.pool)
+    .await
+    .expect("expire the quote");
+    let (a_id, b_id, c_id) = (
+        session_id(&h, &a).await,
+        session_id(&h, &b).await,
+        session_id(&h, &c).await,
+    );
+    let c_wallet = WalletId::session(c_id);
+    let quote = h
+        .worker_wallets
+        .create_mint_quote(&c_wallet, 321)
+        .await
+        .expect("quote");
+    h.pay(&quote.request, 321).await;
+    let mut minted = false;
+    for _ in 0..40 {
+        if let MintOutcome::Issued(_) = h
+            .worker_wallets
+            .mint_quote(&c_wallet, &quote.quote_id)
+            .await
+            .expect("mint")
+        {
+            minted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(minted);
+    h.worker_wallets.close(&c_wallet).await.expect("close");
+
+    for id in [a_id, b_id, c_id] {
+        expire_session(&h, id).await;
+    }
+    wait_gone(&h, &WalletId::session(a_id), true).await;
+    wait_gone(&h, &c_wallet, true).await;
+    // C's stray sats went back to its payout key.
+    let swept: Option<String> = sqlx::query_scalar(
+        "select token from payouts where source_wallet = $1 and purpose = 'sweep' and state = 'RELEASED'",
+    )
+    .bind(c_wallet.as_str())
+    .fetch_optional(&h.pool)
+    .await
+    .expect("sweep");
+    let swept = json!([{"token": swept.expect("a released sweep")}]);
+    assert_eq!(h.redeem(swept.as_array().expect("list"), &c_key).await, 321);
+    // B's wallet backs a live offer: kept through several cleanups.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        h.worker_wallets.exists(&WalletId::session(b_id)),
+        "a live offer keeps its wallet"
+    );
+    // The offer ends (its lifetime lapses): refunded, then the wallet goes.
+    sqlx::query("update offers set expires_at = now() - interval '1 second' where id = $1")
+        .bind(b_offer)
+        .execute(&h.pool)
+        .await
+        .expect("lapse");
+    // B's session is gone; its payout key still fetches the refund.
+    let refund = h.payouts_by_key(b_offer, &b_key).await;
+    assert_eq!(h.redeem(&refund, &b_key).await, deposit);
+    wait_gone(&h, &WalletId::session(b_id), true).await;
+    balanced(&h, 3).await;
+    // Cleaned sessions are marked, so the cleanup moves on to newer ones.
+    let mut marked = 0i64;
+    for _ in 0..40 {
+        marked =
+            sqlx::query_scalar("select count(*) from sessions where wallet_removed_at is not null")
+                .fetch_one(&h.pool)
+                .await
+                .expect("count");
+        if marked == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(marked, 3);
+    h.stop().await;
+}
+
+/// Item 1: a maker cancels an unfunded offer and its session ends, but the deposit invoice can
+/// still be paid at the mint: the wallet is kept, and when the maker pays after all, the sats
+/// are minted and refunded to the maker's payout key. Once nothing can arrive any more, the
+/// wallet goes.
+#[sqlx::test(migrations = false)]
+async fn a_payable_invoice_keeps_its_wallet(opts: PgPoolOptions, conn: PgConnectOptions) {
+    let h = Harness::start_configured(opts, conn, |_| {}).await;
+    let provider = h.provider().await;
+    let maker = h.session().await;
+    let (id, invoice, deposit, key) = offer(&h, &maker, provider).await;
+    cancel(&h, id, &maker).await;
+    let session = session_id(&h, &maker).await;
+    let wallet = WalletId::session(session);
+    expire_session(&h, session).await;
+    // Several cleanup runs (every 2 s here) pass over it.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(
+        h.worker_wallets.exists(&wallet),
+        "the invoice keeps its wallet"
+    );
+
+    h.pay(&invoice, deposit).await;
+    let refund = h.payouts_by_key(id, &key).await;
+    assert_eq!(refund[0]["purpose"], "late_refund");
+    assert_eq!(h.redeem(&refund, &key).await, deposit);
+    wait_gone(&h, &wallet, true).await;
+    balanced(&h, 1).await;
+    h.stop().await;
+}
+
+/// Item 1: should a quote's wallet be gone all the same (a lost volume, an operator's hand),
+/// its watcher marks it ORPHANED and stops instead of failing on every retry, and the admin
+/// alerts name it.
+#[sqlx::test(migrations = false)]
+async fn a_watcher_whose_wallet_is_gone_stops_and_alerts(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) {
+    use openpleb_common::wallet::Funds;
+    let h = Harness::start_configured(opts, conn, |_| {}).await;
+    let provider = h.provider().await;
+    let maker = h.session().await;
+    let (id, _, deposit, _) = offer(&h, &maker, provider).await;
+    let wallet = WalletId::session(session_id(&h, &maker).await);
+    h.worker_wallets
+        .delete(
+            &wallet,
+            Funds::AccountedFor("test: a lost wallet".to_owned()),
+        )
+        .await
+        .expect("delete");
+
+    let mut state = String::new();
+    for _ in 0..40 {
+        state = sqlx::query_scalar("select state from wallet_quotes where offer_id = $1")
+            .bind(id)
+            .fetch_one(&h.pool)
+            .await
+            .expect("quote");
+        if state == "ORPHANED" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(state, "ORPHANED");
+    assert!(
+        !h.worker_wallets.exists(&wallet),
+        "no empty wallet opened in its place"
+    );
+    let a = h.alerts().await;
+    assert_eq!(a["ok"], false, "{a}");
+    let orphaned = a["orphanedQuotes"].as_array().expect("orphaned");
+    assert_eq!(orphaned.len(), 1, "{a}");
+    assert_eq!(orphaned[0]["offerId"], id.to_string());
+    assert_eq!(orphaned[0]["amountSats"], deposit);
+    // The watcher is done with it: no job of it waits, retries or died.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let watching: i64 = sqlx::query_scalar(
+        "select count(*) from apalis.jobs
+          where job_type like '%watch%' and status not in ('Done')",
+    )
+    .fetch_one(&h.pool)
+    .await
+    .expect("jobs");
+    assert_eq!(watching, 0);
+    h.stop().await;
+}

@@ -1,0 +1,102 @@
+//! Event streams against a cheap attacker (issue 15, item 4): open streams are capped per
+//! session and per client address, a slot comes back when its stream closes, and a session's
+//! stream ends when the session does.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{expect_error, Harness, Session};
+use futures::StreamExt;
+use poem::http::StatusCode;
+use poem::test::TestResponse;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+async fn session_stream(h: &Harness, s: &Session) -> TestResponse {
+    h.public
+        .get("/api/v1/events/session")
+        .header("Authorization", s.bearer())
+        .send()
+        .await
+}
+
+async fn book_stream(h: &Harness) -> TestResponse {
+    h.public.get("/api/v1/events/book").send().await
+}
+
+/// A logout ends the session's stream at once, an expiry within a re-read; with the default caps a session holds three
+/// streams and a client address twenty (session streams included); closing one frees its slot.
+/// (The in-process client has no peer address: every request here is one client.)
+#[sqlx::test(migrations = false)]
+async fn streams_are_capped_and_end_with_their_session(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) {
+    let h = Harness::start(opts, conn).await;
+    let leaving = h.session().await;
+    let staying = h.session().await;
+
+    let resp = session_stream(&h, &leaving).await;
+    resp.assert_status_is_ok();
+    let mut stream = resp.sse_stream();
+    h.public
+        .delete("/api/v1/sessions")
+        .header("Authorization", leaving.bearer())
+        .send()
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    let end = tokio::time::timeout(Duration::from_secs(5), stream.next()).await;
+    assert!(
+        matches!(end, Ok(None)),
+        "the stream ends with its session: {end:?}"
+    );
+    drop(stream);
+
+    // A session that ends elsewhere (expired here in the database) is noticed by the stream's
+    // periodic re-read.
+    let expiring = h.session().await;
+    let resp = session_stream(&h, &expiring).await;
+    resp.assert_status_is_ok();
+    let mut stream = resp.sse_stream();
+    let bat = openpleb_common::mint::ParsedBat::parse(&expiring.bat).expect("bat");
+    sqlx::query(
+        "update sessions set created_at = now() - interval '2 hours',
+                expires_at = now() - interval '1 second' where bat_hash = $1",
+    )
+    .bind(bat.hash.as_slice())
+    .execute(&h.pool)
+    .await
+    .expect("expire");
+    let end = tokio::time::timeout(Duration::from_secs(15), stream.next()).await;
+    assert!(matches!(end, Ok(None)), "the stream ends: {end:?}");
+    drop(stream);
+
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let resp = session_stream(&h, &staying).await;
+        resp.assert_status_is_ok();
+        open.push(resp);
+    }
+    expect_error(
+        session_stream(&h, &staying).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_streams",
+    )
+    .await;
+    for _ in 0..17 {
+        let resp = book_stream(&h).await;
+        resp.assert_status_is_ok();
+        open.push(resp);
+    }
+    expect_error(
+        book_stream(&h).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_streams",
+    )
+    .await;
+    // Closing a stream gives its slot back.
+    drop(open.pop());
+    book_stream(&h).await.assert_status_is_ok();
+    drop(open);
+    h.stop().await;
+}
