@@ -121,7 +121,8 @@ async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
     let mut stream = body.into_bytes_stream();
     let mut buf = Vec::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| ApiError::bad_request("unreadable_body", "the body could not be read"))?;
+        let chunk = chunk
+            .map_err(|_| ApiError::bad_request("unreadable_body", "the body could not be read"))?;
         if buf.len() + chunk.len() > limit {
             return Err(too_large(limit));
         }
@@ -182,7 +183,10 @@ mod tests {
         let v = json!({"a": "ok\nfine", "b": {"c": ["x", "nul\u{0}"]}});
         assert_eq!(forbidden_in(&v, "").as_deref(), Some("b.c[1]"));
         assert_eq!(forbidden_in(&json!({"t": "tab\there"}), ""), None);
-        assert_eq!(forbidden_in(&json!({"k\u{1}": 1}), "").as_deref(), Some("k\u{1}"));
+        assert_eq!(
+            forbidden_in(&json!({"k\u{1}": 1}), "").as_deref(),
+            Some("k\u{1}")
+        );
     }
 
     #[test]
