@@ -7,57 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{body, payout_key, Harness, Session};
+use common::{balanced, offer_with_invoice, Harness, Session};
 use openpleb_common::wallet::WalletId;
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
-
-/// An offer created by `maker`; returns (id, deposit invoice, deposit sats, maker key).
-async fn offer(
-    h: &Harness,
-    maker: &Session,
-    provider: Uuid,
-) -> (Uuid, String, u64, cdk::nuts::SecretKey) {
-    let (sk, key) = payout_key();
-    let resp = h
-        .public
-        .post("/api/v1/offers")
-        .header("Authorization", maker.bearer())
-        .body_json(
-            &json!({"fiatAmount": 1_000, "currency": "EUR", "fiatProviderId": provider,
-                           "paymentDetails": "IBAN", "makerPayoutPubkey": key}),
-        )
-        .send()
-        .await;
-    let v = body(resp).await;
-    (
-        v["offer"]["id"]
-            .as_str()
-            .expect("id")
-            .parse()
-            .expect("uuid"),
-        v["deposit"]["invoice"]
-            .as_str()
-            .expect("invoice")
-            .to_owned(),
-        v["deposit"]["amountSats"].as_u64().expect("sats"),
-        sk,
-    )
-}
-
-async fn balanced(h: &Harness, settled: i64) {
-    let mut audit = Value::Null;
-    for _ in 0..40 {
-        audit = h.audit().await;
-        if audit["offersChecked"] == settled {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert_eq!(audit["offersChecked"], settled, "{audit}");
-    assert_eq!(audit["balanced"], true, "{audit}");
-}
 
 async fn cancel(h: &Harness, id: Uuid, maker: &Session) {
     h.public
@@ -115,20 +69,20 @@ async fn expired_sessions_lose_their_wallets_but_never_money(
 
     // A: a cancelled, refunded offer.
     let a = h.session().await;
-    let (a_offer, invoice, deposit, _) = offer(&h, &a, provider).await;
+    let (a_offer, invoice, deposit, _) = offer_with_invoice(&h, &a, provider).await;
     h.pay(&invoice, deposit).await;
     h.wait_status(a_offer, &a, "INVOICE_PAID").await;
     cancel(&h, a_offer, &a).await;
     h.released_payouts(a_offer, &a).await;
     // B: an offer still in the book.
     let b = h.session().await;
-    let (b_offer, invoice, deposit, b_key) = offer(&h, &b, provider).await;
+    let (b_offer, invoice, deposit, b_key) = offer_with_invoice(&h, &b, provider).await;
     h.pay(&invoice, deposit).await;
     h.wait_status(b_offer, &b, "INVOICE_PAID").await;
     // C: stray sats in the wallet and an offer that never got funded, whose deposit invoice
     // can no longer be paid.
     let c = h.session().await;
-    let (c_offer, _, _, c_key) = offer(&h, &c, provider).await;
+    let (c_offer, _, _, c_key) = offer_with_invoice(&h, &c, provider).await;
     cancel(&h, c_offer, &c).await;
     sqlx::query(
         "update wallet_quotes set expires_at = now() - interval '5 minutes' where offer_id = $1",
@@ -223,7 +177,7 @@ async fn a_payable_invoice_keeps_its_wallet(opts: PgPoolOptions, conn: PgConnect
     let h = Harness::start_configured(opts, conn, |_| {}).await;
     let provider = h.provider().await;
     let maker = h.session().await;
-    let (id, invoice, deposit, key) = offer(&h, &maker, provider).await;
+    let (id, invoice, deposit, key) = offer_with_invoice(&h, &maker, provider).await;
     cancel(&h, id, &maker).await;
     let session = session_id(&h, &maker).await;
     let wallet = WalletId::session(session);
@@ -256,7 +210,7 @@ async fn a_watcher_whose_wallet_is_gone_stops_and_alerts(
     let h = Harness::start_configured(opts, conn, |_| {}).await;
     let provider = h.provider().await;
     let maker = h.session().await;
-    let (id, _, deposit, _) = offer(&h, &maker, provider).await;
+    let (id, _, deposit, _) = offer_with_invoice(&h, &maker, provider).await;
     let wallet = WalletId::session(session_id(&h, &maker).await);
     h.worker_wallets
         .delete(

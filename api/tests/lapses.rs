@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{body, payout_key, Harness, Session};
+use common::{balanced, body, offer_with_invoice, payout_key, Harness, Session};
 use openpleb_common::config::Config;
 use poem::http::StatusCode;
 use serde_json::{json, Value};
@@ -29,39 +29,6 @@ fn timers(c: &mut Config, short: &str) {
     ] {
         *slot = if name == short { SHORT } else { LONG };
     }
-}
-
-/// An offer created by `maker`; returns (id, deposit invoice, deposit sats, maker key).
-async fn offer(
-    h: &Harness,
-    maker: &Session,
-    provider: Uuid,
-) -> (Uuid, String, u64, cdk::nuts::SecretKey) {
-    let (sk, key) = payout_key();
-    let resp = h
-        .public
-        .post("/api/v1/offers")
-        .header("Authorization", maker.bearer())
-        .body_json(
-            &json!({"fiatAmount": 1_000, "currency": "EUR", "fiatProviderId": provider,
-                           "paymentDetails": "IBAN", "makerPayoutPubkey": key}),
-        )
-        .send()
-        .await;
-    let v = body(resp).await;
-    (
-        v["offer"]["id"]
-            .as_str()
-            .expect("id")
-            .parse()
-            .expect("uuid"),
-        v["deposit"]["invoice"]
-            .as_str()
-            .expect("invoice")
-            .to_owned(),
-        v["deposit"]["amountSats"].as_u64().expect("sats"),
-        sk,
-    )
 }
 
 /// Claims without paying the bond; returns (taker key, bond invoice, bond sats).
@@ -91,19 +58,6 @@ async fn amounts(h: &Harness, id: Uuid, maker: &Session) -> Value {
     body(h.get_offer(id, Some(maker)).await).await
 }
 
-async fn balanced(h: &Harness, settled: i64) {
-    let mut audit = Value::Null;
-    for _ in 0..40 {
-        audit = h.audit().await;
-        if audit["offersChecked"] == settled {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert_eq!(audit["offersChecked"], settled, "{audit}");
-    assert_eq!(audit["balanced"], true, "{audit}");
-}
-
 /// CREATED lapses to EXPIRED; a deposit paid afterwards is minted and refunded, never lost.
 #[sqlx::test(migrations = false)]
 async fn created_lapses_and_a_late_deposit_is_refunded(
@@ -113,7 +67,7 @@ async fn created_lapses_and_a_late_deposit_is_refunded(
     let h = Harness::start_configured(opts, conn, |c| timers(c, "created")).await;
     let provider = h.provider().await;
     let maker = h.session().await;
-    let (id, invoice, deposit, maker_sk) = offer(&h, &maker, provider).await;
+    let (id, invoice, deposit, maker_sk) = offer_with_invoice(&h, &maker, provider).await;
     h.wait_status(id, &maker, "EXPIRED").await;
     h.pay(&invoice, deposit).await;
     let refund = h.released_payouts(id, &maker).await;
@@ -129,7 +83,7 @@ async fn a_listed_offer_lapses_with_a_full_refund(opts: PgPoolOptions, conn: PgC
     let h = Harness::start_configured(opts, conn, |c| timers(c, "invoice_paid")).await;
     let provider = h.provider().await;
     let maker = h.session().await;
-    let (id, invoice, deposit, maker_sk) = offer(&h, &maker, provider).await;
+    let (id, invoice, deposit, maker_sk) = offer_with_invoice(&h, &maker, provider).await;
     h.pay(&invoice, deposit).await;
     h.wait_status(id, &maker, "EXPIRED").await;
     let refund = h.released_payouts(id, &maker).await;
@@ -146,7 +100,7 @@ async fn a_lapsed_claim_returns_to_the_book(opts: PgPoolOptions, conn: PgConnect
     let provider = h.provider().await;
     let maker = h.session().await;
     let taker = h.session().await;
-    let (id, invoice, deposit, _) = offer(&h, &maker, provider).await;
+    let (id, invoice, deposit, _) = offer_with_invoice(&h, &maker, provider).await;
     h.pay(&invoice, deposit).await;
     h.wait_status(id, &maker, "INVOICE_PAID").await;
     let (taker_sk, bond_invoice, bond) = claim_unpaid(&h, id, &taker).await;
@@ -169,7 +123,7 @@ async fn no_receipt_forfeits_the_bond(opts: PgPoolOptions, conn: PgConnectOption
     let provider = h.provider().await;
     let maker = h.session().await;
     let taker = h.session().await;
-    let (id, invoice, deposit, maker_sk) = offer(&h, &maker, provider).await;
+    let (id, invoice, deposit, maker_sk) = offer_with_invoice(&h, &maker, provider).await;
     h.pay(&invoice, deposit).await;
     h.wait_status(id, &maker, "INVOICE_PAID").await;
     let (_, bond_invoice, bond) = claim_unpaid(&h, id, &taker).await;
@@ -196,7 +150,7 @@ async fn maker_silence_completes(opts: PgPoolOptions, conn: PgConnectOptions) {
     let provider = h.provider().await;
     let maker = h.session().await;
     let taker = h.session().await;
-    let (id, invoice, deposit, maker_sk) = offer(&h, &maker, provider).await;
+    let (id, invoice, deposit, maker_sk) = offer_with_invoice(&h, &maker, provider).await;
     h.pay(&invoice, deposit).await;
     let v = h.wait_status(id, &maker, "INVOICE_PAID").await;
     let (taker_sk, bond_invoice, bond) = claim_unpaid(&h, id, &taker).await;
@@ -226,7 +180,7 @@ async fn alerts_name_what_needs_an_operator(opts: PgPoolOptions, conn: PgConnect
     let mut h = Harness::start_configured(opts, conn, |c| timers(c, "none")).await;
     let provider = h.provider().await;
     let maker = h.session().await;
-    let (id, invoice, deposit, _) = offer(&h, &maker, provider).await;
+    let (id, invoice, deposit, _) = offer_with_invoice(&h, &maker, provider).await;
     h.pay(&invoice, deposit).await;
     h.wait_status(id, &maker, "INVOICE_PAID").await;
     let mut reconciled = false;
@@ -301,7 +255,7 @@ async fn two_workers_lapse_each_offer_once(opts: PgPoolOptions, conn: PgConnectO
     let maker = h.session().await;
     let mut ids = Vec::new();
     for _ in 0..5 {
-        let (id, invoice, deposit, _) = offer(&h, &maker, provider).await;
+        let (id, invoice, deposit, _) = offer_with_invoice(&h, &maker, provider).await;
         h.pay(&invoice, deposit).await;
         ids.push((id, deposit));
     }

@@ -588,3 +588,50 @@ impl Harness {
         body(resp).await
     }
 }
+
+/// An offer created by `maker`, its deposit not paid; returns (id, deposit invoice, deposit sats, maker key).
+pub async fn offer_with_invoice(
+    h: &Harness,
+    maker: &Session,
+    provider: Uuid,
+) -> (Uuid, String, u64, cdk::nuts::SecretKey) {
+    let (sk, key) = payout_key();
+    let resp = h
+        .public
+        .post("/api/v1/offers")
+        .header("Authorization", maker.bearer())
+        .body_json(
+            &json!({"fiatAmount": 1_000, "currency": "EUR", "fiatProviderId": provider,
+                           "paymentDetails": "IBAN", "makerPayoutPubkey": key}),
+        )
+        .send()
+        .await;
+    let v = body(resp).await;
+    (
+        v["offer"]["id"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("uuid"),
+        v["deposit"]["invoice"]
+            .as_str()
+            .expect("invoice")
+            .to_owned(),
+        v["deposit"]["amountSats"].as_u64().expect("sats"),
+        sk,
+    )
+}
+
+/// Waits until the audit has checked `settled` offers and finds them balanced.
+pub async fn balanced(h: &Harness, settled: i64) {
+    let mut audit = Value::Null;
+    for _ in 0..40 {
+        audit = h.audit().await;
+        if audit["offersChecked"] == settled {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(audit["offersChecked"], settled, "{audit}");
+    assert_eq!(audit["balanced"], true, "{audit}");
+}
