@@ -52,38 +52,28 @@ pub async fn answer_issue(
     answer: TakerAnswer,
 ) -> Result<Offer, TradeError> {
     let offer = load_as(ctx, offer_id, session, Role::Taker).await?;
-    let event = match answer {
-        TakerAnswer::Forfeit => Event::TakerForfeit,
-        TakerAnswer::Dispute { .. } => Event::Dispute,
-    };
-    let wrong = TradeError::WrongState(offer.status);
-    let to = transition(offer.status, event).map_err(|_| TradeError::WrongState(offer.status))?;
+    let wrong = || TradeError::WrongState(offer.status);
     match answer {
         TakerAnswer::Forfeit => {
-            let mut tx = ctx.pool.begin().await?;
-            let moved = advance(&mut tx, &offer, offer.status, to, None)
-                .await?
-                .ok_or(wrong)?;
-            end(
+            forfeit(
                 ctx,
-                &mut tx,
-                &moved,
+                &offer,
+                Event::TakerForfeit,
                 &[DisputeStage::WaitingTaker],
                 Resolution::MakerWins,
                 ResolvedBy::TakerForfeit,
             )
-            .await?;
-            tx.commit().await?;
-            Ok(moved)
+            .await
         }
         TakerAnswer::Dispute { message, reveal } => {
+            let to = transition(offer.status, Event::Dispute).map_err(|_| wrong())?;
             check_message(&message)?;
             let key = reveal::check(ctx, offer.id, Role::Taker, &reveal).await?;
             let mut tx = ctx.pool.begin().await?;
             let deadline = ctx.deadline(ctx.config.timers.disputed);
             let moved = advance(&mut tx, &offer, offer.status, to, Some(deadline))
                 .await?
-                .ok_or(wrong)?;
+                .ok_or_else(wrong)?;
             if !disputes::set_disputed(&mut tx, offer.id, &key.to_string()).await? {
                 return Err(TradeError::Inconsistent(format!(
                     "offer {} disputed without a dispute waiting for its taker",
@@ -112,26 +102,17 @@ pub async fn answer_dispute(
     answer: MakerAnswer,
 ) -> Result<Offer, TradeError> {
     let offer = load_as(ctx, offer_id, session, Role::Maker).await?;
-    let wrong = TradeError::WrongState(offer.status);
     match answer {
         MakerAnswer::Forfeit => {
-            let to = transition(offer.status, Event::MakerForfeit)
-                .map_err(|_| TradeError::WrongState(offer.status))?;
-            let mut tx = ctx.pool.begin().await?;
-            let moved = advance(&mut tx, &offer, offer.status, to, None)
-                .await?
-                .ok_or(wrong)?;
-            end(
+            forfeit(
                 ctx,
-                &mut tx,
-                &moved,
+                &offer,
+                Event::MakerForfeit,
                 &[DisputeStage::WaitingMaker, DisputeStage::WaitingAdmin],
                 Resolution::TakerWins,
                 ResolvedBy::MakerForfeit,
             )
-            .await?;
-            tx.commit().await?;
-            Ok(moved)
+            .await
         }
         MakerAnswer::Counter { message } => {
             transition(offer.status, Event::Counter)
@@ -139,7 +120,7 @@ pub async fn answer_dispute(
             check_message(&message)?;
             let mut tx = ctx.pool.begin().await?;
             let Some(moved) = counter(&mut tx, &offer).await? else {
-                return Err(wrong);
+                return Err(TradeError::WrongState(offer.status));
             };
             disputes::add_message(
                 &mut tx,
@@ -153,6 +134,27 @@ pub async fn answer_dispute(
             Ok(moved)
         }
     }
+}
+
+/// A party gives up: the offer moves by `event` to RESOLVED, the dispute (in one of `from`) ends
+/// with `resolution`, and the money table pays out, in one transaction.
+async fn forfeit(
+    ctx: &TradeCtx,
+    offer: &Offer,
+    event: Event,
+    from: &[DisputeStage],
+    resolution: Resolution,
+    by: ResolvedBy,
+) -> Result<Offer, TradeError> {
+    let wrong = || TradeError::WrongState(offer.status);
+    let to = transition(offer.status, event).map_err(|_| wrong())?;
+    let mut tx = ctx.pool.begin().await?;
+    let moved = advance(&mut tx, offer, offer.status, to, None)
+        .await?
+        .ok_or_else(wrong)?;
+    end(ctx, &mut tx, &moved, from, resolution, by).await?;
+    tx.commit().await?;
+    Ok(moved)
 }
 
 /// The dispute goes to an admin (a counter, or the maker's silence): the stage moves from
