@@ -3,162 +3,26 @@
 //! overdue releases are enqueued again, and a second run changes nothing.
 
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use cdk::nuts::{CurrencyUnit, State};
 use cdk::wallet::types::ProofInfo;
-use cdk::wallet::{ReceiveOptions, SendOptions, Wallet};
+use cdk::wallet::{ReceiveOptions, SendOptions};
 use cdk::Amount;
 use openpleb_common::db::payouts::{self, NewPayout};
 use openpleb_common::domain::money::Party;
 use openpleb_common::domain::offer::OfferStatus;
 use openpleb_common::domain::payout::{PayoutPurpose, PayoutState};
 use openpleb_common::jobs::queues;
-use openpleb_common::wallet::store::OpenConnections;
-use openpleb_common::wallet::{Balances, WalletId, WalletManager, WalletManagerConfig};
-use openpleb_devkit::{fixtures, wallet_manager_config, DevMint, DevMintOptions};
+use openpleb_common::wallet::{Balances, WalletId};
+use openpleb_devkit::fixtures;
 use openpleb_worker::jobs::{cleanup_wallets, reconcile_wallets};
-use openpleb_worker::WorkerContext;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
 use uuid::Uuid;
 
-struct World {
-    pool: PgPool,
-    mint: DevMint,
-    cfg: WalletManagerConfig,
-    wallets: WalletManager,
-    ctx: Arc<WorkerContext>,
-    _dir: tempfile::TempDir,
-}
+mod common;
 
-async fn world(conn: PgConnectOptions) -> World {
-    world_with_fee(conn, 0).await
-}
-
-/// A world whose mint charges `input_fee_ppk` per input proof.
-async fn world_with_fee(conn: PgConnectOptions, input_fee_ppk: u64) -> World {
-    let pool = fixtures::test_pool(conn).await.expect("pool");
-    let mint = DevMint::start_with(DevMintOptions {
-        payment_delay_secs: 3600,
-        input_fee_ppk,
-        ..DevMintOptions::default()
-    })
-    .await
-    .expect("mint");
-    let dir = tempfile::tempdir().expect("dir");
-    let cfg = wallet_manager_config(
-        &mint.url,
-        dir.path(),
-        64,
-        Duration::from_secs(5),
-        Duration::from_secs(60),
-    );
-    let wallets = WalletManager::new(cfg.clone(), pool.clone()).expect("wallets");
-    let mut config = openpleb_devkit::test_config("postgres://unused", &mint.url, dir.path());
-    // Every run may look at every wallet again.
-    config.worker.reconcile_interval = Duration::from_millis(1);
-    let ctx = Arc::new(WorkerContext::from_config(
-        pool.clone(),
-        wallets.clone(),
-        Arc::new(config),
-    ));
-    World {
-        pool,
-        mint,
-        cfg,
-        wallets,
-        ctx,
-        _dir: dir,
-    }
-}
-
-impl World {
-    /// A session whose wallet holds `sats`, closed in the manager (lease given back).
-    async fn funded_session(&self, sats: u64) -> WalletId {
-        let mut conn = self.pool.acquire().await.expect("conn");
-        let session = fixtures::insert_session(&mut conn).await.expect("session");
-        let id = WalletId::session(session);
-        fixtures::fund_wallet(&self.wallets, &self.mint, &id, sats)
-            .await
-            .expect("fund");
-        self.wallets.close(&id).await.expect("close");
-        id
-    }
-
-    /// A session with an offer paying out to `key`, its wallet funded with `fund` sats, and
-    /// refund payouts of `owed` (reference, sats) recorded from that wallet.
-    async fn owing(&self, key: &str, fund: u64, owed: &[(&str, u64)]) -> (Uuid, WalletId) {
-        let mut tx = self.pool.begin().await.expect("tx");
-        let session = fixtures::insert_session(&mut tx).await.expect("session");
-        let offer = fixtures::insert_offer(&mut tx, session, 1_000, key)
-            .await
-            .expect("offer");
-        tx.commit().await.expect("commit");
-        let wallet = WalletId::session(session);
-        fixtures::fund_wallet(&self.wallets, &self.mint, &wallet, fund)
-            .await
-            .expect("fund");
-        let mut tx = self.pool.begin().await.expect("tx");
-        for (reference, sats) in owed {
-            payouts::record(
-                &mut tx,
-                &NewPayout {
-                    offer_id: offer.id,
-                    party: Party::Maker,
-                    purpose: PayoutPurpose::Refund,
-                    source_wallet: &wallet,
-                    sats: *sats,
-                    lock_pubkey: Some(key),
-                    reference,
-                },
-            )
-            .await
-            .expect("payout");
-        }
-        tx.commit().await.expect("commit");
-        (offer.id, wallet)
-    }
-
-    /// The session's file opened directly, as the process that crashed had it open.
-    async fn raw(&self, id: &WalletId) -> (Wallet, Arc<OpenConnections>) {
-        fixtures::raw_wallet(&self.cfg, id).await.expect("raw")
-    }
-
-    async fn balance(&self, id: &WalletId) -> Balances {
-        self.wallets.balance(id).await.expect("balance")
-    }
-}
-
-/// Balances of a wallet that holds `sats` and nothing in flight.
-fn unspent(sats: u64) -> Balances {
-    Balances {
-        unspent: sats,
-        ..Balances::default()
-    }
-}
-
-/// One run of the release job for `offer_id`, as a worker would run it.
-async fn release(
-    ctx: &Arc<WorkerContext>,
-    offer_id: Uuid,
-) -> Result<(), apalis::prelude::BoxDynError> {
-    openpleb_worker::jobs::release_payouts::handle(
-        openpleb_common::jobs::ReleasePayouts { offer_id },
-        apalis::prelude::Data::new(ctx.clone()),
-    )
-    .await
-}
-
-/// The "crash": the wallet object is gone and its file closed, whatever was in flight.
-async fn crash(w: Wallet, connections: Arc<OpenConnections>) {
-    drop(w);
-    assert!(
-        connections.wait_closed(Duration::from_secs(10)).await,
-        "the crashed wallet's file closed"
-    );
-}
+use common::{crash, release, unspent, world, world_with_fee};
 
 #[sqlx::test(migrations = false)]
 async fn interrupted_operations_are_finished_or_rolled_back(

@@ -48,6 +48,10 @@ pub enum WalletError {
     /// send, so this one reserved nothing and moved nothing.
     #[error("send superseded by another run")]
     Superseded,
+    /// The wallet holds something that needs settling before the operation is safe (a locked
+    /// send whose outcome is not known yet); the caller tries again later.
+    #[error("wallet not settled: {0}")]
+    Inconsistent(String),
 }
 
 /// What a client can do about a failed wallet operation.
@@ -84,7 +88,8 @@ impl WalletError {
             | WalletError::Database(_)
             | WalletError::Io(_)
             | WalletError::Task(_)
-            | WalletError::Superseded => WalletErrorKind::Internal,
+            | WalletError::Superseded
+            | WalletError::Inconsistent(_) => WalletErrorKind::Internal,
         }
     }
 }
@@ -248,6 +253,7 @@ mod tests {
             WalletError::NotFound(id.clone()),
             WalletError::NotEmpty { id, sats: 3 },
             WalletError::Superseded,
+            WalletError::Inconsistent("locked send unsettled".to_owned()),
             WalletError::Task("panicked".to_owned()),
             WalletError::Io(std::io::Error::other("disk full")),
             WalletError::Database(sqlx::Error::PoolTimedOut),

@@ -22,6 +22,7 @@ use sqlx::PgPool;
 use super::error::WalletError;
 use super::fees::prepare_within;
 use super::layout::{WalletId, WalletLayout};
+use super::locked;
 use super::reconcile::{KV_NAMESPACE, KV_SENT};
 use super::slots::Slot;
 use crate::domain::keys::XOnlyKey;
@@ -310,11 +311,31 @@ impl WalletManager {
                     prepared.cancel().await?;
                     return Err(e);
                 }
-                let token = prepared.confirm(None).await?.to_string();
+                if let Some(lock) = &lock {
+                    let inputs = prepared.proofs_to_swap();
+                    if let Err(e) = locked::note_intent(&w, &op, lock, amount, inputs).await {
+                        prepared.cancel().await?;
+                        return Err(e);
+                    }
+                }
+                let token = match prepared.confirm(None).await {
+                    Ok(token) => token.to_string(),
+                    Err(e) => {
+                        // Cut by the mint's answer, the send may have swapped: settle it now,
+                        // before anything else uses this open wallet.
+                        if lock.is_some() {
+                            locked::settle_intents(&w).await?;
+                        }
+                        return Err(e.into());
+                    }
+                };
                 // Belt and braces: the saga holds the token too, until recovery deletes it.
                 w.localstore
                     .kv_write(KV_NAMESPACE, KV_SENT, &op, token.as_bytes())
                     .await?;
+                if lock.is_some() {
+                    locked::done(&w, &op).await?;
+                }
                 Ok(SentToken {
                     token,
                     amount,
@@ -346,7 +367,12 @@ impl WalletManager {
                     }
                 }
                 let stashed = w.localstore.kv_read(KV_NAMESPACE, KV_SENT, &op).await?;
-                Ok(stashed.and_then(|b| String::from_utf8(b).ok()))
+                if let Some(token) = stashed.and_then(|b| String::from_utf8(b).ok()) {
+                    return Ok(Some(token));
+                }
+                // A locked send cut after the mint's swap, its outputs lost: never send again.
+                locked::check_not_lost(&w, &op).await?;
+                Ok(None)
             }),
         )
         .await

@@ -3,11 +3,13 @@
 //! The manager is split by concern: `manager` (the operations callers use), `slots` (the
 //! cache of open wallets, leases, and the task-and-lock path every operation takes), `fees`
 //! (the pure search that fits a send and its mint fee), `reconcile` (settling crash leftovers
-//! with the mint) and `error` (what failed, and what a client can do about it).
+//! with the mint), `locked` (the token of a locked payout send cut after the mint's swap) and
+//! `error` (what failed, and what a client can do about it).
 
 pub mod error;
 pub mod fees;
 pub mod layout;
+pub mod locked;
 pub mod manager;
 pub mod reconcile;
 pub mod service_auth;

@@ -14,6 +14,7 @@ use cdk::wallet::Wallet;
 
 use super::error::WalletError;
 use super::layout::WalletId;
+use super::locked;
 use super::manager::{balances, Balances, WalletManager};
 use super::slots::Open;
 
@@ -79,6 +80,10 @@ impl WalletManager {
                 let before = balances(&w).await?;
                 stash_sent_tokens(&w).await?;
                 let report = w.recover_incomplete_sagas().await?;
+                locked::settle_intents(&w).await?;
+                if report.compensated + report.failed + report.skipped > 0 {
+                    drop_spent_unspent(&w).await?;
+                }
                 let orphans = settle_orphan_proofs(&w).await?;
                 let open_sends = w
                     .localstore
@@ -103,6 +108,41 @@ impl WalletManager {
         )
         .await
     }
+}
+
+/// cdk's recovery on open, with what it misses: the tokens of unfinished sends are stashed
+/// first (recovery may delete them), and after a rolled-back operation the wallet's unspent
+/// proofs are checked with the mint. A send cut after its swap is rolled back by making its
+/// inputs spendable again although the mint spent them; left there, they would fail every
+/// later send of the wallet.
+pub(super) async fn recover_on_open(w: &Wallet, id: &WalletId) -> Result<(), WalletError> {
+    stash_sent_tokens(w).await?;
+    let report = w.recover_incomplete_sagas().await?;
+    locked::settle_intents(w).await?;
+    if report.compensated + report.failed + report.skipped > 0 {
+        drop_spent_unspent(w).await?;
+    }
+    if report.recovered + report.compensated + report.failed > 0 {
+        tracing::info!(wallet = %id, recovered = report.recovered, compensated = report.compensated,
+            failed = report.failed, "recovered interrupted wallet operations");
+    }
+    Ok(())
+}
+
+/// Asks the mint about every proof the wallet holds as unspent and drops the spent ones;
+/// whether there were any.
+pub(super) async fn drop_spent_unspent(w: &Wallet) -> Result<bool, WalletError> {
+    let unspent = w.get_unspent_proofs().await?;
+    if unspent.is_empty() {
+        return Ok(false);
+    }
+    let mut any = false;
+    for chunk in unspent.chunks(CHECK_STATE_CHUNK) {
+        // Removes the spent ones from the store itself.
+        let states = w.check_proofs_spent(chunk.to_vec()).await?;
+        any |= states.iter().any(|s| s.state == State::Spent);
+    }
+    Ok(any)
 }
 
 /// KV namespace for what this backend keeps in a wallet file.

@@ -27,7 +27,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use super::error::WalletError;
 use super::layout::{derive_seed, WalletId};
 use super::manager::WalletManager;
-use super::reconcile::stash_sent_tokens;
+use super::reconcile::recover_on_open;
 use super::store::{OpenConnections, SqlxSqliteConfig, WalletSqlxDatabase};
 use crate::db::leases;
 
@@ -317,12 +317,7 @@ impl WalletManager {
         }
         let wallet = builder.build()?;
         if open.recover {
-            stash_sent_tokens(&wallet).await?;
-            let report = wallet.recover_incomplete_sagas().await?;
-            if report.recovered + report.compensated + report.failed > 0 {
-                tracing::info!(wallet = %id, recovered = report.recovered, compensated = report.compensated,
-                    failed = report.failed, "recovered interrupted wallet operations");
-            }
+            recover_on_open(&wallet, id).await?;
         }
         **state = Some(OpenWallet {
             wallet,
