@@ -91,6 +91,17 @@ fn wallets_config<F: Fn(&str) -> Option<String>>(
             "must be at least 32 bytes of hex (64 hex characters)",
         ));
     }
+    let archive_dir = env.raw("WALLETS_ARCHIVE_DIR").map(PathBuf::from);
+    if let Some(dir) = &archive_dir {
+        // Archives are named by wallet id: inside a volume they would shadow live files.
+        if volumes.iter().any(|v| dir.starts_with(v)) {
+            return Err(invalid(
+                "WALLETS_ARCHIVE_DIR",
+                "must not be inside a WALLETS_DIR volume",
+            ));
+        }
+    }
+    let archive_days: u64 = env.positive("WALLET_ARCHIVE_DAYS", 90)?;
     Ok(WalletsConfig {
         volumes,
         shards: env.positive("WALLET_SHARDS", 256)?,
@@ -102,6 +113,11 @@ fn wallets_config<F: Fn(&str) -> Option<String>>(
         // holder's lease runs out while an open waits for it), and tests set them directly.
         lease_ttl: Duration::from_secs(30),
         lease_wait: Duration::from_secs(45),
+        archive_dir,
+        archive_keep: archive_days
+            .checked_mul(86_400)
+            .map(Duration::from_secs)
+            .ok_or_else(|| invalid("WALLET_ARCHIVE_DAYS", "too large"))?,
     })
 }
 

@@ -206,6 +206,13 @@ pub struct WalletsConfig {
     pub lease_ttl: Duration,
     /// How long an open waits for another process to give a wallet up.
     pub lease_wait: Duration,
+    /// Where the files of sessions whose trade went through a dispute or an admin action are
+    /// copied before the cleanup deletes them; archiving is off when unset
+    /// (`WALLETS_ARCHIVE_DIR`).
+    pub archive_dir: Option<PathBuf>,
+    /// How long an archived wallet file is kept before the retention job deletes it
+    /// (`WALLET_ARCHIVE_DAYS`).
+    pub archive_keep: Duration,
 }
 
 impl WalletsConfig {

@@ -230,3 +230,28 @@ fn trusted_proxies_are_cidr_blocks() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn wallet_archives_are_off_unless_a_directory_is_named() {
+    let c = load(&base()).expect("config");
+    assert_eq!(c.wallets.archive_dir, None);
+    assert_eq!(c.wallets.archive_keep, Duration::from_secs(90 * 86_400));
+    let mut vars = base();
+    vars.insert("WALLETS_DIR", "/srv/wallets".to_owned());
+    vars.insert("WALLETS_ARCHIVE_DIR", "/srv/archive".to_owned());
+    vars.insert("WALLET_ARCHIVE_DAYS", "7".to_owned());
+    let c = load(&vars).expect("config");
+    assert_eq!(c.wallets.archive_dir, Some(PathBuf::from("/srv/archive")));
+    assert_eq!(c.wallets.archive_keep, Duration::from_secs(7 * 86_400));
+    vars.insert("WALLETS_ARCHIVE_DIR", "/srv/wallets/archive".to_owned());
+    assert!(matches!(
+        load(&vars),
+        Err(ConfigError::Invalid {
+            var: "WALLETS_ARCHIVE_DIR",
+            ..
+        })
+    ));
+    vars.insert("WALLETS_ARCHIVE_DIR", "/srv/archive".to_owned());
+    vars.insert("WALLET_ARCHIVE_DAYS", "0".to_owned());
+    assert!(load(&vars).is_err());
+}

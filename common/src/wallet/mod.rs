@@ -2,9 +2,11 @@
 //!
 //! The manager is split by concern: `manager` (the operations callers use), `slots` (the
 //! cache of open wallets, leases, and the task-and-lock path every operation takes), `fees`
-//! (the pure search that fits a send and its mint fee), `reconcile` (settling crash leftovers
+//! (the pure search that fits a send and its mint fee), `archive` (copies of wallet files kept
+//! after deletion), `reconcile` (settling crash leftovers
 //! with the mint) and `error` (what failed, and what a client can do about it).
 
+pub mod archive;
 pub mod error;
 pub mod fees;
 pub mod layout;
