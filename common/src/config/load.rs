@@ -34,6 +34,7 @@ impl Config {
             reputation: reputation_config(&env)?,
             ops: ops_config(&env)?,
             retention: retention_config(&env)?,
+            treasury: treasury_config(&env)?,
         })
     }
 }
@@ -365,4 +366,38 @@ fn reputation_config<F: Fn(&str) -> Option<String>>(
         earn_per_trade: env.parse("REPUTATION_EARN_PER_TRADE", 1)?,
         max_stake: env.parse("REPUTATION_MAX_STAKE", 5)?,
     })
+}
+
+/// `TREASURY_PUBKEY` (x-only hex) and `TREASURY_SECRET` (hex), each optional; a secret given
+/// with the key must be the key's.
+fn treasury_config<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<TreasuryConfig, ConfigError> {
+    use std::str::FromStr;
+    let pubkey = match env.raw("TREASURY_PUBKEY") {
+        None => None,
+        Some(k) => {
+            let k = k.trim().to_ascii_lowercase();
+            crate::domain::keys::XOnlyKey::from_str(&k)
+                .map_err(|e| invalid("TREASURY_PUBKEY", &e.to_string()))?;
+            Some(k)
+        }
+    };
+    let secret = match env.raw("TREASURY_SECRET") {
+        None => None,
+        Some(s) => {
+            let s = s.trim().to_ascii_lowercase();
+            let key = cdk::nuts::SecretKey::from_hex(&s)
+                .map_err(|_| invalid("TREASURY_SECRET", "expected a 32-byte secret key in hex"))?;
+            let own = key.public_key().x_only_public_key().to_string();
+            if pubkey.as_ref().is_some_and(|p| *p != own) {
+                return Err(invalid(
+                    "TREASURY_SECRET",
+                    "is not the secret of TREASURY_PUBKEY",
+                ));
+            }
+            Some(Secret(s))
+        }
+    };
+    Ok(TreasuryConfig { pubkey, secret })
 }

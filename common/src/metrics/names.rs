@@ -40,6 +40,8 @@ pub const WALLETS_ARCHIVED: &str = "openpleb_wallets_archived_total";
 pub const DB_QUERY_DURATION: &str = "openpleb_db_query_duration_seconds";
 /// Histogram: time spent waiting for a connection from the pool, seconds.
 pub const DB_POOL_WAIT: &str = "openpleb_db_pool_wait_seconds";
+/// Counter: platform tokens the treasury sweep found spent by someone else.
+pub const PLATFORM_TOKENS_SPENT_ELSEWHERE: &str = "openpleb_platform_tokens_spent_elsewhere_total";
 
 /// Gauge (scrape): offers by `status`.
 pub const OFFERS: &str = "openpleb_offers";
@@ -89,6 +91,7 @@ pub const ALL: &[&str] = &[
     WALLETS_ARCHIVED,
     DB_QUERY_DURATION,
     DB_POOL_WAIT,
+    PLATFORM_TOKENS_SPENT_ELSEWHERE,
     OFFERS,
     SESSIONS_ACTIVE,
     SESSION_WALLETS,
@@ -164,6 +167,10 @@ pub(super) fn describe() {
     );
     describe_counter!(RETENTION_PRUNED, "Rows deleted by the retention job");
     describe_counter!(WALLETS_ARCHIVED, "Wallet files archived before deletion");
+    describe_counter!(
+        PLATFORM_TOKENS_SPENT_ELSEWHERE,
+        "Platform tokens found spent by someone other than the treasury"
+    );
     describe_histogram!(
         DB_QUERY_DURATION,
         Unit::Seconds,

@@ -15,6 +15,7 @@ pub mod reconcile;
 pub mod service_auth;
 mod slots;
 pub mod store;
+pub mod treasury;
 
 pub use error::{WalletError, WalletErrorKind};
 pub use layout::{WalletId, WalletLayout};
