@@ -1,16 +1,20 @@
 //! Ended sessions and their wallets, against the real test mint: a wallet goes once nothing
 //! can still move money through it (no live offer, no payout to release, no invoice that can
 //! still be paid), and a watcher whose wallet is gone stops and says so instead of retrying
-//! forever. The mint pays invoices only when a test says so.
+//! forever. With `WALLETS_ARCHIVE_DIR` set, the wallets of a disputed trade are archived first
+//! and the archives pruned after `WALLET_ARCHIVE_DAYS`. The mint pays invoices only when a test
+//! says so.
 
 mod common;
 
 use std::time::Duration;
 
+use common::dispute::{mark_issue, taker_answers, to_receipt};
 use common::{balanced, offer_with_invoice, Harness, Session};
 use openpleb_common::wallet::WalletId;
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::ConnectOptions;
 use uuid::Uuid;
 
 async fn cancel(h: &Harness, id: Uuid, maker: &Session) {
@@ -253,5 +257,90 @@ async fn a_watcher_whose_wallet_is_gone_stops_and_alerts(
     .await
     .expect("jobs");
     assert_eq!(watching, 0);
+    h.stop().await;
+}
+
+/// Issue 13 part 5: with `WALLETS_ARCHIVE_DIR` set, the wallets of both parties of a trade that
+/// went through an issue are copied there before the cleanup deletes them: whole SQLite files
+/// holding the wallet's history. A plain completed trade's wallets go without a copy. Archives
+/// older than `WALLET_ARCHIVE_DAYS` are pruned by the retention job.
+#[sqlx::test(migrations = false)]
+async fn disputed_wallets_are_archived_before_they_go(opts: PgPoolOptions, conn: PgConnectOptions) {
+    use openpleb_common::wallet::archive::archive_path;
+    let archive = tempfile::tempdir().expect("archive dir");
+    let dir = archive.path().to_path_buf();
+    let h = Harness::start_configured(opts, conn, move |c| c.wallets.archive_dir = Some(dir)).await;
+    let provider = h.provider().await;
+
+    // Through an issue the taker forfeits: MAKER_WINS, settled without an admin.
+    let t = to_receipt(&h, provider).await;
+    mark_issue(&h, &t).await.assert_status_is_ok();
+    h.wait_status(t.id, &t.taker, "MARKED_WITH_ISSUE").await;
+    taker_answers(&h, &t, "FORFEIT").await.assert_status_is_ok();
+    h.wait_status(t.id, &t.maker, "RESOLVED").await;
+    h.released_payouts(t.id, &t.maker).await;
+    // A plain completed trade.
+    let maker = h.session().await;
+    let taker = h.session().await;
+    let (plain, _) = h.funded_offer(&maker, provider).await;
+    h.trade_to_completion(plain, &maker, &taker).await;
+    h.released_payouts(plain, &taker).await;
+    h.released_payouts(plain, &maker).await;
+
+    let disputed = [
+        session_id(&h, &t.maker).await,
+        session_id(&h, &t.taker).await,
+    ];
+    let completed = [session_id(&h, &maker).await, session_id(&h, &taker).await];
+    for id in disputed.iter().chain(&completed) {
+        expire_session(&h, *id).await;
+    }
+    for id in disputed.iter().chain(&completed) {
+        wait_gone(&h, &WalletId::session(*id), true).await;
+    }
+    for id in disputed {
+        let copy = archive_path(archive.path(), &WalletId::session(id));
+        let mut db = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&copy)
+            .read_only(true)
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", copy.display()));
+        // The deposit or bond minted in, the settlement sent out.
+        let history: i64 = sqlx::query_scalar("select count(*) from transactions")
+            .fetch_one(&mut db)
+            .await
+            .expect("transactions");
+        assert!(history >= 2, "{}: {history} transactions", copy.display());
+    }
+    let mut files: Vec<String> = std::fs::read_dir(archive.path())
+        .expect("archive")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut wanted: Vec<String> = disputed
+        .iter()
+        .map(|id| format!("{}.db", WalletId::session(*id)))
+        .collect();
+    wanted.sort();
+    assert_eq!(
+        files, wanted,
+        "only the disputed trade's wallets are archived"
+    );
+    // Past WALLET_ARCHIVE_DAYS (90) an archive goes; a younger one stays.
+    let old = archive_path(archive.path(), &WalletId::session(disputed[0]));
+    let young = archive_path(archive.path(), &WalletId::session(disputed[1]));
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .and_then(|f| {
+            f.set_modified(std::time::SystemTime::now() - Duration::from_secs(91 * 86_400))
+        })
+        .expect("age the archive");
+    let pruned = openpleb_worker::jobs::prune::run(&h.trade_ctx())
+        .await
+        .expect("prune");
+    assert_eq!(pruned.wallet_archives, 1);
+    assert!(!old.exists() && young.exists());
     h.stop().await;
 }

@@ -8,135 +8,18 @@ mod common;
 
 use std::time::Duration;
 
+use common::dispute::{
+    maker_answers, mark_issue, now_ms, post, registered_key, resolve, reveal, taker_answers,
+    to_receipt, Amounts, Trade,
+};
 use common::{body, expect_error, Harness, Session, ADMIN, PNG};
 use openpleb_common::domain::dispute::{reveal_digest, stats_digest};
 use openpleb_common::domain::offer::OfferStatus;
 use openpleb_common::domain::role::Role;
 use openpleb_common::trade::lapse::lapse;
 use poem::http::StatusCode;
-use poem::test::TestResponse;
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use uuid::Uuid;
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
-/// A reveal of `who`'s registered key for `id` as `role`, signed now.
-fn reveal(who: &Session, id: Uuid, role: Role) -> Value {
-    let ts = now_ms();
-    json!({
-        "pubkey": who.trader.pubkey(),
-        "timestamp": ts,
-        "signature": who.trader.sign_digest(reveal_digest(id, role, ts)),
-    })
-}
-
-/// The registered key's secret, as cdk wants it for redeeming locked tokens.
-fn registered_key(who: &Session) -> cdk::nuts::SecretKey {
-    cdk::nuts::SecretKey::from_slice(&who.trader.secret_key().secret_bytes()).expect("key")
-}
-
-/// The amounts of one offer (maker view).
-struct Amounts {
-    s: u64,
-    pf: u64,
-    tf: u64,
-    mb: u64,
-    tb: u64,
-}
-
-impl Amounts {
-    fn deposit(&self) -> u64 {
-        self.s + self.pf + self.tf + self.mb
-    }
-}
-
-/// A trade taken to RECEIPT_SUBMITTED.
-struct Trade {
-    id: Uuid,
-    maker: Session,
-    taker: Session,
-    amounts: Amounts,
-}
-
-async fn to_receipt(h: &Harness, provider: Uuid) -> Trade {
-    let maker = h.session().await;
-    let taker = h.session().await;
-    let (id, _) = h.funded_offer(&maker, provider).await;
-    h.claim(id, &taker).await;
-    h.wait_status(id, &taker, "TAKER_BOND_PAID").await;
-    h.upload_receipt(id, &taker).await.assert_status_is_ok();
-    let v = h.wait_status(id, &maker, "RECEIPT_SUBMITTED").await;
-    let n = |k: &str| v[k].as_u64().expect(k);
-    Trade {
-        id,
-        amounts: Amounts {
-            s: n("amountSats"),
-            pf: n("platformFeeSats"),
-            tf: n("takerRewardSats"),
-            mb: n("makerBondSats"),
-            tb: n("takerBondSats"),
-        },
-        maker,
-        taker,
-    }
-}
-
-async fn post(h: &Harness, who: &Session, path: String, body: Value) -> TestResponse {
-    h.public
-        .post(path)
-        .header("Authorization", who.bearer())
-        .body_json(&body)
-        .send()
-        .await
-}
-
-async fn mark_issue(h: &Harness, t: &Trade) -> TestResponse {
-    let body = json!({
-        "reason": "not_received",
-        "message": "nothing arrived on my account",
-        "reveal": reveal(&t.maker, t.id, Role::Maker),
-    });
-    post(h, &t.maker, format!("/api/v1/offers/{}/issue", t.id), body).await
-}
-
-async fn taker_answers(h: &Harness, t: &Trade, action: &str) -> TestResponse {
-    let body = if action == "DISPUTE" {
-        json!({"action": "DISPUTE", "message": "I paid; see the receipt",
-               "reveal": reveal(&t.taker, t.id, Role::Taker)})
-    } else {
-        json!({"action": action})
-    };
-    post(
-        h,
-        &t.taker,
-        format!("/api/v1/offers/{}/issue/answer", t.id),
-        body,
-    )
-    .await
-}
-
-async fn maker_answers(h: &Harness, t: &Trade, action: &str) -> TestResponse {
-    let body = json!({"action": action, "message": "still nothing here"});
-    post(
-        h,
-        &t.maker,
-        format!("/api/v1/offers/{}/dispute/answer", t.id),
-        body,
-    )
-    .await
-}
-
-async fn resolve(h: &Harness, id: Uuid, token: &str, resolution: &str) -> TestResponse {
-    h.admin
-        .post(format!("/api/v1/admin/disputes/{id}/resolve"))
-        .header("Authorization", token)
-        .body_json(&json!({"resolution": resolution, "note": "looked at both sides"}))
-        .send()
-        .await
-}
 
 /// What each side must redeem for `outcome`, per DESIGN.md section 4.
 fn table(outcome: &str, a: &Amounts) -> (u64, u64) {

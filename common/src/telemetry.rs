@@ -14,21 +14,29 @@ use crate::config::LogFormat;
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`), as text or one JSON object per
 /// line. Secrets are never logged by this codebase: BATs, tokens, proofs and keys are kept out
-/// of every log statement (api/tests/logs.rs checks both formats).
+/// of every log statement (api/tests/logs.rs checks both formats). Beside the log output, the
+/// database timing layer ([`crate::metrics::db`]) turns sqlx's statement and pool-wait events
+/// into metrics under a filter of its own, so `RUST_LOG` changes the logs only.
 pub fn init(format: LogFormat) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder
+    let text = tracing_subscriber::fmt::layer().with_target(false);
+    let output = match format {
+        LogFormat::Text => text.with_filter(filter).boxed(),
+        LogFormat::Json => text
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(true)
-            .try_init(),
+            .with_filter(filter)
+            .boxed(),
     };
+    let _ = tracing_subscriber::registry()
+        .with(output)
+        .with(crate::metrics::db::layer())
+        .try_init();
 }
 
 tokio::task_local! {

@@ -10,6 +10,7 @@ use openpleb_worker::{run, WorkerContext};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Arc::new(exit_on_error(Config::from_env()));
+    exit_on_error(config.treasury.check_sweeper());
     openpleb_common::telemetry::init(config.ops.log_format);
 
     // Room for every queue's concurrency plus fetch, heartbeat and ack connections.

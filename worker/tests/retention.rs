@@ -1,6 +1,7 @@
 //! The retention job: each table it prunes shrinks after a run, and nothing still needed goes
 //! (jobs that may run again, events of live or recently settled offers, nonces inside the
-//! replay window, recent cron slots, checks of live wallets). A second run deletes nothing.
+//! replay window, recent cron slots, checks of live wallets, recent wallet archives). A second
+//! run deletes nothing.
 
 use std::sync::Arc;
 
@@ -84,8 +85,15 @@ async fn offer(pool: &PgPool, status: &str, days: i64) -> Uuid {
 async fn each_table_shrinks_and_nothing_needed_goes(_opts: PgPoolOptions, conn: PgConnectOptions) {
     let pool = test_pool(conn).await.expect("pool");
     let dir = tempfile::tempdir().expect("dir");
-    let config =
+    let archive = tempfile::tempdir().expect("archive dir");
+    let mut config =
         openpleb_devkit::test_config("postgres://unused", "http://127.0.0.1:9", dir.path());
+    config.wallets.archive_dir = Some(archive.path().to_path_buf());
+    assert_eq!(
+        config.wallets.archive_keep.as_secs(),
+        90 * 86_400,
+        "WALLET_ARCHIVE_DAYS default"
+    );
     let wallets =
         openpleb_devkit::wallet_manager(pool.clone(), "http://127.0.0.1:9", dir.path(), 4);
     let ctx = WorkerContext::from_config(pool.clone(), wallets, Arc::new(config));
@@ -160,6 +168,22 @@ async fn each_table_shrinks_and_nothing_needed_goes(_opts: PgPoolOptions, conn: 
         count(&pool, "select count(*) from cron_slots").await,
         count(&pool, "select count(*) from wallet_checks").await,
     ];
+    // Wallet archives: one archived 91 days ago goes, one from yesterday stays.
+    let old_archive = archive.path().join("session_old.db");
+    let new_archive = archive.path().join("session_new.db");
+    for (path, days) in [(&old_archive, 91), (&new_archive, 1)] {
+        std::fs::write(path, b"archived wallet").expect("archive");
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| {
+                f.set_modified(
+                    std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86_400),
+                )
+            })
+            .expect("age the archive");
+    }
+
     let pruned = run(&ctx).await.expect("prune");
     assert_eq!(
         pruned,
@@ -169,8 +193,14 @@ async fn each_table_shrinks_and_nothing_needed_goes(_opts: PgPoolOptions, conn: 
             nonces: 1,
             cron_slots: 1,
             wallet_checks: 1,
+            wallet_archives: 1,
         }
     );
+    assert!(
+        !old_archive.exists(),
+        "an archive past WALLET_ARCHIVE_DAYS goes"
+    );
+    assert!(new_archive.exists(), "a recent archive stays");
     let after = [
         count(&pool, "select count(*) from apalis.jobs").await,
         count(&pool, "select count(*) from offer_events").await,

@@ -90,6 +90,21 @@ pub struct OrphanedQuoteView {
     pub orphaned_at: DateTime<Utc>,
 }
 
+/// A platform token the treasury sweep found spent by someone else: the treasury key leaked,
+/// or (for a token recorded before platform payouts were locked) the database was read.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct SpentElsewhereView {
+    /// The platform payout.
+    pub payout_id: Uuid,
+    /// Its offer.
+    pub offer_id: Uuid,
+    /// The platform's share that is gone.
+    pub amount_sats: i64,
+    /// When the sweep found it spent.
+    pub found_at: DateTime<Utc>,
+}
+
 /// Jobs of one queue that will not run again.
 #[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase")]
@@ -127,6 +142,9 @@ pub struct AlertsReport {
     /// Quotes whose wallet was gone when their watcher looked, in the last seven days (newest
     /// first, at most 100). Ask the mint whether each was paid.
     pub orphaned_quotes: Vec<OrphanedQuoteView>,
+    /// Platform tokens the treasury sweep found spent by someone else, in the last 30 days
+    /// (newest first, at most 100). Rotate the treasury key (`TREASURY_PUBKEY`).
+    pub platform_tokens_spent_elsewhere: Vec<SpentElsewhereView>,
 }
 
 /// Above this share of disputes per settled trade (24 h), the alerts say so.
@@ -208,7 +226,7 @@ impl AdminOffersApi {
     ///
     /// Offers stuck past their deadline, disputes waiting for a resolution, payouts owed and
     /// not moving, jobs that gave up, how far the wallet reconciliation has reached, and mint
-    /// quotes whose wallet was gone. The
+    /// quotes whose wallet was gone, platform tokens spent by someone other than the treasury. The
     /// workers act on the same conditions (and log them); this is for dashboards and paging.
     #[oai(path = "/admin/alerts", method = "get", operation_id = "adminAlerts")]
     async fn alerts(
@@ -226,7 +244,9 @@ impl AdminOffersApi {
         let (last, behind) =
             alerts::reconciliation(pool, state.ctx.config.worker.reconcile_interval * 3).await?;
         let orphaned = alerts::orphaned_quotes(pool, 100).await?;
-        let ok = stuck.is_empty()
+        let spent = alerts::spent_elsewhere(pool, 100).await?;
+        let ok = spent.is_empty()
+            && stuck.is_empty()
             && waiting == 0
             && rate <= DISPUTE_RATE_ALERT
             && overdue.is_empty()
@@ -274,6 +294,15 @@ impl AdminOffersApi {
                     amount_sats: q.amount_sats,
                     expires_at: q.expires_at,
                     orphaned_at: q.orphaned_at,
+                })
+                .collect(),
+            platform_tokens_spent_elsewhere: spent
+                .into_iter()
+                .map(|p| SpentElsewhereView {
+                    payout_id: p.id,
+                    offer_id: p.offer_id,
+                    amount_sats: p.amount_sats,
+                    found_at: p.spent_elsewhere_at,
                 })
                 .collect(),
         }))

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use openpleb_common::db::reputation::SignedOutput;
 use openpleb_common::reputation::{keys_map, UNIT};
-use openpleb_common::trade::reputation::{signed_by_outputs, signed_for, Reputation};
+use openpleb_common::trade::payouts::KeyProof;
+use openpleb_common::trade::reputation::{
+    signed_by_outputs, signed_for, signed_for_key, Reputation,
+};
 use openpleb_common::trade::{load_visible, Viewer};
 use poem::web::Data;
 use poem_openapi::param::Path;
@@ -177,6 +180,22 @@ pub struct OutputsQuery {
     pub outputs: Vec<String>,
 }
 
+/// Proof of holding a party's key, for fetching its reputation signatures without a session.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReputationKeyProof {
+    /// The payout key given when creating or claiming the offer, or the registered key
+    /// revealed in its dispute (x-only hex).
+    #[oai(validator(max_length = "64"))]
+    pub payout_pubkey: String,
+    /// Milliseconds since the epoch, within 60 s of the server's clock.
+    pub timestamp: i64,
+    /// BIP-340 signature by that key over
+    /// SHA-256("openpleb-reputation:" ‖ offer id ‖ ":" ‖ timestamp).
+    #[oai(validator(max_length = "128"))]
+    pub signature: String,
+}
+
 fn views(rows: Vec<SignedOutput>) -> Result<Vec<SignedView>, ApiError> {
     rows.into_iter()
         .map(|r| {
@@ -240,6 +259,32 @@ impl ReputationApi {
             return Err(ApiError::not_found("offer_not_found", "no such offer").into());
         };
         Ok(Json(views(signed_for(&state.ctx, offer.id, role).await?)?))
+    }
+
+    /// Your reputation signatures for an offer, by key, without a session
+    ///
+    /// Trades outlive sessions. Proving the payout key you gave as maker or taker (or the
+    /// registered key you revealed in the offer's dispute) with a signature over the offer id
+    /// and a fresh timestamp returns that party's signatures; a key that is no party's gets an
+    /// empty list. Errors: 400 `invalid_payout_pubkey`, `stale_timestamp`, `invalid_signature`; 404
+    /// `offer_not_found`.
+    #[oai(
+        path = "/offers/:id/reputation/by-key",
+        method = "post",
+        operation_id = "getOfferReputationByKey"
+    )]
+    async fn for_offer_by_key(
+        &self,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+        body: Json<ReputationKeyProof>,
+    ) -> ApiResult<Json<Vec<SignedView>>> {
+        let proof = KeyProof {
+            pubkey: &body.payout_pubkey,
+            timestamp: body.timestamp,
+            signature: &body.signature,
+        };
+        Ok(Json(views(signed_for_key(&state.ctx, *id, proof).await?)?))
     }
 
     /// Signatures by output, without a session

@@ -34,6 +34,7 @@ impl Config {
             reputation: reputation_config(&env)?,
             ops: ops_config(&env)?,
             retention: retention_config(&env)?,
+            treasury: treasury_config(&env)?,
         })
     }
 }
@@ -91,6 +92,17 @@ fn wallets_config<F: Fn(&str) -> Option<String>>(
             "must be at least 32 bytes of hex (64 hex characters)",
         ));
     }
+    let archive_dir = env.raw("WALLETS_ARCHIVE_DIR").map(PathBuf::from);
+    if let Some(dir) = &archive_dir {
+        // Archives are named by wallet id: inside a volume they would shadow live files.
+        if volumes.iter().any(|v| dir.starts_with(v)) {
+            return Err(invalid(
+                "WALLETS_ARCHIVE_DIR",
+                "must not be inside a WALLETS_DIR volume",
+            ));
+        }
+    }
+    let archive_days: u64 = env.positive("WALLET_ARCHIVE_DAYS", 90)?;
     Ok(WalletsConfig {
         volumes,
         shards: env.positive("WALLET_SHARDS", 256)?,
@@ -102,6 +114,11 @@ fn wallets_config<F: Fn(&str) -> Option<String>>(
         // holder's lease runs out while an open waits for it), and tests set them directly.
         lease_ttl: Duration::from_secs(30),
         lease_wait: Duration::from_secs(45),
+        archive_dir,
+        archive_keep: archive_days
+            .checked_mul(86_400)
+            .map(Duration::from_secs)
+            .ok_or_else(|| invalid("WALLET_ARCHIVE_DAYS", "too large"))?,
     })
 }
 
@@ -349,4 +366,38 @@ fn reputation_config<F: Fn(&str) -> Option<String>>(
         earn_per_trade: env.parse("REPUTATION_EARN_PER_TRADE", 1)?,
         max_stake: env.parse("REPUTATION_MAX_STAKE", 5)?,
     })
+}
+
+/// `TREASURY_PUBKEY` (x-only hex) and `TREASURY_SECRET` (hex), each optional; a secret given
+/// with the key must be the key's.
+fn treasury_config<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<TreasuryConfig, ConfigError> {
+    use std::str::FromStr;
+    let pubkey = match env.raw("TREASURY_PUBKEY") {
+        None => None,
+        Some(k) => {
+            let k = k.trim().to_ascii_lowercase();
+            crate::domain::keys::XOnlyKey::from_str(&k)
+                .map_err(|e| invalid("TREASURY_PUBKEY", &e.to_string()))?;
+            Some(k)
+        }
+    };
+    let secret = match env.raw("TREASURY_SECRET") {
+        None => None,
+        Some(s) => {
+            let s = s.trim().to_ascii_lowercase();
+            let key = cdk::nuts::SecretKey::from_hex(&s)
+                .map_err(|_| invalid("TREASURY_SECRET", "expected a 32-byte secret key in hex"))?;
+            let own = key.public_key().x_only_public_key().to_string();
+            if pubkey.as_ref().is_some_and(|p| *p != own) {
+                return Err(invalid(
+                    "TREASURY_SECRET",
+                    "is not the secret of TREASURY_PUBKEY",
+                ));
+            }
+            Some(Secret(s))
+        }
+    };
+    Ok(TreasuryConfig { pubkey, secret })
 }

@@ -43,6 +43,11 @@ pub enum ConfigError {
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret from its value (tests and callers that build a configuration by hand).
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
     /// The secret's bytes, for a secret validated as hex when it was loaded.
     pub fn hex_bytes(&self) -> Vec<u8> {
         self.0
@@ -139,6 +144,34 @@ pub struct Config {
     pub ops: OpsConfig,
     /// How long finished records are kept.
     pub retention: RetentionConfig,
+    /// The key the platform's fees lock to.
+    pub treasury: TreasuryConfig,
+}
+
+/// The treasury key platform payouts are P2PK-locked to (`wallet::treasury`): its secret is
+/// never in PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreasuryConfig {
+    /// x-only hex (`TREASURY_PUBKEY`); `None`: a key derived from `WALLET_MASTER_SECRET`.
+    pub pubkey: Option<String>,
+    /// Its secret key, hex, for the workers that sweep fees into the treasury wallet
+    /// (`TREASURY_SECRET`); checked to belong to `pubkey`. The api does not need it.
+    pub secret: Option<Secret>,
+}
+
+impl TreasuryConfig {
+    /// What a worker (the process that sweeps) needs: with `TREASURY_PUBKEY` set, its
+    /// `TREASURY_SECRET`, or the fees would wait, locked, forever.
+    pub fn check_sweeper(&self) -> Result<(), ConfigError> {
+        if self.pubkey.is_some() && self.secret.is_none() {
+            return Err(ConfigError::Invalid {
+                var: "TREASURY_SECRET",
+                reason: "a worker sweeps the platform's fees: set it with TREASURY_PUBKEY"
+                    .to_owned(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Reputation tokens: the issuer's secret and rotation, and how many tokens a trade earns or
@@ -206,6 +239,13 @@ pub struct WalletsConfig {
     pub lease_ttl: Duration,
     /// How long an open waits for another process to give a wallet up.
     pub lease_wait: Duration,
+    /// Where the files of sessions whose trade went through a dispute or an admin action are
+    /// copied before the cleanup deletes them; archiving is off when unset
+    /// (`WALLETS_ARCHIVE_DIR`).
+    pub archive_dir: Option<PathBuf>,
+    /// How long an archived wallet file is kept before the retention job deletes it
+    /// (`WALLET_ARCHIVE_DAYS`).
+    pub archive_keep: Duration,
 }
 
 impl WalletsConfig {

@@ -230,3 +230,75 @@ fn trusted_proxies_are_cidr_blocks() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn wallet_archives_are_off_unless_a_directory_is_named() {
+    let c = load(&base()).expect("config");
+    assert_eq!(c.wallets.archive_dir, None);
+    assert_eq!(c.wallets.archive_keep, Duration::from_secs(90 * 86_400));
+    let mut vars = base();
+    vars.insert("WALLETS_DIR", "/srv/wallets".to_owned());
+    vars.insert("WALLETS_ARCHIVE_DIR", "/srv/archive".to_owned());
+    vars.insert("WALLET_ARCHIVE_DAYS", "7".to_owned());
+    let c = load(&vars).expect("config");
+    assert_eq!(c.wallets.archive_dir, Some(PathBuf::from("/srv/archive")));
+    assert_eq!(c.wallets.archive_keep, Duration::from_secs(7 * 86_400));
+    vars.insert("WALLETS_ARCHIVE_DIR", "/srv/wallets/archive".to_owned());
+    assert!(matches!(
+        load(&vars),
+        Err(ConfigError::Invalid {
+            var: "WALLETS_ARCHIVE_DIR",
+            ..
+        })
+    ));
+    vars.insert("WALLETS_ARCHIVE_DIR", "/srv/archive".to_owned());
+    vars.insert("WALLET_ARCHIVE_DAYS", "0".to_owned());
+    assert!(load(&vars).is_err());
+}
+
+#[test]
+fn a_treasury_secret_must_be_its_keys() {
+    let c = load(&base()).expect("config");
+    assert_eq!(c.treasury.pubkey, None);
+    assert!(c.treasury.check_sweeper().is_ok());
+    let sk = cdk::nuts::SecretKey::generate();
+    let pk = sk.public_key().x_only_public_key().to_string();
+    let mut vars = base();
+    vars.insert("TREASURY_PUBKEY", pk.clone());
+    let c = load(&vars).expect("config");
+    assert_eq!(c.treasury.pubkey.as_deref(), Some(pk.as_str()));
+    assert!(
+        c.treasury.check_sweeper().is_err(),
+        "a worker needs the secret"
+    );
+    vars.insert("TREASURY_SECRET", sk.to_secret_hex());
+    assert!(load(&vars)
+        .expect("config")
+        .treasury
+        .check_sweeper()
+        .is_ok());
+    vars.insert(
+        "TREASURY_SECRET",
+        cdk::nuts::SecretKey::generate().to_secret_hex(),
+    );
+    assert!(matches!(
+        load(&vars),
+        Err(ConfigError::Invalid {
+            var: "TREASURY_SECRET",
+            ..
+        })
+    ));
+    vars.insert("TREASURY_PUBKEY", "zz".repeat(32));
+    assert!(load(&vars).is_err());
+    let dbg = format!(
+        "{:?}",
+        load(&{
+            let mut v = base();
+            v.insert("TREASURY_SECRET", sk.to_secret_hex());
+            v
+        })
+        .expect("config")
+        .treasury
+    );
+    assert!(!dbg.contains(&sk.to_secret_hex()), "{dbg}");
+}

@@ -16,6 +16,9 @@ use crate::domain::payout::{PayoutPurpose, PayoutState};
 /// An offer overdue by longer than this is stuck: its lapse job and the backstop both failed.
 pub const STUCK_OFFER_GRACE: Duration = Duration::from_secs(600);
 
+/// Platform tokens found spent by someone other than the treasury are listed this long.
+pub const SPENT_ELSEWHERE_WINDOW: Duration = Duration::from_secs(30 * 86_400);
+
 /// A payout unreleased (or a platform fee unswept) this long after it was recorded is overdue.
 pub const OVERDUE_PAYOUT_GRACE: Duration = Duration::from_secs(600);
 
@@ -115,6 +118,38 @@ pub async fn orphaned_quotes(pool: &PgPool, limit: i64) -> Result<Vec<OrphanedQu
           order by updated_at desc limit $2",
     )
     .bind(interval(ORPHANED_QUOTE_WINDOW)?)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// A platform token the treasury sweep found spent by someone else.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SpentElsewhere {
+    /// The payout.
+    pub id: Uuid,
+    /// Its offer.
+    pub offer_id: Uuid,
+    /// The platform's share.
+    pub amount_sats: i64,
+    /// When the sweep found it spent.
+    pub spent_elsewhere_at: DateTime<Utc>,
+}
+
+/// Platform tokens found spent by someone other than the treasury within
+/// [`SPENT_ELSEWHERE_WINDOW`], newest first.
+pub async fn spent_elsewhere(
+    pool: &PgPool,
+    limit: i64,
+) -> Result<Vec<SpentElsewhere>, sqlx::Error> {
+    let window = chrono::Duration::from_std(SPENT_ELSEWHERE_WINDOW)
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query_as(
+        "select id, offer_id, amount_sats, spent_elsewhere_at from payouts
+          where state = 'SPENT_ELSEWHERE' and spent_elsewhere_at > now() - $1
+          order by spent_elsewhere_at desc limit $2",
+    )
+    .bind(window)
     .bind(limit)
     .fetch_all(pool)
     .await

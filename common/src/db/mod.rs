@@ -34,11 +34,17 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 /// Opens a pool of at most `size` connections that fails fast when the database is down.
 pub async fn connect(url: &str, size: u32) -> Result<PgPool, sqlx::Error> {
+    pool_options(size).connect(url).await
+}
+
+/// The pool settings of [`connect`]: at most `size` connections, a 5 s acquire timeout, and
+/// every acquire reported as a debug event, which [`crate::metrics::db`] records as the pool
+/// wait (sqlx reports statements by default).
+pub fn pool_options(size: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(size)
         .acquire_timeout(Duration::from_secs(5))
-        .connect(url)
-        .await
+        .acquire_time_level(log::LevelFilter::Debug)
 }
 
 /// Brings the schema up to date: the application's migrations, then apalis' queue schema.

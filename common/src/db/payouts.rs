@@ -195,6 +195,19 @@ pub async fn mark_released(
     Ok(done.rows_affected() == 1)
 }
 
+/// Marks a released platform payout as spent by someone other than the treasury; false when
+/// it was no longer RELEASED (swept or marked by another run).
+pub async fn mark_spent_elsewhere(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update payouts set state = 'SPENT_ELSEWHERE', spent_elsewhere_at = now()
+          where id = $1 and state = 'RELEASED'",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Marks a platform payout swept into the treasury.
 pub async fn mark_swept(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("update payouts set state = 'SWEPT' where id = $1 and state = 'RELEASED'")

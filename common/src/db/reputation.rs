@@ -73,9 +73,14 @@ pub async fn add_output(
 }
 
 /// Records a staked token's Y. False when it was staked before.
+///
+/// The time is kept to the day: the stake is recorded in the transaction that creates the
+/// offer or claim, whose exact time the offer keeps, and an exact time here would tell which
+/// offer each token was staked on.
 pub async fn spend(conn: &mut PgConnection, y: &str, keyset_id: &str) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "insert into reputation_spent (y, keyset_id) values ($1, $2) on conflict do nothing",
+        "insert into reputation_spent (y, keyset_id, spent_at)
+         values ($1, $2, date_trunc('day', now())) on conflict do nothing",
     )
     .bind(y)
     .bind(keyset_id)

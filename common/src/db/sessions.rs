@@ -125,6 +125,22 @@ pub async fn cleanup_candidates(pool: &PgPool, limit: i64) -> Result<Vec<Uuid>, 
     .await
 }
 
+/// Whether a trade of the session (as maker or taker) went through a dispute (an issue was
+/// raised) or an admin action named its offer: such a session's wallet is archived before the
+/// cleanup deletes it.
+pub async fn disputed_or_admin_touched(pool: &PgPool, session: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "select exists (
+            select 1 from offers o
+             where (o.maker_session_id = $1 or o.taker_session_id = $1)
+               and (exists (select 1 from disputes d where d.offer_id = o.id)
+                    or exists (select 1 from admin_actions a where a.target = o.id::text)))",
+    )
+    .bind(session)
+    .fetch_one(pool)
+    .await
+}
+
 /// The payout key of the session's most recent offer, with the offer and the session's role.
 pub async fn last_payout_key(
     pool: &PgPool,

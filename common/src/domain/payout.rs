@@ -27,6 +27,9 @@ text_enum! {
         Released => "RELEASED",
         /// The platform's share, moved on into the treasury wallet.
         Swept => "SWEPT",
+        /// The platform's share, found spent at the mint by someone other than the treasury
+        /// (its key leaked, or an old unlocked token read out of the database): an incident.
+        SpentElsewhere => "SPENT_ELSEWHERE",
     }
 }
 
@@ -100,6 +103,7 @@ mod tests {
         assert!(!PayoutState::Recorded.is_released());
         assert!(PayoutState::Released.is_released());
         assert!(PayoutState::Swept.is_released());
+        assert!(PayoutState::SpentElsewhere.is_released());
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! Counters and histograms are recorded where things happen (HTTP middleware, wallet
 //! manager, job wrapper, trade steps) through the `metrics` facade; gauges that need the
 //! database are computed at scrape time by [`gauges::DbGauges`] behind a short cache, so a
-//! scrape costs one round trip however many series it reports. `render` serves both the admin
+//! scrape costs one round trip however many series it reports; database statement and pool
+//! wait times come from sqlx's own timing events through [`db::layer`]. `render` serves both the admin
 //! listener's `/metrics` and each worker's `WORKER_METRICS_ADDR`.
 
+pub mod db;
 pub mod gauges;
 pub mod names;
 
@@ -130,6 +132,11 @@ pub fn bat_verified(result: &'static str, started: Instant) {
 pub fn session_cleaned(lived_secs: f64) {
     metrics::counter!(names::SESSIONS_CLEANED).increment(1);
     metrics::histogram!(names::SESSION_DURATION).record(lived_secs);
+}
+
+/// Counts a wallet file copied into the archive.
+pub fn wallet_archived() {
+    metrics::counter!(names::WALLETS_ARCHIVED).increment(1);
 }
 
 /// Sets the number of wallets this process holds open.

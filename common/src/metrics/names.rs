@@ -33,6 +33,15 @@ pub const SESSIONS_CLEANED: &str = "openpleb_sessions_cleaned_total";
 pub const SESSION_DURATION: &str = "openpleb_session_duration_seconds";
 /// Counter: rows deleted by the retention job by `table`.
 pub const RETENTION_PRUNED: &str = "openpleb_retention_pruned_total";
+/// Counter: wallet files copied into the archive before their deletion.
+pub const WALLETS_ARCHIVED: &str = "openpleb_wallets_archived_total";
+/// Histogram: time of one database statement by `op` (select, insert, update, delete,
+/// other), seconds.
+pub const DB_QUERY_DURATION: &str = "openpleb_db_query_duration_seconds";
+/// Histogram: time spent waiting for a connection from the pool, seconds.
+pub const DB_POOL_WAIT: &str = "openpleb_db_pool_wait_seconds";
+/// Counter: platform tokens the treasury sweep found spent by someone else.
+pub const PLATFORM_TOKENS_SPENT_ELSEWHERE: &str = "openpleb_platform_tokens_spent_elsewhere_total";
 
 /// Gauge (scrape): offers by `status`.
 pub const OFFERS: &str = "openpleb_offers";
@@ -79,6 +88,10 @@ pub const ALL: &[&str] = &[
     SESSIONS_CLEANED,
     SESSION_DURATION,
     RETENTION_PRUNED,
+    WALLETS_ARCHIVED,
+    DB_QUERY_DURATION,
+    DB_POOL_WAIT,
+    PLATFORM_TOKENS_SPENT_ELSEWHERE,
     OFFERS,
     SESSIONS_ACTIVE,
     SESSION_WALLETS,
@@ -102,6 +115,8 @@ pub const HISTOGRAMS: &[&str] = &[
     OFFER_DURATION,
     BAT_VERIFICATION_DURATION,
     SESSION_DURATION,
+    DB_QUERY_DURATION,
+    DB_POOL_WAIT,
 ];
 
 /// Whether `series` (a name as a rule or dashboard writes it, histogram suffixes included) is
@@ -151,6 +166,21 @@ pub(super) fn describe() {
         "Session lifetime, opening to end or expiry"
     );
     describe_counter!(RETENTION_PRUNED, "Rows deleted by the retention job");
+    describe_counter!(WALLETS_ARCHIVED, "Wallet files archived before deletion");
+    describe_counter!(
+        PLATFORM_TOKENS_SPENT_ELSEWHERE,
+        "Platform tokens found spent by someone other than the treasury"
+    );
+    describe_histogram!(
+        DB_QUERY_DURATION,
+        Unit::Seconds,
+        "Database statement time by operation"
+    );
+    describe_histogram!(
+        DB_POOL_WAIT,
+        Unit::Seconds,
+        "Wait for a connection from the pool"
+    );
     describe_gauge!(OFFERS, "Offers by status");
     describe_gauge!(SESSIONS_ACTIVE, "Sessions not ended and not expired");
     describe_gauge!(SESSION_WALLETS, "Session wallets not yet removed");

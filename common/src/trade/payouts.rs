@@ -75,20 +75,30 @@ pub struct KeyProof<'a> {
     pub signature: &'a str,
 }
 
+/// The key `proof` proves, as x-only hex, once its timestamp is fresh and its signature over
+/// SHA-256 of `message` checks out.
+pub(crate) fn proven_key(
+    ctx: &TradeCtx,
+    proof: &KeyProof<'_>,
+    message: &str,
+) -> Result<String, TradeError> {
+    let key = payout_key(proof.pubkey, "payoutPubkey")?;
+    check_timestamp(proof.timestamp, ctx.clock.now().timestamp_millis())
+        .map_err(|e| TradeError::invalid("stale_timestamp", "timestamp", e.to_string()))?;
+    let digest = sha256::Hash::hash(message.as_bytes());
+    verify_signature(&key, digest.to_byte_array(), proof.signature)
+        .map_err(|e| TradeError::invalid("invalid_signature", "signature", e.to_string()))?;
+    Ok(key.to_string())
+}
+
 /// The payouts of `offer_id` locked to the proven key.
 pub async fn for_key(
     ctx: &TradeCtx,
     offer_id: Uuid,
     proof: KeyProof<'_>,
 ) -> Result<Vec<Payout>, TradeError> {
-    let key = payout_key(proof.pubkey, "payoutPubkey")?;
-    check_timestamp(proof.timestamp, ctx.clock.now().timestamp_millis())
-        .map_err(|e| TradeError::invalid("stale_timestamp", "timestamp", e.to_string()))?;
-    let digest = sha256::Hash::hash(proof_message(offer_id, proof.timestamp).as_bytes());
-    verify_signature(&key, digest.to_byte_array(), proof.signature)
-        .map_err(|e| TradeError::invalid("invalid_signature", "signature", e.to_string()))?;
+    let key = proven_key(ctx, &proof, &proof_message(offer_id, proof.timestamp))?;
     let offer = load(ctx, offer_id).await?;
-    let key = key.to_string();
     let rows = payouts::for_offer(&ctx.pool, offer.id).await?;
     Ok(rows
         .into_iter()

@@ -7,7 +7,9 @@ use cdk_common::nuts::{BlindedMessage, Proof};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::payouts::{proven_key, KeyProof};
 use super::{TradeCtx, TradeError};
+use crate::db::disputes;
 use crate::db::offers::Offer;
 use crate::db::reputation::{self, Purpose, SignedOutput};
 use crate::domain::reputation::Fate;
@@ -160,6 +162,45 @@ pub async fn signed_for(
     role: Role,
 ) -> Result<Vec<SignedOutput>, TradeError> {
     Ok(reputation::signed(&ctx.pool, offer_id, role).await?)
+}
+
+/// The message a party's key signs to fetch its reputation signatures without a session.
+pub fn key_proof_message(offer: Uuid, timestamp: i64) -> String {
+    format!("openpleb-reputation:{offer}:{timestamp}")
+}
+
+/// The signed outputs of the party of `offer_id` whose key `proof` proves: the payout key it
+/// gave when creating or claiming the offer, or the registered key it revealed in a dispute
+/// (its payouts lock to either). Trades outlive sessions, and this needs none. A key that is
+/// no party's gets an empty list, as `payouts/by-key` does.
+pub async fn signed_for_key(
+    ctx: &TradeCtx,
+    offer_id: Uuid,
+    proof: KeyProof<'_>,
+) -> Result<Vec<SignedOutput>, TradeError> {
+    let key = proven_key(ctx, &proof, &key_proof_message(offer_id, proof.timestamp))?;
+    let offer = super::load(ctx, offer_id).await?;
+    let revealed = {
+        let mut conn = ctx.pool.acquire().await?;
+        disputes::get(&mut conn, offer.id).await?
+    };
+    let is = |given: Option<&str>, shown: Option<&str>| {
+        given == Some(key.as_str()) || shown == Some(key.as_str())
+    };
+    let role = if is(
+        Some(offer.maker_payout_pubkey.as_str()),
+        revealed.as_ref().map(|d| d.maker_pubkey.as_str()),
+    ) {
+        Role::Maker
+    } else if is(
+        offer.taker_payout_pubkey.as_deref(),
+        revealed.as_ref().and_then(|d| d.taker_pubkey.as_deref()),
+    ) {
+        Role::Taker
+    } else {
+        return Ok(Vec::new());
+    };
+    signed_for(ctx, offer.id, role).await
 }
 
 /// The signed outputs among `blinded` (hex B_ values only their owner knows).

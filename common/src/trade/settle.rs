@@ -2,7 +2,9 @@
 //! wallet, recorded as payouts in the transaction that moved the offer to its final state, with
 //! the release job enqueued beside them. Nothing moves until the release job runs, and a
 //! payout is recorded at most once (unique per offer, party, purpose, wallet and reference).
-//! Payouts lock to each party's payout key, or to the registered key it revealed in a dispute.
+//! Payouts lock to each party's payout key, or to the registered key it revealed in a dispute;
+//! the platform's share locks to the treasury key (`wallet::treasury`), so the token stored
+//! until the sweep is worth nothing to a reader of the database.
 //! Each party's reputation is concluded in the same transaction: earned, returned or burned.
 
 use sqlx::PgConnection;
@@ -17,6 +19,7 @@ use crate::domain::payout::PayoutPurpose;
 use crate::domain::reputation::fates;
 use crate::domain::role::Role;
 use crate::jobs::{self, ReleasePayouts};
+use crate::wallet::treasury::TreasuryKey;
 use crate::wallet::WalletId;
 
 /// Records the payouts `owed` of `offer_id` and enqueues their release, in the caller's
@@ -66,6 +69,10 @@ pub async fn settle(
     let taker_key = revealed
         .and_then(|d| d.taker_pubkey)
         .or_else(|| offer.taker_payout_pubkey.clone());
+    let treasury = TreasuryKey::from_config(&ctx.config)
+        .map_err(|e| TradeError::Inconsistent(format!("treasury key: {e}")))?
+        .lock
+        .to_string();
     let maker_wallet = WalletId::session(offer.maker_session_id);
     let taker_wallet = offer.taker_session_id.map(WalletId::session);
     let purpose = match outcome {
@@ -88,7 +95,7 @@ pub async fn settle(
                     offer.id
                 ))
             })?),
-            Party::Platform => None,
+            Party::Platform => Some(treasury.as_str()),
         };
         rows.push(NewPayout {
             offer_id: offer.id,

@@ -415,11 +415,24 @@ impl WalletManager {
     /// The check and the removal happen under the wallet's lock, so no operation can put sats
     /// into the wallet between them.
     pub async fn delete(&self, id: &WalletId, funds: Funds) -> Result<(), WalletError> {
+        self.delete_archiving(id, funds, None).await
+    }
+
+    /// [`WalletManager::delete`], copying the file into `archive_dir` first when given (see
+    /// [`super::archive`]): under the same lock and lease as the check and the removal, so the
+    /// copy is the file as it was deleted. A failed copy leaves the wallet in place.
+    pub async fn delete_archiving(
+        &self,
+        id: &WalletId,
+        funds: Funds,
+        archive_dir: Option<PathBuf>,
+    ) -> Result<(), WalletError> {
         if !self.exists(id) {
             return Ok(());
         }
         let open = self.open(false);
         let owned = id.clone();
+        let path = self.path_of(id);
         wallet_op("delete", self.in_task(id, move |held| {
             Box::pin(async move {
                 let wallet = held.wallet(open).await?;
@@ -431,6 +444,10 @@ impl WalletManager {
                         tracing::info!(wallet = %owned, sats, reason = %reason, "deleting wallet with accounted-for funds");
                     }
                     Funds::MustBeEmpty => return Err(WalletError::NotEmpty { id: owned, sats }),
+                }
+                if let Some(dir) = archive_dir {
+                    super::archive::copy_into(&path, &dir, &owned).await?;
+                    crate::metrics::wallet_archived();
                 }
                 held.remove().await
             })

@@ -2,10 +2,12 @@
 //!
 //! The manager is split by concern: `manager` (the operations callers use), `slots` (the
 //! cache of open wallets, leases, and the task-and-lock path every operation takes), `fees`
-//! (the pure search that fits a send and its mint fee), `reconcile` (settling crash leftovers
-//! with the mint), `locked` (the token of a locked payout send cut after the mint's swap) and
-//! `error` (what failed, and what a client can do about it).
+//! (the pure search that fits a send and its mint fee), `archive` (copies of wallet files kept
+//! after deletion), `reconcile` (settling crash leftovers with the mint), `locked` (the token
+//! of a locked payout send cut after the mint's swap) and `error` (what failed, and what a
+//! client can do about it).
 
+pub mod archive;
 pub mod error;
 pub mod fees;
 pub mod layout;
@@ -15,6 +17,7 @@ pub mod reconcile;
 pub mod service_auth;
 mod slots;
 pub mod store;
+pub mod treasury;
 
 pub use error::{WalletError, WalletErrorKind};
 pub use layout::{WalletId, WalletLayout};

@@ -4,12 +4,15 @@
 //! enters is paid out by a settlement) is swept back, P2PK-locked to the payout key of the
 //! session's last offer, before the file goes. A wallet is deleted only when nothing unspent or
 //! reserved is left in it and every token it sent is stored as a released payout; or when what
-//! is left is dust the mint's input fee would eat whole.
+//! is left is dust the mint's input fee would eat whole. With `WALLETS_ARCHIVE_DIR` set, the
+//! file of a session whose trade went through a dispute or an admin action is copied there
+//! first (`wallet::archive`), under the same lock as the deletion.
 //!
 //! Safe to repeat: candidates are re-read from PostgreSQL each run; a sweep is a payout row
 //! unique per (offer, party, purpose, wallet, ref), released by the idempotent release job; the
 //! wallet is deleted only after its sweep is released (a later run), and deleting a file that is
-//! gone is a no-op.
+//! gone is a no-op. An archive copy replaces any earlier copy of the same wallet, so a run
+//! repeated after a crash between the copy and the deletion archives it again, whole.
 
 use std::sync::Arc;
 
@@ -65,6 +68,12 @@ async fn clean(ctx: &WorkerContext, session: Uuid) -> Result<Cleaned, BoxDynErro
     if !ctx.wallets.exists(&wallet) {
         return Ok(Cleaned::NoWallet);
     }
+    let archive = match &ctx.config.wallets.archive_dir {
+        Some(dir) if sessions::disputed_or_admin_touched(&ctx.pool, session).await? => {
+            Some(dir.clone())
+        }
+        _ => None,
+    };
     let held = ctx.wallets.balance(&wallet).await?;
     // An operation in flight, or one the reconciliation has yet to settle.
     if held.reserved > 0 || held.pending > 0 {
@@ -75,9 +84,10 @@ async fn clean(ctx: &WorkerContext, session: Uuid) -> Result<Cleaned, BoxDynErro
         tracing::warn!(wallet = %wallet, sats = held.unspent, "deleting an ended session's wallet holding only dust below the mint's fee");
         return match ctx
             .wallets
-            .delete(
+            .delete_archiving(
                 &wallet,
                 Funds::AccountedFor("dust below the mint's input fee".to_owned()),
+                archive,
             )
             .await
         {
@@ -114,7 +124,11 @@ async fn clean(ctx: &WorkerContext, session: Uuid) -> Result<Cleaned, BoxDynErro
     // Tokens this wallet sent that may still be unclaimed are not counted as held: every one
     // is stored as a released payout (candidates have none left to release), so the file is no
     // longer needed for them.
-    match ctx.wallets.delete(&wallet, Funds::MustBeEmpty).await {
+    match ctx
+        .wallets
+        .delete_archiving(&wallet, Funds::MustBeEmpty, archive)
+        .await
+    {
         Ok(()) => Ok(Cleaned::Deleted),
         Err(WalletError::Busy(_)) => Ok(Cleaned::Kept),
         Err(e) => Err(e.into()),

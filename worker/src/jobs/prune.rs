@@ -1,7 +1,7 @@
 //! Retention: deletes what grows without bound once nothing needs it (README "Operations",
 //! settings `RETENTION_*`): finished jobs, events of long-settled offers, registration nonces
 //! past the timestamp window, old cron slot claims, and reconciliation checks of removed
-//! wallets.
+//! wallets; and archived wallet files older than `WALLET_ARCHIVE_DAYS`.
 //!
 //! Safe to repeat, and to run on several workers at once: every step is a `DELETE` of rows
 //! selected by age or by a final state, which a second run finds already gone; nothing it
@@ -17,6 +17,7 @@ use apalis::prelude::{BoxDynError, Data};
 use openpleb_common::db::retention;
 use openpleb_common::jobs::{queries, Prune};
 use openpleb_common::metrics::names;
+use openpleb_common::wallet::archive;
 
 use crate::WorkerContext;
 
@@ -36,6 +37,8 @@ pub struct Pruned {
     pub cron_slots: u64,
     /// Reconciliation checks of removed wallets.
     pub wallet_checks: u64,
+    /// Archived wallet files (this machine's archive directory).
+    pub wallet_archives: u64,
 }
 
 /// Handles one retention run.
@@ -76,7 +79,20 @@ pub async fn run(ctx: &WorkerContext) -> Result<Pruned, BoxDynError> {
             retention::prune_wallet_checks(pool, BATCH)
         })
         .await?,
+        wallet_archives: prune_archives(ctx).await?,
     })
+}
+
+/// Deletes archived wallet files older than `WALLET_ARCHIVE_DAYS` from this process' archive
+/// directory (none when archiving is off).
+async fn prune_archives(ctx: &WorkerContext) -> Result<u64, BoxDynError> {
+    let Some(dir) = ctx.config.wallets.archive_dir.clone() else {
+        return Ok(0);
+    };
+    let keep = ctx.config.wallets.archive_keep;
+    let n = tokio::task::spawn_blocking(move || archive::prune(&dir, keep)).await??;
+    metrics::counter!(names::RETENTION_PRUNED, "table" => "wallet_archives").increment(n);
+    Ok(n)
 }
 
 /// Repeats `delete` until a batch comes back short or `deadline` passes; counts the rows in

@@ -1,5 +1,6 @@
 //! Releases an offer's recorded payouts: a token per payout, P2PK-locked to the recipient's
-//! payout key, and the platform's share swept into the treasury wallet. Mint fees come out of
+//! payout key, and the platform's share (locked to the treasury key) swept into the treasury
+//! wallet with the key's secret. Mint fees come out of
 //! each payout (the token is worth its amount minus the fee, and the ledger records both); the
 //! treasury's fee for receiving the platform's share is the platform's cost, outside any offer.
 //!
@@ -10,8 +11,10 @@
 //! cannot both pay: storing the operation id is a compare-and-set on the id the run read; the
 //! loser cancels its send before anything leaves the wallet and follows the winner's send. Marking a payout RELEASED is a
 //! compare-and-set that also writes its ledger entries. A send that never got past reserving its proofs is undone by
-//! the wallet's recovery and simply made again. The treasury sweep treats "already spent" as
-//! done: only this platform ever held the unlocked platform token.
+//! the wallet's recovery and simply made again. A sweep that finds the platform token already
+//! spent asks the treasury wallet whether it received it (an earlier run cut before marking
+//! it): then it is swept; else someone else spent it, which is marked SPENT_ELSEWHERE, counted
+//! and alerted, never booked as swept. Both marks are compare-and-sets on RELEASED.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -21,6 +24,8 @@ use openpleb_common::db::payouts::{self, Payout};
 use openpleb_common::domain::keys::XOnlyKey;
 use openpleb_common::domain::payout::PayoutState;
 use openpleb_common::jobs::ReleasePayouts;
+use openpleb_common::metrics::names;
+use openpleb_common::wallet::treasury::TreasuryKey;
 use openpleb_common::wallet::{RecordOperation, WalletError, WalletId};
 
 use crate::WorkerContext;
@@ -116,15 +121,42 @@ async fn run(job: ReleasePayouts, ctx: &WorkerContext) -> Result<(), BoxDynError
             failed.get_or_insert(e);
         }
     }
+    sweep(ctx, job.offer_id).await?;
+    failed.map_or(Ok(()), Err)
+}
+
+/// Sweeps the offer's released platform payouts into the treasury wallet with the treasury
+/// key's secret. A worker given only `TREASURY_PUBKEY` (no secret) leaves them locked and
+/// released, for whoever holds the key.
+pub async fn sweep(ctx: &WorkerContext, offer_id: uuid::Uuid) -> Result<(), BoxDynError> {
     let treasury = WalletId::parse(TREASURY_WALLET)?;
-    for p in payouts::unswept(&ctx.pool, job.offer_id).await? {
+    let key = TreasuryKey::from_config(&ctx.config)?;
+    for p in payouts::unswept(&ctx.pool, offer_id).await? {
         let Some(token) = &p.token else { continue };
-        match ctx.wallets.receive(&treasury, token, vec![]).await {
-            Ok(_) | Err(WalletError::Cdk(cdk::Error::TokenAlreadySpent)) => {
+        let Some(secret) = &key.secret else {
+            tracing::warn!(payout = %p.id, offer = %p.offer_id,
+                "no TREASURY_SECRET here: the platform fee stays locked to TREASURY_PUBKEY");
+            continue;
+        };
+        match ctx
+            .wallets
+            .receive(&treasury, token, vec![secret.clone()])
+            .await
+        {
+            Ok(_) => {
                 payouts::mark_swept(&ctx.pool, p.id).await?;
+            }
+            Err(WalletError::Cdk(cdk::Error::TokenAlreadySpent)) => {
+                if ctx.wallets.received(&treasury, token).await? {
+                    payouts::mark_swept(&ctx.pool, p.id).await?;
+                } else if payouts::mark_spent_elsewhere(&ctx.pool, p.id).await? {
+                    metrics::counter!(names::PLATFORM_TOKENS_SPENT_ELSEWHERE).increment(1);
+                    tracing::error!(payout = %p.id, offer = %p.offer_id, sats = p.amount_sats,
+                        "a platform token was spent by someone other than the treasury");
+                }
             }
             Err(e) => return Err(e.into()),
         }
     }
-    failed.map_or(Ok(()), Err)
+    Ok(())
 }
