@@ -72,9 +72,10 @@ pub async fn run(
     reports: &[TradeReport],
     wallet_dirs: &[PathBuf],
 ) -> anyhow::Result<Vec<Verdict>> {
-    let mut out = Vec::new();
-    out.push(offers_terminal(pool).await?);
-    out.push(quotes_minted(pool, reports).await?);
+    let mut out = vec![
+        offers_terminal(pool).await?,
+        quotes_minted(pool, reports).await?,
+    ];
     out.extend(payouts_redeemed(env, pool, reports).await?);
     out.push(audit(env, pool).await?);
     out.push(alerts(env).await?);
