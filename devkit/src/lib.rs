@@ -4,9 +4,12 @@
 //! Nothing here is a mock: the mint is cdk's own, served over HTTP on loopback, and the
 //! database is a real PostgreSQL cluster (`DATABASE_URL`).
 
+pub mod chaos;
+pub mod client;
 pub mod fixtures;
 pub mod mint;
 pub mod oidc;
+pub mod payer;
 pub mod reputation;
 pub mod stack;
 pub mod trader;

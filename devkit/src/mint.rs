@@ -193,21 +193,7 @@ impl DevMint {
     /// Marks the invoice of a mint quote paid, as the Lightning backend would on payment. For
     /// mints started with a long `payment_delay_secs`, where nothing is paid on its own.
     pub async fn pay_invoice(&self, bolt11: &str, sats: u64) -> anyhow::Result<()> {
-        use std::str::FromStr;
-
-        use cdk::cdk_payment::{PaymentIdentifier, WaitPaymentResponse};
-        use cdk::Bolt11Invoice;
-        let invoice = Bolt11Invoice::from_str(bolt11).context("bolt11")?;
-        let hash: [u8; 32] = *invoice.payment_hash().as_ref();
-        self.mint
-            .pay_mint_quote_for_request_id(WaitPaymentResponse {
-                payment_identifier: PaymentIdentifier::PaymentHash(hash),
-                payment_amount: cdk::Amount::new(sats, CurrencyUnit::Sat),
-                payment_id: invoice.payment_hash().to_string(),
-            })
-            .await
-            .context("pay quote")?;
-        Ok(())
+        pay_invoice_at(&self.mint, bolt11, sats).await
     }
 
     /// Stops serving and stops the mint's background tasks.
@@ -229,6 +215,25 @@ impl Drop for DevMint {
             let _ = tx.send(());
         }
     }
+}
+
+/// Marks the invoice `bolt11` of a mint quote at `mint` paid with `sats`, as the Lightning
+/// backend would on payment.
+pub async fn pay_invoice_at(mint: &Mint, bolt11: &str, sats: u64) -> anyhow::Result<()> {
+    use std::str::FromStr;
+
+    use cdk::cdk_payment::{PaymentIdentifier, WaitPaymentResponse};
+    use cdk::Bolt11Invoice;
+    let invoice = Bolt11Invoice::from_str(bolt11).context("bolt11")?;
+    let hash: [u8; 32] = *invoice.payment_hash().as_ref();
+    mint.pay_mint_quote_for_request_id(WaitPaymentResponse {
+        payment_identifier: PaymentIdentifier::PaymentHash(hash),
+        payment_amount: cdk::Amount::new(sats, CurrencyUnit::Sat),
+        payment_id: invoice.payment_hash().to_string(),
+    })
+    .await
+    .context("pay quote")?;
+    Ok(())
 }
 
 /// Runs each request in a task of its own, so a client that hangs up (a test cutting a wallet

@@ -2,10 +2,12 @@
 //! its way, and which jobs gave up. Kept here, beside the job definitions, so no repository
 //! reaches into the queue's tables.
 
+use std::collections::HashSet;
+
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{Job, ReleasePayouts};
+use super::{Job, ReleasePayouts, WatchMintQuote};
 
 /// Whether a release job for `offer_id` is waiting, running, or due to be retried: the
 /// reconciliation's re-enqueue of an overdue release adds one only when none is.
@@ -24,6 +26,31 @@ pub async fn release_queued(pool: &PgPool, offer_id: Uuid) -> Result<bool, sqlx:
     .bind(offer_id)
     .fetch_one(pool)
     .await
+}
+
+/// The quotes among `quote_ids` that have a watcher waiting, running, or due to be retried. The
+/// quote sweep starts a chain only for the others: under a backlog (workers killed, the mint
+/// stopped) a quote's watcher can wait in the queue longer than the sweep's two minutes, and
+/// every sweep would otherwise add one more chain per open quote, each minute, to that backlog.
+pub async fn watched_quotes(
+    pool: &PgPool,
+    quote_ids: &[String],
+) -> Result<HashSet<String>, sqlx::Error> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "select distinct quote_id from (
+            select case when job_type = $1
+                        then convert_from(job, 'UTF8')::jsonb ->> 'quote_id' end as quote_id
+              from apalis.jobs
+             where job_type = $1
+               and (status in ('Pending', 'Queued', 'Running')
+                    or (status = 'Failed' and attempts < max_attempts))) live
+          where quote_id = any($2)",
+    )
+    .bind(WatchMintQuote::QUEUE)
+    .bind(quote_ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Jobs that will not run again (killed, or failed with no attempts left), per queue.

@@ -7,114 +7,38 @@
 //!   register, login, BATs, sessions, offer, funding, claim, bond, receipt, completion) and
 //!   redeems both payouts with the payout keys, printing each step and the final balances.
 //!   Exit 0 only if every sat arrived where it should.
+//! - `openpleb-devclient dispute`: the same through an issue, a dispute, a counter and an
+//!   admin's split.
+//! - `openpleb-devclient chaos`: `CHAOS_TRADES` (50) trades at once through every ending while
+//!   `scripts/chaos` kills processes under them, then the end checks (`openpleb_devkit::chaos`).
+//!   Also reads `DEVMINT_PAY_URL`, `DATABASE_URL`, `WALLETS_DIR`, `CHAOS_STAGGER_MS` (400),
+//!   `CHAOS_SHORT_LIFETIME_SECS` (60, the least an offer may ask), `CHAOS_TIMEOUT_SECS` (600), `CHAOS_SETTLE_SECS` (60),
+//!   `CHAOS_CALM_FILE`. Exit 0
+//!   only if every trade ended and every check held.
 //!
 //! Reads `API_URL` (`http://127.0.0.1:3000/api/v1`), `ADMIN_URL`
 //! (`http://127.0.0.1:3001/api/v1`), `ADMIN_TOKEN`, `MINT_URL` (`http://127.0.0.1:3338`) and
 //! `DEVOIDC_URL` (`http://127.0.0.1:3339`).
 
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use cdk::nuts::{CurrencyUnit, SecretKey};
-use cdk::wallet::{ReceiveOptions, WalletBuilder};
-use openpleb_common::domain::dispute::reveal_digest;
+use cdk::nuts::SecretKey;
 use openpleb_common::domain::role::Role;
-use openpleb_common::wallet::store::{SqlxSqliteConfig, WalletSqlxDatabase};
+use openpleb_devkit::chaos::{run as run_chaos, ChaosOptions};
+use openpleb_devkit::client::{
+    call, new_party, payout_key, redeem, registered_key, reveal, upload_receipt, Endpoints, Party,
+};
 use openpleb_devkit::oidc::login_digest;
 use openpleb_devkit::stack::mint_bats;
-use openpleb_devkit::Trader;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-struct Env {
-    api: String,
-    admin: String,
-    admin_token: String,
-    mint: String,
-    issuer: String,
-}
 
 fn var(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
-async fn call(
-    method: &str,
-    url: &str,
-    bearer: Option<&str>,
-    body: Option<&Value>,
-) -> anyhow::Result<Value> {
-    let http = cdk::http_client::HttpClient::new();
-    let mut req = match method {
-        "GET" => http.get(url),
-        _ => http.post(url),
-    };
-    if let Some(b) = body {
-        req = req.json(b);
-    }
-    if let Some(token) = bearer {
-        req = req.header("Authorization", format!("Bearer {token}"));
-    }
-    let resp = req
-        .send()
-        .await
-        .with_context(|| format!("{method} {url}"))?;
-    let text = resp.body_lossy();
-    if !resp.is_success() {
-        bail!("{method} {url}: {} {text}", resp.status());
-    }
-    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-/// A registered trader with a live session. Progress goes to stderr so that `bats` can print
-/// only tokens on stdout.
-struct Party {
-    trader: Trader,
-    bat: String,
-}
-
-async fn new_party(env: &Env, name: &str) -> anyhow::Result<Party> {
-    let invite = call(
-        "POST",
-        &format!("{}/admin/invite-codes", env.admin),
-        Some(&env.admin_token),
-        Some(&json!({})),
-    )
-    .await?;
-    let code = invite["code"].as_str().context("invite code")?;
-    eprintln!("[{name}] got invite code {code}");
-    let trader = Trader::new();
-    call(
-        "POST",
-        &format!("{}/users/register", env.api),
-        None,
-        Some(&trader.registration(code)),
-    )
-    .await?;
-    eprintln!("[{name}] registered pubkey {}", trader.pubkey());
-    let ts = chrono::Utc::now().timestamp_millis();
-    let login = json!({
-        "grant_type": "openpleb_pubkey", "pubkey": trader.pubkey(), "timestamp": ts,
-        "signature": trader.sign_digest(login_digest(&trader.pubkey(), ts)),
-    });
-    let token = call("POST", &format!("{}/token", env.issuer), None, Some(&login)).await?;
-    let cat = token["access_token"].as_str().context("access token")?;
-    eprintln!("[{name}] logged in at the OIDC issuer");
-    let bat = mint_bats(&env.mint, cat, 1).await?.remove(0);
-    eprintln!("[{name}] minted a blind auth token at the mint");
-    call(
-        "POST",
-        &format!("{}/sessions", env.api),
-        None,
-        Some(&json!({"bat": bat})),
-    )
-    .await?;
-    eprintln!("[{name}] opened an anonymous session with it");
-    Ok(Party { trader, bat })
-}
-
-async fn wait_for(env: &Env, who: &Party, id: &str, status: &str) -> anyhow::Result<Value> {
+async fn wait_for(env: &Endpoints, who: &Party, id: &str, status: &str) -> anyhow::Result<Value> {
     for _ in 0..120 {
         let v = call(
             "GET",
@@ -131,7 +55,7 @@ async fn wait_for(env: &Env, who: &Party, id: &str, status: &str) -> anyhow::Res
     bail!("offer {id} never reached {status}")
 }
 
-async fn payouts(env: &Env, who: &Party, id: &str) -> anyhow::Result<Vec<String>> {
+async fn payouts(env: &Endpoints, who: &Party, id: &str) -> anyhow::Result<Vec<String>> {
     for _ in 0..120 {
         let v = call(
             "GET",
@@ -152,73 +76,6 @@ async fn payouts(env: &Env, who: &Party, id: &str) -> anyhow::Result<Vec<String>
     bail!("payouts of {id} were not released")
 }
 
-/// Uploads the receipt as multipart/form-data (plain HTTP to the local dev stack).
-async fn upload_receipt(env: &Env, who: &Party, id: &str) -> anyhow::Result<()> {
-    const PNG: &[u8] = &[
-        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44,
-        0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f,
-        0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0a, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00,
-        0x01, 0x00, 0x00, 0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49,
-        0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
-    ];
-    let url = format!("{}/offers/{id}/receipt", env.api);
-    let rest = url
-        .strip_prefix("http://")
-        .context("the demo speaks plain HTTP")?;
-    let (host, path) = rest.split_once('/').context("url")?;
-    let boundary = "openplebdemoboundary";
-    let mut body = Vec::new();
-    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"receipt.png\"\r\nContent-Type: image/png\r\n\r\n").as_bytes());
-    body.extend_from_slice(PNG);
-    body.extend_from_slice(format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\npaid by the demo\r\n--{boundary}--\r\n").as_bytes());
-    let head = format!(
-        "POST /{path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        who.bat,
-        body.len()
-    );
-    let mut stream = tokio::net::TcpStream::connect(host).await?;
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(&body).await?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await?;
-    if !answer.starts_with("HTTP/1.1 200") {
-        bail!(
-            "receipt upload: {}",
-            answer.lines().next().unwrap_or_default()
-        );
-    }
-    Ok(())
-}
-
-/// Redeems `tokens` into a fresh wallet with `key`; returns the sats.
-async fn redeem(env: &Env, tokens: &[String], key: &SecretKey) -> anyhow::Result<u64> {
-    let db = Arc::new(WalletSqlxDatabase::new(SqlxSqliteConfig::memory()).await?);
-    let mut seed = [0u8; 64];
-    seed[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    let wallet = WalletBuilder::new()
-        .mint_url(env.mint.parse().context("mint url")?)
-        .unit(CurrencyUnit::Sat)
-        .localstore(db)
-        .seed(seed)
-        .without_rate_limiting()
-        .build()?;
-    let mut total = 0u64;
-    for t in tokens {
-        let opts = ReceiveOptions {
-            p2pk_signing_keys: vec![key.clone()],
-            ..Default::default()
-        };
-        total += u64::from(wallet.receive(t, opts).await?);
-    }
-    Ok(total)
-}
-
-fn key() -> (SecretKey, String) {
-    let sk = SecretKey::generate();
-    let x = sk.public_key().x_only_public_key().to_string();
-    (sk, x)
-}
-
 /// A trade taken as far as the receipt: the parties, the offer and its amounts.
 struct Receipted {
     maker: Party,
@@ -229,7 +86,7 @@ struct Receipted {
     taker_sk: SecretKey,
 }
 
-async fn to_receipt(env: &Env) -> anyhow::Result<Receipted> {
+async fn to_receipt(env: &Endpoints) -> anyhow::Result<Receipted> {
     let provider = call(
         "POST",
         &format!("{}/admin/fiat-providers", env.admin),
@@ -239,10 +96,10 @@ async fn to_receipt(env: &Env) -> anyhow::Result<Receipted> {
     .await?;
     let provider_id = provider["id"].as_str().context("provider")?.to_owned();
     println!("[admin] fiat provider {provider_id}");
-    let maker = new_party(env, "maker").await?;
-    let taker = new_party(env, "taker").await?;
+    let maker = new_party(env, "maker", true).await?;
+    let taker = new_party(env, "taker", true).await?;
 
-    let (maker_sk, maker_key) = key();
+    let (maker_sk, maker_key) = payout_key();
     let created = call(
         "POST",
         &format!("{}/offers", env.api),
@@ -265,7 +122,7 @@ async fn to_receipt(env: &Env) -> anyhow::Result<Receipted> {
     let funded = wait_for(env, &maker, &id, "INVOICE_PAID").await?;
     println!("[maker] funded: the offer is in the book");
 
-    let (taker_sk, taker_key) = key();
+    let (taker_sk, taker_key) = payout_key();
     let claim = call(
         "POST",
         &format!("{}/offers/{id}/claim", env.api),
@@ -294,7 +151,7 @@ async fn to_receipt(env: &Env) -> anyhow::Result<Receipted> {
     })
 }
 
-async fn demo(env: &Env) -> anyhow::Result<()> {
+async fn demo(env: &Endpoints) -> anyhow::Result<()> {
     let t = to_receipt(env).await?;
     let id = &t.id;
     call(
@@ -308,8 +165,8 @@ async fn demo(env: &Env) -> anyhow::Result<()> {
 
     let taker_tokens = payouts(env, &t.taker, id).await?;
     let maker_tokens = payouts(env, &t.maker, id).await?;
-    let got_taker = redeem(env, &taker_tokens, &t.taker_sk).await?;
-    let got_maker = redeem(env, &maker_tokens, &t.maker_sk).await?;
+    let got_taker = redeem(&env.mint, &taker_tokens, &t.taker_sk).await?;
+    let got_maker = redeem(&env.mint, &maker_tokens, &t.maker_sk).await?;
     let n = |k: &str| t.funded[k].as_u64().unwrap_or(0);
     let (s, tf, tb, mb) = (
         n("amountSats"),
@@ -326,19 +183,9 @@ async fn demo(env: &Env) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A reveal of `who`'s registered key for offer `id` as `role`, signed now.
-fn reveal(who: &Party, id: &str, role: Role) -> anyhow::Result<Value> {
-    let ts = chrono::Utc::now().timestamp_millis();
-    let offer: uuid::Uuid = id.parse()?;
-    Ok(json!({
-        "pubkey": who.trader.pubkey(), "timestamp": ts,
-        "signature": who.trader.sign_digest(reveal_digest(offer, role, ts)),
-    }))
-}
-
 /// A trade that goes issue → dispute → counter → admin resolution (SPLIT); both parties
 /// redeem their halves with the registered keys they revealed.
-async fn dispute_demo(env: &Env) -> anyhow::Result<()> {
+async fn dispute_demo(env: &Endpoints) -> anyhow::Result<()> {
     let t = to_receipt(env).await?;
     let id = &t.id;
     let issue = json!({"reason": "not_received", "message": "nothing arrived",
@@ -378,10 +225,10 @@ async fn dispute_demo(env: &Env) -> anyhow::Result<()> {
     call("POST", &path, Some(&env.admin_token), Some(&resolve)).await?;
     println!("[admin] resolved: SPLIT");
 
-    let maker_key = SecretKey::from_slice(&t.maker.trader.secret_key().secret_bytes())?;
-    let taker_key = SecretKey::from_slice(&t.taker.trader.secret_key().secret_bytes())?;
-    let got_maker = redeem(env, &payouts(env, &t.maker, id).await?, &maker_key).await?;
-    let got_taker = redeem(env, &payouts(env, &t.taker, id).await?, &taker_key).await?;
+    let maker_key = registered_key(&t.maker)?;
+    let taker_key = registered_key(&t.taker)?;
+    let got_maker = redeem(&env.mint, &payouts(env, &t.maker, id).await?, &maker_key).await?;
+    let got_taker = redeem(&env.mint, &payouts(env, &t.taker, id).await?, &taker_key).await?;
     let n = |k: &str| t.funded[k].as_u64().unwrap_or(0);
     let pot = n("amountSats") + n("takerRewardSats") + n("makerBondSats") + n("takerBondSats");
     println!("[maker] redeemed {got_maker} sats with its registered key");
@@ -393,11 +240,37 @@ async fn dispute_demo(env: &Env) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `chaos` command: its settings from the environment (see `scripts/chaos`).
+async fn chaos(env: &Endpoints) -> anyhow::Result<bool> {
+    let num = |name: &str, default: u64| -> anyhow::Result<u64> {
+        std::env::var(name)
+            .ok()
+            .map(|v| v.parse().with_context(|| name.to_owned()))
+            .transpose()
+            .map(|v| v.unwrap_or(default))
+    };
+    let opts = ChaosOptions {
+        trades: usize::try_from(num("CHAOS_TRADES", 50)?)?,
+        stagger: Duration::from_millis(num("CHAOS_STAGGER_MS", 400)?),
+        pay_url: var("DEVMINT_PAY_URL", "http://127.0.0.1:3340/pay"),
+        database_url: std::env::var("DATABASE_URL").context("DATABASE_URL is required")?,
+        wallet_dirs: var("WALLETS_DIR", "./data/wallets")
+            .split(',')
+            .map(PathBuf::from)
+            .collect(),
+        short_lifetime: num("CHAOS_SHORT_LIFETIME_SECS", 60)?,
+        timeout: Duration::from_secs(num("CHAOS_TIMEOUT_SECS", 600)?),
+        settle: Duration::from_secs(num("CHAOS_SETTLE_SECS", 60)?),
+        calm_file: std::env::var("CHAOS_CALM_FILE").ok().map(PathBuf::from),
+    };
+    run_chaos(env, &opts).await
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let cmd = args.next();
-    let env = Env {
+    let env = Endpoints {
         api: var("API_URL", "http://127.0.0.1:3000/api/v1"),
         admin: var("ADMIN_URL", "http://127.0.0.1:3001/api/v1"),
         admin_token: std::env::var("ADMIN_TOKEN").context("ADMIN_TOKEN is required")?,
@@ -407,7 +280,7 @@ async fn main() -> anyhow::Result<()> {
     match cmd.as_deref() {
         Some("bats") => {
             let n: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(3);
-            let party = new_party(&env, "trader").await;
+            let party = new_party(&env, "trader", true).await;
             // `new_party` already spent one BAT on a session; mint the requested ones fresh.
             let party = party?;
             let ts = chrono::Utc::now().timestamp_millis();
@@ -424,8 +297,14 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("demo") => demo(&env).await,
         Some("dispute") => dispute_demo(&env).await,
+        Some("chaos") => {
+            if !chaos(&env).await? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         _ => {
-            eprintln!("usage: openpleb-devclient bats [N] | demo | dispute");
+            eprintln!("usage: openpleb-devclient bats [N] | demo | dispute | chaos");
             std::process::exit(2);
         }
     }

@@ -8,7 +8,9 @@
 //! Settings: `DEVMINT_LISTEN` (`127.0.0.1:3338`), `DEVMINT_DB` (`.dev/mint.db`),
 //! `DEVMINT_PAYMENT_DELAY_SECS` (1), `DEVOIDC_LISTEN` (`127.0.0.1:3339`), `DEVOIDC_BACKEND_URL`
 //! (`http://127.0.0.1:3001/api/v1`, the backend's admin API), `OIDC_API_TOKEN` (required),
-//! `DEVOIDC_SERVICE_SECRET` (`openpleb-dev-service-secret`).
+//! `DEVOIDC_SERVICE_SECRET` (`openpleb-dev-service-secret`), `DEVMINT_PAY_LISTEN` (unset: off;
+//! else `host:port` of a switch where `POST /pay` with `{"bolt11"}` pays the invoice at once, for
+//! runs that set a long payment delay and pay invoices themselves, see `scripts/chaos`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,6 +55,11 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     println!("dev mint listening on {}", mint.url);
+    if let Ok(pay_listen) = std::env::var("DEVMINT_PAY_LISTEN") {
+        let addr = pay_listen.parse().context("DEVMINT_PAY_LISTEN")?;
+        let addr = openpleb_devkit::payer::serve(addr, mint.mint.clone()).await?;
+        println!("dev mint payment switch listening on {addr}");
+    }
     println!("dev OIDC issuer listening on {}", oidc.issuer);
     openpleb_common::telemetry::shutdown_signal().await;
     mint.stop().await
