@@ -57,16 +57,16 @@ async fn fill(stack: &Stack) -> anyhow::Result<()> {
 
 /// Full speed with wrk when installed, else with our generator.
 async fn full_speed(
-    stack: &Stack,
+    addr: std::net::SocketAddr,
     path: &str,
     headers: &[(&str, String)],
     secs: u64,
 ) -> anyhow::Result<LoadResult> {
     if load::have_wrk() {
-        let url = format!("http://{}{path}", stack.public_addr);
+        let url = format!("http://{addr}{path}");
         load::wrk(&url, headers, 32, secs).await
     } else {
-        load::generate(stack.public_addr, path, headers, 32, 0, secs as f64).await
+        load::generate(addr, path, headers, 32, 0, secs as f64).await
     }
 }
 
@@ -80,7 +80,13 @@ pub async fn run(stack: &Stack, report: &mut Report, secs: u64) -> anyhow::Resul
     let page = load::generate(stack.public_addr, path, &[], 1, 0, 0.5).await?;
     report.add("book_page_kib", page.body_bytes as f64 / 1024.0, "KiB");
 
-    let fast = full_speed(stack, path, &[], secs).await?;
+    // Before: the same api without the cache.
+    load::generate(stack.uncached_addr, path, &[], 4, 0, 1.0).await?;
+    let before = full_speed(stack.uncached_addr, path, &[], secs).await?;
+    anyhow::ensure!(before.errors == 0, "book: {} errors", before.errors);
+    before.report(report, "book_uncached");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let fast = full_speed(stack.public_addr, path, &[], secs).await?;
     anyhow::ensure!(fast.errors == 0, "book: {} errors", fast.errors);
     fast.report(report, "book");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -102,7 +108,7 @@ pub async fn run(stack: &Stack, report: &mut Report, secs: u64) -> anyhow::Resul
     let path = format!("/api/v1/offers/{id}");
     let auth = [("Authorization", viewer.bearer())];
     load::generate(stack.public_addr, &path, &auth, 4, 0, 1.0).await?;
-    let fast = full_speed(stack, &path, &auth, secs).await?;
+    let fast = full_speed(stack.public_addr, &path, &auth, secs).await?;
     anyhow::ensure!(fast.errors == 0, "offer: {} errors", fast.errors);
     fast.report(report, "offer_get");
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -103,6 +103,9 @@ pub struct Stack {
     admin: TestClient<BoxEndpoint<'static>>,
     /// The public listener's address (for load generators).
     pub public_addr: SocketAddr,
+    /// A second api on the same database with the book cache off (`BOOK_CACHE_MS=0`): the
+    /// "before" of the book figures.
+    pub uncached_addr: SocketAddr,
     /// The database.
     pub db: Database,
     /// Mint and issuer.
@@ -158,10 +161,25 @@ impl Stack {
         tokio::spawn(async move {
             let _ = Server::new_with_acceptor(acceptor).run(public_ep).await;
         });
+        let mut uncached_config = (*config).clone();
+        uncached_config.api.book_cache = Duration::ZERO;
+        let uncached = AppState::new(
+            Arc::new(uncached_config),
+            db.pool.clone(),
+            MintClient::new(&auth.mint.url)?,
+        )?;
+        let uncached_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let uncached_addr = uncached_listener.local_addr()?;
+        let uncached_ep = public_app(uncached);
+        let acceptor = TcpAcceptor::from_tokio(uncached_listener)?;
+        tokio::spawn(async move {
+            let _ = Server::new_with_acceptor(acceptor).run(uncached_ep).await;
+        });
         let mut stack = Self {
             public: TestClient::new(public_app(state.clone()).map_to_response().boxed()),
             admin: TestClient::new(admin_app(state.clone()).map_to_response().boxed()),
             public_addr,
+            uncached_addr,
             db,
             auth,
             state,
