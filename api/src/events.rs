@@ -10,6 +10,7 @@
 //! to their streams at once ([`Hub::session_ended`]).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -83,6 +84,9 @@ pub struct Hub {
     tx: broadcast::Sender<OfferChange>,
     ended: broadcast::Sender<Uuid>,
     open: Arc<Mutex<HashMap<String, usize>>>,
+    /// Counts the listener's connections and losses: odd while `LISTEN` is active, even while
+    /// it is down. A change of value means changes may have been missed in between.
+    epoch: Arc<AtomicU64>,
 }
 
 /// One open stream's place in the counts; dropping it (with the stream) gives it back.
@@ -111,15 +115,23 @@ impl Hub {
     pub fn start(pool: PgPool) -> Arc<Self> {
         let (tx, _) = broadcast::channel(1024);
         let (ended, _) = broadcast::channel(256);
+        let epoch = Arc::new(AtomicU64::new(0));
         let hub = Arc::new(Self {
             tx: tx.clone(),
             ended,
             open: Arc::default(),
+            epoch: epoch.clone(),
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(listen(pool, tx));
+            rt.spawn(listen(pool, tx, epoch));
         }
         hub
+    }
+
+    /// The listener's epoch: odd while it listens; a new value whenever it (re)connected or
+    /// lost its connection, i.e. whenever changes may have gone unseen.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
     }
 
     /// A receiver of every change from now on.
@@ -158,23 +170,33 @@ impl Hub {
     }
 }
 
-async fn listen(pool: PgPool, tx: broadcast::Sender<OfferChange>) {
+async fn listen(pool: PgPool, tx: broadcast::Sender<OfferChange>, epoch: Arc<AtomicU64>) {
+    // Odd while listening, even while not (see `Hub::epoch`).
+    let down = |epoch: &AtomicU64| {
+        if epoch.load(Ordering::SeqCst) % 2 == 1 {
+            epoch.fetch_add(1, Ordering::SeqCst);
+        }
+    };
     loop {
         let result: Result<(), sqlx::Error> = async {
             let mut listener = PgListener::connect_with(&pool).await?;
             listener.listen(EVENTS_CHANNEL).await?;
+            epoch.fetch_add(1, Ordering::SeqCst);
             loop {
-                let n = listener.recv().await?;
+                // `None`: the connection was lost and has been made again (LISTEN included);
+                // what was sent meanwhile is gone, which readers learn from the epoch.
+                let Some(n) = listener.try_recv().await? else {
+                    epoch.fetch_add(2, Ordering::SeqCst);
+                    continue;
+                };
                 if let Some(change) = OfferChange::parse(n.payload()) {
                     // No subscribers is fine.
                     let _ = tx.send(change);
                 }
-                if tx.receiver_count() == 0 && tx.is_empty() {
-                    // Keep listening: streams may open later.
-                }
             }
         }
         .await;
+        down(&epoch);
         if let Err(e) = result {
             tracing::warn!(error = %e, "offer event listener failed; reconnecting");
         }

@@ -6,6 +6,7 @@
 //! `openpleb_common::db` and enqueue follow-up jobs in the same transaction.
 
 pub mod auth;
+pub mod book_cache;
 pub mod error;
 pub mod events;
 pub mod input;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub rate_limits: Arc<ratelimit::RateLimiters>,
     /// Live offer changes.
     pub events: Arc<events::Hub>,
+    /// Anonymous book pages, ready to send.
+    pub book: Arc<book_cache::BookCache>,
     /// The database-backed gauges `/metrics` reports, cached between scrapes.
     pub gauges: Arc<DbGauges>,
 }
@@ -82,10 +85,12 @@ impl AppState {
             config.ops.metrics_cache,
             config.worker.reconcile_interval * 3,
         );
+        let events = events::Hub::start(pool.clone());
         Self {
             gauges: Arc::new(gauges),
             rate_limits: ratelimit::RateLimiters::new(&config.api.rate_limits),
-            events: events::Hub::start(pool.clone()),
+            book: book_cache::BookCache::start(events.clone(), config.api.book_cache),
+            events,
             ctx: TradeCtx::new(pool, wallets, config, price),
             mint,
             blind_auth_checked: Arc::default(),

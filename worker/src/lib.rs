@@ -67,7 +67,11 @@ where
         })
     });
     let scheduler = cron::start(ctx.clone()).await?;
-    let notifier = tokio::spawn(quote_notifier::run(ctx.clone()));
+    let notifier = ctx
+        .config
+        .worker
+        .quote_subscription
+        .then(|| tokio::spawn(quote_notifier::run(ctx.clone())));
     let concurrency = ctx.config.worker.concurrency;
 
     let monitor = Monitor::new()
@@ -129,7 +133,9 @@ where
             Ok(())
         })
         .await;
-    notifier.abort();
+    if let Some(notifier) = notifier {
+        notifier.abort();
+    }
     if let Some(metrics) = metrics {
         metrics.abort();
     }

@@ -155,6 +155,7 @@ fn api_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<ApiConfig, 
         oidc_api_token,
         events_max_per_session: env.positive("EVENTS_MAX_PER_SESSION", 3)?,
         events_max_per_ip: env.positive("EVENTS_MAX_PER_IP", 20)?,
+        book_cache: Duration::from_millis(env.parse("BOOK_CACHE_MS", 2_000u64)?),
     })
 }
 
@@ -272,6 +273,7 @@ fn worker_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<WorkerCo
         // Not variables: the mint's websocket announces payments; polling is only the
         // fallback, and the queue poll only bounds how late a delayed job starts.
         quote_poll_interval: Duration::from_secs(5),
+        quote_subscription: true,
         queue_poll_interval: Duration::from_secs(2),
         // The backstop behind each offer's own delayed lapse job (README: every 30 s).
         expiry_sweep: Duration::from_secs(30),

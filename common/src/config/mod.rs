@@ -285,6 +285,9 @@ pub struct ApiConfig {
     pub events_max_per_session: usize,
     /// Most event streams one client address may hold open (`EVENTS_MAX_PER_IP`).
     pub events_max_per_ip: usize,
+    /// Longest an anonymous book page is served from the api's cache (`BOOK_CACHE_MS`; 0 turns
+    /// the cache off). Offer changes clear it at once; this bounds what a missed change costs.
+    pub book_cache: Duration,
 }
 
 /// One admin's name and bearer token.
@@ -323,6 +326,9 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     /// How often an unpaid quote is asked about again.
     pub quote_poll_interval: Duration,
+    /// Whether the worker subscribes to quote payments at the mint (NUT-17); without it only
+    /// polling finds them (`scripts/bench` measures both).
+    pub quote_subscription: bool,
     /// How often the queue is polled for jobs that became due (delayed jobs and retries are
     /// not announced by PostgreSQL's insert notification).
     pub queue_poll_interval: Duration,

@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use super::views::{view, InvoiceView, OfferPage, OfferView};
 use crate::auth::SessionAuth;
-use crate::error::ApiResult;
+use crate::book_cache::PreJson;
+use crate::error::{ApiError, ApiResult};
 use crate::ratelimit::ResolvedSession;
 use crate::routes::paging::{cursor_of, page, parse_cursor};
 use crate::routes::reputation::{reputation_of, ReputationInput};
@@ -88,7 +89,8 @@ impl BookApi {
     /// The book
     ///
     /// Funded offers (INVOICE_PAID), newest first; with a session, also that session's own
-    /// offers in any status.
+    /// offers in any status. Without a session a page may come from the api's cache, which
+    /// every change to the book clears (`BOOK_CACHE_MS` bounds a page's age).
     #[oai(path = "/offers", method = "get", operation_id = "listOffers")]
     #[allow(clippy::too_many_arguments)]
     async fn list(
@@ -121,8 +123,17 @@ impl BookApi {
         /// From a previous page's `nextCursor`.
         #[oai(validator(max_length = "80"))]
         cursor: Query<Option<String>>,
-    ) -> ApiResult<Json<OfferPage>> {
+    ) -> ApiResult<PreJson<OfferPage>> {
         let session = session_of(req);
+        // Anonymous pages are the same for everyone: keyed by the query, which is all of the
+        // request that shapes them (its parameters were validated above).
+        let cache_key = session
+            .is_none()
+            .then(|| req.uri().query().unwrap_or_default());
+        if let Some(body) = cache_key.and_then(|k| state.book.get(k)) {
+            return Ok(PreJson::new(body));
+        }
+        let stamp = state.book.stamp();
         let filter = BookFilter {
             currency: currency.0,
             provider: provider_id.0,
@@ -139,7 +150,14 @@ impl BookApi {
             .iter()
             .map(|o| view(o, Viewer::of(o, session)))
             .collect();
-        Ok(Json(OfferPage { items, next_cursor }))
+        let page = OfferPage { items, next_cursor };
+        let body: bytes::Bytes = serde_json::to_vec(&poem_openapi::types::ToJSON::to_json(&page))
+            .map_err(|e| ApiError::internal(format!("book page: {e}")))?
+            .into();
+        if let Some(key) = cache_key {
+            state.book.put(key, stamp, body.clone());
+        }
+        Ok(PreJson::new(body))
     }
 
     /// Create an offer (maker)
