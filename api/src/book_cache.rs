@@ -112,7 +112,7 @@ impl BookCache {
         }
         let now = self.stamp();
         // An even epoch: the listener is down, changes are not seen.
-        if now.epoch % 2 == 0 {
+        if now.epoch.is_multiple_of(2) {
             return None;
         }
         let pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
@@ -124,7 +124,7 @@ impl BookCache {
 
     /// Stores `body` for `query` unless the book changed since `stamp` was read.
     pub fn put(&self, query: &str, stamp: Stamp, body: Bytes) {
-        if !self.enabled() || stamp.epoch % 2 == 0 {
+        if !self.enabled() || stamp.epoch.is_multiple_of(2) {
             return;
         }
         let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
