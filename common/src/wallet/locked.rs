@@ -63,17 +63,21 @@ pub(super) async fn settle_intents(w: &Wallet) -> Result<(), WalletError> {
     Ok(())
 }
 
-/// Fails when the locked send `op` was found lost in flight by [`settle_intents`]: its payout
-/// must not be sent again (that would pay out of what other payouts are owed) and needs a person.
-pub(super) async fn check_not_lost(w: &Wallet, op: &str) -> Result<(), WalletError> {
-    let intent = w
+/// Fails while the locked send `op` left an intent behind with no token: lost in flight (its
+/// payout must not be sent again, that would pay out of what other payouts are owed; it needs
+/// a person), or not settled yet (the mint could not be asked; tried again on the next open).
+pub(super) async fn check_settled(w: &Wallet, op: &str) -> Result<(), WalletError> {
+    match w
         .localstore
         .kv_read(KV_NAMESPACE, KV_LOCKED_INTENT, op)
-        .await?;
-    if intent.as_deref() == Some(LOST) {
-        return Err(lost(op));
+        .await?
+    {
+        None => Ok(()),
+        Some(intent) if intent.as_slice() == LOST => Err(lost(op)),
+        Some(_) => Err(WalletError::Inconsistent(format!(
+            "locked send {op} is not settled yet"
+        ))),
     }
-    Ok(())
 }
 
 /// Forgets the intent of a locked send whose token is stored.

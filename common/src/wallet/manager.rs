@@ -371,7 +371,7 @@ impl WalletManager {
                     return Ok(Some(token));
                 }
                 // A locked send cut after the mint's swap, its outputs lost: never send again.
-                locked::check_not_lost(&w, &op).await?;
+                locked::check_settled(&w, &op).await?;
                 Ok(None)
             }),
         )
