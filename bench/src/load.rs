@@ -290,7 +290,8 @@ mod tests {
 
     #[test]
     fn wrk_units() {
-        assert_eq!(parse_wrk_number("830.00us"), Some(0.83));
+        let us = parse_wrk_number("830.00us").expect("microseconds");
+        assert!((us - 0.83).abs() < 1e-9, "{us}");
         assert_eq!(parse_wrk_number("12.5ms"), Some(12.5));
         assert_eq!(parse_wrk_number("1.20s"), Some(1200.0));
         assert_eq!(parse_wrk_number("1523.4"), Some(1523.4));
