@@ -1,289 +1,375 @@
-//! Finding the token of a P2PK-locked payout send that was cut after the mint's swap.
+//! P2PK-locked payout sends that are delivered exactly once, wherever they are cut.
 //!
-//! cdk's send swaps at the mint first and records the token in its saga afterwards. A send cut
-//! in between is compensated on the next open (its saga deleted, no token anywhere), while the
-//! swap's outputs locked to the recipient stay in the wallet, unusable by it. A release retry
-//! that found no token would pay the payout a second time out of sats the wallet's other
-//! payouts are owed. So before confirming a locked send, [`note_intent`] writes down the lock,
-//! the amount and the swap's inputs; after the next recovery [`settle_intents`] builds the
-//! token from the locked outputs that no live operation owns and the mint reports unspent, or,
-//! when the outputs never reached the wallet, marks the send lost so it is never paid twice. The outputs pay only the recipient's key, so
-//! which of them make up the token does not matter, only their sum.
+//! cdk 0.18.3's send makes the locked outputs from random secrets it keeps nowhere until the
+//! token is recorded: a send cut after the mint's swap can neither be recovered nor safely made
+//! again (a second send would pay out of what the wallet's other payouts are owed). So a locked
+//! send here is the wallet's own swap. cdk's send preparation picks the inputs (the fee fit
+//! included), then the swap's outputs (locked to the recipient, and the change back to the
+//! wallet) are drawn and written into the wallet file with the inputs, the inputs are reserved,
+//! and only then is the mint asked. However the send is cut, [`finish`] ends it the same way:
+//! it asks the mint for the same swap again, or, when the mint already did it, for its
+//! signatures on those very outputs (NUT-09 restore). Both give the same token. Only when the
+//! mint signed none of the outputs and the inputs are spent elsewhere is the send dropped, and
+//! then it paid nothing. The spendable secrets stay in the wallet file, never in PostgreSQL.
 
-use cdk::nuts::{Proofs, SpendingConditions, State, Token};
+use std::collections::HashMap;
+
+use cdk::amount::SplitTarget;
+use cdk::dhke::{blind_message, construct_proofs};
+use cdk::nuts::{
+    BlindSignature, BlindedMessage, Id, PreMintSecrets, Proofs, ProofsMethods, RestoreRequest,
+    SecretKey, SpendingConditions, State, SwapRequest, Token,
+};
+use cdk::secret::Secret;
 use cdk::wallet::types::ProofInfo;
 use cdk::wallet::Wallet;
+use cdk::Amount;
 
 use super::error::WalletError;
 use super::reconcile::{KV_NAMESPACE, KV_SENT};
 use crate::domain::keys::XOnlyKey;
 
-/// Where the intent of a locked send (its lock key and amount) is written, by operation id.
-const KV_LOCKED_INTENT: &str = "locked_send_intent";
+/// Where an unfinished locked send (its inputs and drawn outputs) is written, by operation id.
+const KV_LOCKED_SEND: &str = "locked_send";
 
-/// What a locked send will create, and what it swaps at the mint to get there.
-#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Intent {
-    /// The recipient's key, hex (x-only).
-    lock: String,
-    amount: u64,
-    /// The inputs of the send's swap: spent at the mint exactly when the swap went through.
-    inputs: Proofs,
+/// One output of the swap as drawn: enough to blind it again and to unblind its signature.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Output {
+    amount: Amount,
+    secret: Secret,
+    r: SecretKey,
 }
 
-/// Writes down, before the send is confirmed, what the locked send `op` will create (`inputs`
-/// are the proofs it swaps). Public for the crash tests, which drive a send on the wallet file
-/// directly as a cut release leaves it.
-pub async fn note_intent(
+/// A locked send between drawing its outputs and storing its token.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Intent {
+    keyset: Id,
+    /// What the swap spends: spent at the mint exactly when the swap went through.
+    inputs: Proofs,
+    /// Outputs locked to the recipient: the token.
+    locked: Vec<Output>,
+    /// Outputs back to the wallet.
+    change: Vec<Output>,
+}
+
+/// How an unfinished locked send ended.
+enum Finished {
+    /// The swap went through (now or before): the token.
+    Sent(String),
+    /// The mint signed none of the outputs and the inputs are spent elsewhere: nothing was paid.
+    NotSent,
+}
+
+/// Sends `amount` sats locked to `lock` as the operation `op` (recorded by the caller first),
+/// swapping `inputs` (picked by cdk's send preparation, which the caller has cancelled). The
+/// mint's input fee comes out of the change. Public for the crash tests, which drive a send on
+/// the wallet file directly as a cut release leaves it.
+pub async fn send(
     w: &Wallet,
     op: &str,
     lock: &XOnlyKey,
     amount: u64,
-    inputs: &Proofs,
-) -> Result<(), WalletError> {
-    let intent = serde_json::to_vec(&Intent {
-        lock: lock.to_string(),
-        amount,
-        inputs: inputs.clone(),
-    })
-    .map_err(|e| WalletError::Inconsistent(format!("locked send {op}: intent: {e}")))?;
+    inputs: Proofs,
+) -> Result<String, WalletError> {
+    let keyset = w.active_keyset().await?.id;
+    let split = w.get_keyset_fees_and_amounts_by_id(keyset).await?;
+    let fee: u64 = w.get_proofs_fee(&inputs).await?.total.into();
+    let held: u64 = inputs.iter().map(|p| u64::from(p.amount)).sum();
+    let change = held
+        .checked_sub(amount)
+        .and_then(|c| c.checked_sub(fee))
+        .ok_or_else(|| {
+            WalletError::Inconsistent(format!(
+                "locked send {op}: inputs of {held} sats cannot pay {amount} and a fee of {fee}"
+            ))
+        })?;
+    let condition = SpendingConditions::new_p2pk(lock.to_lock_key(), None);
+    let locked = PreMintSecrets::with_conditions(
+        keyset,
+        Amount::from(amount),
+        &SplitTarget::default(),
+        &condition,
+        &split,
+    )
+    .map_err(cdk::Error::from)?;
+    let back = if change == 0 {
+        PreMintSecrets::new(keyset)
+    } else {
+        PreMintSecrets::random(
+            keyset,
+            Amount::from(change),
+            &SplitTarget::default(),
+            &split,
+        )
+        .map_err(cdk::Error::from)?
+    };
+    let drawn = |p: PreMintSecrets| -> Vec<Output> {
+        p.secrets
+            .into_iter()
+            .map(|s| Output {
+                amount: s.amount,
+                secret: s.secret,
+                r: s.r,
+            })
+            .collect()
+    };
+    let intent = Intent {
+        keyset,
+        inputs,
+        locked: drawn(locked),
+        change: drawn(back),
+    };
+    let raw = serde_json::to_vec(&intent)
+        .map_err(|e| WalletError::Inconsistent(format!("locked send {op}: intent: {e}")))?;
+    // Written before anything can reach the mint; the reservation keeps other sends off the
+    // inputs until this one is finished.
     w.localstore
-        .kv_write(KV_NAMESPACE, KV_LOCKED_INTENT, op, &intent)
+        .kv_write(KV_NAMESPACE, KV_LOCKED_SEND, op, &raw)
         .await?;
-    Ok(())
-}
-
-/// Settles every locked send cut before its token was recorded: run after cdk's recovery, before
-/// the wallet is used for anything else (so the mint reporting a send's inputs spent means that
-/// send swapped them). Fails, and is tried again on the next open, when the mint cannot be asked.
-pub(super) async fn settle_intents(w: &Wallet) -> Result<(), WalletError> {
-    for op in w.localstore.kv_list(KV_NAMESPACE, KV_LOCKED_INTENT).await? {
-        settle(w, &op).await?;
-    }
-    Ok(())
-}
-
-/// Fails while the locked send `op` left an intent behind with no token: lost in flight (its
-/// payout must not be sent again, that would pay out of what other payouts are owed; it needs
-/// a person), or not settled yet (the mint could not be asked; tried again on the next open).
-pub(super) async fn check_settled(w: &Wallet, op: &str) -> Result<(), WalletError> {
-    match w
-        .localstore
-        .kv_read(KV_NAMESPACE, KV_LOCKED_INTENT, op)
-        .await?
-    {
-        None => Ok(()),
-        Some(intent) if intent.as_slice() == LOST => Err(lost(op)),
-        Some(_) => Err(WalletError::Inconsistent(format!(
-            "locked send {op} is not settled yet"
+    let ys = intent.inputs.ys().map_err(cdk::Error::from)?;
+    w.localstore
+        .reserve_proofs(ys, &operation_uuid(op)?)
+        .await?;
+    match finish(w, op, intent).await? {
+        Finished::Sent(token) => Ok(token),
+        Finished::NotSent => Err(WalletError::Inconsistent(format!(
+            "locked send {op}: its inputs were spent elsewhere"
         ))),
     }
 }
 
-/// Forgets the intent of a locked send whose token is stored.
-pub(super) async fn done(w: &Wallet, op: &str) -> Result<(), WalletError> {
-    forget_intent(w, op).await
+/// The token of the locked send `op` if it is unfinished: finished now (the same token whenever
+/// the mint already swapped). `None` when there is no such send or it paid nothing, so a new
+/// send is safe.
+pub(super) async fn resume(w: &Wallet, op: &str) -> Result<Option<String>, WalletError> {
+    let Some(intent) = read_intent(w, op).await? else {
+        return Ok(None);
+    };
+    Ok(match finish(w, op, intent).await? {
+        Finished::Sent(token) => Some(token),
+        Finished::NotSent => None,
+    })
 }
 
-async fn settle(w: &Wallet, op: &str) -> Result<(), WalletError> {
+/// Finishes every unfinished locked send: run on open and by the reconciliation, before the
+/// wallet is used for anything else. Fails, and is tried again next time, while the mint
+/// cannot answer.
+pub(super) async fn settle_intents(w: &Wallet) -> Result<(), WalletError> {
+    for op in w.localstore.kv_list(KV_NAMESPACE, KV_LOCKED_SEND).await? {
+        resume(w, &op).await?;
+    }
+    Ok(())
+}
+
+/// Whether `op` is an unfinished locked send (its reserved inputs belong to it).
+pub(super) async fn is_unfinished(w: &Wallet, op: &uuid::Uuid) -> Result<bool, WalletError> {
+    Ok(read_intent(w, &op.to_string()).await?.is_some())
+}
+
+async fn read_intent(w: &Wallet, op: &str) -> Result<Option<Intent>, WalletError> {
     let Some(raw) = w
         .localstore
-        .kv_read(KV_NAMESPACE, KV_LOCKED_INTENT, op)
+        .kv_read(KV_NAMESPACE, KV_LOCKED_SEND, op)
         .await?
     else {
-        return Ok(());
+        return Ok(None);
     };
-    if raw.as_slice() == LOST {
-        return Ok(());
-    }
-    if w.localstore
-        .kv_read(KV_NAMESPACE, KV_SENT, op)
-        .await?
-        .is_some()
-    {
-        return forget_intent(w, op).await;
-    }
-    if let Ok(uuid) = uuid::Uuid::parse_str(op) {
-        if w.localstore.get_saga(&uuid).await?.is_some() {
-            // Still an operation of cdk's (an open send holding its token, or one recovery
-            // could not settle yet): it has the last word.
-            return Ok(());
-        }
-    }
-    let Intent {
-        lock,
-        amount,
-        inputs,
-    } = serde_json::from_slice(&raw).map_err(|e| {
-        WalletError::Inconsistent(format!("locked send {op}: unreadable intent: {e}"))
-    })?;
-    let lock: XOnlyKey = lock
-        .parse()
-        .map_err(|_| WalletError::Inconsistent(format!("locked send {op}: unreadable lock key")))?;
-    // Also drops the inputs from the store if spent: the send's compensation made them
-    // spendable again, and left there they would fail every later send.
-    let swapped = !inputs.is_empty()
-        && w.check_proofs_spent(inputs)
-            .await?
-            .iter()
-            .any(|s| s.state == State::Spent);
-    if !swapped {
-        // Never reached the mint: a fresh send is safe.
-        return forget_intent(w, op).await;
-    }
-    match locked_outputs(w, &lock, amount).await? {
-        Some(picked) => {
-            let proofs: Proofs = picked.iter().map(|p| p.proof.clone()).collect();
-            let token = Token::new(w.mint_url.clone(), proofs, None, w.unit.clone()).to_string();
-            // The token is stored before the outputs are marked sent: a cut here leaves the
-            // token under `op`, which the next settle sees first.
-            w.localstore
-                .kv_write(KV_NAMESPACE, KV_SENT, op, token.as_bytes())
-                .await?;
-            let sent = picked
-                .into_iter()
-                .map(|mut p| {
-                    p.state = State::PendingSpent;
-                    p.used_by_operation = None;
-                    p
-                })
-                .collect();
-            w.localstore.update_proofs(sent, vec![]).await?;
-            forget_intent(w, op).await
-        }
-        None => {
-            // The mint swapped, the wallet never stored the outputs: cdk 0.18.3 makes locked
-            // outputs from random secrets it keeps nowhere, so they cannot be restored.
-            w.localstore
-                .kv_write(KV_NAMESPACE, KV_LOCKED_INTENT, op, LOST)
-                .await?;
-            tracing::error!(
-                operation = op,
-                "a locked payout send reached the mint but its outputs were lost in flight; \
-                 the payout needs a person"
-            );
-            Ok(())
-        }
-    }
+    serde_json::from_slice(&raw)
+        .map(Some)
+        .map_err(|e| WalletError::Inconsistent(format!("locked send {op}: unreadable intent: {e}")))
 }
 
-/// Outputs locked to `lock` that no live operation owns, unspent at the mint, worth exactly
-/// `amount` together.
-async fn locked_outputs(
-    w: &Wallet,
-    lock: &XOnlyKey,
-    amount: u64,
-) -> Result<Option<Vec<ProofInfo>>, WalletError> {
-    let held = w
-        .localstore
-        .get_proofs(
-            Some(w.mint_url.clone()),
-            Some(w.unit.clone()),
-            Some(vec![State::Reserved]),
-            None,
-        )
-        .await?;
-    let mut locked = Vec::new();
-    for p in held {
-        if !locked_to(p.spending_condition.as_ref(), lock) {
-            continue;
-        }
-        if let Some(owner) = p.used_by_operation {
-            if w.localstore.get_saga(&owner).await?.is_some() {
-                continue;
+/// Asks the mint for the swap, or for the signatures of a swap it already did, and stores the
+/// outcome. Every step may be repeated: the change is upserted, the inputs' removal is a no-op
+/// the second time, the token is the same.
+async fn finish(w: &Wallet, op: &str, intent: Intent) -> Result<Finished, WalletError> {
+    let outputs = blinded(&intent)?;
+    let mint = w.mint_connector();
+    let request = SwapRequest::new(intent.inputs.clone(), outputs.clone());
+    let signatures = match mint.post_swap(request).await {
+        Ok(answer) => answer.signatures,
+        Err(refused) => {
+            // Already swapped (the inputs are spent), or never: the restore tells which.
+            let restored = mint
+                .post_restore(RestoreRequest {
+                    outputs: outputs.clone(),
+                })
+                .await?;
+            if restored.signatures.is_empty() {
+                return never_swapped(w, op, &intent, refused).await;
             }
+            in_request_order(&outputs, &restored.outputs, restored.signatures).ok_or_else(|| {
+                WalletError::Inconsistent(format!(
+                    "locked send {op}: the mint restored only some of its outputs"
+                ))
+            })?
         }
-        locked.push(p);
-    }
-    if locked.is_empty() {
-        return Ok(None);
-    }
-    let states = w
-        .check_proofs_spent(locked.iter().map(|p| p.proof.clone()).collect())
-        .await?;
-    let mut unspent: Vec<_> = locked
+    };
+    let keys = w.keyset(intent.keyset).await?.keys;
+    let (to_lock, to_keep) = signatures.split_at(intent.locked.len().min(signatures.len()));
+    let unblind = |sigs: &[BlindSignature], drawn: &[Output]| {
+        construct_proofs(
+            sigs.to_vec(),
+            drawn.iter().map(|o| o.r.clone()).collect(),
+            drawn.iter().map(|o| o.secret.clone()).collect(),
+            &keys,
+        )
+    };
+    let token_proofs = unblind(to_lock, &intent.locked).map_err(cdk::Error::from)?;
+    let change = unblind(to_keep, &intent.change)
+        .map_err(cdk::Error::from)?
         .into_iter()
-        .filter(|p| {
-            states
-                .iter()
-                .any(|s| s.y == p.y && s.state == State::Unspent)
+        .map(|p| ProofInfo::new(p, w.mint_url.clone(), State::Unspent, w.unit.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    // The change joins the wallet and the inputs leave it before the token is stored: a cut in
+    // between finishes the same way again.
+    w.localstore
+        .update_proofs(change, intent.inputs.ys().map_err(cdk::Error::from)?)
+        .await?;
+    let token = Token::new(w.mint_url.clone(), token_proofs, None, w.unit.clone()).to_string();
+    w.localstore
+        .kv_write(KV_NAMESPACE, KV_SENT, op, token.as_bytes())
+        .await?;
+    forget(w, op).await?;
+    Ok(Finished::Sent(token))
+}
+
+/// The mint holds no signature for any output of `op`. Inputs spent at the mint were spent by
+/// something else: the send paid nothing and is dropped (with those inputs). Inputs unspent and
+/// the swap refused for good: the inputs go back to the wallet and the refusal is returned.
+/// Refused in a way that may not be final (a timeout, a 500): kept, to be asked again.
+async fn never_swapped(
+    w: &Wallet,
+    op: &str,
+    intent: &Intent,
+    refused: cdk::Error,
+) -> Result<Finished, WalletError> {
+    // Drops the spent ones from the store itself.
+    let states = w.check_proofs_spent(intent.inputs.clone()).await?;
+    let spent: Vec<_> = states
+        .iter()
+        .filter(|s| s.state == State::Spent)
+        .map(|s| s.y)
+        .collect();
+    if spent.is_empty() && !refused.is_definitive_failure() {
+        return Err(refused.into());
+    }
+    let back: Vec<ProofInfo> = w
+        .localstore
+        .get_reserved_proofs(&operation_uuid(op)?)
+        .await?
+        .into_iter()
+        .filter(|p| !spent.contains(&p.y))
+        .map(|mut p| {
+            p.state = State::Unspent;
+            p.used_by_operation = None;
+            p
         })
         .collect();
-    let mut amounts: Vec<u64> = unspent.iter().map(|p| u64::from(p.proof.amount)).collect();
-    let Some(chosen) = pick_exact(&mut amounts, amount) else {
-        return Ok(None);
-    };
-    let mut picked = Vec::with_capacity(chosen.len());
-    for want in chosen {
-        if let Some(i) = unspent
-            .iter()
-            .position(|p| u64::from(p.proof.amount) == want)
-        {
-            picked.push(unspent.swap_remove(i));
-        }
+    w.localstore.update_proofs(back, spent.clone()).await?;
+    forget(w, op).await?;
+    if spent.is_empty() {
+        return Err(refused.into());
     }
-    Ok(Some(picked))
+    tracing::warn!(
+        operation = op,
+        "a locked send's inputs were spent elsewhere before its swap; nothing was paid"
+    );
+    Ok(Finished::NotSent)
 }
 
-/// What the intent of a locked send whose outputs were lost in flight is replaced by.
-const LOST: &[u8] = b"lost";
-
-fn lost(op: &str) -> WalletError {
-    WalletError::Inconsistent(format!(
-        "locked send {op} reached the mint but its outputs were lost in flight; \
-         the payout needs a person"
-    ))
+/// The outputs, blinded again from their secrets and blinding factors: the same messages the
+/// first request carried.
+fn blinded(intent: &Intent) -> Result<Vec<BlindedMessage>, WalletError> {
+    intent
+        .locked
+        .iter()
+        .chain(&intent.change)
+        .map(|o| {
+            let (b, _) =
+                blind_message(&o.secret.to_bytes(), Some(o.r.clone())).map_err(cdk::Error::from)?;
+            Ok(BlindedMessage::new(o.amount, intent.keyset, b))
+        })
+        .collect()
 }
 
-async fn forget_intent(w: &Wallet, op: &str) -> Result<(), WalletError> {
+/// The restored signatures in the order of `requested`, if every output was restored.
+fn in_request_order(
+    requested: &[BlindedMessage],
+    restored: &[BlindedMessage],
+    signatures: Vec<BlindSignature>,
+) -> Option<Vec<BlindSignature>> {
+    if restored.len() != signatures.len() {
+        return None;
+    }
+    let mut by_output: HashMap<_, _> = restored
+        .iter()
+        .map(|o| o.blinded_secret)
+        .zip(signatures)
+        .collect();
+    requested
+        .iter()
+        .map(|o| by_output.remove(&o.blinded_secret))
+        .collect()
+}
+
+async fn forget(w: &Wallet, op: &str) -> Result<(), WalletError> {
     w.localstore
-        .kv_remove(KV_NAMESPACE, KV_LOCKED_INTENT, op)
+        .kv_remove(KV_NAMESPACE, KV_LOCKED_SEND, op)
         .await?;
     Ok(())
 }
 
-/// Whether a proof's spending condition is a plain P2PK lock to `key`.
-fn locked_to(condition: Option<&SpendingConditions>, key: &XOnlyKey) -> bool {
-    match condition {
-        Some(SpendingConditions::P2PKConditions { data, .. }) => {
-            data.x_only_public_key() == key.x_only()
-        }
-        _ => false,
-    }
-}
-
-/// Amounts out of `amounts` that sum to exactly `target`, largest first; `None` when there are
-/// none. Proof amounts are powers of two, for which taking the largest that still fits finds a
-/// sum whenever one exists.
-fn pick_exact(amounts: &mut [u64], target: u64) -> Option<Vec<u64>> {
-    amounts.sort_unstable_by(|a, b| b.cmp(a));
-    let mut left = target;
-    let mut chosen = Vec::new();
-    for &a in amounts.iter() {
-        if a <= left {
-            chosen.push(a);
-            left -= a;
-        }
-        if left == 0 {
-            return Some(chosen);
-        }
-    }
-    None
+fn operation_uuid(op: &str) -> Result<uuid::Uuid, WalletError> {
+    uuid::Uuid::parse_str(op)
+        .map_err(|_| WalletError::Inconsistent(format!("locked send {op}: not an operation id")))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::str::FromStr;
+
     use super::*;
 
+    fn keyset() -> Id {
+        Id::from_str("009a1f293253e41e").expect("id")
+    }
+
+    fn message(n: u8) -> BlindedMessage {
+        let key = SecretKey::from_slice(&[n; 32]).expect("key");
+        BlindedMessage::new(Amount::from(u64::from(n)), keyset(), key.public_key())
+    }
+
+    fn signature(n: u8) -> BlindSignature {
+        let key = SecretKey::from_slice(&[n; 32]).expect("key");
+        BlindSignature {
+            amount: Amount::from(u64::from(n)),
+            keyset_id: keyset(),
+            c: key.public_key(),
+            dleq: None,
+        }
+    }
+
     #[test]
-    fn picks_an_exact_sum_of_powers_of_two() {
-        assert_eq!(pick_exact(&mut [64, 32, 4], 100), Some(vec![64, 32, 4]));
+    fn restored_signatures_follow_the_request_order() {
+        let requested = [message(1), message(2), message(3)];
+        let restored = [message(3), message(1), message(2)];
+        let ordered = in_request_order(
+            &requested,
+            &restored,
+            vec![signature(3), signature(1), signature(2)],
+        )
+        .expect("all restored");
+        assert_eq!(ordered, vec![signature(1), signature(2), signature(3)]);
+    }
+
+    #[test]
+    fn a_partial_restore_is_not_taken() {
+        let requested = [message(1), message(2)];
         assert_eq!(
-            pick_exact(&mut [4, 64, 32, 4, 64, 32], 100),
-            Some(vec![64, 32, 4])
+            in_request_order(&requested, &[message(1)], vec![signature(1)]),
+            None
         );
-        assert_eq!(pick_exact(&mut [2, 2, 2], 4), Some(vec![2, 2]));
-        assert_eq!(pick_exact(&mut [64, 32], 100), None);
-        assert_eq!(pick_exact(&mut [], 1), None);
+        assert_eq!(in_request_order(&requested, &[], vec![]), None);
     }
 }

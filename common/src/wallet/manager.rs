@@ -306,36 +306,30 @@ impl WalletManager {
             "send_recorded",
             self.run(id, false, move |w| async move {
                 let (prepared, amount) = prepare_within(&w, sats, lock).await?;
+                if let Some(lock) = &lock {
+                    // The wallet's own swap, whose outputs survive any cut (see `locked`):
+                    // cdk's send only picked the inputs.
+                    let inputs = prepared.proofs();
+                    prepared.cancel().await?;
+                    let op = uuid::Uuid::new_v4().to_string();
+                    record(op.clone()).await?;
+                    let token = locked::send(&w, &op, lock, amount, inputs).await?;
+                    return Ok(SentToken {
+                        token,
+                        amount,
+                        fee: sats - amount,
+                    });
+                }
                 let op = prepared.operation_id().to_string();
                 if let Err(e) = record(op.clone()).await {
                     prepared.cancel().await?;
                     return Err(e);
                 }
-                if let Some(lock) = &lock {
-                    let inputs = prepared.proofs_to_swap();
-                    if let Err(e) = locked::note_intent(&w, &op, lock, amount, inputs).await {
-                        prepared.cancel().await?;
-                        return Err(e);
-                    }
-                }
-                let token = match prepared.confirm(None).await {
-                    Ok(token) => token.to_string(),
-                    Err(e) => {
-                        // Cut by the mint's answer, the send may have swapped: settle it now,
-                        // before anything else uses this open wallet.
-                        if lock.is_some() {
-                            locked::settle_intents(&w).await?;
-                        }
-                        return Err(e.into());
-                    }
-                };
+                let token = prepared.confirm(None).await?.to_string();
                 // Belt and braces: the saga holds the token too, until recovery deletes it.
                 w.localstore
                     .kv_write(KV_NAMESPACE, KV_SENT, &op, token.as_bytes())
                     .await?;
-                if lock.is_some() {
-                    locked::done(&w, &op).await?;
-                }
                 Ok(SentToken {
                     token,
                     amount,
@@ -370,9 +364,9 @@ impl WalletManager {
                 if let Some(token) = stashed.and_then(|b| String::from_utf8(b).ok()) {
                     return Ok(Some(token));
                 }
-                // A locked send cut after the mint's swap, its outputs lost: never send again.
-                locked::check_settled(&w, &op).await?;
-                Ok(None)
+                // A locked send cut before its token was stored: the same token, or none if it
+                // paid nothing.
+                locked::resume(&w, &op).await
             }),
         )
         .await

@@ -8,9 +8,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use cdk::nuts::State;
+use cdk::nuts::{RestoreRequest, State};
 use cdk::wallet::types::OperationData;
-use cdk::wallet::Wallet;
+use cdk::wallet::{RecoveryReport, Wallet};
 
 use super::error::WalletError;
 use super::layout::WalletId;
@@ -78,8 +78,7 @@ impl WalletManager {
             },
             |w| async move {
                 let before = balances(&w).await?;
-                stash_sent_tokens(&w).await?;
-                let report = w.recover_incomplete_sagas().await?;
+                let report = recover_sagas(&w).await?;
                 locked::settle_intents(&w).await?;
                 if report.compensated > 0 {
                     drop_spent_unspent(&w).await?;
@@ -116,8 +115,7 @@ impl WalletManager {
 /// inputs spendable again although the mint spent them; left there, they would fail every
 /// later send of the wallet.
 pub(super) async fn recover_on_open(w: &Wallet, id: &WalletId) -> Result<(), WalletError> {
-    stash_sent_tokens(w).await?;
-    let report = w.recover_incomplete_sagas().await?;
+    let report = recover_sagas(w).await?;
     // Both ask the mint; if it cannot answer now the wallet still opens (a payout whose locked
     // send is unsettled is refused by `sent_token` meanwhile), and the next open tries again.
     if let Err(e) = locked::settle_intents(w).await {
@@ -127,12 +125,81 @@ pub(super) async fn recover_on_open(w: &Wallet, id: &WalletId) -> Result<(), Wal
         if let Err(e) = drop_spent_unspent(w).await {
             tracing::warn!(wallet = %id, error = %e, "spent proofs not checked after a roll-back");
         }
+        // An abandoned saga's proofs are owned by nothing now.
+        if let Err(e) = settle_orphan_proofs(w).await {
+            tracing::warn!(wallet = %id, error = %e, "orphaned proofs not settled yet");
+        }
     }
     if report.recovered + report.compensated + report.failed > 0 {
         tracing::info!(wallet = %id, recovered = report.recovered, compensated = report.compensated,
             failed = report.failed, "recovered interrupted wallet operations");
     }
     Ok(())
+}
+
+/// cdk's saga recovery, with the tokens of unfinished sends stashed first (recovery may delete
+/// them) and the sagas it fails on every time abandoned when the mint never signed any of their
+/// outputs (counted as compensated).
+async fn recover_sagas(w: &Wallet) -> Result<RecoveryReport, WalletError> {
+    stash_sent_tokens(w).await?;
+    let mut report = w.recover_incomplete_sagas().await?;
+    if report.failed > 0 {
+        let abandoned = abandon_unsigned_sagas(w).await?;
+        report.failed = report.failed.saturating_sub(abandoned);
+        report.compensated += abandoned;
+    }
+    Ok(report)
+}
+
+/// Deletes the issue, swap and receive sagas whose outputs the mint has no signature for, and
+/// gives an issue saga's quote back; how many.
+///
+/// cdk 0.18.3 restores such a saga's outputs in its "complete" mode, whose coverage check
+/// rejects the mint's empty answer before the branch that would roll the saga back can see it
+/// (`wallet/recovery.rs`): the saga fails on every open, its quote or input proofs stay
+/// reserved and every later send of the wallet comes up short. An empty answer to the restore
+/// of every output is definitive: the mint never executed the request (the wallet is ours alone
+/// under its lease, so nothing is in flight), or executed another request for the same inputs or
+/// quote, whose outputs are not this saga's. Deleting the saga leaves its proofs owned by
+/// nothing, and [`settle_orphan_proofs`] settles them with the mint: inputs unspent there become
+/// spendable again, inputs spent there are dropped, an incoming token the mint never took stays
+/// its sender's. A partial answer, or none, leaves the saga for the next open.
+async fn abandon_unsigned_sagas(w: &Wallet) -> Result<usize, WalletError> {
+    let mut abandoned = 0;
+    for saga in w.localstore.get_incomplete_sagas().await? {
+        if saga.mint_url != w.mint_url || saga.unit != w.unit {
+            continue;
+        }
+        let outputs = match &saga.data {
+            OperationData::Mint(d) => d.blinded_messages.clone(),
+            OperationData::Swap(d) => d.blinded_messages.clone(),
+            OperationData::Receive(d) => d.blinded_messages.clone(),
+            OperationData::Send(_) | OperationData::Melt(_) => None,
+        };
+        let Some(outputs) = outputs.filter(|o| !o.is_empty()) else {
+            continue;
+        };
+        let answer = match w
+            .mint_connector()
+            .post_restore(RestoreRequest { outputs })
+            .await
+        {
+            Ok(answer) => answer,
+            // The mint cannot answer now; the next open asks again.
+            Err(_) => continue,
+        };
+        if !answer.signatures.is_empty() || !answer.outputs.is_empty() {
+            continue;
+        }
+        if matches!(saga.data, OperationData::Mint(_)) {
+            w.localstore.release_mint_quote(&saga.id).await?;
+        }
+        w.localstore.delete_saga(&saga.id).await?;
+        tracing::warn!(saga = %saga.id, kind = ?saga.kind,
+            "abandoned an interrupted wallet operation the mint never signed");
+        abandoned += 1;
+    }
+    Ok(abandoned)
 }
 
 /// Asks the mint about every proof the wallet holds as unspent and drops the spent ones;
@@ -216,7 +283,8 @@ async fn settle_orphan_proofs(w: &Wallet) -> Result<Orphans, WalletError> {
             Some(op) => match live_ops.get(&op) {
                 Some(live) => *live,
                 None => {
-                    let live = w.localstore.get_saga(&op).await?.is_some();
+                    let live = w.localstore.get_saga(&op).await?.is_some()
+                        || locked::is_unfinished(w, &op).await?;
                     live_ops.insert(op, live);
                     live
                 }
@@ -245,7 +313,7 @@ async fn settle_orphan_proofs(w: &Wallet) -> Result<Orphans, WalletError> {
             let sats = u64::from(p.proof.amount);
             match (states.get(&p.y), p.state) {
                 (Some(State::Spent), _) => done.spent += sats,
-                // Outputs of a send cut after its swap, locked to the recipient: not this
+                // Outputs locked to someone else (a cdk send cut after its swap): not this
                 // wallet's to spend, so they are left for a person (and reported).
                 (Some(State::Unspent), State::Reserved) if p.spending_condition.is_some() => {
                     done.left += sats;
