@@ -174,8 +174,13 @@ pub async fn new_party(env: &Endpoints, name: &str, verbose: bool) -> anyhow::Re
     let url = format!("{}/users/register", env.api);
     match call_retrying("POST", &url, None, Some(&trader.registration(code))).await {
         Ok(_) => {}
-        // A repeat of a registration whose answer was lost.
-        Err(e) if e.code().as_deref() == Some("pubkey_registered") => {}
+        // A repeat of a registration whose answer was lost: the server records the nonce in
+        // the transaction that registers the key, so a fresh nonce "reused" means it went in.
+        Err(e)
+            if matches!(
+                e.code().as_deref(),
+                Some("pubkey_registered" | "nonce_reused")
+            ) => {}
         Err(e) => bail!("POST {url}: {e}"),
     }
     say(format!("registered pubkey {}", trader.pubkey()));
