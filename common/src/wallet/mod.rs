@@ -1,7 +1,8 @@
 //! Per-session ecash wallets: the cdk storage adapter, the file layout, and the manager.
 //!
 //! The manager is split by concern: `manager` (the operations callers use), `slots` (the
-//! cache of open wallets, leases, and the task-and-lock path every operation takes), `fees`
+//! cache of open wallets, leases, and the task-and-lock path every operation takes), `fence`
+//! (each open wallet's writes fenced by its lease's generation), `fees`
 //! (the pure search that fits a send and its mint fee), `archive` (copies of wallet files kept
 //! after deletion), `reconcile` (settling crash leftovers with the mint), `locked` (the token
 //! of a locked payout send cut after the mint's swap) and `error` (what failed, and what a
@@ -10,6 +11,7 @@
 pub mod archive;
 pub mod error;
 pub mod fees;
+pub mod fence;
 pub mod layout;
 pub mod locked;
 pub mod manager;
