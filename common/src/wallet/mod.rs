@@ -4,7 +4,8 @@
 //! cache of open wallets, leases, and the task-and-lock path every operation takes), `fence`
 //! (each open wallet's writes fenced by its lease's generation), `fees`
 //! (the pure search that fits a send and its mint fee), `archive` (copies of wallet files kept
-//! after deletion), `reconcile` (settling crash leftovers with the mint), `locked` (the token
+//! after deletion), `reconcile` (settling crash leftovers with the mint), `receipts` (whether a
+//! wallet took a given token), `locked` (the token
 //! of a locked payout send cut after the mint's swap) and `error` (what failed, and what a
 //! client can do about it).
 
@@ -15,6 +16,7 @@ pub mod fence;
 pub mod layout;
 pub mod locked;
 pub mod manager;
+pub mod receipts;
 pub mod reconcile;
 pub mod service_auth;
 mod slots;
@@ -27,4 +29,5 @@ pub use manager::{
     Balances, CreatedQuote, Funds, MintOutcome, RecordOperation, SentToken, WalletManager,
     WalletManagerConfig,
 };
+pub use receipts::Receipt;
 pub use reconcile::Reconciled;
