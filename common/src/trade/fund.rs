@@ -142,7 +142,7 @@ async fn receive_and_settle(
     let settled = settle_received(ctx, &mut tx, &intent, received).await?;
     tx.commit().await?;
     match settled {
-        Settled::Funded(offer) => Ok(offer),
+        Settled::Funded(offer) => Ok(*offer),
         Settled::Refunded => Err(TradeError::NotFundable),
     }
 }
@@ -181,7 +181,7 @@ pub async fn settle_open(ctx: &TradeCtx, intent_id: Uuid) -> Result<Option<Inten
 
 /// What a received token did.
 enum Settled {
-    Funded(Offer),
+    Funded(Box<Offer>),
     Refunded,
 }
 
@@ -210,7 +210,7 @@ async fn settle_received(
         // The offer's books hold the deposit; the fee's excess is the session sweep's.
         ledger::record(conn, offer.id, LedgerKind::Deposit, deposit, &reference).await?;
         fund_intents::settle(conn, intent.id, IntentEnd::Funded, Some(received)).await?;
-        return Ok(Settled::Funded(moved));
+        return Ok(Settled::Funded(Box::new(moved)));
     }
     // Received, but it cannot fund the offer (funded meanwhile, moved on, or the mint's fee
     // left less than the deposit): the sats go back to the maker's payout key.
