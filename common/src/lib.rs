@@ -6,6 +6,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod failpoint;
 pub mod jobs;
 pub mod metrics;
 pub mod mint;

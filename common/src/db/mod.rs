@@ -8,6 +8,7 @@ pub mod admin_actions;
 pub mod alerts;
 pub mod cron;
 pub mod disputes;
+pub mod fund_intents;
 pub mod invites;
 pub mod leases;
 pub mod ledger;

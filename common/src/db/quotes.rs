@@ -31,6 +31,9 @@ pub struct WalletQuote {
     pub purpose: Option<QuotePurpose>,
     /// Where a late payment is refunded.
     pub refund_pubkey: Option<String>,
+    /// The nonce the quote's NUT-20 key derives from (with the wallet's seed), when the quote
+    /// was made without opening the wallet.
+    pub lock_nonce: Option<String>,
 }
 
 /// A quote that funds an offer's deposit or a claim's bond.
@@ -50,6 +53,8 @@ pub struct OfferQuote<'a> {
     pub purpose: QuotePurpose,
     /// The payer's key, for refunding a late payment.
     pub refund_pubkey: &'a str,
+    /// The nonce of the quote's derived NUT-20 key, if made without opening the wallet.
+    pub lock_nonce: Option<&'a str>,
 }
 
 /// Records a new quote for an offer.
@@ -60,8 +65,9 @@ pub async fn insert_for_offer(
     let amount = i64::try_from(q.amount_sats).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(
         "insert into wallet_quotes
-            (quote_id, wallet_id, amount_sats, expires_at, offer_id, purpose, refund_pubkey)
-         values ($1, $2, $3, $4, $5, $6, $7)",
+            (quote_id, wallet_id, amount_sats, expires_at, offer_id, purpose, refund_pubkey,
+             lock_nonce)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(q.quote_id)
     .bind(q.wallet_id)
@@ -70,6 +76,7 @@ pub async fn insert_for_offer(
     .bind(q.offer_id)
     .bind(q.purpose)
     .bind(q.refund_pubkey)
+    .bind(q.lock_nonce)
     .execute(conn)
     .await?;
     Ok(())
@@ -101,7 +108,7 @@ pub async fn insert(
 pub async fn get(pool: &PgPool, quote_id: &str) -> Result<Option<WalletQuote>, sqlx::Error> {
     sqlx::query_as(
         "select quote_id, wallet_id, amount_sats, state, minted_sats, expires_at, offer_id,
-                purpose, refund_pubkey
+                purpose, refund_pubkey, lock_nonce
            from wallet_quotes where quote_id = $1",
     )
     .bind(quote_id)

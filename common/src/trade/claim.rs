@@ -78,10 +78,11 @@ pub async fn claim(
         ..claimed
     };
 
-    // Won: the bond invoice in the taker's wallet. Should that fail, the claim is undone.
+    // Won: the bond invoice, locked to a key of the taker's wallet but made without opening
+    // it. Should that fail, the claim is undone.
     let wallet = WalletId::session(session);
     let bond = claimed.amounts().taker_bond;
-    let quote = match ctx.wallets.create_mint_quote(&wallet, bond).await {
+    let quote = match ctx.wallets.create_locked_quote(&wallet, bond).await {
         Ok(q) => q,
         Err(e) => {
             let mut tx = ctx.pool.begin().await?;
@@ -103,6 +104,7 @@ pub async fn claim(
             offer_id: offer.id,
             purpose: QuotePurpose::Bond,
             refund_pubkey: &key.to_string(),
+            lock_nonce: Some(&quote.lock_nonce),
         },
     )
     .await?;

@@ -123,10 +123,11 @@ pub async fn create(ctx: &TradeCtx, input: NewOfferInput) -> Result<CreatedOffer
     let amounts = OfferAmounts::new(escrow, &c.fees).ok_or_else(too_large)?;
     let deposit = amounts.deposit().ok_or_else(too_large)?;
 
-    // Act: the deposit invoice in the maker's wallet, then offer, quote and watcher in one
+    // Act: the deposit invoice, locked to a key of the maker's wallet but made without opening
+    // it (no wait for a lease the worker may hold), then offer, quote and watcher in one
     // transaction. A failure after the quote leaves only an unpaid invoice behind.
     let wallet = WalletId::session(input.session);
-    let quote = ctx.wallets.create_mint_quote(&wallet, deposit).await?;
+    let quote = ctx.wallets.create_locked_quote(&wallet, deposit).await?;
     let id = Uuid::new_v4();
     let expires_at: DateTime<Utc> = unix(quote.expiry);
     let mut tx = ctx.pool.begin().await?;
@@ -171,6 +172,7 @@ pub async fn create(ctx: &TradeCtx, input: NewOfferInput) -> Result<CreatedOffer
             offer_id: id,
             purpose: QuotePurpose::Deposit,
             refund_pubkey: &offer.maker_payout_pubkey,
+            lock_nonce: Some(&quote.lock_nonce),
         },
     )
     .await?;

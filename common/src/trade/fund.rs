@@ -3,20 +3,37 @@
 //! receiving it. What the fee leaves beyond the deposit stays in the session's wallet (the
 //! session's cleanup sweeps it back to the maker's key); a token that leaves less than the
 //! deposit, or arrives after the offer was funded, is refunded whole.
+//!
+//! No cut strands a token (issue 15, item 8). A funding intent (the token's Ys, never the
+//! token) is recorded before the receive; the receive and its record then run in a task of
+//! their own, holding the intent's row lock, so a dropped request cannot cut between them. A
+//! process that dies between them leaves the intent OPEN, and [`settle_open`] (the
+//! reconciliation) decides it from what the session wallet recorded of the token: received
+//! means the offer is funded (or the sats refunded, if it can no longer take them); not
+//! received means the token is still the maker's, and the intent is abandoned.
 
 use std::str::FromStr;
 
+use cdk_common::bitcoin::hashes::{sha256, Hash};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::late_refund::{self, LatePayment};
 use super::{advance, load_as, Role, TradeCtx, TradeError};
+use crate::db::fund_intents::{self, FundIntent, IntentEnd, NewIntent};
 use crate::db::ledger::{self, LedgerKind};
 use crate::db::offers::{self, Offer};
 use crate::domain::money::Party;
 use crate::domain::offer::{transition, Event, OfferStatus};
 use crate::domain::payout::FundedBy;
-use crate::wallet::WalletId;
+use crate::wallet::{Receipt, WalletErrorKind, WalletId};
+
+/// Failpoint: the intent is recorded, the token not received yet.
+pub const CUT_INTENT_RECORDED: &str = "fund:intent_recorded";
+/// Failpoint: the token is received, nothing recorded of it yet.
+pub const CUT_RECEIVED: &str = "fund:received";
+/// Failpoint: the reconciliation knows what the wallet received, nothing recorded yet.
+pub const CUT_SETTLING: &str = "fund:settling";
 
 /// Funds `offer_id` with `token`; returns the funded offer. [`TradeError::NotFundable`] when the
 /// token was received but could not fund the offer (its value is being refunded).
@@ -54,22 +71,156 @@ pub async fn fund(
             format!("the token is worth {value} sats; the deposit is {deposit} plus the mint's input fee"),
         ));
     }
+    let (ys, ys_hash) = token_ys(&parsed).ok_or_else(not_a_token)?;
 
+    // Record the intent first: from here on, a cut leaves a row the reconciliation settles.
     let wallet = WalletId::session(session);
-    let received = ctx.wallets.receive(&wallet, token.trim(), vec![]).await?;
-    let reference = format!("token:{}", Uuid::new_v4());
+    let intent_id = Uuid::new_v4();
+    let recorded = fund_intents::insert(
+        &ctx.pool,
+        &NewIntent {
+            id: intent_id,
+            offer_id: offer.id,
+            wallet_id: wallet.as_str(),
+            token_ys: &ys,
+            ys_hash: &ys_hash,
+            value_sats: value,
+        },
+    )
+    .await?;
+    if !recorded {
+        return Err(TradeError::invalid(
+            "token_in_use",
+            "token",
+            "this token is already funding an offer",
+        ));
+    }
+    if ctx.cuts.hit(CUT_INTENT_RECORDED) {
+        return Err(cut(CUT_INTENT_RECORDED));
+    }
+    // The receive and its record in a task of their own: a dropped request cannot part them.
+    let (task_ctx, token) = (ctx.clone(), token.trim().to_owned());
+    tokio::spawn(async move { receive_and_settle(&task_ctx, intent_id, &wallet, &token).await })
+        .await
+        .map_err(|e| TradeError::Inconsistent(format!("funding task: {e}")))?
+}
+
+/// Receives the token of an OPEN intent and records what it brought, in one transaction that
+/// holds the intent's row lock throughout (so the reconciliation leaves it alone meanwhile).
+async fn receive_and_settle(
+    ctx: &TradeCtx,
+    intent_id: Uuid,
+    wallet: &WalletId,
+    token: &str,
+) -> Result<Offer, TradeError> {
     let mut tx = ctx.pool.begin().await?;
+    let Some(intent) = fund_intents::lock_open(&mut tx, intent_id).await? else {
+        return Err(TradeError::Inconsistent(format!(
+            "funding intent {intent_id} was settled by the reconciliation"
+        )));
+    };
+    let received = match ctx.wallets.receive(wallet, token, vec![]).await {
+        Ok(sats) => sats,
+        Err(e)
+            if matches!(
+                e.kind(),
+                WalletErrorKind::TokenInvalid | WalletErrorKind::TokenSpent
+            ) =>
+        {
+            // Refused (by the mint, or the wallet's own checks): nothing was received.
+            fund_intents::settle(&mut tx, intent_id, IntentEnd::Abandoned, None).await?;
+            tx.commit().await?;
+            return Err(e.into());
+        }
+        // Whether the mint swapped the token is not known: the intent stays OPEN and the
+        // reconciliation settles it once the wallet knows.
+        Err(e) => return Err(e.into()),
+    };
+    if ctx.cuts.hit(CUT_RECEIVED) {
+        return Err(cut(CUT_RECEIVED));
+    }
+    let settled = settle_received(ctx, &mut tx, &intent, received).await?;
+    tx.commit().await?;
+    match settled {
+        Settled::Funded(offer) => Ok(*offer),
+        Settled::Refunded => Err(TradeError::NotFundable),
+    }
+}
+
+/// Settles an intent a cut left OPEN (the reconciliation, for intents older than any request):
+/// by what the session wallet recorded of the token, after saga recovery. `None` when it is
+/// not this run's to settle (settled already, held by a running request, or the wallet's
+/// receive is still unfinished). Safe to repeat and to run beside a request or another run:
+/// the intent's row is locked (skipping a held one) and moves from OPEN once, in the
+/// transaction that records its money, and the wallet lookup only reads.
+pub async fn settle_open(ctx: &TradeCtx, intent_id: Uuid) -> Result<Option<IntentEnd>, TradeError> {
+    let mut tx = ctx.pool.begin().await?;
+    let Some(intent) = fund_intents::try_lock_open(&mut tx, intent_id).await? else {
+        return Ok(None);
+    };
+    let wallet = WalletId::parse(&intent.wallet_id)
+        .map_err(|e| TradeError::Inconsistent(format!("intent {intent_id}: {e}")))?;
+    let receipt = ctx.wallets.receipt_of(&wallet, &intent.token_ys).await?;
+    if ctx.cuts.hit(CUT_SETTLING) {
+        return Err(cut(CUT_SETTLING));
+    }
+    let end = match receipt {
+        Receipt::InFlight => return Ok(None),
+        Receipt::NotReceived => {
+            fund_intents::settle(&mut tx, intent_id, IntentEnd::Abandoned, None).await?;
+            IntentEnd::Abandoned
+        }
+        Receipt::Received(sats) => match settle_received(ctx, &mut tx, &intent, sats).await? {
+            Settled::Funded(_) => IntentEnd::Funded,
+            Settled::Refunded => IntentEnd::Refunded,
+        },
+    };
+    tx.commit().await?;
+    Ok(Some(end))
+}
+
+/// What a received token did.
+enum Settled {
+    Funded(Box<Offer>),
+    Refunded,
+}
+
+/// Records `received` sats of a locked OPEN intent: the offer funded (compare-and-set) and
+/// the deposit booked, or, when the offer cannot take them, booked and refunded to the
+/// maker's payout key; the intent closed with it, all in the caller's transaction.
+async fn settle_received(
+    ctx: &TradeCtx,
+    conn: &mut PgConnection,
+    intent: &FundIntent,
+    received: u64,
+) -> Result<Settled, TradeError> {
+    let offer = offers::get_for_update(conn, intent.offer_id)
+        .await?
+        .ok_or(TradeError::NotFound)?;
+    let deposit = offer.amounts().deposit().ok_or_else(|| {
+        TradeError::Inconsistent(format!("offer {}: deposit overflows", offer.id))
+    })?;
+    let reference = format!("token:{}", intent.id);
     let moved = if received >= deposit {
-        funded(ctx, &mut tx, &offer, FundedBy::Token).await?
+        funded(ctx, conn, &offer, FundedBy::Token).await?
     } else {
         None
     };
-    let Some(moved) = moved else {
-        // Received, but it cannot fund the offer (paid meanwhile, or the mint's fee left less
-        // than the deposit): the sats go back to the maker's payout key.
-        ledger::record(&mut tx, offer.id, LedgerKind::Deposit, received, &reference).await?;
+    if let Some(moved) = moved {
+        // The offer's books hold the deposit; the fee's excess is the session sweep's.
+        ledger::record(conn, offer.id, LedgerKind::Deposit, deposit, &reference).await?;
+        fund_intents::settle(conn, intent.id, IntentEnd::Funded, Some(received)).await?;
+        return Ok(Settled::Funded(Box::new(moved)));
+    }
+    // Received, but it cannot fund the offer (funded meanwhile, moved on, or the mint's fee
+    // left less than the deposit): the sats go back to the maker's payout key.
+    fund_intents::settle(conn, intent.id, IntentEnd::Refunded, Some(received)).await?;
+    if received > 0 {
+        let wallet = WalletId::parse(&intent.wallet_id)
+            .map_err(|e| TradeError::Inconsistent(format!("intent {}: {e}", intent.id)))?;
+        ledger::record(conn, offer.id, LedgerKind::Deposit, received, &reference).await?;
         late_refund::record(
-            &mut tx,
+            conn,
             &LatePayment {
                 offer_id: offer.id,
                 payer: Party::Maker,
@@ -80,13 +231,28 @@ pub async fn fund(
             },
         )
         .await?;
-        tx.commit().await?;
-        return Err(TradeError::NotFundable);
-    };
-    // The offer's books hold the deposit; the fee's excess is the session sweep's.
-    ledger::record(&mut tx, offer.id, LedgerKind::Deposit, deposit, &reference).await?;
-    tx.commit().await?;
-    Ok(moved)
+    }
+    Ok(Settled::Refunded)
+}
+
+/// The token's proofs' Ys (hex) and the SHA-256 of them sorted: public, and all that is kept.
+fn token_ys(token: &cdk::nuts::Token) -> Option<(Vec<String>, String)> {
+    let mut ys = token
+        .token_secrets()
+        .into_iter()
+        .map(|s| cdk::dhke::hash_to_curve(s.as_bytes()).map(|y| y.to_hex()))
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    if ys.is_empty() {
+        return None;
+    }
+    ys.sort();
+    let hash = sha256::Hash::hash(ys.concat().as_bytes());
+    Some((ys, hash.to_string()))
+}
+
+fn cut(point: &'static str) -> TradeError {
+    TradeError::Inconsistent(format!("cut at failpoint {point}"))
 }
 
 /// CREATED → INVOICE_PAID (compare-and-set), listed for the maker's chosen lifetime, recording

@@ -53,8 +53,9 @@ pub async fn lapse(
             if let Some(quote) = quotes::get(&ctx.pool, quote_id).await? {
                 let wallet = WalletId::parse(&quote.wallet_id)
                     .map_err(|e| TradeError::Inconsistent(format!("quote {quote_id}: {e}")))?;
-                if let MintOutcome::Issued(sats) = ctx.wallets.mint_quote(&wallet, quote_id).await?
-                {
+                let lock = paid::lock_of(&quote);
+                let outcome = ctx.wallets.mint_quote_with(&wallet, quote_id, lock).await?;
+                if let MintOutcome::Issued(sats) = outcome {
                     paid::quote_minted(ctx, &quote, sats).await?;
                     return Ok(Lapsed::FundedLate);
                 }

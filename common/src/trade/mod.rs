@@ -61,6 +61,8 @@ pub struct TradeCtx {
     pub clock: Clock,
     /// The reputation token issuer.
     pub reputation: Arc<crate::reputation::Issuer>,
+    /// Failpoints (armed by crash tests only).
+    pub cuts: crate::failpoint::Cuts,
 }
 
 impl std::fmt::Debug for TradeCtx {
@@ -88,6 +90,7 @@ impl TradeCtx {
             price,
             clock: Clock::System,
             reputation,
+            cuts: crate::failpoint::Cuts::default(),
         }
     }
 

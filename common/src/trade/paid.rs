@@ -11,7 +11,7 @@ use crate::db::quotes::{self, OfferQuote, WalletQuote};
 use crate::domain::offer::OfferStatus;
 use crate::domain::payout::QuotePurpose;
 use crate::jobs::{self, WatchMintQuote};
-use crate::wallet::WalletId;
+use crate::wallet::{QuoteLock, WalletId};
 
 /// A Lightning invoice for the caller to pay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,16 @@ pub enum Paid {
     /// The offer had moved on without this payment (cancelled, expired, claim lapsed) or the
     /// amount was wrong: the sats are refunded to the payer's key.
     Refunded,
+}
+
+/// What minting `quote` needs besides its id: its derived NUT-20 key's nonce, if it was made
+/// without opening its wallet.
+pub fn lock_of(quote: &WalletQuote) -> Option<QuoteLock<'_>> {
+    quote.lock_nonce.as_deref().map(|nonce| QuoteLock {
+        nonce,
+        sats: u64::try_from(quote.amount_sats).unwrap_or(0),
+        expiry: u64::try_from(quote.expires_at.timestamp()).unwrap_or(0),
+    })
 }
 
 /// Records a quote of an offer and enqueues its watcher, in the caller's transaction.

@@ -1,6 +1,6 @@
 //! What can go wrong with a wallet operation, and what a client can do about it.
 //!
-//! [`WalletError`] keeps the cause (callers match on `Busy`, `NotFound`, `NotEmpty`,
+//! [`WalletError`] keeps the cause (callers match on `Busy`, `LeaseLost`, `NotFound`, `NotEmpty`,
 //! `Superseded` and `Cdk(TokenAlreadySpent)`); [`WalletError::kind`] sorts every cause into the
 //! few answers a client can act on, so the HTTP layer maps wallet failures in one place.
 
@@ -15,6 +15,15 @@ pub enum WalletError {
     /// Another process holds the wallet's lease.
     #[error("wallet {0} is open in another process")]
     Busy(WalletId),
+    /// The wallet's lease was taken by another process (or ran out) under this one: the
+    /// operation stopped before its next write. The next operation takes the lease again.
+    #[error("wallet {id}: lease generation {generation} is no longer current; write refused")]
+    LeaseLost {
+        /// The wallet.
+        id: WalletId,
+        /// The generation this process had opened it under.
+        generation: i64,
+    },
     /// Delete was refused because the wallet still holds (or awaits) sats.
     #[error("wallet {id} still holds {sats} sats")]
     NotEmpty {
@@ -75,7 +84,7 @@ impl WalletError {
     /// What a client can do about this failure.
     pub fn kind(&self) -> WalletErrorKind {
         match self {
-            WalletError::Busy(_) => WalletErrorKind::Busy,
+            WalletError::Busy(_) | WalletError::LeaseLost { .. } => WalletErrorKind::Busy,
             WalletError::Cdk(e) | WalletError::ServiceAuth(ServiceAuthError::Cdk(e)) => cdk_kind(e),
             // The issuer would not give us a token: without it the mint will not serve us.
             WalletError::ServiceAuth(ServiceAuthError::Login(_)) => {
@@ -241,7 +250,9 @@ mod tests {
     #[test]
     fn in_use_elsewhere_is_busy() {
         let id = WalletId::session(uuid::Uuid::nil());
-        assert_eq!(WalletError::Busy(id).kind(), WalletErrorKind::Busy);
+        assert_eq!(WalletError::Busy(id.clone()).kind(), WalletErrorKind::Busy);
+        let lost = WalletError::LeaseLost { id, generation: 3 };
+        assert_eq!(lost.kind(), WalletErrorKind::Busy);
         assert_eq!(kind(cdk::Error::TokenPending), WalletErrorKind::Busy);
         assert_eq!(kind(answered(11002)), WalletErrorKind::Busy);
     }

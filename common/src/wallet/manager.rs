@@ -149,6 +149,8 @@ pub(super) struct Inner {
     pub(super) cfg: WalletManagerConfig,
     pub(super) started: Instant,
     pub(super) mint_url: MintUrl,
+    /// One client for requests that need no wallet (quotes made without opening one).
+    pub(super) client: Arc<dyn cdk::wallet::MintConnector + Send + Sync>,
     pub(super) pool: PgPool,
     /// Slots of every wallet touched recently; the LRU order decides what closes first.
     pub(super) slots: StdMutex<LruCache<WalletId, Arc<Slot>>>,
@@ -177,10 +179,13 @@ impl WalletManager {
             .mint_url
             .parse()
             .map_err(|e: cdk::mint_url::Error| WalletError::Task(e.to_string()))?;
+        let auth = cfg.service_auth.as_ref().map(|a| a.auth_wallet());
+        let client = Arc::new(cdk::wallet::HttpClient::new(mint_url.clone(), auth));
         Ok(Self {
             inner: Arc::new(Inner {
                 cfg,
                 started: Instant::now(),
+                client,
                 mint_url,
                 pool,
                 slots: StdMutex::new(LruCache::unbounded()),

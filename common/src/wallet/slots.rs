@@ -1,7 +1,11 @@
 //! Which wallets are open in this process, and the way every operation reaches one.
 //!
 //! - At most one process has a file open: opening takes a lease in PostgreSQL
-//!   ([`crate::db::leases`]); the maintenance task renews the leases of open wallets.
+//!   ([`crate::db::leases`]), and the open wallet's store is fenced by that lease's generation
+//!   ([`super::fence`]). Every operation confirms the generation before it starts (and reopens
+//!   under a new lease if it went stale); a renewal task of its own extends the leases of open
+//!   wallets and revokes the fences of those it lost, so an operation running when its lease
+//!   is taken stops at its next write.
 //! - At most `max_open` wallets stay open (each costs a connection thread and a few file
 //!   descriptors); beyond that, idle ones are closed least-recently-used first. A wallet idle
 //!   for `idle_close` is closed and its lease given back, so a job for the same session on
@@ -13,10 +17,9 @@
 //! - Every open runs `recover_incomplete_sagas` first (unless the operation is the
 //!   reconciliation, which runs it itself).
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use cdk::nuts::CurrencyUnit;
@@ -25,6 +28,7 @@ use futures::future::BoxFuture;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::error::WalletError;
+use super::fence::Fence;
 use super::layout::{derive_seed, WalletId};
 use super::manager::WalletManager;
 use super::reconcile::recover_on_open;
@@ -49,16 +53,36 @@ pub(super) struct Open {
 pub(super) struct OpenWallet {
     wallet: Wallet,
     connections: Arc<OpenConnections>,
+    /// The lease generation the wallet was opened under; its store asks it before each write.
+    fence: Arc<Fence>,
 }
 
 /// One cache entry; the mutex serialises opening, operations and closing of one wallet.
 #[derive(Default)]
 pub(super) struct Slot {
     state: Arc<Mutex<Option<OpenWallet>>>,
-    /// Set when renewal found the lease gone; the next operation must take it again.
-    lease_lost: AtomicBool,
+    /// The open wallet's fence, where the renewal task can reach it while an operation holds
+    /// `state`.
+    fence: StdMutex<Option<Arc<Fence>>>,
     /// When the last operation ended, in milliseconds since the manager started.
     last_used_ms: AtomicU64,
+}
+
+impl Slot {
+    fn set_fence(&self, fence: Option<Arc<Fence>>) {
+        match self.fence.lock() {
+            Ok(mut f) => *f = fence,
+            Err(poisoned) => *poisoned.into_inner() = fence,
+        }
+    }
+
+    fn live_fence(&self) -> Option<Arc<Fence>> {
+        let f = match self.fence.lock() {
+            Ok(f) => f.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        f.filter(|f| f.holds())
+    }
 }
 
 /// A wallet's slot with its lock held: what an operation's task owns while it runs.
@@ -90,11 +114,35 @@ impl Held {
         self.manager.close_locked(&self.id, &mut self.state).await
     }
 
-    /// Closes the wallet and removes its files. The slot stays in the cache, closed, so a
+    /// The fence of the open wallet, if open.
+    pub(super) fn fence(&self) -> Option<Arc<Fence>> {
+        self.state.as_ref().map(|o| o.fence.clone())
+    }
+
+    /// Closes the wallet and removes its files, under its lease: the lease is confirmed after
+    /// the connections closed and given back only once the files are gone, so no other process
+    /// can open the file while it is being removed. The slot stays in the cache, closed, so a
     /// task already waiting for its lock finds the wallet gone rather than opening it under
     /// a second slot; the cache drops it once idle.
     pub(super) async fn remove(&mut self) -> Result<(), WalletError> {
-        self.close().await?;
+        let Some(open) = self.state.take() else {
+            return Err(WalletError::Task("wallet not open".to_owned()));
+        };
+        let OpenWallet {
+            wallet,
+            connections,
+            fence,
+        } = open;
+        drop(wallet);
+        if !connections.wait_closed(Duration::from_secs(10)).await {
+            tracing::warn!(wallet = %self.id, "wallet connection did not close in time");
+        }
+        if !self.manager.confirm(&self.id, &fence).await? {
+            return Err(WalletError::LeaseLost {
+                id: self.id.clone(),
+                generation: fence.generation(),
+            });
+        }
         let path = self.manager.inner.cfg.layout.locate(&self.id);
         for suffix in ["", "-wal", "-shm"] {
             let mut p = path.clone().into_os_string();
@@ -105,33 +153,46 @@ impl Held {
                 Err(e) => return Err(e.into()),
             }
         }
+        fence.revoke();
+        self.slot.set_fence(None);
+        let cfg = &self.manager.inner.cfg;
+        leases::release(
+            &self.manager.inner.pool,
+            self.id.as_str(),
+            &cfg.holder,
+            fence.generation(),
+        )
+        .await?;
         Ok(())
     }
 }
 
 impl WalletManager {
-    /// Until the manager is dropped: closes wallets idle for `idle_close` and renews the leases
-    /// of open wallets every third of their lifetime.
+    /// Until the manager is dropped: closes wallets idle for `idle_close`; and, in a task of
+    /// its own so that closing never delays it, renews the leases of open wallets every third
+    /// of their lifetime (see [`WalletManager::renew_leases`]). Returns the idle task's handle.
     pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(&self.inner);
-        let renew_every = self.inner.cfg.lease_ttl / 3;
+        let renew_every = (self.inner.cfg.lease_ttl / 3).max(Duration::from_millis(50));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(renew_every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                WalletManager { inner }.renew_leases().await;
+            }
+        });
+        let weak = Arc::downgrade(&self.inner);
         let period = (self.inner.cfg.idle_close / 2)
             .clamp(Duration::from_millis(100), Duration::from_secs(1));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut last_renewal = Instant::now();
             loop {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
-                let manager = WalletManager { inner };
-                manager.close_idle().await;
-                if last_renewal.elapsed() >= renew_every {
-                    last_renewal = Instant::now();
-                    if let Err(e) = manager.renew_leases().await {
-                        tracing::warn!(error = %e, "wallet lease renewal failed");
-                    }
-                }
+                WalletManager { inner }.close_idle().await;
             }
         })
     }
@@ -192,6 +253,18 @@ impl WalletManager {
                     op(wallet).await
                 }
                 .await;
+                // A failure after the lease was lost is the fence's refusal (or its aftermath):
+                // say so, whatever cdk made of the refused statement.
+                let result = match (result, held.fence()) {
+                    (Err(e), Some(fence)) if !fence.holds() => {
+                        tracing::warn!(wallet = %held.id, generation = fence.generation(), error = %e, "wallet operation stopped: lease lost");
+                        Err(WalletError::LeaseLost {
+                            id: held.id.clone(),
+                            generation: fence.generation(),
+                        })
+                    }
+                    (result, _) => result,
+                };
                 if open.close_after && (!was_open || result.is_err()) {
                     held.close().await?;
                 }
@@ -275,7 +348,9 @@ impl WalletManager {
         }
     }
 
-    /// Opens the wallet under `state` if it is closed or its lease lapsed.
+    /// Opens the wallet under `state` if it is closed, or if the generation it was opened under
+    /// is no longer its lease's (then the stale wallet is dropped unwritten and reopened from
+    /// its file under a new lease: the file may have changed under another holder).
     async fn ensure_open(
         &self,
         id: &WalletId,
@@ -283,25 +358,54 @@ impl WalletManager {
         state: &mut OwnedMutexGuard<Option<OpenWallet>>,
         open: Open,
     ) -> Result<(), WalletError> {
-        if state.is_some() && !slot.lease_lost.load(Ordering::SeqCst) {
-            return Ok(());
+        if let Some(current) = state.as_ref() {
+            let fence = current.fence.clone();
+            if self.confirm(id, &fence).await? {
+                return Ok(());
+            }
+            tracing::warn!(wallet = %id, generation = fence.generation(), "wallet lease lost; reopening under a new lease");
+            if let Some(stale) = state.take() {
+                drop(stale.wallet);
+                if !stale.connections.wait_closed(Duration::from_secs(10)).await {
+                    tracing::warn!(wallet = %id, "wallet connection did not close in time");
+                }
+            }
+            slot.set_fence(None);
         }
-        self.take_lease(id, open.lease_wait).await?;
-        slot.lease_lost.store(false, Ordering::SeqCst);
-        if state.is_some() {
-            return Ok(());
+        let (generation, sent) = self.take_lease(id, open.lease_wait).await?;
+        let fence = Arc::new(Fence::new(generation, self.inner.cfg.lease_ttl, sent));
+        match self.open_file(id, open, fence.clone()).await {
+            Ok(opened) => {
+                slot.set_fence(Some(fence));
+                **state = Some(opened);
+                Ok(())
+            }
+            Err(e) => {
+                fence.revoke();
+                let cfg = &self.inner.cfg;
+                leases::release(&self.inner.pool, id.as_str(), &cfg.holder, generation).await?;
+                Err(e)
+            }
         }
+    }
+
+    /// Opens the wallet's file under a lease just taken, its store fenced by `fence`.
+    async fn open_file(
+        &self,
+        id: &WalletId,
+        open: Open,
+        fence: Arc<Fence>,
+    ) -> Result<OpenWallet, WalletError> {
         let path = self.inner.cfg.layout.locate(id);
         if !path.exists() {
             if !open.create {
-                leases::release(&self.inner.pool, id.as_str(), &self.inner.cfg.holder).await?;
                 return Err(WalletError::NotFound(id.clone()));
             }
             if let Some(dir) = path.parent() {
                 tokio::fs::create_dir_all(dir).await?;
             }
         }
-        let config = SqlxSqliteConfig::file(&path);
+        let config = SqlxSqliteConfig::file(&path).fenced(fence.clone());
         let connections = config.open_connections();
         let db = Arc::new(WalletSqlxDatabase::new(config).await?);
         let mut builder = WalletBuilder::new()
@@ -319,19 +423,49 @@ impl WalletManager {
         if open.recover {
             recover_on_open(&wallet, id).await?;
         }
-        **state = Some(OpenWallet {
+        Ok(OpenWallet {
             wallet,
             connections,
-        });
-        Ok(())
+            fence,
+        })
     }
 
-    async fn take_lease(&self, id: &WalletId, wait: Duration) -> Result<(), WalletError> {
+    /// Whether `fence`'s generation is still the wallet's lease (extending it): one statement.
+    /// A stale generation revokes the fence.
+    pub(super) async fn confirm(&self, id: &WalletId, fence: &Fence) -> Result<bool, WalletError> {
+        let cfg = &self.inner.cfg;
+        let sent = Instant::now();
+        let current = leases::confirm(
+            &self.inner.pool,
+            id.as_str(),
+            &cfg.holder,
+            fence.generation(),
+            cfg.lease_ttl,
+        )
+        .await?;
+        if current {
+            fence.extended(sent);
+        } else {
+            fence.revoke();
+        }
+        Ok(current)
+    }
+
+    /// Takes the wallet's lease, waiting up to `wait` for another holder: the new generation,
+    /// and when the statement that took it was sent.
+    async fn take_lease(
+        &self,
+        id: &WalletId,
+        wait: Duration,
+    ) -> Result<(i64, Instant), WalletError> {
         let cfg = &self.inner.cfg;
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            if leases::acquire(&self.inner.pool, id.as_str(), &cfg.holder, cfg.lease_ttl).await? {
-                return Ok(());
+            let sent = Instant::now();
+            let taken =
+                leases::acquire(&self.inner.pool, id.as_str(), &cfg.holder, cfg.lease_ttl).await?;
+            if let Some(generation) = taken {
+                return Ok((generation, sent));
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(WalletError::Busy(id.clone()));
@@ -349,12 +483,22 @@ impl WalletManager {
             let OpenWallet {
                 wallet,
                 connections,
+                fence,
             } = open;
             drop(wallet);
             if !connections.wait_closed(Duration::from_secs(10)).await {
                 tracing::warn!(wallet = %id, "wallet connection did not close in time");
             }
-            leases::release(&self.inner.pool, id.as_str(), &self.inner.cfg.holder).await?;
+            // Closed: nothing writes any more, and renewal leaves it alone.
+            fence.revoke();
+            let cfg = &self.inner.cfg;
+            leases::release(
+                &self.inner.pool,
+                id.as_str(),
+                &cfg.holder,
+                fence.generation(),
+            )
+            .await?;
         }
         Ok(())
     }
@@ -400,30 +544,41 @@ impl WalletManager {
         }
     }
 
-    async fn renew_leases(&self) -> Result<(), WalletError> {
-        let open: HashMap<String, Arc<Slot>> = self
+    /// Extends the lease of every open wallet in one statement, and revokes the fence of each
+    /// lease PostgreSQL no longer has at its generation: an operation running on it stops at
+    /// its next write, and the next operation reopens the wallet under a new lease. When the
+    /// statement fails, nothing is extended: the fences run out by themselves before the leases
+    /// can lapse, and each operation confirms its lease before it starts, so the next one
+    /// takes it again or stops.
+    pub(super) async fn renew_leases(&self) {
+        let live: Vec<(WalletId, Arc<Fence>)> = self
             .slots_snapshot()
             .into_iter()
-            .filter(|(_, s)| s.state.try_lock().map(|g| g.is_some()).unwrap_or(true))
-            .map(|(id, s)| (id.as_str().to_owned(), s))
+            .filter_map(|(id, slot)| slot.live_fence().map(|f| (id, f)))
             .collect();
-        if open.is_empty() {
-            return Ok(());
+        if live.is_empty() {
+            return;
         }
-        let ids: Vec<String> = open.keys().cloned().collect();
-        let kept = leases::renew(
-            &self.inner.pool,
-            &self.inner.cfg.holder,
-            &ids,
-            self.inner.cfg.lease_ttl,
-        )
-        .await?;
-        for (id, slot) in &open {
-            if !kept.contains(id) {
-                tracing::warn!(wallet = %id, "wallet lease lost; will re-take it before the next operation");
-                slot.lease_lost.store(true, Ordering::SeqCst);
+        let held: Vec<(String, i64)> = live
+            .iter()
+            .map(|(id, f)| (id.as_str().to_owned(), f.generation()))
+            .collect();
+        let cfg = &self.inner.cfg;
+        let sent = Instant::now();
+        let kept = match leases::renew(&self.inner.pool, &cfg.holder, &held, cfg.lease_ttl).await {
+            Ok(kept) => kept,
+            Err(e) => {
+                tracing::warn!(error = %e, wallets = live.len(), "wallet lease renewal failed; open wallets stop writing when their leases run out");
+                return;
+            }
+        };
+        for (id, fence) in &live {
+            if kept.iter().any(|k| k == id.as_str()) {
+                fence.extended(sent);
+            } else {
+                tracing::warn!(wallet = %id, generation = fence.generation(), "wallet lease lost; writes fenced, the next operation reopens under a new lease");
+                fence.revoke();
             }
         }
-        Ok(())
     }
 }

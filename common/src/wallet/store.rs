@@ -33,6 +33,9 @@ pub type MintSqlxDatabase = cdk_sql_common::SQLMintDatabase<SqlxSqlitePool>;
 /// The mint's NUT-21/22 auth database through sqlx.
 pub type MintSqlxAuthDatabase = cdk_sql_common::mint::SQLMintAuthDatabase<SqlxSqlitePool>;
 
+/// How a statement refused by the store's [`WriteFence`] starts its error message.
+pub const FENCED: &str = "write fenced";
+
 /// How long a statement waits for SQLite's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -74,11 +77,19 @@ impl OpenConnections {
     }
 }
 
+/// Asked before every statement a database runs (a wallet's lease, see
+/// [`super::fence`]): an error refuses the statement. Rolling back is always allowed.
+pub trait WriteFence: fmt::Debug + Send + Sync {
+    /// `Err(why)` when statements may no longer run.
+    fn check(&self) -> Result<(), String>;
+}
+
 /// Where a database lives and how many connections its pool may hold.
 pub struct SqlxSqliteConfig {
     path: Option<PathBuf>,
     max_size: usize,
     open: Arc<OpenConnections>,
+    fence: Option<Arc<dyn WriteFence>>,
     /// An in-memory database exists only inside its one connection; once that connection has
     /// been handed out, a replacement would silently be an empty database.
     in_memory_opened: AtomicBool,
@@ -97,6 +108,7 @@ impl SqlxSqliteConfig {
             path: Some(path.into()),
             max_size: max_size.max(1),
             open: Arc::default(),
+            fence: None,
             in_memory_opened: AtomicBool::new(false),
         }
     }
@@ -107,8 +119,15 @@ impl SqlxSqliteConfig {
             path: None,
             max_size: 1,
             open: Arc::default(),
+            fence: None,
             in_memory_opened: AtomicBool::new(false),
         }
+    }
+
+    /// Every statement first asks `fence` (rollbacks excepted).
+    pub fn fenced(mut self, fence: Arc<dyn WriteFence>) -> Self {
+        self.fence = Some(fence);
+        self
     }
 
     /// The tracker of this database's open connections.
@@ -153,6 +172,7 @@ impl Clone for SqlxSqliteConfig {
             path: self.path.clone(),
             max_size: self.max_size,
             open: Arc::default(),
+            fence: self.fence.clone(),
             in_memory_opened: AtomicBool::new(false),
         }
     }
@@ -232,6 +252,7 @@ impl DatabasePool for SqlxSqlitePool {
             stale,
             in_transaction: AtomicBool::new(false),
             open: config.open.clone(),
+            fence: config.fence.clone(),
         })
     }
 
@@ -247,6 +268,7 @@ pub struct SqlxSqliteConnection {
     stale: Arc<AtomicBool>,
     in_transaction: AtomicBool,
     open: Arc<OpenConnections>,
+    fence: Option<Arc<dyn WriteFence>>,
 }
 
 impl fmt::Debug for SqlxSqliteConnection {
@@ -258,8 +280,23 @@ impl fmt::Debug for SqlxSqliteConnection {
 }
 
 impl SqlxSqliteConnection {
-    /// Runs `op` on the connection, opening it first if needed.
+    /// Runs `op` on the connection, opening it first if needed, if the fence allows it.
     async fn with_conn<T, F>(&self, op: F) -> Result<T, Error>
+    where
+        F: for<'c> FnOnce(
+            &'c mut SqliteConnection,
+        ) -> futures::future::BoxFuture<'c, Result<T, sqlx::Error>>,
+    {
+        if let Some(fence) = &self.fence {
+            fence
+                .check()
+                .map_err(|why| Error::Internal(format!("{FENCED}: {why}")))?;
+        }
+        self.with_conn_unfenced(op).await
+    }
+
+    /// [`Self::with_conn`] without asking the fence: for rolling back only.
+    async fn with_conn_unfenced<T, F>(&self, op: F) -> Result<T, Error>
     where
         F: for<'c> FnOnce(
             &'c mut SqliteConnection,
@@ -314,14 +351,24 @@ impl SqlxSqliteConnection {
     }
 
     async fn run_plain(&self, sql: &'static str) -> Result<(), Error> {
-        self.with_conn(|c| {
-            Box::pin(async move {
-                sqlx::raw_sql(sql).execute(c).await?;
-                Ok(())
-            })
-        })
-        .await
+        // Undoing a transaction writes nothing: allowed after the fence closes.
+        if sql == "ROLLBACK" {
+            self.with_conn_unfenced(move |c| plain(c, sql)).await
+        } else {
+            self.with_conn(move |c| plain(c, sql)).await
+        }
     }
+}
+
+/// Runs one statement without parameters.
+fn plain<'c>(
+    c: &'c mut SqliteConnection,
+    sql: &'static str,
+) -> futures::future::BoxFuture<'c, Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        sqlx::raw_sql(sql).execute(c).await?;
+        Ok(())
+    })
 }
 
 /// Turns a cdk statement into SQL text and sqlx arguments.

@@ -8,25 +8,35 @@
 //! sent ones left for their recipient. A wallet another worker has open is skipped (that
 //! worker recovers it on its next open) and comes first next run.
 //!
+//! Funding intents a cut left open ([`openpleb_common::trade::fund::settle_open`]) are settled
+//! first, by what their session wallet recorded of the token: the offer funded, the sats
+//! refunded, or the intent abandoned (the token never taken, still the maker's).
+//!
 //! Payouts still unreleased past a grace period ([`alerts::OVERDUE_PAYOUT_GRACE`]) get an error
 //! line, and a fresh release job if none is queued (theirs gave up or went missing): money owed
 //! and not moving needs a person to look.
 //!
 //! Safe to repeat: reconciling a settled wallet changes nothing (recovery of a finished saga is
 //! a no-op; a proof is settled only when no operation owns it, by what the mint says of it, and
-//! a settled proof is no longer an orphan), and the release job it enqueues is itself safe to
+//! a settled proof is no longer an orphan; an intent moves from OPEN once, under its row lock,
+//! in the transaction that records its money), and the release job it enqueues is itself safe to
 //! repeat and to run beside another run of itself.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::{BoxDynError, Data};
-use openpleb_common::db::{alerts, wallet_checks};
+use openpleb_common::db::{alerts, fund_intents, wallet_checks};
 use openpleb_common::jobs::{self, queries, ReconcileWallets, ReleasePayouts};
+use openpleb_common::trade::fund;
 use openpleb_common::wallet::{Reconciled, WalletError, WalletId};
 
 use super::release_payouts::TREASURY_WALLET;
 use crate::WorkerContext;
+
+/// A funding intent younger than this may still belong to a running request; the
+/// reconciliation leaves it to that request (whose row lock it would skip anyway).
+pub const FUND_INTENT_GRACE: Duration = Duration::from_secs(120);
 
 /// Stop taking new wallets after this long, well inside the job timeout; the rest come first
 /// next run.
@@ -50,11 +60,38 @@ pub struct Summary {
     pub skipped: usize,
     /// Offers whose overdue release was enqueued again.
     pub releases_requeued: usize,
+    /// Funding intents a cut had left open, now settled.
+    pub fund_intents_settled: usize,
+}
+
+/// Settles funding intents left OPEN for longer than `older_than`; returns how many it settled.
+/// Safe to repeat (see [`openpleb_common::trade::fund::settle_open`]).
+pub async fn settle_fund_intents(
+    ctx: &WorkerContext,
+    older_than: Duration,
+) -> Result<usize, BoxDynError> {
+    let mut settled = 0;
+    for id in fund_intents::open_before(&ctx.pool, older_than, 100).await? {
+        match fund::settle_open(ctx, id).await {
+            Ok(Some(end)) => {
+                tracing::warn!(intent = %id, end = ?end, "funding intent left open by a cut settled");
+                settled += 1;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(intent = %id, error = %e, "settling funding intent failed; retried next run")
+            }
+        }
+    }
+    Ok(settled)
 }
 
 /// One run: overdue releases, then up to the configured batch of due wallets.
 pub async fn run(ctx: &WorkerContext) -> Result<Summary, BoxDynError> {
-    let mut summary = Summary::default();
+    let mut summary = Summary {
+        fund_intents_settled: settle_fund_intents(ctx, FUND_INTENT_GRACE).await?,
+        ..Summary::default()
+    };
     let mut offers: Vec<uuid::Uuid> = alerts::overdue_payouts(&ctx.pool, 100)
         .await?
         .into_iter()

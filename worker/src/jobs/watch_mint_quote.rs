@@ -7,7 +7,10 @@
 //! transaction, so it happens once. An unpaid quote schedules the next look with an idempotency
 //! key per round, so duplicate runs do not multiply the watchers.
 //!
-//! A quote whose wallet is gone (which the wallet cleanup avoids while the quote can be paid)
+//! A quote made without opening its wallet (locked to a key derived from the wallet's seed and
+//! the quote's nonce) is minted into its wallet, created if it does not exist yet.
+//!
+//! A wallet's own quote whose wallet is gone (which the wallet cleanup avoids while it can be paid)
 //! cannot be minted by anyone: the watcher marks it ORPHANED, logs an error and stops, rather
 //! than open an empty wallet that does not know the quote and fail on every retry. The admin
 //! alerts list orphaned quotes.
@@ -19,7 +22,7 @@ use chrono::Utc;
 use openpleb_common::db::quotes;
 use openpleb_common::domain::payout::QuoteState;
 use openpleb_common::jobs::{enqueue_in, WatchMintQuote};
-use openpleb_common::trade::paid::quote_minted;
+use openpleb_common::trade::paid::{lock_of, quote_minted};
 use openpleb_common::wallet::{MintOutcome, WalletId};
 
 use crate::WorkerContext;
@@ -38,7 +41,9 @@ async fn run(job: WatchMintQuote, ctx: &WorkerContext) -> Result<(), BoxDynError
         return Ok(());
     }
     let wallet = WalletId::parse(&quote.wallet_id)?;
-    if !ctx.wallets.exists(&wallet) {
+    // A quote locked to a derived key needs no file: the mint creates the wallet if need be.
+    let lock = lock_of(&quote);
+    if lock.is_none() && !ctx.wallets.exists(&wallet) {
         let orphaned = quotes::transition(
             &ctx.pool,
             &quote.quote_id,
@@ -54,7 +59,11 @@ async fn run(job: WatchMintQuote, ctx: &WorkerContext) -> Result<(), BoxDynError
         }
         return Ok(());
     }
-    match ctx.wallets.mint_quote(&wallet, &quote.quote_id).await? {
+    match ctx
+        .wallets
+        .mint_quote_with(&wallet, &quote.quote_id, lock)
+        .await?
+    {
         MintOutcome::Issued(sats) => {
             let expected = u64::try_from(quote.amount_sats)?;
             if sats != expected {

@@ -1,0 +1,163 @@
+//! Deposit and bond quotes made without opening the session wallet (issue 14: no request
+//! waits for a lease another process holds).
+//!
+//! The api asks the mint for a bolt11 quote through the manager's shared mint client, locked
+//! (NUT-20) to a key derived from the session wallet's seed and a random nonce that is
+//! recorded with the quote in PostgreSQL (`wallet_quotes.lock_nonce`). Only the worker that
+//! mints opens the wallet: it derives the same key from the seed and the nonce, adds the quote
+//! to the wallet's store if the wallet has not seen it, and mints as usual. The nonce alone is
+//! no secret worth keeping: the key also needs the master secret, which PostgreSQL never holds.
+//! A wallet file that does not exist yet is created by the mint, so a locked quote cannot be
+//! orphaned by a missing file.
+
+use cdk::amount::SplitTarget;
+use cdk::mint_url::MintUrl;
+use cdk::nuts::nut23::MintQuoteBolt11Request;
+use cdk::nuts::{CurrencyUnit, MintQuoteState, PaymentMethod, SecretKey};
+use cdk::wallet::types::MintQuote;
+use cdk::Amount;
+use cdk_common::bitcoin::hashes::{sha256, Hash, HashEngine, Hmac, HmacEngine};
+use cdk_common::mint_quote::MintQuoteRequest;
+
+use super::error::WalletError;
+use super::layout::{derive_seed, WalletId};
+use super::manager::{MintOutcome, WalletManager};
+use crate::metrics::wallet_op;
+
+/// A quote made for a wallet without opening it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedQuote {
+    /// The mint's quote id.
+    pub quote_id: String,
+    /// The bolt11 invoice to pay.
+    pub request: String,
+    /// Unix time after which the mint stops accepting payment.
+    pub expiry: u64,
+    /// What the quote's NUT-20 key derives from, with the wallet's seed (32 hex characters).
+    pub lock_nonce: String,
+}
+
+/// What the worker needs to mint a [`LockedQuote`] the wallet may never have seen.
+#[derive(Debug, Clone, Copy)]
+pub struct QuoteLock<'a> {
+    /// The quote's nonce.
+    pub nonce: &'a str,
+    /// Sats the quote asks for.
+    pub sats: u64,
+    /// The mint's expiry (unix seconds).
+    pub expiry: u64,
+}
+
+/// The NUT-20 key of a quote: HMAC-SHA256 over the nonce, keyed by the wallet's seed.
+pub fn quote_lock_key(
+    master_secret: &[u8],
+    id: &WalletId,
+    nonce: &str,
+) -> Result<SecretKey, WalletError> {
+    let seed = derive_seed(master_secret, id);
+    let mut engine = HmacEngine::<sha256::Hash>::new(&seed);
+    engine.input(b"openpleb/nut20-quote-key/v1\n");
+    engine.input(nonce.as_bytes());
+    let mac = Hmac::<sha256::Hash>::from_engine(engine);
+    SecretKey::from_slice(mac.as_byte_array())
+        .map_err(|e| WalletError::Task(format!("quote key: {e}")))
+}
+
+impl WalletManager {
+    /// Creates a bolt11 mint quote for `sats` locked to a key of wallet `id`, without opening
+    /// the wallet or taking its lease: one request to the mint.
+    pub async fn create_locked_quote(
+        &self,
+        id: &WalletId,
+        sats: u64,
+    ) -> Result<LockedQuote, WalletError> {
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let key = quote_lock_key(&self.inner.cfg.master_secret, id, &nonce)?;
+        if let Some(auth) = &self.inner.cfg.service_auth {
+            auth.ensure_supply().await?;
+        }
+        let request = MintQuoteRequest::Bolt11(MintQuoteBolt11Request {
+            amount: Amount::from(sats),
+            unit: CurrencyUnit::Sat,
+            description: None,
+            pubkey: Some(key.public_key()),
+        });
+        let client = self.inner.client.clone();
+        let response = wallet_op("create_locked_quote", async move {
+            client
+                .post_mint_quote(request)
+                .await
+                .map_err(WalletError::from)
+        })
+        .await?;
+        Ok(LockedQuote {
+            quote_id: response.quote().to_string(),
+            request: response.request().to_string(),
+            expiry: response.expiry().unwrap_or(0),
+            lock_nonce: nonce,
+        })
+    }
+
+    /// [`WalletManager::mint_quote`] for a quote that may be locked to a derived key: with
+    /// `lock`, the wallet is created if needed and learns the quote (with its key) first.
+    /// Safe to repeat, as `mint_quote` is: the quote is added once, minted once.
+    pub async fn mint_quote_with(
+        &self,
+        id: &WalletId,
+        quote_id: &str,
+        lock: Option<QuoteLock<'_>>,
+    ) -> Result<MintOutcome, WalletError> {
+        let Some(lock) = lock else {
+            return self.mint_quote(id, quote_id).await;
+        };
+        let quote_id = quote_id.to_owned();
+        let key = quote_lock_key(&self.inner.cfg.master_secret, id, lock.nonce)?;
+        let (sats, expiry) = (lock.sats, lock.expiry);
+        let mint_url: MintUrl = self.inner.mint_url.clone();
+        wallet_op(
+            "mint_quote",
+            self.run(id, true, move |w| async move {
+                if w.localstore.get_mint_quote(&quote_id).await?.is_none() {
+                    let known = MintQuote::new(
+                        quote_id.clone(),
+                        mint_url,
+                        PaymentMethod::BOLT11,
+                        Some(Amount::from(sats)),
+                        CurrencyUnit::Sat,
+                        String::new(),
+                        expiry,
+                        Some(key),
+                    );
+                    w.localstore.add_mint_quote(known).await?;
+                }
+                let q = w.check_mint_quote_status(&quote_id).await?;
+                match q.state {
+                    MintQuoteState::Unpaid => Ok(MintOutcome::Unpaid),
+                    MintQuoteState::Issued => Ok(MintOutcome::Issued(q.amount_issued.into())),
+                    MintQuoteState::Paid => {
+                        let proofs = w.mint(&quote_id, SplitTarget::default(), None).await?;
+                        Ok(MintOutcome::Issued(
+                            proofs.iter().map(|p| u64::from(p.amount)).sum(),
+                        ))
+                    }
+                }
+            }),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_depends_on_wallet_and_nonce() {
+        let a = WalletId::session(uuid::Uuid::nil());
+        let b = WalletId::session(uuid::Uuid::max());
+        let k = |id: &WalletId, n: &str| quote_lock_key(b"master", id, n).expect("key");
+        assert_eq!(k(&a, "00"), k(&a, "00"), "deterministic");
+        assert_ne!(k(&a, "00"), k(&a, "01"));
+        assert_ne!(k(&a, "00"), k(&b, "00"));
+    }
+}
