@@ -15,6 +15,7 @@ use poem_openapi::{ApiResponse, Object};
 
 /// The error body's inner object.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ErrorDetail {
     /// Stable machine-readable code, e.g. `invite_expired`.
     pub code: String,
@@ -24,8 +25,9 @@ pub struct ErrorDetail {
 
 /// The error envelope every endpoint uses.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ErrorBody {
-    /// What went wrong.
+    // What went wrong.
     pub error: ErrorDetail,
 }
 

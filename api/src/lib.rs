@@ -5,6 +5,7 @@
 //! a private address). Handlers check state, check the caller, act: they write through
 //! `openpleb_common::db` and enqueue follow-up jobs in the same transaction.
 
+pub mod allow;
 pub mod auth;
 pub mod book_cache;
 pub mod error;
@@ -255,12 +256,18 @@ pub fn public_app(state: AppState) -> impl poem::Endpoint {
     let api = public_service(&base);
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint_yaml();
+    let allow = Arc::new(allow::AllowTable::new(
+        &base,
+        &api.spec(),
+        &["/health", "/ready", "/openapi.yaml"],
+    ));
     Route::new()
         .at("/health", poem::get(health))
         .at("/ready", poem::get(ready))
         .nest("/docs", docs)
         .at("/openapi.yaml", spec)
         .nest(base, api.into_endpoint())
+        .around(move |ep, req| allow::add_allow(allow.clone(), ep, req))
         .around(input::harden)
         .around(ratelimit::public)
         .data(state)
@@ -274,12 +281,18 @@ pub fn admin_app(state: AppState) -> impl poem::Endpoint {
     let api = admin_service(&base);
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint_yaml();
+    let allow = Arc::new(allow::AllowTable::new(
+        &base,
+        &api.spec(),
+        &["/health", "/metrics", "/openapi.yaml"],
+    ));
     Route::new()
         .at("/health", poem::get(health))
         .at("/metrics", poem::get(observe::metrics_endpoint))
         .nest("/docs", docs)
         .at("/openapi.yaml", spec)
         .nest(base, api.into_endpoint())
+        .around(move |ep, req| allow::add_allow(allow.clone(), ep, req))
         .around(input::harden)
         .around(ratelimit::admin)
         .data(state)
