@@ -5,7 +5,6 @@
 //! a private address). Handlers check state, check the caller, act: they write through
 //! `openpleb_common::db` and enqueue follow-up jobs in the same transaction.
 
-pub mod allow;
 pub mod auth;
 pub mod book_cache;
 pub mod error;
@@ -14,6 +13,7 @@ pub mod input;
 pub mod observe;
 pub mod ratelimit;
 pub mod routes;
+pub mod spec_guard;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -256,7 +256,7 @@ pub fn public_app(state: AppState) -> impl poem::Endpoint {
     let api = public_service(&base);
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint_yaml();
-    let allow = Arc::new(allow::AllowTable::new(
+    let allow = Arc::new(spec_guard::SpecTable::new(
         &base,
         &api.spec(),
         &["/health", "/ready", "/openapi.yaml"],
@@ -267,7 +267,7 @@ pub fn public_app(state: AppState) -> impl poem::Endpoint {
         .nest("/docs", docs)
         .at("/openapi.yaml", spec)
         .nest(base, api.into_endpoint())
-        .around(move |ep, req| allow::add_allow(allow.clone(), ep, req))
+        .around(move |ep, req| spec_guard::guard(allow.clone(), ep, req))
         .around(input::harden)
         .around(ratelimit::public)
         .data(state)
@@ -281,7 +281,7 @@ pub fn admin_app(state: AppState) -> impl poem::Endpoint {
     let api = admin_service(&base);
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint_yaml();
-    let allow = Arc::new(allow::AllowTable::new(
+    let allow = Arc::new(spec_guard::SpecTable::new(
         &base,
         &api.spec(),
         &["/health", "/metrics", "/openapi.yaml"],
@@ -292,7 +292,7 @@ pub fn admin_app(state: AppState) -> impl poem::Endpoint {
         .nest("/docs", docs)
         .at("/openapi.yaml", spec)
         .nest(base, api.into_endpoint())
-        .around(move |ep, req| allow::add_allow(allow.clone(), ep, req))
+        .around(move |ep, req| spec_guard::guard(allow.clone(), ep, req))
         .around(input::harden)
         .around(ratelimit::admin)
         .data(state)

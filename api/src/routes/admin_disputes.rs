@@ -11,7 +11,7 @@ use openpleb_common::trade::dispute::{self, Reader};
 use openpleb_common::trade::{resolve, Viewer};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::{Binary, Json};
+use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
 use uuid::Uuid;
 
@@ -303,7 +303,10 @@ impl AdminDisputesApi {
     ) -> ApiResult<EvidenceImage> {
         let (content_type, image) =
             dispute::evidence_image(&state.ctx, Reader::Admin, *id, *evidence_id).await?;
-        Ok(EvidenceImage::Ok(Binary(image), content_type))
+        Ok(EvidenceImage::Ok(super::offers::ImageBody::new(
+            &content_type,
+            image,
+        )))
     }
 
     /// Resolve a dispute

@@ -12,7 +12,7 @@ use openpleb_common::trade::reveal::Reveal;
 use openpleb_common::trade::{evidence, Role, TradeError, Viewer};
 use poem::web::Data;
 use poem_openapi::param::Path;
-use poem_openapi::payload::{Binary, Json};
+use poem_openapi::payload::Json;
 use poem_openapi::types::multipart::Upload;
 use poem_openapi::{ApiResponse, Enum, Multipart, Object, OpenApi};
 use uuid::Uuid;
@@ -241,7 +241,7 @@ pub struct EvidenceAdded {
 pub enum EvidenceImage {
     /// The image.
     #[oai(status = 200)]
-    Ok(Binary<Vec<u8>>, #[oai(header = "content-type")] String),
+    Ok(super::offers::ImageBody),
 }
 
 #[derive(Debug, ApiResponse)]
@@ -482,6 +482,9 @@ impl DisputesApi {
         let reader = Reader::Session(auth.0.id);
         let (content_type, image) =
             dispute::evidence_image(&state.ctx, reader, *id, *evidence_id).await?;
-        Ok(EvidenceImage::Ok(Binary(image), content_type))
+        Ok(EvidenceImage::Ok(super::offers::ImageBody::new(
+            &content_type,
+            image,
+        )))
     }
 }

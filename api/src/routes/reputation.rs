@@ -180,7 +180,7 @@ pub struct SignedView {
 #[oai(skip_serializing_if_is_none)]
 pub struct OutputsQuery {
     /// B_ values (hex) of outputs you sent; at most 50.
-    #[oai(validator(max_items = "50"))]
+    #[oai(validator(max_items = "50", pattern = "^0[23][0-9a-f]{64}$"))]
     pub outputs: Vec<String>,
 }
 
