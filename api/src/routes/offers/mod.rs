@@ -32,15 +32,19 @@ pub enum ImageBody {
     /// WebP.
     #[oai(content_type = "image/webp")]
     Webp(Binary<Vec<u8>>),
+    /// Any other type (none is stored today; also what generic clients read as bytes).
+    #[oai(content_type = "application/octet-stream")]
+    Other(Binary<Vec<u8>>),
 }
 
 impl ImageBody {
-    /// `bytes` stored with `content_type` (uploads are only ever one of the three).
+    /// `bytes` stored with `content_type`.
     pub fn new(content_type: &str, bytes: Vec<u8>) -> Self {
         match content_type {
+            "image/png" => Self::Png(Binary(bytes)),
             "image/jpeg" => Self::Jpeg(Binary(bytes)),
             "image/webp" => Self::Webp(Binary(bytes)),
-            _ => Self::Png(Binary(bytes)),
+            _ => Self::Other(Binary(bytes)),
         }
     }
 }
