@@ -226,7 +226,7 @@ impl ReputationApi {
         method = "get",
         operation_id = "getReputationKeys"
     )]
-    async fn keys(&self, state: Data<&AppState>) -> Json<KeysView> {
+    async fn keys(&self, state: Data<&AppState>) -> ApiResult<Json<KeysView>> {
         let keysets = state
             .ctx
             .reputation
@@ -240,7 +240,8 @@ impl ReputationApi {
                 input_fee_ppk: 0,
             })
             .collect();
-        Json(KeysView { keysets })
+        // Never fails itself; the result type documents what the edge may answer (429, 400).
+        Ok(Json(KeysView { keysets }))
     }
 
     /// Your reputation signatures for an offer (maker and taker)
