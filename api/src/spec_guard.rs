@@ -6,7 +6,7 @@
 //! - a JSON body's value types are checked against the operation's request schema before the
 //!   handler parses it: poem-openapi reads a number or a boolean as a string and `null` as an
 //!   absent optional field, while the document promises strings and never declares `null`.
-//!   A mismatch is 400 `invalid_type` naming the field. Unknown fields stay ignored.
+//!   A mismatch is 400 `bad_request` (as poem-openapi's own parse errors) naming the field. Unknown fields stay ignored.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -183,7 +183,7 @@ pub async fn guard<E: Endpoint>(
         if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
             if let Some((field, expected)) = table.mistyped(req.method(), &path, &v) {
                 let message = format!("{field}: expected {expected}");
-                return Ok(ApiError::bad_request("invalid_type", message).to_response());
+                return Ok(ApiError::bad_request("bad_request", message).to_response());
             }
         }
         req.set_body(Body::from(bytes));
