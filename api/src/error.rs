@@ -15,6 +15,7 @@ use poem_openapi::{ApiResponse, Object};
 
 /// The error body's inner object.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ErrorDetail {
     /// Stable machine-readable code, e.g. `invite_expired`.
     pub code: String,
@@ -24,8 +25,9 @@ pub struct ErrorDetail {
 
 /// The error envelope every endpoint uses.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ErrorBody {
-    /// What went wrong.
+    // What went wrong.
     pub error: ErrorDetail,
 }
 
@@ -316,6 +318,50 @@ fn code_for_status(status: StatusCode) -> &'static str {
     }
 }
 
+/// The stable code of a format the schema declares and poem-openapi checks before the handler
+/// (which used to check it, with these codes): by (schema, field) for body fields, by name for
+/// parameters.
+const FORMAT_CODES: &[(&str, &str, &str)] = &[
+    ("RegistrationPayload", "pubkey", "malformed_pubkey"),
+    ("RegisterRequest", "nonce", "malformed_nonce"),
+    ("RegisterRequest", "signature", "malformed_signature"),
+    ("", "pubkey", "malformed_pubkey"),
+    ("BatBody", "bat", "malformed_bat"),
+    ("CreateOffer", "makerPayoutPubkey", "invalid_payout_pubkey"),
+    ("CreateOffer", "currency", "unsupported_currency"),
+    ("ClaimOffer", "takerPayoutPubkey", "invalid_payout_pubkey"),
+    ("PayoutKeyProof", "payoutPubkey", "invalid_payout_pubkey"),
+    ("PayoutKeyProof", "signature", "invalid_signature"),
+    (
+        "ReputationKeyProof",
+        "payoutPubkey",
+        "invalid_payout_pubkey",
+    ),
+    ("ReputationKeyProof", "signature", "invalid_signature"),
+    ("FundOffer", "token", "invalid_token"),
+    ("", "cursor", "invalid_cursor"),
+];
+
+/// The code for a poem-openapi validation failure `message`, when it names a field above.
+fn format_code(message: &str) -> Option<&'static str> {
+    let between = |s: &str, open: &str, close: char| -> Option<String> {
+        let rest = &s[s.find(open)? + open.len()..];
+        Some(rest[..rest.find(close)?].to_owned())
+    };
+    let (schema, field) = if let Some(param) = between(message, "failed to parse parameter `", '`')
+    {
+        (String::new(), param)
+    } else {
+        let schema = between(message, "failed to parse \"", '"')?;
+        let field = between(message, "field `", '`')?;
+        (schema, field)
+    };
+    FORMAT_CODES
+        .iter()
+        .find(|(s, f, _)| *s == schema && *f == field)
+        .map(|(_, _, code)| *code)
+}
+
 /// Turns any poem error that escaped the handlers into the envelope.
 pub async fn envelope(err: poem::Error) -> poem::Response {
     if let Some(api) = err.downcast_ref::<ApiError>() {
@@ -326,12 +372,16 @@ pub async fn envelope(err: poem::Error) -> poem::Response {
         return err.into_response();
     }
     let status = err.status();
-    let code = code_for_status(status);
+    let message = err.to_string();
+    let code = match code_for_status(status) {
+        "bad_request" => format_code(&message).unwrap_or("bad_request"),
+        other => other,
+    };
     let message = if code == "internal_error" {
         tracing::error!(error = %err, "unhandled error");
         "internal error".to_owned()
     } else {
-        err.to_string()
+        message
     };
     ApiError::new(status, code, message).to_response()
 }
@@ -392,6 +442,19 @@ mod tests {
             let (s, c, _, _) = mapped(e);
             assert_eq!((s, c), (status, code));
         }
+    }
+
+    #[test]
+    fn declared_formats_keep_their_codes() {
+        let nested = "parse request payload error: failed to parse \"RegistrationPayload\": field \
+                      `pubkey` verification failed. pattern(\"x\") (occurred while parsing \
+                      \"RegisterRequest\")";
+        assert_eq!(format_code(nested), Some("malformed_pubkey"));
+        let param = "failed to parse parameter `cursor`: verification failed. pattern(\"x\")";
+        assert_eq!(format_code(param), Some("invalid_cursor"));
+        let other = "parse request payload error: failed to parse \"RevealBody\": field \
+                     `pubkey` verification failed.";
+        assert_eq!(format_code(other), None);
     }
 
     #[test]

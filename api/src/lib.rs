@@ -13,6 +13,7 @@ pub mod input;
 pub mod observe;
 pub mod ratelimit;
 pub mod routes;
+pub mod spec_guard;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -255,12 +256,18 @@ pub fn public_app(state: AppState) -> impl poem::Endpoint {
     let api = public_service(&base);
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint_yaml();
+    let allow = Arc::new(spec_guard::SpecTable::new(
+        &base,
+        &api.spec(),
+        &["/health", "/ready", "/openapi.yaml"],
+    ));
     Route::new()
         .at("/health", poem::get(health))
         .at("/ready", poem::get(ready))
         .nest("/docs", docs)
         .at("/openapi.yaml", spec)
         .nest(base, api.into_endpoint())
+        .around(move |ep, req| spec_guard::guard(allow.clone(), ep, req))
         .around(input::harden)
         .around(ratelimit::public)
         .data(state)
@@ -274,12 +281,18 @@ pub fn admin_app(state: AppState) -> impl poem::Endpoint {
     let api = admin_service(&base);
     let docs = api.swagger_ui();
     let spec = api.spec_endpoint_yaml();
+    let allow = Arc::new(spec_guard::SpecTable::new(
+        &base,
+        &api.spec(),
+        &["/health", "/metrics", "/openapi.yaml"],
+    ));
     Route::new()
         .at("/health", poem::get(health))
         .at("/metrics", poem::get(observe::metrics_endpoint))
         .nest("/docs", docs)
         .at("/openapi.yaml", spec)
         .nest(base, api.into_endpoint())
+        .around(move |ep, req| spec_guard::guard(allow.clone(), ep, req))
         .around(input::harden)
         .around(ratelimit::admin)
         .data(state)

@@ -28,6 +28,19 @@ impl Trader {
         }
     }
 
+    /// The trader whose secret key is `hex` (64 hex characters), as [`Self::secret_hex`] prints.
+    pub fn from_secret_hex(hex: &str) -> anyhow::Result<Self> {
+        let sk: SecretKey = hex.parse()?;
+        Ok(Self {
+            keypair: Keypair::from_secret_key(&Secp256k1::new(), &sk),
+        })
+    }
+
+    /// The secret key as hex (dev tooling only: never for a real user's key).
+    pub fn secret_hex(&self) -> String {
+        self.keypair.secret_key().display_secret().to_string()
+    }
+
     /// The x-only pubkey as lowercase hex.
     pub fn pubkey(&self) -> String {
         self.keypair.x_only_public_key().0.to_string()

@@ -11,7 +11,7 @@ use openpleb_common::trade::dispute::{self, Reader};
 use openpleb_common::trade::{resolve, Viewer};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::{Binary, Json};
+use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
 use uuid::Uuid;
 
@@ -75,9 +75,9 @@ impl From<ResolutionChoice> for Resolution {
 
 /// Resolve a dispute.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ResolveBody {
-    /// The decision.
+    // The decision.
     pub resolution: ResolutionChoice,
     /// Why (shown to both parties; at most 2,000 characters).
     #[oai(validator(min_length = "1", max_length = "2000"))]
@@ -86,7 +86,7 @@ pub struct ResolveBody {
 
 /// A dispute in the queue.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct DisputeSummary {
     /// The offer.
     pub offer_id: Uuid,
@@ -102,7 +102,7 @@ pub struct DisputeSummary {
 
 /// A page of disputes.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct DisputePage {
     /// Oldest first.
     pub items: Vec<DisputeSummary>,
@@ -112,7 +112,7 @@ pub struct DisputePage {
 
 /// One status change of an offer.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct TimelineEntry {
     /// The status entered.
     pub status: String,
@@ -122,25 +122,25 @@ pub struct TimelineEntry {
 
 /// A revealed key with its statistics.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct RevealedKey {
     /// The registered key.
     pub pubkey: String,
-    /// Its dispute statistics.
+    // Its dispute statistics.
     pub stats: StatsView,
 }
 
 /// Everything about one dispute.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct AdminDisputeView {
-    /// The offer, all fields.
+    // The offer, all fields.
     pub offer: OfferView,
-    /// The dispute, its messages and evidence.
+    // The dispute, its messages and evidence.
     pub dispute: DisputeView,
-    /// The maker's revealed key.
+    // The maker's revealed key.
     pub maker: RevealedKey,
-    /// The taker's revealed key, once it disputed.
+    // The taker's revealed key, once it disputed.
     pub taker: Option<RevealedKey>,
     /// Every status the offer entered, oldest first.
     pub timeline: Vec<TimelineEntry>,
@@ -148,7 +148,7 @@ pub struct AdminDisputeView {
 
 /// A registered user, for admins.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct AdminUserView {
     /// Id.
     pub id: Uuid,
@@ -158,13 +158,13 @@ pub struct AdminUserView {
     pub status: String,
     /// Registered.
     pub created_at: DateTime<Utc>,
-    /// Dispute statistics.
+    // Dispute statistics.
     pub stats: StatsView,
 }
 
 /// A page of users.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct UserPage {
     /// Oldest first.
     pub items: Vec<AdminUserView>,
@@ -174,7 +174,7 @@ pub struct UserPage {
 
 /// One admin action.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct AdminActionView {
     /// Sequence number (pass as `before` for older ones).
     pub id: i64,
@@ -219,7 +219,7 @@ impl AdminDisputesApi {
         )]
         limit: Query<i64>,
         /// From a previous page's `nextCursor`.
-        #[oai(validator(max_length = "80"))]
+        #[oai(validator(pattern = "^[0-9]{1,16}_[0-9a-f]{32}$"))]
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<DisputePage>> {
         let filter = ListFilter {
@@ -303,7 +303,10 @@ impl AdminDisputesApi {
     ) -> ApiResult<EvidenceImage> {
         let (content_type, image) =
             dispute::evidence_image(&state.ctx, Reader::Admin, *id, *evidence_id).await?;
-        Ok(EvidenceImage::Ok(Binary(image), content_type))
+        Ok(EvidenceImage::Ok(super::offers::ImageBody::new(
+            &content_type,
+            image,
+        )))
     }
 
     /// Resolve a dispute
@@ -339,6 +342,9 @@ impl AdminDisputesApi {
         _auth: AdminAuth,
         state: Data<&AppState>,
         /// Only this status (e.g. `DISPUTED`).
+        #[oai(validator(
+            pattern = "^(CREATED|INVOICE_PAID|INVOICE_CREATED|TAKER_BOND_PAID|RECEIPT_SUBMITTED|MARKED_WITH_ISSUE|DISPUTED|COMPLETED|EXPIRED|RESOLVED|CANCELLED)$"
+        ))]
         status: Query<Option<String>>,
         /// Page size (1-100, default 50).
         #[oai(
@@ -347,7 +353,7 @@ impl AdminDisputesApi {
         )]
         limit: Query<i64>,
         /// From a previous page's `nextCursor`.
-        #[oai(validator(max_length = "80"))]
+        #[oai(validator(pattern = "^[0-9]{1,16}_[0-9a-f]{32}$"))]
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<OfferPage>> {
         let status = status
@@ -372,7 +378,7 @@ impl AdminDisputesApi {
         _auth: AdminAuth,
         state: Data<&AppState>,
         /// Only `active` or `inactive` users.
-        #[oai(validator(max_length = "16"))]
+        #[oai(validator(pattern = "^(active|inactive)$"))]
         status: Query<Option<String>>,
         /// Page size (1-100, default 50).
         #[oai(
@@ -381,7 +387,7 @@ impl AdminDisputesApi {
         )]
         limit: Query<i64>,
         /// From a previous page's `nextCursor`.
-        #[oai(validator(max_length = "80"))]
+        #[oai(validator(pattern = "^[0-9]{1,16}_[0-9a-f]{32}$"))]
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<UserPage>> {
         let pool = &state.ctx.pool;

@@ -19,7 +19,7 @@ use crate::AppState;
 
 /// One offer whose ledger does not balance.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ImbalanceView {
     /// Offer.
     pub offer_id: Uuid,
@@ -31,7 +31,7 @@ pub struct ImbalanceView {
 
 /// The audit's result.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct AuditReport {
     /// Settled offers checked.
     pub offers_checked: i64,
@@ -43,7 +43,7 @@ pub struct AuditReport {
 
 /// An offer stuck past its deadline.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct StuckOfferView {
     /// Offer.
     pub offer_id: Uuid,
@@ -55,7 +55,7 @@ pub struct StuckOfferView {
 
 /// A payout owed and not moving.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct OverduePayoutView {
     /// Payout.
     pub payout_id: Uuid,
@@ -76,7 +76,7 @@ pub struct OverduePayoutView {
 /// A mint quote whose wallet was gone when its watcher looked: nobody can mint it, so a
 /// payment of it is stranded at the mint until an operator restores the wallet from its seed.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct OrphanedQuoteView {
     /// The mint's quote id.
     pub quote_id: String,
@@ -93,7 +93,7 @@ pub struct OrphanedQuoteView {
 /// A platform token the treasury sweep found spent by someone else: the treasury key leaked,
 /// or (for a token recorded before platform payouts were locked) the database was read.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct SpentElsewhereView {
     /// The platform payout.
     pub payout_id: Uuid,
@@ -107,7 +107,7 @@ pub struct SpentElsewhereView {
 
 /// Jobs of one queue that will not run again.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct DeadJobsView {
     /// Queue name.
     pub queue: String,
@@ -117,7 +117,7 @@ pub struct DeadJobsView {
 
 /// What needs an operator. `ok` is true when every list is empty and every count zero.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct AlertsReport {
     /// Nothing needs attention.
     pub ok: bool,

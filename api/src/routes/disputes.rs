@@ -12,7 +12,7 @@ use openpleb_common::trade::reveal::Reveal;
 use openpleb_common::trade::{evidence, Role, TradeError, Viewer};
 use poem::web::Data;
 use poem_openapi::param::Path;
-use poem_openapi::payload::{Binary, Json};
+use poem_openapi::payload::Json;
 use poem_openapi::types::multipart::Upload;
 use poem_openapi::{ApiResponse, Enum, Multipart, Object, OpenApi};
 use uuid::Uuid;
@@ -25,7 +25,7 @@ use crate::AppState;
 
 /// A signed reveal of the caller's registered key.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct RevealBody {
     /// The registered key (BIP-340 x-only, lowercase hex).
     #[oai(validator(pattern = "^[0-9a-f]{64}$"))]
@@ -73,14 +73,14 @@ impl From<Reason> for IssueReason {
 
 /// Mark an issue.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MarkIssueBody {
-    /// Why.
+    // Why.
     pub reason: Reason,
     /// For the taker and the admins (at most 2,000 characters).
     #[oai(validator(max_length = "2000"))]
     pub message: String,
-    /// Your registered key, revealed.
+    // Your registered key, revealed.
     pub reveal: RevealBody,
 }
 
@@ -96,14 +96,14 @@ pub enum TakerAction {
 
 /// Answer an issue (taker).
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct AnswerIssueBody {
-    /// What you do.
+    // What you do.
     pub action: TakerAction,
     /// For the maker and the admins (DISPUTE; at most 2,000 characters).
     #[oai(validator(max_length = "2000"))]
     pub message: Option<String>,
-    /// Your registered key, revealed (DISPUTE).
+    // Your registered key, revealed (DISPUTE).
     pub reveal: Option<RevealBody>,
 }
 
@@ -119,9 +119,9 @@ pub enum MakerAction {
 
 /// Answer a dispute (maker).
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct AnswerDisputeBody {
-    /// What you do.
+    // What you do.
     pub action: MakerAction,
     /// For the taker and the admins (COUNTER; at most 2,000 characters).
     #[oai(validator(max_length = "2000"))]
@@ -130,7 +130,7 @@ pub struct AnswerDisputeBody {
 
 /// One message of a dispute.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct MessageView {
     /// `maker`, `taker` or `admin`.
     pub author: String,
@@ -144,7 +144,7 @@ pub struct MessageView {
 
 /// One evidence image (fetch it from `.../evidence/{evidenceId}`).
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct EvidenceView {
     /// Id.
     pub id: Uuid,
@@ -160,7 +160,7 @@ pub struct EvidenceView {
 
 /// A dispute as its parties see it.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct DisputeView {
     /// `waiting_taker`, `waiting_maker`, `waiting_admin` or `resolved`.
     pub stage: String,
@@ -230,7 +230,7 @@ pub struct EvidenceUpload {
 
 /// The id of added evidence.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct EvidenceAdded {
     /// Id.
     pub id: Uuid,
@@ -241,7 +241,7 @@ pub struct EvidenceAdded {
 pub enum EvidenceImage {
     /// The image.
     #[oai(status = 200)]
-    Ok(Binary<Vec<u8>>, #[oai(header = "content-type")] String),
+    Ok(super::offers::ImageBody),
 }
 
 #[derive(Debug, ApiResponse)]
@@ -253,7 +253,7 @@ enum Added {
 
 /// Dispute statistics of one registered key, counted from its reveals.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct StatsView {
     /// Issues it raised as a maker.
     pub issues_raised: i64,
@@ -287,7 +287,7 @@ impl From<Stats> for StatsView {
 
 /// A signed request for one's own dispute statistics.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct StatsRequest {
     /// Your registered key (BIP-340 x-only, lowercase hex).
     #[oai(validator(pattern = "^[0-9a-f]{64}$"))]
@@ -482,6 +482,9 @@ impl DisputesApi {
         let reader = Reader::Session(auth.0.id);
         let (content_type, image) =
             dispute::evidence_image(&state.ctx, reader, *id, *evidence_id).await?;
-        Ok(EvidenceImage::Ok(Binary(image), content_type))
+        Ok(EvidenceImage::Ok(super::offers::ImageBody::new(
+            &content_type,
+            image,
+        )))
     }
 }

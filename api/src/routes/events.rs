@@ -33,7 +33,7 @@ use crate::AppState;
 
 /// A book change.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct BookEvent {
     /// `offer.listed` or `offer.unlisted`.
     #[oai(skip)]
@@ -44,7 +44,7 @@ pub struct BookEvent {
 
 /// A move of one of the session's offers.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct StatusEvent {
     /// The offer.
     pub offer_id: Uuid,

@@ -17,7 +17,7 @@ const DEFAULT_INVITE_SECS: u64 = 7 * 86_400;
 
 /// An invite code as admins see it.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct InviteView {
     /// Id.
     pub id: uuid::Uuid,
@@ -51,7 +51,7 @@ impl From<Invite> for InviteView {
 
 /// Create an invite.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct CreateInvite {
     /// Lifetime in seconds (default 7 days, at most 90 days).
     #[oai(validator(minimum(value = "60"), maximum(value = "7776000")))]
@@ -60,7 +60,7 @@ pub struct CreateInvite {
 
 /// A valid invite.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct InviteValidity {
     /// Always true when this is returned.
     pub valid: bool,

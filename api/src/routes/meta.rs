@@ -13,7 +13,7 @@ use crate::AppState;
 
 /// A fee or bond rule: `ceil(escrow × percentBps / 10000) + flatSats`.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct FeeRuleView {
     /// Proportional part in basis points (100 = 1 %).
     pub percent_bps: u32,
@@ -23,7 +23,7 @@ pub struct FeeRuleView {
 
 /// State timers in seconds, each measured from the moment the offer entered the state.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct TimersView {
     /// CREATED: the deposit invoice's lifetime.
     pub created_secs: u64,
@@ -45,7 +45,7 @@ pub struct TimersView {
 
 /// What the platform charges and allows.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PlatformConfig {
     /// The Cashu mint all ecash comes from.
     pub mint_url: String,
@@ -55,15 +55,15 @@ pub struct PlatformConfig {
     pub currency: String,
     /// Largest fiat amount of one offer, in minor units.
     pub max_fiat_amount_minor: u64,
-    /// Platform fee, paid by the maker on completion.
+    // Platform fee, paid by the maker on completion.
     pub platform_fee: FeeRuleView,
-    /// Taker reward, paid by the maker on completion.
+    // Taker reward, paid by the maker on completion.
     pub taker_reward: FeeRuleView,
-    /// Maker bond.
+    // Maker bond.
     pub maker_bond: FeeRuleView,
-    /// Taker bond.
+    // Taker bond.
     pub taker_bond: FeeRuleView,
-    /// Per-state timers.
+    // Per-state timers.
     pub timers: TimersView,
     /// Lifetime of a BAT session, seconds.
     pub session_expiry_secs: u64,
@@ -71,7 +71,7 @@ pub struct PlatformConfig {
 
 /// Platform counts; nothing identifying.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct Stats {
     /// Offers in the book now.
     pub open_offers: i64,

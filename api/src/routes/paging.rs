@@ -15,6 +15,12 @@ pub fn cursor_of(at: DateTime<Utc>, id: Uuid) -> String {
 pub fn parse_cursor(c: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
     let bad = || ApiError::bad_request("invalid_cursor", "cursor is not one this API returned");
     let (t, id) = c.split_once('_').ok_or_else(bad)?;
+    // Exactly the form `cursor_of` writes (the schema's pattern), nothing looser.
+    let digits = (1..=16).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit());
+    let hex = id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !digits || !hex {
+        return Err(bad());
+    }
     let micros: i64 = t.parse().map_err(|_| bad())?;
     let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
     Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
@@ -46,7 +52,15 @@ mod tests {
         let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).expect("time");
         let id = Uuid::new_v4();
         assert_eq!(parse_cursor(&cursor_of(at, id)).expect("parse"), (at, id));
-        for bad in ["", "x_y", "12", "12_notauuid"] {
+        let dashed = format!("12_{}", Uuid::new_v4().hyphenated());
+        for bad in [
+            "",
+            "x_y",
+            "12",
+            "12_notauuid",
+            "-1_00000000000000000000000000000000",
+            &dashed,
+        ] {
             assert_eq!(parse_cursor(bad).expect_err(bad).code, "invalid_cursor");
         }
     }

@@ -33,7 +33,7 @@ impl ProviderKind {
 
 /// A fiat provider.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ProviderView {
     /// Id.
     pub id: Uuid,
@@ -61,12 +61,12 @@ impl From<providers::Provider> for ProviderView {
 
 /// Create or replace a provider.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ProviderInput {
     /// Name, unique.
     #[oai(validator(min_length = "1", max_length = "100"))]
     pub name: String,
-    /// Kind.
+    // Kind.
     pub kind: ProviderKind,
     /// Icon URL (https).
     #[oai(validator(max_length = "2048", pattern = "^https://"))]

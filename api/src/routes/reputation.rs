@@ -23,7 +23,7 @@ use crate::AppState;
 
 /// A blinded output (NUT-00 `BlindedMessage`) of the active reputation keyset, amount 1.
 #[derive(Debug, Clone, Object, serde::Serialize)]
-#[oai(deny_unknown_fields)]
+#[oai(skip_serializing_if_is_none)]
 pub struct BlindedOutput {
     /// Always 1.
     #[oai(validator(minimum(value = "1"), maximum(value = "1")))]
@@ -39,7 +39,7 @@ pub struct BlindedOutput {
 
 /// A reputation token (NUT-00 `Proof`), amount 1.
 #[derive(Debug, Clone, Object, serde::Serialize)]
-#[oai(deny_unknown_fields)]
+#[oai(skip_serializing_if_is_none)]
 pub struct StakedToken {
     /// Always 1.
     #[oai(validator(minimum(value = "1"), maximum(value = "1")))]
@@ -58,7 +58,7 @@ pub struct StakedToken {
 
 /// What a party sends with its offer or claim.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ReputationInput {
     /// Outputs signed when you earn (completion, or a dispute won); at most
     /// `REPUTATION_EARN_PER_TRADE`.
@@ -114,6 +114,7 @@ pub fn reputation_of(input: Option<ReputationInput>) -> Result<Reputation, ApiEr
 
 /// A reputation keyset (NUT-01/02).
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct KeysetView {
     /// Keyset id.
     pub id: String,
@@ -129,6 +130,7 @@ pub struct KeysetView {
 
 /// The issuer's keysets.
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct KeysView {
     /// Every keyset, oldest first.
     pub keysets: Vec<KeysetView>,
@@ -136,6 +138,7 @@ pub struct KeysView {
 
 /// DLEQ proof of a blind signature (NUT-12).
 #[derive(Debug, Clone, Object, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct DleqView {
     /// e.
     pub e: String,
@@ -145,6 +148,7 @@ pub struct DleqView {
 
 /// A blind signature (NUT-00 `BlindSignature`) with its DLEQ proof.
 #[derive(Debug, Clone, Object, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SignatureView {
     /// 1.
     pub amount: u64,
@@ -154,45 +158,45 @@ pub struct SignatureView {
     #[oai(rename = "C_")]
     #[serde(rename = "C_")]
     pub c: String,
-    /// The DLEQ proof.
+    // The DLEQ proof.
     pub dleq: Option<DleqView>,
 }
 
 /// One signed output.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct SignedView {
     /// `earn` (a new token) or `return` (a staked token back).
     pub purpose: String,
     /// The output it signs (match it to your own).
     #[oai(rename = "B_")]
     pub b: String,
-    /// The blind signature.
+    // The blind signature.
     pub signature: SignatureView,
 }
 
 /// Blinded outputs to look up.
 #[derive(Debug, Clone, Object)]
-#[oai(deny_unknown_fields)]
+#[oai(skip_serializing_if_is_none)]
 pub struct OutputsQuery {
     /// B_ values (hex) of outputs you sent; at most 50.
-    #[oai(validator(max_items = "50"))]
+    #[oai(validator(max_items = "50", pattern = "^0[23][0-9a-f]{64}$"))]
     pub outputs: Vec<String>,
 }
 
 /// Proof of holding a party's key, for fetching its reputation signatures without a session.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ReputationKeyProof {
     /// The payout key given when creating or claiming the offer, or the registered key
     /// revealed in its dispute (x-only hex).
-    #[oai(validator(max_length = "64"))]
+    #[oai(validator(pattern = "^[0-9a-f]{64}$"))]
     pub payout_pubkey: String,
     /// Milliseconds since the epoch, within 60 s of the server's clock.
     pub timestamp: i64,
     /// BIP-340 signature by that key over
     /// SHA-256("openpleb-reputation:" ‖ offer id ‖ ":" ‖ timestamp).
-    #[oai(validator(max_length = "128"))]
+    #[oai(validator(pattern = "^[0-9a-fA-F]{128}$"))]
     pub signature: String,
 }
 
@@ -222,7 +226,7 @@ impl ReputationApi {
         method = "get",
         operation_id = "getReputationKeys"
     )]
-    async fn keys(&self, state: Data<&AppState>) -> Json<KeysView> {
+    async fn keys(&self, state: Data<&AppState>) -> ApiResult<Json<KeysView>> {
         let keysets = state
             .ctx
             .reputation
@@ -236,7 +240,8 @@ impl ReputationApi {
                 input_fee_ppk: 0,
             })
             .collect();
-        Json(KeysView { keysets })
+        // Never fails itself; the result type documents what the edge may answer (429, 400).
+        Ok(Json(KeysView { keysets }))
     }
 
     /// Your reputation signatures for an offer (maker and taker)

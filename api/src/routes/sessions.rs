@@ -19,17 +19,17 @@ use crate::AppState;
 
 /// A BAT presented in the body.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct BatBody {
     /// The blind auth token, `authA…`. May instead be sent as `Authorization: Bearer <BAT>`
     /// when opening a session.
-    #[oai(validator(max_length = "4096"))]
+    #[oai(validator(max_length = "4096", pattern = "^authA[A-Za-z0-9_-]+={0,2}$"))]
     pub bat: Option<String>,
 }
 
 /// A session as its holder sees it.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct SessionView {
     /// Always true when returned: the session is live.
     pub valid: bool,

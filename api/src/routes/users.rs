@@ -18,36 +18,36 @@ use crate::AppState;
 
 /// What the user signs.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct RegistrationPayload {
     /// The invite code.
     #[oai(validator(min_length = "1", max_length = "64"))]
     pub invite_code: String,
-    /// BIP-340 x-only public key, 64 hex characters.
-    #[oai(validator(max_length = "64"))]
+    /// BIP-340 x-only public key, 64 lowercase hex characters.
+    #[oai(validator(pattern = "^[0-9a-f]{64}$"))]
     pub pubkey: String,
 }
 
 /// A signed registration.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct RegisterRequest {
-    /// The signed payload.
+    // The signed payload.
     pub payload: RegistrationPayload,
     /// A fresh random string (16-128 printable ASCII), never reused.
-    #[oai(validator(max_length = "128"))]
+    #[oai(validator(pattern = "^[!-~]{16,128}$"))]
     pub nonce: String,
     /// Milliseconds since the Unix epoch; must be within 60 s of the server's clock.
     pub timestamp: i64,
     /// BIP-340 Schnorr signature (128 hex) by `pubkey` over
     /// SHA-256(nonce ‖ timestamp ‖ JSON of the payload with keys sorted).
-    #[oai(validator(max_length = "128"))]
+    #[oai(validator(pattern = "^[0-9a-fA-F]{128}$"))]
     pub signature: String,
 }
 
 /// A registered user.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct UserView {
     /// Id.
     pub id: Uuid,
@@ -76,7 +76,7 @@ enum Registered {
 
 /// The answer to the OIDC provider.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PubkeyCheck {
     /// The pubkey is registered.
     pub registered: bool,
@@ -96,9 +96,9 @@ pub enum UserStatus {
 
 /// Change a user's status.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct SetStatus {
-    /// The new status.
+    // The new status.
     pub status: UserStatus,
 }
 
@@ -205,6 +205,8 @@ impl AdminUsersApi {
         &self,
         _auth: OidcApiAuth,
         state: Data<&AppState>,
+        /// BIP-340 x-only public key, 64 hex characters.
+        #[oai(validator(pattern = "^[0-9a-fA-F]{64}$"))]
         pubkey: Path<String>,
     ) -> ApiResult<Json<PubkeyCheck>> {
         let key: XOnlyKey = pubkey

@@ -16,6 +16,19 @@
 //!   `CHAOS_CALM_FILE`. Exit 0
 //!   only if every trade ended and every check held.
 //!
+//! - `openpleb-devclient key`: prints a fresh secret key and its x-only pubkey (hex, one line,
+//!   space-separated), for a registered key or a payout key.
+//! - `openpleb-devclient sign-registration SECRET INVITE`: signs the registration of the key
+//!   `SECRET` with invite code `INVITE` now and prints its nonce, timestamp and signature
+//!   (space-separated).
+//! - `openpleb-devclient bats-for SECRET [N]`: logs the registered key `SECRET` in at the dev
+//!   OIDC issuer and prints N fresh BATs (default 1), one per line.
+//! - `openpleb-devclient redeem SECRET TOKEN...`: redeems payout tokens locked to `SECRET` at
+//!   the mint and prints the sats received.
+//!
+//! (These four let `scripts/contract_trade.py` play a trade through the generated Python client:
+//! it cannot sign BIP-340 or speak to the mint itself.)
+//!
 //! Reads `API_URL` (`http://127.0.0.1:3000/api/v1`), `ADMIN_URL`
 //! (`http://127.0.0.1:3001/api/v1`), `ADMIN_TOKEN`, `MINT_URL` (`http://127.0.0.1:3338`) and
 //! `DEVOIDC_URL` (`http://127.0.0.1:3339`).
@@ -28,10 +41,12 @@ use cdk::nuts::SecretKey;
 use openpleb_common::domain::role::Role;
 use openpleb_devkit::chaos::{run as run_chaos, ChaosOptions};
 use openpleb_devkit::client::{
-    call, new_party, payout_key, redeem, registered_key, reveal, upload_receipt, Endpoints, Party,
+    call, fresh_bat, new_party, payout_key, redeem, registered_key, reveal, upload_receipt,
+    Endpoints, Party,
 };
 use openpleb_devkit::oidc::login_digest;
 use openpleb_devkit::stack::mint_bats;
+use openpleb_devkit::Trader;
 use serde_json::{json, Value};
 
 fn var(name: &str, default: &str) -> String {
@@ -270,6 +285,31 @@ async fn chaos(env: &Endpoints) -> anyhow::Result<bool> {
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let cmd = args.next();
+    // Offline helpers first: they need no running stack.
+    match cmd.as_deref() {
+        Some("key") => {
+            let t = Trader::new();
+            println!("{} {}", t.secret_hex(), t.pubkey());
+            return Ok(());
+        }
+        Some("sign-registration") => {
+            let secret = args
+                .next()
+                .context("usage: sign-registration SECRET INVITE")?;
+            let invite = args
+                .next()
+                .context("usage: sign-registration SECRET INVITE")?;
+            let reg = Trader::from_secret_hex(&secret)?.registration(&invite);
+            println!(
+                "{} {} {}",
+                reg["nonce"].as_str().context("nonce")?,
+                reg["timestamp"].as_i64().context("timestamp")?,
+                reg["signature"].as_str().context("signature")?
+            );
+            return Ok(());
+        }
+        _ => {}
+    }
     let env = Endpoints {
         api: var("API_URL", "http://127.0.0.1:3000/api/v1"),
         admin: var("ADMIN_URL", "http://127.0.0.1:3001/api/v1"),
@@ -295,6 +335,22 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Some("bats-for") => {
+            let secret = args.next().context("usage: bats-for SECRET [N]")?;
+            let n: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1);
+            let trader = Trader::from_secret_hex(&secret)?;
+            for _ in 0..n {
+                println!("{}", fresh_bat(&env, &trader).await?);
+            }
+            Ok(())
+        }
+        Some("redeem") => {
+            let secret = args.next().context("usage: redeem SECRET TOKEN...")?;
+            let key = SecretKey::from_hex(&secret)?;
+            let tokens: Vec<String> = args.collect();
+            println!("{}", redeem(&env.mint, &tokens, &key).await?);
+            Ok(())
+        }
         Some("demo") => demo(&env).await,
         Some("dispute") => dispute_demo(&env).await,
         Some("chaos") => {
@@ -304,7 +360,10 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         _ => {
-            eprintln!("usage: openpleb-devclient bats [N] | demo | dispute | chaos");
+            eprintln!(
+                "usage: openpleb-devclient bats [N] | demo | dispute | chaos | key \
+                 | sign-registration SECRET INVITE | bats-for SECRET [N] | redeem SECRET TOKEN..."
+            );
             std::process::exit(2);
         }
     }

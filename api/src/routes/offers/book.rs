@@ -23,13 +23,13 @@ use crate::AppState;
 
 /// Create an offer.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct CreateOffer {
     /// Fiat amount in minor units (cents), a positive integer.
     #[oai(validator(minimum(value = "1")))]
     pub fiat_amount: i64,
     /// ISO 4217; must be the platform's currency.
-    #[oai(validator(min_length = "3", max_length = "3"))]
+    #[oai(validator(pattern = "^[A-Za-z]{3}$"))]
     pub currency: String,
     /// Fiat provider.
     pub fiat_provider_id: Uuid,
@@ -44,23 +44,23 @@ pub struct CreateOffer {
     #[oai(validator(minimum(value = "60")))]
     pub lifetime_secs: Option<u64>,
     /// A fresh per-trade BIP-340 x-only key; refunds and payouts are locked to it.
-    #[oai(validator(max_length = "64"))]
+    #[oai(validator(pattern = "^[0-9a-f]{64}$"))]
     pub maker_payout_pubkey: String,
     /// Reputation tokens a taker must stake to claim it (default 0, at most
     /// `REPUTATION_MAX_STAKE`).
     #[oai(validator(maximum(value = "1000")))]
     pub min_taker_stake: Option<u32>,
-    /// Your reputation outputs and stake.
+    // Your reputation outputs and stake.
     pub reputation: Option<ReputationInput>,
 }
 
 /// A created offer and its deposit invoice.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct CreatedOffer {
-    /// The offer (maker view).
+    // The offer (maker view).
     pub offer: OfferView,
-    /// Pay this to fund it (or send a Cashu token to `POST /offers/{id}/fund`).
+    // Pay this to fund it (or send a Cashu token to `POST /offers/{id}/fund`).
     pub deposit: InvoiceView,
 }
 
@@ -97,7 +97,8 @@ impl BookApi {
         &self,
         state: Data<&AppState>,
         req: &Request,
-        /// Only this currency.
+        /// Only this currency (ISO 4217).
+        #[oai(validator(pattern = "^[A-Za-z]{3}$"))]
         currency: Query<Option<String>>,
         /// Only this fiat provider.
         #[oai(name = "providerId")]
@@ -121,7 +122,7 @@ impl BookApi {
         )]
         limit: Query<i64>,
         /// From a previous page's `nextCursor`.
-        #[oai(validator(max_length = "80"))]
+        #[oai(validator(pattern = "^[0-9]{1,16}_[0-9a-f]{32}$"))]
         cursor: Query<Option<String>>,
     ) -> ApiResult<PreJson<OfferPage>> {
         let session = session_of(req);

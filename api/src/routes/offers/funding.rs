@@ -16,10 +16,10 @@ use crate::AppState;
 
 /// Fund with a Cashu token.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct FundOffer {
     /// A token from the platform's mint worth exactly the deposit.
-    #[oai(validator(min_length = "1", max_length = "100000"))]
+    #[oai(validator(max_length = "100000", pattern = "^cashu[AB][A-Za-z0-9_+/=-]+$"))]
     pub token: String,
 }
 

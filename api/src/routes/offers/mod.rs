@@ -16,20 +16,45 @@ pub use views::{view, InvoiceView, OfferPage, OfferView, PayoutView};
 
 use openpleb_common::db::receipts::Receipt;
 use poem_openapi::payload::Binary;
-use poem_openapi::ApiResponse;
+use poem_openapi::{ApiResponse, ResponseContent};
 
 use crate::error::{ApiError, ApiResult};
+
+/// An uploaded image (receipt or evidence) in the type it was checked to be.
+#[derive(Debug, ResponseContent)]
+pub enum ImageBody {
+    /// PNG.
+    #[oai(content_type = "image/png")]
+    Png(Binary<Vec<u8>>),
+    /// JPEG.
+    #[oai(content_type = "image/jpeg")]
+    Jpeg(Binary<Vec<u8>>),
+    /// WebP.
+    #[oai(content_type = "image/webp")]
+    Webp(Binary<Vec<u8>>),
+    /// Any other type (none is stored today; also what generic clients read as bytes).
+    #[oai(content_type = "application/octet-stream")]
+    Other(Binary<Vec<u8>>),
+}
+
+impl ImageBody {
+    /// `bytes` stored with `content_type`.
+    pub fn new(content_type: &str, bytes: Vec<u8>) -> Self {
+        match content_type {
+            "image/png" => Self::Png(Binary(bytes)),
+            "image/jpeg" => Self::Jpeg(Binary(bytes)),
+            "image/webp" => Self::Webp(Binary(bytes)),
+            _ => Self::Other(Binary(bytes)),
+        }
+    }
+}
 
 /// A receipt image, with the taker's note in a header.
 #[derive(Debug, ApiResponse)]
 pub enum ReceiptImage {
     /// The receipt image.
     #[oai(status = 200)]
-    Ok(
-        Binary<Vec<u8>>,
-        #[oai(header = "content-type")] String,
-        #[oai(header = "x-receipt-note")] Option<String>,
-    ),
+    Ok(ImageBody, #[oai(header = "x-receipt-note")] Option<String>),
 }
 
 /// The response for a stored receipt, or 404 when there is none yet.
@@ -51,5 +76,5 @@ pub fn receipt_response(receipt: Option<Receipt>) -> ApiResult<ReceiptImage> {
             })
             .collect::<String>()
     });
-    Ok(ReceiptImage::Ok(Binary(image), content_type, note))
+    Ok(ReceiptImage::Ok(ImageBody::new(&content_type, image), note))
 }

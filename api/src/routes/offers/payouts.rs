@@ -15,16 +15,16 @@ use crate::AppState;
 
 /// Proof of holding a payout key, for fetching its tokens without a session.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PayoutKeyProof {
     /// The payout key given when creating or claiming the offer (x-only hex).
-    #[oai(validator(max_length = "64"))]
+    #[oai(validator(pattern = "^[0-9a-f]{64}$"))]
     pub payout_pubkey: String,
     /// Milliseconds since the epoch, within 60 s of the server's clock.
     pub timestamp: i64,
     /// BIP-340 signature by the payout key over
     /// SHA-256("openpleb-payouts:" ‖ offer id ‖ ":" ‖ timestamp).
-    #[oai(validator(max_length = "128"))]
+    #[oai(validator(pattern = "^[0-9a-fA-F]{128}$"))]
     pub signature: String,
 }
 

@@ -20,22 +20,22 @@ use crate::AppState;
 
 /// Claim an offer.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", deny_unknown_fields)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ClaimOffer {
     /// A fresh per-trade BIP-340 x-only key; the taker's payouts are locked to it.
-    #[oai(validator(max_length = "64"))]
+    #[oai(validator(pattern = "^[0-9a-f]{64}$"))]
     pub taker_payout_pubkey: String,
-    /// Your reputation outputs and stake (at least the offer's `minTakerStake` tokens).
+    // Your reputation outputs and stake (at least the offer's `minTakerStake` tokens).
     pub reputation: Option<ReputationInput>,
 }
 
 /// A claimed offer and the bond invoice.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ClaimedOffer {
-    /// The offer (taker view).
+    // The offer (taker view).
     pub offer: OfferView,
-    /// Pay this bond to proceed.
+    // Pay this bond to proceed.
     pub bond: InvoiceView,
 }
 

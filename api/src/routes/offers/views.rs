@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 /// A Lightning invoice to pay.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct InvoiceView {
     /// The mint's quote id.
     pub quote_id: String,
@@ -37,7 +37,7 @@ impl From<Invoice> for InvoiceView {
 
 /// An offer. Fields a caller may not see are absent.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct OfferView {
     /// Id.
     pub id: Uuid,
@@ -132,7 +132,7 @@ pub fn view(offer: &Offer, viewer: Viewer) -> OfferView {
 
 /// A payout as its owner sees it.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct PayoutView {
     /// Id.
     pub id: Uuid,
@@ -172,7 +172,7 @@ impl From<Payout> for PayoutView {
 
 /// A page of the book.
 #[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase")]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct OfferPage {
     /// Offers, newest first.
     pub items: Vec<OfferView>,
