@@ -21,7 +21,8 @@ use cdk::nuts::{
     SecretKey, SpendingConditions, State, SwapRequest, Token,
 };
 use cdk::secret::Secret;
-use cdk::wallet::types::ProofInfo;
+use cdk::util::unix_time;
+use cdk::wallet::types::{ProofInfo, Transaction, TransactionDirection, TransactionStatus};
 use cdk::wallet::Wallet;
 use cdk::Amount;
 
@@ -225,6 +226,30 @@ async fn finish(w: &Wallet, op: &str, intent: Intent) -> Result<Finished, Wallet
     // between finishes the same way again.
     w.localstore
         .update_proofs(change, intent.inputs.ys().map_err(cdk::Error::from)?)
+        .await?;
+    // The wallet's history shows the payout as cdk's own sends do (a disputed trade's wallet is
+    // archived with it). Keyed by the token's proofs, so writing it again changes nothing.
+    let sent: u64 = token_proofs.iter().map(|p| u64::from(p.amount)).sum();
+    let held: u64 = intent.inputs.iter().map(|p| u64::from(p.amount)).sum();
+    let kept: u64 = intent.change.iter().map(|o| u64::from(o.amount)).sum();
+    w.localstore
+        .add_transaction(Transaction {
+            mint_url: w.mint_url.clone(),
+            direction: TransactionDirection::Outgoing,
+            amount: Amount::from(sent),
+            fee: Amount::from(held.saturating_sub(sent).saturating_sub(kept)),
+            unit: w.unit.clone(),
+            ys: token_proofs.ys().map_err(cdk::Error::from)?,
+            timestamp: unix_time(),
+            memo: None,
+            metadata: HashMap::from([("operation".to_owned(), op.to_owned())]),
+            quote_id: None,
+            payment_request: None,
+            payment_proof: None,
+            payment_method: None,
+            saga_id: None,
+            status: TransactionStatus::Completed,
+        })
         .await?;
     let token = Token::new(w.mint_url.clone(), token_proofs, None, w.unit.clone()).to_string();
     w.localstore

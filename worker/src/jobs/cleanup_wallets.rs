@@ -17,6 +17,7 @@
 use std::sync::Arc;
 
 use apalis::prelude::{BoxDynError, Data};
+use futures::stream::{self, StreamExt};
 use openpleb_common::db::payouts::NewPayout;
 use openpleb_common::db::{sessions, wallet_checks};
 use openpleb_common::domain::payout::PayoutPurpose;
@@ -48,20 +49,31 @@ pub enum Cleaned {
 
 /// Cleans up to `limit` candidate sessions; returns what happened to each. Sessions whose
 /// wallet is gone are marked, so later runs move on to newer ones.
+///
+/// Several wallets at a time: each is its own file under its own lease, and most of a wallet's
+/// time here is spent waiting for the mint and PostgreSQL. The first error is returned after
+/// the others have run.
 pub async fn run(ctx: &WorkerContext, limit: i64) -> Result<Vec<Cleaned>, BoxDynError> {
-    let mut done = Vec::new();
-    for session in sessions::cleanup_candidates(&ctx.pool, limit).await? {
-        let result = clean(ctx, session).await?;
-        if matches!(result, Cleaned::NoWallet | Cleaned::Deleted) {
-            if let Some(lived) = sessions::mark_wallet_removed(&ctx.pool, session).await? {
-                openpleb_common::metrics::session_cleaned(lived);
+    let candidates = sessions::cleanup_candidates(&ctx.pool, limit).await?;
+    let results: Vec<Result<Cleaned, BoxDynError>> = stream::iter(candidates)
+        .map(|session| async move {
+            let result = clean(ctx, session).await?;
+            if matches!(result, Cleaned::NoWallet | Cleaned::Deleted) {
+                if let Some(lived) = sessions::mark_wallet_removed(&ctx.pool, session).await? {
+                    openpleb_common::metrics::session_cleaned(lived);
+                }
+                wallet_checks::forget(&ctx.pool, &WalletId::session(session)).await?;
             }
-            wallet_checks::forget(&ctx.pool, &WalletId::session(session)).await?;
-        }
-        done.push(result);
-    }
-    Ok(done)
+            Ok(result)
+        })
+        .buffer_unordered(AT_ONCE)
+        .collect()
+        .await;
+    results.into_iter().collect()
 }
+
+/// Wallets cleaned at once by one run.
+const AT_ONCE: usize = 8;
 
 async fn clean(ctx: &WorkerContext, session: Uuid) -> Result<Cleaned, BoxDynError> {
     let wallet = WalletId::session(session);
@@ -118,6 +130,9 @@ async fn clean(ctx: &WorkerContext, session: Uuid) -> Result<Cleaned, BoxDynErro
         )
         .await?;
         tx.commit().await?;
+        // The release may run on another worker: give the lease back now rather than at the
+        // idle close, so it does not wait for it.
+        ctx.wallets.close(&wallet).await?;
         tracing::warn!(wallet = %wallet, sats = held.unspent, "swept idle sats of an ended session");
         return Ok(Cleaned::Swept);
     }
