@@ -197,7 +197,7 @@ async fn a_scrape_after_a_trade_shows_it(opts: PgPoolOptions, conn: PgConnectOpt
     );
     positive(
         "openpleb_wallet_operations_total",
-        &["kind=\"create_mint_quote\"", "result=\"ok\""],
+        &["kind=\"create_locked_quote\"", "result=\"ok\""],
     );
     positive(
         "openpleb_wallet_operations_total",

@@ -508,3 +508,52 @@ async fn one_stuck_payout_does_not_hold_up_the_others(
         "nothing of the stuck payout left the wallet"
     );
 }
+
+/// A session whose fund request was cut (the token perhaps received, the deposit not yet
+/// booked) keeps its wallet until the reconciliation has settled the intent: otherwise the
+/// cleanup's sweep and the intent's refund would both claim the same sats.
+#[sqlx::test(migrations = false)]
+async fn an_open_fund_intent_keeps_its_wallet(_opts: PgPoolOptions, conn: PgConnectOptions) {
+    let pool = fixtures::test_pool(conn).await.expect("pool");
+    let mut c = pool.acquire().await.expect("conn");
+    let session = fixtures::insert_session(&mut c).await.expect("session");
+    let key = "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+    let offer = fixtures::insert_offer(&mut c, session, 1_000, key)
+        .await
+        .expect("offer");
+    drop(c);
+    for sql in [
+        "update offers set status = 'CANCELLED' where id = $1",
+        "update sessions set ended_at = now() where id = (select maker_session_id from offers where id = $1)",
+    ] {
+        sqlx::query(sql).bind(offer.id).execute(&pool).await.expect("update");
+    }
+    let candidates = || async {
+        openpleb_common::db::sessions::cleanup_candidates(&pool, 100)
+            .await
+            .expect("candidates")
+    };
+    assert!(
+        candidates().await.contains(&session),
+        "nothing else keeps it"
+    );
+    sqlx::query(
+        "insert into fund_intents (id, offer_id, wallet_id, token_ys, ys_hash, value_sats)
+         values ($1, $2, session_wallet_id($3), array['02aa'], repeat('ab', 32), 1000)",
+    )
+    .bind(Uuid::new_v4())
+    .bind(offer.id)
+    .bind(session)
+    .execute(&pool)
+    .await
+    .expect("intent");
+    assert!(
+        !candidates().await.contains(&session),
+        "the open intent keeps it"
+    );
+    sqlx::query("update fund_intents set state = 'ABANDONED', settled_at = now()")
+        .execute(&pool)
+        .await
+        .expect("settle");
+    assert!(candidates().await.contains(&session), "settled, it may go");
+}

@@ -116,6 +116,9 @@ pub async fn cleanup_candidates(pool: &PgPool, limit: i64) -> Result<Vec<Uuid>, 
                  where q.wallet_id = session_wallet_id(s.id)
                    and (q.state = 'PAID'
                         or (q.state = 'UNPAID' and q.expires_at > now() - $2)))
+            and not exists (
+                select 1 from fund_intents f
+                 where f.wallet_id = session_wallet_id(s.id) and f.state = 'OPEN')
           order by s.expires_at
           limit $1",
     )
