@@ -164,7 +164,10 @@ pub(super) async fn settle_intents(w: &Wallet) -> Result<(), WalletError> {
 
 /// Whether `op` is an unfinished locked send (its reserved inputs belong to it).
 pub(super) async fn is_unfinished(w: &Wallet, op: &uuid::Uuid) -> Result<bool, WalletError> {
-    Ok(read_intent(w, &op.to_string()).await?.is_some())
+    Ok(w.localstore
+        .kv_read(KV_NAMESPACE, KV_LOCKED_SEND, &op.to_string())
+        .await?
+        .is_some())
 }
 
 async fn read_intent(w: &Wallet, op: &str) -> Result<Option<Intent>, WalletError> {

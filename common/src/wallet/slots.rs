@@ -57,6 +57,18 @@ pub(super) struct OpenWallet {
     fence: Arc<Fence>,
 }
 
+impl OpenWallet {
+    /// Drops the wallet and waits (up to 10 s) for its SQLite connection to close; the fence
+    /// of the lease it was open under, for the caller to confirm or give back.
+    async fn shut(self, id: &WalletId) -> Arc<Fence> {
+        drop(self.wallet);
+        if !self.connections.wait_closed(Duration::from_secs(10)).await {
+            tracing::warn!(wallet = %id, "wallet connection did not close in time");
+        }
+        self.fence
+    }
+}
+
 /// One cache entry; the mutex serialises opening, operations and closing of one wallet.
 #[derive(Default)]
 pub(super) struct Slot {
@@ -128,15 +140,7 @@ impl Held {
         let Some(open) = self.state.take() else {
             return Err(WalletError::Task("wallet not open".to_owned()));
         };
-        let OpenWallet {
-            wallet,
-            connections,
-            fence,
-        } = open;
-        drop(wallet);
-        if !connections.wait_closed(Duration::from_secs(10)).await {
-            tracing::warn!(wallet = %self.id, "wallet connection did not close in time");
-        }
+        let fence = open.shut(&self.id).await;
         if !self.manager.confirm(&self.id, &fence).await? {
             return Err(WalletError::LeaseLost {
                 id: self.id.clone(),
@@ -480,15 +484,7 @@ impl WalletManager {
         state: &mut OwnedMutexGuard<Option<OpenWallet>>,
     ) -> Result<(), WalletError> {
         if let Some(open) = state.take() {
-            let OpenWallet {
-                wallet,
-                connections,
-                fence,
-            } = open;
-            drop(wallet);
-            if !connections.wait_closed(Duration::from_secs(10)).await {
-                tracing::warn!(wallet = %id, "wallet connection did not close in time");
-            }
+            let fence = open.shut(id).await;
             // Closed: nothing writes any more, and renewal leaves it alone.
             fence.revoke();
             let cfg = &self.inner.cfg;
