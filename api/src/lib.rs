@@ -13,6 +13,7 @@ pub mod input;
 pub mod observe;
 pub mod ratelimit;
 pub mod routes;
+pub mod session_cache;
 pub mod spec_guard;
 
 use std::sync::Arc;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub events: Arc<events::Hub>,
     /// Anonymous book pages, ready to send.
     pub book: Arc<book_cache::BookCache>,
+    /// Live sessions recently looked up, for reads.
+    pub sessions: Arc<session_cache::SessionCache>,
     /// The database-backed gauges `/metrics` reports, cached between scrapes.
     pub gauges: Arc<DbGauges>,
 }
@@ -91,6 +94,7 @@ impl AppState {
             gauges: Arc::new(gauges),
             rate_limits: ratelimit::RateLimiters::new(&config.api.rate_limits),
             book: book_cache::BookCache::start(events.clone(), config.api.book_cache),
+            sessions: Arc::new(session_cache::SessionCache::new(config.api.session_cache)),
             events,
             ctx: TradeCtx::new(pool, wallets, config, price),
             mint,

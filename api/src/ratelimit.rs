@@ -19,7 +19,7 @@ use governor::{Quota, RateLimiter};
 use openpleb_common::config::{Cidr, RateLimits as Limits};
 use openpleb_common::db::sessions::{self, Session};
 use openpleb_common::mint::ParsedBat;
-use poem::http::{HeaderValue, StatusCode};
+use poem::http::{HeaderValue, Method, StatusCode};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
 use crate::auth::role_of;
@@ -192,10 +192,21 @@ fn bearer(req: &Request) -> Option<&str> {
         .map(str::trim)
 }
 
-async fn live_session(state: &AppState, token: &str) -> Option<Session> {
+/// The live session of `token`; for a read (`cached`), one looked up a moment ago may do
+/// ([`crate::session_cache`]).
+async fn live_session(state: &AppState, token: &str, cached: bool) -> Option<Session> {
     let bat = ParsedBat::parse(token).ok()?;
+    if cached {
+        if let Some(session) = state.sessions.get(&bat.hash) {
+            return Some(session);
+        }
+    }
     let session = sessions::by_bat(&state.ctx.pool, &bat.hash).await.ok()??;
-    (session.ended_at.is_none() && session.expires_at > chrono::Utc::now()).then_some(session)
+    let live = session.ended_at.is_none() && session.expires_at > chrono::Utc::now();
+    if live && cached {
+        state.sessions.put(bat.hash, session.clone());
+    }
+    live.then_some(session)
 }
 
 fn with_headers(mut resp: Response, verdict: &Verdict) -> Response {
@@ -246,8 +257,9 @@ pub async fn public<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
         .cloned()
         .ok_or_else(|| ApiError::internal("application state missing"))?;
     let limiters = state.rate_limits.clone();
+    let read = matches!(*req.method(), Method::GET | Method::HEAD);
     let session = match bearer(&req) {
-        Some(token) => live_session(&state, token).await,
+        Some(token) => live_session(&state, token, read).await,
         None => None,
     };
     let verdict = match session {

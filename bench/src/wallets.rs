@@ -193,14 +193,16 @@ async fn cold(
     ids: &[WalletId],
     n: usize,
 ) -> anyhow::Result<()> {
-    let tokens = tokens(mint, n, 8).await?;
+    let tokens = tokens(mint, n * 2, 8).await?;
+    let (timed, split) = tokens.split_at(n);
     // The production defaults: 512 open at most, idle ones closed after 2 s.
     let wallets = Arc::new(manager(db, mint, dir, 512, Duration::from_secs(2))?);
     // Spread over the population, none twice.
     let stride = (ids.len() / n.max(1)).max(1);
+    let pick = |i: usize| &ids[(i * stride + i % stride.max(1)) % ids.len()];
     let mut took = Vec::with_capacity(n);
-    for (i, token) in tokens.iter().enumerate() {
-        let id = &ids[(i * stride + i % stride.max(1)) % ids.len()];
+    for (i, token) in timed.iter().enumerate() {
+        let id = pick(i);
         let start = Instant::now();
         let got = wallets.receive(id, token, Vec::new()).await?;
         wallets.close(id).await?;
@@ -208,6 +210,26 @@ async fn cold(
         anyhow::ensure!(got == 8, "received {got}");
     }
     report.latencies("cold_wallet_op", &took, &[50, 99]);
+
+    // Where the time goes: the same operation in three timed parts, on other wallets: the
+    // open (a balance read opens the wallet cold), the receive on the open wallet, the close.
+    let (mut open, mut receive, mut close) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, token) in split.iter().enumerate() {
+        let id = pick(i + n);
+        let t0 = Instant::now();
+        wallets.balance(id).await?;
+        let t1 = Instant::now();
+        let got = wallets.receive(id, token, Vec::new()).await?;
+        let t2 = Instant::now();
+        wallets.close(id).await?;
+        close.push(t2.elapsed());
+        open.push(t1 - t0);
+        receive.push(t2 - t1);
+        anyhow::ensure!(got == 8, "received {got}");
+    }
+    report.latencies("cold_part_open", &open, &[50]);
+    report.latencies("cold_part_receive", &receive, &[50]);
+    report.latencies("cold_part_close", &close, &[50]);
     wallets.close_all().await;
     Ok(())
 }

@@ -25,14 +25,30 @@ use openpleb_common::jobs::{
 /// `config.mint`; tests shorten its intervals before wrapping it.
 pub use openpleb_common::trade::TradeCtx as WorkerContext;
 
+/// How often the queues a trader waits on (a paid quote's minting, a payout's release) are
+/// polled at most: a job enqueued for them should start within this, not within the
+/// `queue_poll_interval` the housekeeping queues use (issue 14, settlement latency).
+pub const URGENT_QUEUE_POLL: Duration = Duration::from_millis(100);
+
 /// One apalis worker for job type `$job`, polling often (delayed jobs and retries are not
-/// announced by PostgreSQL's insert notification) and running up to `$concurrency` at once.
+/// announced by PostgreSQL's insert notification) and running up to `$concurrency` at once;
+/// `urgent` queues are polled every [`URGENT_QUEUE_POLL`].
 macro_rules! worker {
-    ($ctx:ident, $name:ident, $job:ty, $concurrency:expr, $handler:path) => {{
+    ($ctx:ident, $name:ident, $job:ty, $concurrency:expr, $handler:path) => {
+        worker!($ctx, $name, $job, $concurrency, $handler, false)
+    };
+    ($ctx:ident, $name:ident, $job:ty, $concurrency:expr, $handler:path, urgent) => {
+        worker!($ctx, $name, $job, $concurrency, $handler, true)
+    };
+    ($ctx:ident, $name:ident, $job:ty, $concurrency:expr, $handler:path, $urgent:expr) => {{
         let ctx = $ctx.clone();
         let name = format!("{}@{}", <$job as Job>::QUEUE, $name);
         let concurrency = $concurrency;
-        let poll = ctx.config.worker.queue_poll_interval;
+        let poll = if $urgent {
+            ctx.config.worker.queue_poll_interval.min(URGENT_QUEUE_POLL)
+        } else {
+            ctx.config.worker.queue_poll_interval
+        };
         move |_restarts| {
             let backend = PostgresStorage::<$job>::new(&ctx.pool)
                 .with_config(queue_config(<$job as Job>::QUEUE, concurrency))
@@ -80,7 +96,8 @@ where
             name,
             WatchMintQuote,
             concurrency,
-            jobs::watch_mint_quote::handle
+            jobs::watch_mint_quote::handle,
+            urgent
         ))
         .register(worker!(
             ctx,
@@ -94,7 +111,8 @@ where
             name,
             ReleasePayouts,
             concurrency,
-            jobs::release_payouts::handle
+            jobs::release_payouts::handle,
+            urgent
         ))
         .register(worker!(
             ctx,

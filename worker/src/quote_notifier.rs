@@ -1,5 +1,6 @@
-//! NUT-17: one websocket per worker, subscribed to every quote still waiting for payment. When
-//! the mint reports a quote PAID, the quote's watcher job is enqueued at once instead of at its
+//! NUT-17: one websocket per worker, subscribed to every quote still waiting for payment (each
+//! new quote as its row commits, announced on [`quotes::QUOTES_CHANNEL`]; a refresh from the
+//! table every few seconds as the fallback). When the mint reports a quote PAID, the quote's watcher job is enqueued at once instead of at its
 //! next polling round; the polling chain stays as the fallback (the websocket can drop, and a
 //! mint may not offer NUT-17 at all).
 //!
@@ -9,14 +10,17 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cdk_http_client::ws::WsSender;
 use openpleb_common::db::quotes;
 use openpleb_common::jobs::{enqueue, WatchMintQuote};
 use serde_json::{json, Value};
+use sqlx::postgres::PgListener;
 
 use crate::WorkerContext;
 
-/// How often new quotes are added to the subscription.
-const REFRESH: Duration = Duration::from_secs(2);
+/// How often the subscription is compared with the table (new quotes come in at once through
+/// their announcement; this catches any that were missed).
+const REFRESH: Duration = Duration::from_secs(5);
 
 fn ws_url(mint_url: &str) -> String {
     let base = mint_url.trim_end_matches('/');
@@ -55,7 +59,37 @@ async fn notify(ctx: &WorkerContext, quote_id: String) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Subscribes `new` quotes (those not yet in `subscribed`) on the websocket.
+async fn subscribe(
+    tx: &mut WsSender,
+    subscribed: &mut HashSet<String>,
+    next_id: &mut usize,
+    new: Vec<String>,
+) -> anyhow::Result<()> {
+    let new: Vec<String> = new
+        .into_iter()
+        .filter(|q| !subscribed.contains(q))
+        .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    let request = json!({
+        "jsonrpc": "2.0", "id": *next_id, "method": "subscribe",
+        "params": {"kind": "bolt11_mint_quote", "filters": new,
+                   "subId": uuid::Uuid::new_v4().to_string()},
+    });
+    *next_id += 1;
+    tx.send(request.to_string())
+        .await
+        .map_err(|e| anyhow::anyhow!("send: {e}"))?;
+    subscribed.extend(new);
+    Ok(())
+}
+
 async fn session(ctx: &WorkerContext, url: &str) -> anyhow::Result<()> {
+    // Listening starts before the first refresh, so a quote made in between is not missed.
+    let mut created = PgListener::connect_with(&ctx.pool).await?;
+    created.listen(quotes::QUOTES_CHANNEL).await?;
     let (mut tx, mut rx) = cdk_http_client::ws::connect(url, &[])
         .await
         .map_err(|e| anyhow::anyhow!("connect {url}: {e}"))?;
@@ -65,19 +99,17 @@ async fn session(ctx: &WorkerContext, url: &str) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let open = quotes::open_ids(&ctx.pool, 1000).await?;
-                let new: Vec<String> = open.into_iter().filter(|q| !subscribed.contains(q)).collect();
-                if new.is_empty() {
-                    continue;
-                }
-                let request = json!({
-                    "jsonrpc": "2.0", "id": next_id, "method": "subscribe",
-                    "params": {"kind": "bolt11_mint_quote", "filters": new,
-                               "subId": uuid::Uuid::new_v4().to_string()},
-                });
-                next_id += 1;
-                tx.send(request.to_string()).await.map_err(|e| anyhow::anyhow!("send: {e}"))?;
-                subscribed.extend(new);
+                // The fallback for announcements missed while the listener reconnected; also
+                // forgets quotes no longer waiting, so the set stays as small as the open ones.
+                let open: HashSet<String> =
+                    quotes::open_ids(&ctx.pool, 1000).await?.into_iter().collect();
+                subscribed.retain(|q| open.contains(q));
+                subscribe(&mut tx, &mut subscribed, &mut next_id, open.into_iter().collect())
+                    .await?;
+            }
+            announced = created.recv() => {
+                let quote = announced?.payload().to_owned();
+                subscribe(&mut tx, &mut subscribed, &mut next_id, vec![quote]).await?;
             }
             msg = rx.recv() => {
                 let Some(msg) = msg else { anyhow::bail!("websocket closed") };

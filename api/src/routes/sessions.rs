@@ -172,6 +172,7 @@ impl SessionsApi {
             .await?
             .ok_or_else(|| ApiError::unauthorized("session_expired", "the session has ended"))?;
         tx.commit().await?;
+        state.sessions.forget(session.id);
         Ok(Json(session.into()))
     }
 
@@ -179,6 +180,7 @@ impl SessionsApi {
     #[oai(path = "/sessions", method = "delete", operation_id = "endSession")]
     async fn end(&self, auth: SessionAuth, state: Data<&AppState>) -> ApiResult<Ended> {
         sessions::end(&state.ctx.pool, auth.0.id).await?;
+        state.sessions.forget(auth.0.id);
         // Its event streams here end now; other processes' streams notice within a check.
         state.events.session_ended(auth.0.id);
         Ok(Ended::Ok)

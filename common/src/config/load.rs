@@ -156,6 +156,7 @@ fn api_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<ApiConfig, 
         events_max_per_session: env.positive("EVENTS_MAX_PER_SESSION", 3)?,
         events_max_per_ip: env.positive("EVENTS_MAX_PER_IP", 20)?,
         book_cache: Duration::from_millis(env.parse("BOOK_CACHE_MS", 2_000u64)?),
+        session_cache: Duration::from_millis(env.parse("SESSION_CACHE_MS", 1_000u64)?),
     })
 }
 

@@ -288,6 +288,9 @@ pub struct ApiConfig {
     /// Longest an anonymous book page is served from the api's cache (`BOOK_CACHE_MS`; 0 turns
     /// the cache off). Offer changes clear it at once; this bounds what a missed change costs.
     pub book_cache: Duration,
+    /// Longest a session look-up is reused for reads (`GET`, `HEAD`) by the same BAT
+    /// (`SESSION_CACHE_MS`; 0 turns it off). Writes always look the session up afresh.
+    pub session_cache: Duration,
 }
 
 /// One admin's name and bearer token.

@@ -10,6 +10,10 @@ use crate::domain::payout::{QuotePurpose, QuoteState};
 /// until then.
 pub const PAYMENT_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// The channel a new quote's id is announced on (on commit), so the workers' NUT-17
+/// subscriptions take it in at once rather than at their next refresh.
+pub const QUOTES_CHANNEL: &str = "openpleb_quotes";
+
 /// A watched mint quote.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct WalletQuote {
@@ -64,10 +68,13 @@ pub async fn insert_for_offer(
 ) -> Result<(), sqlx::Error> {
     let amount = i64::try_from(q.amount_sats).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(
-        "insert into wallet_quotes
-            (quote_id, wallet_id, amount_sats, expires_at, offer_id, purpose, refund_pubkey,
-             lock_nonce)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "with q as (
+           insert into wallet_quotes
+             (quote_id, wallet_id, amount_sats, expires_at, offer_id, purpose, refund_pubkey,
+              lock_nonce)
+           values ($1, $2, $3, $4, $5, $6, $7, $8)
+           returning quote_id)
+         select pg_notify($9, quote_id) from q",
     )
     .bind(q.quote_id)
     .bind(q.wallet_id)
@@ -77,6 +84,7 @@ pub async fn insert_for_offer(
     .bind(q.purpose)
     .bind(q.refund_pubkey)
     .bind(q.lock_nonce)
+    .bind(QUOTES_CHANNEL)
     .execute(conn)
     .await?;
     Ok(())
@@ -92,13 +100,17 @@ pub async fn insert(
 ) -> Result<(), sqlx::Error> {
     let amount = i64::try_from(amount_sats).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     sqlx::query(
-        "insert into wallet_quotes (quote_id, wallet_id, amount_sats, expires_at)
-         values ($1, $2, $3, $4)",
+        "with q as (
+           insert into wallet_quotes (quote_id, wallet_id, amount_sats, expires_at)
+           values ($1, $2, $3, $4)
+           returning quote_id)
+         select pg_notify($5, quote_id) from q",
     )
     .bind(quote_id)
     .bind(wallet_id)
     .bind(amount)
     .bind(expires_at)
+    .bind(QUOTES_CHANNEL)
     .execute(conn)
     .await?;
     Ok(())

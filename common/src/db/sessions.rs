@@ -99,33 +99,72 @@ pub async fn end(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
 pub async fn cleanup_candidates(pool: &PgPool, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
     let grace = chrono::Duration::from_std(super::quotes::PAYMENT_GRACE)
         .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query_scalar(
-        "select s.id from sessions s
-          where s.wallet_removed_at is null
-            and (s.ended_at is not null or s.expires_at < now())
-            and not exists (
-                select 1 from offers o
-                 where (o.maker_session_id = s.id or o.taker_session_id = s.id)
-                   and o.status not in ('COMPLETED', 'EXPIRED', 'RESOLVED', 'CANCELLED'))
-            and not exists (
-                select 1 from payouts p
-                 where p.source_wallet = session_wallet_id(s.id)
-                   and p.state = 'RECORDED')
-            and not exists (
-                select 1 from wallet_quotes q
-                 where q.wallet_id = session_wallet_id(s.id)
-                   and (q.state = 'PAID'
-                        or (q.state = 'UNPAID' and q.expires_at > now() - $2)))
-            and not exists (
-                select 1 from fund_intents f
-                 where f.wallet_id = session_wallet_id(s.id) and f.state = 'OPEN')
-          order by s.expires_at
-          limit $1",
-    )
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "select s.id from sessions s where {CLEANUP_CANDIDATE} order by s.expires_at limit $1"
+    )))
     .bind(limit)
     .bind(grace)
     .fetch_all(pool)
     .await
+}
+
+/// What makes session `s` a cleanup candidate (`$2`: the payment grace).
+const CLEANUP_CANDIDATE: &str = "s.wallet_removed_at is null
+    and (s.ended_at is not null or s.expires_at < now())
+    and not exists (
+        select 1 from offers o
+         where (o.maker_session_id = s.id or o.taker_session_id = s.id)
+           and o.status not in ('COMPLETED', 'EXPIRED', 'RESOLVED', 'CANCELLED'))
+    and not exists (
+        select 1 from payouts p
+         where p.source_wallet = session_wallet_id(s.id)
+           and p.state = 'RECORDED')
+    and not exists (
+        select 1 from wallet_quotes q
+         where q.wallet_id = session_wallet_id(s.id)
+           and (q.state = 'PAID'
+                or (q.state = 'UNPAID' and q.expires_at > now() - $2)))
+    and not exists (
+        select 1 from fund_intents f
+         where f.wallet_id = session_wallet_id(s.id) and f.state = 'OPEN')";
+
+/// Claims up to `limit` cleanup candidates (as [`cleanup_candidates`]) that no other run has
+/// claimed, for `hold`: runs on several workers at once take different sessions. A claim is
+/// only a hint between runs (the wallet's lease is what guards the file); the run gives its
+/// claims back with [`release_cleanup_claims`], and one that died loses them after `hold`.
+pub async fn claim_cleanup_candidates(
+    pool: &PgPool,
+    limit: i64,
+    hold: std::time::Duration,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let grace = chrono::Duration::from_std(super::quotes::PAYMENT_GRACE)
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let hold = chrono::Duration::from_std(hold).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "update sessions set cleanup_claimed_until = now() + $3
+          where id in (
+            select s.id from sessions s
+             where {CLEANUP_CANDIDATE}
+               and (s.cleanup_claimed_until is null or s.cleanup_claimed_until < now())
+             order by s.expires_at
+             limit $1
+             for update of s skip locked)
+          returning id"
+    )))
+    .bind(limit)
+    .bind(grace)
+    .bind(hold)
+    .fetch_all(pool)
+    .await
+}
+
+/// Gives back a cleanup run's claims.
+pub async fn release_cleanup_claims(pool: &PgPool, sessions: &[Uuid]) -> Result<(), sqlx::Error> {
+    sqlx::query("update sessions set cleanup_claimed_until = null where id = any($1)")
+        .bind(sessions)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// Whether a trade of the session (as maker or taker) went through a dispute (an issue was

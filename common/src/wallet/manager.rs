@@ -149,7 +149,8 @@ pub(super) struct Inner {
     pub(super) cfg: WalletManagerConfig,
     pub(super) started: Instant,
     pub(super) mint_url: MintUrl,
-    /// One client for requests that need no wallet (quotes made without opening one).
+    /// The one mint client of every wallet this manager opens, and of requests that need no
+    /// wallet (quotes made without opening one).
     pub(super) client: Arc<dyn cdk::wallet::MintConnector + Send + Sync>,
     pub(super) pool: PgPool,
     /// Slots of every wallet touched recently; the LRU order decides what closes first.

@@ -417,6 +417,9 @@ impl WalletManager {
             .unit(CurrencyUnit::Sat)
             .localstore(db)
             .seed(derive_seed(&self.inner.cfg.master_secret, id))
+            // The manager's one client (its connection pool, and the auth wallet it carries):
+            // a client per wallet would open a connection, and a TLS session, per cold open.
+            .shared_client(self.inner.client.clone())
             .without_rate_limiting();
         if let Some(auth) = &self.inner.cfg.service_auth {
             // Shared, so BATs live in one process-wide store rather than in session files.

@@ -8,22 +8,28 @@
 //! file of a session whose trade went through a dispute or an admin action is copied there
 //! first (`wallet::archive`), under the same lock as the deletion.
 //!
+//! A sweep is released by the run that records it, while it holds the wallet (one open per
+//! wallet instead of three: record, release job, deleting run), and the wallet deleted at once.
+//!
 //! Safe to repeat: candidates are re-read from PostgreSQL each run; a sweep is a payout row
-//! unique per (offer, party, purpose, wallet, ref), released by the idempotent release job; the
-//! wallet is deleted only after its sweep is released (a later run), and deleting a file that is
-//! gone is a no-op. An archive copy replaces any earlier copy of the same wallet, so a run
+//! unique per (offer, party, purpose, wallet, ref), recorded with a delayed release job in one
+//! transaction before any ecash moves, and released by the release job's own idempotent code
+//! (here or by that job, whichever comes first; the other finds it released); the wallet is
+//! deleted only once its sweep is released and nothing is left in it, and deleting a file that
+//! is gone is a no-op. An archive copy replaces any earlier copy of the same wallet, so a run
 //! repeated after a crash between the copy and the deletion archives it again, whole.
 
 use std::sync::Arc;
 
 use apalis::prelude::{BoxDynError, Data};
 use futures::stream::{self, StreamExt};
-use openpleb_common::db::payouts::NewPayout;
+use openpleb_common::db::payouts::{self, NewPayout};
 use openpleb_common::db::{sessions, wallet_checks};
 use openpleb_common::domain::payout::PayoutPurpose;
-use openpleb_common::jobs::CleanupWallets;
-use openpleb_common::trade::settle::record_and_release;
+use openpleb_common::jobs::{self, CleanupWallets, ReleasePayouts};
 use openpleb_common::wallet::{Funds, WalletError, WalletId};
+
+use super::release_payouts;
 use uuid::Uuid;
 
 use crate::WorkerContext;
@@ -41,8 +47,11 @@ pub enum Cleaned {
     NoWallet,
     /// Deleted.
     Deleted,
-    /// Idle money found; a sweep payout was recorded (deleted next run, once released).
+    /// Idle money found; a sweep payout was recorded, and the release is left to its job
+    /// (the wallet is deleted by a later run, once it is released).
     Swept,
+    /// Idle money found, swept, released and the wallet deleted, all in this run.
+    SweptAndDeleted,
     /// Kept (money with nowhere to go, or an operation in flight); reported.
     Kept,
 }
@@ -54,11 +63,16 @@ pub enum Cleaned {
 /// time here is spent waiting for the mint and PostgreSQL. The first error is returned after
 /// the others have run.
 pub async fn run(ctx: &WorkerContext, limit: i64) -> Result<Vec<Cleaned>, BoxDynError> {
-    let candidates = sessions::cleanup_candidates(&ctx.pool, limit).await?;
-    let results: Vec<Result<Cleaned, BoxDynError>> = stream::iter(candidates)
+    // Claimed, so a run of the next cron slot on another worker, starting while this one is
+    // still busy, takes other sessions.
+    let candidates = sessions::claim_cleanup_candidates(&ctx.pool, limit, CLAIM_HOLD).await?;
+    let results: Vec<Result<Cleaned, BoxDynError>> = stream::iter(candidates.iter().copied())
         .map(|session| async move {
             let result = clean(ctx, session).await?;
-            if matches!(result, Cleaned::NoWallet | Cleaned::Deleted) {
+            if matches!(
+                result,
+                Cleaned::NoWallet | Cleaned::Deleted | Cleaned::SweptAndDeleted
+            ) {
                 if let Some(lived) = sessions::mark_wallet_removed(&ctx.pool, session).await? {
                     openpleb_common::metrics::session_cleaned(lived);
                 }
@@ -69,11 +83,18 @@ pub async fn run(ctx: &WorkerContext, limit: i64) -> Result<Vec<Cleaned>, BoxDyn
         .buffer_unordered(AT_ONCE)
         .collect()
         .await;
+    sessions::release_cleanup_claims(&ctx.pool, &candidates).await?;
     results.into_iter().collect()
 }
 
+/// How long a run's claims hold if it never gives them back: past the run's own time limit.
+const CLAIM_HOLD: std::time::Duration = super::JOB_TIMEOUT.saturating_add(std::time::Duration::from_secs(30));
+
 /// Wallets cleaned at once by one run.
 const AT_ONCE: usize = 8;
+
+/// When the release job recorded beside a sweep runs, should the run's own release not finish.
+const RELEASE_BACKSTOP: std::time::Duration = std::time::Duration::from_secs(30);
 
 async fn clean(ctx: &WorkerContext, session: Uuid) -> Result<Cleaned, BoxDynError> {
     let wallet = WalletId::session(session);
@@ -115,10 +136,9 @@ async fn clean(ctx: &WorkerContext, session: Uuid) -> Result<Cleaned, BoxDynErro
             return Ok(Cleaned::Kept);
         };
         let mut tx = ctx.pool.begin().await?;
-        record_and_release(
+        payouts::record(
             &mut tx,
-            offer,
-            &[NewPayout {
+            &NewPayout {
                 offer_id: offer,
                 party: role.party(),
                 purpose: PayoutPurpose::Sweep,
@@ -126,15 +146,35 @@ async fn clean(ctx: &WorkerContext, session: Uuid) -> Result<Cleaned, BoxDynErro
                 sats: held.unspent,
                 lock_pubkey: Some(&key),
                 reference: &format!("sweep:{}", held.unspent),
-            }],
+            },
         )
         .await?;
+        // The backstop, should this run die before the release below: late enough that it
+        // does not wait for the wallet this run holds.
+        jobs::enqueue_in(&mut tx, &ReleasePayouts { offer_id: offer }, RELEASE_BACKSTOP).await?;
         tx.commit().await?;
-        // The release may run on another worker: give the lease back now rather than at the
-        // idle close, so it does not wait for it.
-        ctx.wallets.close(&wallet).await?;
         tracing::warn!(wallet = %wallet, sats = held.unspent, "swept idle sats of an ended session");
-        return Ok(Cleaned::Swept);
+        // Released here, with the wallet open and leased already: a release job would open it
+        // again, and a third run would open it once more to delete it (issue 14, expiry
+        // throughput). Recorded before released, as every payout is.
+        if let Err(e) = release_payouts::run(ReleasePayouts { offer_id: offer }, ctx).await {
+            tracing::warn!(wallet = %wallet, error = %e, "sweep not released yet; its job retries");
+            ctx.wallets.close(&wallet).await?;
+            return Ok(Cleaned::Swept);
+        }
+        let left = ctx.wallets.balance(&wallet).await?;
+        if left.unspent > 0 || left.reserved > 0 || left.pending > 0 {
+            return Ok(Cleaned::Swept);
+        }
+        return match ctx
+            .wallets
+            .delete_archiving(&wallet, Funds::MustBeEmpty, archive)
+            .await
+        {
+            Ok(()) => Ok(Cleaned::SweptAndDeleted),
+            Err(WalletError::Busy(_)) => Ok(Cleaned::Swept),
+            Err(e) => Err(e.into()),
+        };
     }
     // Tokens this wallet sent that may still be unclaimed are not counted as held: every one
     // is stored as a released payout (candidates have none left to release), so the file is no

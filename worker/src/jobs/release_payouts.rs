@@ -111,7 +111,9 @@ async fn attempt(ctx: &WorkerContext, p: &Payout) -> Result<Attempt, BoxDynError
     Ok(Attempt::Released)
 }
 
-async fn run(job: ReleasePayouts, ctx: &WorkerContext) -> Result<(), BoxDynError> {
+/// Releases the offer's recorded payouts (the job's work; the wallet cleanup calls it too, for
+/// a sweep it just recorded).
+pub async fn run(job: ReleasePayouts, ctx: &WorkerContext) -> Result<(), BoxDynError> {
     // One payout that cannot go out now must not hold up the others: try each, then fail the
     // run (so it is retried) if any could not.
     let mut failed = None;
