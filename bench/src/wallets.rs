@@ -163,6 +163,13 @@ async fn open_many(
         rss0 / 1024,
         rss1 / 1024
     );
+    // Where it is: heap, mapped files, shared memory (each WAL's index).
+    eprintln!(
+        "  RSS now: anonymous {} MiB, file {} MiB, shared {} MiB",
+        report::status_kib("RssAnon") / 1024,
+        report::status_kib("RssFile") / 1024,
+        report::status_kib("RssShmem") / 1024
+    );
     report.add("wallets_open", open_now as f64, "wallets");
     report.add("open_rss_mib", rss1 as f64 / 1024.0, "MiB");
     report.add(

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use cdk_http_client::ws::WsSender;
 use openpleb_common::db::quotes;
-use openpleb_common::jobs::{enqueue, WatchMintQuote};
+use openpleb_common::jobs::{enqueue, WatchMintQuote, PAID_CHAIN};
 use serde_json::{json, Value};
 use sqlx::postgres::PgListener;
 
@@ -51,7 +51,7 @@ pub fn paid_quote(text: &str) -> Option<String> {
 async fn notify(ctx: &WorkerContext, quote_id: String) -> anyhow::Result<()> {
     let mut conn = ctx.pool.acquire().await?;
     let job = WatchMintQuote {
-        chain: Some("paid".to_owned()),
+        chain: Some(PAID_CHAIN.to_owned()),
         ..WatchMintQuote::first(&quote_id)
     };
     enqueue(&mut conn, &job).await?;

@@ -65,6 +65,11 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
     fn idempotency_key(&self) -> Option<String> {
         None
     }
+
+    /// Jobs of higher priority are fetched first from their queue.
+    fn priority(&self) -> i32 {
+        0
+    }
 }
 
 /// Periodic jobs: one run per cron slot, claimed fleet-wide before it is enqueued.
@@ -146,6 +151,9 @@ impl Job for LapseOffer {
     }
 }
 
+/// The chain the NUT-17 notifier starts for a quote the mint reported paid.
+pub const PAID_CHAIN: &str = "paid";
+
 /// Release every recorded payout of an offer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleasePayouts {
@@ -202,6 +210,12 @@ impl Job for WatchMintQuote {
             None => format!("watch:{}:{}", self.quote_id, self.round),
             Some(chain) => format!("{chain}:{}:{}", self.quote_id, self.round),
         })
+    }
+
+    /// A quote the mint reported paid goes before the routine looks at unpaid ones: a trader
+    /// is waiting for it.
+    fn priority(&self) -> i32 {
+        i32::from(self.chain.as_deref() == Some(PAID_CHAIN))
     }
 }
 
@@ -261,6 +275,9 @@ async fn push<J: Job>(
     }
     if let Some(key) = job.idempotency_key() {
         builder = builder.idempotency_key(key);
+    }
+    if job.priority() != 0 {
+        builder = builder.priority(job.priority());
     }
     // The request (or job) that caused this job, so its log lines carry the same id.
     if let Some(request_id) = crate::telemetry::request_id() {

@@ -149,10 +149,15 @@ pub(super) struct Inner {
     pub(super) cfg: WalletManagerConfig,
     pub(super) started: Instant,
     pub(super) mint_url: MintUrl,
-    /// The one mint client of every wallet this manager opens, and of requests that need no
-    /// wallet (quotes made without opening one).
-    pub(super) client: Arc<dyn cdk::wallet::MintConnector + Send + Sync>,
+    /// Clients for requests that need no wallet (quotes made without opening one), taken in
+    /// turn: cdk's HTTP client sends one request at a time over its one connection, so a
+    /// single client would make concurrent `POST /offers` wait for each other.
+    pub(super) clients: Vec<Arc<dyn cdk::wallet::MintConnector + Send + Sync>>,
+    /// The next of `clients` to use.
+    pub(super) next_client: std::sync::atomic::AtomicUsize,
     pub(super) pool: PgPool,
+    /// New wallet files are copies of this migrated blank.
+    pub(super) blank: super::blank::Blank,
     /// Slots of every wallet touched recently; the LRU order decides what closes first.
     pub(super) slots: StdMutex<LruCache<WalletId, Arc<Slot>>>,
 }
@@ -172,7 +177,19 @@ impl std::fmt::Debug for WalletManager {
     }
 }
 
+/// Mint connections a manager keeps for requests without a wallet.
+const MINT_CLIENTS: usize = 8;
+
 impl WalletManager {
+    /// The next client for a request that needs no wallet.
+    pub(super) fn client(&self) -> Arc<dyn cdk::wallet::MintConnector + Send + Sync> {
+        let n = self
+            .inner
+            .next_client
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.clients[n % self.inner.clients.len()].clone()
+    }
+
     /// A manager; call [`WalletManager::spawn_maintenance`] to renew leases and close idle
     /// wallets.
     pub fn new(cfg: WalletManagerConfig, pool: PgPool) -> Result<Self, WalletError> {
@@ -181,14 +198,21 @@ impl WalletManager {
             .parse()
             .map_err(|e: cdk::mint_url::Error| WalletError::Task(e.to_string()))?;
         let auth = cfg.service_auth.as_ref().map(|a| a.auth_wallet());
-        let client = Arc::new(cdk::wallet::HttpClient::new(mint_url.clone(), auth));
+        let clients = (0..MINT_CLIENTS)
+            .map(|_| {
+                Arc::new(cdk::wallet::HttpClient::new(mint_url.clone(), auth.clone()))
+                    as Arc<dyn cdk::wallet::MintConnector + Send + Sync>
+            })
+            .collect();
         Ok(Self {
             inner: Arc::new(Inner {
                 cfg,
                 started: Instant::now(),
-                client,
+                clients,
+                next_client: std::sync::atomic::AtomicUsize::new(0),
                 mint_url,
                 pool,
+                blank: super::blank::Blank::default(),
                 slots: StdMutex::new(LruCache::unbounded()),
             }),
         })

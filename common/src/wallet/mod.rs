@@ -10,6 +10,7 @@
 //! client can do about it).
 
 pub mod archive;
+mod blank;
 pub mod error;
 pub mod fees;
 pub mod fence;

@@ -156,10 +156,10 @@ impl SqlxSqliteConfig {
         }
         // A session wallet: thousands are open at once and each file is a few hundred KiB, which
         // the OS page cache holds anyway. No memory map (its pages count as the process' own),
-        // a 32 KiB page cache and 8 cached statements: 0.27 MiB per open wallet instead of 0.47
-        // (`scripts/bench --only wallets`).
+        // a 16 KiB page cache and 8 cached statements: 0.47 MiB per open wallet with SQLite's
+        // defaults, 0.258 with a 32 KiB cache, less with 16 (`scripts/bench --only wallets`).
         base.pragma("mmap_size", "0")
-            .pragma("cache_size", "-32")
+            .pragma("cache_size", "-16")
             .statement_cache_capacity(8)
     }
 }
