@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod dispute;
+pub mod reputation;
 
 use std::sync::Arc;
 use std::time::Duration;
