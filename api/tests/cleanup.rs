@@ -361,3 +361,85 @@ async fn disputed_wallets_are_archived_before_they_go(opts: PgPoolOptions, conn:
     assert!(!old.exists() && young.exists());
     h.stop().await;
 }
+
+/// Issue 13 part 5, the other reason to archive: a plain completed trade on whose offer an
+/// admin acted is archived like a disputed one, and the admin action alone is why (an
+/// identical trade beside it, untouched, goes without a copy). Today the only admin write
+/// naming an offer is a dispute's resolution, which comes with a dispute row; the action is
+/// recorded here through the same `admin_actions::record` every admin write uses, so the
+/// cleanup's admin-action test is what decides.
+#[sqlx::test(migrations = false)]
+async fn wallets_of_an_admin_touched_trade_are_archived(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) {
+    use openpleb_common::wallet::archive::archive_path;
+    let archive = tempfile::tempdir().expect("archive dir");
+    let dir = archive.path().to_path_buf();
+    let h = Harness::start_configured(opts, conn, move |c| c.wallets.archive_dir = Some(dir)).await;
+    let provider = h.provider().await;
+
+    let mut trades = Vec::new();
+    for _ in 0..2 {
+        let maker = h.session().await;
+        let taker = h.session().await;
+        let (offer, _) = h.funded_offer(&maker, provider).await;
+        h.trade_to_completion(offer, &maker, &taker).await;
+        h.released_payouts(offer, &taker).await;
+        h.released_payouts(offer, &maker).await;
+        let sessions = [session_id(&h, &maker).await, session_id(&h, &taker).await];
+        trades.push((offer, sessions));
+    }
+    let (touched, touched_sessions) = trades[0];
+    let (_, plain_sessions) = trades[1];
+    let mut tx = h.pool.begin().await.expect("tx");
+    openpleb_common::db::admin_actions::record(
+        &mut tx,
+        "admin",
+        "note_offer",
+        &touched.to_string(),
+        Some("looked into after a support request"),
+    )
+    .await
+    .expect("record");
+    tx.commit().await.expect("commit");
+    let disputes: i64 = sqlx::query_scalar("select count(*) from disputes")
+        .fetch_one(&h.pool)
+        .await
+        .expect("disputes");
+    assert_eq!(disputes, 0, "no dispute: the admin action alone decides");
+
+    for id in touched_sessions.iter().chain(&plain_sessions) {
+        expire_session(&h, *id).await;
+    }
+    for id in touched_sessions.iter().chain(&plain_sessions) {
+        wait_gone(&h, &WalletId::session(*id), true).await;
+    }
+    let mut files: Vec<String> = std::fs::read_dir(archive.path())
+        .expect("archive")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut wanted: Vec<String> = touched_sessions
+        .iter()
+        .map(|id| format!("{}.db", WalletId::session(*id)))
+        .collect();
+    wanted.sort();
+    assert_eq!(files, wanted, "only the admin-touched trade's wallets");
+    for id in touched_sessions {
+        // A whole wallet database: the deposit or bond minted in, the settlement sent out.
+        let copy = archive_path(archive.path(), &WalletId::session(id));
+        let mut db = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&copy)
+            .read_only(true)
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", copy.display()));
+        let history: i64 = sqlx::query_scalar("select count(*) from transactions")
+            .fetch_one(&mut db)
+            .await
+            .expect("transactions");
+        assert!(history >= 2, "{}: {history} transactions", copy.display());
+    }
+    h.stop().await;
+}

@@ -1,14 +1,18 @@
-//! Operations: after a whole trade (and a second offer left funded in the book), a scrape of
-//! the admin listener's `/metrics` lists the key series with non-zero values, a worker serves
-//! its own `/metrics` at `WORKER_METRICS_ADDR`, and the trade's correlation id went from the
-//! request into the jobs it caused: it is in their metadata, and JSON log lines of both the
-//! api's request and the worker's job runs carry it.
+//! Operations: after a whole trade (and a second offer left funded in the book), the taker's
+//! ended session cleaned and a retention run, a scrape of the admin listener's `/metrics` lists
+//! the key series with non-zero values and every metric of `names::ALL` that this moved, each
+//! with its `HELP` and `TYPE` lines; a worker serves its own `/metrics` at
+//! `WORKER_METRICS_ADDR`, and the trade's correlation id went from the request into the jobs it
+//! caused: it is in their metadata, and JSON log lines of both the api's request and the
+//! worker's job runs carry it.
 //!
-//! One test per binary on purpose: the metrics recorder is process-wide.
+//! One test per binary on purpose: the metrics recorder is process-wide (the api and the
+//! worker, both in this process, record into it).
 
 mod common;
 
 use common::{body, payout_key, Harness, ADMIN};
+use openpleb_common::metrics::names;
 use poem::http::StatusCode;
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -77,16 +81,23 @@ fn in_span(line: &serde_json::Value, span: &str, id: &str) -> bool {
 
 #[sqlx::test(migrations = false)]
 async fn a_scrape_after_a_trade_shows_it(opts: PgPoolOptions, conn: PgConnectOptions) {
-    // JSON logs as LOG_FORMAT=json writes them, captured.
+    // JSON logs as LOG_FORMAT=json writes them, captured, beside the database timing layer, as
+    // `telemetry::init` sets them up (the filter is the log output's alone).
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let capture = Capture::default();
     let writer = capture.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter("info")
+    let logs = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .with_span_list(true)
         .with_writer(move || writer.clone())
+        .with_filter(tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(openpleb_common::metrics::db::layer())
         .init();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -165,6 +176,38 @@ async fn a_scrape_after_a_trade_shows_it(opts: PgPoolOptions, conn: PgConnectOpt
     )
     .await;
     h.wait_status(second, &maker, "INVOICE_PAID").await;
+    // The taker's session ends (its expiry passed): the cleanup removes its wallet and times
+    // the session's life. Then one retention run.
+    let taker_session: uuid::Uuid =
+        sqlx::query_scalar("select taker_session_id from offers where id = $1")
+            .bind(id)
+            .fetch_one(&h.pool)
+            .await
+            .expect("taker session");
+    sqlx::query(
+        "update sessions set created_at = now() - interval '2 hours',
+                expires_at = now() - interval '1 hour' where id = $1",
+    )
+    .bind(taker_session)
+    .execute(&h.pool)
+    .await
+    .expect("expire the taker's session");
+    let mut cleaned = 0.0;
+    for _ in 0..120 {
+        cleaned = total(
+            &openpleb_common::metrics::render(),
+            names::SESSIONS_CLEANED,
+            &[],
+        );
+        if cleaned > 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(cleaned > 0.0, "the taker's session was never cleaned");
+    openpleb_worker::jobs::prune::run(&h.trade_ctx())
+        .await
+        .expect("prune");
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
 
     // The admin listener's scrape: no credentials, Prometheus text.
@@ -246,6 +289,48 @@ async fn a_scrape_after_a_trade_shows_it(opts: PgPoolOptions, conn: PgConnectOpt
         ),
         0.0
     );
+    positive("openpleb_sessions_cleaned_total", &[]);
+    positive("openpleb_session_duration_seconds_count", &[]);
+    positive(
+        "openpleb_db_query_duration_seconds_count",
+        &["op=\"select\""],
+    );
+    positive(
+        "openpleb_db_query_duration_seconds_count",
+        &["op=\"update\""],
+    );
+    positive("openpleb_db_pool_wait_seconds_count", &[]);
+    // One trade settled, no issue raised; the average is the two gauges' quotient.
+    assert_eq!(total(&text, names::TRADES_SETTLED_24H, &[]), 1.0);
+    assert_eq!(total(&text, names::DISPUTES_24H, &[]), 0.0);
+    assert_eq!(total(&text, names::DISPUTES_WAITING_ADMIN, &[]), 0.0);
+    let average = total(&text, names::ECASH_HELD, &[]) / total(&text, names::SESSION_WALLETS, &[]);
+    assert!(
+        (total(&text, names::ECASH_PER_WALLET, &[]) - average).abs() < 1e-9,
+        "{average}\n{text}"
+    );
+    // Every exported metric this moved is in the scrape, described and typed; only these two
+    // are not (cleanup.rs archives wallets, treasury.rs meets a token spent elsewhere).
+    let unmoved = [
+        names::WALLETS_ARCHIVED,
+        names::PLATFORM_TOKENS_SPENT_ELSEWHERE,
+    ];
+    for name in names::ALL.iter().filter(|n| !unmoved.contains(n)) {
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "no HELP for {name}\n{text}"
+        );
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "no TYPE for {name}\n{text}"
+        );
+        let series = if names::HISTOGRAMS.contains(name) {
+            format!("{name}_count")
+        } else {
+            (*name).to_owned()
+        };
+        assert!(!samples(&text, &series).is_empty(), "no {series} sample");
+    }
 
     // The worker's own listener.
     let scraped = http_get(&worker_addr, "/metrics").await;

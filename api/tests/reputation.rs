@@ -6,24 +6,14 @@
 
 mod common;
 
+use common::reputation::active;
 use common::{body, expect_error, payout_key, Harness, Session};
-use openpleb_devkit::reputation::{keysets, stake_json, unblind, Blinded};
+use openpleb_devkit::reputation::{stake_json, unblind, Blinded};
 use poem::http::StatusCode;
 use poem::test::TestResponse;
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
-
-/// The active keyset and its keys.
-async fn active(h: &Harness) -> (cdk::nuts::Id, cdk::nuts::Keys) {
-    let v = body(h.public.get("/api/v1/reputation/keys").send().await).await;
-    let sets = keysets(&v).expect("keysets");
-    let (id, keys, _) = sets
-        .into_iter()
-        .find(|(_, _, active)| *active)
-        .expect("an active keyset");
-    (id, keys)
-}
 
 async fn create(
     h: &Harness,

@@ -9,38 +9,19 @@
 
 mod common;
 
-use cdk::nuts::{BlindedMessage, Id, Keys, Proof, SecretKey};
+use cdk::nuts::{Id, Keys, SecretKey};
 use common::dispute::{
     maker_answers, mark_issue, registered_key, resolve, taker_answers, Amounts, Trade,
 };
+use common::reputation::{active, issued};
 use common::{body, expect_error, payout_key, Harness, Session, ADMIN};
 use openpleb_common::trade::reputation::key_proof_message;
-use openpleb_devkit::reputation::{keysets, stake_json, unblind, Blinded};
+use openpleb_devkit::reputation::{stake_json, unblind, Blinded};
 use poem::http::StatusCode;
 use poem::test::TestResponse;
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
-
-/// The issuer's active keyset, as published.
-async fn active(h: &Harness) -> (Id, Keys) {
-    let v = body(h.public.get("/api/v1/reputation/keys").send().await).await;
-    keysets(&v)
-        .expect("keysets")
-        .into_iter()
-        .find(|(_, _, active)| *active)
-        .map(|(id, keys, _)| (id, keys))
-        .expect("an active keyset")
-}
-
-/// A fresh token signed by the server's issuer and unblinded by the client.
-fn issued(h: &Harness, keyset: Id, keys: &Keys) -> Proof {
-    let out = Blinded::new(keyset).expect("blind");
-    let message: BlindedMessage = serde_json::from_value(out.json()).expect("message");
-    let signature = h.trade_ctx().reputation.sign(&message).expect("sign");
-    let signed = json!([{"B_": out.b.to_hex(), "signature": signature}]);
-    unblind(&signed, &out, keys).expect("DLEQ").expect("signed")
-}
 
 /// One party's reputation on one trade: a staked token's return output and an earn output.
 struct Rep {

@@ -1,16 +1,38 @@
 //! The shipped alert rules and dashboard name only metrics the code exports: a renamed metric
-//! must not leave an alert silently watching nothing.
+//! must not leave an alert silently watching nothing. The README's alert table lists exactly
+//! the shipped rules, and `scripts/dev-smoke` checks only exported names.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use openpleb_common::metrics::names::{is_exported, ALL, HISTOGRAMS};
 
-fn deploy(path: &str) -> String {
+fn repo_file(path: &str) -> String {
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../deploy")
+        .join("..")
         .join(path);
     std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+}
+
+fn deploy(path: &str) -> String {
+    repo_file(&format!("deploy/{path}"))
+}
+
+/// The alert names in the README's "Alerts and dashboard" table.
+fn readme_alerts() -> BTreeSet<String> {
+    let readme = repo_file("README.md");
+    let section = readme
+        .split("### Alerts and dashboard")
+        .nth(1)
+        .and_then(|rest| rest.split("\n### ").next())
+        .expect("README has an \"Alerts and dashboard\" section");
+    section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split_once('`'))
+        .map(|(name, _)| name.to_owned())
+        .filter(|name| name.starts_with("OpenPleb"))
+        .collect()
 }
 
 /// Every `openpleb_…` identifier in a PromQL expression.
@@ -49,17 +71,28 @@ fn alert_rules_use_exported_metrics() {
             alerts.push(name.to_owned());
         }
     }
+    // The source document's alerts (dispute rate, cleanup, BAT verification, database, API
+    // errors) and issue 13's additions.
     for wanted in [
         "OpenPlebApiErrorRate",
         "OpenPlebWalletCleanupFailing",
         "OpenPlebBatVerificationUnavailable",
+        "OpenPlebBatVerificationRejections",
         "OpenPlebDatabaseDown",
+        "OpenPlebDisputeRateHigh",
         "OpenPlebPayoutsOverdue",
         "OpenPlebDeadJobs",
         "OpenPlebReconciliationLag",
     ] {
         assert!(alerts.iter().any(|a| a == wanted), "missing alert {wanted}");
     }
+    let shipped: BTreeSet<String> = alerts.iter().cloned().collect();
+    assert_eq!(shipped.len(), alerts.len(), "an alert name is used twice");
+    assert_eq!(
+        readme_alerts(),
+        shipped,
+        "the README's alert table and alerts.yml differ"
+    );
     for name in &used {
         assert!(
             is_exported(name),
@@ -93,6 +126,21 @@ fn the_dashboard_uses_exported_metrics() {
             used.iter()
                 .any(|u| u == name || (HISTOGRAMS.contains(name) && u.starts_with(name))),
             "the dashboard does not show {name}"
+        );
+    }
+}
+
+#[test]
+fn the_smoke_run_checks_exported_metrics() {
+    let script = repo_file("scripts/dev-smoke");
+    // `openpleb_smoke_$$` is the run's database, not a metric.
+    let mut names = metric_names(&script);
+    names.remove("openpleb_smoke_");
+    assert!(names.len() >= 20, "{names:?}");
+    for name in &names {
+        assert!(
+            is_exported(name),
+            "scripts/dev-smoke checks {name}, which the code does not export"
         );
     }
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod dispute;
+pub mod reputation;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,8 +146,11 @@ impl Harness {
         if std::env::var_os("RUST_LOG").is_some() {
             openpleb_common::telemetry::init(openpleb_common::config::LogFormat::Text);
         }
-        let pool = PgPoolOptions::new()
-            .max_connections(40)
+        // The binaries' pool settings (acquire times are reported, so the pool-wait histogram
+        // is measured here too), with sqlx's default 30 s acquire timeout: a test queues more
+        // work at once on two cores than a deployment's requests do.
+        let pool = openpleb_common::db::pool_options(40)
+            .acquire_timeout(Duration::from_secs(30))
             .connect_with(conn)
             .await
             .expect("pool");

@@ -302,3 +302,104 @@ fn a_treasury_secret_must_be_its_keys() {
     );
     assert!(!dbg.contains(&sk.to_secret_hex()), "{dbg}");
 }
+
+/// The variable a bad value of `var` is refused under, with the error's text.
+fn refused(var: &'static str, value: &str) -> (&'static str, String) {
+    let mut vars = base();
+    vars.insert(var, value.to_owned());
+    match load(&vars) {
+        Err(e @ ConfigError::Invalid { var: named, .. }) => (named, e.to_string()),
+        other => panic!("{var}={value}: expected Invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn logs_metrics_and_retention_refuse_bad_values_by_name() {
+    let bad = [
+        ("LOG_FORMAT", "yaml"),
+        ("LOG_FORMAT", "jsonl"),
+        ("WORKER_METRICS_ADDR", "localhost"),
+        ("WORKER_METRICS_ADDR", "127.0.0.1"),
+        ("WORKER_METRICS_ADDR", "127.0.0.1:metrics"),
+        ("WORKER_METRICS_ADDR", "127.0.0.1:70000"),
+        ("RETENTION_INTERVAL", "0"),
+        ("RETENTION_INTERVAL", "hourly"),
+        ("RETENTION_JOBS_DAYS", "0"),
+        ("RETENTION_JOBS_DAYS", "-1"),
+        ("RETENTION_DEAD_JOBS_DAYS", "thirty"),
+        ("RETENTION_OFFER_EVENTS_DAYS", "0"),
+        ("RETENTION_CRON_SLOTS_DAYS", "1.5"),
+        // Days that overflow a duration in seconds.
+        ("RETENTION_OFFER_EVENTS_DAYS", "18446744073709551615"),
+    ];
+    for (var, value) in bad {
+        let (named, text) = refused(var, value);
+        assert_eq!(named, var, "{var}={value}: {text}");
+        assert!(text.contains(var), "{text}");
+    }
+
+    // Good values load as written; LOG_FORMAT ignores case.
+    let mut vars = base();
+    vars.insert("LOG_FORMAT", "JSON".to_owned());
+    vars.insert("WORKER_METRICS_ADDR", "127.0.0.1:9101".to_owned());
+    vars.insert("RETENTION_INTERVAL", "60000".to_owned());
+    vars.insert("RETENTION_JOBS_DAYS", "3".to_owned());
+    vars.insert("RETENTION_DEAD_JOBS_DAYS", "60".to_owned());
+    vars.insert("RETENTION_OFFER_EVENTS_DAYS", "10".to_owned());
+    vars.insert("RETENTION_CRON_SLOTS_DAYS", "1".to_owned());
+    let c = load(&vars).expect("config");
+    assert_eq!(c.ops.log_format, LogFormat::Json);
+    assert_eq!(c.ops.worker_metrics_addr.as_deref(), Some("127.0.0.1:9101"));
+    let day = 86_400;
+    assert_eq!(
+        c.retention,
+        RetentionConfig {
+            interval: Duration::from_secs(60),
+            done_jobs: Duration::from_secs(3 * day),
+            dead_jobs: Duration::from_secs(60 * day),
+            offer_events: Duration::from_secs(10 * day),
+            cron_slots: Duration::from_secs(day),
+        }
+    );
+    // Unset (or empty): text logs, no worker listener, the documented retention.
+    let mut vars = base();
+    vars.insert("WORKER_METRICS_ADDR", String::new());
+    let c = load(&vars).expect("config");
+    assert_eq!(c.ops.log_format, LogFormat::Text);
+    assert_eq!(c.ops.worker_metrics_addr, None);
+    assert_eq!(c.retention.interval, Duration::from_secs(3600));
+    assert_eq!(c.retention.done_jobs, Duration::from_secs(7 * day));
+    assert_eq!(c.retention.dead_jobs, Duration::from_secs(30 * day));
+    assert_eq!(c.retention.offer_events, Duration::from_secs(30 * day));
+    assert_eq!(c.retention.cron_slots, Duration::from_secs(2 * day));
+}
+
+#[test]
+fn the_reputation_secret_is_required_and_long_enough() {
+    let mut vars = base();
+    vars.remove("REPUTATION_SECRET");
+    let err = load(&vars).expect_err("missing");
+    assert_eq!(err, ConfigError::Missing("REPUTATION_SECRET"));
+    assert!(err.to_string().contains("REPUTATION_SECRET"), "{err}");
+    vars.insert("REPUTATION_SECRET", "  ".to_owned());
+    assert_eq!(
+        load(&vars).expect_err("blank"),
+        ConfigError::Missing("REPUTATION_SECRET")
+    );
+
+    // 31 bytes, an odd number of digits, a character that is not hex.
+    let short = "cd".repeat(31);
+    let odd = format!("{}c", "cd".repeat(32));
+    let not_hex = format!("{}zz", "cd".repeat(32));
+    for bad in [&short, &odd, &not_hex] {
+        let (named, text) = refused("REPUTATION_SECRET", bad);
+        assert_eq!(named, "REPUTATION_SECRET", "{text}");
+        assert!(!text.contains(bad.as_str()), "the secret leaked: {text}");
+    }
+    // 32 bytes, or more, in either case.
+    for good in ["CD".repeat(32), "ab".repeat(48)] {
+        let mut vars = base();
+        vars.insert("REPUTATION_SECRET", good.clone());
+        assert!(load(&vars).is_ok(), "{} hex digits", good.len());
+    }
+}

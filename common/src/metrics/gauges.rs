@@ -164,4 +164,11 @@ fn apply(rows: &[Row]) {
             _ => {}
         }
     }
+    // The average from two rows the query already returns, so it costs no query of its own and
+    // is consistent with them (one snapshot).
+    let value = |kind: &str| rows.iter().find(|r| r.kind == kind).map(|r| r.v);
+    if let (Some(ecash), Some(wallets)) = (value("ecash"), value("wallets")) {
+        let average = if wallets > 0.0 { ecash / wallets } else { 0.0 };
+        metrics::gauge!(names::ECASH_PER_WALLET).set(average);
+    }
 }

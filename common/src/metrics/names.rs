@@ -51,6 +51,8 @@ pub const SESSIONS_ACTIVE: &str = "openpleb_sessions_active";
 pub const SESSION_WALLETS: &str = "openpleb_session_wallets";
 /// Gauge (scrape): sats the platform holds for traders (the ledger's ins minus outs).
 pub const ECASH_HELD: &str = "openpleb_ecash_held_sats";
+/// Gauge (scrape): [`ECASH_HELD`] per session wallet not yet removed (0 with no wallet).
+pub const ECASH_PER_WALLET: &str = "openpleb_ecash_per_wallet_sats";
 /// Gauge (scrape): jobs by `queue` and `state` (queued, running, failed, dead).
 pub const JOBS: &str = "openpleb_jobs";
 /// Gauge (scrape): payouts owed and not moving past the grace.
@@ -96,6 +98,7 @@ pub const ALL: &[&str] = &[
     SESSIONS_ACTIVE,
     SESSION_WALLETS,
     ECASH_HELD,
+    ECASH_PER_WALLET,
     JOBS,
     PAYOUTS_OVERDUE,
     RECONCILE_BEHIND,
@@ -185,6 +188,10 @@ pub(super) fn describe() {
     describe_gauge!(SESSIONS_ACTIVE, "Sessions not ended and not expired");
     describe_gauge!(SESSION_WALLETS, "Session wallets not yet removed");
     describe_gauge!(ECASH_HELD, "Sats held for traders (ledger in minus out)");
+    describe_gauge!(
+        ECASH_PER_WALLET,
+        "Sats held for traders per session wallet not yet removed"
+    );
     describe_gauge!(JOBS, "Jobs by queue and state");
     describe_gauge!(PAYOUTS_OVERDUE, "Payouts owed and not moving");
     describe_gauge!(
@@ -194,6 +201,15 @@ pub(super) fn describe() {
     describe_gauge!(RECONCILE_AGE, "Seconds since any wallet was reconciled");
     describe_gauge!(DB_UP, "1 if the metrics query reached PostgreSQL");
     describe_gauge!(DB_POOL, "Connection pool by state");
+    describe_gauge!(
+        DISPUTES_WAITING_ADMIN,
+        "Disputes waiting for an admin's resolution"
+    );
+    describe_gauge!(DISPUTES_24H, "Issues opened over the last 24 hours");
+    describe_gauge!(
+        TRADES_SETTLED_24H,
+        "Trades completed or resolved over the last 24 hours"
+    );
 }
 
 #[cfg(test)]
