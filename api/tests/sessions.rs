@@ -311,6 +311,7 @@ async fn sessions_schema_identifies_nobody(pool: PgPool) {
         columns,
         [
             "bat_hash",
+            "cleanup_claimed_until",
             "created_at",
             "ended_at",
             "expires_at",

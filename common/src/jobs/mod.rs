@@ -67,7 +67,7 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + Unpin + 'static {
     }
 
     /// Jobs of higher priority are fetched first from their queue.
-    fn priority(&self) -> i32 {
+    fn priority(&self) -> usize {
         0
     }
 }
@@ -214,8 +214,8 @@ impl Job for WatchMintQuote {
 
     /// A quote the mint reported paid goes before the routine looks at unpaid ones: a trader
     /// is waiting for it.
-    fn priority(&self) -> i32 {
-        i32::from(self.chain.as_deref() == Some(PAID_CHAIN))
+    fn priority(&self) -> usize {
+        usize::from(self.chain.as_deref() == Some(PAID_CHAIN))
     }
 }
 

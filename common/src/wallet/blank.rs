@@ -71,7 +71,9 @@ async fn make() -> Result<Arc<Vec<u8>>, WalletError> {
     }
     let wal = path.with_extension("sqlite-wal");
     if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
-        return Err(WalletError::Task("blank wallet's WAL was not checkpointed".to_owned()));
+        return Err(WalletError::Task(
+            "blank wallet's WAL was not checkpointed".to_owned(),
+        ));
     }
     Ok(Arc::new(tokio::fs::read(&path).await?))
 }
@@ -86,8 +88,14 @@ mod tests {
         let blank = Blank::default();
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("w.sqlite");
-        assert!(blank.create_at(&path).await.expect("create"), "a blank was made");
-        assert!(!path.with_extension("creating").exists(), "renamed into place");
+        assert!(
+            blank.create_at(&path).await.expect("create"),
+            "a blank was made"
+        );
+        assert!(
+            !path.with_extension("creating").exists(),
+            "renamed into place"
+        );
 
         // Migrated before cdk ever opened it.
         let url = format!("sqlite://{}", path.display());

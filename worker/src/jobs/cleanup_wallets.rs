@@ -88,7 +88,8 @@ pub async fn run(ctx: &WorkerContext, limit: i64) -> Result<Vec<Cleaned>, BoxDyn
 }
 
 /// How long a run's claims hold if it never gives them back: past the run's own time limit.
-const CLAIM_HOLD: std::time::Duration = super::JOB_TIMEOUT.saturating_add(std::time::Duration::from_secs(30));
+const CLAIM_HOLD: std::time::Duration =
+    super::JOB_TIMEOUT.saturating_add(std::time::Duration::from_secs(30));
 
 /// Wallets cleaned at once by one run.
 const AT_ONCE: usize = 8;
@@ -151,7 +152,12 @@ async fn clean(ctx: &WorkerContext, session: Uuid) -> Result<Cleaned, BoxDynErro
         .await?;
         // The backstop, should this run die before the release below: late enough that it
         // does not wait for the wallet this run holds.
-        jobs::enqueue_in(&mut tx, &ReleasePayouts { offer_id: offer }, RELEASE_BACKSTOP).await?;
+        jobs::enqueue_in(
+            &mut tx,
+            &ReleasePayouts { offer_id: offer },
+            RELEASE_BACKSTOP,
+        )
+        .await?;
         tx.commit().await?;
         tracing::warn!(wallet = %wallet, sats = held.unspent, "swept idle sats of an ended session");
         // Released here, with the wallet open and leased already: a release job would open it
