@@ -86,6 +86,16 @@ async fn subscribe(
     Ok(())
 }
 
+/// Subscriptions one connection makes before it is replaced by a fresh one (which subscribes
+/// every open quote in one request): cdk's mint refuses more than 100 per connection, and the
+/// refusal is only an error message on the socket, so quotes past it were silently left to
+/// polling (settlement p95 4.7 s over 200 offers).
+const SUBSCRIPTIONS_PER_CONNECTION: usize = 90;
+
+/// How long announcements are gathered into one subscription request.
+const GATHER: Duration = Duration::from_millis(20);
+
+/// Runs one websocket connection; `Ok` when it used up its subscriptions.
 async fn session(ctx: &WorkerContext, url: &str) -> anyhow::Result<()> {
     // Listening starts before the first refresh, so a quote made in between is not missed.
     let mut created = PgListener::connect_with(&ctx.pool).await?;
@@ -97,6 +107,9 @@ async fn session(ctx: &WorkerContext, url: &str) -> anyhow::Result<()> {
     let mut next_id = 1usize;
     let mut tick = tokio::time::interval(REFRESH);
     loop {
+        if next_id > SUBSCRIPTIONS_PER_CONNECTION {
+            return Ok(());
+        }
         tokio::select! {
             _ = tick.tick() => {
                 // The fallback for announcements missed while the listener reconnected; also
@@ -108,8 +121,15 @@ async fn session(ctx: &WorkerContext, url: &str) -> anyhow::Result<()> {
                     .await?;
             }
             announced = created.recv() => {
-                let quote = announced?.payload().to_owned();
-                subscribe(&mut tx, &mut subscribed, &mut next_id, vec![quote]).await?;
+                let mut batch = vec![announced?.payload().to_owned()];
+                // A burst of new quotes goes in one request, to spare the connection's budget.
+                while let Ok(more) = tokio::time::timeout(GATHER, created.recv()).await {
+                    batch.push(more?.payload().to_owned());
+                    if batch.len() >= 1000 {
+                        break;
+                    }
+                }
+                subscribe(&mut tx, &mut subscribed, &mut next_id, batch).await?;
             }
             msg = rx.recv() => {
                 let Some(msg) = msg else { anyhow::bail!("websocket closed") };
@@ -126,8 +146,12 @@ async fn session(ctx: &WorkerContext, url: &str) -> anyhow::Result<()> {
 pub async fn run(ctx: Arc<WorkerContext>) {
     let url = ws_url(&ctx.config.mint.url);
     loop {
-        if let Err(e) = session(&ctx, &url).await {
-            tracing::debug!(error = %e, "mint websocket ended; polling covers until it is back");
+        match session(&ctx, &url).await {
+            // Its subscriptions used up: a new connection at once.
+            Ok(()) => continue,
+            Err(e) => {
+                tracing::debug!(error = %e, "mint websocket ended; polling covers until it is back");
+            }
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
