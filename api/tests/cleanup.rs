@@ -315,35 +315,12 @@ async fn disputed_wallets_are_archived_before_they_go(opts: PgPoolOptions, conn:
     for id in disputed.iter().chain(&completed) {
         wait_gone(&h, &WalletId::session(*id), true).await;
     }
-    for id in disputed {
-        let copy = archive_path(archive.path(), &WalletId::session(id));
-        let mut db = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&copy)
-            .read_only(true)
-            .connect()
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", copy.display()));
-        // The deposit or bond minted in, the settlement sent out.
-        let history: i64 = sqlx::query_scalar("select count(*) from transactions")
-            .fetch_one(&mut db)
-            .await
-            .expect("transactions");
-        assert!(history >= 2, "{}: {history} transactions", copy.display());
-    }
-    let mut files: Vec<String> = std::fs::read_dir(archive.path())
-        .expect("archive")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
-    let mut wanted: Vec<String> = disputed
-        .iter()
-        .map(|id| format!("{}.db", WalletId::session(*id)))
-        .collect();
-    wanted.sort();
-    assert_eq!(
-        files, wanted,
-        "only the disputed trade's wallets are archived"
-    );
+    assert_archived_whole(
+        archive.path(),
+        &disputed,
+        "only the disputed trade's wallets are archived",
+    )
+    .await;
     // Past WALLET_ARCHIVE_DAYS (90) an archive goes; a younger one stays.
     let old = archive_path(archive.path(), &WalletId::session(disputed[0]));
     let young = archive_path(archive.path(), &WalletId::session(disputed[1]));
@@ -373,7 +350,6 @@ async fn wallets_of_an_admin_touched_trade_are_archived(
     opts: PgPoolOptions,
     conn: PgConnectOptions,
 ) {
-    use openpleb_common::wallet::archive::archive_path;
     let archive = tempfile::tempdir().expect("archive dir");
     let dir = archive.path().to_path_buf();
     let h = Harness::start_configured(opts, conn, move |c| c.wallets.archive_dir = Some(dir)).await;
@@ -415,20 +391,31 @@ async fn wallets_of_an_admin_touched_trade_are_archived(
     for id in touched_sessions.iter().chain(&plain_sessions) {
         wait_gone(&h, &WalletId::session(*id), true).await;
     }
-    let mut files: Vec<String> = std::fs::read_dir(archive.path())
+    assert_archived_whole(
+        archive.path(),
+        &touched_sessions,
+        "only the admin-touched trade's wallets",
+    )
+    .await;
+    h.stop().await;
+}
+
+/// The archive holds exactly the wallets of `sessions`, each a whole wallet database: the
+/// deposit or bond minted in, the settlement sent out.
+async fn assert_archived_whole(dir: &std::path::Path, sessions: &[Uuid], why: &str) {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
         .expect("archive")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     files.sort();
-    let mut wanted: Vec<String> = touched_sessions
+    let mut wanted: Vec<String> = sessions
         .iter()
         .map(|id| format!("{}.db", WalletId::session(*id)))
         .collect();
     wanted.sort();
-    assert_eq!(files, wanted, "only the admin-touched trade's wallets");
-    for id in touched_sessions {
-        // A whole wallet database: the deposit or bond minted in, the settlement sent out.
-        let copy = archive_path(archive.path(), &WalletId::session(id));
+    assert_eq!(files, wanted, "{why}");
+    for id in sessions {
+        let copy = openpleb_common::wallet::archive::archive_path(dir, &WalletId::session(*id));
         let mut db = sqlx::sqlite::SqliteConnectOptions::new()
             .filename(&copy)
             .read_only(true)
@@ -441,5 +428,4 @@ async fn wallets_of_an_admin_touched_trade_are_archived(
             .expect("transactions");
         assert!(history >= 2, "{}: {history} transactions", copy.display());
     }
-    h.stop().await;
 }

@@ -29,11 +29,34 @@ pub async fn record_and_release(
     offer_id: Uuid,
     owed: &[NewPayout<'_>],
 ) -> Result<(), TradeError> {
+    record(conn, offer_id, owed).await?;
+    jobs::enqueue(conn, &ReleasePayouts { offer_id }).await?;
+    Ok(())
+}
+
+/// Records the payouts `owed` of `offer_id` with a release job `delay` out, in the caller's
+/// transaction: for a caller that releases them itself right after its commit (the wallet
+/// cleanup's sweep), the job being the backstop should it die first.
+pub async fn record_with_backstop(
+    conn: &mut PgConnection,
+    offer_id: Uuid,
+    owed: &[NewPayout<'_>],
+    delay: std::time::Duration,
+) -> Result<(), TradeError> {
+    record(conn, offer_id, owed).await?;
+    jobs::enqueue_in(conn, &ReleasePayouts { offer_id }, delay).await?;
+    Ok(())
+}
+
+async fn record(
+    conn: &mut PgConnection,
+    offer_id: Uuid,
+    owed: &[NewPayout<'_>],
+) -> Result<(), TradeError> {
     for o in owed {
         debug_assert_eq!(o.offer_id, offer_id);
         payouts::record(conn, o).await?;
     }
-    jobs::enqueue(conn, &ReleasePayouts { offer_id }).await?;
     Ok(())
 }
 

@@ -23,10 +23,11 @@ use std::sync::Arc;
 
 use apalis::prelude::{BoxDynError, Data};
 use futures::stream::{self, StreamExt};
-use openpleb_common::db::payouts::{self, NewPayout};
+use openpleb_common::db::payouts::NewPayout;
 use openpleb_common::db::{sessions, wallet_checks};
 use openpleb_common::domain::payout::PayoutPurpose;
-use openpleb_common::jobs::{self, CleanupWallets, ReleasePayouts};
+use openpleb_common::jobs::{CleanupWallets, ReleasePayouts};
+use openpleb_common::trade::settle::record_with_backstop;
 use openpleb_common::wallet::{Funds, WalletError, WalletId};
 
 use super::release_payouts;
@@ -137,9 +138,12 @@ async fn clean(ctx: &WorkerContext, session: Uuid) -> Result<Cleaned, BoxDynErro
             return Ok(Cleaned::Kept);
         };
         let mut tx = ctx.pool.begin().await?;
-        payouts::record(
+        // The job is the backstop, should this run die before the release below: late enough
+        // that it does not wait for the wallet this run holds.
+        record_with_backstop(
             &mut tx,
-            &NewPayout {
+            offer,
+            &[NewPayout {
                 offer_id: offer,
                 party: role.party(),
                 purpose: PayoutPurpose::Sweep,
@@ -147,14 +151,7 @@ async fn clean(ctx: &WorkerContext, session: Uuid) -> Result<Cleaned, BoxDynErro
                 sats: held.unspent,
                 lock_pubkey: Some(&key),
                 reference: &format!("sweep:{}", held.unspent),
-            },
-        )
-        .await?;
-        // The backstop, should this run die before the release below: late enough that it
-        // does not wait for the wallet this run holds.
-        jobs::enqueue_in(
-            &mut tx,
-            &ReleasePayouts { offer_id: offer },
+            }],
             RELEASE_BACKSTOP,
         )
         .await?;
