@@ -104,6 +104,13 @@ pub fn open_fds() -> usize {
         .unwrap_or(0)
 }
 
+/// This process' soft limit on open file descriptors (`ulimit -n`), if it can be read.
+pub fn fd_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
 /// OS threads of this process.
 pub fn threads() -> u64 {
     status_kib("Threads:")

@@ -107,6 +107,22 @@ async fn settle(
         .collect())
 }
 
+/// How the samples spread (a tail of whole polling rounds shows as a cluster near 5 s).
+fn print_spread(name: &str, samples: &[Duration]) {
+    let bounds = [250u128, 500, 1_000, 2_000, 5_000, u128::MAX];
+    let mut counts = [0usize; 6];
+    for s in samples {
+        let ms = s.as_millis();
+        if let Some(i) = bounds.iter().position(|b| ms < *b) {
+            counts[i] += 1;
+        }
+    }
+    eprintln!(
+        "  {name}: {} under 250 ms, {} under 500 ms, {} under 1 s, {} under 2 s, {} under 5 s, {} over",
+        counts[0], counts[1], counts[2], counts[3], counts[4], counts[5]
+    );
+}
+
 /// A plain token worth exactly `sats`, from a wallet of its own.
 async fn token(stack: &Stack, sats: u64) -> anyhow::Result<String> {
     let w = fixtures::memory_wallet(&stack.auth.mint.url).await?;
@@ -128,6 +144,7 @@ pub async fn run(stack: &mut Stack, report: &mut Report, n: usize) -> anyhow::Re
     report.latencies("create_offer", &created, &[50, 95]);
     let settled = settle(stack, &listed, &offers).await?;
     report.latencies("settle", &settled, &[50, 95]);
+    print_spread("settle", &settled);
 
     // Claims, one taker session per offer.
     let takers = stack.sessions(n).await?;
@@ -172,6 +189,7 @@ pub async fn run(stack: &mut Stack, report: &mut Report, n: usize) -> anyhow::Re
     let (offers, _) = create_offers(stack, provider, n).await?;
     let polled = settle(stack, &listed, &offers).await?;
     report.latencies("settle_polling", &polled, &[50, 95]);
+    print_spread("settle_polling", &polled);
     stack.stop_worker().await;
     stack.start_worker(|_| {})?;
     Ok(())

@@ -25,6 +25,12 @@ use uuid::Uuid;
 use crate::report::{self, Report};
 use crate::stack::Database;
 
+/// File descriptors an open wallet holds (`open_wallet_fds` measures it).
+const FDS_PER_WALLET: usize = 3;
+
+/// Descriptors left for everything else (PostgreSQL, the mint, sockets).
+const FD_MARGIN: usize = 400;
+
 /// Sizes of one run.
 #[derive(Debug, Clone, Copy)]
 pub struct Sizes {
@@ -115,14 +121,21 @@ pub async fn run(report: &mut Report, sizes: Sizes) -> anyhow::Result<()> {
     report.add("wallet_file_kib", bytes as f64 / 1024.0, "KiB");
     drop(setup);
 
-    open_many(
-        report,
-        &db,
-        &mint,
-        dir.path(),
-        &ids[..sizes.open.min(ids.len())],
-    )
-    .await?;
+    // Each open wallet holds three file descriptors (database, WAL, WAL index); a machine whose
+    // `nofile` limit cannot hold the goal opens what fits and says so.
+    let fit = report::fd_limit()
+        .map(|limit| limit.saturating_sub(report::open_fds() + FD_MARGIN) / FDS_PER_WALLET)
+        .unwrap_or(usize::MAX);
+    let open = sizes.open.min(ids.len()).min(fit);
+    if open < sizes.open {
+        eprintln!(
+            "  only {open} of {} wallets can be open at once under this process' nofile limit \
+             ({:?}) at {FDS_PER_WALLET} descriptors each",
+            sizes.open,
+            report::fd_limit()
+        );
+    }
+    open_many(report, &db, &mint, dir.path(), &ids[..open], sizes.open).await?;
     cold(report, &db, &mint, dir.path(), &ids, sizes.cold_ops).await?;
 
     mint.stop().await?;
@@ -135,6 +148,7 @@ async fn open_many(
     mint: &DevMint,
     dir: &std::path::Path,
     ids: &[WalletId],
+    goal: usize,
 ) -> anyhow::Result<()> {
     let wallets = manager(db, mint, dir, ids.len() + 16, Duration::from_secs(3600))?;
     // One wallet first, so what every manager allocates once is not counted per wallet.
@@ -188,6 +202,15 @@ async fn open_many(
         "threads",
     );
     report.add("open_wallets_per_s", n / secs, "1/s");
+    if open_now < goal {
+        // What the goal's count would take at the measured cost per wallet.
+        let per_kib = rss1.saturating_sub(rss0) as f64 / n;
+        report.add(
+            "open_rss_at_goal_mib",
+            (rss0 as f64 + per_kib * goal as f64) / 1024.0,
+            "MiB",
+        );
+    }
     wallets.close_all().await;
     Ok(())
 }

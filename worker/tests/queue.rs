@@ -322,3 +322,98 @@ async fn the_mint_websocket_wakes_the_watcher(opts: PgPoolOptions, conn: PgConne
     let _ = stop.send(());
     worker.await.expect("worker");
 }
+
+/// NUT-17 across connections: with room for two single-quote subscriptions per websocket,
+/// five quotes need three connections, and a payment of a quote on a full, older connection is
+/// still reported (polling slowed to a minute, so only the websocket can have picked it up).
+#[sqlx::test(migrations = false)]
+async fn full_websockets_keep_reporting_their_quotes(opts: PgPoolOptions, conn: PgConnectOptions) {
+    use openpleb_worker::quote_notifier::{run_with, Limits};
+    let pool = pool(opts, conn).await;
+    let mint = DevMint::start_with(openpleb_devkit::DevMintOptions {
+        payment_delay_secs: 3600,
+        ..openpleb_devkit::DevMintOptions::default()
+    })
+    .await
+    .expect("mint");
+    let dir = tempfile::tempdir().expect("dir");
+    let api_wallets = wallet_manager(pool.clone(), &mint.url, dir.path(), 8);
+    let mut made = Vec::new();
+    for _ in 0..5 {
+        let wallet = WalletId::session(Uuid::new_v4());
+        let quote = api_wallets
+            .create_mint_quote(&wallet, 321)
+            .await
+            .expect("quote");
+        let mut tx = pool.begin().await.expect("tx");
+        quotes::insert(
+            &mut tx,
+            &quote.quote_id,
+            wallet.as_str(),
+            321,
+            Utc::now() + chrono::Duration::minutes(10),
+        )
+        .await
+        .expect("insert");
+        enqueue(&mut tx, &WatchMintQuote::first(&quote.quote_id))
+            .await
+            .expect("enqueue");
+        tx.commit().await.expect("commit");
+        api_wallets.close(&wallet).await.expect("close");
+        made.push(quote);
+    }
+
+    let ctx = Arc::new(WorkerContext::from_config(
+        pool.clone(),
+        wallet_manager(pool.clone(), &mint.url, dir.path(), 8),
+        Arc::new({
+            let mut c = config();
+            c.worker.quote_poll_interval = Duration::from_secs(60);
+            c.worker.quote_subscription = false;
+            c.mint.url = mint.url.clone();
+            c
+        }),
+    ));
+    let notifier = tokio::spawn(run_with(
+        ctx.clone(),
+        Limits {
+            subscriptions_per_connection: 2,
+            filters_per_subscription: 1,
+        },
+    ));
+    let (stop, rx) = oneshot::channel::<()>();
+    let worker = tokio::spawn(async move {
+        run(ctx, "ws-full-test", async move {
+            let _ = rx.await;
+        })
+        .await
+        .expect("worker");
+    });
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for quote in &made {
+        mint.pay_invoice(&quote.request, 321).await.expect("pay");
+    }
+    let mut issued = 0;
+    for _ in 0..40 {
+        issued = 0;
+        for quote in &made {
+            let row = quotes::get(&pool, &quote.quote_id)
+                .await
+                .expect("get")
+                .expect("row");
+            issued += usize::from(row.state == QuoteState::Issued);
+        }
+        if issued == made.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        issued,
+        made.len(),
+        "every quote, on whichever connection, picked up before the next polling round"
+    );
+    notifier.abort();
+    let _ = stop.send(());
+    worker.await.expect("worker");
+}
