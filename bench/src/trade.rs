@@ -18,6 +18,7 @@ use anyhow::Context;
 use cdk::wallet::SendOptions;
 use cdk::Amount;
 use openpleb_common::db::offers::EVENTS_CHANNEL;
+use openpleb_common::jobs::queues;
 use openpleb_devkit::fixtures;
 use serde_json::json;
 use sqlx::postgres::PgListener;
@@ -123,6 +124,65 @@ fn print_spread(name: &str, samples: &[Duration]) {
     );
 }
 
+/// Where the settlement time of the quotes paid since `since` went, from the queue's own rows:
+/// for each job woken by the mint's paid notification, the wait from its enqueue (the time in
+/// its ULID; `run_at` keeps whole seconds only) to a worker taking it (`lock_at`) and its run
+/// (`done_at - lock_at`), p50, p95 and max, and the slowest five. A tail of jobs nobody took is
+/// a queue stall; one of long runs is the wallet, the lease or the mint.
+async fn print_job_times(
+    pool: &sqlx::PgPool,
+    since: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    let rows: Vec<(String, i64, i64, i32)> = sqlx::query_as(
+        "select id,
+                (extract(epoch from lock_at) * 1000)::int8,
+                (extract(epoch from done_at) * 1000)::int8,
+                attempts
+           from apalis.jobs
+          where job_type = $1 and idempotency_key like 'paid:%'
+            and run_at >= $2 - interval '1 second'
+            and lock_at is not null and done_at is not null",
+    )
+    .bind(queues::WATCH_MINT_QUOTE)
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    let since_ms = since.timestamp_millis();
+    // (enqueued, wait, run, attempts), milliseconds.
+    let mut jobs: Vec<(i64, i64, i64, i32)> = rows
+        .into_iter()
+        .filter_map(|(id, locked, done, attempts)| {
+            let enqueued = i64::try_from(ulid::Ulid::from_string(&id).ok()?.timestamp_ms()).ok()?;
+            (enqueued >= since_ms).then_some((enqueued, locked - enqueued, done - locked, attempts))
+        })
+        .collect();
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let stats = |mut v: Vec<i64>| {
+        v.sort_unstable();
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        format!(
+            "p50 {} ms, p95 {} ms, max {} ms",
+            at(0.5),
+            at(0.95),
+            at(1.0)
+        )
+    };
+    eprintln!(
+        "  paid-notification jobs ({}): queue wait {}; run {}",
+        jobs.len(),
+        stats(jobs.iter().map(|j| j.1).collect()),
+        stats(jobs.iter().map(|j| j.2).collect()),
+    );
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.1 + j.2));
+    for (enqueued, wait, run, attempts) in jobs.iter().take(5) {
+        let at = (enqueued - since_ms) as f64 / 1000.0;
+        eprintln!("    enqueued at {at:.1} s: wait {wait} ms, run {run} ms, attempts {attempts}");
+    }
+    Ok(())
+}
+
 /// A plain token worth exactly `sats`, from a wallet of its own.
 async fn token(stack: &Stack, sats: u64) -> anyhow::Result<String> {
     let w = fixtures::memory_wallet(&stack.auth.mint.url).await?;
@@ -142,9 +202,11 @@ pub async fn run(stack: &mut Stack, report: &mut Report, n: usize) -> anyhow::Re
     eprintln!("== requests and settlement ({n} offers each)");
     let (offers, created) = create_offers(stack, provider, n).await?;
     report.latencies("create_offer", &created, &[50, 95]);
+    let since = chrono::Utc::now();
     let settled = settle(stack, &listed, &offers).await?;
     report.latencies("settle", &settled, &[50, 95]);
     print_spread("settle", &settled);
+    print_job_times(&stack.db.pool, since).await?;
 
     // Claims, one taker session per offer.
     let takers = stack.sessions(n).await?;

@@ -7,6 +7,7 @@
 pub mod cron;
 pub mod jobs;
 pub mod observe;
+pub mod poll;
 pub mod quote_notifier;
 
 use std::future::Future;
@@ -52,7 +53,7 @@ macro_rules! worker {
         move |_restarts| {
             let backend = PostgresStorage::<$job>::new(&ctx.pool)
                 .with_config(queue_config(<$job as Job>::QUEUE, concurrency))
-                .poll_with_interval(poll);
+                .poll_with_strategy(poll::ArmedInterval::new(poll));
             WorkerBuilder::new(name.clone())
                 .backend(backend)
                 .data(ctx.clone())

@@ -83,7 +83,12 @@ pub fn render() -> String {
     }
 }
 
-/// Runs a wallet operation of `kind`, counting it by result and timing it.
+/// A wallet operation slower than this is logged: a mint round trip or a wallet's commit
+/// normally takes milliseconds, so seconds mean a stalled mint connection, lease or disk.
+const SLOW_WALLET_OP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Runs a wallet operation of `kind`, counting it by result and timing it; a slow one is also
+/// logged (its kind and duration only).
 pub async fn wallet_op<T, E, F>(kind: &'static str, op: F) -> Result<T, E>
 where
     F: Future<Output = Result<T, E>>,
@@ -91,9 +96,18 @@ where
     let start = Instant::now();
     let result = op.await;
     let outcome = if result.is_ok() { "ok" } else { "error" };
+    let took = start.elapsed();
+    if took > SLOW_WALLET_OP {
+        tracing::warn!(
+            kind,
+            outcome,
+            ms = took.as_millis(),
+            "slow wallet operation"
+        );
+    }
     metrics::counter!(names::WALLET_OPERATIONS, "kind" => kind, "result" => outcome).increment(1);
     metrics::histogram!(names::WALLET_OPERATION_DURATION, "kind" => kind)
-        .record(start.elapsed().as_secs_f64());
+        .record(took.as_secs_f64());
     result
 }
 
