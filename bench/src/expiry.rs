@@ -33,8 +33,9 @@ const SWAPPERS: usize = 16;
 
 /// Sends per swapping wallet. A cdk wallet reads and parses every proof row of its store on each
 /// send (cdk-sql-common's `get_proofs` filters after the `SELECT`), the tokens it sent
-/// included, so one wallet making hundreds of sends measures its own store, not the mint (4,000 sends from 16 wallets gave 14 swaps/s where 500 gave 102): each wallet makes
-/// a few and the next one takes over.
+/// included, so one wallet making hundreds of sends measures its own store, not the mint
+/// (4,000 sends from 16 wallets gave 14 swaps/s where 500 gave 102): each wallet makes a few
+/// and the next one takes over.
 const SENDS_PER_WALLET: usize = 25;
 
 /// P2PK sends per second, `ops` in all, `SWAPPERS` at a time from in-memory wallets of

@@ -18,7 +18,7 @@ use anyhow::Context;
 use cdk::wallet::SendOptions;
 use cdk::Amount;
 use openpleb_common::db::offers::EVENTS_CHANNEL;
-use openpleb_common::jobs::queues;
+use openpleb_common::jobs::{queues, PAID_CHAIN};
 use openpleb_devkit::fixtures;
 use serde_json::json;
 use sqlx::postgres::PgListener;
@@ -139,11 +139,12 @@ async fn print_job_times(
                 (extract(epoch from done_at) * 1000)::int8,
                 attempts
            from apalis.jobs
-          where job_type = $1 and idempotency_key like 'paid:%'
-            and run_at >= $2 - interval '1 second'
+          where job_type = $1 and idempotency_key like $2
+            and run_at >= $3 - interval '1 second'
             and lock_at is not null and done_at is not null",
     )
     .bind(queues::WATCH_MINT_QUOTE)
+    .bind(format!("{PAID_CHAIN}:%"))
     .bind(since)
     .fetch_all(pool)
     .await?;
