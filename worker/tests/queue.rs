@@ -9,7 +9,7 @@ use openpleb_common::config::Config;
 use openpleb_common::db::quotes;
 use openpleb_common::domain::payout::QuoteState;
 use openpleb_common::jobs::{enqueue, queues, Enqueued, WatchMintQuote};
-use openpleb_common::wallet::{WalletId, WalletManager};
+use openpleb_common::wallet::{CreatedQuote, WalletId, WalletManager};
 use openpleb_devkit::{wallet_manager, DevMint};
 use openpleb_worker::{cron, run, WorkerContext};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -66,6 +66,41 @@ fn start_worker(
 }
 
 /// The watcher jobs (the workers' minute cron may add sweep jobs while a test runs).
+/// Records `quote_id` as `wallet`'s quote for `sats`, payable for ten minutes.
+async fn insert_quote(tx: &mut sqlx::PgConnection, quote_id: &str, wallet: &WalletId, sats: u64) {
+    quotes::insert(
+        tx,
+        quote_id,
+        wallet.as_str(),
+        sats,
+        Utc::now() + chrono::Duration::minutes(10),
+    )
+    .await
+    .expect("insert quote");
+}
+
+/// A quote for `sats` made at the mint for `wallet`, recorded with its first watcher in one
+/// committed transaction; the api's wallet is then let go, so a worker can take it over.
+async fn watched_quote(
+    pool: &PgPool,
+    api_wallets: &WalletManager,
+    wallet: &WalletId,
+    sats: u64,
+) -> CreatedQuote {
+    let quote = api_wallets
+        .create_mint_quote(wallet, sats)
+        .await
+        .expect("quote");
+    let mut tx = pool.begin().await.expect("tx");
+    insert_quote(&mut tx, &quote.quote_id, wallet, sats).await;
+    enqueue(&mut tx, &WatchMintQuote::first(&quote.quote_id))
+        .await
+        .expect("enqueue");
+    tx.commit().await.expect("commit");
+    api_wallets.close(wallet).await.expect("close");
+    quote
+}
+
 async fn job_rows(pool: &PgPool) -> Vec<(String, i32, String)> {
     sqlx::query_as(
         "select status, attempts, job_type from apalis.jobs where job_type = $1 order by run_at, id",
@@ -100,15 +135,7 @@ async fn enqueue_follows_the_transaction_and_runs_once(
         .await
         .expect("quote");
     let mut tx = pool.begin().await.expect("tx");
-    quotes::insert(
-        &mut tx,
-        &lost.quote_id,
-        wallet.as_str(),
-        21,
-        Utc::now() + chrono::Duration::minutes(10),
-    )
-    .await
-    .expect("insert quote");
+    insert_quote(&mut tx, &lost.quote_id, &wallet, 21).await;
     let job = WatchMintQuote::first(&lost.quote_id);
     let queued = enqueue(&mut tx, &job).await.expect("enqueue");
     assert!(matches!(queued, Enqueued::New(_)));
@@ -125,15 +152,7 @@ async fn enqueue_follows_the_transaction_and_runs_once(
         .await
         .expect("quote");
     let mut tx = pool.begin().await.expect("tx");
-    quotes::insert(
-        &mut tx,
-        &quote.quote_id,
-        wallet.as_str(),
-        1_000,
-        Utc::now() + chrono::Duration::minutes(10),
-    )
-    .await
-    .expect("insert quote");
+    insert_quote(&mut tx, &quote.quote_id, &wallet, 1_000).await;
     let job = WatchMintQuote::first(&quote.quote_id);
     enqueue(&mut tx, &job).await.expect("enqueue");
     // The same work enqueued twice in one transaction is one job, and the transaction survives.
@@ -254,24 +273,7 @@ async fn the_mint_websocket_wakes_the_watcher(opts: PgPoolOptions, conn: PgConne
     let dir = tempfile::tempdir().expect("dir");
     let api_wallets = wallet_manager(pool.clone(), &mint.url, dir.path(), 8);
     let wallet = WalletId::session(Uuid::new_v4());
-    let quote = api_wallets
-        .create_mint_quote(&wallet, 777)
-        .await
-        .expect("quote");
-    let mut tx = pool.begin().await.expect("tx");
-    quotes::insert(
-        &mut tx,
-        &quote.quote_id,
-        wallet.as_str(),
-        777,
-        Utc::now() + chrono::Duration::minutes(10),
-    )
-    .await
-    .expect("insert");
-    let job = WatchMintQuote::first(&quote.quote_id);
-    enqueue(&mut tx, &job).await.expect("enqueue");
-    tx.commit().await.expect("commit");
-    api_wallets.close(&wallet).await.expect("close");
+    let quote = watched_quote(&pool, &api_wallets, &wallet, 777).await;
 
     let ctx = Arc::new(WorkerContext::from_config(
         pool.clone(),
@@ -341,26 +343,7 @@ async fn full_websockets_keep_reporting_their_quotes(opts: PgPoolOptions, conn: 
     let mut made = Vec::new();
     for _ in 0..5 {
         let wallet = WalletId::session(Uuid::new_v4());
-        let quote = api_wallets
-            .create_mint_quote(&wallet, 321)
-            .await
-            .expect("quote");
-        let mut tx = pool.begin().await.expect("tx");
-        quotes::insert(
-            &mut tx,
-            &quote.quote_id,
-            wallet.as_str(),
-            321,
-            Utc::now() + chrono::Duration::minutes(10),
-        )
-        .await
-        .expect("insert");
-        enqueue(&mut tx, &WatchMintQuote::first(&quote.quote_id))
-            .await
-            .expect("enqueue");
-        tx.commit().await.expect("commit");
-        api_wallets.close(&wallet).await.expect("close");
-        made.push(quote);
+        made.push(watched_quote(&pool, &api_wallets, &wallet, 321).await);
     }
 
     let ctx = Arc::new(WorkerContext::from_config(
