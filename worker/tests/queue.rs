@@ -48,11 +48,15 @@ fn start_worker(
     pool: &PgPool,
     wallets: WalletManager,
 ) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-    let ctx = Arc::new(WorkerContext::from_config(
+    spawn_worker(Arc::new(WorkerContext::from_config(
         pool.clone(),
         wallets,
         Arc::new(config()),
-    ));
+    )))
+}
+
+/// Runs the workers of `ctx` under a fresh name until the returned sender fires.
+fn spawn_worker(ctx: Arc<WorkerContext>) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = oneshot::channel::<()>();
     let name = format!("test-{}", Uuid::new_v4().simple());
     let handle = tokio::spawn(async move {
@@ -63,6 +67,35 @@ fn start_worker(
         .expect("worker run");
     });
     (tx, handle)
+}
+
+/// A mint whose invoices are paid only when a test pays them.
+async fn mint_paid_by_hand() -> DevMint {
+    DevMint::start_with(openpleb_devkit::DevMintOptions {
+        payment_delay_secs: 3600,
+        ..openpleb_devkit::DevMintOptions::default()
+    })
+    .await
+    .expect("mint")
+}
+
+/// A worker context that polls quotes once a minute, so a payment picked up sooner came
+/// through the mint's websocket; `subscription` says whether `run` starts the notifier itself.
+fn slow_polling(
+    pool: &PgPool,
+    mint: &DevMint,
+    dir: &std::path::Path,
+    subscription: bool,
+) -> Arc<WorkerContext> {
+    let mut c = config();
+    c.worker.quote_poll_interval = Duration::from_secs(60);
+    c.worker.quote_subscription = subscription;
+    c.mint.url = mint.url.clone();
+    Arc::new(WorkerContext::from_config(
+        pool.clone(),
+        wallet_manager(pool.clone(), &mint.url, dir, 8),
+        Arc::new(c),
+    ))
 }
 
 /// The watcher jobs (the workers' minute cron may add sweep jobs while a test runs).
@@ -264,35 +297,13 @@ fn futures_lite_rows(pool: &PgPool) -> String {
 #[sqlx::test(migrations = false)]
 async fn the_mint_websocket_wakes_the_watcher(opts: PgPoolOptions, conn: PgConnectOptions) {
     let pool = pool(opts, conn).await;
-    let mint = DevMint::start_with(openpleb_devkit::DevMintOptions {
-        payment_delay_secs: 3600,
-        ..openpleb_devkit::DevMintOptions::default()
-    })
-    .await
-    .expect("mint");
+    let mint = mint_paid_by_hand().await;
     let dir = tempfile::tempdir().expect("dir");
     let api_wallets = wallet_manager(pool.clone(), &mint.url, dir.path(), 8);
     let wallet = WalletId::session(Uuid::new_v4());
     let quote = watched_quote(&pool, &api_wallets, &wallet, 777).await;
 
-    let ctx = Arc::new(WorkerContext::from_config(
-        pool.clone(),
-        wallet_manager(pool.clone(), &mint.url, dir.path(), 8),
-        Arc::new({
-            let mut c = config();
-            c.worker.quote_poll_interval = Duration::from_secs(60);
-            c.mint.url = mint.url.clone();
-            c
-        }),
-    ));
-    let (stop, rx) = oneshot::channel::<()>();
-    let worker = tokio::spawn(async move {
-        run(ctx, "ws-test", async move {
-            let _ = rx.await;
-        })
-        .await
-        .expect("worker");
-    });
+    let (stop, worker) = spawn_worker(slow_polling(&pool, &mint, dir.path(), true));
     // Let the first (unpaid) look and the subscription happen, then pay.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
@@ -332,12 +343,7 @@ async fn the_mint_websocket_wakes_the_watcher(opts: PgPoolOptions, conn: PgConne
 async fn full_websockets_keep_reporting_their_quotes(opts: PgPoolOptions, conn: PgConnectOptions) {
     use openpleb_worker::quote_notifier::{run_with, Limits};
     let pool = pool(opts, conn).await;
-    let mint = DevMint::start_with(openpleb_devkit::DevMintOptions {
-        payment_delay_secs: 3600,
-        ..openpleb_devkit::DevMintOptions::default()
-    })
-    .await
-    .expect("mint");
+    let mint = mint_paid_by_hand().await;
     let dir = tempfile::tempdir().expect("dir");
     let api_wallets = wallet_manager(pool.clone(), &mint.url, dir.path(), 8);
     let mut made = Vec::new();
@@ -346,17 +352,7 @@ async fn full_websockets_keep_reporting_their_quotes(opts: PgPoolOptions, conn: 
         made.push(watched_quote(&pool, &api_wallets, &wallet, 321).await);
     }
 
-    let ctx = Arc::new(WorkerContext::from_config(
-        pool.clone(),
-        wallet_manager(pool.clone(), &mint.url, dir.path(), 8),
-        Arc::new({
-            let mut c = config();
-            c.worker.quote_poll_interval = Duration::from_secs(60);
-            c.worker.quote_subscription = false;
-            c.mint.url = mint.url.clone();
-            c
-        }),
-    ));
+    let ctx = slow_polling(&pool, &mint, dir.path(), false);
     let notifier = tokio::spawn(run_with(
         ctx.clone(),
         Limits {
@@ -364,14 +360,7 @@ async fn full_websockets_keep_reporting_their_quotes(opts: PgPoolOptions, conn: 
             filters_per_subscription: 1,
         },
     ));
-    let (stop, rx) = oneshot::channel::<()>();
-    let worker = tokio::spawn(async move {
-        run(ctx, "ws-full-test", async move {
-            let _ = rx.await;
-        })
-        .await
-        .expect("worker");
-    });
+    let (stop, worker) = spawn_worker(ctx);
     tokio::time::sleep(Duration::from_secs(4)).await;
     for quote in &made {
         mint.pay_invoice(&quote.request, 321).await.expect("pay");
