@@ -255,7 +255,7 @@ mod tests {
         )));
         assert!(touches_book(&change(
             Some(OfferStatus::InvoicePaid),
-            OfferStatus::InvoiceCreated
+            OfferStatus::TakerBondPaid
         )));
         assert!(!touches_book(&change(None, OfferStatus::Created)));
         assert!(!touches_book(&change(

@@ -135,6 +135,9 @@ impl From<TradeError> for ApiError {
             TradeError::NotYours(_) => Self::forbidden("not_your_role", e.to_string()),
             TradeError::WrongState(_) => Self::conflict("invalid_state", e.to_string()),
             TradeError::NotAvailable => Self::conflict("offer_not_available", e.to_string()),
+            TradeError::DeadlinePassed => Self::conflict("deadline_passed", e.to_string()),
+            TradeError::NoClaim => Self::not_found("claim_not_found", e.to_string()),
+            TradeError::AlreadyClaimed => Self::conflict("already_claimed", e.to_string()),
             TradeError::OwnOffer => Self::forbidden("own_offer", e.to_string()),
             // Lifted by a change of the caller's own offers or claims: a conflict.
             TradeError::TooManyUnpaidClaims(_) => {
@@ -142,6 +145,10 @@ impl From<TradeError> for ApiError {
             }
             TradeError::TooManyOpenOffers(_) => {
                 Self::conflict("too_many_open_offers", e.to_string())
+            }
+            TradeError::TooManyClaims(_) => Self::conflict("too_many_claims", e.to_string()),
+            TradeError::TooManyPayableQuotes(_) => {
+                Self::conflict("too_many_payable_invoices", e.to_string())
             }
             // Lifted by time alone: too many requests, with when to come back.
             TradeError::ClaimCooldown(secs) => Self {
@@ -410,6 +417,15 @@ mod tests {
                 "invalid_state",
             ),
             (TradeError::NotAvailable, 409, "offer_not_available"),
+            (TradeError::DeadlinePassed, 409, "deadline_passed"),
+            (TradeError::NoClaim, 404, "claim_not_found"),
+            (TradeError::AlreadyClaimed, 409, "already_claimed"),
+            (TradeError::TooManyClaims(10), 409, "too_many_claims"),
+            (
+                TradeError::TooManyPayableQuotes(20),
+                409,
+                "too_many_payable_invoices",
+            ),
             (TradeError::OwnOffer, 403, "own_offer"),
             (
                 TradeError::TooManyUnpaidClaims(1),

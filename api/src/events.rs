@@ -225,20 +225,20 @@ mod tests {
             })
         );
         let claimed = OfferChange::parse(&format!(
-            "{id}:INVOICE_PAID:INVOICE_CREATED:{maker}:{taker}"
+            "{id}:INVOICE_PAID:TAKER_BOND_PAID:{maker}:{taker}"
         ))
         .expect("parses");
-        assert_eq!(claimed.to, OfferStatus::InvoiceCreated);
+        assert_eq!(claimed.to, OfferStatus::TakerBondPaid);
         let parties = claimed.parties.expect("parties");
         assert!(parties.include(maker) && parties.include(taker));
         assert!(!parties.include(Uuid::new_v4()));
         // An older sender's payload: no parties, the stream reads the offer instead.
         assert_eq!(
-            OfferChange::parse(&format!("{id}:INVOICE_PAID:INVOICE_CREATED")),
+            OfferChange::parse(&format!("{id}:INVOICE_PAID:TAKER_BOND_PAID")),
             Some(OfferChange {
                 offer_id: id,
                 from: Some(OfferStatus::InvoicePaid),
-                to: OfferStatus::InvoiceCreated,
+                to: OfferStatus::TakerBondPaid,
                 parties: None,
             })
         );

@@ -47,7 +47,7 @@ async fn book_soon(client: &Client, what: &str, check: impl Fn(&[String]) -> boo
 /// 1. an empty anonymous page is cached; a funded offer appears in it at once;
 /// 2. a change the book is not told about (a direct update) stays unseen by anonymous readers
 ///    (they are served the cached page) while a session's page, never cached, shows it;
-/// 3. a claim takes the offer out of the anonymous book at once.
+/// 3. a claim leaves the offer in the book; the bond that wins it takes it out at once.
 #[sqlx::test(migrations = false)]
 async fn book_changes_clear_the_cache(opts: PgPoolOptions, conn: PgConnectOptions) {
     let h = Harness::start_configured(opts, conn, |c| {
@@ -89,7 +89,15 @@ async fn book_changes_clear_the_cache(opts: PgPoolOptions, conn: PgConnectOption
         .send()
         .await;
     resp.assert_status_is_ok();
-    book_soon(&h.public, "the claimed offer gone", |ids| {
+    let bond = body(resp).await["bond"].clone();
+    assert!(ids(&anonymous_page(&h.public).await).contains(&id_text));
+    h.pay(
+        bond["invoice"].as_str().expect("invoice"),
+        bond["amountSats"].as_u64().expect("sats"),
+    )
+    .await;
+    h.wait_status(id, &taker, "TAKER_BOND_PAID").await;
+    book_soon(&h.public, "the taken offer gone", |ids| {
         !ids.contains(&id_text)
     })
     .await;

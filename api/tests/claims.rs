@@ -125,10 +125,7 @@ async fn unpaid_claims_hide_nothing(opts: PgPoolOptions, conn: PgConnectOptions)
 /// payment details), the other claim is lost and its bond comes back to its payer's key in
 /// full (this mint charges no fees), redeemed with that key.
 #[sqlx::test(migrations = false)]
-async fn the_first_bond_wins_and_the_other_comes_back(
-    opts: PgPoolOptions,
-    conn: PgConnectOptions,
-) {
+async fn the_first_bond_wins_and_the_other_comes_back(opts: PgPoolOptions, conn: PgConnectOptions) {
     let h = Harness::start_manual(opts, conn).await;
     let provider = h.provider().await;
     let maker = h.session().await;

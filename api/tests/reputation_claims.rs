@@ -176,6 +176,6 @@ async fn bad_stakes_on_a_claim_are_refused_and_write_nothing(
     let status = resp.0.status();
     let v = body(resp).await;
     assert_eq!(status, StatusCode::OK, "{v}");
-    assert_eq!(v["offer"]["takerStake"], 1, "{v}");
+    assert_eq!(v["claim"]["stake"], 1, "{v}");
     h.stop().await;
 }

@@ -7,7 +7,7 @@ use common::{body, expect_error, payout_key, Harness, PNG};
 use openpleb_common::wallet::WalletId;
 use poem::http::StatusCode;
 use poem::test::{TestForm, TestFormField};
-use serde_json::json;
+use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 /// 1. maker funds by invoice (the fake Lightning backend pays it) → INVOICE_PAID;
@@ -218,8 +218,9 @@ async fn a_whole_trade_funded_by_token(opts: PgPoolOptions, conn: PgConnectOptio
     h.stop().await;
 }
 
-/// 20 sessions claim one offer at once: exactly one wins, 19 get 409, and only one bond
-/// invoice exists.
+/// 20 sessions claim one offer at once: the offer takes `CLAIM_MAX_PENDING_PER_OFFER` (10)
+/// claims, the others get 409 `too_many_claims`; the mint pays every bond invoice, exactly one
+/// bond wins the offer and the nine others come back to their payers' keys in full.
 #[sqlx::test(migrations = false)]
 async fn twenty_concurrent_claims_one_winner(opts: PgPoolOptions, conn: PgConnectOptions) {
     let h = Harness::start(opts, conn).await;
@@ -240,20 +241,47 @@ async fn twenty_concurrent_claims_one_winner(opts: PgPoolOptions, conn: PgConnec
             .send()
     });
     let results = futures::future::join_all(claims).await;
-    let mut won = 0;
-    let mut lost = 0;
-    for r in results {
+    let mut claimed = Vec::new();
+    let mut refused = 0;
+    for (r, t) in results.into_iter().zip(&takers) {
         match r.0.status() {
-            StatusCode::OK => won += 1,
+            StatusCode::OK => claimed.push(t),
             StatusCode::CONFLICT => {
                 let v = body(r).await;
-                assert_eq!(v["error"]["code"], "offer_not_available");
-                lost += 1;
+                assert_eq!(v["error"]["code"], "too_many_claims");
+                refused += 1;
             }
             other => panic!("unexpected {other}"),
         }
     }
-    assert_eq!((won, lost), (1, 19));
+    assert_eq!((claimed.len(), refused), (10, 10));
+    h.wait_status(id, &maker, "TAKER_BOND_PAID").await;
+    let mut won = 0;
+    for t in &claimed {
+        let mut status = Value::Null;
+        for _ in 0..120 {
+            let resp = h
+                .public
+                .get(format!("/api/v1/offers/{id}/claim"))
+                .header("Authorization", t.bearer())
+                .send()
+                .await;
+            status = body(resp).await["status"].clone();
+            if status != "PENDING" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        if status == "WON" {
+            won += 1;
+            continue;
+        }
+        assert_eq!(status, "LOST");
+        let refund = h.released_payouts(id, t).await;
+        assert_eq!(refund.len(), 1, "{refund:?}");
+        assert_eq!(refund[0]["purpose"], "late_refund");
+    }
+    assert_eq!(won, 1);
     let bonds: i64 = sqlx::query_scalar(
         "select count(*) from wallet_quotes where offer_id = $1 and purpose = 'bond'",
     )
@@ -261,7 +289,10 @@ async fn twenty_concurrent_claims_one_winner(opts: PgPoolOptions, conn: PgConnec
     .fetch_one(&h.pool)
     .await
     .expect("count");
-    assert_eq!(bonds, 1, "no stray bond invoices");
+    assert_eq!(
+        bonds, 10,
+        "one bond invoice per claim, none for a refused one"
+    );
     h.stop().await;
 }
 
@@ -445,13 +476,11 @@ async fn visibility_in_every_state(opts: PgPoolOptions, conn: PgConnectOptions) 
     let states = [
         "CREATED",
         "INVOICE_PAID",
-        "INVOICE_CREATED",
         "TAKER_BOND_PAID",
         "RECEIPT_SUBMITTED",
         "COMPLETED",
     ];
     let mut checked = 0;
-    let mut bond: Option<(String, u64)> = None;
     for (i, state) in states.iter().enumerate() {
         // Advance to `state`.
         match *state {
@@ -459,7 +488,8 @@ async fn visibility_in_every_state(opts: PgPoolOptions, conn: PgConnectOptions) 
                 h.pay(&deposit_invoice, deposit).await;
                 h.wait_status(id, &maker, "INVOICE_PAID").await;
             }
-            "INVOICE_CREATED" => {
+            "TAKER_BOND_PAID" => {
+                // A claim alone changes nothing anyone sees; its paid bond does.
                 let (_, tkey) = payout_key();
                 let resp = h
                     .public
@@ -469,15 +499,12 @@ async fn visibility_in_every_state(opts: PgPoolOptions, conn: PgConnectOptions) 
                     .send()
                     .await;
                 let v = body(resp).await;
-                h.wait_status(id, &taker, "INVOICE_CREATED").await;
-                bond = Some((
-                    v["bond"]["invoice"].as_str().expect("invoice").to_owned(),
+                assert_eq!(v["offer"]["status"], "INVOICE_PAID", "{v}");
+                h.pay(
+                    v["bond"]["invoice"].as_str().expect("invoice"),
                     v["bond"]["amountSats"].as_u64().expect("sats"),
-                ));
-            }
-            "TAKER_BOND_PAID" => {
-                let (inv, sats) = bond.clone().expect("bond invoice");
-                h.pay(&inv, sats).await;
+                )
+                .await;
                 h.wait_status(id, &taker, "TAKER_BOND_PAID").await;
             }
             "RECEIPT_SUBMITTED" => h.upload_receipt(id, &taker).await.assert_status_is_ok(),
@@ -491,7 +518,7 @@ async fn visibility_in_every_state(opts: PgPoolOptions, conn: PgConnectOptions) 
             _ => {}
         }
         let claimed = i >= 2;
-        let has_receipt = i >= 4;
+        let has_receipt = i >= 3;
         for caller in callers {
             let session = match caller {
                 Caller::Other => Some(&other),
@@ -522,7 +549,7 @@ async fn visibility_in_every_state(opts: PgPoolOptions, conn: PgConnectOptions) 
                 assert_eq!(v["status"], *state);
                 let sees_details = caller == Caller::Admin
                     || caller == Caller::Maker
-                    || (caller == Caller::Taker && i >= 3);
+                    || (caller == Caller::Taker && claimed);
                 assert_eq!(
                     v["paymentDetails"].is_string(),
                     sees_details,
@@ -710,7 +737,7 @@ async fn live_updates(opts: PgPoolOptions, conn: PgConnectOptions) {
         assert_eq!(v["offerId"], id);
         statuses.push(v["status"].as_str().expect("status").to_owned());
     }
-    assert_eq!(statuses, ["CREATED", "INVOICE_PAID", "INVOICE_CREATED"]);
+    assert_eq!(statuses, ["CREATED", "INVOICE_PAID", "TAKER_BOND_PAID"]);
 
     let silent = tokio::time::timeout(std::time::Duration::from_millis(500), theirs.next()).await;
     assert!(

@@ -39,7 +39,8 @@ async fn fill(stack: &Stack) -> anyhow::Result<()> {
             offer.id,
             OfferStatus::Created,
             OfferStatus::InvoicePaid,
-            Some(chrono::Utc::now() + chrono::Duration::hours(24)),
+            Some(std::time::Duration::from_secs(24 * 3600)),
+            offers::Deadline::Any,
         )
         .await?;
     }

@@ -105,6 +105,7 @@ pub async fn run(report: &mut Report, n: usize) -> anyhow::Result<()> {
             OfferStatus::Created,
             OfferStatus::Cancelled,
             None,
+            offers::Deadline::Any,
         )
         .await?;
         sessions.push(session);

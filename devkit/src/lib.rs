@@ -92,6 +92,8 @@ pub fn test_config(
         ("OIDC_API_TOKEN", "test-oidc-token-0123456789".to_owned()),
         // 60,000.00 per BTC: 1.00 of fiat is 1,667 sats.
         ("PRICE_FIXED", "60000".to_owned()),
+        // Test trades are small; the reputation tests that check the earning floor set it.
+        ("REPUTATION_MIN_EARN_SATS", "0".to_owned()),
     ]);
     match openpleb_common::config::Config::from_lookup(|k| vars.get(k).cloned()) {
         Ok(c) => c,

@@ -17,8 +17,8 @@ use std::time::Duration;
 use apalis::prelude::*;
 use apalis_postgres::{Config as QueueConfig, PostgresStorage};
 use openpleb_common::jobs::{
-    CleanupWallets, ExpireOffers, Job, LapseOffer, Prune, ReconcileWallets, ReleasePayouts,
-    SweepQuotes, WatchMintQuote,
+    CleanupWallets, ExpireOffers, Job, LapseClaim, LapseOffer, Prune, ReconcileWallets,
+    ReleasePayouts, SweepQuotes, WatchMintQuote,
 };
 
 /// What every job handler gets: the trade steps' context (database, wallets, configuration,
@@ -121,6 +121,13 @@ where
             LapseOffer,
             concurrency,
             jobs::lapse_offer::handle
+        ))
+        .register(worker!(
+            ctx,
+            name,
+            LapseClaim,
+            concurrency,
+            jobs::lapse_claim::handle
         ))
         .register(worker!(
             ctx,

@@ -103,6 +103,7 @@ async fn an_aborted_refund_completes_once_after_restart(
         OfferStatus::Created,
         OfferStatus::Cancelled,
         None,
+        offers::Deadline::Any,
     )
     .await
     .expect("cancel")

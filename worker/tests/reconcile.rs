@@ -412,6 +412,7 @@ async fn cleanup_deletes_dust_and_sweeps_the_rest_net_of_fees(
             OfferStatus::Created,
             OfferStatus::Cancelled,
             None,
+            openpleb_common::db::offers::Deadline::Any,
         )
         .await
         .expect("cancel");

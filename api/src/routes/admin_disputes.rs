@@ -15,7 +15,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi};
 use uuid::Uuid;
 
-use super::disputes::{DisputeView, EvidenceImage, StatsView};
+use super::dispute_views::{DisputeView, StatsView};
+use super::disputes::EvidenceImage;
 use super::offers::{view, OfferPage, OfferView};
 use super::paging::{cursor_of, page, parse_cursor};
 use super::ApiTags;
@@ -60,6 +61,9 @@ pub enum ResolutionChoice {
     Return,
     /// The pot is halved; the odd sat goes to the taker.
     Split,
+    /// The maker's payment details did not work (a dispute about the payment details only):
+    /// the taker gets its bond and the maker's; the maker the rest of its deposit.
+    BadDetails,
 }
 
 impl From<ResolutionChoice> for Resolution {
@@ -69,6 +73,7 @@ impl From<ResolutionChoice> for Resolution {
             ResolutionChoice::TakerWins => Self::TakerWins,
             ResolutionChoice::Return => Self::Return,
             ResolutionChoice::Split => Self::Split,
+            ResolutionChoice::BadDetails => Self::BadDetails,
         }
     }
 }
@@ -139,7 +144,7 @@ pub struct AdminDisputeView {
     // The dispute, its messages and evidence.
     pub dispute: DisputeView,
     // The maker's revealed key.
-    pub maker: RevealedKey,
+    pub maker: Option<RevealedKey>,
     // The taker's revealed key, once it disputed.
     pub taker: Option<RevealedKey>,
     /// Every status the offer entered, oldest first.
@@ -260,9 +265,12 @@ impl AdminDisputesApi {
         let file = dispute::file(&state.ctx, Reader::Admin, *id).await?;
         let pool = &state.ctx.pool;
         let d = &file.dispute;
-        let maker = RevealedKey {
-            stats: disputes::stats(pool, &d.maker_pubkey).await?.into(),
-            pubkey: d.maker_pubkey.clone(),
+        let maker = match &d.maker_pubkey {
+            Some(k) => Some(RevealedKey {
+                stats: disputes::stats(pool, k).await?.into(),
+                pubkey: k.clone(),
+            }),
+            None => None,
         };
         let taker = match &d.taker_pubkey {
             Some(k) => Some(RevealedKey {
@@ -311,8 +319,11 @@ impl AdminDisputesApi {
 
     /// Resolve a dispute
     ///
-    /// In DISPUTED (waiting for the maker or for an admin). Final: a second resolution is
-    /// refused with 409. The payouts follow DESIGN.md's table, locked to the revealed keys.
+    /// In DISPUTED or DETAILS_DISPUTED (waiting for the maker or for an admin). A dispute about
+    /// the receipt takes MAKER_WINS, TAKER_WINS, RETURN or SPLIT; one about the payment details
+    /// (no fiat moved) takes MAKER_WINS, RETURN or BAD_DETAILS; another choice is 400
+    /// `resolution_not_allowed`. Final: a second resolution is refused with 409. The payouts
+    /// follow the money table, locked to the revealed keys.
     #[oai(
         path = "/admin/disputes/:id/resolve",
         method = "post",
@@ -343,7 +354,7 @@ impl AdminDisputesApi {
         state: Data<&AppState>,
         /// Only this status (e.g. `DISPUTED`).
         #[oai(validator(
-            pattern = "^(CREATED|INVOICE_PAID|INVOICE_CREATED|TAKER_BOND_PAID|RECEIPT_SUBMITTED|MARKED_WITH_ISSUE|DISPUTED|COMPLETED|EXPIRED|RESOLVED|CANCELLED)$"
+            pattern = "^(CREATED|INVOICE_PAID|TAKER_BOND_PAID|RECEIPT_SUBMITTED|MARKED_WITH_ISSUE|DISPUTED|DETAILS_DISPUTED|COMPLETED|EXPIRED|RESOLVED|CANCELLED)$"
         ))]
         status: Query<Option<String>>,
         /// Page size (1-100, default 50).

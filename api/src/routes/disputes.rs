@@ -1,12 +1,13 @@
-//! Disputes, for the two parties: mark an issue (maker), answer it (taker), answer the dispute
-//! (maker), add evidence, read the dispute. Raising an issue or disputing reveals the caller's
+//! Disputes, for the two parties: mark an issue with the receipt (maker), report the payment
+//! details (taker), answer an issue (taker), answer the dispute (maker), add evidence, read the
+//! dispute. Raising an issue, reporting, disputing or countering a report reveals the caller's
 //! registered key: the one record that links a registered user to a trade.
 
-use chrono::{DateTime, Utc};
-use openpleb_common::db::disputes::Stats;
+use chrono::Utc;
 use openpleb_common::domain::dispute::IssueReason;
 use openpleb_common::trade::answer::{answer_dispute, answer_issue, MakerAnswer, TakerAnswer};
-use openpleb_common::trade::dispute::{self, DisputeFile, Reader};
+use openpleb_common::trade::details::{self, ReportDetails};
+use openpleb_common::trade::dispute::{self, Reader};
 use openpleb_common::trade::issue::{mark_issue, MarkIssue};
 use openpleb_common::trade::reveal::Reveal;
 use openpleb_common::trade::{evidence, Role, TradeError, Viewer};
@@ -17,6 +18,7 @@ use poem_openapi::types::multipart::Upload;
 use poem_openapi::{ApiResponse, Enum, Multipart, Object, OpenApi};
 use uuid::Uuid;
 
+use super::dispute_views::{DisputeView, StatsView};
 use super::offers::{view, OfferView};
 use super::ApiTags;
 use crate::auth::SessionAuth;
@@ -126,99 +128,21 @@ pub struct AnswerDisputeBody {
     /// For the taker and the admins (COUNTER; at most 2,000 characters).
     #[oai(validator(max_length = "2000"))]
     pub message: Option<String>,
+    // Your registered key, revealed (COUNTER on a report about the payment details; ignored on
+    // a dispute about the receipt, where you revealed it when you marked the issue).
+    pub reveal: Option<RevealBody>,
 }
 
-/// One message of a dispute.
+/// Report that the payment details do not work (taker).
 #[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
-pub struct MessageView {
-    /// `maker`, `taker` or `admin`.
-    pub author: String,
-    /// `issue`, `dispute`, `counter` or `resolution`.
-    pub kind: String,
-    /// The text.
-    pub body: String,
-    /// When.
-    pub created_at: DateTime<Utc>,
-}
-
-/// One evidence image (fetch it from `.../evidence/{evidenceId}`).
-#[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
-pub struct EvidenceView {
-    /// Id.
-    pub id: Uuid,
-    /// `maker` or `taker`.
-    pub author: String,
-    /// MIME type.
-    pub content_type: String,
-    /// Bytes.
-    pub size: i32,
-    /// When.
-    pub created_at: DateTime<Utc>,
-}
-
-/// A dispute as its parties see it.
-#[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
-pub struct DisputeView {
-    /// `waiting_taker`, `waiting_maker`, `waiting_admin` or `resolved`.
-    pub stage: String,
-    /// `not_received`, `wrong_amount` or `other`.
-    pub reason: String,
-    /// The issue was marked.
-    pub opened_at: DateTime<Utc>,
-    /// The taker disputed.
-    pub disputed_at: Option<DateTime<Utc>>,
-    /// The maker countered (or stayed silent).
-    pub countered_at: Option<DateTime<Utc>>,
-    /// Settled.
-    pub resolved_at: Option<DateTime<Utc>>,
-    /// `MAKER_WINS`, `TAKER_WINS`, `RETURN` or `SPLIT`.
-    pub resolution: Option<String>,
-    /// `taker_forfeit`, `taker_silence`, `maker_forfeit` or `admin`.
-    pub resolved_by: Option<String>,
-    /// Messages, oldest first.
-    pub messages: Vec<MessageView>,
-    /// Evidence, oldest first.
-    pub evidence: Vec<EvidenceView>,
-}
-
-impl From<&DisputeFile> for DisputeView {
-    fn from(f: &DisputeFile) -> Self {
-        let d = &f.dispute;
-        Self {
-            stage: d.stage.as_str().to_owned(),
-            reason: d.reason.as_str().to_owned(),
-            opened_at: d.opened_at,
-            disputed_at: d.disputed_at,
-            countered_at: d.countered_at,
-            resolved_at: d.resolved_at,
-            resolution: d.resolution.map(|r| r.as_str().to_owned()),
-            resolved_by: d.resolved_by.map(|r| r.as_str().to_owned()),
-            messages: f
-                .messages
-                .iter()
-                .map(|m| MessageView {
-                    author: m.author.as_str().to_owned(),
-                    kind: m.kind.as_str().to_owned(),
-                    body: m.body.clone(),
-                    created_at: m.created_at,
-                })
-                .collect(),
-            evidence: f
-                .evidence
-                .iter()
-                .map(|e| EvidenceView {
-                    id: e.id,
-                    author: e.author.as_str().to_owned(),
-                    content_type: e.content_type.clone(),
-                    size: e.size,
-                    created_at: e.created_at,
-                })
-                .collect(),
-        }
-    }
+pub struct ReportDetailsBody {
+    /// What went wrong (a closed account, a wrong QR), for the maker and the admins (at most
+    /// 2,000 characters).
+    #[oai(validator(max_length = "2000"))]
+    pub message: String,
+    // Your registered key, revealed.
+    pub reveal: RevealBody,
 }
 
 /// An evidence upload.
@@ -249,40 +173,6 @@ enum Added {
     /// Added.
     #[oai(status = 201)]
     Ok(Json<EvidenceAdded>),
-}
-
-/// Dispute statistics of one registered key, counted from its reveals.
-#[derive(Debug, Clone, Object)]
-#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
-pub struct StatsView {
-    /// Issues it raised as a maker.
-    pub issues_raised: i64,
-    /// Won as a maker.
-    pub won_as_maker: i64,
-    /// Lost as a maker.
-    pub lost_as_maker: i64,
-    /// Forfeited as a maker.
-    pub forfeited_as_maker: i64,
-    /// Disputes it opened as a taker.
-    pub disputes_opened: i64,
-    /// Won as a taker.
-    pub won_as_taker: i64,
-    /// Lost as a taker.
-    pub lost_as_taker: i64,
-}
-
-impl From<Stats> for StatsView {
-    fn from(s: Stats) -> Self {
-        Self {
-            issues_raised: s.issues_raised,
-            won_as_maker: s.won_as_maker,
-            lost_as_maker: s.lost_as_maker,
-            forfeited_as_maker: s.forfeited_as_maker,
-            disputes_opened: s.disputes_opened,
-            won_as_taker: s.won_as_taker,
-            lost_as_taker: s.lost_as_taker,
-        }
-    }
 }
 
 /// A signed request for one's own dispute statistics.
@@ -368,11 +258,47 @@ impl DisputesApi {
         Ok(Json(view(&offer, Viewer::Party(Role::Taker))))
     }
 
+    /// Report that the payment details do not work (taker)
+    ///
+    /// In TAKER_BOND_PAID, before paying: the account is closed, the QR is wrong. Moves the
+    /// offer to DETAILS_DISPUTED. **This reveals your registered pubkey** (as a dispute does).
+    /// The maker then forfeits (its bond goes to you beside your own; the rest of its deposit
+    /// back to it; no fee is charged) or counters with its own reveal, and an admin decides
+    /// (MAKER_WINS, RETURN or BAD_DETAILS); its silence for `TIMER_DETAILS_DISPUTED_SECS` also
+    /// leaves it to an admin. 409 `deadline_passed` once the bond's timer ran out.
+    #[oai(
+        path = "/offers/:id/details-issue",
+        method = "post",
+        operation_id = "reportPaymentDetails"
+    )]
+    async fn report_details(
+        &self,
+        auth: SessionAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+        body: Json<ReportDetailsBody>,
+    ) -> ApiResult<Json<OfferView>> {
+        let b = body.0;
+        let input = ReportDetails {
+            message: b.message,
+            reveal: b.reveal.into(),
+        };
+        let offer = details::report(&state.ctx, auth.0.id, *id, input).await?;
+        Ok(Json(view(&offer, Viewer::Party(Role::Taker))))
+    }
+
     /// Answer a dispute (maker)
     ///
-    /// In DISPUTED. `FORFEIT` ends the trade for the taker (it gets the escrow, its reward, its
-    /// bond and your bond); `COUNTER` (with a message) leaves it to an admin. Silence for
-    /// `TIMER_DISPUTED_SECS` counts as a counter.
+    /// In DISPUTED (the taker disputes your issue with the receipt): `FORFEIT` ends the trade
+    /// for the taker (it gets the escrow, its reward, its bond and your bond); `COUNTER` (with a
+    /// message) leaves it to an admin. Silence for `TIMER_DISPUTED_SECS` counts as a counter.
+    ///
+    /// In DETAILS_DISPUTED (the taker reports that your payment details do not work):
+    /// `FORFEIT` gives the taker your bond beside its own and you the rest of your deposit;
+    /// `COUNTER` (with a message and a reveal: **it reveals your registered pubkey**) leaves it
+    /// to an admin. Silence for `TIMER_DETAILS_DISPUTED_SECS` also leaves it to an admin.
+    ///
+    /// 409 `deadline_passed` once the state's deadline has passed.
     #[oai(
         path = "/offers/:id/dispute/answer",
         method = "post",
@@ -390,6 +316,7 @@ impl DisputesApi {
             MakerAction::Forfeit => MakerAnswer::Forfeit,
             MakerAction::Counter => MakerAnswer::Counter {
                 message: required(b.message, "message")?,
+                reveal: b.reveal.map(Into::into),
             },
         };
         let offer = answer_dispute(&state.ctx, auth.0.id, *id, answer).await?;

@@ -31,7 +31,8 @@ pub struct TimersView {
     pub invoice_paid_default_secs: u64,
     /// INVOICE_PAID: longest offer lifetime a maker may choose.
     pub invoice_paid_max_secs: u64,
-    /// INVOICE_CREATED: time to pay the taker bond.
+    /// A claim: time to pay its bond (or until the offer's listing ends, if sooner). Named
+    /// after the status a claim used to put its offer in.
     pub invoice_created_secs: u64,
     /// TAKER_BOND_PAID: time to pay fiat and upload the receipt.
     pub taker_bond_paid_secs: u64,
@@ -41,6 +42,8 @@ pub struct TimersView {
     pub marked_with_issue_secs: u64,
     /// DISPUTED: time for the maker to forfeit or counter.
     pub disputed_secs: u64,
+    /// DETAILS_DISPUTED: time for the maker to forfeit or counter the taker's report.
+    pub details_disputed_secs: u64,
 }
 
 /// What the platform charges and allows.
@@ -122,6 +125,7 @@ impl MetaApi {
                 receipt_submitted_secs: t.receipt_submitted.as_secs(),
                 marked_with_issue_secs: t.marked_with_issue.as_secs(),
                 disputed_secs: t.disputed.as_secs(),
+                details_disputed_secs: t.details_disputed.as_secs(),
             },
             session_expiry_secs: c.api.session_expiry.as_secs(),
         }))
@@ -146,11 +150,11 @@ impl MetaApi {
         Ok(Json(Stats {
             open_offers: count(&[OfferStatus::InvoicePaid]),
             active_trades: count(&[
-                OfferStatus::InvoiceCreated,
                 OfferStatus::TakerBondPaid,
                 OfferStatus::ReceiptSubmitted,
                 OfferStatus::MarkedWithIssue,
                 OfferStatus::Disputed,
+                OfferStatus::DetailsDisputed,
             ]),
             completed_trades: count(&[OfferStatus::Completed]),
             registered_users: users,

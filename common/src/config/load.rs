@@ -242,7 +242,9 @@ fn limits<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Limits, ConfigE
             .checked_mul(100)
             .ok_or_else(|| invalid("MAX_FIAT_AMOUNT", "too large"))?,
         receipt_max_bytes: env.positive("RECEIPT_MAX_BYTES", 5 * 1024 * 1024)?,
-        claim_max_unpaid: env.positive("CLAIM_MAX_UNPAID", 1)?,
+        claim_max_unpaid: env.positive("CLAIM_MAX_UNPAID", 3)?,
+        claim_max_pending_per_offer: env.positive("CLAIM_MAX_PENDING_PER_OFFER", 10)?,
+        quote_max_payable: env.positive("QUOTE_MAX_PAYABLE", 20)?,
         claim_cooldown: Duration::from_secs(env.parse("CLAIM_COOLDOWN_SECS", 600)?),
         offer_max_open: env.positive("OFFER_MAX_OPEN", 10)?,
     })
@@ -258,6 +260,7 @@ fn timers<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Timers, ConfigE
         receipt_submitted: env.secs("TIMER_RECEIPT_SUBMITTED_SECS", 3600)?,
         marked_with_issue: env.secs("TIMER_MARKED_WITH_ISSUE_SECS", 3600)?,
         disputed: env.secs("TIMER_DISPUTED_SECS", 3600)?,
+        details_disputed: env.secs("TIMER_DETAILS_DISPUTED_SECS", 3600)?,
     };
     if timers.invoice_paid_default > timers.invoice_paid_max {
         return Err(invalid(
@@ -368,6 +371,7 @@ fn reputation_config<F: Fn(&str) -> Option<String>>(
         keyset: env.parse("REPUTATION_KEYSET", 0)?,
         earn_per_trade: env.parse("REPUTATION_EARN_PER_TRADE", 1)?,
         max_stake: env.parse("REPUTATION_MAX_STAKE", 5)?,
+        min_earn_sats: env.parse("REPUTATION_MIN_EARN_SATS", 100_000)?,
     })
 }
 

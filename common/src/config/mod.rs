@@ -188,6 +188,10 @@ pub struct ReputationConfig {
     pub earn_per_trade: usize,
     /// Most tokens one party may stake on one offer or claim (`REPUTATION_MAX_STAKE`).
     pub max_stake: usize,
+    /// Smallest escrow, in sats, of a trade that earns tokens (`REPUTATION_MIN_EARN_SATS`):
+    /// below it a completed trade only returns stakes, so farming tokens between two sessions
+    /// of one user costs at least the platform fee of a trade of this size.
+    pub min_earn_sats: u64,
 }
 
 impl ReputationConfig {
@@ -312,12 +316,18 @@ pub struct Limits {
     /// Largest receipt image, bytes (`RECEIPT_MAX_BYTES`).
     pub receipt_max_bytes: usize,
     /// Most claims one session may hold with the bond unpaid (`CLAIM_MAX_UNPAID`): a claim
-    /// costs nothing until its bond is paid, yet hides the offer from the book.
+    /// hides nothing, but each is a mint quote we make and watch for free.
     pub claim_max_unpaid: i64,
+    /// Most claims waiting for their bonds on one offer (`CLAIM_MAX_PENDING_PER_OFFER`).
+    pub claim_max_pending_per_offer: i64,
+    /// Most invoices of one session that can still be paid (`QUOTE_MAX_PAYABLE`): deposit and
+    /// bond invoices stay payable at the mint after their offer or claim ended, and each is
+    /// watched until it expires there.
+    pub quote_max_payable: i64,
     /// How long a session whose claim lapsed unpaid may not claim that offer again
     /// (`CLAIM_COOLDOWN_SECS`; 0 turns the cooldown off).
     pub claim_cooldown: Duration,
-    /// Most open offers (CREATED, INVOICE_PAID, INVOICE_CREATED) one session may have as maker
+    /// Most open offers (CREATED, INVOICE_PAID) one session may have as maker
     /// (`OFFER_MAX_OPEN`).
     pub offer_max_open: i64,
 }

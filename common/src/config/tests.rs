@@ -47,7 +47,11 @@ fn defaults_follow_the_design() {
     );
     assert_eq!(c.timers.created, Duration::from_secs(600));
     assert_eq!(c.limits.max_fiat_amount_minor, 100_000);
-    assert_eq!(c.limits.claim_max_unpaid, 1);
+    assert_eq!(c.limits.claim_max_unpaid, 3);
+    assert_eq!(c.limits.claim_max_pending_per_offer, 10);
+    assert_eq!(c.limits.quote_max_payable, 20);
+    assert_eq!(c.timers.details_disputed, Duration::from_secs(3600));
+    assert_eq!(c.reputation.min_earn_sats, 100_000);
     assert_eq!(c.limits.claim_cooldown, Duration::from_secs(600));
     assert_eq!(c.limits.offer_max_open, 10);
     assert!(!c.api.rate_limits.trust_forwarded_for);

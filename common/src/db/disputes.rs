@@ -7,7 +7,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::dispute::{
-    Author, DisputeStage, IssueReason, MessageKind, Resolution, ResolvedBy,
+    Author, DisputeKind, DisputeStage, IssueReason, MessageKind, Resolution, ResolvedBy,
 };
 use crate::domain::role::Role;
 
@@ -18,10 +18,14 @@ pub struct Dispute {
     pub offer_id: Uuid,
     /// Whose move it waits for.
     pub stage: DisputeStage,
-    /// Why the maker marked the issue.
+    /// What it is about: the receipt (raised by the maker) or the payment details (raised by
+    /// the taker).
+    pub kind: DisputeKind,
+    /// Why it was raised.
     pub reason: IssueReason,
-    /// The maker's revealed registered key.
-    pub maker_pubkey: String,
+    /// The maker's revealed registered key (on a dispute about the payment details, once the
+    /// maker countered).
+    pub maker_pubkey: Option<String>,
     /// The taker's revealed registered key, once it disputed.
     pub taker_pubkey: Option<String>,
     /// The issue was marked.
@@ -38,7 +42,7 @@ pub struct Dispute {
     pub resolved_by: Option<ResolvedBy>,
 }
 
-const COLUMNS: &str = "offer_id, stage, reason, maker_pubkey, taker_pubkey, opened_at, \
+const COLUMNS: &str = "offer_id, stage, kind, reason, maker_pubkey, taker_pubkey, opened_at, \
     disputed_at, countered_at, resolved_at, resolution, resolved_by";
 
 /// Opens the dispute of an offer whose maker just marked an issue.
@@ -54,6 +58,41 @@ pub async fn open(
     )
     .bind(offer_id)
     .bind(reason)
+    .bind(maker_pubkey)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Opens the dispute of an offer whose taker just reported that the payment details do not
+/// work: it waits for the maker, the taker's key revealed.
+pub async fn open_details(
+    conn: &mut PgConnection,
+    offer_id: Uuid,
+    taker_pubkey: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into disputes (offer_id, stage, kind, reason, taker_pubkey, disputed_at)
+         values ($1, 'waiting_maker', 'payment_details', 'details_not_working', $2, now())",
+    )
+    .bind(offer_id)
+    .bind(taker_pubkey)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records the maker's revealed key on a dispute that has none yet (a counter on the payment
+/// details).
+pub async fn reveal_maker(
+    conn: &mut PgConnection,
+    offer_id: Uuid,
+    maker_pubkey: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update disputes set maker_pubkey = $2 where offer_id = $1 and maker_pubkey is null",
+    )
+    .bind(offer_id)
     .bind(maker_pubkey)
     .execute(conn)
     .await?;

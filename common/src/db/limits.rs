@@ -1,5 +1,6 @@
-//! Per-session limits on the book (issue 15, item 3: claim griefing): how many claims a session
-//! holds unpaid, how many offers it has open, and the record of claims that lapsed unpaid.
+//! Per-session limits on what costs the platform work for free: how many claims a session
+//! holds unpaid, how many offers it has open, how many invoices it can still pay, and the
+//! record of claims that lapsed unpaid.
 //!
 //! The counts are only trustworthy under [`lock_session`]: two requests of one session racing
 //! past a count would both see room for one more, so the steps lock the session's row first and
@@ -23,24 +24,22 @@ pub async fn lock_session(conn: &mut PgConnection, session: Uuid) -> Result<(), 
     Ok(())
 }
 
-/// Offers `session` has claimed and not yet paid the bond of (INVOICE_CREATED).
+/// Claims `session` holds with the bond unpaid, inside their deadline.
 pub async fn unpaid_claims(conn: &mut PgConnection, session: Uuid) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "select count(*) from offers
-          where taker_session_id = $1 and status = 'INVOICE_CREATED'",
+        "select count(*) from claims
+          where session_id = $1 and status = 'PENDING' and expires_at > now()",
     )
     .bind(session)
     .fetch_one(conn)
     .await
 }
 
-/// Offers `session` made that are not yet under way or ended: unfunded, in the book, or
-/// claimed with the bond unpaid.
+/// Offers `session` made that are not yet under way or ended: unfunded or in the book.
 pub async fn open_offers(conn: &mut PgConnection, session: Uuid) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "select count(*) from offers
-          where maker_session_id = $1
-            and status in ('CREATED', 'INVOICE_PAID', 'INVOICE_CREATED')",
+          where maker_session_id = $1 and status in ('CREATED', 'INVOICE_PAID')",
     )
     .bind(session)
     .fetch_one(conn)
@@ -90,4 +89,16 @@ pub async fn claim_cooldown_left(
     .fetch_optional(conn)
     .await?;
     Ok(left.map(|s| u64::try_from(s).unwrap_or(0)))
+}
+
+/// Invoices of `session`'s wallet that can still be paid (unpaid, before their expiry at the
+/// mint), whatever became of their offer: each is a quote the mint keeps and we watch.
+pub async fn payable_quotes(conn: &mut PgConnection, session: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "select count(*) from wallet_quotes
+          where wallet_id = session_wallet_id($1) and state = 'UNPAID' and expires_at > now()",
+    )
+    .bind(session)
+    .fetch_one(conn)
+    .await
 }

@@ -6,6 +6,7 @@
 
 pub mod admin_actions;
 pub mod alerts;
+pub mod claims;
 pub mod cron;
 pub mod disputes;
 pub mod fund_intents;

@@ -72,6 +72,8 @@ pub struct Offer {
     pub taker_stake: i32,
     /// Reputation tokens a taker must stake to claim it.
     pub min_taker_stake: i32,
+    /// Claims waiting for their bonds (listed offers; zero otherwise).
+    pub pending_claims: i32,
 }
 
 impl Offer {
@@ -113,8 +115,11 @@ pub struct NewOffer {
     pub maker_payout_pubkey: String,
     /// INVOICE_PAID lifetime.
     pub lifetime_secs: i64,
-    /// Deadline of CREATED.
-    pub expires_at: DateTime<Utc>,
+    /// CREATED's timer: the deadline is this from now (database clock), or the quote's expiry
+    /// if that comes first.
+    pub timer: std::time::Duration,
+    /// When the deposit invoice stops being payable.
+    pub quote_expires_at: DateTime<Utc>,
     /// The deposit's mint quote (none for offers made by fixtures).
     pub deposit_quote_id: Option<String>,
     /// Reputation tokens a taker must stake to claim it.
@@ -126,7 +131,9 @@ pub(crate) const COLUMNS: &str = "id, status, maker_session_id, taker_session_id
     price_minor_per_btc, amount_sats, platform_fee_sats, taker_reward_sats, maker_bond_sats, \
     taker_bond_sats, maker_payout_pubkey, taker_payout_pubkey, lifetime_secs, state_entered_at, \
     expires_at, created_at, deposit_quote_id, bond_quote_id, funded_by, resolved_outcome, \
-    listed_until, maker_stake, taker_stake, min_taker_stake";
+    listed_until, maker_stake, taker_stake, min_taker_stake, \
+    (select count(*)::int4 from claims c where c.offer_id = offers.id and c.status = 'PENDING' \
+       and c.expires_at > now()) as pending_claims";
 
 fn sats(v: u64) -> Result<i64, sqlx::Error> {
     i64::try_from(v).map_err(|e| sqlx::Error::Encode(Box::new(e)))
@@ -171,8 +178,8 @@ pub async fn insert(conn: &mut PgConnection, o: &NewOffer) -> Result<Offer, sqlx
             fiat_provider_id, payment_details, description, price_minor_per_btc, amount_sats,
             platform_fee_sats, taker_reward_sats, maker_bond_sats, taker_bond_sats,
             maker_payout_pubkey, lifetime_secs, expires_at, deposit_quote_id, min_taker_stake)
-         values ($1, 'CREATED', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                 $17, $18)
+         values ($1, 'CREATED', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                 least(now() + $16, $19), $17, $18)
          returning {COLUMNS}"
     )))
     .bind(o.id)
@@ -190,9 +197,10 @@ pub async fn insert(conn: &mut PgConnection, o: &NewOffer) -> Result<Offer, sqlx
     .bind(sats(o.amounts.taker_bond)?)
     .bind(&o.maker_payout_pubkey)
     .bind(o.lifetime_secs)
-    .bind(o.expires_at)
+    .bind(interval(Some(o.timer))?)
     .bind(&o.deposit_quote_id)
     .bind(o.min_taker_stake)
+    .bind(o.quote_expires_at)
     .fetch_one(conn)
     .await?;
     Ok(offer)
@@ -221,93 +229,119 @@ pub async fn get_for_update(
     .await
 }
 
-/// Compare-and-set: moves `id` from `from` to `to`, entering `to` now with `deadline`.
-/// Returns the updated offer if this call won.
+/// Which deadline a compare-and-set respects, read from the database's clock in the same
+/// statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// A party's move: only before the current state's deadline (a state without one has no
+    /// bound). Silence decides at the deadline even while the lapse job is late.
+    Before,
+    /// A lapse: only once the deadline has passed.
+    Passed,
+    /// The platform's own moves (a payment applied, an admin's decision): no bound.
+    Any,
+}
+
+impl Deadline {
+    fn sql(self) -> &'static str {
+        match self {
+            Self::Before => "(expires_at is null or expires_at > now())",
+            Self::Passed => "expires_at <= now()",
+            Self::Any => "true",
+        }
+    }
+}
+
+fn interval(d: Option<std::time::Duration>) -> Result<Option<chrono::Duration>, sqlx::Error> {
+    d.map(chrono::Duration::from_std)
+        .transpose()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
+/// Compare-and-set: moves `id` from `from` to `to` if `deadline` allows, entering `to` now with
+/// a deadline `timer` from now (database clock; none without a timer). Entering INVOICE_PAID
+/// from CREATED also fixes the end of the listing. Returns the updated offer if this call won.
 pub async fn transition(
     conn: &mut PgConnection,
     id: Uuid,
     from: OfferStatus,
     to: OfferStatus,
-    deadline: Option<DateTime<Utc>>,
+    timer: Option<std::time::Duration>,
+    deadline: Deadline,
 ) -> Result<Option<Offer>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "update offers set status = $3, state_entered_at = now(), expires_at = $4,
-                listed_until = case when $2 = 'CREATED' and $3 = 'INVOICE_PAID' then $4
+        "update offers set status = $3, state_entered_at = now(), expires_at = now() + $4,
+                listed_until = case when $2 = 'CREATED' and $3 = 'INVOICE_PAID' then now() + $4
                                     else listed_until end,
                 updated_at = now()
-          where id = $1 and status = $2
-         returning {COLUMNS}"
+          where id = $1 and status = $2 and {}
+         returning {COLUMNS}",
+        deadline.sql()
     )))
     .bind(id)
     .bind(from)
     .bind(to)
-    .bind(deadline)
+    .bind(interval(timer)?)
     .fetch_optional(conn)
     .await
 }
 
-/// Compare-and-set claim: INVOICE_PAID → INVOICE_CREATED for a taker who is not the maker.
-pub async fn claim(
+/// Why a party's compare-and-set from `from` did not win: `Some(true)` when the offer is still
+/// in `from` but its deadline has passed, `Some(false)` when it moved on, `None` when there is
+/// no such offer.
+pub async fn missed_deadline(
     conn: &mut PgConnection,
     id: Uuid,
-    taker_session_id: Uuid,
-    taker_payout_pubkey: &str,
-    deadline: DateTime<Utc>,
+    from: OfferStatus,
+) -> Result<Option<(OfferStatus, bool)>, sqlx::Error> {
+    sqlx::query_as(
+        "select status, status = $2 and expires_at is not null and expires_at <= now()
+           from offers where id = $1",
+    )
+    .bind(id)
+    .bind(from)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Locks `id` for the rest of the transaction if it is listed and inside its listing deadline
+/// (database clock): claims of one offer are counted one at a time. False otherwise.
+pub async fn lock_listed(conn: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
+    let row: Option<i32> = sqlx::query_scalar(
+        "select 1 from offers
+          where id = $1 and status = 'INVOICE_PAID' and expires_at > now()
+          for update",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
+}
+
+/// The winning bond: INVOICE_PAID → TAKER_BOND_PAID with the claim's taker, its payout key,
+/// bond and stake, the receipt's deadline `timer` from now (database clock). The row if this
+/// call won (the offer was still listed).
+pub async fn take(
+    conn: &mut PgConnection,
+    id: Uuid,
+    claim: &crate::db::claims::Claim,
+    timer: std::time::Duration,
 ) -> Result<Option<Offer>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "update offers set status = 'INVOICE_CREATED', taker_session_id = $2,
-                taker_payout_pubkey = $3, claimed_at = now(), state_entered_at = now(),
-                expires_at = $4, bond_quote_id = null, updated_at = now()
+        "update offers set status = 'TAKER_BOND_PAID', taker_session_id = $2,
+                taker_payout_pubkey = $3, bond_quote_id = $4, taker_stake = $5,
+                claimed_at = $6, state_entered_at = now(), expires_at = now() + $7,
+                updated_at = now()
           where id = $1 and status = 'INVOICE_PAID' and maker_session_id <> $2
          returning {COLUMNS}"
     )))
     .bind(id)
-    .bind(taker_session_id)
-    .bind(taker_payout_pubkey)
-    .bind(deadline)
-    .fetch_optional(conn)
-    .await
-}
-
-/// Sets the bond quote of the current claim.
-pub async fn set_bond_quote(
-    conn: &mut PgConnection,
-    id: Uuid,
-    taker_session_id: Uuid,
-    quote_id: &str,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "update offers set bond_quote_id = $3, updated_at = now()
-          where id = $1 and status = 'INVOICE_CREATED' and taker_session_id = $2
-            and bond_quote_id is null",
-    )
-    .bind(id)
-    .bind(taker_session_id)
-    .bind(quote_id)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Ends a claim (its bond invoice could not be made, or it lapsed): INVOICE_CREATED →
-/// INVOICE_PAID, back in the book until the end of the maker's chosen lifetime. The row if
-/// this call won.
-pub async fn unclaim(
-    conn: &mut PgConnection,
-    id: Uuid,
-    taker_session_id: Uuid,
-) -> Result<Option<Offer>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "update offers set status = 'INVOICE_PAID', taker_session_id = null,
-                taker_payout_pubkey = null, bond_quote_id = null, claimed_at = null,
-                taker_stake = 0,
-                state_entered_at = now(), expires_at = greatest(coalesce(listed_until, now()), now()),
-                updated_at = now()
-          where id = $1 and status = 'INVOICE_CREATED' and taker_session_id = $2
-         returning {COLUMNS}"
-    )))
-    .bind(id)
-    .bind(taker_session_id)
+    .bind(claim.session_id)
+    .bind(&claim.payout_pubkey)
+    .bind(&claim.bond_quote_id)
+    .bind(claim.stake)
+    .bind(claim.created_at)
+    .bind(interval(Some(timer))?)
     .fetch_optional(conn)
     .await
 }

@@ -148,22 +148,29 @@ pub async fn transition(
     Ok(done.rows_affected() == 1)
 }
 
-/// Marks a quote ISSUED with the sats minted; false when it was already ISSUED or EXPIRED.
+/// Marks a quote ISSUED with the sats minted (compare-and-set); the state it was in, or `None`
+/// when it was already ISSUED (or ORPHANED). An EXPIRED quote can still turn out paid (the
+/// watcher gave up on it, then the mint reported it issued): it is marked too, so its sats are
+/// accounted for and refunded instead of stranded.
 pub async fn mark_issued(
-    pool: &mut PgConnection,
+    conn: &mut PgConnection,
     quote_id: &str,
     minted_sats: u64,
-) -> Result<bool, sqlx::Error> {
+) -> Result<Option<QuoteState>, sqlx::Error> {
     let minted = i64::try_from(minted_sats).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let done = sqlx::query(
-        "update wallet_quotes set state = 'ISSUED', minted_sats = $2, updated_at = now()
-          where quote_id = $1 and state in ('UNPAID', 'PAID')",
+    sqlx::query_scalar(
+        "with old as (
+           select quote_id, state from wallet_quotes
+            where quote_id = $1 and state in ('UNPAID', 'PAID', 'EXPIRED')
+            for update)
+         update wallet_quotes q set state = 'ISSUED', minted_sats = $2, updated_at = now()
+           from old where q.quote_id = old.quote_id
+         returning old.state",
     )
     .bind(quote_id)
     .bind(minted)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Quotes still waiting whose last change is older than `stale_secs` (for the sweep).

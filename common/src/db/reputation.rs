@@ -1,5 +1,9 @@
 //! Reputation storage: the blinded outputs kept with an offer (and their signatures once
 //! signed), the staked tokens' `Y`s, and the stake counts on the offer.
+//!
+//! A taker's outputs belong to its claim: several claimants send theirs for one offer, and the
+//! offer's taker outputs are the winning claim's (or, for rows older than claims, those with
+//! no claim).
 
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -49,21 +53,30 @@ pub struct SignedOutput {
     pub signature: serde_json::Value,
 }
 
-/// Keeps an output of `role` on `offer_id`. False when this B_ was sent before (anywhere).
+/// What an offer's outputs of a role are: the maker's, or the winning claim's.
+const OF_ROLE: &str = "offer_id = $1 and role = $2
+    and (role = 'maker' or claim_id is null
+         or claim_id in (select id from claims where offer_id = $1 and status = 'WON'))";
+
+/// Keeps an output of `role` on `offer_id` (of `claim_id`, for a taker's). False when this B_
+/// was sent before (anywhere).
 pub async fn add_output(
     conn: &mut PgConnection,
     offer_id: Uuid,
     role: Role,
+    claim_id: Option<Uuid>,
     purpose: Purpose,
     keyset_id: &str,
     blinded_secret: &str,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "insert into reputation_outputs (offer_id, role, purpose, keyset_id, blinded_secret)
-         values ($1, $2, $3, $4, $5) on conflict (blinded_secret) do nothing",
+        "insert into reputation_outputs
+           (offer_id, role, claim_id, purpose, keyset_id, blinded_secret)
+         values ($1, $2, $3, $4, $5, $6) on conflict (blinded_secret) do nothing",
     )
     .bind(offer_id)
     .bind(role)
+    .bind(claim_id)
     .bind(purpose.as_str())
     .bind(keyset_id)
     .bind(blinded_secret)
@@ -116,13 +129,28 @@ pub async fn pending(
     offer_id: Uuid,
     role: Role,
 ) -> Result<Vec<PendingOutput>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select id, purpose, keyset_id, blinded_secret from reputation_outputs
-          where offer_id = $1 and role = $2 and state = 'pending'
-          order by id for update",
-    )
+          where {OF_ROLE} and state = 'pending'
+          order by id for update"
+    )))
     .bind(offer_id)
     .bind(role)
+    .fetch_all(conn)
+    .await
+}
+
+/// The pending outputs of one claim, locked for the caller's transaction.
+pub async fn pending_of_claim(
+    conn: &mut PgConnection,
+    claim_id: Uuid,
+) -> Result<Vec<PendingOutput>, sqlx::Error> {
+    sqlx::query_as(
+        "select id, purpose, keyset_id, blinded_secret from reputation_outputs
+          where claim_id = $1 and state = 'pending'
+          order by id for update",
+    )
+    .bind(claim_id)
     .fetch_all(conn)
     .await
 }
@@ -159,10 +187,10 @@ pub async fn signed(
     offer_id: Uuid,
     role: Role,
 ) -> Result<Vec<SignedOutput>, sqlx::Error> {
-    sqlx::query_as(
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select purpose, blinded_secret, signature from reputation_outputs
-          where offer_id = $1 and role = $2 and state = 'signed' order by id",
-    )
+          where {OF_ROLE} and state = 'signed' order by id"
+    )))
     .bind(offer_id)
     .bind(role)
     .fetch_all(pool)

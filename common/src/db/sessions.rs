@@ -183,18 +183,23 @@ pub async fn disputed_or_admin_touched(pool: &PgPool, session: Uuid) -> Result<b
     .await
 }
 
-/// The payout key of the session's most recent offer, with the offer and the session's role.
+/// The payout key of the session's most recent offer or claim, with the offer and the
+/// session's role (a claim that never won still gave a key its bond's refund locks to).
 pub async fn last_payout_key(
     pool: &PgPool,
     session: Uuid,
 ) -> Result<Option<(Uuid, Role, String)>, sqlx::Error> {
     sqlx::query_as(
-        "select id,
-                case when maker_session_id = $1 then 'maker' else 'taker' end,
-                case when maker_session_id = $1 then maker_payout_pubkey
-                     else taker_payout_pubkey end
-           from offers
-          where maker_session_id = $1 or taker_session_id = $1
+        "select id, role, key from (
+            select id, created_at,
+                   case when maker_session_id = $1 then 'maker' else 'taker' end as role,
+                   case when maker_session_id = $1 then maker_payout_pubkey
+                        else taker_payout_pubkey end as key
+              from offers
+             where maker_session_id = $1 or taker_session_id = $1
+            union all
+            select offer_id, created_at, 'taker', payout_pubkey
+              from claims where session_id = $1) mine
           order by created_at desc limit 1",
     )
     .bind(session)

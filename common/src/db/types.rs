@@ -7,8 +7,9 @@ use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
 use sqlx::{Decode, Encode, Postgres, Type};
 
+use crate::domain::claim::ClaimStatus;
 use crate::domain::dispute::{
-    Author, DisputeStage, IssueReason, MessageKind, Resolution, ResolvedBy,
+    Author, DisputeKind, DisputeStage, IssueReason, MessageKind, Resolution, ResolvedBy,
 };
 use crate::domain::money::{Outcome, Party};
 use crate::domain::offer::OfferStatus;
@@ -58,4 +59,6 @@ text_column!(
     ResolvedBy,
     Author,
     MessageKind,
+    DisputeKind,
+    ClaimStatus,
 );

@@ -1,5 +1,6 @@
-//! Disputes (DESIGN.md section 3): why a maker marks an issue, how far a dispute got, how it
-//! ended and who won, and the pubkey reveal a party signs to raise one. Pure.
+//! Disputes: why a party raises an issue (the maker about the receipt, the taker about the
+//! payment details), how far a dispute got, how it ended and who won, and the pubkey reveal a
+//! party signs to raise one. Pure.
 
 use cdk_common::bitcoin::hashes::{sha256, Hash};
 use uuid::Uuid;
@@ -9,14 +10,43 @@ use super::role::Role;
 use super::text_enum::text_enum;
 
 text_enum! {
-    /// Why the maker marks an issue.
+    /// Why an issue was raised.
     pub enum IssueReason {
-        /// The fiat never arrived.
+        /// The fiat never arrived (maker).
         NotReceived => "not_received",
-        /// The fiat arrived, but not the agreed amount.
+        /// The fiat arrived, but not the agreed amount (maker).
         WrongAmount => "wrong_amount",
         /// Anything else (the message says what).
         Other => "other",
+        /// The payment details do not work: a closed account, a wrong QR (taker).
+        DetailsNotWorking => "details_not_working",
+    }
+}
+
+text_enum! {
+    /// What a dispute is about.
+    pub enum DisputeKind {
+        /// The maker marked an issue with the receipt (RECEIPT_SUBMITTED → MARKED_WITH_ISSUE).
+        Receipt => "receipt",
+        /// The taker reported that the payment details do not work (TAKER_BOND_PAID →
+        /// DETAILS_DISPUTED).
+        PaymentDetails => "payment_details",
+    }
+}
+
+impl DisputeKind {
+    /// Whether an admin may settle a dispute of this kind with `resolution`: a receipt dispute
+    /// is about fiat that may have moved (any of the four original resolutions); a details
+    /// dispute is about fiat that could not move, so nobody is owed the escrow (MAKER_WINS: the
+    /// report was false; RETURN: nobody at fault; BAD_DETAILS: the details were at fault).
+    pub fn allows(self, resolution: Resolution) -> bool {
+        match self {
+            Self::Receipt => resolution != Resolution::BadDetails,
+            Self::PaymentDetails => matches!(
+                resolution,
+                Resolution::MakerWins | Resolution::Return | Resolution::BadDetails
+            ),
+        }
     }
 }
 
@@ -45,6 +75,8 @@ text_enum! {
         Return => "RETURN",
         /// Both share the pot (the taker gets the odd sat).
         Split => "SPLIT",
+        /// The maker's payment details did not work: the maker's bond goes to the taker.
+        BadDetails => "BAD_DETAILS",
     }
 }
 
@@ -56,6 +88,7 @@ impl Resolution {
             Self::TakerWins => Outcome::TakerWins,
             Self::Return => Outcome::Return,
             Self::Split => Outcome::Split,
+            Self::BadDetails => Outcome::BadDetails,
         }
     }
 }
@@ -97,6 +130,8 @@ text_enum! {
         Counter => "counter",
         /// An admin resolved it.
         Resolution => "resolution",
+        /// The taker reported the payment details.
+        Details => "details",
     }
 }
 
@@ -124,7 +159,7 @@ pub fn stats_digest(pubkey: &str, timestamp_ms: i64) -> [u8; 32] {
 pub fn winner(outcome: Outcome) -> Option<Role> {
     match outcome {
         Outcome::MakerWins => Some(Role::Maker),
-        Outcome::TakerWins => Some(Role::Taker),
+        Outcome::TakerWins | Outcome::BadDetails => Some(Role::Taker),
         Outcome::Completed | Outcome::RefundMaker | Outcome::Return | Outcome::Split => None,
     }
 }
@@ -139,6 +174,17 @@ mod tests {
         assert_eq!(Resolution::TakerWins.outcome(), Outcome::TakerWins);
         assert_eq!(Resolution::Return.outcome(), Outcome::Return);
         assert_eq!(Resolution::Split.outcome(), Outcome::Split);
+    }
+
+    #[test]
+    fn a_details_dispute_cannot_award_the_escrow() {
+        use DisputeKind as K;
+        assert!(K::PaymentDetails.allows(Resolution::BadDetails));
+        assert!(K::PaymentDetails.allows(Resolution::MakerWins));
+        assert!(!K::PaymentDetails.allows(Resolution::TakerWins));
+        assert!(!K::PaymentDetails.allows(Resolution::Split));
+        assert!(!K::Receipt.allows(Resolution::BadDetails));
+        assert!(K::Receipt.allows(Resolution::Split));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod text_enum;
 
+pub mod claim;
 pub mod dispute;
 pub mod keys;
 pub mod money;

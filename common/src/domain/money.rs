@@ -152,6 +152,10 @@ text_enum! {
         /// SPLIT: the pot (everything but the platform fee) halved; an odd sat goes to the
         /// taker.
         Split => "SPLIT",
+        /// BAD_DETAILS: the maker's payment details did not work (its forfeit, or an admin's
+        /// finding), so no fiat could move: the maker gets its deposit back less its bond,
+        /// which compensates the taker beside its own bond.
+        BadDetails => "BAD_DETAILS",
     }
 }
 
@@ -209,6 +213,12 @@ pub fn payouts(outcome: Outcome, a: &OfferAmounts) -> Payouts {
                 platform: a.platform_fee,
             }
         }
+        // No trade happened, so no fee: the operator never profits from a penalty.
+        Outcome::BadDetails => Payouts {
+            maker: d - a.maker_bond,
+            taker: a.taker_bond + a.maker_bond,
+            platform: 0,
+        },
     }
 }
 
@@ -368,6 +378,7 @@ mod tests {
                 (Outcome::TakerWins, both),
                 (Outcome::Return, both),
                 (Outcome::Split, both),
+                (Outcome::BadDetails, both),
             ];
             for (outcome, sats_in) in cases {
                 let p = payouts(outcome, &a);
@@ -379,9 +390,17 @@ mod tests {
     #[test]
     fn the_operator_never_profits_from_penalties() {
         let a = OfferAmounts::new(100_000, &rules()).expect("amounts");
-        for o in [Outcome::RefundMaker, Outcome::MakerWins, Outcome::Return] {
+        for o in [
+            Outcome::RefundMaker,
+            Outcome::MakerWins,
+            Outcome::Return,
+            Outcome::BadDetails,
+        ] {
             assert_eq!(payouts(o, &a).platform, 0, "{o:?}");
         }
+        let bad = payouts(Outcome::BadDetails, &a);
+        assert_eq!(bad.taker, a.taker_bond + a.maker_bond);
+        assert_eq!(bad.maker, a.escrow + a.platform_fee + a.taker_reward);
         assert_eq!(payouts(Outcome::Completed, &a).platform, a.platform_fee);
         let completed = payouts(Outcome::Completed, &a);
         assert_eq!(completed.taker, 100_000 + 2_100 + 10_500);

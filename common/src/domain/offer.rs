@@ -1,6 +1,11 @@
-//! The offer state machine (DESIGN.md section 3): statuses, who may move an offer where, the
-//! per-state timers and what happens when one lapses. Pure: the caller persists every move as a
-//! compare-and-set on the status it read.
+//! The offer state machine: statuses, who may move an offer where, the per-state timers and
+//! what happens when one lapses. Pure: the caller persists every move as a compare-and-set on
+//! the status it read (and, for a party's move, on its deadline not having passed).
+//!
+//! Claims are not a state of the offer: a claim costs nothing until its bond is paid, so while
+//! takers' claims wait for their bonds (rows of their own, [`super::claim`]) the offer stays
+//! listed in INVOICE_PAID, and the first bond minted moves it to TAKER_BOND_PAID. The status
+//! INVOICE_CREATED, which a claim used to enter, is gone.
 
 use std::fmt;
 use std::str::FromStr;
@@ -11,11 +16,10 @@ use std::time::Duration;
 pub enum OfferStatus {
     /// Deposit invoice issued to the maker.
     Created,
-    /// Funded; public in the book.
+    /// Funded; public in the book. Claims may wait on it, each for its own bond.
     InvoicePaid,
-    /// Claimed; the taker's bond invoice is issued. Hidden from the book.
-    InvoiceCreated,
-    /// The taker's bond is paid; the taker pays the fiat and uploads the receipt.
+    /// A taker's bond is paid (it won the offer); the taker pays the fiat and uploads the
+    /// receipt.
     TakerBondPaid,
     /// The receipt is in; the maker confirms or marks an issue.
     ReceiptSubmitted,
@@ -23,6 +27,9 @@ pub enum OfferStatus {
     MarkedWithIssue,
     /// The taker disputes; the maker forfeits or counters, then an admin decides.
     Disputed,
+    /// The taker reports that the maker's payment details do not work; the maker forfeits or
+    /// counters, then an admin decides.
+    DetailsDisputed,
     /// Done: the taker was paid.
     Completed,
     /// Lapsed.
@@ -37,11 +44,11 @@ pub enum OfferStatus {
 pub const ALL_STATUSES: [OfferStatus; 11] = [
     OfferStatus::Created,
     OfferStatus::InvoicePaid,
-    OfferStatus::InvoiceCreated,
     OfferStatus::TakerBondPaid,
     OfferStatus::ReceiptSubmitted,
     OfferStatus::MarkedWithIssue,
     OfferStatus::Disputed,
+    OfferStatus::DetailsDisputed,
     OfferStatus::Completed,
     OfferStatus::Expired,
     OfferStatus::Resolved,
@@ -54,11 +61,11 @@ impl OfferStatus {
         match self {
             Self::Created => "CREATED",
             Self::InvoicePaid => "INVOICE_PAID",
-            Self::InvoiceCreated => "INVOICE_CREATED",
             Self::TakerBondPaid => "TAKER_BOND_PAID",
             Self::ReceiptSubmitted => "RECEIPT_SUBMITTED",
             Self::MarkedWithIssue => "MARKED_WITH_ISSUE",
             Self::Disputed => "DISPUTED",
+            Self::DetailsDisputed => "DETAILS_DISPUTED",
             Self::Completed => "COMPLETED",
             Self::Expired => "EXPIRED",
             Self::Resolved => "RESOLVED",
@@ -107,10 +114,12 @@ impl FromStr for OfferStatus {
 pub enum Event {
     /// The maker's deposit arrived (Lightning or Cashu token).
     DepositPaid,
-    /// A taker claimed it.
+    /// A taker claimed it (the offer stays where it is: a claim waits for its bond).
     Claim,
-    /// The taker's bond arrived.
+    /// A claim's bond arrived first.
     BondPaid,
+    /// The taker reports that the payment details do not work.
+    ReportDetails,
     /// The taker uploaded the receipt.
     SubmitReceipt,
     /// The maker confirmed the fiat arrived.
@@ -151,12 +160,12 @@ pub fn transition(from: OfferStatus, event: Event) -> Result<OfferStatus, Invali
         (S::Created, E::DepositPaid) => S::InvoicePaid,
         (S::Created | S::InvoicePaid, E::Cancel) => S::Cancelled,
         (S::Created, E::Lapse) => S::Expired,
-        (S::InvoicePaid, E::Claim) => S::InvoiceCreated,
+        // Claiming is allowed here and moves nothing; the first bond paid does.
+        (S::InvoicePaid, E::Claim) => S::InvoicePaid,
+        (S::InvoicePaid, E::BondPaid) => S::TakerBondPaid,
         (S::InvoicePaid, E::Lapse) => S::Expired,
-        (S::InvoiceCreated, E::BondPaid) => S::TakerBondPaid,
-        // The claim lapses; the offer goes back to the book.
-        (S::InvoiceCreated, E::Lapse) => S::InvoicePaid,
         (S::TakerBondPaid, E::SubmitReceipt) => S::ReceiptSubmitted,
+        (S::TakerBondPaid, E::ReportDetails) => S::DetailsDisputed,
         (S::TakerBondPaid, E::Lapse) => S::Expired,
         (S::ReceiptSubmitted, E::Confirm) => S::Completed,
         // Silence is consent.
@@ -164,15 +173,16 @@ pub fn transition(from: OfferStatus, event: Event) -> Result<OfferStatus, Invali
         (S::ReceiptSubmitted, E::MarkIssue) => S::MarkedWithIssue,
         (S::MarkedWithIssue, E::TakerForfeit | E::Lapse) => S::Resolved,
         (S::MarkedWithIssue, E::Dispute) => S::Disputed,
-        (S::Disputed, E::MakerForfeit | E::AdminResolve) => S::Resolved,
+        (S::Disputed | S::DetailsDisputed, E::MakerForfeit | E::AdminResolve) => S::Resolved,
         // Maker silence counts as a counter: the dispute stays for an admin.
         (S::Disputed, E::Counter | E::Lapse) => S::Disputed,
+        (S::DetailsDisputed, E::Counter | E::Lapse) => S::DetailsDisputed,
         _ => return Err(InvalidTransition { from, event }),
     };
     Ok(to)
 }
 
-/// Per-state timers of the offer state machine (DESIGN.md section 3).
+/// Per-state timers of the offer state machine, and the claims' bond timer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timers {
     /// CREATED: how long the deposit quote is valid.
@@ -181,7 +191,7 @@ pub struct Timers {
     pub invoice_paid_default: Duration,
     /// INVOICE_PAID: longest lifetime a maker may ask for.
     pub invoice_paid_max: Duration,
-    /// INVOICE_CREATED: how long a claimer has to pay the taker bond.
+    /// A claim: how long its taker has to pay the bond (capped by the offer's listing).
     pub invoice_created: Duration,
     /// TAKER_BOND_PAID: how long the taker has to pay fiat and upload the receipt.
     pub taker_bond_paid: Duration,
@@ -191,6 +201,8 @@ pub struct Timers {
     pub marked_with_issue: Duration,
     /// DISPUTED: how long the maker has to forfeit or counter.
     pub disputed: Duration,
+    /// DETAILS_DISPUTED: how long the maker has to forfeit or counter the taker's report.
+    pub details_disputed: Duration,
 }
 
 /// How long an offer may stay in `status` (from the moment it entered it); `None` for states
@@ -199,11 +211,11 @@ pub fn timer(status: OfferStatus, timers: &Timers, lifetime: Duration) -> Option
     match status {
         OfferStatus::Created => Some(timers.created),
         OfferStatus::InvoicePaid => Some(lifetime),
-        OfferStatus::InvoiceCreated => Some(timers.invoice_created),
         OfferStatus::TakerBondPaid => Some(timers.taker_bond_paid),
         OfferStatus::ReceiptSubmitted => Some(timers.receipt_submitted),
         OfferStatus::MarkedWithIssue => Some(timers.marked_with_issue),
         OfferStatus::Disputed => Some(timers.disputed),
+        OfferStatus::DetailsDisputed => Some(timers.details_disputed),
         OfferStatus::Completed
         | OfferStatus::Expired
         | OfferStatus::Resolved
@@ -211,7 +223,7 @@ pub fn timer(status: OfferStatus, timers: &Timers, lifetime: Duration) -> Option
     }
 }
 
-/// What a lapsed timer does to an offer, per DESIGN.md section 3.
+/// What a lapsed timer does to an offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lapse {
     /// The deposit never came (after re-checking the quote): EXPIRED, nothing to pay.
@@ -226,8 +238,6 @@ pub enum Lapse {
         /// The taker's bond is in the taker's wallet.
         bond_paid: bool,
     },
-    /// The claim lapses: back to the book (a late bond is refunded when it arrives).
-    Unclaim,
     /// The maker's silence counts as a counter: the dispute goes to an admin (no timer).
     CounterBySilence,
 }
@@ -243,7 +253,6 @@ pub fn lapse(status: OfferStatus) -> Option<Lapse> {
             outcome: Outcome::RefundMaker,
             bond_paid: false,
         },
-        S::InvoiceCreated => Lapse::Unclaim,
         S::TakerBondPaid => Lapse::Settle {
             to: S::Expired,
             outcome: Outcome::MakerWins,
@@ -259,7 +268,7 @@ pub fn lapse(status: OfferStatus) -> Option<Lapse> {
             outcome: Outcome::MakerWins,
             bond_paid: true,
         },
-        S::Disputed => Lapse::CounterBySilence,
+        S::Disputed | S::DetailsDisputed => Lapse::CounterBySilence,
         S::Completed | S::Expired | S::Resolved | S::Cancelled => return None,
     })
 }
@@ -282,6 +291,7 @@ mod tests {
         for e in [
             Event::DepositPaid,
             Event::Claim,
+            Event::Claim,
             Event::BondPaid,
             Event::SubmitReceipt,
             Event::Confirm,
@@ -297,11 +307,11 @@ mod tests {
         let cases = [
             (S::Created, S::Expired),
             (S::InvoicePaid, S::Expired),
-            (S::InvoiceCreated, S::InvoicePaid),
             (S::TakerBondPaid, S::Expired),
             (S::ReceiptSubmitted, S::Completed),
             (S::MarkedWithIssue, S::Resolved),
             (S::Disputed, S::Disputed),
+            (S::DetailsDisputed, S::DetailsDisputed),
         ];
         for (from, to) in cases {
             assert_eq!(transition(from, Event::Lapse), Ok(to), "{from}");
@@ -323,8 +333,39 @@ mod tests {
             transition(OfferStatus::InvoicePaid, Event::Cancel),
             Ok(OfferStatus::Cancelled)
         );
-        assert!(transition(OfferStatus::InvoiceCreated, Event::Cancel).is_err());
         assert!(transition(OfferStatus::TakerBondPaid, Event::Cancel).is_err());
+    }
+
+    #[test]
+    fn a_claim_moves_nothing_and_the_bond_moves_the_offer() {
+        use OfferStatus as S;
+        assert_eq!(transition(S::InvoicePaid, Event::Claim), Ok(S::InvoicePaid));
+        assert_eq!(
+            transition(S::InvoicePaid, Event::BondPaid),
+            Ok(S::TakerBondPaid)
+        );
+        assert!(transition(S::Created, Event::Claim).is_err());
+        assert!(transition(S::TakerBondPaid, Event::Claim).is_err());
+        assert!(transition(S::TakerBondPaid, Event::BondPaid).is_err());
+    }
+
+    #[test]
+    fn the_taker_may_report_the_details_only_before_its_receipt() {
+        use OfferStatus as S;
+        assert_eq!(
+            transition(S::TakerBondPaid, Event::ReportDetails),
+            Ok(S::DetailsDisputed)
+        );
+        assert!(transition(S::ReceiptSubmitted, Event::ReportDetails).is_err());
+        assert_eq!(
+            transition(S::DetailsDisputed, Event::MakerForfeit),
+            Ok(S::Resolved)
+        );
+        assert_eq!(
+            transition(S::DetailsDisputed, Event::Counter),
+            Ok(S::DetailsDisputed)
+        );
+        assert!(transition(S::DetailsDisputed, Event::SubmitReceipt).is_err());
     }
 
     #[test]
@@ -335,9 +376,6 @@ mod tests {
                 Some(Lapse::Settle { to, .. }) => assert_eq!(transition(s, Event::Lapse), Ok(to)),
                 Some(Lapse::ExpireUnfunded) => {
                     assert_eq!(transition(s, Event::Lapse), Ok(OfferStatus::Expired))
-                }
-                Some(Lapse::Unclaim) => {
-                    assert_eq!(transition(s, Event::Lapse), Ok(OfferStatus::InvoicePaid))
                 }
                 Some(Lapse::CounterBySilence) => {
                     assert_eq!(transition(s, Event::Lapse), Ok(s))

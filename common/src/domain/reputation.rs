@@ -27,7 +27,24 @@ pub fn fates(outcome: Outcome, disputed: bool) -> (Fate, Fate) {
         Outcome::MakerWins => (Fate::Return, Fate::Burn),
         Outcome::TakerWins => (Fate::Burn, Fate::Earn),
         Outcome::Return | Outcome::Split => (Fate::Return, Fate::Return),
+        // The maker's details were at fault; the taker is compensated in sats, but no trade
+        // happened, so nothing is earned (two sessions of one user could farm it otherwise).
+        Outcome::BadDetails => (Fate::Burn, Fate::Return),
     }
+}
+
+/// [`fates`], where only a trade whose escrow reaches `min_earn_sats` earns: below it, an
+/// earning party gets its stake back and nothing more.
+pub fn fates_at(outcome: Outcome, disputed: bool, escrow: u64, min_earn_sats: u64) -> (Fate, Fate) {
+    let floor = |f: Fate| {
+        if f == Fate::Earn && escrow < min_earn_sats {
+            Fate::Return
+        } else {
+            f
+        }
+    };
+    let (maker, taker) = fates(outcome, disputed);
+    (floor(maker), floor(taker))
 }
 
 #[cfg(test)]
@@ -50,6 +67,22 @@ mod tests {
         for o in [Outcome::RefundMaker, Outcome::Return, Outcome::Split] {
             assert_eq!(fates(o, true), (Fate::Return, Fate::Return), "{o}");
         }
+    }
+
+    #[test]
+    fn a_trade_below_the_floor_earns_nothing_and_burns_as_before() {
+        assert_eq!(
+            fates_at(Outcome::Completed, false, 99_999, 100_000),
+            (Fate::Return, Fate::Return)
+        );
+        assert_eq!(
+            fates_at(Outcome::Completed, false, 100_000, 100_000),
+            (Fate::Earn, Fate::Earn)
+        );
+        assert_eq!(
+            fates_at(Outcome::TakerWins, true, 1, 100_000),
+            (Fate::Burn, Fate::Return)
+        );
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub mod queues {
     pub const RELEASE_PAYOUTS: &str = "openpleb.release_payouts";
     /// Applies the lapse of an offer's state at its deadline.
     pub const LAPSE_OFFER: &str = "openpleb.lapse_offer";
+    /// Ends a claim whose bond was not paid by its deadline.
+    pub const LAPSE_CLAIM: &str = "openpleb.lapse_claim";
     /// Periodic backstop: lapses every overdue offer.
     pub const EXPIRE_OFFERS: &str = "openpleb.expire_offers";
     /// Periodic: refunds idle money of ended sessions and deletes their empty wallets.
@@ -45,6 +47,7 @@ pub mod queues {
         SWEEP_QUOTES,
         RELEASE_PAYOUTS,
         LAPSE_OFFER,
+        LAPSE_CLAIM,
         EXPIRE_OFFERS,
         CLEANUP_WALLETS,
         RECONCILE_WALLETS,
@@ -148,6 +151,23 @@ impl Job for LapseOffer {
             "lapse:{}:{}:{}",
             self.offer_id, self.status, self.entered_at_micros
         ))
+    }
+}
+
+/// End a claim if its bond is still unpaid past its deadline (after asking the mint).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LapseClaim {
+    /// The claim.
+    pub claim_id: uuid::Uuid,
+}
+
+impl Job for LapseClaim {
+    const QUEUE: &'static str = queues::LAPSE_CLAIM;
+    const MAX_ATTEMPTS: usize = 25;
+
+    /// A claim lapses once: the delayed job and the expiry sweep's are one job.
+    fn idempotency_key(&self) -> Option<String> {
+        Some(format!("lapse-claim:{}", self.claim_id))
     }
 }
 

@@ -2,7 +2,9 @@
 //! - the taker, in MARKED_WITH_ISSUE: forfeit (RESOLVED, MAKER_WINS) or dispute with a message
 //!   and its own reveal (DISPUTED; the maker answers next);
 //! - the maker, in DISPUTED: forfeit (RESOLVED, TAKER_WINS) or counter with a message (the
-//!   dispute waits for an admin, with no timer).
+//!   dispute waits for an admin, with no timer);
+//! - the maker, in DETAILS_DISPUTED (the taker reported its payment details): forfeit
+//!   (RESOLVED, BAD_DETAILS) or counter with a message and its own reveal (an admin decides).
 //!
 //! Each is a compare-and-set on the offer's status and the dispute's stage in one transaction,
 //! so a racing lapse, admin or second answer finds the move taken and changes nothing.
@@ -12,7 +14,7 @@ use uuid::Uuid;
 use super::issue::check_message;
 use super::reveal::{self, Reveal};
 use super::settle::settle;
-use super::{advance, load_as, Role, TradeCtx, TradeError};
+use super::{advance, load_as, party_move, By, Role, TradeCtx, TradeError};
 use crate::db::disputes;
 use crate::db::offers::Offer;
 use crate::domain::dispute::{Author, DisputeStage, MessageKind, Resolution, ResolvedBy};
@@ -35,12 +37,17 @@ pub enum TakerAnswer {
 /// The maker's answer to a dispute.
 #[derive(Debug, Clone)]
 pub enum MakerAnswer {
-    /// Give up: the taker gets S + TF + TB + MB.
+    /// Give up: on the receipt the taker gets S + TF + TB + MB; on the payment details the
+    /// taker gets TB + MB and the maker D − MB.
     Forfeit,
     /// Maintain the issue; an admin decides.
     Counter {
         /// For the taker and the admins.
         message: String,
+        /// The maker's reveal: required on a dispute about the payment details (the maker
+        /// has not revealed its key yet there), ignored on one about the receipt (it did when
+        /// it marked the issue).
+        reveal: Option<Reveal>,
     },
 }
 
@@ -70,10 +77,8 @@ pub async fn answer_issue(
             check_message(&message)?;
             let key = reveal::check(ctx, offer.id, Role::Taker, &reveal).await?;
             let mut tx = ctx.pool.begin().await?;
-            let deadline = ctx.deadline(ctx.config.timers.disputed);
-            let moved = advance(&mut tx, &offer, offer.status, to, Some(deadline))
-                .await?
-                .ok_or_else(wrong)?;
+            let timer = ctx.config.timers.disputed;
+            let moved = party_move(&mut tx, &offer, to, Some(timer)).await?;
             if !disputes::set_disputed(&mut tx, offer.id, &key.to_string()).await? {
                 return Err(TradeError::Inconsistent(format!(
                     "offer {} disputed without a dispute waiting for its taker",
@@ -102,6 +107,7 @@ pub async fn answer_dispute(
     answer: MakerAnswer,
 ) -> Result<Offer, TradeError> {
     let offer = load_as(ctx, offer_id, session, Role::Maker).await?;
+    let details = offer.status == OfferStatus::DetailsDisputed;
     match answer {
         MakerAnswer::Forfeit => {
             forfeit(
@@ -109,17 +115,35 @@ pub async fn answer_dispute(
                 &offer,
                 Event::MakerForfeit,
                 &[DisputeStage::WaitingMaker, DisputeStage::WaitingAdmin],
-                Resolution::TakerWins,
+                if details {
+                    Resolution::BadDetails
+                } else {
+                    Resolution::TakerWins
+                },
                 ResolvedBy::MakerForfeit,
             )
             .await
         }
-        MakerAnswer::Counter { message } => {
+        MakerAnswer::Counter { message, reveal } => {
             transition(offer.status, Event::Counter)
                 .map_err(|_| TradeError::WrongState(offer.status))?;
             check_message(&message)?;
+            let key = match (details, reveal) {
+                (true, Some(r)) => Some(reveal::check(ctx, offer.id, Role::Maker, &r).await?),
+                (true, None) => {
+                    return Err(TradeError::invalid(
+                        "reveal_required",
+                        "reveal",
+                        "countering a report about the payment details reveals your key",
+                    ))
+                }
+                (false, _) => None,
+            };
             let mut tx = ctx.pool.begin().await?;
-            let Some(moved) = counter(&mut tx, &offer).await? else {
+            if let Some(key) = key {
+                disputes::reveal_maker(&mut tx, offer.id, &key.to_string()).await?;
+            }
+            let Some(moved) = counter(&mut tx, &offer, By::Party).await? else {
                 return Err(TradeError::WrongState(offer.status));
             };
             disputes::add_message(
@@ -149,32 +173,24 @@ async fn forfeit(
     let wrong = || TradeError::WrongState(offer.status);
     let to = transition(offer.status, event).map_err(|_| wrong())?;
     let mut tx = ctx.pool.begin().await?;
-    let moved = advance(&mut tx, offer, offer.status, to, None)
-        .await?
-        .ok_or_else(wrong)?;
+    let moved = party_move(&mut tx, offer, to, None).await?;
     end(ctx, &mut tx, &moved, from, resolution, by).await?;
     tx.commit().await?;
     Ok(moved)
 }
 
-/// The dispute goes to an admin (a counter, or the maker's silence): the stage moves from
-/// WAITING_MAKER to WAITING_ADMIN and the offer stays DISPUTED with no deadline. `None` when the
-/// dispute was not waiting for the maker.
+/// The dispute goes to an admin (the maker's counter, or its silence, `by`): the stage moves
+/// from WAITING_MAKER to WAITING_ADMIN and the offer stays where it is (DISPUTED or
+/// DETAILS_DISPUTED) with no deadline. `None` when the dispute was not waiting for the maker.
 pub(crate) async fn counter(
     conn: &mut sqlx::PgConnection,
     offer: &Offer,
+    by: By,
 ) -> Result<Option<Offer>, TradeError> {
     if !disputes::set_countered(conn, offer.id).await? {
         return Ok(None);
     }
-    advance(
-        conn,
-        offer,
-        OfferStatus::Disputed,
-        OfferStatus::Disputed,
-        None,
-    )
-    .await
+    advance(conn, offer, offer.status, offer.status, None, by).await
 }
 
 /// Settles a dispute that was in one of `from` and the offer (already moved to RESOLVED) by

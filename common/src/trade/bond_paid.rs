@@ -1,19 +1,24 @@
-//! The taker's bond arrived: INVOICE_CREATED → TAKER_BOND_PAID; the taker now pays the fiat and
-//! uploads the receipt. Called by [`super::paid`] inside the transaction that marks the quote
-//! minted, with the offer row locked.
+//! A claim's bond arrived: if its claim still waits and the offer is still listed, this bond
+//! wins the offer (INVOICE_PAID → TAKER_BOND_PAID, compare-and-set on the offer), its claim is
+//! WON and every other waiting claim ends LOST. The taker now pays the fiat and uploads the
+//! receipt. Called by [`super::paid`] inside the transaction that marks the quote minted, with
+//! the offer row locked, so a bond and the maker's cancel (or another bond) are decided one at
+//! a time: whichever locks the offer first wins, the other finds it moved.
 
 use sqlx::PgConnection;
 
-use super::{advance, TradeCtx, TradeError};
+use super::{claim, entered, TradeCtx, TradeError};
+use crate::db::claims;
 use crate::db::ledger::{self, LedgerKind};
-use crate::db::offers::Offer;
+use crate::db::offers::{self, Offer};
 use crate::db::quotes::WalletQuote;
+use crate::domain::claim::ClaimStatus;
 use crate::domain::offer::{transition, Event, OfferStatus};
 use crate::wallet::WalletId;
 
-/// Books the bond and moves the offer if it is the current claim's quote, paid into the
-/// current taker's wallet for the right amount. The new status, or `None` (the caller refunds
-/// the payment: the claim lapsed, or the amount was wrong).
+/// Books the bond and, if it wins, moves the offer. The new status, or `None` (the caller
+/// refunds the payment: its claim ended, another bond won, the offer left the book, or the
+/// amount was wrong).
 pub(crate) async fn apply(
     ctx: &TradeCtx,
     conn: &mut PgConnection,
@@ -22,18 +27,33 @@ pub(crate) async fn apply(
     sats: u64,
 ) -> Result<Option<OfferStatus>, TradeError> {
     ledger::record(conn, offer.id, LedgerKind::Bond, sats, &quote.quote_id).await?;
-    let taker_wallet = offer.taker_session_id.map(WalletId::session);
+    let Some(claim) = claims::by_bond_for_update(conn, &quote.quote_id).await? else {
+        return Ok(None);
+    };
     let right = sats == offer.amounts().taker_bond
-        && offer.bond_quote_id.as_deref() == Some(quote.quote_id.as_str())
-        && taker_wallet.as_ref().map(WalletId::as_str) == Some(quote.wallet_id.as_str());
+        && claim.offer_id == offer.id
+        && WalletId::session(claim.session_id).as_str() == quote.wallet_id;
     let Ok(to) = transition(offer.status, Event::BondPaid) else {
         return Ok(None);
     };
-    if !right {
+    if !right || claim.status != ClaimStatus::Pending {
         return Ok(None);
     }
-    let deadline = ctx.deadline(ctx.config.timers.taker_bond_paid);
-    Ok(advance(conn, offer, offer.status, to, Some(deadline))
+    let timer = ctx.config.timers.taker_bond_paid;
+    let Some(taken) = offers::take(conn, offer.id, &claim, timer).await? else {
+        return Ok(None);
+    };
+    debug_assert_eq!(taken.status, to);
+    if claims::end(conn, claim.id, ClaimStatus::Won, false)
         .await?
-        .map(|o| o.status))
+        .is_none()
+    {
+        return Err(TradeError::Inconsistent(format!(
+            "claim {} stopped waiting under its offer's lock",
+            claim.id
+        )));
+    }
+    claim::lose_all(ctx, conn, offer.id).await?;
+    entered(conn, &taken, Some(offer.status)).await?;
+    Ok(Some(taken.status))
 }

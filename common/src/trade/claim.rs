@@ -1,40 +1,45 @@
-//! Claim an offer (taker): INVOICE_PAID → INVOICE_CREATED. One claimer wins the
-//! compare-and-set; the others get [`TradeError::NotAvailable`] and pay nothing. The winner gets
-//! the bond invoice, made in its own session wallet; the offer leaves the book until the bond
-//! arrives or the claim lapses.
+//! Claim an offer (taker): a claim of its own with its own bond invoice and deadline. The offer
+//! stays listed: a claim costs nothing until its bond is paid, so it must not hide the offer
+//! (sessions are unlinkable and cheap, so any per-session ration would not hold against one
+//! user with many). Several takers may hold claims at once; the first bond minted wins the
+//! offer ([`super::bond_paid`]) and every other claim ends LOST, its bond refunded if paid.
 //!
-//! A claim costs nothing until the bond is paid, yet hides the offer, so a session may hold only
-//! `CLAIM_MAX_UNPAID` unpaid claims and may not re-claim an offer whose claim it let lapse
-//! within `CLAIM_COOLDOWN_SECS` (issue 15, item 3: one session could otherwise keep the whole
-//! book hidden by re-claiming every offer each bond timer).
+//! What a claim still costs us is a mint quote and a watcher, so a session holds at most
+//! `CLAIM_MAX_UNPAID` pending claims, may not re-claim an offer whose claim it let lapse within
+//! `CLAIM_COOLDOWN_SECS`, and an offer takes at most `CLAIM_MAX_PENDING_PER_OFFER` pending
+//! claims. A claim notifies nobody: only a paid bond moves the offer.
 
 use std::time::Duration;
 
 use uuid::Uuid;
 
 use super::paid::{watch, Invoice};
-use super::reputation::{self, Reputation};
-use super::{entered, load, payout_key, unix, TradeCtx, TradeError, Viewer};
+use super::reputation::{self, Owner, Reputation};
+use super::{load, payout_key, unix, TradeCtx, TradeError, Viewer};
+use crate::db::claims::{self, Claim};
 use crate::db::limits;
 use crate::db::offers::{self, Offer};
 use crate::db::quotes::OfferQuote;
+use crate::domain::claim::ClaimStatus;
 use crate::domain::offer::{transition, Event, OfferStatus};
 use crate::domain::payout::QuotePurpose;
 use crate::domain::reputation::Fate;
-use crate::domain::role::Role;
+use crate::jobs::{self, LapseClaim};
 use crate::wallet::WalletId;
 
-/// A won claim and its bond invoice.
+/// A claim made and its bond invoice.
 #[derive(Debug, Clone)]
 pub struct Claimed {
-    /// The offer (now INVOICE_CREATED).
+    /// The claim (PENDING).
+    pub claim: Claim,
+    /// The offer, still listed.
     pub offer: Offer,
-    /// Pay this bond to proceed.
+    /// Pay this bond to win the offer.
     pub bond: Invoice,
 }
 
-/// Claims `offer_id` for `session`, whose payouts lock to `taker_payout_pubkey`, with its
-/// reputation outputs and stake.
+/// Claims `offer_id` for `session`, whose payouts (and a refund of its bond) lock to
+/// `taker_payout_pubkey`, with its reputation outputs and stake.
 pub async fn claim(
     ctx: &TradeCtx,
     session: Uuid,
@@ -44,7 +49,7 @@ pub async fn claim(
 ) -> Result<Claimed, TradeError> {
     let offer = load(ctx, offer_id).await?;
     let viewer = Viewer::of(&offer, Some(session));
-    // An offer that was never in the book stays unknown; one that left it was claimed.
+    // An offer that was never in the book stays unknown; one that left it was taken.
     if !viewer.can_see(&offer) && offer.status == OfferStatus::Created {
         return Err(TradeError::NotFound);
     }
@@ -52,7 +57,7 @@ pub async fn claim(
         return Err(TradeError::OwnOffer);
     }
     let key = payout_key(taker_payout_pubkey, "takerPayoutPubkey")?;
-    let to = transition(offer.status, Event::Claim).map_err(|_| TradeError::NotAvailable)?;
+    transition(offer.status, Event::Claim).map_err(|_| TradeError::NotAvailable)?;
     reputation::check(ctx, &rep)?;
     let required = usize::try_from(offer.min_taker_stake).unwrap_or(0);
     if rep.stake.len() < required {
@@ -63,37 +68,56 @@ pub async fn claim(
         ));
     }
 
+    // The claim row first: the limits are counted under locks, and the quote is made only for
+    // a claim that passed them.
+    let timer = ctx.config.timers.invoice_created;
     let mut tx = ctx.pool.begin().await?;
     check_limits(&mut tx, ctx, offer.id, session).await?;
-    let deadline = ctx.deadline(ctx.config.timers.invoice_created);
-    let claimed = offers::claim(&mut tx, offer.id, session, &key.to_string(), deadline)
-        .await?
-        .ok_or(TradeError::NotAvailable)?;
-    debug_assert_eq!(claimed.status, to);
-    entered(&mut tx, &claimed, Some(offer.status)).await?;
-    let staked = reputation::record(ctx, &mut tx, offer.id, Role::Taker, &rep).await?;
+    let claim = claims::insert(
+        &mut tx,
+        Uuid::new_v4(),
+        offer.id,
+        session,
+        &key.to_string(),
+        timer,
+    )
+    .await?;
+    let staked = reputation::record(ctx, &mut tx, Owner::Claim(&claim), &rep).await?;
+    let delay = (claim.expires_at - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    jobs::enqueue_in(&mut tx, &LapseClaim { claim_id: claim.id }, delay).await?;
     tx.commit().await?;
-    let claimed = Offer {
-        taker_stake: staked,
-        ..claimed
+    let claim = Claim {
+        stake: staked,
+        ..claim
     };
 
-    // Won: the bond invoice, locked to a key of the taker's wallet but made without opening
-    // it. Should that fail, the claim is undone.
+    // The bond invoice, locked to a key of the taker's wallet but made without opening it.
+    // Should that fail, the claim ends and its stake comes back.
     let wallet = WalletId::session(session);
-    let bond = claimed.amounts().taker_bond;
+    let bond = offer.amounts().taker_bond;
     let quote = match ctx.wallets.create_locked_quote(&wallet, bond).await {
         Ok(q) => q,
         Err(e) => {
             let mut tx = ctx.pool.begin().await?;
-            unclaim(ctx, &mut tx, &claimed, session, Unclaim::NoBondInvoice).await?;
+            unclaim(ctx, &mut tx, &claim, Unclaim::NoBondInvoice).await?;
             tx.commit().await?;
             return Err(e.into());
         }
     };
     let expires_at = unix(quote.expiry);
     let mut tx = ctx.pool.begin().await?;
-    offers::set_bond_quote(&mut tx, offer.id, session, &quote.quote_id).await?;
+    let current = claims::set_bond(
+        &mut tx,
+        claim.id,
+        &quote.quote_id,
+        &quote.request,
+        expires_at,
+    )
+    .await?;
+    // Watched whatever happened meanwhile: a payment of an invoice whose claim already ended
+    // is minted and refunded.
     watch(
         &mut tx,
         &OfferQuote {
@@ -103,17 +127,23 @@ pub async fn claim(
             expires_at,
             offer_id: offer.id,
             purpose: QuotePurpose::Bond,
-            refund_pubkey: &key.to_string(),
+            refund_pubkey: &claim.payout_pubkey,
             lock_nonce: Some(&quote.lock_nonce),
         },
     )
     .await?;
     tx.commit().await?;
+    if !current {
+        return Err(TradeError::NotAvailable);
+    }
     Ok(Claimed {
-        offer: Offer {
+        claim: Claim {
             bond_quote_id: Some(quote.quote_id.clone()),
-            ..claimed
+            bond_invoice: Some(quote.request.clone()),
+            bond_invoice_expires_at: Some(expires_at),
+            ..claim
         },
+        offer,
         bond: Invoice {
             quote_id: quote.quote_id,
             request: quote.request,
@@ -123,9 +153,22 @@ pub async fn claim(
     })
 }
 
-/// Refuses the claim when `session` let its claim of this offer lapse within the cooldown, or
-/// already holds its share of unpaid claims. Locks the session's row first, so two claims of
-/// one session cannot both count the room for one (the lock lasts until the claim commits).
+/// `session`'s latest claim of `offer_id`, or [`TradeError::NoClaim`].
+pub async fn of_session(
+    ctx: &TradeCtx,
+    session: Uuid,
+    offer_id: Uuid,
+) -> Result<Claim, TradeError> {
+    claims::latest_of(&ctx.pool, offer_id, session)
+        .await?
+        .ok_or(TradeError::NoClaim)
+}
+
+/// Refuses the claim when the offer is not listed any more (its listing deadline passed),
+/// holds its share of pending claims, `session` let its claim of this offer lapse within the
+/// cooldown, or already holds its share of pending claims or payable invoices. Locks the
+/// session's row and the offer's first, so two claims cannot both count the room for one (the
+/// locks last until the claim commits).
 async fn check_limits(
     tx: &mut sqlx::PgConnection,
     ctx: &TradeCtx,
@@ -134,6 +177,13 @@ async fn check_limits(
 ) -> Result<(), TradeError> {
     let l = &ctx.config.limits;
     limits::lock_session(tx, session).await?;
+    let listed = offers::lock_listed(tx, offer_id).await?;
+    if !listed {
+        return Err(TradeError::NotAvailable);
+    }
+    if claims::has_pending(tx, offer_id, session).await? {
+        return Err(TradeError::AlreadyClaimed);
+    }
     if let Some(left) = limits::claim_cooldown_left(tx, offer_id, session, l.claim_cooldown).await?
     {
         return Err(TradeError::ClaimCooldown(left));
@@ -142,38 +192,68 @@ async fn check_limits(
     if unpaid >= l.claim_max_unpaid {
         return Err(TradeError::TooManyUnpaidClaims(unpaid));
     }
+    let pending = claims::pending_count(tx, offer_id).await?;
+    if pending >= l.claim_max_pending_per_offer {
+        return Err(TradeError::TooManyClaims(pending));
+    }
+    let payable = limits::payable_quotes(tx, session).await?;
+    if payable >= l.quote_max_payable {
+        return Err(TradeError::TooManyPayableQuotes(payable));
+    }
     Ok(())
 }
 
 /// Why a claim ends without its bond.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unclaim {
-    /// Its timer ran out: remembered for this long, so the claimer cannot hide the offer again
-    /// straight away (zero remembers nothing).
+    /// Its timer ran out (only once it has, by the database's clock): remembered for this
+    /// long, so its session cannot claim the offer again straight away (zero remembers
+    /// nothing).
     Lapsed(Duration),
     /// The bond invoice could not be made: not the claimer's doing, nothing remembered.
     NoBondInvoice,
 }
 
-/// Ends `session`'s claim: INVOICE_CREATED → INVOICE_PAID, back in the book until the end of the
-/// maker's chosen lifetime; the taker's stake comes back. False when the claim was no longer
-/// current.
+/// Ends a PENDING claim as LAPSED: its stake comes back. False when the claim had already
+/// ended (or, for a lapse, is not due).
 pub(crate) async fn unclaim(
     ctx: &TradeCtx,
     conn: &mut sqlx::PgConnection,
-    offer: &Offer,
-    session: Uuid,
+    claim: &Claim,
     why: Unclaim,
 ) -> Result<bool, TradeError> {
-    let Some(back) = offers::unclaim(conn, offer.id, session).await? else {
+    let (due_only, cooldown) = match why {
+        Unclaim::Lapsed(c) => (true, c),
+        Unclaim::NoBondInvoice => (false, Duration::ZERO),
+    };
+    let Some(ended) = claims::end(conn, claim.id, ClaimStatus::Lapsed, due_only).await? else {
         return Ok(false);
     };
-    reputation::conclude(ctx, conn, &back, Role::Taker, Fate::Return).await?;
-    entered(conn, &back, Some(OfferStatus::InvoiceCreated)).await?;
-    if let Unclaim::Lapsed(cooldown) = why {
-        if !cooldown.is_zero() {
-            limits::record_lapsed_claim(conn, offer.id, session, cooldown).await?;
-        }
+    conclude_lost(ctx, conn, &ended).await?;
+    if !cooldown.is_zero() {
+        limits::record_lapsed_claim(conn, claim.offer_id, claim.session_id, cooldown).await?;
     }
     Ok(true)
+}
+
+/// Every other pending claim of `offer_id` ends LOST (a bond won, the maker cancelled, the
+/// listing expired): their stakes come back. A bond paid for one later is refunded.
+pub(crate) async fn lose_all(
+    ctx: &TradeCtx,
+    conn: &mut sqlx::PgConnection,
+    offer_id: Uuid,
+) -> Result<(), TradeError> {
+    for lost in claims::lose_pending(conn, offer_id).await? {
+        conclude_lost(ctx, conn, &lost).await?;
+    }
+    Ok(())
+}
+
+/// A claim that did not win returns its stake and earns nothing.
+async fn conclude_lost(
+    ctx: &TradeCtx,
+    conn: &mut sqlx::PgConnection,
+    claim: &Claim,
+) -> Result<(), TradeError> {
+    reputation::conclude_owner(ctx, conn, Owner::Claim(claim), Fate::Return).await
 }

@@ -5,7 +5,7 @@
 use uuid::Uuid;
 
 use super::settle::settle;
-use super::{advance, load_as, Role, TradeCtx, TradeError};
+use super::{load_as, party_move, Role, TradeCtx, TradeError};
 use crate::db::offers::Offer;
 use crate::domain::money::Outcome;
 use crate::domain::offer::{transition, Event};
@@ -16,9 +16,7 @@ pub async fn complete(ctx: &TradeCtx, session: Uuid, offer_id: Uuid) -> Result<O
     let to = transition(offer.status, Event::Confirm)
         .map_err(|_| TradeError::WrongState(offer.status))?;
     let mut tx = ctx.pool.begin().await?;
-    let moved = advance(&mut tx, &offer, offer.status, to, None)
-        .await?
-        .ok_or(TradeError::WrongState(offer.status))?;
+    let moved = party_move(&mut tx, &offer, to, None).await?;
     settle(ctx, &mut tx, &moved, Outcome::Completed, true).await?;
     tx.commit().await?;
     Ok(moved)

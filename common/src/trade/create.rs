@@ -150,14 +150,16 @@ pub async fn create(ctx: &TradeCtx, input: NewOfferInput) -> Result<CreatedOffer
             amounts,
             maker_payout_pubkey: key.to_string(),
             lifetime_secs: i64::try_from(lifetime).unwrap_or(i64::MAX),
-            expires_at: ctx.deadline(c.timers.created).min(expires_at),
+            timer: c.timers.created,
+            quote_expires_at: expires_at,
             deposit_quote_id: Some(quote.quote_id.clone()),
             min_taker_stake: i32::try_from(input.min_taker_stake).unwrap_or(i32::MAX),
         },
     )
     .await?;
     entered(&mut tx, &offer, None).await?;
-    let staked = reputation::record(ctx, &mut tx, id, Role::Maker, &input.reputation).await?;
+    let owner = reputation::Owner::Offer(id, Role::Maker);
+    let staked = reputation::record(ctx, &mut tx, owner, &input.reputation).await?;
     let offer = Offer {
         maker_stake: staked,
         ..offer
@@ -198,6 +200,11 @@ async fn check_open(
     let open = limits::open_offers(conn, session).await?;
     if open >= ctx.config.limits.offer_max_open {
         return Err(TradeError::TooManyOpenOffers(open));
+    }
+    // Cancelled offers' invoices stay payable at the mint until they expire there.
+    let payable = limits::payable_quotes(conn, session).await?;
+    if payable >= ctx.config.limits.quote_max_payable {
+        return Err(TradeError::TooManyPayableQuotes(payable));
     }
     Ok(())
 }

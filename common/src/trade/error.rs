@@ -18,9 +18,25 @@ pub enum TradeError {
     /// The offer's current status does not allow this move.
     #[error("not allowed while the offer is {0}")]
     WrongState(OfferStatus),
-    /// The offer left the book (claimed by someone else, cancelled, expired).
+    /// The offer left the book (taken by another taker's bond, cancelled, expired).
     #[error("the offer is not available")]
     NotAvailable,
+    /// The deadline of the offer's current state has passed: silence decided (or will, as soon
+    /// as the lapse runs), so no party may move it any more.
+    #[error("the deadline of this step has passed")]
+    DeadlinePassed,
+    /// The offer already has as many claims waiting for their bonds as it takes.
+    #[error("{0} claims already wait for their bonds on this offer; try again later")]
+    TooManyClaims(i64),
+    /// The session holds as many invoices that can still be paid as it may.
+    #[error("you hold {0} invoices that can still be paid; pay them or let them expire first")]
+    TooManyPayableQuotes(i64),
+    /// The session already holds a claim of this offer waiting for its bond.
+    #[error("you already hold a claim of this offer; pay its bond (GET /offers/{{id}}/claim)")]
+    AlreadyClaimed,
+    /// The session never claimed this offer.
+    #[error("you have no claim on this offer")]
+    NoClaim,
     /// A maker tried to claim its own offer.
     #[error("you cannot claim your own offer")]
     OwnOffer,

@@ -19,7 +19,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::late_refund::{self, LatePayment};
-use super::{advance, load_as, Role, TradeCtx, TradeError};
+use super::{advance, check_deadline, load_as, By, Role, TradeCtx, TradeError};
 use crate::db::fund_intents::{self, FundIntent, IntentEnd, NewIntent};
 use crate::db::ledger::{self, LedgerKind};
 use crate::db::offers::{self, Offer};
@@ -46,6 +46,8 @@ pub async fn fund(
     let offer = load_as(ctx, offer_id, session, Role::Maker).await?;
     transition(offer.status, Event::DepositPaid)
         .map_err(|_| TradeError::WrongState(offer.status))?;
+    // A party's move: not after the deadline, even before the lapse has run.
+    check_deadline(ctx, &offer).await?;
     let deposit = offer.amounts().deposit().ok_or_else(|| {
         TradeError::Inconsistent(format!("offer {}: deposit overflows", offer.id))
     })?;
@@ -139,7 +141,7 @@ async fn receive_and_settle(
     if ctx.cuts.hit(CUT_RECEIVED) {
         return Err(cut(CUT_RECEIVED));
     }
-    let settled = settle_received(ctx, &mut tx, &intent, received).await?;
+    let settled = settle_received(&mut tx, &intent, received).await?;
     tx.commit().await?;
     match settled {
         Settled::Funded(offer) => Ok(*offer),
@@ -170,7 +172,7 @@ pub async fn settle_open(ctx: &TradeCtx, intent_id: Uuid) -> Result<Option<Inten
             fund_intents::settle(&mut tx, intent_id, IntentEnd::Abandoned, None).await?;
             IntentEnd::Abandoned
         }
-        Receipt::Received(sats) => match settle_received(ctx, &mut tx, &intent, sats).await? {
+        Receipt::Received(sats) => match settle_received(&mut tx, &intent, sats).await? {
             Settled::Funded(_) => IntentEnd::Funded,
             Settled::Refunded => IntentEnd::Refunded,
         },
@@ -189,7 +191,6 @@ enum Settled {
 /// the deposit booked, or, when the offer cannot take them, booked and refunded to the
 /// maker's payout key; the intent closed with it, all in the caller's transaction.
 async fn settle_received(
-    ctx: &TradeCtx,
     conn: &mut PgConnection,
     intent: &FundIntent,
     received: u64,
@@ -202,7 +203,7 @@ async fn settle_received(
     })?;
     let reference = format!("token:{}", intent.id);
     let moved = if received >= deposit {
-        funded(ctx, conn, &offer, FundedBy::Token).await?
+        funded(conn, &offer, FundedBy::Token).await?
     } else {
         None
     };
@@ -258,7 +259,6 @@ fn cut(point: &'static str) -> TradeError {
 /// CREATED → INVOICE_PAID (compare-and-set), listed for the maker's chosen lifetime, recording
 /// how the deposit arrived. `None` when the offer was no longer CREATED.
 pub(crate) async fn funded(
-    ctx: &TradeCtx,
     conn: &mut PgConnection,
     offer: &Offer,
     how: FundedBy,
@@ -269,7 +269,8 @@ pub(crate) async fn funded(
         offer,
         OfferStatus::Created,
         OfferStatus::InvoicePaid,
-        Some(ctx.deadline(lifetime)),
+        Some(lifetime),
+        By::Platform,
     )
     .await?
     else {

@@ -5,7 +5,7 @@
 use uuid::Uuid;
 
 use super::reveal::{self, Reveal};
-use super::{advance, load_as, Role, TradeCtx, TradeError};
+use super::{load_as, party_move, Role, TradeCtx, TradeError};
 use crate::db::disputes;
 use crate::db::offers::Offer;
 use crate::domain::dispute::{Author, IssueReason, MessageKind, MESSAGE_MAX_CHARS};
@@ -48,10 +48,8 @@ pub async fn mark_issue(
     let key = reveal::check(ctx, offer.id, Role::Maker, &input.reveal).await?;
 
     let mut tx = ctx.pool.begin().await?;
-    let deadline = ctx.deadline(ctx.config.timers.marked_with_issue);
-    let moved = advance(&mut tx, &offer, offer.status, to, Some(deadline))
-        .await?
-        .ok_or(TradeError::WrongState(offer.status))?;
+    let timer = ctx.config.timers.marked_with_issue;
+    let moved = party_move(&mut tx, &offer, to, Some(timer)).await?;
     disputes::open(&mut tx, offer.id, input.reason, &key.to_string()).await?;
     disputes::add_message(
         &mut tx,

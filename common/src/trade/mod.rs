@@ -13,9 +13,11 @@ pub mod answer;
 pub mod bond_paid;
 pub mod cancel;
 pub mod claim;
+pub mod claim_lapse;
 pub mod complete;
 pub mod create;
 pub mod deposit_paid;
+pub mod details;
 pub mod dispute;
 pub mod evidence;
 pub mod fund;
@@ -99,11 +101,6 @@ impl TradeCtx {
         let price = crate::price::from_config(&config.prices, &config.limits.fiat_currency);
         Self::new(pool, wallets, config, price)
     }
-
-    /// `d` from now, saturating.
-    pub fn deadline(&self, d: std::time::Duration) -> DateTime<Utc> {
-        self.clock.now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-    }
 }
 
 /// Where "now" comes from: the system, or a fixed offset from it (tests of timers that cannot
@@ -148,20 +145,73 @@ pub(crate) async fn entered(
     Ok(())
 }
 
-/// Moves `offer` from `from` to `to` (compare-and-set) with the deadline `to` has, and does what
-/// entering `to` does. `None` when another move got there first.
+/// Who makes a move, which decides the deadline its compare-and-set respects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum By {
+    /// A party: refused once the state's deadline has passed ([`TradeError::DeadlinePassed`]),
+    /// by the database's clock, even while the lapse job is late.
+    Party,
+    /// The state's lapse: only once its deadline has passed.
+    Lapse,
+    /// The platform (a payment applied, an admin's decision): no deadline.
+    Platform,
+}
+
+impl By {
+    fn deadline(self) -> offers::Deadline {
+        match self {
+            Self::Party => offers::Deadline::Before,
+            Self::Lapse => offers::Deadline::Passed,
+            Self::Platform => offers::Deadline::Any,
+        }
+    }
+}
+
+/// Moves `offer` from `from` to `to` (compare-and-set) with `to`'s timer, and does what
+/// entering `to` does. `None` when another move got there first (or, for a lapse, the deadline
+/// has not passed); a party's move after its deadline is [`TradeError::DeadlinePassed`].
 pub(crate) async fn advance(
     conn: &mut PgConnection,
     offer: &Offer,
     from: OfferStatus,
     to: OfferStatus,
-    deadline: Option<DateTime<Utc>>,
+    timer: Option<std::time::Duration>,
+    by: By,
 ) -> Result<Option<Offer>, TradeError> {
-    let moved = offers::transition(conn, offer.id, from, to, deadline).await?;
-    if let Some(m) = &moved {
-        entered(conn, m, Some(from)).await?;
+    let moved = offers::transition(conn, offer.id, from, to, timer, by.deadline()).await?;
+    match &moved {
+        Some(m) => entered(conn, m, Some(from)).await?,
+        None if by == By::Party => {
+            if let Some((_, true)) = offers::missed_deadline(conn, offer.id, from).await? {
+                return Err(TradeError::DeadlinePassed);
+            }
+        }
+        None => {}
     }
     Ok(moved)
+}
+
+/// Refuses a party's move on `offer` once its current state's deadline has passed (database
+/// clock), for steps that must check before they act rather than in their compare-and-set.
+pub(crate) async fn check_deadline(ctx: &TradeCtx, offer: &Offer) -> Result<(), TradeError> {
+    let mut conn = ctx.pool.acquire().await?;
+    match offers::missed_deadline(&mut conn, offer.id, offer.status).await? {
+        Some((_, true)) => Err(TradeError::DeadlinePassed),
+        _ => Ok(()),
+    }
+}
+
+/// A party's move from `offer`'s current status: the moved offer, or why not
+/// ([`TradeError::DeadlinePassed`], or [`TradeError::WrongState`] when another move won).
+pub(crate) async fn party_move(
+    conn: &mut PgConnection,
+    offer: &Offer,
+    to: OfferStatus,
+    timer: Option<std::time::Duration>,
+) -> Result<Offer, TradeError> {
+    advance(conn, offer, offer.status, to, timer, By::Party)
+        .await?
+        .ok_or(TradeError::WrongState(offer.status))
 }
 
 /// Parses a payout key given in `field`: BIP-340 x-only, lowercase hex.

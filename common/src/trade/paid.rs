@@ -6,10 +6,11 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 use super::{bond_paid, deposit_paid, late_refund, TradeCtx, TradeError};
+use crate::db::ledger::{self, LedgerKind};
 use crate::db::offers;
 use crate::db::quotes::{self, OfferQuote, WalletQuote};
 use crate::domain::offer::OfferStatus;
-use crate::domain::payout::QuotePurpose;
+use crate::domain::payout::{QuotePurpose, QuoteState};
 use crate::jobs::{self, WatchMintQuote};
 use crate::wallet::{QuoteLock, WalletId};
 
@@ -56,17 +57,19 @@ pub(crate) async fn watch(conn: &mut PgConnection, q: &OfferQuote<'_>) -> Result
 
 /// Applies a quote the wallet minted `sats` for: marks it ISSUED (compare-and-set, so a second
 /// caller does nothing) and moves its offer, or refunds a payment the offer can no longer take,
-/// all in one transaction. `None` when this call was not the first, or the quote funds no offer.
+/// all in one transaction. A quote that had been marked EXPIRED is always refunded: it was paid
+/// after its invoice's own expiry, so it moves nothing. `None` when this call was not the
+/// first, or the quote funds no offer.
 pub async fn quote_minted(
     ctx: &TradeCtx,
     quote: &WalletQuote,
     sats: u64,
 ) -> Result<Option<Paid>, TradeError> {
     let mut tx = ctx.pool.begin().await?;
-    if !quotes::mark_issued(&mut tx, &quote.quote_id, sats).await? {
+    let Some(was) = quotes::mark_issued(&mut tx, &quote.quote_id, sats).await? else {
         return Ok(None);
-    }
-    let paid = apply(ctx, &mut tx, quote, sats).await?;
+    };
+    let paid = apply(ctx, &mut tx, quote, sats, was == QuoteState::Expired).await?;
     tx.commit().await?;
     Ok(paid)
 }
@@ -76,6 +79,7 @@ async fn apply(
     conn: &mut PgConnection,
     quote: &WalletQuote,
     sats: u64,
+    expired: bool,
 ) -> Result<Option<Paid>, TradeError> {
     let (Some(offer_id), Some(purpose)) = (quote.offer_id, quote.purpose) else {
         return Ok(None);
@@ -83,9 +87,17 @@ async fn apply(
     let Some(offer) = offers::get_for_update(conn, offer_id).await? else {
         return Ok(None);
     };
-    let advanced = match purpose {
-        QuotePurpose::Deposit => deposit_paid::apply(ctx, conn, &offer, quote, sats).await?,
-        QuotePurpose::Bond => bond_paid::apply(ctx, conn, &offer, quote, sats).await?,
+    let advanced = match (purpose, expired) {
+        (_, true) => {
+            let kind = match purpose {
+                QuotePurpose::Deposit => LedgerKind::Deposit,
+                QuotePurpose::Bond => LedgerKind::Bond,
+            };
+            ledger::record(conn, offer.id, kind, sats, &quote.quote_id).await?;
+            None
+        }
+        (QuotePurpose::Deposit, false) => deposit_paid::apply(conn, &offer, quote, sats).await?,
+        (QuotePurpose::Bond, false) => bond_paid::apply(ctx, conn, &offer, quote, sats).await?,
     };
     if let Some(status) = advanced {
         return Ok(Some(Paid::Advanced(status)));

@@ -42,7 +42,7 @@ pub async fn for_session(
         disputes::get(&mut conn, offer.id).await?
     };
     let revealed_key = match (role, revealed) {
-        (Some(Role::Maker), Some(d)) => Some(d.maker_pubkey),
+        (Some(Role::Maker), Some(d)) => d.maker_pubkey,
         (Some(Role::Taker), Some(d)) => d.taker_pubkey,
         _ => None,
     };

@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use super::{advance, load_as, load_visible, Role, TradeCtx, TradeError, Viewer};
+use super::{load_as, load_visible, party_move, Role, TradeCtx, TradeError, Viewer};
 use crate::db::offers::Offer;
 use crate::db::receipts::{self, Receipt};
 use crate::domain::offer::{transition, Event};
@@ -71,10 +71,8 @@ pub async fn submit(
         )
     })?;
     let mut tx = ctx.pool.begin().await?;
-    let deadline = ctx.deadline(ctx.config.timers.receipt_submitted);
-    let moved = advance(&mut tx, &offer, offer.status, to, Some(deadline))
-        .await?
-        .ok_or(TradeError::WrongState(offer.status))?;
+    let timer = ctx.config.timers.receipt_submitted;
+    let moved = party_move(&mut tx, &offer, to, Some(timer)).await?;
     receipts::insert(
         &mut tx,
         offer.id,

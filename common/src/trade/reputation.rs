@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::payouts::{proven_key, KeyProof};
 use super::{TradeCtx, TradeError};
+use crate::db::claims::{self, Claim};
 use crate::db::disputes;
 use crate::db::offers::Offer;
 use crate::db::reputation::{self, Purpose, SignedOutput};
@@ -79,15 +80,27 @@ pub(crate) fn check(ctx: &TradeCtx, r: &Reputation) -> Result<(), TradeError> {
     Ok(())
 }
 
-/// Spends the staked tokens and keeps the outputs of `role` on `offer_id`, in the caller's
-/// transaction (the one that creates the offer or the claim); the stake count.
+/// Whose outputs and stake: the maker's of an offer, or a taker's claim.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Owner<'a> {
+    /// A party of an offer (the taker: the winning claim's).
+    Offer(Uuid, Role),
+    /// One claim, won or not.
+    Claim(&'a Claim),
+}
+
+/// Spends the staked tokens and keeps the outputs of `owner`, in the caller's transaction (the
+/// one that creates the offer or the claim); the stake count.
 pub(crate) async fn record(
     ctx: &TradeCtx,
     conn: &mut PgConnection,
-    offer_id: Uuid,
-    role: Role,
+    owner: Owner<'_>,
     r: &Reputation,
 ) -> Result<i32, TradeError> {
+    let (offer_id, role, claim_id) = match owner {
+        Owner::Offer(id, role) => (id, role, None),
+        Owner::Claim(c) => (c.offer_id, Role::Taker, Some(c.id)),
+    };
     for p in &r.stake {
         let y = ctx
             .reputation
@@ -104,6 +117,7 @@ pub(crate) async fn record(
             conn,
             offer_id,
             role,
+            claim_id,
             purpose,
             &o.keyset_id.to_string(),
             &o.blinded_secret.to_hex(),
@@ -118,7 +132,10 @@ pub(crate) async fn record(
         }
     }
     let staked = i32::try_from(r.stake.len()).unwrap_or(i32::MAX);
-    reputation::set_stake(conn, offer_id, role, staked).await?;
+    match owner {
+        Owner::Offer(..) => reputation::set_stake(conn, offer_id, role, staked).await?,
+        Owner::Claim(c) => claims::set_stake(conn, c.id, staked).await?,
+    }
     Ok(staked)
 }
 
@@ -131,7 +148,21 @@ pub(crate) async fn conclude(
     role: Role,
     fate: Fate,
 ) -> Result<(), TradeError> {
-    for o in reputation::pending(conn, offer.id, role).await? {
+    conclude_owner(ctx, conn, Owner::Offer(offer.id, role), fate).await
+}
+
+/// Applies `fate` to the pending outputs of `owner` (as [`conclude`]).
+pub(crate) async fn conclude_owner(
+    ctx: &TradeCtx,
+    conn: &mut PgConnection,
+    owner: Owner<'_>,
+    fate: Fate,
+) -> Result<(), TradeError> {
+    let pending = match owner {
+        Owner::Offer(id, role) => reputation::pending(conn, id, role).await?,
+        Owner::Claim(c) => reputation::pending_of_claim(conn, c.id).await?,
+    };
+    for o in pending {
         let sign = matches!(
             (fate, o.purpose.as_str()),
             (Fate::Earn, _) | (Fate::Return, "return")
@@ -189,7 +220,7 @@ pub async fn signed_for_key(
     };
     let role = if is(
         Some(offer.maker_payout_pubkey.as_str()),
-        revealed.as_ref().map(|d| d.maker_pubkey.as_str()),
+        revealed.as_ref().and_then(|d| d.maker_pubkey.as_deref()),
     ) {
         Role::Maker
     } else if is(

@@ -1,5 +1,6 @@
 //! An admin resolves a dispute: DISPUTED → RESOLVED by MAKER_WINS, TAKER_WINS, RETURN or SPLIT
-//! (SPLIT's odd sat goes to the taker, `domain::money`), with a note. The payouts are recorded
+//! (SPLIT's odd sat goes to the taker, `domain::money`); DETAILS_DISPUTED → RESOLVED by
+//! MAKER_WINS, RETURN or BAD_DETAILS (no fiat moved, so nobody is owed the escrow); with a note. The payouts are recorded
 //! in the resolving transaction, locked to the revealed keys, and released by the release job.
 //! A resolution is final: a second one finds the offer RESOLVED and is refused. The action is
 //! recorded in `admin_actions` in the same transaction.
@@ -7,11 +8,13 @@
 use uuid::Uuid;
 
 use super::answer::end;
-use super::{advance, load, TradeCtx, TradeError};
+use super::{advance, load, By, TradeCtx, TradeError};
 use crate::db::offers::Offer;
 use crate::db::{admin_actions, disputes};
-use crate::domain::dispute::{Author, DisputeStage, MessageKind, Resolution, ResolvedBy};
-use crate::domain::offer::{transition, Event};
+use crate::domain::dispute::{
+    Author, DisputeKind, DisputeStage, MessageKind, Resolution, ResolvedBy,
+};
+use crate::domain::offer::{transition, Event, OfferStatus};
 
 /// Resolves `offer_id` as admin `admin` with `note`.
 pub async fn resolve(
@@ -25,8 +28,20 @@ pub async fn resolve(
     let to = transition(offer.status, Event::AdminResolve)
         .map_err(|_| TradeError::WrongState(offer.status))?;
     super::issue::check_message(note)?;
+    let kind = if offer.status == OfferStatus::DetailsDisputed {
+        DisputeKind::PaymentDetails
+    } else {
+        DisputeKind::Receipt
+    };
+    if !kind.allows(resolution) {
+        return Err(TradeError::invalid(
+            "resolution_not_allowed",
+            "resolution",
+            format!("a dispute about the {kind} cannot be resolved {resolution}"),
+        ));
+    }
     let mut tx = ctx.pool.begin().await?;
-    let moved = advance(&mut tx, &offer, offer.status, to, None)
+    let moved = advance(&mut tx, &offer, offer.status, to, None, By::Platform)
         .await?
         .ok_or(TradeError::WrongState(offer.status))?;
     end(

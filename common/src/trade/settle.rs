@@ -16,7 +16,7 @@ use crate::db::offers::{self, Offer};
 use crate::db::payouts::{self, NewPayout};
 use crate::domain::money::{allocate, payouts as money_table, Outcome, Party, Source};
 use crate::domain::payout::PayoutPurpose;
-use crate::domain::reputation::fates;
+use crate::domain::reputation::fates_at;
 use crate::domain::role::Role;
 use crate::jobs::{self, ReleasePayouts};
 use crate::wallet::treasury::TreasuryKey;
@@ -84,10 +84,15 @@ pub async fn settle(
     })?;
     // After an issue, a party's payouts lock to the registered key it revealed, if it did.
     let revealed = disputes::get(conn, offer.id).await?;
-    let (maker_fate, taker_fate) = fates(outcome, revealed.is_some());
+    let (maker_fate, taker_fate) = fates_at(
+        outcome,
+        revealed.is_some(),
+        amounts.escrow,
+        ctx.config.reputation.min_earn_sats,
+    );
     let maker_key = revealed
         .as_ref()
-        .map(|d| d.maker_pubkey.clone())
+        .and_then(|d| d.maker_pubkey.clone())
         .unwrap_or_else(|| offer.maker_payout_pubkey.clone());
     let taker_key = revealed
         .and_then(|d| d.taker_pubkey)

@@ -151,13 +151,14 @@ async fn play(shared: &Shared, scenario: Scenario, r: &mut TradeReport) -> anyho
     };
     if !scenario.bonds() {
         // The claim lapses unpaid; the bond paid after that is refunded.
-        wait_status(shared, &maker, &id, |s| s != "INVOICE_CREATED").await?;
+        wait_claim(shared, &taker, &id).await?;
         pay(shared, &bond, r).await?;
         return wind_down(shared, &maker, &id, r).await;
     }
     pay(shared, &bond, r).await?;
-    let st = wait_status(shared, &maker, &id, |s| s != "INVOICE_CREATED").await?;
-    if st != "TAKER_BOND_PAID" {
+    let claim = wait_claim(shared, &taker, &id).await?;
+    let st = status(shared, &maker, &id).await?;
+    if claim != "WON" || st != "TAKER_BOND_PAID" {
         r.bent.push(format!("bond not applied in time: {st}"));
         return wind_down(shared, &maker, &id, r).await;
     }
@@ -283,15 +284,16 @@ async fn claim(
         match request("POST", &url, Some(&taker.bat), Some(&body)).await {
             Ok(v) => return Ok(Some(v["bond"].clone())),
             Err(e) => {
-                // Not visible to the taker any more: it moved on without this claim.
-                let v = offer(shared, taker, id).await.unwrap_or(Value::Null);
-                if v["role"] == "taker" {
-                    r.bent
-                        .push("claim: answer with the bond invoice lost".to_owned());
-                    return Ok(None);
+                // A claim made by a request whose answer was lost: its invoice is kept.
+                let mine = request("GET", &url, Some(&taker.bat), None)
+                    .await
+                    .unwrap_or(Value::Null);
+                if mine["status"] == "PENDING" && mine["bond"].is_object() {
+                    return Ok(Some(mine["bond"].clone()));
                 }
                 if !e.is_transient() {
-                    r.bent.push(format!("claim refused: {e} ({})", v["status"]));
+                    r.bent
+                        .push(format!("claim refused: {e} (claim {})", mine["status"]));
                     return Ok(None);
                 }
             }
@@ -403,6 +405,24 @@ async fn offer(shared: &Shared, who: &Party, id: &str) -> anyhow::Result<Value> 
 async fn status(shared: &Shared, who: &Party, id: &str) -> anyhow::Result<String> {
     let v = offer(shared, who, id).await?;
     Ok(v["status"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Polls `who`'s claim of `id` until it is no longer PENDING; its status.
+async fn wait_claim(shared: &Shared, who: &Party, id: &str) -> anyhow::Result<String> {
+    let url = format!("{}/offers/{id}/claim", shared.env.api);
+    loop {
+        let v = call_retrying("GET", &url, Some(&who.bat), None)
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let st = v["status"].as_str().unwrap_or_default().to_owned();
+        if st != "PENDING" {
+            return Ok(st);
+        }
+        if Instant::now() > shared.deadline {
+            bail!("claim of {id} stuck in {st}");
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
 }
 
 /// Polls `id` as `who` until its status satisfies `done`.

@@ -99,6 +99,7 @@ impl Bench {
                 OfferStatus::Created,
                 OfferStatus::Cancelled,
                 None,
+                offers::Deadline::Any,
             )
             .await?;
             tx.commit().await?;

@@ -1,6 +1,8 @@
-//! Periodic backstop for lapses: every overdue offer is lapsed here in case its delayed job is
-//! missing or gave up (a worker fleet that was down, a job out of attempts). Offers overdue by
-//! more than a grace period are also reported, since nothing should stay stuck that long.
+//! Periodic backstop for lapses: every overdue offer, and every claim still waiting for its
+//! bond past its deadline, is lapsed here in case its delayed job is missing, gave up or ran a
+//! moment early (a worker fleet that was down, a job out of attempts, clocks apart). Offers
+//! overdue by more than a grace period are also reported, since nothing should stay stuck
+//! that long.
 //!
 //! Safe to repeat: each lapse is the same compare-and-set as the delayed job's, so whichever
 //! comes first acts and the other finds nothing to do.
@@ -10,8 +12,9 @@ use std::sync::Arc;
 use apalis::prelude::{BoxDynError, Data};
 use chrono::Utc;
 use openpleb_common::db::alerts::STUCK_OFFER_GRACE;
-use openpleb_common::db::offers;
+use openpleb_common::db::{claims, offers};
 use openpleb_common::jobs::ExpireOffers;
+use openpleb_common::trade::claim_lapse;
 
 use crate::WorkerContext;
 use openpleb_common::trade::lapse::lapse;
@@ -34,6 +37,11 @@ async fn run(ctx: &WorkerContext) -> Result<(), BoxDynError> {
         }
         if let Err(e) = lapse(ctx, offer.id, offer.status).await {
             tracing::warn!(offer = %offer.id, error = %e, "lapse failed; retried next sweep");
+        }
+    }
+    for claim in claims::overdue(&ctx.pool, std::time::Duration::ZERO, 200).await? {
+        if let Err(e) = claim_lapse::lapse(ctx, claim).await {
+            tracing::warn!(claim = %claim, error = %e, "claim lapse failed; retried next sweep");
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 
 pub mod cleanup_wallets;
 pub mod expire_offers;
+pub mod lapse_claim;
 pub mod lapse_offer;
 pub mod prune;
 pub mod reconcile_wallets;

@@ -167,7 +167,7 @@ impl BookApi {
     /// deposit invoice D = S + PF + TF + MB. Status CREATED until the deposit arrives.
     ///
     /// 409 `too_many_open_offers` when the session already has `OFFER_MAX_OPEN` open offers
-    /// (CREATED, INVOICE_PAID or INVOICE_CREATED).
+    /// (CREATED or INVOICE_PAID).
     #[oai(path = "/offers", method = "post", operation_id = "createOffer")]
     async fn create(
         &self,

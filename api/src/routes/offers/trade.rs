@@ -1,6 +1,6 @@
 //! The trade after the book: claiming, the receipt, completion and cancellation.
 
-use openpleb_common::trade::claim::claim;
+use openpleb_common::trade::claim::{self, claim};
 use openpleb_common::trade::receipt::{self, Upload as ReceiptInput};
 use openpleb_common::trade::{cancel, complete, Role, Viewer};
 use poem::web::Data;
@@ -10,7 +10,7 @@ use poem_openapi::types::multipart::Upload;
 use poem_openapi::{Multipart, Object, OpenApi};
 use uuid::Uuid;
 
-use super::views::{view, InvoiceView, OfferView};
+use super::views::{view, ClaimView, InvoiceView, OfferView};
 use super::{receipt_response, ReceiptImage};
 use crate::auth::SessionAuth;
 use crate::error::{ApiError, ApiResult};
@@ -29,13 +29,15 @@ pub struct ClaimOffer {
     pub reputation: Option<ReputationInput>,
 }
 
-/// A claimed offer and the bond invoice.
+/// A claim made, the offer (still listed) and the bond invoice.
 #[derive(Debug, Clone, Object)]
 #[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
 pub struct ClaimedOffer {
-    // The offer (taker view).
+    // Your claim (PENDING until its bond is minted).
+    pub claim: ClaimView,
+    // The offer, as the book shows it: still listed.
     pub offer: OfferView,
-    // Pay this bond to proceed.
+    // Pay this bond to win the offer.
     pub bond: InvoiceView,
 }
 
@@ -56,13 +58,20 @@ pub struct TradeApi;
 impl TradeApi {
     /// Claim an offer (taker)
     ///
-    /// One claimer wins; the others get 409 `offer_not_available` and pay nothing. The winner
-    /// gets the bond invoice; the offer leaves the book until the claim lapses.
+    /// Makes a claim with its own bond invoice and deadline (`TIMER_INVOICE_CREATED_SECS`, or
+    /// the end of the offer's listing if that comes first). The offer stays in the book: other
+    /// takers may claim it too, and the first bond paid (minted) wins it. The winner's claim
+    /// becomes `WON` and the offer `TAKER_BOND_PAID`, with the payment details shown to the
+    /// winner only; every other claim becomes `LOST` and a bond paid for it is refunded in
+    /// full to its payout key (less only the mint's fees, shown as `feeSats`). Follow your claim
+    /// with `GET /offers/{id}/claim`. A claim notifies nobody.
     ///
-    /// Claiming is free until the bond is paid, so it is limited per session: 409
-    /// `too_many_unpaid_claims` while the session holds `CLAIM_MAX_UNPAID` claims with the bond
-    /// unpaid; 429 `claim_cooldown` (with `Retry-After`) when the session let its claim of this
-    /// offer lapse unpaid within the last `CLAIM_COOLDOWN_SECS`.
+    /// A claim costs a mint invoice, so: 409 `too_many_unpaid_claims` while the session holds
+    /// `CLAIM_MAX_UNPAID` pending claims; 409 `too_many_claims` while the offer has
+    /// `CLAIM_MAX_PENDING_PER_OFFER`; 409 `too_many_payable_invoices` while the session holds
+    /// `QUOTE_MAX_PAYABLE` invoices that can still be paid; 429 `claim_cooldown` (with
+    /// `Retry-After`) when the session let its claim of this offer lapse within the last
+    /// `CLAIM_COOLDOWN_SECS`; 409 `offer_not_available` when the offer is not listed.
     #[oai(
         path = "/offers/:id/claim",
         method = "post",
@@ -79,9 +88,25 @@ impl TradeApi {
         let rep = reputation_of(b.reputation)?;
         let claimed = claim(&state.ctx, auth.0.id, *id, &b.taker_payout_pubkey, rep).await?;
         Ok(Json(ClaimedOffer {
-            offer: view(&claimed.offer, Viewer::Party(Role::Taker)),
+            claim: ClaimView::from(&claimed.claim),
+            offer: view(&claimed.offer, Viewer::Public),
             bond: claimed.bond.into(),
         }))
+    }
+
+    /// Your claim of an offer (taker)
+    ///
+    /// The session's latest claim of this offer: `PENDING`, `WON`, `LAPSED` or `LOST`. 404
+    /// `claim_not_found` when it never claimed it.
+    #[oai(path = "/offers/:id/claim", method = "get", operation_id = "getClaim")]
+    async fn get_claim(
+        &self,
+        auth: SessionAuth,
+        state: Data<&AppState>,
+        id: Path<Uuid>,
+    ) -> ApiResult<Json<ClaimView>> {
+        let c = claim::of_session(&state.ctx, auth.0.id, *id).await?;
+        Ok(Json(ClaimView::from(&c)))
     }
 
     /// Upload the payment receipt (taker)
@@ -143,9 +168,13 @@ impl TradeApi {
         Ok(Json(view(&offer, Viewer::Party(Role::Maker))))
     }
 
-    /// Cancel an unclaimed offer (maker)
+    /// Cancel an offer before a bond wins it (maker)
     ///
-    /// CANCELLED; a funded deposit is refunded in full to the maker's payout key.
+    /// CANCELLED; a funded deposit is refunded in full to the maker's payout key, and claims
+    /// still waiting for their bonds are lost (a bond paid for one is refunded to its payer).
+    /// A bond and a cancel at the same moment: exactly one of them moves the offer. 409
+    /// `deadline_passed` once the state's deadline has passed (the offer expires with the same
+    /// refund).
     #[oai(
         path = "/offers/:id/cancel",
         method = "post",

@@ -2,6 +2,7 @@
 //! see are absent (DESIGN.md section 2).
 
 use chrono::{DateTime, Utc};
+use openpleb_common::db::claims::Claim;
 use openpleb_common::db::offers::Offer;
 use openpleb_common::db::payouts::Payout;
 use openpleb_common::domain::offer::OfferStatus;
@@ -81,16 +82,17 @@ pub struct OfferView {
     pub min_taker_stake: i32,
     /// Reputation tokens the taker staked (parties only).
     pub taker_stake: Option<i32>,
+    /// Claims waiting for their bonds (listed offers). A claim does not take the offer out of
+    /// the book; the first bond paid does. In the anonymous book this may lag by
+    /// `BOOK_CACHE_MS`.
+    pub pending_claims: i32,
 }
 
 /// Renders `offer` for `viewer` (who must be allowed to see it).
 pub fn view(offer: &Offer, viewer: Viewer) -> OfferView {
     let maker_or_admin = matches!(viewer, Viewer::Party(Role::Maker) | Viewer::Admin);
-    let details_for_taker = viewer == Viewer::Party(Role::Taker)
-        && !matches!(
-            offer.status,
-            OfferStatus::InvoiceCreated | OfferStatus::InvoicePaid
-        );
+    // A session is the offer's taker only once its bond won the offer.
+    let details_for_taker = viewer == Viewer::Party(Role::Taker);
     OfferView {
         id: offer.id,
         status: offer.status.as_str().to_owned(),
@@ -127,6 +129,61 @@ pub fn view(offer: &Offer, viewer: Viewer) -> OfferView {
         maker_stake: offer.maker_stake,
         min_taker_stake: offer.min_taker_stake,
         taker_stake: (viewer != Viewer::Public).then_some(offer.taker_stake),
+        pending_claims: if offer.status == OfferStatus::InvoicePaid {
+            offer.pending_claims
+        } else {
+            0
+        },
+    }
+}
+
+/// A claim as its taker sees it.
+#[derive(Debug, Clone, Object)]
+#[oai(rename_all = "camelCase", skip_serializing_if_is_none)]
+pub struct ClaimView {
+    /// Id.
+    pub id: Uuid,
+    /// The offer claimed.
+    pub offer_id: Uuid,
+    /// `PENDING` (its bond invoice is out, the offer still listed; 409 `already_claimed` on
+    /// another claim of the same offer meanwhile), `WON` (its bond was minted first: you are
+    /// the offer's taker), `LAPSED` (its bond was not paid in time) or
+    /// `LOST` (the offer left the book before its bond arrived: another bond won, the maker
+    /// cancelled, or the listing ended). A bond paid for a claim that did not win is refunded
+    /// to its payout key (`GET /offers/{id}/payouts`, purpose `late_refund`).
+    pub status: String,
+    /// Pay the bond before this.
+    pub expires_at: DateTime<Utc>,
+    // The bond invoice, while the claim waits for it.
+    pub bond: Option<InvoiceView>,
+    /// Reputation tokens staked with it.
+    pub stake: i32,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it won, lapsed or was lost.
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Claim> for ClaimView {
+    fn from(c: &Claim) -> Self {
+        Self {
+            id: c.id,
+            offer_id: c.offer_id,
+            status: c.status.as_str().to_owned(),
+            expires_at: c.expires_at,
+            bond: match (&c.bond_quote_id, &c.bond_invoice, c.bond_invoice_expires_at) {
+                (Some(q), Some(i), Some(at)) if !c.status.is_final() => Some(InvoiceView {
+                    quote_id: q.clone(),
+                    invoice: i.clone(),
+                    amount_sats: u64::try_from(c.bond_sats).unwrap_or(0),
+                    expires_at: at,
+                }),
+                _ => None,
+            },
+            stake: c.stake,
+            created_at: c.created_at,
+            ended_at: c.ended_at,
+        }
     }
 }
 
