@@ -334,7 +334,7 @@ fn price_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<PriceConf
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::parse)
-            .collect::<Result<Vec<crate::price::PriceEndpoint>, _>>()
+            .collect::<Result<Vec<super::PriceEndpoint>, _>>()
             .map_err(|e| invalid("PRICE_SOURCES", &e))?;
         return Ok(PriceConfig::Http {
             endpoints,
