@@ -1,4 +1,4 @@
-//! The book and other traders' money against a cheap attacker (issue 15): one session cannot
+//! The book and other traders' money against a cheap attacker: one session cannot
 //! keep offers hidden by claiming without paying, nor fill the book with its own offers; and a
 //! taker never sees what belongs to an earlier taker of the same offer. Real mint, real
 //! worker; the mint pays invoices only when a test says so.
@@ -67,7 +67,8 @@ async fn status_and_body(resp: TestResponse) -> (StatusCode, Value) {
     (status, body(resp).await)
 }
 
-/// Claim griefing (item 3) with the default limits: one unpaid claim per session (two claims
+/// Claim griefing (a claim costs nothing until its bond is paid, yet hides the offer) with the
+/// default limits: one unpaid claim per session (two claims
 /// racing count as two), no re-claim of an offer whose claim the session let lapse within the
 /// cooldown (other sessions may claim it), and at most ten open offers per maker session.
 #[sqlx::test(migrations = false)]

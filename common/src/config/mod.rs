@@ -355,7 +355,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Logs and metrics (README "Operations").
+/// Logs and metrics (`docs/operations.md`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpsConfig {
     /// `text` or `json` (`LOG_FORMAT`).

@@ -1,4 +1,4 @@
-//! Per-session limits on the book (issue 15, item 3: claim griefing): how many claims a session
+//! Per-session limits on the book (against claim griefing): how many claims a session
 //! holds unpaid, how many offers it has open, and the record of claims that lapsed unpaid.
 //!
 //! The counts are only trustworthy under [`lock_session`]: two requests of one session racing

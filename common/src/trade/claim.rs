@@ -5,7 +5,7 @@
 //!
 //! A claim costs nothing until the bond is paid, yet hides the offer, so a session may hold only
 //! `CLAIM_MAX_UNPAID` unpaid claims and may not re-claim an offer whose claim it let lapse
-//! within `CLAIM_COOLDOWN_SECS` (issue 15, item 3: one session could otherwise keep the whole
+//! within `CLAIM_COOLDOWN_SECS` (one session could otherwise keep the whole
 //! book hidden by re-claiming every offer each bond timer).
 
 use std::time::Duration;

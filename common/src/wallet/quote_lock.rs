@@ -1,4 +1,4 @@
-//! Deposit and bond quotes made without opening the session wallet (issue 14: no request
+//! Deposit and bond quotes made without opening the session wallet (so no request
 //! waits for a lease another process holds).
 //!
 //! The api asks the mint for a bolt11 quote through the manager's shared mint client, locked
