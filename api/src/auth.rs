@@ -76,6 +76,13 @@ async fn check_oidc_api(req: &Request, bearer: Bearer) -> poem::Result<Role> {
         .ok_or_else(|| ApiError::unauthorized("invalid_token", "unknown bearer token").into())
 }
 
+/// A session a middleware in front (the rate limiter) already resolved from the request's BAT,
+/// handed on to the `SessionBat` checker so the session is looked up once per request. It is
+/// defined here, with the checker that reads it, so that the limiter depends on this module and
+/// not the other way round.
+#[derive(Debug, Clone)]
+pub struct ResolvedSession(pub openpleb_common::db::sessions::Session);
+
 /// `Authorization: Bearer <BAT>` of a live session.
 #[derive(Debug, SecurityScheme)]
 #[oai(rename = "SessionBat", ty = "bearer", checker = "check_session")]
@@ -85,7 +92,7 @@ async fn check_session(
     req: &Request,
     bearer: Bearer,
 ) -> poem::Result<openpleb_common::db::sessions::Session> {
-    if let Some(resolved) = req.extensions().get::<crate::ratelimit::ResolvedSession>() {
+    if let Some(resolved) = req.extensions().get::<ResolvedSession>() {
         return Ok(resolved.0.clone());
     }
     let state = state(req)?;

@@ -1,6 +1,6 @@
 //! The anonymous book, pre-serialised: `GET /offers` without a session answers from here.
 //!
-//! The book changes rarely next to how often it is read (issue 14, goal 4), and building a
+//! The book changes rarely next to how often it is read, and building a
 //! 100-offer page costs a query plus most of a millisecond of JSON work. So a page is kept,
 //! as the bytes sent, under its query string, and dropped when the book changes: every move
 //! into or out of INVOICE_PAID (the only status an anonymous page shows) arrives through the

@@ -5,7 +5,7 @@
 //! offer's sessions, so a session's stream keeps to its own offers without a query per event.
 //!
 //! Open streams are counted per client address and per session ([`Hub::open_slot`]), so one
-//! client cannot hold an unbounded number of connections and fan-out work (issue 15, item 4);
+//! client cannot hold an unbounded number of connections and fan-out work;
 //! a slot is given back when its stream is dropped. Sessions that log out here are announced
 //! to their streams at once ([`Hub::session_ended`]).
 

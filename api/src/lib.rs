@@ -159,6 +159,13 @@ pub type AdminApis = (
     AdminDisputesApi,
 );
 
+/// The contract's version, `info.version` of both OpenAPI documents: semantic, and separate
+/// from the crates' version because clients depend on the documents, not on the code. Raise
+/// it with a `CHANGELOG.md` entry; while 0.x, a breaking change raises the minor version
+/// (`openpleb-contract` checks the documents against `api/released/`; see `docs/trading.md`,
+/// "Versions and releases").
+pub const API_VERSION: &str = "0.2.0";
+
 /// The public OpenAPI service with the server URL `base_path`.
 pub fn public_service(base_path: &str) -> OpenApiService<PublicApis, ()> {
     OpenApiService::new(
@@ -178,7 +185,7 @@ pub fn public_service(base_path: &str) -> OpenApiService<PublicApis, ()> {
             EventsApi,
         ),
         "OpenPleb API",
-        env!("CARGO_PKG_VERSION"),
+        API_VERSION,
     )
     .description(
         "Privacy-first peer-to-peer fiat-to-bitcoin exchange. All value moves as Cashu \
@@ -202,7 +209,7 @@ pub fn admin_service(base_path: &str) -> OpenApiService<AdminApis, ()> {
             AdminDisputesApi,
         ),
         "OpenPleb admin API",
-        env!("CARGO_PKG_VERSION"),
+        API_VERSION,
     )
     .description(
         "Administration and the OIDC provider's registration check. Serve on a private \

@@ -22,16 +22,12 @@ use openpleb_common::mint::ParsedBat;
 use poem::http::{HeaderValue, Method, StatusCode};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
-use crate::auth::role_of;
+use crate::auth::{role_of, ResolvedSession};
 use crate::error::{envelope, ApiError};
 use crate::AppState;
 
 type Limiter =
     RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
-
-/// A session the limiter already resolved, handed on to the `SessionBat` checker.
-#[derive(Debug, Clone)]
-pub struct ResolvedSession(pub Session);
 
 struct Bucket {
     limiter: Limiter,

@@ -2,7 +2,7 @@
 //!
 //! A client following its trade reads far more often than it writes (`GET /offers/{id}`, its
 //! own book page), and each read began with a session look-up in PostgreSQL before the query
-//! it asked for (issue 14, goal 4). Reads (`GET`, `HEAD`) are answered with a session seen at
+//! it asked for. Reads (`GET`, `HEAD`) are answered with a session seen at
 //! most `SESSION_CACHE_MS` ago; writes always look the session up afresh, so nothing is ever
 //! written under a session that has ended.
 //!

@@ -1,7 +1,7 @@
 //! The book and other traders' money against a cheap attacker: a session's claims are bounded
 //! (they cost mint invoices), though they hide nothing; it cannot fill the book with its own
-//! offers; and a taker never sees what belongs to an earlier claimant of the same offer. Real mint, real
-//! worker; the mint pays invoices only when a test says so.
+//! offers; and a taker never sees what belongs to an earlier claimant of the same offer. Real
+//! mint, real worker; the mint pays invoices only when a test says so.
 
 mod common;
 

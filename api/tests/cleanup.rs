@@ -189,7 +189,7 @@ async fn a_payable_invoice_keeps_its_wallet(opts: PgPoolOptions, conn: PgConnect
     // Several cleanup runs (every 2 s here) pass over it.
     tokio::time::sleep(Duration::from_secs(6)).await;
     // The deposit quote is locked to a key derived from the wallet's seed, made without
-    // opening the wallet (issue 14): it needs no file to be minted. A wallet that exists is
+    // opening the wallet (so no request waits for its lease): it needs no file to be minted. A wallet that exists is
     // kept while the invoice can be paid.
     let nonce: Option<String> =
         sqlx::query_scalar("select lock_nonce from wallet_quotes where offer_id = $1")
@@ -277,7 +277,7 @@ async fn a_watcher_whose_wallet_is_gone_stops_and_alerts(
     h.stop().await;
 }
 
-/// Issue 13 part 5: with `WALLETS_ARCHIVE_DIR` set, the wallets of both parties of a trade that
+/// Wallet archives: with `WALLETS_ARCHIVE_DIR` set, the wallets of both parties of a trade that
 /// went through an issue are copied there before the cleanup deletes them: whole SQLite files
 /// holding the wallet's history. A plain completed trade's wallets go without a copy. Archives
 /// older than `WALLET_ARCHIVE_DAYS` are pruned by the retention job.
@@ -339,7 +339,7 @@ async fn disputed_wallets_are_archived_before_they_go(opts: PgPoolOptions, conn:
     h.stop().await;
 }
 
-/// Issue 13 part 5, the other reason to archive: a plain completed trade on whose offer an
+/// Wallet archives, the other reason to archive: a plain completed trade on whose offer an
 /// admin acted is archived like a disputed one, and the admin action alone is why (an
 /// identical trade beside it, untouched, goes without a copy). Today the only admin write
 /// naming an offer is a dispute's resolution, which comes with a dispute row; the action is

@@ -1,4 +1,4 @@
-//! Event streams against a cheap attacker (issue 15, item 4): open streams are capped per
+//! Event streams against a cheap attacker: open streams are capped per
 //! session and per client address, a slot comes back when its stream closes, and a session's
 //! stream ends when the session does.
 

@@ -1,4 +1,4 @@
-//! A funding token is never stranded (issue 15, item 8): `POST /offers/{id}/fund` cut at each
+//! A funding token is never stranded: `POST /offers/{id}/fund` cut at each
 //! point (after its intent is recorded, after the receive, and the reconciliation itself cut
 //! before it records) ends with the offer funded, the sats refunded, or the token still the
 //! maker's to use; settling twice changes nothing.

@@ -1,4 +1,5 @@
-//! Issue 14: no request waits for a wallet lease held by another process. `POST /offers` and
+//! No request waits for a wallet lease held by another process (a worker minting or releasing
+//! can hold one for seconds). `POST /offers` and
 //! claim make their invoices without opening the session wallet (a quote locked to a key
 //! derived from the wallet's seed and a nonce kept in PostgreSQL); only the worker that mints
 //! opens the wallet, and it mints with the derived key.

@@ -1,4 +1,4 @@
-//! Reputation refusals on `POST /offers/{id}/claim` (issue 11), each writing nothing: a token
+//! Reputation refusals on `POST /offers/{id}/claim`, each writing nothing: a token
 //! already staked (409), a forged token (400), more than `REPUTATION_MAX_STAKE` tokens (400);
 //! and an output under a real keyset of another unit (the dev mint's `sat` keyset), refused on
 //! a claim and on an offer (400). A good token sent beside a refused one is not spent: it is

@@ -1,4 +1,4 @@
-//! Each party's reputation stake across every way a trade ends (issue 11): each party stakes a
+//! Each party's reputation stake across every way a trade ends: each party stakes a
 //! token and sends an output to earn, and afterwards holds exactly what the rules give it, no
 //! more: an expiry in each state, every dispute path (each side forfeiting, each side silent,
 //! the four admin resolutions). Signatures are fetched by output (no session needed) and

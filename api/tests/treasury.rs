@@ -1,4 +1,4 @@
-//! The platform's fee (issue 15, item 6): the token stored in `payouts.token` until the
+//! The platform's fee: the token stored in `payouts.token` until the
 //! treasury sweep is P2PK-locked to the treasury key, whose secret PostgreSQL never holds; a
 //! platform token found spent by someone other than the treasury is an incident (marked,
 //! counted, alerted), never booked as swept; a sweep repeated after its own receive is.

@@ -1,8 +1,9 @@
-//! The public book under load (issue 14, goal 4): `GET /offers?limit=100` with `BOOK_SIZE`
-//! offers listed, anonymous, and `GET /offers/{id}` as a session (a trader looking at an offer
-//! it does not own). Each at full speed (wrk, 2 threads, 32 connections, as the issue's
-//! comparison with the upstream server; our own generator without wrk) and at a fixed 1,000
-//! requests/s (our generator), through the public listener's socket.
+//! The public book under load:
+//! `GET /offers?limit=100` with `BOOK_SIZE` offers listed, anonymous, and `GET /offers/{id}` as
+//! a session (a trader looking at an offer it does not own). Each at full speed (wrk, 2 threads,
+//! 32 connections, as the comparison with the upstream server was measured; our own generator
+//! without wrk) and at a fixed 1,000 requests/s (our generator), through the public listener's
+//! socket.
 
 use std::time::Duration;
 

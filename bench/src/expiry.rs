@@ -1,4 +1,4 @@
-//! Expiry throughput (issue 14, goal 3): N ended sessions, each with a few sats in its own
+//! Expiry throughput (how fast ended sessions' wallets are settled and removed): N ended sessions, each with a few sats in its own
 //! wallet file behind a cancelled offer, are swept (the cleanup records a sweep payout to the
 //! offer's payout key), released (a P2PK-locked token, one swap at the mint) and deleted by two
 //! workers running as production runs them (cron, queues, leases; each with its own wallet

@@ -1,4 +1,4 @@
-//! `openpleb-bench`: the performance figures of issue 14, run by `scripts/bench` on an
+//! `openpleb-bench`: the platform's performance figures (`docs/benchmarks.md`), run by `scripts/bench` on an
 //! optimised build. Benchmarks, not tests: nothing here fails on a slow figure; it fails only
 //! when the system misbehaves (a request refused, a wallet losing sats, work left undone).
 //!

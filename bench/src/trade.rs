@@ -1,4 +1,4 @@
-//! Requests and settlement, as traders meet them (issue 14, goals 0 and 2).
+//! Requests and settlement, as traders meet them (request latency and settlement latency).
 //!
 //! - `POST /offers`, `POST /offers/{id}/claim` and `POST /offers/{id}/fund`: latency of each
 //!   request through the whole public app (middleware, session, trade step, the mint round

@@ -1,4 +1,4 @@
-//! Session wallets at scale (issue 14, goal 1).
+//! Session wallets at scale (memory per open wallet, cold operations over many files).
 //!
 //! - A population of funded wallet files on disk, made fast: one wallet is funded at the mint,
 //!   closed, and its file copied under fresh session ids. That is sound because nothing in the

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use crate::config::PriceConfig;
+// Parsed with the rest of the configuration; re-exported here with the sources that use it.
+pub use crate::config::PriceEndpoint;
 
 /// A price: fiat minor units per bitcoin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,35 +75,6 @@ pub fn from_config(config: &PriceConfig, currency: &str) -> Arc<dyn PriceSource>
             *cache_for,
             *max_age,
         )),
-    }
-}
-
-/// One HTTP price endpoint: a URL (with `{currency}` and `{currency_lower}` placeholders) and a
-/// JSON pointer to a number or numeric string in major units (e.g. `/data/amount`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PriceEndpoint {
-    /// URL template.
-    pub url: String,
-    /// JSON pointer (RFC 6901) to the price.
-    pub pointer: String,
-}
-
-impl std::str::FromStr for PriceEndpoint {
-    type Err = String;
-
-    /// `url|/json/pointer`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (url, pointer) = s
-            .split_once('|')
-            .ok_or_else(|| "expected url|/json/pointer".to_owned())?;
-        if !(url.starts_with("http://") || url.starts_with("https://")) || !pointer.starts_with('/')
-        {
-            return Err("expected http(s)://…|/json/pointer".to_owned());
-        }
-        Ok(Self {
-            url: url.trim().to_owned(),
-            pointer: pointer.trim().to_owned(),
-        })
     }
 }
 
@@ -233,15 +206,5 @@ mod tests {
         assert_eq!(median(vec![100, 101, 1_000_000]), Some(101));
         assert_eq!(median(vec![100, 102]), Some(100));
         assert_eq!(median(vec![]), None);
-    }
-
-    #[test]
-    fn endpoints_parse() {
-        let e: PriceEndpoint = "https://x/{currency}|/data/amount"
-            .parse()
-            .expect("endpoint");
-        assert_eq!(e.pointer, "/data/amount");
-        assert!("ftp://x|/a".parse::<PriceEndpoint>().is_err());
-        assert!("https://x".parse::<PriceEndpoint>().is_err());
     }
 }

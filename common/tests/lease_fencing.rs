@@ -1,4 +1,4 @@
-//! Wallet leases are fenced (issue 15, item 7): a process whose lease was taken, or ran out
+//! Wallet leases are fenced: a process whose lease was taken, or ran out
 //! under it, stops before its next write to the wallet, and no sat is lost on the way. Real
 //! PostgreSQL (sqlx::test), the in-process cdk mint with fake Lightning.
 

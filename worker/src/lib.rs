@@ -28,7 +28,7 @@ pub use openpleb_common::trade::TradeCtx as WorkerContext;
 
 /// How often the queues a trader waits on (a paid quote's minting, a payout's release) are
 /// polled at most: a job enqueued for them should start within this, not within the
-/// `queue_poll_interval` the housekeeping queues use (issue 14, settlement latency).
+/// `queue_poll_interval` the housekeeping queues use, or settlement would wait for it.
 pub const URGENT_QUEUE_POLL: Duration = Duration::from_millis(100);
 
 /// One apalis worker for job type `$job`, polling often (delayed jobs and retries are not

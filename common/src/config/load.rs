@@ -279,7 +279,7 @@ fn worker_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<WorkerCo
         quote_poll_interval: Duration::from_secs(5),
         quote_subscription: true,
         queue_poll_interval: Duration::from_secs(2),
-        // The backstop behind each offer's own delayed lapse job (README: every 30 s).
+        // The backstop behind each offer's own delayed lapse job (docs/architecture.md, "Jobs": every 30 s).
         expiry_sweep: Duration::from_secs(30),
         reconcile_interval: env.millis("RECONCILE_INTERVAL", 300_000)?,
         reconcile_batch: env.positive("RECONCILE_BATCH", 500)?,
@@ -337,7 +337,7 @@ fn price_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<PriceConf
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::parse)
-            .collect::<Result<Vec<crate::price::PriceEndpoint>, _>>()
+            .collect::<Result<Vec<super::PriceEndpoint>, _>>()
             .map_err(|e| invalid("PRICE_SOURCES", &e))?;
         return Ok(PriceConfig::Http {
             endpoints,

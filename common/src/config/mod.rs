@@ -12,10 +12,12 @@ use crate::domain::money::FeeRules;
 use crate::domain::offer::Timers;
 
 pub use cidr::Cidr;
+pub use price_endpoint::PriceEndpoint;
 
 mod cidr;
 mod env;
 mod load;
+mod price_endpoint;
 #[cfg(test)]
 mod tests;
 
@@ -108,7 +110,7 @@ pub enum PriceConfig {
     /// The median of HTTP endpoints (`url|/json/pointer`).
     Http {
         /// Endpoints.
-        endpoints: Vec<crate::price::PriceEndpoint>,
+        endpoints: Vec<PriceEndpoint>,
         /// Reuse a price this long.
         cache_for: Duration,
         /// Refuse a price older than this.
@@ -363,7 +365,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Logs and metrics (README "Operations").
+/// Logs and metrics (`docs/operations.md`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpsConfig {
     /// `text` or `json` (`LOG_FORMAT`).

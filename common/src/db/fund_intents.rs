@@ -1,5 +1,5 @@
 //! Funding intents: a token about to be received into a session wallet to fund an offer,
-//! recorded before the receive (issue 15, item 8). Only the token's Ys are stored, never the
+//! recorded before the receive, so no cut strands the token. Only the token's Ys are stored, never the
 //! token. State changes are compare-and-set from OPEN.
 
 use chrono::{DateTime, Utc};

@@ -1,5 +1,5 @@
-//! Prometheus metrics: the process-wide recorder, every metric's name (documented in the
-//! README's "Operations" section), and the few helpers the code records through.
+//! Prometheus metrics: the process-wide recorder, every metric's name (documented in
+//! `docs/operations.md`, "Metrics"), and the few helpers the code records through.
 //!
 //! Counters and histograms are recorded where things happen (HTTP middleware, wallet
 //! manager, job wrapper, trade steps) through the `metrics` facade; gauges that need the

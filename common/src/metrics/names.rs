@@ -1,5 +1,5 @@
-//! Every metric's name, in one place: the code records through these constants, the README
-//! lists them, and a test checks that the alert rules and the dashboard name only these.
+//! Every metric's name, in one place: the code records through these constants,
+//! `docs/operations.md` lists them, and a test checks that the alert rules and the dashboard name only these.
 
 /// Counter: HTTP requests by `listener` (public, admin), `method`, `route` (the matched route
 /// template, or `unmatched`) and `status`.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::paid::{watch, Invoice};
+use super::quote::{watch, Invoice};
 use super::reputation::{self, Owner, Reputation};
 use super::{load, payout_key, unix, TradeCtx, TradeError, Viewer};
 use crate::db::claims::{self, Claim};

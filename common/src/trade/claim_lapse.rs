@@ -10,7 +10,7 @@
 use uuid::Uuid;
 
 use super::claim::{unclaim, Unclaim};
-use super::{paid, TradeCtx, TradeError};
+use super::{paid, quote, TradeCtx, TradeError};
 use crate::db::{claims, quotes};
 use crate::domain::claim::ClaimStatus;
 use crate::wallet::{MintOutcome, WalletId};
@@ -41,7 +41,7 @@ pub async fn lapse(ctx: &TradeCtx, claim_id: Uuid) -> Result<ClaimLapsed, TradeE
                     .map_err(|e| TradeError::Inconsistent(format!("quote {quote_id}: {e}")))?;
                 let outcome = ctx
                     .wallets
-                    .mint_quote_with(&wallet, quote_id, paid::lock_of(&quote))
+                    .mint_quote_with(&wallet, quote_id, quote::lock_of(&quote))
                     .await?;
                 if let MintOutcome::Issued(sats) = outcome {
                     paid::quote_minted(ctx, &quote, sats).await?;

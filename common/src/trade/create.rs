@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::paid::{watch, Invoice};
+use super::quote::{watch, Invoice};
 use super::reputation::{self, Reputation};
 use super::{entered, payout_key, unix, TradeCtx, TradeError};
 use crate::db::offers::{self, NewOffer, Offer};

@@ -4,7 +4,7 @@
 //! session's cleanup sweeps it back to the maker's key); a token that leaves less than the
 //! deposit, or arrives after the offer was funded, is refunded whole.
 //!
-//! No cut strands a token (issue 15, item 8). A funding intent (the token's Ys, never the
+//! No cut strands a token. A funding intent (the token's Ys, never the
 //! token) is recorded before the receive; the receive and its record then run in a task of
 //! their own, holding the intent's row lock, so a dropped request cannot cut between them. A
 //! process that dies between them leaves the intent OPEN, and [`settle_open`] (the

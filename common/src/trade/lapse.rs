@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::paid::Paid;
 use super::settle::settle;
-use super::{advance, answer, claim, paid, reputation, By, Role, TradeCtx, TradeError};
+use super::{advance, answer, claim, paid, quote, reputation, By, Role, TradeCtx, TradeError};
 use crate::db::{claims, disputes, offers, quotes};
 use crate::domain::dispute::{DisputeStage, Resolution, ResolvedBy};
 use crate::domain::offer::{lapse as lapse_of, Lapse, OfferStatus};
@@ -146,7 +146,7 @@ async fn ask_mint(ctx: &TradeCtx, quote_id: &str) -> Result<Option<Paid>, TradeE
     }
     let wallet = WalletId::parse(&quote.wallet_id)
         .map_err(|e| TradeError::Inconsistent(format!("quote {quote_id}: {e}")))?;
-    let lock = paid::lock_of(&quote);
+    let lock = quote::lock_of(&quote);
     match ctx.wallets.mint_quote_with(&wallet, quote_id, lock).await? {
         MintOutcome::Issued(sats) => paid::quote_minted(ctx, &quote, sats).await,
         MintOutcome::Unpaid => Ok(None),

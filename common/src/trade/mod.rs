@@ -26,6 +26,7 @@ pub mod lapse;
 pub mod late_refund;
 pub mod paid;
 pub mod payouts;
+pub mod quote;
 pub mod receipt;
 pub mod reputation;
 pub mod resolve;

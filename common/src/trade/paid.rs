@@ -1,31 +1,16 @@
-//! Mint quotes that fund offers: recording one with its watcher, and what happens when one is
-//! paid and minted. The quote watcher and the lapse's last look at a deposit both end here, so
-//! a payment is applied once whoever sees it first.
+//! What happens when a mint quote that funds an offer is paid and minted. The quote watcher
+//! and the lapses' last look at a deposit or a bond all end here, so a payment is applied once
+//! whoever sees it first.
 
-use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 use super::{bond_paid, deposit_paid, late_refund, TradeCtx, TradeError};
 use crate::db::ledger::{self, LedgerKind};
 use crate::db::offers;
-use crate::db::quotes::{self, OfferQuote, WalletQuote};
+use crate::db::quotes::{self, WalletQuote};
 use crate::domain::offer::OfferStatus;
 use crate::domain::payout::{QuotePurpose, QuoteState};
-use crate::jobs::{self, WatchMintQuote};
-use crate::wallet::{QuoteLock, WalletId};
-
-/// A Lightning invoice for the caller to pay.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invoice {
-    /// The mint's quote id.
-    pub quote_id: String,
-    /// BOLT11.
-    pub request: String,
-    /// Sats to pay.
-    pub amount_sats: u64,
-    /// When the mint stops accepting payment.
-    pub expires_at: DateTime<Utc>,
-}
+use crate::wallet::WalletId;
 
 /// What paying a quote did to its offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,24 +20,6 @@ pub enum Paid {
     /// The offer had moved on without this payment (cancelled, expired, claim lapsed) or the
     /// amount was wrong: the sats are refunded to the payer's key.
     Refunded,
-}
-
-/// What minting `quote` needs besides its id: its derived NUT-20 key's nonce, if it was made
-/// without opening its wallet.
-pub fn lock_of(quote: &WalletQuote) -> Option<QuoteLock<'_>> {
-    quote.lock_nonce.as_deref().map(|nonce| QuoteLock {
-        nonce,
-        sats: u64::try_from(quote.amount_sats).unwrap_or(0),
-        expiry: u64::try_from(quote.expires_at.timestamp()).unwrap_or(0),
-    })
-}
-
-/// Records a quote of an offer and enqueues its watcher, in the caller's transaction.
-pub(crate) async fn watch(conn: &mut PgConnection, q: &OfferQuote<'_>) -> Result<(), TradeError> {
-    quotes::insert_for_offer(conn, q).await?;
-    let first = WatchMintQuote::first(q.quote_id);
-    jobs::enqueue_in(conn, &first, std::time::Duration::from_secs(1)).await?;
-    Ok(())
 }
 
 /// Applies a quote the wallet minted `sats` for: marks it ISSUED (compare-and-set, so a second

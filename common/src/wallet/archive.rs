@@ -1,5 +1,5 @@
 //! Wallet archives: a copy of a session's wallet file, kept for a while after the cleanup
-//! deleted the wallet (README "Operations"; `WALLETS_ARCHIVE_DIR`, `WALLET_ARCHIVE_DAYS`).
+//! deleted the wallet (`docs/operations.md`, "Wallet archives"; `WALLETS_ARCHIVE_DIR`, `WALLET_ARCHIVE_DAYS`).
 //!
 //! The copy is SQLite's `VACUUM INTO`, taken through a second connection while the wallet's
 //! own connection is open under its lock and lease ([`super::WalletManager::delete_archiving`]):

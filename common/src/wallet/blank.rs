@@ -2,7 +2,7 @@
 //!
 //! Opening a wallet file that does not exist yet had SQLite create it and cdk run its forty-odd
 //! schema migrations in it, with their DDL parsed and executed each time: most of what a first
-//! `POST /offers/{id}/fund` or a first minted deposit cost (issue 14). The schema is the same for
+//! `POST /offers/{id}/fund` or a first minted deposit cost. The schema is the same for
 //! every wallet, so each manager makes one migrated blank file once, keeps its bytes (about a
 //! hundred KiB), and writes a new wallet's file from them; cdk then finds every migration
 //! applied.

@@ -1,4 +1,5 @@
-//! Fencing a wallet's writes by its lease (issue 15, item 7).
+//! Fencing a wallet's writes by its lease, so a process that lost its lease cannot write a
+//! wallet another process now holds.
 //!
 //! A lease ([`crate::db::leases`]) has a generation, a number PostgreSQL gives every take, so
 //! a take by another process (or a later take by this one) makes every older generation stale.

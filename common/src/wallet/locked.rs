@@ -27,7 +27,7 @@ use cdk::wallet::Wallet;
 use cdk::Amount;
 
 use super::error::WalletError;
-use super::reconcile::{KV_NAMESPACE, KV_SENT};
+use super::kv::{KV_NAMESPACE, KV_SENT};
 use crate::domain::keys::XOnlyKey;
 
 /// Where an unfinished locked send (its inputs and drawn outputs) is written, by operation id.

@@ -1,14 +1,18 @@
 //! The per-session wallet manager: what callers can do with a session's wallet.
 //!
-//! One SQLite file per wallet ([`WalletLayout`]), its seed derived from the master secret.
-//! Every operation here, closing and deleting included, reaches its wallet the one way
+//! One SQLite file per wallet ([`super::WalletLayout`]), its seed derived from the master
+//! secret. Every operation here, closing and deleting included, reaches its wallet the one way
 //! `slots.rs` provides (its own task holding the wallet's lock and lease, saga recovery on
 //! open); sends fit the mint's fee with [`super::fees::FeeFit`]; crash leftovers are settled by
 //! [`WalletManager::reconcile`].
+//!
+//! The manager sits on top of the wallet modules: it uses the cache of open wallets, locked
+//! sends and the fee fit, and none of them uses it. Further operations (`quote_lock`,
+//! `receipts`, `treasury`, `reconcile`) add methods to it from modules of their own above it.
 
+use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex as StdMutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use cdk::amount::SplitTarget;
 use cdk::mint_url::MintUrl;
@@ -16,67 +20,19 @@ use cdk::nuts::{MintQuoteState, PaymentMethod, SecretKey};
 use cdk::wallet::types::OperationData;
 use cdk::wallet::{ReceiveOptions, Wallet};
 use cdk::Amount;
-use lru::LruCache;
+use futures::future::BoxFuture;
 use sqlx::PgPool;
 
 use super::error::WalletError;
 use super::fees::prepare_within;
-use super::layout::{WalletId, WalletLayout};
+use super::kv::{KV_NAMESPACE, KV_SENT};
+use super::layout::WalletId;
 use super::locked;
-use super::reconcile::{KV_NAMESPACE, KV_SENT};
-use super::slots::Slot;
+use super::opening::Open;
+use super::settings::WalletManagerConfig;
+use super::slots::{Held, Slots};
 use crate::domain::keys::XOnlyKey;
 use crate::metrics::wallet_op;
-
-/// Settings of a [`WalletManager`].
-#[derive(Debug, Clone)]
-pub struct WalletManagerConfig {
-    /// Volumes and shards.
-    pub layout: WalletLayout,
-    /// Master secret the wallet seeds derive from.
-    pub master_secret: Vec<u8>,
-    /// The mint every wallet uses.
-    pub mint_url: String,
-    /// Most wallets open at once.
-    pub max_open: usize,
-    /// Close a wallet (and give its lease back) after this long without an operation.
-    pub idle_close: Duration,
-    /// Lease lifetime; renewed every third of it.
-    pub lease_ttl: Duration,
-    /// How long an open waits for another process to give the wallet up.
-    pub lease_wait: Duration,
-    /// This process' name in the lease table (unique per process).
-    pub holder: String,
-    /// BATs for mints that protect what the wallets call; `None` for an open mint.
-    pub service_auth: Option<super::service_auth::ServiceAuth>,
-}
-
-impl WalletManagerConfig {
-    /// The settings the binaries use, from the validated configuration.
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        Self {
-            layout: WalletLayout::new(config.wallets.volumes.clone(), config.wallets.shards),
-            master_secret: config.wallets.master_secret_bytes(),
-            mint_url: config.mint.url.clone(),
-            max_open: config.wallets.max_open,
-            idle_close: config.wallets.idle_close,
-            lease_ttl: config.wallets.lease_ttl,
-            lease_wait: config.wallets.lease_wait,
-            holder: Self::default_holder(),
-            service_auth: None,
-        }
-    }
-
-    /// A unique lease holder name for this process.
-    pub fn default_holder() -> String {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
-        format!(
-            "{host}:{}:{}",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        )
-    }
-}
 
 /// A quote created for a wallet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,20 +102,14 @@ pub type RecordOperation =
 
 /// What every clone of a manager shares.
 pub(super) struct Inner {
-    pub(super) cfg: WalletManagerConfig,
-    pub(super) started: Instant,
-    pub(super) mint_url: MintUrl,
+    /// The settings, the open wallets and the way to them.
+    pub(super) slots: Arc<Slots>,
     /// Clients for requests that need no wallet (quotes made without opening one), taken in
     /// turn: cdk's HTTP client sends one request at a time over its one connection, so a
     /// single client would make concurrent `POST /offers` wait for each other.
     pub(super) clients: Vec<Arc<dyn cdk::wallet::MintConnector + Send + Sync>>,
     /// The next of `clients` to use.
     pub(super) next_client: std::sync::atomic::AtomicUsize,
-    pub(super) pool: PgPool,
-    /// New wallet files are copies of this migrated blank.
-    pub(super) blank: super::blank::Blank,
-    /// Slots of every wallet touched recently; the LRU order decides what closes first.
-    pub(super) slots: StdMutex<LruCache<WalletId, Arc<Slot>>>,
 }
 
 /// Cheap to clone; all clones share one cache.
@@ -171,7 +121,7 @@ pub struct WalletManager {
 impl std::fmt::Debug for WalletManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WalletManager")
-            .field("holder", &self.inner.cfg.holder)
+            .field("holder", &self.cfg().holder)
             .field("open", &self.open_count())
             .finish()
     }
@@ -206,26 +156,26 @@ impl WalletManager {
             .collect();
         Ok(Self {
             inner: Arc::new(Inner {
-                cfg,
-                started: Instant::now(),
+                slots: Arc::new(Slots::new(cfg, mint_url, pool)),
                 clients,
                 next_client: std::sync::atomic::AtomicUsize::new(0),
-                mint_url,
-                pool,
-                blank: super::blank::Blank::default(),
-                slots: StdMutex::new(LruCache::unbounded()),
             }),
         })
     }
 
+    /// The settings the manager was built from.
+    pub(super) fn cfg(&self) -> &WalletManagerConfig {
+        &self.inner.slots.cfg
+    }
+
     /// Whether a wallet file exists.
     pub fn exists(&self, id: &WalletId) -> bool {
-        self.inner.cfg.layout.locate(id).exists()
+        self.cfg().layout.locate(id).exists()
     }
 
     /// The file of a wallet.
     pub fn path_of(&self, id: &WalletId) -> PathBuf {
-        self.inner.cfg.layout.locate(id)
+        self.cfg().layout.locate(id)
     }
 
     /// Creates a bolt11 mint quote for `sats` in the wallet.
@@ -428,7 +378,7 @@ impl WalletManager {
 
     /// Closes every open wallet (at shutdown).
     pub async fn close_all(&self) {
-        for (id, _) in self.slots_snapshot() {
+        for (id, _) in self.inner.slots.slots_snapshot() {
             if let Err(e) = self.close(&id).await {
                 tracing::warn!(wallet = %id, error = %e, "closing wallet failed");
             }
@@ -477,6 +427,66 @@ impl WalletManager {
             })
         })
         ).await
+    }
+}
+
+/// The way to a wallet: the cache of open wallets under the manager (`slots.rs`).
+impl WalletManager {
+    /// Until the manager is dropped: closes wallets idle for `idle_close`; and, in a task of
+    /// its own so that closing never delays it, renews the leases of open wallets every third
+    /// of their lifetime. Returns the idle task's handle.
+    pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<()> {
+        self.inner.slots.spawn_maintenance()
+    }
+
+    /// Number of wallets open in this process.
+    pub fn open_count(&self) -> usize {
+        self.inner.slots.open_count()
+    }
+
+    /// The usual way to open: wait for the lease as configured, recover on open.
+    pub(super) fn open(&self, create: bool) -> Open {
+        self.inner.slots.open(create)
+    }
+
+    /// Runs `op` on the open wallet in its own task, holding the wallet's lock throughout.
+    pub(super) async fn run<T, F, Fut>(
+        &self,
+        id: &WalletId,
+        create: bool,
+        op: F,
+    ) -> Result<T, WalletError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Wallet) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, WalletError>> + Send + 'static,
+    {
+        self.inner.slots.run(id, create, op).await
+    }
+
+    /// [`WalletManager::run`], opening the wallet as `open` says.
+    pub(super) async fn run_with<T, F, Fut>(
+        &self,
+        id: &WalletId,
+        open: Open,
+        op: F,
+    ) -> Result<T, WalletError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Wallet) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, WalletError>> + Send + 'static,
+    {
+        self.inner.slots.run_with(id, open, op).await
+    }
+
+    /// Runs `op` in its own task holding the wallet's lock: the one way every operation,
+    /// closing and deleting included, reaches a wallet.
+    pub(super) async fn in_task<T, F>(&self, id: &WalletId, op: F) -> Result<T, WalletError>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(&'a mut Held) -> BoxFuture<'a, Result<T, WalletError>> + Send + 'static,
+    {
+        self.inner.slots.in_task(id, op).await
     }
 }
 

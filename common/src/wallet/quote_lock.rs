@@ -1,4 +1,4 @@
-//! Deposit and bond quotes made without opening the session wallet (issue 14: no request
+//! Deposit and bond quotes made without opening the session wallet (so no request
 //! waits for a lease another process holds).
 //!
 //! The api asks the mint for a bolt11 quote through the manager's shared mint client, locked
@@ -72,8 +72,8 @@ impl WalletManager {
         sats: u64,
     ) -> Result<LockedQuote, WalletError> {
         let nonce = uuid::Uuid::new_v4().simple().to_string();
-        let key = quote_lock_key(&self.inner.cfg.master_secret, id, &nonce)?;
-        if let Some(auth) = &self.inner.cfg.service_auth {
+        let key = quote_lock_key(&self.cfg().master_secret, id, &nonce)?;
+        if let Some(auth) = &self.cfg().service_auth {
             auth.ensure_supply().await?;
         }
         let request = MintQuoteRequest::Bolt11(MintQuoteBolt11Request {
@@ -127,9 +127,9 @@ impl WalletManager {
         if status.state() == Some(MintQuoteState::Unpaid) {
             return Ok(MintOutcome::Unpaid);
         }
-        let key = quote_lock_key(&self.inner.cfg.master_secret, id, lock.nonce)?;
+        let key = quote_lock_key(&self.cfg().master_secret, id, lock.nonce)?;
         let (sats, expiry) = (lock.sats, lock.expiry);
-        let mint_url: MintUrl = self.inner.mint_url.clone();
+        let mint_url: MintUrl = self.inner.slots.mint_url.clone();
         wallet_op(
             "mint_quote",
             self.run(id, true, move |w| async move {

@@ -1,5 +1,4 @@
-//! Whether a wallet received a given token: what settles a funding intent a crash left open
-//! (issue 15, item 8).
+//! Whether a wallet received a given token: what settles a funding intent a crash left open.
 //!
 //! cdk records every receive as an incoming transaction carrying the Ys of the token's proofs,
 //! written as Pending before the swap request goes to the mint and marked Completed (or

@@ -22,51 +22,32 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
-use cdk::nuts::CurrencyUnit;
-use cdk::wallet::{Wallet, WalletBuilder};
+use cdk::mint_url::MintUrl;
+use cdk::wallet::Wallet;
 use futures::future::BoxFuture;
+use lru::LruCache;
+use sqlx::PgPool;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use super::blank::Blank;
 use super::error::WalletError;
 use super::fence::Fence;
-use super::layout::{derive_seed, WalletId};
-use super::manager::WalletManager;
-use super::reconcile::recover_on_open;
-use super::store::{OpenConnections, SqlxSqliteConfig, WalletSqlxDatabase};
+use super::layout::WalletId;
+use super::opening::{open_file, Open, OpenWallet};
+use super::settings::WalletManagerConfig;
 use crate::db::leases;
 
-/// How an operation opens its wallet.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Open {
-    /// Create the file if it does not exist.
-    pub(super) create: bool,
-    /// How long to wait for another process' lease.
-    pub(super) lease_wait: Duration,
-    /// Run saga recovery on open (the reconciliation runs it itself, to see what it finds).
-    pub(super) recover: bool,
-    /// Close the wallet again before giving up its lock if this operation opened it, or if the
-    /// operation failed (the reconciliation: it opens without recovery, and should not keep a
-    /// lease another process may be waiting for).
-    pub(super) close_after: bool,
-}
-
-pub(super) struct OpenWallet {
-    wallet: Wallet,
-    connections: Arc<OpenConnections>,
-    /// The lease generation the wallet was opened under; its store asks it before each write.
-    fence: Arc<Fence>,
-}
-
-impl OpenWallet {
-    /// Drops the wallet and waits (up to 10 s) for its SQLite connection to close; the fence
-    /// of the lease it was open under, for the caller to confirm or give back.
-    async fn shut(self, id: &WalletId) -> Arc<Fence> {
-        drop(self.wallet);
-        if !self.connections.wait_closed(Duration::from_secs(10)).await {
-            tracing::warn!(wallet = %id, "wallet connection did not close in time");
-        }
-        self.fence
-    }
+/// The wallets open in this process and the one way to reach them. Every clone of a manager
+/// shares one; the manager's operations are built on top of it and it knows nothing of them.
+pub(super) struct Slots {
+    pub(super) cfg: WalletManagerConfig,
+    started: Instant,
+    pub(super) mint_url: MintUrl,
+    pool: PgPool,
+    /// New wallet files are copies of this migrated blank.
+    blank: Blank,
+    /// Slots of every wallet touched recently; the LRU order decides what closes first.
+    cache: StdMutex<LruCache<WalletId, Arc<Slot>>>,
 }
 
 /// One cache entry; the mutex serialises opening, operations and closing of one wallet.
@@ -99,7 +80,7 @@ impl Slot {
 
 /// A wallet's slot with its lock held: what an operation's task owns while it runs.
 pub(super) struct Held {
-    manager: WalletManager,
+    slots: Arc<Slots>,
     id: WalletId,
     slot: Arc<Slot>,
     state: OwnedMutexGuard<Option<OpenWallet>>,
@@ -112,7 +93,7 @@ impl Held {
 
     /// The wallet, opened as `open` says if it is closed or its lease lapsed.
     pub(super) async fn wallet(&mut self, open: Open) -> Result<Wallet, WalletError> {
-        self.manager
+        self.slots
             .ensure_open(&self.id, &self.slot, &mut self.state, open)
             .await?;
         self.state
@@ -123,7 +104,7 @@ impl Held {
 
     /// Closes the wallet if open and gives its lease back.
     pub(super) async fn close(&mut self) -> Result<(), WalletError> {
-        self.manager.close_locked(&self.id, &mut self.state).await
+        self.slots.close_locked(&self.id, &mut self.state).await
     }
 
     /// The fence of the open wallet, if open.
@@ -141,13 +122,13 @@ impl Held {
             return Err(WalletError::Task("wallet not open".to_owned()));
         };
         let fence = open.shut(&self.id).await;
-        if !self.manager.confirm(&self.id, &fence).await? {
+        if !self.slots.confirm(&self.id, &fence).await? {
             return Err(WalletError::LeaseLost {
                 id: self.id.clone(),
                 generation: fence.generation(),
             });
         }
-        let path = self.manager.inner.cfg.layout.locate(&self.id);
+        let path = self.slots.cfg.layout.locate(&self.id);
         for suffix in ["", "-wal", "-shm"] {
             let mut p = path.clone().into_os_string();
             p.push(suffix);
@@ -159,9 +140,9 @@ impl Held {
         }
         fence.revoke();
         self.slot.set_fence(None);
-        let cfg = &self.manager.inner.cfg;
+        let cfg = &self.slots.cfg;
         leases::release(
-            &self.manager.inner.pool,
+            &self.slots.pool,
             self.id.as_str(),
             &cfg.holder,
             fence.generation(),
@@ -171,38 +152,50 @@ impl Held {
     }
 }
 
-impl WalletManager {
+impl Slots {
+    /// No wallet open yet.
+    pub(super) fn new(cfg: WalletManagerConfig, mint_url: MintUrl, pool: PgPool) -> Self {
+        Self {
+            cfg,
+            started: Instant::now(),
+            mint_url,
+            pool,
+            blank: Blank::default(),
+            cache: StdMutex::new(LruCache::unbounded()),
+        }
+    }
+
     /// Until the manager is dropped: closes wallets idle for `idle_close`; and, in a task of
     /// its own so that closing never delays it, renews the leases of open wallets every third
-    /// of their lifetime (see [`WalletManager::renew_leases`]). Returns the idle task's handle.
-    pub fn spawn_maintenance(&self) -> tokio::task::JoinHandle<()> {
-        let weak = Arc::downgrade(&self.inner);
-        let renew_every = (self.inner.cfg.lease_ttl / 3).max(Duration::from_millis(50));
+    /// of their lifetime (see [`Slots::renew_leases`]). Returns the idle task's handle.
+    pub(super) fn spawn_maintenance(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        let renew_every = (self.cfg.lease_ttl / 3).max(Duration::from_millis(50));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(renew_every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let Some(inner) = weak.upgrade() else { return };
-                WalletManager { inner }.renew_leases().await;
+                let Some(slots) = weak.upgrade() else { return };
+                slots.renew_leases().await;
             }
         });
-        let weak = Arc::downgrade(&self.inner);
-        let period = (self.inner.cfg.idle_close / 2)
-            .clamp(Duration::from_millis(100), Duration::from_secs(1));
+        let weak = Arc::downgrade(self);
+        let period =
+            (self.cfg.idle_close / 2).clamp(Duration::from_millis(100), Duration::from_secs(1));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let Some(inner) = weak.upgrade() else { return };
-                WalletManager { inner }.close_idle().await;
+                let Some(slots) = weak.upgrade() else { return };
+                slots.close_idle().await;
             }
         })
     }
 
     /// Number of wallets open in this process.
-    pub fn open_count(&self) -> usize {
+    pub(super) fn open_count(&self) -> usize {
         self.slots_snapshot()
             .iter()
             .filter(|(_, slot)| slot.state.try_lock().map(|s| s.is_some()).unwrap_or(true))
@@ -213,7 +206,7 @@ impl WalletManager {
     pub(super) fn open(&self, create: bool) -> Open {
         Open {
             create,
-            lease_wait: self.inner.cfg.lease_wait,
+            lease_wait: self.cfg.lease_wait,
             recover: true,
             close_after: false,
         }
@@ -221,7 +214,7 @@ impl WalletManager {
 
     /// Runs `op` on the open wallet in its own task, holding the wallet's lock throughout.
     pub(super) async fn run<T, F, Fut>(
-        &self,
+        self: &Arc<Self>,
         id: &WalletId,
         create: bool,
         op: F,
@@ -234,9 +227,9 @@ impl WalletManager {
         self.run_with(id, self.open(create), op).await
     }
 
-    /// [`WalletManager::run`], opening the wallet as `open` says.
+    /// [`Slots::run`], opening the wallet as `open` says.
     pub(super) async fn run_with<T, F, Fut>(
-        &self,
+        self: &Arc<Self>,
         id: &WalletId,
         open: Open,
         op: F,
@@ -251,7 +244,7 @@ impl WalletManager {
                 let was_open = held.is_open();
                 let result = async {
                     let wallet = held.wallet(open).await?;
-                    if let Some(auth) = &held.manager.inner.cfg.service_auth {
+                    if let Some(auth) = &held.slots.cfg.service_auth {
                         auth.ensure_supply().await?;
                     }
                     op(wallet).await
@@ -280,13 +273,17 @@ impl WalletManager {
 
     /// Runs `op` in its own task holding the wallet's lock: the one way every operation,
     /// closing and deleting included, reaches a wallet.
-    pub(super) async fn in_task<T, F>(&self, id: &WalletId, op: F) -> Result<T, WalletError>
+    pub(super) async fn in_task<T, F>(
+        self: &Arc<Self>,
+        id: &WalletId,
+        op: F,
+    ) -> Result<T, WalletError>
     where
         T: Send + 'static,
         F: for<'a> FnOnce(&'a mut Held) -> BoxFuture<'a, Result<T, WalletError>> + Send + 'static,
     {
         let slot = self.slot(id);
-        let manager = self.clone();
+        let slots = self.clone();
         let id = id.clone();
         // The operation's own task keeps the caller's span, so its log lines carry the
         // request's or job's correlation id.
@@ -295,15 +292,15 @@ impl WalletManager {
             async move {
                 let state = slot.state.clone().lock_owned().await;
                 let mut held = Held {
-                    manager: manager.clone(),
+                    slots: slots.clone(),
                     id,
                     slot: slot.clone(),
                     state,
                 };
                 let result = op(&mut held).await;
-                slot.last_used_ms.store(manager.now_ms(), Ordering::SeqCst);
+                slot.last_used_ms.store(slots.now_ms(), Ordering::SeqCst);
                 drop(held);
-                manager.evict_idle();
+                slots.evict_idle();
                 result
             },
             span,
@@ -312,12 +309,12 @@ impl WalletManager {
     }
 
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.inner.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Closes wallets nobody used for `idle_close`.
     async fn close_idle(&self) {
-        let idle_ms = u64::try_from(self.inner.cfg.idle_close.as_millis()).unwrap_or(u64::MAX);
+        let idle_ms = u64::try_from(self.cfg.idle_close.as_millis()).unwrap_or(u64::MAX);
         let now = self.now_ms();
         for (id, slot) in self.slots_snapshot() {
             if now.saturating_sub(slot.last_used_ms.load(Ordering::SeqCst)) < idle_ms {
@@ -336,7 +333,7 @@ impl WalletManager {
     }
 
     fn slot(&self, id: &WalletId) -> Arc<Slot> {
-        let mut slots = match self.inner.slots.lock() {
+        let mut slots = match self.cache.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
@@ -346,7 +343,7 @@ impl WalletManager {
     }
 
     pub(super) fn slots_snapshot(&self) -> Vec<(WalletId, Arc<Slot>)> {
-        match self.inner.slots.lock() {
+        match self.cache.lock() {
             Ok(s) => s.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             Err(_) => Vec::new(),
         }
@@ -377,8 +374,17 @@ impl WalletManager {
             slot.set_fence(None);
         }
         let (generation, sent) = self.take_lease(id, open.lease_wait).await?;
-        let fence = Arc::new(Fence::new(generation, self.inner.cfg.lease_ttl, sent));
-        match self.open_file(id, open, fence.clone()).await {
+        let fence = Arc::new(Fence::new(generation, self.cfg.lease_ttl, sent));
+        match open_file(
+            &self.cfg,
+            &self.blank,
+            &self.mint_url,
+            id,
+            open,
+            fence.clone(),
+        )
+        .await
+        {
             Ok(opened) => {
                 slot.set_fence(Some(fence));
                 **state = Some(opened);
@@ -386,67 +392,20 @@ impl WalletManager {
             }
             Err(e) => {
                 fence.revoke();
-                let cfg = &self.inner.cfg;
-                leases::release(&self.inner.pool, id.as_str(), &cfg.holder, generation).await?;
+                let cfg = &self.cfg;
+                leases::release(&self.pool, id.as_str(), &cfg.holder, generation).await?;
                 Err(e)
             }
         }
     }
 
-    /// Opens the wallet's file under a lease just taken, its store fenced by `fence`.
-    async fn open_file(
-        &self,
-        id: &WalletId,
-        open: Open,
-        fence: Arc<Fence>,
-    ) -> Result<OpenWallet, WalletError> {
-        let path = self.inner.cfg.layout.locate(id);
-        if !path.exists() {
-            if !open.create {
-                return Err(WalletError::NotFound(id.clone()));
-            }
-            if let Some(dir) = path.parent() {
-                tokio::fs::create_dir_all(dir).await?;
-            }
-            // Under the lease just taken: nobody else creates this file meanwhile.
-            self.inner.blank.create_at(&path).await?;
-        }
-        let config = SqlxSqliteConfig::file(&path).fenced(fence.clone());
-        let connections = config.open_connections();
-        let db = Arc::new(WalletSqlxDatabase::new(config).await?);
-        let mut builder = WalletBuilder::new()
-            .mint_url(self.inner.mint_url.clone())
-            .unit(CurrencyUnit::Sat)
-            .localstore(db)
-            .seed(derive_seed(&self.inner.cfg.master_secret, id))
-            // A client of its own: cdk's HTTP client (bitreq) sends every request of a client
-            // over one connection, one after another, so a client shared by every wallet made
-            // all of a process' mint calls wait in one line (settlement p50 1.1 s -> 2.0 s in
-            // `scripts/bench --only trade`).
-            .without_rate_limiting();
-        if let Some(auth) = &self.inner.cfg.service_auth {
-            // Shared, so BATs live in one process-wide store rather than in session files.
-            builder = builder.auth_wallet(auth.auth_wallet());
-            auth.ensure_supply().await?;
-        }
-        let wallet = builder.build()?;
-        if open.recover {
-            recover_on_open(&wallet, id).await?;
-        }
-        Ok(OpenWallet {
-            wallet,
-            connections,
-            fence,
-        })
-    }
-
     /// Whether `fence`'s generation is still the wallet's lease (extending it): one statement.
     /// A stale generation revokes the fence.
     pub(super) async fn confirm(&self, id: &WalletId, fence: &Fence) -> Result<bool, WalletError> {
-        let cfg = &self.inner.cfg;
+        let cfg = &self.cfg;
         let sent = Instant::now();
         let current = leases::confirm(
-            &self.inner.pool,
+            &self.pool,
             id.as_str(),
             &cfg.holder,
             fence.generation(),
@@ -468,12 +427,12 @@ impl WalletManager {
         id: &WalletId,
         wait: Duration,
     ) -> Result<(i64, Instant), WalletError> {
-        let cfg = &self.inner.cfg;
+        let cfg = &self.cfg;
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let sent = Instant::now();
             let taken =
-                leases::acquire(&self.inner.pool, id.as_str(), &cfg.holder, cfg.lease_ttl).await?;
+                leases::acquire(&self.pool, id.as_str(), &cfg.holder, cfg.lease_ttl).await?;
             if let Some(generation) = taken {
                 return Ok((generation, sent));
             }
@@ -493,24 +452,18 @@ impl WalletManager {
             let fence = open.shut(id).await;
             // Closed: nothing writes any more, and renewal leaves it alone.
             fence.revoke();
-            let cfg = &self.inner.cfg;
-            leases::release(
-                &self.inner.pool,
-                id.as_str(),
-                &cfg.holder,
-                fence.generation(),
-            )
-            .await?;
+            let cfg = &self.cfg;
+            leases::release(&self.pool, id.as_str(), &cfg.holder, fence.generation()).await?;
         }
         Ok(())
     }
 
     /// Closes least-recently-used idle wallets while more than `max_open` are open, and drops
     /// closed slots nobody holds.
-    fn evict_idle(&self) {
-        let max_open = self.inner.cfg.max_open;
+    fn evict_idle(self: &Arc<Self>) {
+        let max_open = self.cfg.max_open;
         let victims: Vec<(WalletId, OwnedMutexGuard<Option<OpenWallet>>)> = {
-            let Ok(mut slots) = self.inner.slots.lock() else {
+            let Ok(mut slots) = self.cache.lock() else {
                 return;
             };
             let mut open = 0usize;
@@ -537,9 +490,9 @@ impl WalletManager {
             idle_open.into_iter().rev().take(excess).collect()
         };
         for (id, mut guard) in victims {
-            let manager = self.clone();
+            let slots = self.clone();
             tokio::spawn(async move {
-                if let Err(e) = manager.close_locked(&id, &mut guard).await {
+                if let Err(e) = slots.close_locked(&id, &mut guard).await {
                     tracing::warn!(wallet = %id, error = %e, "closing idle wallet failed");
                 }
             });
@@ -565,9 +518,9 @@ impl WalletManager {
             .iter()
             .map(|(id, f)| (id.as_str().to_owned(), f.generation()))
             .collect();
-        let cfg = &self.inner.cfg;
+        let cfg = &self.cfg;
         let sent = Instant::now();
-        let kept = match leases::renew(&self.inner.pool, &cfg.holder, &held, cfg.lease_ttl).await {
+        let kept = match leases::renew(&self.pool, &cfg.holder, &held, cfg.lease_ttl).await {
             Ok(kept) => kept,
             Err(e) => {
                 tracing::warn!(error = %e, wallets = live.len(), "wallet lease renewal failed; open wallets stop writing when their leases run out");

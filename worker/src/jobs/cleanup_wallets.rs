@@ -158,8 +158,8 @@ async fn clean(ctx: &WorkerContext, session: Uuid) -> Result<Cleaned, BoxDynErro
         tx.commit().await?;
         tracing::warn!(wallet = %wallet, sats = held.unspent, "swept idle sats of an ended session");
         // Released here, with the wallet open and leased already: a release job would open it
-        // again, and a third run would open it once more to delete it (issue 14, expiry
-        // throughput). Recorded before released, as every payout is.
+        // again, and a third run would open it once more to delete it, and
+        // each open costs expiry throughput. Recorded before released, as every payout is.
         if let Err(e) = release_payouts::run(ReleasePayouts { offer_id: offer }, ctx).await {
             tracing::warn!(wallet = %wallet, error = %e, "sweep not released yet; its job retries");
             ctx.wallets.close(&wallet).await?;

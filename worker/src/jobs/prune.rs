@@ -1,4 +1,4 @@
-//! Retention: deletes what grows without bound once nothing needs it (README "Operations",
+//! Retention: deletes what grows without bound once nothing needs it (`docs/operations.md`, "Retention",
 //! settings `RETENTION_*`): finished jobs, events of long-settled offers, registration nonces
 //! past the timestamp window, old cron slot claims, and reconciliation checks of removed
 //! wallets; and archived wallet files older than `WALLET_ARCHIVE_DAYS`.

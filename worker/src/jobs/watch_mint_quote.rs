@@ -22,7 +22,8 @@ use chrono::Utc;
 use openpleb_common::db::quotes;
 use openpleb_common::domain::payout::QuoteState;
 use openpleb_common::jobs::{enqueue_in, WatchMintQuote};
-use openpleb_common::trade::paid::{lock_of, quote_minted};
+use openpleb_common::trade::paid::quote_minted;
+use openpleb_common::trade::quote::lock_of;
 use openpleb_common::wallet::{MintOutcome, WalletId};
 
 use crate::WorkerContext;

@@ -12,10 +12,10 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use uuid::Uuid;
 
 use super::views::{view, InvoiceView, OfferPage, OfferView};
+use crate::auth::ResolvedSession;
 use crate::auth::SessionAuth;
 use crate::book_cache::PreJson;
 use crate::error::{ApiError, ApiResult};
-use crate::ratelimit::ResolvedSession;
 use crate::routes::paging::{cursor_of, page, parse_cursor};
 use crate::routes::reputation::{reputation_of, ReputationInput};
 use crate::routes::ApiTags;

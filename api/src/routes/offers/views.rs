@@ -6,7 +6,7 @@ use openpleb_common::db::claims::Claim;
 use openpleb_common::db::offers::Offer;
 use openpleb_common::db::payouts::Payout;
 use openpleb_common::domain::offer::OfferStatus;
-use openpleb_common::trade::paid::Invoice;
+use openpleb_common::trade::quote::Invoice;
 use openpleb_common::trade::{Role, Viewer};
 use poem_openapi::Object;
 use uuid::Uuid;

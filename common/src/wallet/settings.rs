@@ -1,0 +1,60 @@
+//! What a wallet manager is built from: volumes, the master secret, the mint, the cache's size
+//! and the leases' timing.
+//!
+//! Both the manager and the cache of open wallets under it read these settings, so they live
+//! in a module of their own below both.
+
+use std::time::Duration;
+
+use super::layout::WalletLayout;
+use super::service_auth::ServiceAuth;
+
+/// Settings of a [`super::WalletManager`].
+#[derive(Debug, Clone)]
+pub struct WalletManagerConfig {
+    /// Volumes and shards.
+    pub layout: WalletLayout,
+    /// Master secret the wallet seeds derive from.
+    pub master_secret: Vec<u8>,
+    /// The mint every wallet uses.
+    pub mint_url: String,
+    /// Most wallets open at once.
+    pub max_open: usize,
+    /// Close a wallet (and give its lease back) after this long without an operation.
+    pub idle_close: Duration,
+    /// Lease lifetime; renewed every third of it.
+    pub lease_ttl: Duration,
+    /// How long an open waits for another process to give the wallet up.
+    pub lease_wait: Duration,
+    /// This process' name in the lease table (unique per process).
+    pub holder: String,
+    /// BATs for mints that protect what the wallets call; `None` for an open mint.
+    pub service_auth: Option<ServiceAuth>,
+}
+
+impl WalletManagerConfig {
+    /// The settings the binaries use, from the validated configuration.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            layout: WalletLayout::new(config.wallets.volumes.clone(), config.wallets.shards),
+            master_secret: config.wallets.master_secret_bytes(),
+            mint_url: config.mint.url.clone(),
+            max_open: config.wallets.max_open,
+            idle_close: config.wallets.idle_close,
+            lease_ttl: config.wallets.lease_ttl,
+            lease_wait: config.wallets.lease_wait,
+            holder: Self::default_holder(),
+            service_auth: None,
+        }
+    }
+
+    /// A unique lease holder name for this process.
+    pub fn default_holder() -> String {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
+        format!(
+            "{host}:{}:{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        )
+    }
+}
