@@ -183,7 +183,11 @@ pub fn public_service(base_path: &str) -> OpenApiService<PublicApis, ()> {
     .description(
         "Privacy-first peer-to-peer fiat-to-bitcoin exchange. All value moves as Cashu \
              ecash. Errors are `{\"error\":{\"code\",\"message\"}}` with a stable `code`. \
-             Trader calls take `Authorization: Bearer <BAT>` of a session. Live updates are \
+             Trader calls take `Authorization: Bearer <BAT>` of a session. Requests are rate \
+             limited per session, and without one per client address (an IPv6 client per \
+             network, a /64 by default); a bearer token that names no live session counts \
+             against its address, and past that budget is refused before it is looked up: \
+             429 `rate_limited` with `Retry-After`. Live updates are \
              server-sent events: `GET /events/book` sends `offer.listed` and `offer.unlisted` \
              (data `{\"offerId\"}`); `GET /events/session` sends `offer.status` (data \
              `{\"offerId\",\"status\"}`) for the session's own offers.",

@@ -422,6 +422,12 @@ fn the_session_cache_is_capped_at_a_few_seconds() {
 #[test]
 fn the_ipv6_prefix_is_a_prefix_length() {
     let mut vars = base();
+    assert_eq!(
+        load(&vars).expect("default").api.rate_limits.ipv6_prefix,
+        64
+    );
+    vars.insert("RATE_LIMIT_IPV6_PREFIX", "56".to_owned());
+    assert_eq!(load(&vars).expect("56").api.rate_limits.ipv6_prefix, 56);
     for bad in ["0", "129", "-1", "64x"] {
         vars.insert("RATE_LIMIT_IPV6_PREFIX", bad.to_owned());
         match load(&vars).expect_err(bad) {
@@ -429,4 +435,15 @@ fn the_ipv6_prefix_is_a_prefix_length() {
             other => panic!("{other:?}"),
         }
     }
+}
+
+#[test]
+fn stats_are_cached_ten_seconds_unless_told() {
+    let mut vars = base();
+    assert_eq!(
+        load(&vars).expect("default").api.stats_cache,
+        Duration::from_secs(10)
+    );
+    vars.insert("STATS_CACHE_MS", "0".to_owned());
+    assert_eq!(load(&vars).expect("off").api.stats_cache, Duration::ZERO);
 }
