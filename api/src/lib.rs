@@ -15,6 +15,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod session_cache;
 pub mod spec_guard;
+pub mod stats_cache;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub book: Arc<book_cache::BookCache>,
     /// Live sessions recently looked up, for reads.
     pub sessions: Arc<session_cache::SessionCache>,
+    /// The last `/stats` count.
+    pub stats: Arc<stats_cache::StatsCache>,
     /// The database-backed gauges `/metrics` reports, cached between scrapes.
     pub gauges: Arc<DbGauges>,
 }
@@ -95,6 +98,7 @@ impl AppState {
             rate_limits: ratelimit::RateLimiters::new(&config.api.rate_limits),
             book: book_cache::BookCache::start(events.clone(), config.api.book_cache),
             sessions: Arc::new(session_cache::SessionCache::new(config.api.session_cache)),
+            stats: Arc::new(stats_cache::StatsCache::new(config.api.stats_cache)),
             events,
             ctx: TradeCtx::new(pool, wallets, config, price),
             mint,
