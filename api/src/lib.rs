@@ -16,6 +16,7 @@ pub mod routes;
 pub mod session_cache;
 pub mod spec_guard;
 pub mod stats_cache;
+pub mod upload_guard;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -281,6 +282,7 @@ pub fn public_app(state: AppState) -> impl poem::Endpoint {
         .nest(base, api.into_endpoint())
         .around(move |ep, req| spec_guard::guard(allow.clone(), ep, req))
         .around(input::harden)
+        .around(upload_guard::guard)
         .around(ratelimit::public)
         .data(state)
         .around(|ep, req| observe::observe(ep, req, "public"))
