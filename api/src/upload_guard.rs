@@ -98,7 +98,11 @@ pub async fn guard<E: Endpoint>(next: E, req: Request) -> poem::Result<Response>
             return Ok(refusal);
         }
     }
-    next.call(req).await.map(IntoResponse::into_response)
+    // Boxed: every layer would otherwise hold the whole inner future in its own, and the
+    // nested futures of a debug build outgrow a test thread's stack.
+    Box::pin(next.call(req))
+        .await
+        .map(IntoResponse::into_response)
 }
 
 #[cfg(test)]

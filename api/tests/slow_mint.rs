@@ -115,6 +115,27 @@ async fn bats(h: &Harness, n: u64) -> Vec<String> {
     h.stack.mint_bats(&cat, n).await.expect("BATs")
 }
 
+/// An api whose mint is behind `proxy`, with the configured pool size and the book cache off
+/// (so every `GET /offers` needs a connection); the mint's set-up is checked while it is quick.
+async fn api_behind(
+    proxy: &SlowProxy,
+    mint: MintClient,
+    conn: PgConnectOptions,
+    dir: &std::path::Path,
+) -> TestClient<impl poem::Endpoint> {
+    let mut config = test_config("postgres://unused", &proxy.url, dir);
+    config.api.book_cache = Duration::ZERO;
+    config.api.rate_limits.anonymous = 100_000;
+    let pool = openpleb_common::db::pool_options(config.database.pool_size)
+        .connect_with(conn)
+        .await
+        .expect("pool");
+    let state = AppState::new(Arc::new(config), pool, mint).expect("app state");
+    // The set-up is read once and kept; the spends are what is slow.
+    state.ensure_blind_auth().await.expect("blind auth set up");
+    TestClient::new(public_app(state))
+}
+
 /// With the mint answering in 5 s, 30 concurrent `POST /sessions` leave `GET /offers` (the
 /// book cache off, so each read needs a connection from the api's pool of the configured
 /// size) answering in under a second; every session opens.
@@ -127,22 +148,8 @@ async fn sessions_opening_at_a_slow_mint_leave_the_pool_to_readers(
     let bats = bats(&h, 30).await;
     let proxy = SlowProxy::start(&h.stack.mint.url).await;
     let dir = tempfile::tempdir().expect("dir");
-    let mut config = test_config("postgres://unused", &proxy.url, dir.path());
-    config.api.book_cache = Duration::ZERO;
-    config.api.rate_limits.anonymous = 100_000;
-    let pool = openpleb_common::db::pool_options(config.database.pool_size)
-        .connect_with(conn)
-        .await
-        .expect("pool");
-    let state = AppState::new(
-        Arc::new(config),
-        pool,
-        MintClient::new(&proxy.url).expect("mint url"),
-    )
-    .expect("app state");
-    // The mint's set-up is read once, while it is quick; the spends are what is slow.
-    state.ensure_blind_auth().await.expect("blind auth set up");
-    let api = Arc::new(TestClient::new(public_app(state)));
+    let mint = MintClient::new(&proxy.url).expect("mint url");
+    let api = Arc::new(api_behind(&proxy, mint, conn, dir.path()).await);
     api.get("/api/v1/offers").send().await.assert_status_is_ok();
 
     proxy.set_delay(Duration::from_secs(5));
@@ -185,5 +192,88 @@ async fn sessions_opening_at_a_slow_mint_leave_the_pool_to_readers(
         let (status, v) = open.expect("task");
         assert_eq!(status, StatusCode::CREATED, "{v}");
     }
+    h.stop().await;
+}
+
+/// A well-formed BAT no mint ever signed.
+fn made_up_bat() -> String {
+    cdk::nuts::BlindAuthToken::new(cdk::nuts::AuthProof {
+        keyset_id: "00916bbf7ef91a36".parse().expect("id"),
+        secret: cdk::secret::Secret::generate(),
+        c: cdk::nuts::SecretKey::generate().public_key(),
+        dleq: None,
+    })
+    .to_string()
+}
+
+async fn open(api: &TestClient<impl poem::Endpoint>, bat: &str) -> (StatusCode, String) {
+    let resp = api
+        .post("/api/v1/sessions")
+        .body_json(&json!({ "bat": bat }))
+        .send()
+        .await;
+    let status = resp.0.status();
+    let v = body(resp).await;
+    (
+        status,
+        v["error"]["code"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// A spend the mint does not answer in time burns its BAT: refused on retry though the mint
+/// is quick again. A BAT the mint refused leaves nothing behind and is refused again.
+#[sqlx::test(migrations = false)]
+async fn an_unanswered_spend_burns_its_bat(opts: PgPoolOptions, conn: PgConnectOptions) {
+    let h = Harness::start(opts, conn.clone()).await;
+    let bats = bats(&h, 2).await;
+    let proxy = SlowProxy::start(&h.stack.mint.url).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let mint = MintClient::new(&proxy.url)
+        .expect("mint url")
+        .with_spend_timeout(Duration::from_secs(1));
+    let api = api_behind(&proxy, mint, conn, dir.path()).await;
+
+    proxy.set_delay(Duration::from_secs(2));
+    let (status, code) = open(&api, &bats[0]).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "mint_unavailable")
+    );
+    proxy.set_delay(Duration::ZERO);
+    let (status, code) = open(&api, &bats[0]).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::CONFLICT, "bat_already_used"),
+        "burnt"
+    );
+
+    let made_up = made_up_bat();
+    for _ in 0..2 {
+        let (status, code) = open(&api, &made_up).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::UNAUTHORIZED, "invalid_bat")
+        );
+    }
+    let (pending, spent): (i64, i64) = sqlx::query_as(
+        "select count(*) filter (where spent_at is null), count(*) filter (where spent_at is not null)
+           from bat_redemptions",
+    )
+    .fetch_one(&h.pool)
+    .await
+    .expect("count");
+    assert_eq!(
+        pending, 1,
+        "only the unanswered spend's BAT stays recorded, burnt"
+    );
+
+    let (status, _) = open(&api, &bats[1]).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let now_spent: i64 =
+        sqlx::query_scalar("select count(*) from bat_redemptions where spent_at is not null")
+            .fetch_one(&h.pool)
+            .await
+            .expect("count");
+    assert_eq!(now_spent, spent + 1);
     h.stop().await;
 }

@@ -19,13 +19,38 @@ pub struct Session {
     pub ended_at: Option<DateTime<Utc>>,
 }
 
-/// Records a BAT as redeemed; false if it was redeemed before (a replay).
-pub async fn redeem_bat(conn: &mut PgConnection, bat_hash: &[u8; 32]) -> Result<bool, sqlx::Error> {
+/// Records a BAT as about to be spent at the mint, committed at once so its unique key makes
+/// any other use of it a replay while the spend runs with no transaction open; false if it
+/// was recorded before (a replay).
+pub async fn reserve_bat(pool: &PgPool, bat_hash: &[u8; 32]) -> Result<bool, sqlx::Error> {
     let done =
         sqlx::query("insert into bat_redemptions (bat_hash) values ($1) on conflict do nothing")
             .bind(bat_hash.as_slice())
-            .execute(conn)
+            .execute(pool)
             .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Forgets a reserved BAT the mint refused (so did not spend); a spent one is never forgotten.
+pub async fn release_bat(pool: &PgPool, bat_hash: &[u8; 32]) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from bat_redemptions where bat_hash = $1 and spent_at is null")
+        .bind(bat_hash.as_slice())
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Records that the mint spent a reserved BAT; false if it was not reserved and unspent.
+pub async fn mark_bat_spent(
+    conn: &mut PgConnection,
+    bat_hash: &[u8; 32],
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update bat_redemptions set spent_at = now() where bat_hash = $1 and spent_at is null",
+    )
+    .bind(bat_hash.as_slice())
+    .execute(conn)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
