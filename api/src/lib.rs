@@ -98,7 +98,7 @@ impl AppState {
             gauges: Arc::new(gauges),
             rate_limits: ratelimit::RateLimiters::new(&config.api.rate_limits),
             book: book_cache::BookCache::start(events.clone(), config.api.book_cache),
-            sessions: Arc::new(session_cache::SessionCache::new(config.api.session_cache)),
+            sessions: session_cache::SessionCache::start(events.clone(), config.api.session_cache),
             stats: Arc::new(stats_cache::StatsCache::new(config.api.stats_cache)),
             events,
             ctx: TradeCtx::new(pool, wallets, config, price),

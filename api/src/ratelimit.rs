@@ -303,6 +303,7 @@ async fn live_session(state: &AppState, token: &str, cached: bool, client: &str)
     if let Some(wait) = failed.wait(client) {
         return Bearer::Refused(wait.as_secs().max(1));
     }
+    let stamp = state.sessions.stamp();
     let session = match sessions::by_bat(&state.ctx.pool, &bat.hash).await {
         Ok(Some(s)) if s.ended_at.is_none() && s.expires_at > chrono::Utc::now() => s,
         Ok(found) => {
@@ -313,7 +314,7 @@ async fn live_session(state: &AppState, token: &str, cached: bool, client: &str)
         Err(_) => return Bearer::Unknown,
     };
     if cached {
-        state.sessions.put(bat.hash, session.clone());
+        state.sessions.put(bat.hash, session.clone(), stamp);
     }
     Bearer::Live(session)
 }

@@ -207,6 +207,9 @@ impl SessionsApi {
     }
 
     /// End the session (logout)
+    ///
+    /// The BAT stops working at once on every api server (each hears of the logout as it
+    /// commits).
     #[oai(path = "/sessions", method = "delete", operation_id = "endSession")]
     async fn end(&self, auth: SessionAuth, state: Data<&AppState>) -> ApiResult<Ended> {
         sessions::end(&state.ctx.pool, auth.0.id).await?;
