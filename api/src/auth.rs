@@ -9,7 +9,9 @@
 //! Public listener: `Authorization: Bearer <BAT>` of an open session. Only the hash of the BAT's
 //! `Y` is looked up; the BAT itself is never stored or logged.
 
+use openpleb_common::db::sessions::{self, Session};
 pub use openpleb_common::domain::secrets_equal;
+use openpleb_common::mint::ParsedBat;
 use poem::Request;
 use poem_openapi::auth::Bearer;
 use poem_openapi::SecurityScheme;
@@ -83,27 +85,42 @@ async fn check_oidc_api(req: &Request, bearer: Bearer) -> poem::Result<Role> {
 #[derive(Debug, Clone)]
 pub struct ResolvedSession(pub openpleb_common::db::sessions::Session);
 
+/// A bearer token the limiter looked up and found no live session for, handed on to the
+/// `SessionBat` checker so it need not look again: `true` when the session exists but ended.
+#[derive(Debug, Clone, Copy)]
+pub struct DeadBearer(pub bool);
+
 /// `Authorization: Bearer <BAT>` of a live session.
 #[derive(Debug, SecurityScheme)]
 #[oai(rename = "SessionBat", ty = "bearer", checker = "check_session")]
-pub struct SessionAuth(pub openpleb_common::db::sessions::Session);
+pub struct SessionAuth(pub Session);
 
-async fn check_session(
-    req: &Request,
-    bearer: Bearer,
-) -> poem::Result<openpleb_common::db::sessions::Session> {
+async fn check_session(req: &Request, bearer: Bearer) -> poem::Result<Session> {
+    Ok(session_of(req, &bearer.token).await?)
+}
+
+/// The live session `token` (a request's bearer) authenticates, or the 401 the `SessionBat`
+/// scheme answers with. The rate limiter has usually looked the token up already (see
+/// [`crate::ratelimit`]); its answer is used then.
+pub async fn session_of(req: &Request, token: &str) -> Result<Session, ApiError> {
     if let Some(resolved) = req.extensions().get::<ResolvedSession>() {
         return Ok(resolved.0.clone());
     }
-    let state = state(req)?;
-    let bat = openpleb_common::mint::ParsedBat::parse(&bearer.token)
+    let expired = || ApiError::unauthorized("session_expired", "the session has ended");
+    let unknown = || ApiError::unauthorized("invalid_session", "no session for this token");
+    let bat = ParsedBat::parse(token)
         .map_err(|_| ApiError::unauthorized("malformed_bat", "the bearer token is not a BAT"))?;
-    let session = openpleb_common::db::sessions::by_bat(&state.ctx.pool, &bat.hash)
-        .await
-        .map_err(ApiError::from)?
-        .ok_or_else(|| ApiError::unauthorized("invalid_session", "no session for this token"))?;
+    if let Some(DeadBearer(ended)) = req.extensions().get::<DeadBearer>() {
+        return Err(if *ended { expired() } else { unknown() });
+    }
+    let state = req
+        .data::<AppState>()
+        .ok_or_else(|| ApiError::internal("application state missing"))?;
+    let session = sessions::by_bat(&state.ctx.pool, &bat.hash)
+        .await?
+        .ok_or_else(unknown)?;
     if session.ended_at.is_some() || session.expires_at <= chrono::Utc::now() {
-        return Err(ApiError::unauthorized("session_expired", "the session has ended").into());
+        return Err(expired());
     }
     Ok(session)
 }

@@ -8,6 +8,10 @@
 //! client cannot hold an unbounded number of connections and fan-out work;
 //! a slot is given back when its stream is dropped. Sessions that log out here are announced
 //! to their streams at once ([`Hub::session_ended`]).
+//!
+//! The same connection listens for sessions that end or move onto a new BAT in any process
+//! ([`SessionNotice`]): the session cache forgets them ([`crate::session_cache`]) and a logout
+//! ends the session's streams here too.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openpleb_common::db::offers::EVENTS_CHANNEL;
+use openpleb_common::db::sessions::SESSIONS_CHANNEL;
 use openpleb_common::domain::offer::OfferStatus;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
@@ -78,11 +83,40 @@ impl OfferChange {
     }
 }
 
+/// A session that changed in some api process, as announced on its `NOTIFY` channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionNotice {
+    /// Logged out.
+    Ended(Uuid),
+    /// Moved onto a new BAT: the old one no longer authenticates it.
+    Renewed(Uuid),
+}
+
+impl SessionNotice {
+    /// The session.
+    pub fn session(&self) -> Uuid {
+        match *self {
+            Self::Ended(id) | Self::Renewed(id) => id,
+        }
+    }
+
+    fn parse(payload: &str) -> Option<Self> {
+        let (kind, id) = payload.split_once(':')?;
+        let id = id.parse().ok()?;
+        match kind {
+            "ended" => Some(Self::Ended(id)),
+            "renewed" => Some(Self::Renewed(id)),
+            _ => None,
+        }
+    }
+}
+
 /// The fan-out.
 #[derive(Debug, Clone)]
 pub struct Hub {
     tx: broadcast::Sender<OfferChange>,
     ended: broadcast::Sender<Uuid>,
+    sessions: broadcast::Sender<SessionNotice>,
     open: Arc<Mutex<HashMap<String, usize>>>,
     /// Counts the listener's connections and losses: odd while `LISTEN` is active, even while
     /// it is down. A change of value means changes may have been missed in between.
@@ -111,21 +145,35 @@ impl Drop for StreamSlot {
 }
 
 impl Hub {
+    /// A hub with nothing listening yet, its epoch at `epoch`.
+    fn new(epoch: u64) -> Self {
+        Self {
+            tx: broadcast::channel(1024).0,
+            ended: broadcast::channel(256).0,
+            sessions: broadcast::channel(1024).0,
+            open: Arc::default(),
+            epoch: Arc::new(AtomicU64::new(epoch)),
+        }
+    }
+
     /// Starts listening (reconnecting after errors) on `pool`.
     pub fn start(pool: PgPool) -> Arc<Self> {
-        let (tx, _) = broadcast::channel(1024);
-        let (ended, _) = broadcast::channel(256);
-        let epoch = Arc::new(AtomicU64::new(0));
-        let hub = Arc::new(Self {
-            tx: tx.clone(),
-            ended,
-            open: Arc::default(),
-            epoch: epoch.clone(),
-        });
+        let hub = Arc::new(Self::new(0));
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(listen(pool, tx, epoch));
+            rt.spawn(listen(pool, hub.as_ref().clone()));
         }
         hub
+    }
+
+    /// A hub that says it is listening and never hears anything (unit tests of its readers).
+    #[cfg(test)]
+    pub(crate) fn listening_to_nothing() -> Arc<Self> {
+        Arc::new(Self::new(1))
+    }
+
+    /// A receiver of every session notice from now on.
+    pub fn session_notices(&self) -> broadcast::Receiver<SessionNotice> {
+        self.sessions.subscribe()
     }
 
     /// The listener's epoch: odd while it listens; a new value whenever it (re)connected or
@@ -164,13 +212,28 @@ impl Hub {
         let _ = self.ended.send(session);
     }
 
-    /// A receiver of sessions ended in this process from now on.
+    /// A receiver of sessions ended from now on: in this process, or announced by another.
     pub fn ended_sessions(&self) -> broadcast::Receiver<Uuid> {
         self.ended.subscribe()
     }
+
+    /// Hands a notification of `channel` to its readers. No readers is fine.
+    fn dispatch(&self, channel: &str, payload: &str) {
+        if channel == SESSIONS_CHANNEL {
+            if let Some(notice) = SessionNotice::parse(payload) {
+                if let SessionNotice::Ended(id) = notice {
+                    let _ = self.ended.send(id);
+                }
+                let _ = self.sessions.send(notice);
+            }
+        } else if let Some(change) = OfferChange::parse(payload) {
+            let _ = self.tx.send(change);
+        }
+    }
 }
 
-async fn listen(pool: PgPool, tx: broadcast::Sender<OfferChange>, epoch: Arc<AtomicU64>) {
+async fn listen(pool: PgPool, hub: Hub) {
+    let epoch = hub.epoch.clone();
     // Odd while listening, even while not (see `Hub::epoch`).
     let down = |epoch: &AtomicU64| {
         if epoch.load(Ordering::SeqCst) % 2 == 1 {
@@ -180,7 +243,9 @@ async fn listen(pool: PgPool, tx: broadcast::Sender<OfferChange>, epoch: Arc<Ato
     loop {
         let result: Result<(), sqlx::Error> = async {
             let mut listener = PgListener::connect_with(&pool).await?;
-            listener.listen(EVENTS_CHANNEL).await?;
+            listener
+                .listen_all([EVENTS_CHANNEL, SESSIONS_CHANNEL])
+                .await?;
             epoch.fetch_add(1, Ordering::SeqCst);
             loop {
                 // `None`: the connection was lost and has been made again (LISTEN included);
@@ -189,18 +254,15 @@ async fn listen(pool: PgPool, tx: broadcast::Sender<OfferChange>, epoch: Arc<Ato
                     epoch.fetch_add(2, Ordering::SeqCst);
                     continue;
                 };
-                if let Some(change) = OfferChange::parse(n.payload()) {
-                    // No subscribers is fine.
-                    let _ = tx.send(change);
-                }
+                hub.dispatch(n.channel(), n.payload());
             }
         }
         .await;
         down(&epoch);
         if let Err(e) = result {
-            tracing::warn!(error = %e, "offer event listener failed; reconnecting");
+            tracing::warn!(error = %e, "offer and session listener failed; reconnecting");
         }
-        if tx.receiver_count() == 0 && pool.is_closed() {
+        if hub.tx.receiver_count() == 0 && pool.is_closed() {
             return;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -244,6 +306,33 @@ mod tests {
         );
         assert_eq!(OfferChange::parse(&format!("{id}:-:CREATED:nope:-")), None);
         assert_eq!(OfferChange::parse("garbage"), None);
+    }
+
+    #[test]
+    fn session_notices_parse_and_reach_their_readers() {
+        let id = Uuid::new_v4();
+        assert_eq!(
+            SessionNotice::parse(&format!("ended:{id}")),
+            Some(SessionNotice::Ended(id))
+        );
+        assert_eq!(
+            SessionNotice::parse(&format!("renewed:{id}")),
+            Some(SessionNotice::Renewed(id))
+        );
+        assert_eq!(SessionNotice::parse(&format!("moved:{id}")), None);
+        assert_eq!(SessionNotice::parse("ended:nope"), None);
+
+        let hub = Hub::new(1);
+        let mut notices = hub.session_notices();
+        let mut ended = hub.ended_sessions();
+        let mut offers = hub.subscribe();
+        hub.dispatch(SESSIONS_CHANNEL, &format!("renewed:{id}"));
+        hub.dispatch(SESSIONS_CHANNEL, &format!("ended:{id}"));
+        assert_eq!(notices.try_recv().ok(), Some(SessionNotice::Renewed(id)));
+        assert_eq!(notices.try_recv().ok(), Some(SessionNotice::Ended(id)));
+        assert_eq!(ended.try_recv().ok(), Some(id), "a logout ends streams");
+        assert!(ended.try_recv().is_err(), "a renewal does not");
+        assert!(offers.try_recv().is_err(), "not an offer change");
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! Input hardening in front of every route: request bodies are read with a size limit (JSON a
-//! few KiB, uploads `RECEIPT_MAX_BYTES` plus multipart overhead), so an oversized body is
+//! few KiB; the two upload routes, whose caller [`crate::upload_guard`] has already checked,
+//! `RECEIPT_MAX_BYTES` plus multipart overhead), so an oversized body is
 //! refused with 413 while it is read, never held whole; and NUL or other control characters in
 //! the path, a query parameter or a JSON string are refused with 400 naming where, before any
 //! handler, database or mint call sees them.
@@ -10,7 +11,7 @@ use poem::{Body, Endpoint, IntoResponse, Request, Response};
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::AppState;
+use crate::{upload_guard, AppState};
 
 /// Largest JSON body, bytes: the largest request (a funding token, a reputation stake) fits
 /// with room to spare.
@@ -18,11 +19,6 @@ pub const JSON_MAX_BYTES: usize = 256 * 1024;
 
 /// Multipart framing and the note beside an upload's image.
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
-
-/// Routes that take an image upload.
-fn is_upload(path: &str) -> bool {
-    path.ends_with("/receipt") || path.ends_with("/dispute/evidence")
-}
 
 /// A control character that has no place in text (tabs and line breaks are text).
 fn is_forbidden(c: char) -> bool {
@@ -136,14 +132,16 @@ pub async fn harden<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
     if let Err(e) = check_uri(&req) {
         return Ok(e.to_response());
     }
-    let upload_max = req
-        .data::<AppState>()
-        .map(|s| s.ctx.config.limits.receipt_max_bytes)
-        .unwrap_or(0);
-    let limit = if is_upload(req.uri().path()) {
-        upload_max + MULTIPART_OVERHEAD
-    } else {
-        JSON_MAX_BYTES
+    // Only the upload routes themselves get the upload's limit (any other path ending the
+    // same way keeps the JSON one).
+    let upload_max = req.data::<AppState>().and_then(|s| {
+        let base = &s.ctx.config.api.base_path;
+        upload_guard::target(base, req.method(), req.uri().path())
+            .map(|_| s.ctx.config.limits.receipt_max_bytes)
+    });
+    let limit = match upload_max {
+        Some(max) => max + MULTIPART_OVERHEAD,
+        None => JSON_MAX_BYTES,
     };
     let declared = req
         .headers()

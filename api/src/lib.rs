@@ -15,6 +15,8 @@ pub mod ratelimit;
 pub mod routes;
 pub mod session_cache;
 pub mod spec_guard;
+pub mod stats_cache;
+pub mod upload_guard;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +61,8 @@ pub struct AppState {
     pub book: Arc<book_cache::BookCache>,
     /// Live sessions recently looked up, for reads.
     pub sessions: Arc<session_cache::SessionCache>,
+    /// The last `/stats` count.
+    pub stats: Arc<stats_cache::StatsCache>,
     /// The database-backed gauges `/metrics` reports, cached between scrapes.
     pub gauges: Arc<DbGauges>,
 }
@@ -94,7 +98,8 @@ impl AppState {
             gauges: Arc::new(gauges),
             rate_limits: ratelimit::RateLimiters::new(&config.api.rate_limits),
             book: book_cache::BookCache::start(events.clone(), config.api.book_cache),
-            sessions: Arc::new(session_cache::SessionCache::new(config.api.session_cache)),
+            sessions: session_cache::SessionCache::start(events.clone(), config.api.session_cache),
+            stats: Arc::new(stats_cache::StatsCache::new(config.api.stats_cache)),
             events,
             ctx: TradeCtx::new(pool, wallets, config, price),
             mint,
@@ -190,7 +195,11 @@ pub fn public_service(base_path: &str) -> OpenApiService<PublicApis, ()> {
     .description(
         "Privacy-first peer-to-peer fiat-to-bitcoin exchange. All value moves as Cashu \
              ecash. Errors are `{\"error\":{\"code\",\"message\"}}` with a stable `code`. \
-             Trader calls take `Authorization: Bearer <BAT>` of a session. Live updates are \
+             Trader calls take `Authorization: Bearer <BAT>` of a session. Requests are rate \
+             limited per session, and without one per client address (an IPv6 client per \
+             network, a /64 by default); a bearer token that names no live session counts \
+             against its address, and past that budget is refused before it is looked up: \
+             429 `rate_limited` with `Retry-After`. Live updates are \
              server-sent events: `GET /events/book` sends `offer.listed` and `offer.unlisted` \
              (data `{\"offerId\"}`); `GET /events/session` sends `offer.status` (data \
              `{\"offerId\",\"status\"}`) for the session's own offers.",
@@ -280,6 +289,7 @@ pub fn public_app(state: AppState) -> impl poem::Endpoint {
         .nest(base, api.into_endpoint())
         .around(move |ep, req| spec_guard::guard(allow.clone(), ep, req))
         .around(input::harden)
+        .around(upload_guard::guard)
         .around(ratelimit::public)
         .data(state)
         .around(|ep, req| observe::observe(ep, req, "public"))

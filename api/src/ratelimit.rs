@@ -5,11 +5,22 @@
 //!
 //! Limits are per process; with several api processes behind a balancer a client gets up to N
 //! times the limit. Behind a proxy (`TRUST_PROXY`), the client is the right-most
-//! `X-Forwarded-For` address that is not one of `TRUSTED_PROXIES` ([`client_ip`]).
+//! `X-Forwarded-For` address that is not one of `TRUSTED_PROXIES` ([`client_ip`]). An IPv6
+//! client is its network of `RATE_LIMIT_IPV6_PREFIX` bits (a /64 by default): a host is
+//! usually given a whole /64, and counting its addresses one by one would give it 2^64
+//! budgets ([`bucket_key`]).
+//!
+//! A bearer token costs a database look-up unless its session is cached, and a caller
+//! without a session can send any number of well-formed made-up ones. So tokens that named no
+//! live session are counted per address ([`FailedLookups`], `RATE_LIMIT_ANONYMOUS` per
+//! window), and once an address has spent that, its bearer tokens are refused with 429
+//! *before* they are looked up. A live session's own look-ups never count there: sessions
+//! behind an address that only sends anonymous requests keep working.
 
-use std::net::IpAddr;
-use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use cdk_common::bitcoin::hashes::{sha256, Hash};
 use governor::clock::{Clock, DefaultClock};
@@ -22,7 +33,7 @@ use openpleb_common::mint::ParsedBat;
 use poem::http::{HeaderValue, Method, StatusCode};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
-use crate::auth::{role_of, ResolvedSession};
+use crate::auth::{role_of, DeadBearer, ResolvedSession};
 use crate::error::{envelope, ApiError};
 use crate::AppState;
 
@@ -83,13 +94,61 @@ impl Bucket {
     }
 }
 
+/// Bearer tokens that named no live session, per address: a GCRA bucket of its own because it
+/// is *read* before the look-up and *charged* only after one fails, which governor's
+/// check-and-take cannot do.
+struct FailedLookups {
+    limit: u32,
+    per_token: Duration,
+    /// Per address, the theoretical arrival time: when its bucket is full again.
+    due: Mutex<HashMap<String, Instant>>,
+}
+
+impl FailedLookups {
+    fn new(limit: u32, window: Duration) -> Self {
+        let limit = limit.max(1);
+        Self {
+            limit,
+            per_token: window / limit,
+            due: Mutex::default(),
+        }
+    }
+
+    /// How long `key` must wait before another of its tokens is looked up, if it must.
+    fn wait(&self, key: &str) -> Option<Duration> {
+        let due = self.due.lock().unwrap_or_else(|e| e.into_inner());
+        let tat = *due.get(key)?;
+        // `limit` failures in a row are allowed; the next waits for one to drain.
+        let open_at = tat.checked_sub(self.per_token * (self.limit - 1))?;
+        open_at.checked_duration_since(Instant::now())
+    }
+
+    /// Counts one failed look-up of `key`.
+    fn charge(&self, key: &str) {
+        let now = Instant::now();
+        let mut due = self.due.lock().unwrap_or_else(|e| e.into_inner());
+        let tat = due.get(key).copied().unwrap_or(now).max(now) + self.per_token;
+        due.insert(key.to_owned(), tat);
+    }
+
+    /// Forgets addresses whose bucket is full again.
+    fn forget_idle(&self) {
+        let now = Instant::now();
+        let mut due = self.due.lock().unwrap_or_else(|e| e.into_inner());
+        due.retain(|_, tat| *tat > now);
+        due.shrink_to_fit();
+    }
+}
+
 /// The three tiers.
 pub struct RateLimiters {
     anonymous: Bucket,
     authenticated: Bucket,
     admin: Bucket,
+    failed_lookups: FailedLookups,
     trust_forwarded_for: bool,
     trusted_proxies: Vec<Cidr>,
+    ipv6_prefix: u8,
 }
 
 impl std::fmt::Debug for RateLimiters {
@@ -109,8 +168,10 @@ impl RateLimiters {
             anonymous: Bucket::new(limits.anonymous, limits.window),
             authenticated: Bucket::new(limits.authenticated, limits.window),
             admin: Bucket::new(limits.admin, limits.window),
+            failed_lookups: FailedLookups::new(limits.anonymous, limits.window),
             trust_forwarded_for: limits.trust_forwarded_for,
             trusted_proxies: limits.trusted_proxies.clone(),
+            ipv6_prefix: limits.ipv6_prefix,
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(forget_idle(Arc::downgrade(&me)));
@@ -118,7 +179,8 @@ impl RateLimiters {
         me
     }
 
-    /// The client's address as the limiter keys it (see [`client_ip`]).
+    /// The client as the limiter keys it: its address (see [`client_ip`]), an IPv6 one
+    /// narrowed to its network ([`bucket_key`]).
     pub fn client_ip(&self, req: &Request) -> String {
         let peer = req.remote_addr().as_socket_addr().map(|a| a.ip());
         let forwarded: Vec<&str> = if self.trust_forwarded_for {
@@ -131,8 +193,22 @@ impl RateLimiters {
             Vec::new()
         };
         match client_ip(peer, &forwarded, &self.trusted_proxies) {
-            Some(ip) => ip.to_string(),
+            Some(ip) => bucket_key(ip, self.ipv6_prefix),
             None => "unknown".to_owned(),
+        }
+    }
+}
+
+/// The key of `ip`'s bucket: an IPv4 address as it is, an IPv6 address as its network of
+/// `v6_prefix` bits (`2001:db8:1:2::/64`).
+pub fn bucket_key(ip: IpAddr, v6_prefix: u8) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let bits = u32::from(v6_prefix.min(128));
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            let network = Ipv6Addr::from(u128::from(v6) & mask);
+            format!("{network}/{bits}")
         }
     }
 }
@@ -177,6 +253,7 @@ async fn forget_idle(limiters: Weak<RateLimiters>) {
             bucket.limiter.retain_recent();
             bucket.limiter.shrink_to_fit();
         }
+        l.failed_lookups.forget_idle();
     }
 }
 
@@ -188,21 +265,49 @@ fn bearer(req: &Request) -> Option<&str> {
         .map(str::trim)
 }
 
+/// What a bearer token turned out to be.
+enum Bearer {
+    /// A live session's.
+    Live(Session),
+    /// Looked up: no live session (the flag: one that ended).
+    Dead(bool),
+    /// Not looked up (not a BAT, or the database failed): the checker decides.
+    Unknown,
+    /// Not looked up: its address has sent too many unknown ones; retry after this many s.
+    Refused(u64),
+}
+
 /// The live session of `token`; for a read (`cached`), one looked up a moment ago may do
-/// ([`crate::session_cache`]).
-async fn live_session(state: &AppState, token: &str, cached: bool) -> Option<Session> {
-    let bat = ParsedBat::parse(token).ok()?;
+/// ([`crate::session_cache`]). A look-up needs the address `client` to have failed fewer
+/// than its budget of look-ups ([`FailedLookups`]); a failed one is charged to it.
+async fn live_session(state: &AppState, token: &str, cached: bool, client: &str) -> Bearer {
+    let Ok(bat) = ParsedBat::parse(token) else {
+        // Known without a look-up; counted as anonymous like any request without a session.
+        return Bearer::Unknown;
+    };
     if cached {
         if let Some(session) = state.sessions.get(&bat.hash) {
-            return Some(session);
+            return Bearer::Live(session);
         }
     }
-    let session = sessions::by_bat(&state.ctx.pool, &bat.hash).await.ok()??;
-    let live = session.ended_at.is_none() && session.expires_at > chrono::Utc::now();
-    if live && cached {
-        state.sessions.put(bat.hash, session.clone());
+    let failed = &state.rate_limits.failed_lookups;
+    if let Some(wait) = failed.wait(client) {
+        return Bearer::Refused(wait.as_secs().max(1));
     }
-    live.then_some(session)
+    let stamp = state.sessions.stamp();
+    let session = match sessions::by_bat(&state.ctx.pool, &bat.hash).await {
+        Ok(Some(s)) if s.ended_at.is_none() && s.expires_at > chrono::Utc::now() => s,
+        Ok(found) => {
+            failed.charge(client);
+            return Bearer::Dead(found.is_some());
+        }
+        // The checker looks again and answers for the database; not the caller's doing.
+        Err(_) => return Bearer::Unknown,
+    };
+    if cached {
+        state.sessions.put(bat.hash, session.clone(), stamp);
+    }
+    Bearer::Live(session)
 }
 
 fn with_headers(mut resp: Response, verdict: &Verdict) -> Response {
@@ -254,19 +359,26 @@ pub async fn public<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Resp
         .ok_or_else(|| ApiError::internal("application state missing"))?;
     let limiters = state.rate_limits.clone();
     let read = matches!(*req.method(), Method::GET | Method::HEAD);
+    let client = limiters.client_ip(&req);
     let session = match bearer(&req) {
-        Some(token) => live_session(&state, token, read).await,
-        None => None,
+        Some(token) => live_session(&state, token, read, &client).await,
+        None => Bearer::Unknown,
     };
     let verdict = match session {
-        Some(s) => {
+        Bearer::Live(s) => {
             let v = limiters.authenticated.check(format!("s:{}", s.id));
             req.extensions_mut().insert(ResolvedSession(s));
             v
         }
-        None => limiters
-            .anonymous
-            .check(format!("ip:{}", limiters.client_ip(&req))),
+        Bearer::Dead(ended) => {
+            req.extensions_mut().insert(DeadBearer(ended));
+            limiters.anonymous.check(format!("ip:{client}"))
+        }
+        Bearer::Unknown => limiters.anonymous.check(format!("ip:{client}")),
+        Bearer::Refused(retry_after) => Verdict::Limited {
+            limit: limiters.anonymous.limit,
+            retry_after,
+        },
     };
     finish(&next, req, verdict).await
 }
@@ -355,6 +467,38 @@ mod tests {
         assert_eq!(client_ip(peer, &[" , "], &loopback()), peer);
         assert_eq!(client_ip(peer, &["5.5.5.5, unknown"], &loopback()), peer);
         assert_eq!(client_ip(None, &["5.5.5.5"], &loopback()), None);
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_network() {
+        let key = |s: &str, bits| bucket_key(ip(s), bits);
+        assert_eq!(key("2001:db8:1:2::1", 64), "2001:db8:1:2::/64");
+        assert_eq!(
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff", 64),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(key("2001:db8:1:3::1", 64), "2001:db8:1:3::/64");
+        assert_eq!(key("2001:db8:1:2ff::1", 56), "2001:db8:1:200::/56");
+        assert_eq!(key("2001:db8::1", 128), "2001:db8::1/128");
+        assert_eq!(key("2001:db8::1", 1), "::/1");
+        assert_eq!(key("192.0.2.7", 64), "192.0.2.7", "IPv4: the address");
+    }
+
+    #[test]
+    fn failed_lookups_allow_the_budget_then_wait() {
+        let failed = FailedLookups::new(3, Duration::from_secs(300));
+        for _ in 0..3 {
+            assert_eq!(failed.wait("a"), None);
+            failed.charge("a");
+        }
+        let wait = failed.wait("a").expect("budget spent");
+        assert!(
+            wait <= Duration::from_secs(100),
+            "one drains in 100 s: {wait:?}"
+        );
+        assert_eq!(failed.wait("b"), None, "another address");
+        failed.forget_idle();
+        assert!(failed.wait("a").is_some(), "still draining");
     }
 
     #[test]

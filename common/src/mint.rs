@@ -18,12 +18,17 @@ use cdk_common::bitcoin::hashes::{sha256, Hash};
 /// How long one call to the mint may take.
 const MINT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a BAT's spend may take by default. Longer than other calls: the wait holds no
+/// database connection, and a spend given up on burns the trader's BAT (the mint may have
+/// spent it), so a slow mint is better waited for than guessed about.
+pub const BAT_SPEND_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A client for the platform's mint, shared by the process.
 #[derive(Debug, Clone)]
 pub struct MintClient {
     url: String,
     http: HttpClient,
-    raw: cdk::http_client::HttpClient,
+    spend_timeout: Duration,
 }
 
 /// Why the mint cannot verify BATs.
@@ -53,7 +58,8 @@ pub enum BatError {
     /// The mint refused it (not signed by the mint, wrong keyset, …).
     #[error("the mint did not accept this blind auth token")]
     Invalid,
-    /// The mint could not be asked.
+    /// The mint did not answer, or answered with a server error: it may or may not have
+    /// spent the BAT.
     #[error("the mint is unavailable")]
     Unavailable,
 }
@@ -95,8 +101,14 @@ impl MintClient {
         Ok(Self {
             url: url.trim_end_matches('/').to_owned(),
             http: HttpClient::new(mint_url, None),
-            raw: cdk::http_client::HttpClient::new(),
+            spend_timeout: BAT_SPEND_TIMEOUT,
         })
+    }
+
+    /// The same client giving up on a BAT's spend after `timeout` (tests of a slow mint).
+    pub fn with_spend_timeout(mut self, timeout: Duration) -> Self {
+        self.spend_timeout = timeout;
+        self
     }
 
     /// The mint's base URL.
@@ -133,13 +145,16 @@ impl MintClient {
     /// Spends `bat` at the mint. Ok means the mint signed it and it was unspent until now.
     pub async fn spend_bat(&self, bat: &ParsedBat) -> Result<(), BatError> {
         let body = serde_json::json!({ "Ys": [bat.y_hex] });
-        let call = self
-            .raw
+        // A connection of its own: cdk's client sends one client's requests over one
+        // connection, one at a time, so spends sharing a client would queue behind each
+        // other's answers (and a spend given up on would leave its answer to the next).
+        // Sessions open about once an hour per trader; a connection each costs little.
+        let call = cdk::http_client::HttpClient::new()
             .post(&format!("{}/v1/checkstate", self.url))
             .header("Blind-auth", &bat.forward)
             .json(&body)
             .send();
-        let resp = match tokio::time::timeout(MINT_TIMEOUT, call).await {
+        let resp = match tokio::time::timeout(self.spend_timeout, call).await {
             Ok(Ok(resp)) => resp,
             _ => return Err(BatError::Unavailable),
         };

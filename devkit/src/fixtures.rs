@@ -38,7 +38,7 @@ pub async fn insert_session(conn: &mut PgConnection) -> anyhow::Result<Uuid> {
     let mut bat = [0u8; 32];
     bat[..16].copy_from_slice(session.as_bytes());
     bat[16..].copy_from_slice(Uuid::new_v4().as_bytes());
-    sqlx::query("insert into bat_redemptions (bat_hash) values ($1)")
+    sqlx::query("insert into bat_redemptions (bat_hash, spent_at) values ($1, now())")
         .bind(bat.as_slice())
         .execute(&mut *conn)
         .await?;

@@ -342,7 +342,9 @@ impl DisputesApi {
     /// Add evidence (maker and taker)
     ///
     /// Multipart `image`: PNG, JPEG or WebP, at most `RECEIPT_MAX_BYTES`; at most three per
-    /// side, while the dispute is open. Seen by the other party and admins only.
+    /// side, while the dispute is open. Seen by the other party and admins only. The body is
+    /// read only from a party of the offer: anyone else gets 401 or 404 before a byte of it is
+    /// read.
     #[oai(
         path = "/offers/:id/dispute/evidence",
         method = "post",

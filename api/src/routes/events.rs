@@ -54,7 +54,8 @@ pub struct StatusEvent {
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// How often a session stream re-reads its session, to end after a logout in another process.
+/// How often a session stream re-reads its session, to end after a logout in another process
+/// whose notice was missed (notices end it at once otherwise).
 pub const SESSION_CHECK: Duration = Duration::from_secs(10);
 
 type Stream<T> = EventStream<BoxStream<'static, T>>;
@@ -79,8 +80,8 @@ fn slot(state: &AppState, req: &Request, session: Option<uuid::Uuid>) -> ApiResu
     })
 }
 
-/// Resolves when `session` has ended: logged out here, past its expiry, or found ended by a
-/// periodic re-read.
+/// Resolves when `session` has ended: logged out (here, or announced by another process),
+/// past its expiry, or found ended by a periodic re-read.
 /// `ended_here` is subscribed by the caller, when the stream opens: this future first runs when
 /// the stream is first read, and a logout before that must not be missed.
 async fn session_over(

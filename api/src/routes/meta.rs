@@ -134,30 +134,38 @@ impl MetaApi {
     /// Platform statistics
     ///
     /// Counts only: offers in the book, trades under way, completed trades, registered users.
+    /// Counted at most once every `STATS_CACHE_MS` (10 s by default) per server; between
+    /// counts the last one is served.
     #[oai(path = "/stats", method = "get", operation_id = "getStats")]
     async fn stats(&self, state: Data<&AppState>) -> ApiResult<Json<Stats>> {
-        let counts = offers::counts_by_status(&state.ctx.pool).await?;
-        let count = |wanted: &[OfferStatus]| -> i64 {
-            counts
-                .iter()
-                .filter(|(s, _)| wanted.contains(s))
-                .map(|(_, n)| n)
-                .sum()
-        };
-        let users: i64 = sqlx::query_scalar("select count(*) from users")
-            .fetch_one(&state.ctx.pool)
-            .await?;
-        Ok(Json(Stats {
-            open_offers: count(&[OfferStatus::InvoicePaid]),
-            active_trades: count(&[
-                OfferStatus::TakerBondPaid,
-                OfferStatus::ReceiptSubmitted,
-                OfferStatus::MarkedWithIssue,
-                OfferStatus::Disputed,
-                OfferStatus::DetailsDisputed,
-            ]),
-            completed_trades: count(&[OfferStatus::Completed]),
-            registered_users: users,
-        }))
+        let pool = &state.ctx.pool;
+        Ok(Json(state.stats.get(|| count_stats(pool)).await?))
     }
+}
+
+/// Counts what `/stats` shows.
+async fn count_stats(pool: &sqlx::PgPool) -> Result<Stats, sqlx::Error> {
+    let counts = offers::counts_by_status(pool).await?;
+    let count = |wanted: &[OfferStatus]| -> i64 {
+        counts
+            .iter()
+            .filter(|(s, _)| wanted.contains(s))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let users: i64 = sqlx::query_scalar("select count(*) from users")
+        .fetch_one(pool)
+        .await?;
+    Ok(Stats {
+        open_offers: count(&[OfferStatus::InvoicePaid]),
+        active_trades: count(&[
+            OfferStatus::TakerBondPaid,
+            OfferStatus::ReceiptSubmitted,
+            OfferStatus::MarkedWithIssue,
+            OfferStatus::Disputed,
+            OfferStatus::DetailsDisputed,
+        ]),
+        completed_trades: count(&[OfferStatus::Completed]),
+        registered_users: users,
+    })
 }

@@ -1,8 +1,12 @@
 //! Anonymous sessions opened with blind auth tokens (BATs).
 //!
-//! A BAT is verified once, by spending it at the mint inside the transaction that records its
-//! hash under a unique key, and from then on it is the session's bearer credential until the
-//! session expires. Nothing about the session identifies a user.
+//! A BAT is verified once, by spending it at the mint, and from then on it is the session's
+//! bearer credential until the session expires. Nothing about the session identifies a user.
+//!
+//! The spend holds no database connection, so a slow mint cannot exhaust the pool for every
+//! other request: the BAT's hash is recorded under its unique key and committed first (a
+//! second use of the same BAT is refused from then on), the mint spends it, and the session
+//! is opened or renewed in a second short transaction ([`spend`]).
 
 use chrono::{DateTime, Utc};
 use openpleb_common::db::sessions;
@@ -72,15 +76,20 @@ fn bat_error(e: BatError) -> ApiError {
     }
 }
 
-/// Verifies and burns `bat` inside `tx`: the hash is recorded first (a concurrent duplicate
-/// blocks on the uncommitted key), then the mint spends it. Rolls back on any refusal.
-async fn redeem(
-    state: &AppState,
-    tx: &mut sqlx::PgConnection,
-    bat: &ParsedBat,
-) -> Result<(), ApiError> {
+/// Verifies and burns `bat` at the mint, with no database connection held while the mint
+/// answers:
+/// 1. its hash is recorded and committed: from here on any other use of it is a replay (409);
+/// 2. the mint spends it;
+/// 3. the caller marks it spent and opens or renews the session in one short transaction.
+///
+/// A BAT the mint refused (spent before, or never signed) is forgotten again: the mint refuses
+/// it on any retry too. A spend that went unanswered (timeout, lost connection, a server
+/// error) may have happened at the mint, so that BAT stays recorded and is burnt: the caller
+/// is told to use a new one. A session that ends while its renewal's spend runs burns the new
+/// BAT the same way.
+async fn spend(state: &AppState, bat: &ParsedBat) -> Result<(), ApiError> {
     state.ensure_blind_auth().await?;
-    if !sessions::redeem_bat(tx, &bat.hash).await? {
+    if !sessions::reserve_bat(&state.ctx.pool, &bat.hash).await? {
         return Err(bat_error(BatError::AlreadySpent));
     }
     let started = std::time::Instant::now();
@@ -93,7 +102,18 @@ async fn redeem(
         Err(_) => "rejected",
     };
     openpleb_common::metrics::bat_verified(result, started);
-    spent.map_err(bat_error)
+    match spent {
+        Ok(()) => Ok(()),
+        Err(BatError::Unavailable) => Err(ApiError::unavailable(
+            "mint_unavailable",
+            "the mint did not answer; this BAT may have been spent there and cannot be used \
+             again: use a new one",
+        )),
+        Err(refused) => {
+            sessions::release_bat(&state.ctx.pool, &bat.hash).await?;
+            Err(bat_error(refused))
+        }
+    }
 }
 
 fn bearer(req: &Request) -> Option<String> {
@@ -113,8 +133,11 @@ impl SessionsApi {
     /// Open a session with a BAT
     ///
     /// The BAT (body `bat`, or `Authorization: Bearer`) is spent at the mint once; a BAT can
-    /// open one session, ever. 409 `bat_already_used` on reuse, 401 `invalid_bat` when the mint
-    /// did not sign it.
+    /// open one session, ever. 409 `bat_already_used` on reuse (also while its first use is
+    /// still being spent), 401 `invalid_bat` when the mint did not sign it (such a BAT is
+    /// refused again on any retry). 503 `mint_unavailable` when the mint did not answer the
+    /// spend in time: the mint may have spent the BAT, so it is burnt; open the session with a
+    /// new one.
     #[oai(path = "/sessions", method = "post", operation_id = "openSession")]
     async fn open(
         &self,
@@ -126,8 +149,11 @@ impl SessionsApi {
             ApiError::bad_request("missing_bat", "send a BAT in `bat` or as a bearer token")
         })?;
         let bat = ParsedBat::parse(&token).map_err(bat_error)?;
+        spend(&state, &bat).await?;
         let mut tx = state.ctx.pool.begin().await?;
-        redeem(&state, &mut tx, &bat).await?;
+        if !sessions::mark_bat_spent(&mut tx, &bat.hash).await? {
+            return Err(ApiError::internal("a BAT spent here was not reserved").into());
+        }
         let expires_at = Utc::now() + state.session_lifetime();
         let session = sessions::open(&mut tx, &bat.hash, expires_at).await?;
         tx.commit().await?;
@@ -148,7 +174,8 @@ impl SessionsApi {
     ///
     /// Authenticated with the current BAT; the body's new BAT is spent at the mint and becomes
     /// the credential, with a new expiry. Offers and wallet stay with the session; the old BAT
-    /// stops working.
+    /// stops working. The new BAT is refused and burnt as in `POST /sessions`; a session that
+    /// ends while its new BAT is being spent is not renewed (401), and that BAT is burnt.
     #[oai(
         path = "/sessions/renew",
         method = "post",
@@ -165,8 +192,11 @@ impl SessionsApi {
             .bat
             .ok_or_else(|| ApiError::bad_request("missing_bat", "send the new BAT in `bat`"))?;
         let bat = ParsedBat::parse(&token).map_err(bat_error)?;
+        spend(&state, &bat).await?;
         let mut tx = state.ctx.pool.begin().await?;
-        redeem(&state, &mut tx, &bat).await?;
+        if !sessions::mark_bat_spent(&mut tx, &bat.hash).await? {
+            return Err(ApiError::internal("a BAT spent here was not reserved").into());
+        }
         let expires_at = Utc::now() + state.session_lifetime();
         let session = sessions::renew(&mut tx, auth.0.id, &bat.hash, expires_at)
             .await?
@@ -177,6 +207,9 @@ impl SessionsApi {
     }
 
     /// End the session (logout)
+    ///
+    /// The BAT stops working at once on every api server (each hears of the logout as it
+    /// commits).
     #[oai(path = "/sessions", method = "delete", operation_id = "endSession")]
     async fn end(&self, auth: SessionAuth, state: Data<&AppState>) -> ApiResult<Ended> {
         sessions::end(&state.ctx.pool, auth.0.id).await?;

@@ -150,14 +150,43 @@ fn api_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<ApiConfig, 
             window: env.millis("RATE_LIMIT_WINDOW", 900_000)?,
             trust_forwarded_for: env.bool("TRUST_PROXY", false)?,
             trusted_proxies: trusted_proxies(env)?,
+            ipv6_prefix: ipv6_prefix(env)?,
         },
         admins: admins(env, &oidc_api_token)?,
         oidc_api_token,
         events_max_per_session: env.positive("EVENTS_MAX_PER_SESSION", 3)?,
         events_max_per_ip: env.positive("EVENTS_MAX_PER_IP", 20)?,
         book_cache: Duration::from_millis(env.parse("BOOK_CACHE_MS", 2_000u64)?),
-        session_cache: Duration::from_millis(env.parse("SESSION_CACHE_MS", 1_000u64)?),
+        session_cache: session_cache(env)?,
+        stats_cache: Duration::from_millis(env.parse("STATS_CACHE_MS", 10_000u64)?),
     })
+}
+
+/// `SESSION_CACHE_MS`: at most [`SESSION_CACHE_MAX_MS`], because it bounds how long a logout
+/// or renewal through another api process may go unseen here when its notice is lost.
+fn session_cache<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Duration, ConfigError> {
+    let ms = env.parse("SESSION_CACHE_MS", 1_000u64)?;
+    if ms > SESSION_CACHE_MAX_MS {
+        return Err(invalid(
+            "SESSION_CACHE_MS",
+            &format!("may be at most {SESSION_CACHE_MAX_MS} ms"),
+        ));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+/// `RATE_LIMIT_IPV6_PREFIX`: how many leading bits of an IPv6 address name one client (a
+/// host is usually given a whole /64, so any shorter key lets it pick a fresh bucket per
+/// request).
+fn ipv6_prefix<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<u8, ConfigError> {
+    let bits = env.parse("RATE_LIMIT_IPV6_PREFIX", 64u8)?;
+    if !(1..=128).contains(&bits) {
+        return Err(invalid(
+            "RATE_LIMIT_IPV6_PREFIX",
+            "must be a prefix length from 1 to 128",
+        ));
+    }
+    Ok(bits)
 }
 
 /// `TRUSTED_PROXIES`: comma-separated CIDR blocks, by default the loopback addresses (a proxy

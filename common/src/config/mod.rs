@@ -89,6 +89,9 @@ pub struct RateLimits {
     pub trust_forwarded_for: bool,
     /// Proxies whose `X-Forwarded-For` entries are believed (`TRUSTED_PROXIES`).
     pub trusted_proxies: Vec<Cidr>,
+    /// IPv6 clients are counted per network of this prefix length, IPv4 clients per address
+    /// (`RATE_LIMIT_IPV6_PREFIX`, 1 to 128).
+    pub ipv6_prefix: u8,
 }
 
 /// The platform's own OIDC account, used to mint BATs for its wallets at a protected mint.
@@ -295,9 +298,17 @@ pub struct ApiConfig {
     /// the cache off). Offer changes clear it at once; this bounds what a missed change costs.
     pub book_cache: Duration,
     /// Longest a session look-up is reused for reads (`GET`, `HEAD`) by the same BAT
-    /// (`SESSION_CACHE_MS`; 0 turns it off). Writes always look the session up afresh.
+    /// (`SESSION_CACHE_MS`, at most [`SESSION_CACHE_MAX_MS`]; 0 turns it off). Writes always
+    /// look the session up afresh.
     pub session_cache: Duration,
+    /// Longest `/stats` is answered from the api's last count (`STATS_CACHE_MS`; 0 turns the
+    /// cache off).
+    pub stats_cache: Duration,
 }
+
+/// The most `SESSION_CACHE_MS` may be: a logout through one api process ends reads through
+/// the others at once by notice, and within this long if the notice is lost.
+pub const SESSION_CACHE_MAX_MS: u64 = 5_000;
 
 /// One admin's name and bearer token.
 #[derive(Debug, Clone, PartialEq, Eq)]

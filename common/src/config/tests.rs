@@ -407,3 +407,47 @@ fn the_reputation_secret_is_required_and_long_enough() {
         assert!(load(&vars).is_ok(), "{} hex digits", good.len());
     }
 }
+
+#[test]
+fn the_session_cache_is_capped_at_a_few_seconds() {
+    let mut vars = base();
+    vars.insert("SESSION_CACHE_MS", "5000".to_owned());
+    assert_eq!(
+        load(&vars).expect("at the cap").api.session_cache,
+        Duration::from_secs(5)
+    );
+    vars.insert("SESSION_CACHE_MS", "5001".to_owned());
+    match load(&vars).expect_err("past the cap") {
+        ConfigError::Invalid { var, .. } => assert_eq!(var, "SESSION_CACHE_MS"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_ipv6_prefix_is_a_prefix_length() {
+    let mut vars = base();
+    assert_eq!(
+        load(&vars).expect("default").api.rate_limits.ipv6_prefix,
+        64
+    );
+    vars.insert("RATE_LIMIT_IPV6_PREFIX", "56".to_owned());
+    assert_eq!(load(&vars).expect("56").api.rate_limits.ipv6_prefix, 56);
+    for bad in ["0", "129", "-1", "64x"] {
+        vars.insert("RATE_LIMIT_IPV6_PREFIX", bad.to_owned());
+        match load(&vars).expect_err(bad) {
+            ConfigError::Invalid { var, .. } => assert_eq!(var, "RATE_LIMIT_IPV6_PREFIX"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn stats_are_cached_ten_seconds_unless_told() {
+    let mut vars = base();
+    assert_eq!(
+        load(&vars).expect("default").api.stats_cache,
+        Duration::from_secs(10)
+    );
+    vars.insert("STATS_CACHE_MS", "0".to_owned());
+    assert_eq!(load(&vars).expect("off").api.stats_cache, Duration::ZERO);
+}

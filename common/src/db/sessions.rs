@@ -6,6 +6,12 @@ use uuid::Uuid;
 
 use crate::domain::role::Role;
 
+/// The `NOTIFY` channel for sessions that ended (`ended:<session id>`) or moved onto a new BAT
+/// (`renewed:<session id>`): every api process listens and forgets what it cached of the
+/// session. Sent in the transaction that makes the change, so delivered only on its commit.
+/// Heard by the api processes only, never by clients.
+pub const SESSIONS_CHANNEL: &str = "openpleb_sessions";
+
 /// A session row.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Session {
@@ -19,13 +25,38 @@ pub struct Session {
     pub ended_at: Option<DateTime<Utc>>,
 }
 
-/// Records a BAT as redeemed; false if it was redeemed before (a replay).
-pub async fn redeem_bat(conn: &mut PgConnection, bat_hash: &[u8; 32]) -> Result<bool, sqlx::Error> {
+/// Records a BAT as about to be spent at the mint, committed at once so its unique key makes
+/// any other use of it a replay while the spend runs with no transaction open; false if it
+/// was recorded before (a replay).
+pub async fn reserve_bat(pool: &PgPool, bat_hash: &[u8; 32]) -> Result<bool, sqlx::Error> {
     let done =
         sqlx::query("insert into bat_redemptions (bat_hash) values ($1) on conflict do nothing")
             .bind(bat_hash.as_slice())
-            .execute(conn)
+            .execute(pool)
             .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Forgets a reserved BAT the mint refused (so did not spend); a spent one is never forgotten.
+pub async fn release_bat(pool: &PgPool, bat_hash: &[u8; 32]) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from bat_redemptions where bat_hash = $1 and spent_at is null")
+        .bind(bat_hash.as_slice())
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Records that the mint spent a reserved BAT; false if it was not reserved and unspent.
+pub async fn mark_bat_spent(
+    conn: &mut PgConnection,
+    bat_hash: &[u8; 32],
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "update bat_redemptions set spent_at = now() where bat_hash = $1 and spent_at is null",
+    )
+    .bind(bat_hash.as_slice())
+    .execute(conn)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -63,13 +94,14 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<Session>, sqlx::Error
 }
 
 /// Moves a live session onto a new BAT with a new expiry; `None` if it is no longer live.
+/// Announced on [`SESSIONS_CHANNEL`] when the transaction commits.
 pub async fn renew(
     conn: &mut PgConnection,
     id: Uuid,
     new_bat_hash: &[u8; 32],
     expires_at: DateTime<Utc>,
 ) -> Result<Option<Session>, sqlx::Error> {
-    sqlx::query_as(
+    let renewed: Option<Session> = sqlx::query_as(
         "update sessions set bat_hash = $2, expires_at = $3
           where id = $1 and ended_at is null and expires_at > now()
          returning id, created_at, expires_at, ended_at",
@@ -77,18 +109,31 @@ pub async fn renew(
     .bind(id)
     .bind(new_bat_hash.as_slice())
     .bind(expires_at)
-    .fetch_optional(conn)
-    .await
+    .fetch_optional(&mut *conn)
+    .await?;
+    if renewed.is_some() {
+        sqlx::query("select pg_notify($1, $2)")
+            .bind(SESSIONS_CHANNEL)
+            .bind(format!("renewed:{id}"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(renewed)
 }
 
-/// Ends a live session (logout); false if it had already ended.
+/// Ends a live session (logout); false if it had already ended. Announced on
+/// [`SESSIONS_CHANNEL`] in the same statement.
 pub async fn end(pool: &PgPool, id: Uuid) -> Result<bool, sqlx::Error> {
-    let done =
-        sqlx::query("update sessions set ended_at = now() where id = $1 and ended_at is null")
-            .bind(id)
-            .execute(pool)
-            .await?;
-    Ok(done.rows_affected() == 1)
+    let ended = sqlx::query(
+        "with e as (
+            update sessions set ended_at = now() where id = $1 and ended_at is null returning id)
+         select pg_notify($2, 'ended:' || id::text) from e",
+    )
+    .bind(id)
+    .bind(SESSIONS_CHANNEL)
+    .fetch_optional(pool)
+    .await?;
+    Ok(ended.is_some())
 }
 
 /// Ended or expired sessions whose wallet may be cleaned up: no offer of theirs is still

@@ -112,7 +112,8 @@ impl TradeApi {
     /// Upload the payment receipt (taker)
     ///
     /// Multipart: `image` (PNG, JPEG or WebP, checked by content; at most `RECEIPT_MAX_BYTES`)
-    /// and an optional `note`. Moves the offer to RECEIPT_SUBMITTED.
+    /// and an optional `note`. Moves the offer to RECEIPT_SUBMITTED. The body is read only
+    /// from the offer's taker: anyone else gets 401, 404 or 403 before a byte of it is read.
     #[oai(
         path = "/offers/:id/receipt",
         method = "post",
