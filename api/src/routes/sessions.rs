@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use openpleb_common::db::sessions;
+use openpleb_common::health::Dependency;
 use openpleb_common::mint::{BatError, ParsedBat};
 use poem::web::Data;
 use poem::Request;
@@ -63,15 +64,6 @@ enum Ended {
     Ok,
 }
 
-fn bat_error(e: BatError) -> ApiError {
-    match e {
-        BatError::Malformed => ApiError::bad_request("malformed_bat", e.to_string()),
-        BatError::AlreadySpent => ApiError::conflict("bat_already_used", e.to_string()),
-        BatError::Invalid => ApiError::unauthorized("invalid_bat", e.to_string()),
-        BatError::Unavailable => ApiError::unavailable("mint_unavailable", e.to_string()),
-    }
-}
-
 /// Verifies and burns `bat` inside `tx`: the hash is recorded first (a concurrent duplicate
 /// blocks on the uncommitted key), then the mint spends it. Rolls back on any refusal.
 async fn redeem(
@@ -79,9 +71,10 @@ async fn redeem(
     tx: &mut sqlx::PgConnection,
     bat: &ParsedBat,
 ) -> Result<(), ApiError> {
+    state.need_mint()?;
     state.ensure_blind_auth().await?;
     if !sessions::redeem_bat(tx, &bat.hash).await? {
-        return Err(bat_error(BatError::AlreadySpent));
+        return Err(BatError::AlreadySpent.into());
     }
     let started = std::time::Instant::now();
     let spent = state.mint.spend_bat(bat).await;
@@ -89,11 +82,14 @@ async fn redeem(
     // first is a client's doing, the second an operator's problem.
     let result = match &spent {
         Ok(()) => "ok",
-        Err(BatError::Unavailable) => "error",
+        Err(BatError::Unavailable) => {
+            state.ctx.health.suspect(Dependency::Mint);
+            "error"
+        }
         Err(_) => "rejected",
     };
     openpleb_common::metrics::bat_verified(result, started);
-    spent.map_err(bat_error)
+    Ok(spent?)
 }
 
 fn bearer(req: &Request) -> Option<String> {
@@ -125,7 +121,7 @@ impl SessionsApi {
         let token = body.0.bat.or_else(|| bearer(req)).ok_or_else(|| {
             ApiError::bad_request("missing_bat", "send a BAT in `bat` or as a bearer token")
         })?;
-        let bat = ParsedBat::parse(&token).map_err(bat_error)?;
+        let bat = ParsedBat::parse(&token).map_err(ApiError::from)?;
         let mut tx = state.ctx.pool.begin().await?;
         redeem(&state, &mut tx, &bat).await?;
         let expires_at = Utc::now() + state.session_lifetime();
@@ -164,7 +160,7 @@ impl SessionsApi {
             .0
             .bat
             .ok_or_else(|| ApiError::bad_request("missing_bat", "send the new BAT in `bat`"))?;
-        let bat = ParsedBat::parse(&token).map_err(bat_error)?;
+        let bat = ParsedBat::parse(&token).map_err(ApiError::from)?;
         let mut tx = state.ctx.pool.begin().await?;
         redeem(&state, &mut tx, &bat).await?;
         let expires_at = Utc::now() + state.session_lifetime();

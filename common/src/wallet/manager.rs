@@ -49,6 +49,9 @@ pub struct WalletManagerConfig {
     pub holder: String,
     /// BATs for mints that protect what the wallets call; `None` for an open mint.
     pub service_auth: Option<super::service_auth::ServiceAuth>,
+    /// The process' view of the mint and the database: operations that find the mint
+    /// unreachable report it here, so its watcher looks again at once.
+    pub health: crate::health::Health,
 }
 
 impl WalletManagerConfig {
@@ -64,6 +67,7 @@ impl WalletManagerConfig {
             lease_wait: config.wallets.lease_wait,
             holder: Self::default_holder(),
             service_auth: None,
+            health: crate::health::Health::new(),
         }
     }
 
@@ -181,6 +185,19 @@ impl std::fmt::Debug for WalletManager {
 const MINT_CLIENTS: usize = 8;
 
 impl WalletManager {
+    /// The process' view of its dependencies this manager reports into.
+    pub fn health(&self) -> &crate::health::Health {
+        &self.inner.cfg.health
+    }
+
+    /// Notes a failed operation: one that found the mint unreachable has its watcher look
+    /// again now, so what needs the mint is refused at once rather than after a timeout each.
+    pub(super) fn noticed(&self, e: &WalletError) {
+        if e.kind() == super::error::WalletErrorKind::MintUnavailable {
+            self.inner.cfg.health.suspect(crate::health::Dependency::Mint);
+        }
+    }
+
     /// The next client for a request that needs no wallet.
     pub(super) fn client(&self) -> Arc<dyn cdk::wallet::MintConnector + Send + Sync> {
         let n = self

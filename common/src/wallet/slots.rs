@@ -269,6 +269,9 @@ impl WalletManager {
                     }
                     (result, _) => result,
                 };
+                if let Err(e) = &result {
+                    held.manager.noticed(e);
+                }
                 if open.close_after && (!was_open || result.is_err()) {
                     held.close().await?;
                 }
