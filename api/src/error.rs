@@ -311,9 +311,7 @@ pub enum ErrorResponse {
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
-    /// A dependency is unavailable: `mint_unavailable` (operations that need the mint: opening
-    /// or renewing a session, creating, claiming or funding an offer), `database_unavailable`
-    /// (any operation), `wallet_busy`, `price_unavailable`; see `Retry-After`.
+    /// A dependency is down (`database_unavailable`, `mint_unavailable`, ...); see `Retry-After`.
     #[oai(status = 503)]
     Unavailable(
         Json<ErrorBody>,

@@ -98,7 +98,8 @@ impl AppState {
             config.worker.reconcile_interval * 3,
         );
         let events = events::Hub::start(pool.clone());
-        let watchers = Watchers::start(wallets.health(), pool.clone(), mint.clone(), MintNeeds::Api);
+        let watchers =
+            Watchers::start(wallets.health(), pool.clone(), mint.clone(), MintNeeds::Api);
         Self {
             watchers: Arc::new(watchers),
             gauges: Arc::new(gauges),

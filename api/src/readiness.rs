@@ -46,7 +46,9 @@ pub(crate) async fn ready(
         None | Some("full") => ("full", &Dependency::ALL),
         Some("api") => ("api", &[Dependency::Database]),
         Some(_) => {
-            return Err(ApiError::bad_request("invalid_scope", "scope must be `full` or `api`").into())
+            return Err(
+                ApiError::bad_request("invalid_scope", "scope must be `full` or `api`").into(),
+            )
         }
     };
     let mut body = serde_json::Map::new();
@@ -65,7 +67,12 @@ pub(crate) async fn ready(
     };
     body.insert(
         "status".to_owned(),
-        if down.is_empty() { "ready" } else { "not_ready" }.into(),
+        if down.is_empty() {
+            "ready"
+        } else {
+            "not_ready"
+        }
+        .into(),
     );
     body.insert("scope".to_owned(), scope.into());
     body.insert("down".to_owned(), down.into());
@@ -81,7 +88,10 @@ pub(crate) async fn ready(
 /// first check. Wraps the API routes only: `/health`, `/ready` and `/metrics` stay served.
 pub async fn database_gate<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
     if let Some(state) = req.data::<AppState>() {
-        let database = state.ctx.health.known(Dependency::Database, FIRST_CHECK_WAIT);
+        let database = state
+            .ctx
+            .health
+            .known(Dependency::Database, FIRST_CHECK_WAIT);
         if database.await != Status::Up {
             return Err(ApiError::database_unavailable().into());
         }

@@ -65,14 +65,16 @@ async fn health_ready_docs_and_config(pool: PgPool) {
 
     let resp = cli.get("/ready").send().await;
     resp.assert_status_is_ok();
-    resp.assert_json(serde_json::json!({"status": "ready", "scope": "full", "database": true,
-        "mint": true, "down": []}))
+    resp.assert_json(
+        serde_json::json!({"status": "ready", "scope": "full", "database": true,
+        "mint": true, "down": []}),
+    )
     .await;
     let resp = cli.get("/ready?scope=nonsense").send().await;
     resp.assert_status(StatusCode::BAD_REQUEST);
     resp.assert_json(serde_json::json!({"error": {"code": "invalid_scope",
         "message": "scope must be `full` or `api`"}}))
-    .await;
+        .await;
 
     let resp = cli.get("/docs/").send().await;
     resp.assert_status_is_ok();
@@ -125,13 +127,17 @@ async fn health_ready_docs_and_config(pool: PgPool) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     resp.assert_status(StatusCode::SERVICE_UNAVAILABLE);
-    resp.assert_json(serde_json::json!({"status": "not_ready", "scope": "full", "database": true,
-        "mint": false, "down": ["mint"]}))
+    resp.assert_json(
+        serde_json::json!({"status": "not_ready", "scope": "full", "database": true,
+        "mint": false, "down": ["mint"]}),
+    )
     .await;
     let resp = cli.get("/ready?scope=api").send().await;
     resp.assert_status_is_ok();
-    resp.assert_json(serde_json::json!({"status": "ready", "scope": "api", "database": true,
-        "down": []}))
+    resp.assert_json(
+        serde_json::json!({"status": "ready", "scope": "api", "database": true,
+        "down": []}),
+    )
     .await;
     cli.get("/health").send().await.assert_status_is_ok();
 }

@@ -93,8 +93,8 @@ where
     S: Future<Output = ()> + Send + 'static,
 {
     openpleb_common::metrics::install();
-    let mint = MintClient::new(&ctx.config.mint.url)
-        .map_err(|e| anyhow::anyhow!("MINT_URL: {e}"))?;
+    let mint =
+        MintClient::new(&ctx.config.mint.url).map_err(|e| anyhow::anyhow!("MINT_URL: {e}"))?;
     let watchers = Watchers::start(&ctx.health, ctx.pool.clone(), mint, MintNeeds::Worker);
     let metrics = ctx.config.ops.worker_metrics_addr.clone().map(|addr| {
         let ctx = ctx.clone();

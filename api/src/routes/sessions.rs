@@ -111,6 +111,8 @@ impl SessionsApi {
     /// The BAT (body `bat`, or `Authorization: Bearer`) is spent at the mint once; a BAT can
     /// open one session, ever. 409 `bat_already_used` on reuse, 401 `invalid_bat` when the mint
     /// did not sign it.
+    ///
+    /// 503 `mint_unavailable` (with `Retry-After`) while the mint cannot be reached.
     #[oai(path = "/sessions", method = "post", operation_id = "openSession")]
     async fn open(
         &self,
@@ -145,6 +147,8 @@ impl SessionsApi {
     /// Authenticated with the current BAT; the body's new BAT is spent at the mint and becomes
     /// the credential, with a new expiry. Offers and wallet stay with the session; the old BAT
     /// stops working.
+    ///
+    /// 503 `mint_unavailable` (with `Retry-After`) while the mint cannot be reached.
     #[oai(
         path = "/sessions/renew",
         method = "post",

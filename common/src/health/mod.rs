@@ -135,11 +135,17 @@ impl Health {
             status,
             suspected: false,
         });
-        metrics::gauge!(names::DEPENDENCY_UP, "dependency" => dep.name())
-            .set(if up { 1.0 } else { 0.0 });
+        metrics::gauge!(names::DEPENDENCY_UP, "dependency" => dep.name()).set(if up {
+            1.0
+        } else {
+            0.0
+        });
         match (before.status, status) {
             (Status::Up | Status::Unknown, Status::Down) => {
-                tracing::warn!(dependency = dep.name(), "dependency down; checking again with backoff");
+                tracing::warn!(
+                    dependency = dep.name(),
+                    "dependency down; checking again with backoff"
+                );
             }
             (Status::Down, Status::Up) => {
                 tracing::info!(dependency = dep.name(), "dependency back up");
@@ -200,18 +206,14 @@ mod tests {
         assert_eq!(health.status(Dependency::Mint), Status::Unknown);
         assert!(!health.is_down(Dependency::Mint), "unknown is not down");
         health.record(Dependency::Mint, true);
-        let usable = tokio::time::timeout(
-            Duration::from_millis(50),
-            health.usable(Dependency::Mint),
-        );
+        let usable =
+            tokio::time::timeout(Duration::from_millis(50), health.usable(Dependency::Mint));
         assert!(usable.await.is_ok());
 
         health.suspect(Dependency::Mint);
         assert!(health.is_up(Dependency::Mint), "a suspicion is no verdict");
-        let waiting = tokio::time::timeout(
-            Duration::from_millis(50),
-            health.usable(Dependency::Mint),
-        );
+        let waiting =
+            tokio::time::timeout(Duration::from_millis(50), health.usable(Dependency::Mint));
         assert!(waiting.await.is_err(), "waits for the check");
 
         let h = health.clone();
@@ -223,7 +225,10 @@ mod tests {
             .await
             .expect("usable again once up")
             .expect("task");
-        assert!(!health.is_down(Dependency::Database), "each dependency apart");
+        assert!(
+            !health.is_down(Dependency::Database),
+            "each dependency apart"
+        );
     }
 
     #[tokio::test]
@@ -240,7 +245,9 @@ mod tests {
             h.record(Dependency::Database, false);
         });
         assert_eq!(
-            health.known(Dependency::Database, Duration::from_secs(2)).await,
+            health
+                .known(Dependency::Database, Duration::from_secs(2))
+                .await,
             Status::Down
         );
     }

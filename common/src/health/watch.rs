@@ -118,11 +118,7 @@ async fn ping(pool: &PgPool) -> bool {
     matches!(tokio::time::timeout(CHECK_TIMEOUT, query).await, Ok(Ok(_)))
 }
 
-async fn watch_database(
-    health: Health,
-    pool: PgPool,
-    fatal: channel::Sender<Option<Fatal>>,
-) {
+async fn watch_database(health: Health, pool: PgPool, fatal: channel::Sender<Option<Fatal>>) {
     let mut backoff = Backoff::new();
     let mut migrated = false;
     loop {

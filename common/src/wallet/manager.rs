@@ -194,7 +194,10 @@ impl WalletManager {
     /// again now, so what needs the mint is refused at once rather than after a timeout each.
     pub(super) fn noticed(&self, e: &WalletError) {
         if e.kind() == super::error::WalletErrorKind::MintUnavailable {
-            self.inner.cfg.health.suspect(crate::health::Dependency::Mint);
+            self.inner
+                .cfg
+                .health
+                .suspect(crate::health::Dependency::Mint);
         }
     }
 

@@ -158,10 +158,7 @@ impl ServiceAuth {
         if self.balance().await? >= LOW_WATER {
             return Ok(());
         }
-        if supply
-            .logged_in
-            .is_none_or(|t| t.elapsed() > TOKEN_REFRESH)
-        {
+        if supply.logged_in.is_none_or(|t| t.elapsed() > TOKEN_REFRESH) {
             let cat = self.login().await?;
             self.auth_wallet
                 .set_auth_token(AuthToken::ClearAuth(cat))
