@@ -93,8 +93,9 @@ where
     S: Future<Output = ()> + Send + 'static,
 {
     openpleb_common::metrics::install();
+    // The mint the jobs' wallet operations talk to (the configured one, in the binary).
     let mint =
-        MintClient::new(&ctx.config.mint.url).map_err(|e| anyhow::anyhow!("MINT_URL: {e}"))?;
+        MintClient::new(ctx.wallets.mint_url()).map_err(|e| anyhow::anyhow!("MINT_URL: {e}"))?;
     let watchers = Watchers::start(&ctx.health, ctx.pool.clone(), mint, MintNeeds::Worker);
     let metrics = ctx.config.ops.worker_metrics_addr.clone().map(|addr| {
         let ctx = ctx.clone();

@@ -185,6 +185,11 @@ impl std::fmt::Debug for WalletManager {
 const MINT_CLIENTS: usize = 8;
 
 impl WalletManager {
+    /// The mint every wallet of this manager uses.
+    pub fn mint_url(&self) -> &str {
+        &self.inner.cfg.mint_url
+    }
+
     /// The process' view of its dependencies this manager reports into.
     pub fn health(&self) -> &crate::health::Health {
         &self.inner.cfg.health
