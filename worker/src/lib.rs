@@ -141,8 +141,8 @@ where
             lane(concurrency, true, true),
             jobs::release_payouts::handle
         ))
-        // A lapse in CREATED asks the mint whether the deposit was paid after all; the backstop
-        // runs the same lapses.
+        // Lapses ask the mint whether a deposit or a bond was paid after all; the backstop runs
+        // the same lapses.
         .register(worker!(
             ctx,
             name,
@@ -154,7 +154,7 @@ where
             ctx,
             name,
             LapseClaim,
-            concurrency,
+            lane(concurrency, false, true),
             jobs::lapse_claim::handle
         ))
         .register(worker!(
