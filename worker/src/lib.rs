@@ -50,6 +50,33 @@ struct Lane {
     needs_mint: bool,
 }
 
+impl Lane {
+    /// A housekeeping queue running `concurrency` jobs at once, needing only the database.
+    const fn new(concurrency: usize) -> Self {
+        Self {
+            concurrency,
+            urgent: false,
+            needs_mint: false,
+        }
+    }
+
+    /// Polled every [`URGENT_QUEUE_POLL`].
+    const fn urgent(self) -> Self {
+        Self {
+            urgent: true,
+            ..self
+        }
+    }
+
+    /// Its jobs call the mint.
+    const fn with_mint(self) -> Self {
+        Self {
+            needs_mint: true,
+            ..self
+        }
+    }
+}
+
 /// One apalis worker for job type `$job` as `$lane` says, polling often (delayed jobs and
 /// retries are not announced by PostgreSQL's insert notification). Each run after a restart
 /// registers under a name of its own and waits for the database first ([`gate::Gated`]).
@@ -112,11 +139,6 @@ where
         .quote_subscription
         .then(|| tokio::spawn(quote_notifier::run(ctx.clone())));
     let concurrency = ctx.config.worker.concurrency;
-    let lane = |concurrency, urgent, needs_mint| Lane {
-        concurrency,
-        urgent,
-        needs_mint,
-    };
     let health = ctx.health.clone();
 
     let monitor = Monitor::new()
@@ -124,21 +146,21 @@ where
             ctx,
             name,
             WatchMintQuote,
-            lane(concurrency, true, true),
+            Lane::new(concurrency).urgent().with_mint(),
             jobs::watch_mint_quote::handle
         ))
         .register(worker!(
             ctx,
             name,
             SweepQuotes,
-            lane(1, false, false),
+            Lane::new(1),
             jobs::sweep_quotes::handle
         ))
         .register(worker!(
             ctx,
             name,
             ReleasePayouts,
-            lane(concurrency, true, true),
+            Lane::new(concurrency).urgent().with_mint(),
             jobs::release_payouts::handle
         ))
         // Lapses ask the mint whether a deposit or a bond was paid after all; the backstop runs
@@ -147,45 +169,49 @@ where
             ctx,
             name,
             LapseOffer,
-            lane(concurrency, false, true),
+            Lane::new(concurrency).with_mint(),
             jobs::lapse_offer::handle
         ))
         .register(worker!(
             ctx,
             name,
             LapseClaim,
-            lane(concurrency, false, true),
+            Lane::new(concurrency).with_mint(),
             jobs::lapse_claim::handle
         ))
         .register(worker!(
             ctx,
             name,
             ExpireOffers,
-            lane(1, false, true),
+            Lane::new(1).with_mint(),
             jobs::expire_offers::handle
         ))
         .register(worker!(
             ctx,
             name,
             CleanupWallets,
-            lane(1, false, true),
+            Lane::new(1).with_mint(),
             jobs::cleanup_wallets::handle
         ))
         .register(worker!(
             ctx,
             name,
             ReconcileWallets,
-            lane(1, false, true),
+            Lane::new(1).with_mint(),
             jobs::reconcile_wallets::handle
         ))
-        .register(worker!(ctx, name, Prune, lane(1, false, false), jobs::prune::handle))
+        .register(worker!(ctx, name, Prune, Lane::new(1), jobs::prune::handle))
         // A queue worker ends when its backend fails (the database went away): start it again,
         // and have the database checked now so the restart waits for its verdict.
         .should_restart(move |worker, error| {
             if worker.is_shutting_down() {
                 return false;
             }
-            tracing::warn!(worker = worker.name(), error = %error, "queue worker stopped; restarting once the database answers");
+            tracing::warn!(
+                worker = worker.name(),
+                error = %error,
+                "queue worker stopped; restarting once the database answers"
+            );
             health.suspect(Dependency::Database);
             true
         })
