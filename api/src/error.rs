@@ -536,6 +536,35 @@ mod tests {
     }
 
     #[test]
+    fn an_unreachable_dependency_is_a_503_with_retry_after() {
+        let mint = mapped(TradeError::MintUnavailable);
+        assert_eq!(
+            (mint.0, mint.1, mint.3),
+            (503, "mint_unavailable", Some(DEPENDENCY_RETRY_SECS))
+        );
+        let refused = mapped(TradeError::Wallet(WalletError::Cdk(cdk::Error::HttpError(
+            None,
+            "connection refused".to_owned(),
+        ))));
+        assert_eq!((refused.0, refused.1), (503, "mint_unavailable"));
+        let bat = ApiError::from(BatError::Unavailable);
+        assert_eq!((bat.code, bat.retry_after), ("mint_unavailable", Some(3)));
+        for lost in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        ] {
+            let (status, code, _, retry) = mapped(TradeError::Database(lost));
+            assert_eq!(
+                (status, code, retry),
+                (503, "database_unavailable", Some(3))
+            );
+        }
+        // A statement's own failure stays internal.
+        let (status, code, _, _) = mapped(TradeError::Database(sqlx::Error::RowNotFound));
+        assert_eq!((status, code), (500, "internal_error"));
+    }
+
+    #[test]
     fn a_spent_token_is_a_conflict() {
         let (status, code, _, _) = mapped(TradeError::Wallet(WalletError::Cdk(
             cdk::Error::TokenAlreadySpent,

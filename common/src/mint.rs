@@ -1,4 +1,4 @@
-//! What cdk does not give us about the mint: reachability, the blind-auth set-up check, and
+//! What cdk does not give us about the mint: its info, the blind-auth set-up check, and
 //! spending a trader's blind auth token (BAT) to verify it (DESIGN.md section 2).
 //!
 //! NUT-22 has no check-state for BATs, and checking a BAT's DLEQ offline would need the blinding
@@ -145,11 +145,6 @@ impl MintClient {
             Ok(Ok(info)) => Some(info),
             _ => None,
         }
-    }
-
-    /// Whether the mint answers `GET /v1/info` within `timeout`.
-    pub async fn is_reachable(&self, timeout: Duration) -> bool {
-        self.info(timeout).await.is_some()
     }
 
     /// Checks that the mint blind-protects `POST /v1/checkstate`.
