@@ -6,6 +6,9 @@
 //! that do not parse, failed validation, security checkers) pass through [`envelope`] and get the
 //! same shape.
 
+use openpleb_common::db::is_unavailable;
+use openpleb_common::jobs::EnqueueError;
+use openpleb_common::mint::BatError;
 use openpleb_common::trade::TradeError;
 use openpleb_common::wallet::{WalletError, WalletErrorKind};
 use poem::http::StatusCode;
@@ -41,7 +44,7 @@ pub struct ApiError {
     pub code: &'static str,
     /// Caller-facing message.
     pub message: String,
-    /// Seconds to wait before retrying (429 only).
+    /// Seconds to wait before retrying (429, and 503 when the wait is known).
     pub retry_after: Option<u64>,
 }
 
@@ -91,6 +94,30 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
     }
 
+    /// 503 `mint_unavailable` with `Retry-After`: the mint cannot be reached (this process'
+    /// last check found it down, or the call failed); asking again shortly may succeed.
+    pub fn mint_unavailable() -> Self {
+        Self {
+            retry_after: Some(DEPENDENCY_RETRY_SECS),
+            ..Self::unavailable(
+                "mint_unavailable",
+                "the mint cannot be reached; try again shortly",
+            )
+        }
+    }
+
+    /// 503 `database_unavailable` with `Retry-After`: PostgreSQL cannot be reached. Nothing
+    /// of the request was written (its transaction did not commit).
+    pub fn database_unavailable() -> Self {
+        Self {
+            retry_after: Some(DEPENDENCY_RETRY_SECS),
+            ..Self::unavailable(
+                "database_unavailable",
+                "the database cannot be reached; try again shortly",
+            )
+        }
+    }
+
     /// An internal failure: the cause is logged, the caller gets a generic message.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -122,9 +149,28 @@ impl ApiError {
     }
 }
 
+/// Seconds a caller waits before asking again while the mint or the database is down: about
+/// what this process takes to notice either is back (`openpleb_common::health::watch`).
+pub const DEPENDENCY_RETRY_SECS: u64 = 3;
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
+        if is_unavailable(&e) {
+            tracing::warn!(error = %e, "database unavailable");
+            return Self::database_unavailable();
+        }
         Self::internal(e)
+    }
+}
+
+impl From<BatError> for ApiError {
+    fn from(e: BatError) -> Self {
+        match e {
+            BatError::Malformed => Self::bad_request("malformed_bat", e.to_string()),
+            BatError::AlreadySpent => Self::conflict("bat_already_used", e.to_string()),
+            BatError::Invalid => Self::unauthorized("invalid_bat", e.to_string()),
+            BatError::Unavailable => Self::mint_unavailable(),
+        }
     }
 }
 
@@ -174,14 +220,14 @@ impl From<TradeError> for ApiError {
             TradeError::TokenStaked => Self::conflict("token_already_staked", e.to_string()),
             TradeError::NoDispute => Self::not_found("dispute_not_found", e.to_string()),
             TradeError::RevealRefused(_) => Self::forbidden("reveal_refused", e.to_string()),
+            TradeError::MintUnavailable => Self::mint_unavailable(),
             TradeError::PriceUnavailable(cause) => {
                 tracing::warn!(error = %cause, "no price");
                 Self::unavailable("price_unavailable", "no current price; try again shortly")
             }
             TradeError::Wallet(w) => w.into(),
-            TradeError::Database(_) | TradeError::Enqueue(_) | TradeError::Inconsistent(_) => {
-                Self::internal(e)
-            }
+            TradeError::Database(db) | TradeError::Enqueue(EnqueueError::Database(db)) => db.into(),
+            TradeError::Enqueue(_) | TradeError::Inconsistent(_) => Self::internal(e),
         }
     }
 }
@@ -198,10 +244,7 @@ impl From<WalletError> for ApiError {
             }
             WalletErrorKind::MintUnavailable => {
                 tracing::warn!(error = %e, "mint unavailable");
-                Self::unavailable(
-                    "mint_unavailable",
-                    "the mint cannot be reached; try again shortly",
-                )
+                Self::mint_unavailable()
             }
             WalletErrorKind::TokenSpent => {
                 Self::conflict("token_spent", "the token was already spent")
@@ -209,7 +252,10 @@ impl From<WalletError> for ApiError {
             WalletErrorKind::TokenInvalid => {
                 Self::bad_request("invalid_token", "the mint refused the token")
             }
-            WalletErrorKind::Internal => Self::internal(e),
+            WalletErrorKind::Internal => match e {
+                WalletError::Database(db) => db.into(),
+                e => Self::internal(e),
+            },
         }
     }
 }
@@ -265,7 +311,7 @@ pub enum ErrorResponse {
     /// Internal error.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
-    /// A dependency is unavailable.
+    /// A dependency is down (`database_unavailable`, `mint_unavailable`, ...); see `Retry-After`.
     #[oai(status = 503)]
     Unavailable(
         Json<ErrorBody>,
@@ -487,6 +533,35 @@ mod tests {
                 .and_then(|v| v.to_str().ok()),
             Some("2")
         );
+    }
+
+    #[test]
+    fn an_unreachable_dependency_is_a_503_with_retry_after() {
+        let mint = mapped(TradeError::MintUnavailable);
+        assert_eq!(
+            (mint.0, mint.1, mint.3),
+            (503, "mint_unavailable", Some(DEPENDENCY_RETRY_SECS))
+        );
+        let refused = mapped(TradeError::Wallet(WalletError::Cdk(cdk::Error::HttpError(
+            None,
+            "connection refused".to_owned(),
+        ))));
+        assert_eq!((refused.0, refused.1), (503, "mint_unavailable"));
+        let bat = ApiError::from(BatError::Unavailable);
+        assert_eq!((bat.code, bat.retry_after), ("mint_unavailable", Some(3)));
+        for lost in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        ] {
+            let (status, code, _, retry) = mapped(TradeError::Database(lost));
+            assert_eq!(
+                (status, code, retry),
+                (503, "database_unavailable", Some(3))
+            );
+        }
+        // A statement's own failure stays internal.
+        let (status, code, _, _) = mapped(TradeError::Database(sqlx::Error::RowNotFound));
+        assert_eq!((status, code), (500, "internal_error"));
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! API route under `API_BASE_PATH`) and the admin one (admins and the OIDC provider; bind it to
 //! a private address). Handlers check state, check the caller, act: they write through
 //! `openpleb_common::db` and enqueue follow-up jobs in the same transaction.
+//!
+//! The api serves whatever its dependencies allow: with the mint down, everything that does
+//! not need it (the book, offers, payouts already released); with the database down, only
+//! `/health`, `/ready` and `/metrics` ([`readiness`]).
 
 pub mod auth;
 pub mod book_cache;
@@ -12,6 +16,7 @@ pub mod events;
 pub mod input;
 pub mod observe;
 pub mod ratelimit;
+pub mod readiness;
 pub mod routes;
 pub mod session_cache;
 pub mod spec_guard;
@@ -19,16 +24,15 @@ pub mod stats_cache;
 pub mod upload_guard;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use openpleb_common::config::Config;
+use openpleb_common::health::watch::{Fatal, Watchers};
+use openpleb_common::health::Dependency;
 use openpleb_common::metrics::gauges::DbGauges;
-use openpleb_common::mint::MintClient;
+use openpleb_common::mint::{BlindAuthSetupError, MintClient, MintNeeds};
 use openpleb_common::trade::TradeCtx;
 use openpleb_common::wallet::{WalletManager, WalletManagerConfig};
-use poem::http::StatusCode;
-use poem::web::Data;
-use poem::{handler, EndpointExt, IntoEndpoint, Response, Route};
+use poem::{EndpointExt, IntoEndpoint, Route};
 use poem_openapi::OpenApiService;
 use sqlx::PgPool;
 
@@ -65,6 +69,8 @@ pub struct AppState {
     pub stats: Arc<stats_cache::StatsCache>,
     /// The database-backed gauges `/metrics` reports, cached between scrapes.
     pub gauges: Arc<DbGauges>,
+    /// The watchers of the mint and the database; their verdicts are in `ctx.health`.
+    pub watchers: Arc<Watchers>,
 }
 
 impl AppState {
@@ -76,7 +82,9 @@ impl AppState {
         Ok(Self::with_wallets(config, pool, mint, wallets))
     }
 
-    /// State with a given wallet manager (e.g. one with service BATs).
+    /// State with a given wallet manager (e.g. one with service BATs). Starts watching the
+    /// mint and the database (migrating it once it answers) into the manager's
+    /// [`WalletManager::health`]; neither needs to be up.
     pub fn with_wallets(
         config: Arc<Config>,
         pool: PgPool,
@@ -94,7 +102,10 @@ impl AppState {
             config.worker.reconcile_interval * 3,
         );
         let events = events::Hub::start(pool.clone());
+        let watchers =
+            Watchers::start(wallets.health(), pool.clone(), mint.clone(), MintNeeds::Api);
         Self {
+            watchers: Arc::new(watchers),
             gauges: Arc::new(gauges),
             rate_limits: ratelimit::RateLimiters::new(&config.api.rate_limits),
             book: book_cache::BookCache::start(events.clone(), config.api.book_cache),
@@ -113,6 +124,17 @@ impl AppState {
             .unwrap_or_else(|_| chrono::Duration::hours(1))
     }
 
+    /// Resolves with the first problem no waiting fixes (a mint that lacks what the api
+    /// relies on, a migration that fails): the binary exits on it.
+    pub async fn fatal(&self) -> Fatal {
+        self.watchers.fatal().await
+    }
+
+    /// 503 `mint_unavailable` at once while this process' last check found the mint down.
+    pub fn need_mint(&self) -> Result<(), error::ApiError> {
+        Ok(self.ctx.need_mint()?)
+    }
+
     /// Confirms, at most once per `BAT_VERIFICATION_CACHE_TTL`, that the mint still
     /// blind-protects the endpoint BATs are spent at; without that a spend proves nothing.
     pub async fn ensure_blind_auth(&self) -> Result<(), error::ApiError> {
@@ -126,6 +148,10 @@ impl AppState {
             Ok(()) => {
                 *checked = Some(std::time::Instant::now());
                 Ok(())
+            }
+            Err(BlindAuthSetupError::Unreachable(_)) => {
+                self.ctx.health.suspect(Dependency::Mint);
+                Err(error::ApiError::mint_unavailable())
             }
             Err(e) => {
                 tracing::error!(error = %e, "refusing BATs");
@@ -237,39 +263,6 @@ pub fn openapi_admin_yaml() -> String {
     admin_service("/api/v1").spec_yaml()
 }
 
-#[handler]
-fn health() -> Response {
-    Response::builder()
-        .content_type("application/json")
-        .body(r#"{"status":"ok"}"#)
-}
-
-#[handler]
-async fn ready(state: Data<&AppState>) -> Response {
-    let db = tokio::time::timeout(
-        Duration::from_secs(3),
-        sqlx::query_scalar::<_, i32>("select 1").fetch_one(&state.ctx.pool),
-    )
-    .await
-    .map(|r| r.is_ok())
-    .unwrap_or(false);
-    let mint = state.mint.is_reachable(Duration::from_secs(3)).await;
-    let status = if db && mint {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = serde_json::json!({
-        "status": if status == StatusCode::OK { "ready" } else { "not_ready" },
-        "database": db,
-        "mint": mint,
-    });
-    Response::builder()
-        .status(status)
-        .content_type("application/json")
-        .body(body.to_string())
-}
-
 /// The public listener's routes.
 pub fn public_app(state: AppState) -> impl poem::Endpoint {
     let base = state.ctx.config.api.base_path.clone();
@@ -282,11 +275,11 @@ pub fn public_app(state: AppState) -> impl poem::Endpoint {
         &["/health", "/ready", "/openapi.yaml"],
     ));
     Route::new()
-        .at("/health", poem::get(health))
-        .at("/ready", poem::get(ready))
+        .at("/health", poem::get(readiness::health))
+        .at("/ready", poem::get(readiness::ready))
         .nest("/docs", docs)
         .at("/openapi.yaml", spec)
-        .nest(base, api.into_endpoint())
+        .nest(base, api.into_endpoint().around(readiness::database_gate))
         .around(move |ep, req| spec_guard::guard(allow.clone(), ep, req))
         .around(input::harden)
         .around(upload_guard::guard)
@@ -308,11 +301,11 @@ pub fn admin_app(state: AppState) -> impl poem::Endpoint {
         &["/health", "/metrics", "/openapi.yaml"],
     ));
     Route::new()
-        .at("/health", poem::get(health))
+        .at("/health", poem::get(readiness::health))
         .at("/metrics", poem::get(observe::metrics_endpoint))
         .nest("/docs", docs)
         .at("/openapi.yaml", spec)
-        .nest(base, api.into_endpoint())
+        .nest(base, api.into_endpoint().around(readiness::database_gate))
         .around(move |ep, req| spec_guard::guard(allow.clone(), ep, req))
         .around(input::harden)
         .around(ratelimit::admin)

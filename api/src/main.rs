@@ -1,5 +1,9 @@
 //! `openpleb-api`: serves the public and admin listeners; `openpleb-api openapi` prints the
 //! OpenAPI document as YAML.
+//!
+//! It starts whether or not PostgreSQL and the mint answer, and says which is down on `/ready`
+//! until they do. It exits (code 2, one line) only on configuration errors, a mint that answers
+//! without what the api relies on among them.
 
 use std::sync::Arc;
 
@@ -27,14 +31,11 @@ async fn main() -> anyhow::Result<()> {
     let config = Arc::new(exit_on_error(Config::from_env()));
     openpleb_common::telemetry::init(config.ops.log_format);
 
-    let pool = bootstrap::database(&config.database).await?;
+    let pool = bootstrap::database(&config.database)?;
     let mint = MintClient::new(&config.mint.url).context("MINT_URL")?;
-    // Without a blind-protected checkstate at the mint, a BAT "spend" proves nothing.
-    if let Err(e) = mint.check_blind_auth().await {
-        eprintln!("{e}");
-        std::process::exit(openpleb_common::config::CONFIG_EXIT_CODE);
-    }
     let wallets = bootstrap::wallets(&config, pool.clone()).await?;
+    // Watches the database and the mint from here on; without a blind-protected checkstate at
+    // the mint a BAT "spend" proves nothing, which ends the process at the mint's first answer.
     let state = AppState::with_wallets(config.clone(), pool, mint, wallets.clone());
 
     let public_addr = format!("{}:{}", config.api.host, config.api.port);
@@ -47,11 +48,19 @@ async fn main() -> anyhow::Result<()> {
         grace,
     );
     let admin = Server::new(TcpListener::bind(admin_addr)).run_with_graceful_shutdown(
-        admin_app(state),
+        admin_app(state.clone()),
         openpleb_common::telemetry::shutdown_signal(),
         grace,
     );
-    tokio::try_join!(public, admin)?;
+    tokio::select! {
+        served = async { tokio::try_join!(public, admin) } => {
+            served?;
+        }
+        fatal = state.fatal() => {
+            eprintln!("{fatal}");
+            std::process::exit(fatal.exit_code);
+        }
+    }
     wallets.close_all().await;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! real PostgreSQL and a real mint.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use openpleb_api::{admin_app, openapi_admin_yaml, openapi_yaml, public_app, AppState};
 use openpleb_common::mint::MintClient;
@@ -64,7 +65,15 @@ async fn health_ready_docs_and_config(pool: PgPool) {
 
     let resp = cli.get("/ready").send().await;
     resp.assert_status_is_ok();
-    resp.assert_json(serde_json::json!({"status": "ready", "database": true, "mint": true}))
+    resp.assert_json(
+        serde_json::json!({"status": "ready", "scope": "full", "database": true,
+        "mint": true, "down": []}),
+    )
+    .await;
+    let resp = cli.get("/ready?scope=nonsense").send().await;
+    resp.assert_status(StatusCode::BAD_REQUEST);
+    resp.assert_json(serde_json::json!({"error": {"code": "invalid_scope",
+        "message": "scope must be `full` or `api`"}}))
         .await;
 
     let resp = cli.get("/docs/").send().await;
@@ -106,12 +115,31 @@ async fn health_ready_docs_and_config(pool: PgPool) {
         .await
         .assert_status(StatusCode::NOT_FOUND);
 
-    // A mint that stopped answering makes the API not ready.
+    // A mint that stopped answering makes the API not ready (by the watcher's next check),
+    // but not out of rotation: the api's own scope leaves the mint out.
     mint.stop().await.expect("stop mint");
-    let resp = cli.get("/ready").send().await;
+    let started = std::time::Instant::now();
+    let resp = loop {
+        let resp = cli.get("/ready").send().await;
+        if resp.0.status() != StatusCode::OK || started.elapsed() > Duration::from_secs(15) {
+            break resp;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     resp.assert_status(StatusCode::SERVICE_UNAVAILABLE);
-    resp.assert_json(serde_json::json!({"status": "not_ready", "database": true, "mint": false}))
-        .await;
+    resp.assert_json(
+        serde_json::json!({"status": "not_ready", "scope": "full", "database": true,
+        "mint": false, "down": ["mint"]}),
+    )
+    .await;
+    let resp = cli.get("/ready?scope=api").send().await;
+    resp.assert_status_is_ok();
+    resp.assert_json(
+        serde_json::json!({"status": "ready", "scope": "api", "database": true,
+        "down": []}),
+    )
+    .await;
+    cli.get("/health").send().await.assert_status_is_ok();
 }
 
 #[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]

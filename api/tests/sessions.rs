@@ -250,8 +250,9 @@ async fn client_credentials(stack: &AuthStack) -> String {
     v["access_token"].as_str().expect("access token").to_owned()
 }
 
-/// A mint that does not blind-protect checkstate cannot verify BATs: refused at start-up with a
-/// clear message, and a session attempt gets 503 rather than a session.
+/// A mint that does not blind-protect checkstate cannot verify BATs: the check says so clearly
+/// (the api binary exits on it at the mint's first answer, `tests/outage`), and a session
+/// attempt gets 503 rather than a session.
 #[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
 async fn a_mint_without_protected_checkstate_is_refused(pool: PgPool) {
     let mint = DevMint::start().await.expect("mint without auth");

@@ -1,9 +1,10 @@
-//! What both binaries do at start: connect to PostgreSQL and migrate it, then build the
-//! process' wallet manager (with the service account's BATs at a protected mint) and start its
-//! maintenance.
+//! What both binaries do at start: a pool for PostgreSQL and the process' wallet manager (with
+//! the service account's BATs at a protected mint) with its maintenance running.
 //!
-//! Two steps rather than one because the api checks the mint's blind auth in between: a mint
-//! that cannot prove BAT spends stops the api before any wallet talks to it.
+//! Neither step waits for a dependency: PostgreSQL and the mint may be down when a process
+//! starts. The watchers (`crate::health::watch`, started by the api's state and the worker's
+//! run) migrate the database once it answers and check the mint once it answers, and the
+//! process reports itself not ready until then.
 
 use anyhow::Context;
 use sqlx::PgPool;
@@ -12,18 +13,16 @@ use crate::config::{Config, DatabaseConfig};
 use crate::wallet::service_auth::ServiceAuth;
 use crate::wallet::{WalletManager, WalletManagerConfig};
 
-/// A pool of `pool_size` connections to `url`, migrated to the current schema (concurrent
-/// starts are safe: sqlx takes an advisory lock).
-pub async fn database(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
-    let pool = crate::db::connect(config.url.expose(), config.pool_size)
-        .await
-        .context("connect to PostgreSQL")?;
-    crate::db::migrate(&pool).await.context("migrate")?;
-    Ok(pool)
+/// A pool of `pool_size` connections to `url` that connects on first use: nothing here needs
+/// the database to be up.
+pub fn database(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
+    crate::db::connect_lazy(config.url.expose(), config.pool_size).context("DATABASE_URL")
 }
 
-/// The wallet manager of this process, logged in with the service account when one is
-/// configured, its maintenance (idle close, lease renewal) running until it is dropped.
+/// The wallet manager of this process, with the service account when one is configured (its
+/// login and the mint's protected endpoints wait for the first wallet operation), its
+/// maintenance (idle close, lease renewal) running until it is dropped. Its
+/// [`WalletManager::health`] is the process' view of its dependencies.
 pub async fn wallets(config: &Config, pool: PgPool) -> anyhow::Result<WalletManager> {
     let mut wallet_cfg = WalletManagerConfig::from_config(config);
     wallet_cfg.service_auth = ServiceAuth::from_config(&config.mint)

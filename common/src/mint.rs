@@ -1,4 +1,4 @@
-//! What cdk does not give us about the mint: reachability, the blind-auth set-up check, and
+//! What cdk does not give us about the mint: its info, the blind-auth set-up check, and
 //! spending a trader's blind auth token (BAT) to verify it (DESIGN.md section 2).
 //!
 //! NUT-22 has no check-state for BATs, and checking a BAT's DLEQ offline would need the blinding
@@ -6,12 +6,16 @@
 //! once at a cheap blind-protected endpoint (`POST /v1/checkstate` with the BAT's own `Y`): a
 //! 200 means valid, and burnt at the mint, atomically. That only proves anything while the mint
 //! really protects that endpoint, so [`MintClient::check_blind_auth`] reads `/v1/info` first.
+//!
+//! What a process relies on at the mint ([`MintNeeds`]) is checked at the first `/v1/info`
+//! that answers (`crate::health::watch`), not at start: an unreachable mint is an outage the
+//! process waits out, a mint that answers without it a configuration error.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use cdk::mint_url::MintUrl;
-use cdk::nuts::{BlindAuthToken, Method, RoutePath};
+use cdk::nuts::{BlindAuthToken, Method, MintInfo, RoutePath};
 use cdk::wallet::{HttpClient, MintConnector};
 use cdk_common::bitcoin::hashes::{sha256, Hash};
 
@@ -44,6 +48,37 @@ pub enum BlindAuthSetupError {
          verified; enable blind auth on that endpoint at the mint"
     )]
     CheckstateUnprotected(String),
+}
+
+/// What a process relies on at the mint, checked once, at the first `/v1/info` that answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MintNeeds {
+    /// The api verifies BATs by spending them at `POST /v1/checkstate`, which proves something
+    /// only while the mint blind-protects that endpoint (an unprotected one takes any string).
+    Api,
+    /// A worker: nothing beyond the mint answering, for now.
+    Worker,
+}
+
+impl MintNeeds {
+    /// Whether the mint at `url`, which answered `info`, offers what these needs rely on.
+    pub fn check(self, url: &str, info: &MintInfo) -> Result<(), BlindAuthSetupError> {
+        match self {
+            MintNeeds::Api if !checkstate_protected(info) => {
+                Err(BlindAuthSetupError::CheckstateUnprotected(url.to_owned()))
+            }
+            MintNeeds::Api | MintNeeds::Worker => Ok(()),
+        }
+    }
+}
+
+/// Whether `info` lists `POST /v1/checkstate` as blind-protected (NUT-22).
+fn checkstate_protected(info: &MintInfo) -> bool {
+    info.nuts.nut22.as_ref().is_some_and(|s| {
+        s.protected_endpoints
+            .iter()
+            .any(|e| e.method == Method::Post && e.path == RoutePath::Checkstate)
+    })
 }
 
 /// Why a BAT was refused.
@@ -116,30 +151,21 @@ impl MintClient {
         &self.url
     }
 
-    /// Whether the mint answers `GET /v1/info` within `timeout`.
-    pub async fn is_reachable(&self, timeout: Duration) -> bool {
-        matches!(
-            tokio::time::timeout(timeout, self.http.get_mint_info()).await,
-            Ok(Ok(_))
-        )
+    /// The mint's `GET /v1/info`, or `None` when it did not answer within `timeout`.
+    pub async fn info(&self, timeout: Duration) -> Option<MintInfo> {
+        match tokio::time::timeout(timeout, self.http.get_mint_info()).await {
+            Ok(Ok(info)) => Some(info),
+            _ => None,
+        }
     }
 
     /// Checks that the mint blind-protects `POST /v1/checkstate`.
     pub async fn check_blind_auth(&self) -> Result<(), BlindAuthSetupError> {
-        let info = match tokio::time::timeout(MINT_TIMEOUT, self.http.get_mint_info()).await {
-            Ok(Ok(info)) => info,
-            _ => return Err(BlindAuthSetupError::Unreachable(self.url.clone())),
-        };
-        let protected = info.nuts.nut22.is_some_and(|s| {
-            s.protected_endpoints
-                .iter()
-                .any(|e| e.method == Method::Post && e.path == RoutePath::Checkstate)
-        });
-        if protected {
-            Ok(())
-        } else {
-            Err(BlindAuthSetupError::CheckstateUnprotected(self.url.clone()))
-        }
+        let info = self
+            .info(MINT_TIMEOUT)
+            .await
+            .ok_or_else(|| BlindAuthSetupError::Unreachable(self.url.clone()))?;
+        MintNeeds::Api.check(&self.url, &info)
     }
 
     /// Spends `bat` at the mint. Ok means the mint signed it and it was unspent until now.

@@ -73,6 +73,7 @@ pub fn wallet_manager_config(
         lease_wait,
         holder: WalletManagerConfig::default_holder(),
         service_auth: None,
+        health: openpleb_common::health::Health::new(),
     }
 }
 

@@ -3,8 +3,12 @@
 //! Any number of worker processes may run on any number of machines: apalis hands each job to
 //! one of them (`FOR UPDATE SKIP LOCKED`), periodic jobs are claimed per slot in PostgreSQL
 //! ([`cron`]), and every job is safe to run twice (each file under [`jobs`] says why).
+//!
+//! A worker outlives its dependencies' outages: it starts without PostgreSQL or the mint, its
+//! queues wait for what they need ([`gate`]), and it exits only on a configuration error.
 
 pub mod cron;
+pub mod gate;
 pub mod jobs;
 pub mod observe;
 pub mod poll;
@@ -16,10 +20,13 @@ use std::time::Duration;
 
 use apalis::prelude::*;
 use apalis_postgres::{Config as QueueConfig, PostgresStorage};
+use openpleb_common::health::watch::Watchers;
+use openpleb_common::health::Dependency;
 use openpleb_common::jobs::{
     CleanupWallets, ExpireOffers, Job, LapseClaim, LapseOffer, Prune, ReconcileWallets,
     ReleasePayouts, SweepQuotes, WatchMintQuote,
 };
+use openpleb_common::mint::{MintClient, MintNeeds};
 
 /// What every job handler gets: the trade steps' context (database, wallets, configuration,
 /// prices, clock). Handlers read `config.worker`, `config.timers`, `config.wallets` and
@@ -31,34 +38,68 @@ pub use openpleb_common::trade::TradeCtx as WorkerContext;
 /// `queue_poll_interval` the housekeeping queues use, or settlement would wait for it.
 pub const URGENT_QUEUE_POLL: Duration = Duration::from_millis(100);
 
-/// One apalis worker for job type `$job`, polling often (delayed jobs and retries are not
-/// announced by PostgreSQL's insert notification) and running up to `$concurrency` at once;
-/// `urgent` queues are polled every [`URGENT_QUEUE_POLL`].
+/// How a queue's worker runs.
+#[derive(Debug, Clone, Copy)]
+struct Lane {
+    /// Jobs at once.
+    concurrency: usize,
+    /// Polled every [`URGENT_QUEUE_POLL`] (a trader waits on its jobs), else every
+    /// `queue_poll_interval`.
+    urgent: bool,
+    /// Its jobs call the mint: fetched only while the mint is usable ([`gate`]).
+    needs_mint: bool,
+}
+
+impl Lane {
+    /// A housekeeping queue running `concurrency` jobs at once, needing only the database.
+    const fn new(concurrency: usize) -> Self {
+        Self {
+            concurrency,
+            urgent: false,
+            needs_mint: false,
+        }
+    }
+
+    /// Polled every [`URGENT_QUEUE_POLL`].
+    const fn urgent(self) -> Self {
+        Self {
+            urgent: true,
+            ..self
+        }
+    }
+
+    /// Its jobs call the mint.
+    const fn with_mint(self) -> Self {
+        Self {
+            needs_mint: true,
+            ..self
+        }
+    }
+}
+
+/// One apalis worker for job type `$job` as `$lane` says, polling often (delayed jobs and
+/// retries are not announced by PostgreSQL's insert notification). Each run after a restart
+/// registers under a name of its own and waits for the database first ([`gate::Gated`]).
 macro_rules! worker {
-    ($ctx:ident, $name:ident, $job:ty, $concurrency:expr, $handler:path) => {
-        worker!($ctx, $name, $job, $concurrency, $handler, false)
-    };
-    ($ctx:ident, $name:ident, $job:ty, $concurrency:expr, $handler:path, urgent) => {
-        worker!($ctx, $name, $job, $concurrency, $handler, true)
-    };
-    ($ctx:ident, $name:ident, $job:ty, $concurrency:expr, $handler:path, $urgent:expr) => {{
+    ($ctx:ident, $name:ident, $job:ty, $lane:expr, $handler:path) => {{
         let ctx = $ctx.clone();
-        let name = format!("{}@{}", <$job as Job>::QUEUE, $name);
-        let concurrency = $concurrency;
-        let poll = if $urgent {
+        let process = $name.to_owned();
+        let lane: Lane = $lane;
+        let poll = if lane.urgent {
             ctx.config.worker.queue_poll_interval.min(URGENT_QUEUE_POLL)
         } else {
             ctx.config.worker.queue_poll_interval
         };
-        move |_restarts| {
+        move |restarts| {
             let backend = PostgresStorage::<$job>::new(&ctx.pool)
-                .with_config(queue_config(<$job as Job>::QUEUE, concurrency))
+                .with_config(queue_config(<$job as Job>::QUEUE, lane.concurrency))
                 .poll_with_strategy(poll::ArmedInterval::new(poll));
-            WorkerBuilder::new(name.clone())
+            let backend = gate::Gated::new(backend, ctx.health.clone(), lane.needs_mint, restarts);
+            WorkerBuilder::new(gate::worker_name(<$job as Job>::QUEUE, &process, restarts))
                 .backend(backend)
                 .data(ctx.clone())
                 .enable_tracing()
-                .concurrency(concurrency)
+                .concurrency(lane.concurrency)
                 .build(
                     |job: $job, ctx: Data<Arc<WorkerContext>>, meta: MetadataStore| async move {
                         observe::observed(<$job as Job>::QUEUE, &meta, $handler(job, ctx)).await
@@ -70,11 +111,19 @@ macro_rules! worker {
 
 /// Runs the workers and the cron until `shutdown` resolves. `name` must be unique per process
 /// (apalis keys worker registrations by name).
+///
+/// Watches the database (migrating it once it answers) and the mint into `ctx.health`; ends
+/// early only with a [`Fatal`](openpleb_common::health::watch::Fatal) problem (a mint that
+/// lacks what a worker relies on, a failed migration), which the binary exits on.
 pub async fn run<S>(ctx: Arc<WorkerContext>, name: &str, shutdown: S) -> anyhow::Result<()>
 where
     S: Future<Output = ()> + Send + 'static,
 {
     openpleb_common::metrics::install();
+    // The mint the jobs' wallet operations talk to (the configured one, in the binary).
+    let mint =
+        MintClient::new(ctx.wallets.mint_url()).map_err(|e| anyhow::anyhow!("MINT_URL: {e}"))?;
+    let watchers = Watchers::start(&ctx.health, ctx.pool.clone(), mint, MintNeeds::Worker);
     let metrics = ctx.config.ops.worker_metrics_addr.clone().map(|addr| {
         let ctx = ctx.clone();
         tokio::spawn(async move {
@@ -90,75 +139,91 @@ where
         .quote_subscription
         .then(|| tokio::spawn(quote_notifier::run(ctx.clone())));
     let concurrency = ctx.config.worker.concurrency;
+    let health = ctx.health.clone();
 
     let monitor = Monitor::new()
         .register(worker!(
             ctx,
             name,
             WatchMintQuote,
-            concurrency,
-            jobs::watch_mint_quote::handle,
-            urgent
+            Lane::new(concurrency).urgent().with_mint(),
+            jobs::watch_mint_quote::handle
         ))
         .register(worker!(
             ctx,
             name,
             SweepQuotes,
-            1,
+            Lane::new(1),
             jobs::sweep_quotes::handle
         ))
         .register(worker!(
             ctx,
             name,
             ReleasePayouts,
-            concurrency,
-            jobs::release_payouts::handle,
-            urgent
+            Lane::new(concurrency).urgent().with_mint(),
+            jobs::release_payouts::handle
         ))
+        // Lapses ask the mint whether a deposit or a bond was paid after all; the backstop runs
+        // the same lapses.
         .register(worker!(
             ctx,
             name,
             LapseOffer,
-            concurrency,
+            Lane::new(concurrency).with_mint(),
             jobs::lapse_offer::handle
         ))
         .register(worker!(
             ctx,
             name,
             LapseClaim,
-            concurrency,
+            Lane::new(concurrency).with_mint(),
             jobs::lapse_claim::handle
         ))
         .register(worker!(
             ctx,
             name,
             ExpireOffers,
-            1,
+            Lane::new(1).with_mint(),
             jobs::expire_offers::handle
         ))
         .register(worker!(
             ctx,
             name,
             CleanupWallets,
-            1,
+            Lane::new(1).with_mint(),
             jobs::cleanup_wallets::handle
         ))
         .register(worker!(
             ctx,
             name,
             ReconcileWallets,
-            1,
+            Lane::new(1).with_mint(),
             jobs::reconcile_wallets::handle
         ))
-        .register(worker!(ctx, name, Prune, 1, jobs::prune::handle))
+        .register(worker!(ctx, name, Prune, Lane::new(1), jobs::prune::handle))
+        // A queue worker ends when its backend fails (the database went away): start it again,
+        // and have the database checked now so the restart waits for its verdict.
+        .should_restart(move |worker, error| {
+            if worker.is_shutting_down() {
+                return false;
+            }
+            tracing::warn!(
+                worker = worker.name(),
+                error = %error,
+                "queue worker stopped; restarting once the database answers"
+            );
+            health.suspect(Dependency::Database);
+            true
+        })
         .shutdown_timeout(Duration::from_secs(25));
 
-    let result = monitor
-        .run_with_signal(async move {
+    let result = tokio::select! {
+        ran = monitor.run_with_signal(async move {
             shutdown.await;
             Ok(())
-        })
-        .await;
+        }) => ran.map_err(|e| anyhow::anyhow!("worker monitor: {e}")),
+        fatal = watchers.fatal() => Err(anyhow::Error::new(fatal)),
+    };
     if let Some(notifier) = notifier {
         notifier.abort();
     }
@@ -170,7 +235,7 @@ where
         tracing::warn!(error = %e, "cron scheduler shutdown");
     }
     ctx.wallets.close_all().await;
-    result.map_err(|e| anyhow::anyhow!("worker monitor: {e}"))
+    result
 }
 
 fn queue_config(queue: &str, batch: usize) -> QueueConfig {

@@ -1,10 +1,14 @@
 //! `openpleb-worker`: runs the job workers and the cron until SIGTERM. Start as many as you
 //! like, on as many machines as you like, against the same PostgreSQL.
+//!
+//! It starts whether or not PostgreSQL and the mint answer, and its queues wait for them; it
+//! exits only on a configuration error (code 2, one line) or a migration that fails.
 
 use std::sync::Arc;
 
 use openpleb_common::bootstrap;
 use openpleb_common::config::{exit_on_error, Config};
+use openpleb_common::health::watch::Fatal;
 use openpleb_worker::{run, WorkerContext};
 
 #[tokio::main]
@@ -14,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
     openpleb_common::telemetry::init(config.ops.log_format);
 
     // Room for every queue's concurrency plus fetch, heartbeat and ack connections.
-    let pool = bootstrap::database(&config.database).await?;
+    let pool = bootstrap::database(&config.database)?;
     let wallets = bootstrap::wallets(&config, pool.clone()).await?;
     let ctx = Arc::new(WorkerContext::from_config(pool, wallets, config));
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
@@ -24,5 +28,12 @@ async fn main() -> anyhow::Result<()> {
         uuid::Uuid::new_v4().simple()
     );
     tracing::info!(worker = %name, "openpleb-worker starting");
-    run(ctx, &name, openpleb_common::telemetry::shutdown_signal()).await
+    let ran = run(ctx, &name, openpleb_common::telemetry::shutdown_signal()).await;
+    if let Err(e) = &ran {
+        if let Some(fatal) = e.downcast_ref::<Fatal>() {
+            eprintln!("{fatal}");
+            std::process::exit(fatal.exit_code);
+        }
+    }
+    ran
 }

@@ -10,6 +10,7 @@
 
 use chrono::{DateTime, Utc};
 use openpleb_common::db::sessions;
+use openpleb_common::health::Dependency;
 use openpleb_common::mint::{BatError, ParsedBat};
 use poem::web::Data;
 use poem::Request;
@@ -67,15 +68,6 @@ enum Ended {
     Ok,
 }
 
-fn bat_error(e: BatError) -> ApiError {
-    match e {
-        BatError::Malformed => ApiError::bad_request("malformed_bat", e.to_string()),
-        BatError::AlreadySpent => ApiError::conflict("bat_already_used", e.to_string()),
-        BatError::Invalid => ApiError::unauthorized("invalid_bat", e.to_string()),
-        BatError::Unavailable => ApiError::unavailable("mint_unavailable", e.to_string()),
-    }
-}
-
 /// Verifies and burns `bat` at the mint, with no database connection held while the mint
 /// answers:
 /// 1. its hash is recorded and committed: from here on any other use of it is a replay (409);
@@ -88,9 +80,11 @@ fn bat_error(e: BatError) -> ApiError {
 /// is told to use a new one. A session that ends while its renewal's spend runs burns the new
 /// BAT the same way.
 async fn spend(state: &AppState, bat: &ParsedBat) -> Result<(), ApiError> {
+    // A mint known to be down: refused before anything is written, so the BAT stays usable.
+    state.need_mint()?;
     state.ensure_blind_auth().await?;
     if !sessions::reserve_bat(&state.ctx.pool, &bat.hash).await? {
-        return Err(bat_error(BatError::AlreadySpent));
+        return Err(BatError::AlreadySpent.into());
     }
     let started = std::time::Instant::now();
     let spent = state.mint.spend_bat(bat).await;
@@ -98,7 +92,10 @@ async fn spend(state: &AppState, bat: &ParsedBat) -> Result<(), ApiError> {
     // first is a client's doing, the second an operator's problem.
     let result = match &spent {
         Ok(()) => "ok",
-        Err(BatError::Unavailable) => "error",
+        Err(BatError::Unavailable) => {
+            state.ctx.health.suspect(Dependency::Mint);
+            "error"
+        }
         Err(_) => "rejected",
     };
     openpleb_common::metrics::bat_verified(result, started);
@@ -111,7 +108,7 @@ async fn spend(state: &AppState, bat: &ParsedBat) -> Result<(), ApiError> {
         )),
         Err(refused) => {
             sessions::release_bat(&state.ctx.pool, &bat.hash).await?;
-            Err(bat_error(refused))
+            Err(refused.into())
         }
     }
 }
@@ -138,6 +135,9 @@ impl SessionsApi {
     /// refused again on any retry). 503 `mint_unavailable` when the mint did not answer the
     /// spend in time: the mint may have spent the BAT, so it is burnt; open the session with a
     /// new one.
+    ///
+    /// 503 `mint_unavailable` (with `Retry-After`) at once, before the BAT is touched, while the
+    /// mint is known to be unreachable.
     #[oai(path = "/sessions", method = "post", operation_id = "openSession")]
     async fn open(
         &self,
@@ -148,7 +148,7 @@ impl SessionsApi {
         let token = body.0.bat.or_else(|| bearer(req)).ok_or_else(|| {
             ApiError::bad_request("missing_bat", "send a BAT in `bat` or as a bearer token")
         })?;
-        let bat = ParsedBat::parse(&token).map_err(bat_error)?;
+        let bat = ParsedBat::parse(&token).map_err(ApiError::from)?;
         spend(&state, &bat).await?;
         let mut tx = state.ctx.pool.begin().await?;
         if !sessions::mark_bat_spent(&mut tx, &bat.hash).await? {
@@ -176,6 +176,8 @@ impl SessionsApi {
     /// the credential, with a new expiry. Offers and wallet stay with the session; the old BAT
     /// stops working. The new BAT is refused and burnt as in `POST /sessions`; a session that
     /// ends while its new BAT is being spent is not renewed (401), and that BAT is burnt.
+    ///
+    /// 503 `mint_unavailable` (with `Retry-After`) while the mint is known to be unreachable.
     #[oai(
         path = "/sessions/renew",
         method = "post",
@@ -191,7 +193,7 @@ impl SessionsApi {
             .0
             .bat
             .ok_or_else(|| ApiError::bad_request("missing_bat", "send the new BAT in `bat`"))?;
-        let bat = ParsedBat::parse(&token).map_err(bat_error)?;
+        let bat = ParsedBat::parse(&token).map_err(ApiError::from)?;
         spend(&state, &bat).await?;
         let mut tx = state.ctx.pool.begin().await?;
         if !sessions::mark_bat_spent(&mut tx, &bat.hash).await? {

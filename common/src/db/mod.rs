@@ -39,6 +39,31 @@ pub async fn connect(url: &str, size: u32) -> Result<PgPool, sqlx::Error> {
     pool_options(size).connect(url).await
 }
 
+/// A pool like [`connect`]'s that opens no connection yet: a process starts while PostgreSQL
+/// is down and connects once it answers (`crate::health::watch` migrates it then).
+pub fn connect_lazy(url: &str, size: u32) -> Result<PgPool, sqlx::Error> {
+    pool_options(size).connect_lazy(url)
+}
+
+/// Whether `err` means PostgreSQL could not be reached or is going away (connection refused or
+/// lost, no connection within the pool's timeout, the server shutting down or starting up),
+/// rather than a problem with the statement: an outage, answered 503 and retried later.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08: connection exception; 57P01-57P03: admin or crash shutdown, starting up.
+        sqlx::Error::Database(e) => e
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
+
 /// The pool settings of [`connect`]: at most `size` connections, a 5 s acquire timeout, and
 /// every acquire reported as a debug event, which [`crate::metrics::db`] records as the pool
 /// wait (sqlx reports statements by default).

@@ -40,6 +40,9 @@ pub const WALLETS_ARCHIVED: &str = "openpleb_wallets_archived_total";
 pub const DB_QUERY_DURATION: &str = "openpleb_db_query_duration_seconds";
 /// Histogram: time spent waiting for a connection from the pool, seconds.
 pub const DB_POOL_WAIT: &str = "openpleb_db_pool_wait_seconds";
+/// Gauge: 1 while this process reaches a `dependency` (mint, database), else 0; each
+/// process reports its own view (`crate::health`).
+pub const DEPENDENCY_UP: &str = "openpleb_dependency_up";
 /// Counter: platform tokens the treasury sweep found spent by someone else.
 pub const PLATFORM_TOKENS_SPENT_ELSEWHERE: &str = "openpleb_platform_tokens_spent_elsewhere_total";
 
@@ -80,6 +83,7 @@ pub const ALL: &[&str] = &[
     WALLET_OPERATIONS,
     WALLET_OPERATION_DURATION,
     WALLETS_OPEN,
+    DEPENDENCY_UP,
     JOBS_RUN,
     JOB_DURATION,
     OFFERS_CREATED,
@@ -147,6 +151,10 @@ pub(super) fn describe() {
         "Wallet operation latency"
     );
     describe_gauge!(WALLETS_OPEN, "Session wallets open in this process");
+    describe_gauge!(
+        DEPENDENCY_UP,
+        "1 while this process reaches the dependency (mint, database), else 0"
+    );
     describe_counter!(JOBS_RUN, "Job runs by queue and outcome");
     describe_histogram!(JOB_DURATION, Unit::Seconds, "Job run latency");
     describe_counter!(OFFERS_CREATED, "Offers created");

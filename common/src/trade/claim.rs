@@ -68,6 +68,9 @@ pub async fn claim(
         ));
     }
 
+    // The claim ends when its bond invoice cannot be made: without the mint, refuse before
+    // claiming at all.
+    ctx.need_mint()?;
     // The claim row first: the limits are counted under locks, and the quote is made only for
     // a claim that passed them.
     let timer = ctx.config.timers.invoice_created;

@@ -111,6 +111,7 @@ pub async fn create(ctx: &TradeCtx, input: NewOfferInput) -> Result<CreatedOffer
         check_open(&mut conn, ctx, input.session).await?;
     }
 
+    ctx.need_mint()?;
     // Decide the amounts.
     let price = ctx
         .price

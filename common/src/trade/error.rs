@@ -84,6 +84,10 @@ pub enum TradeError {
     /// A reputation token that was staked before.
     #[error("a reputation token was already staked")]
     TokenStaked,
+    /// The mint did not answer this process' last check: what needs it is refused before it
+    /// starts, rather than after a timeout and half a move.
+    #[error("the mint cannot be reached")]
+    MintUnavailable,
     /// No usable fiat price right now.
     #[error("no current price: {0}")]
     PriceUnavailable(String),

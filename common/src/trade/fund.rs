@@ -75,6 +75,7 @@ pub async fn fund(
     }
     let (ys, ys_hash) = token_ys(&parsed).ok_or_else(not_a_token)?;
 
+    ctx.need_mint()?;
     // Record the intent first: from here on, a cut leaves a row the reconciliation settles.
     let wallet = WalletId::session(session);
     let intent_id = Uuid::new_v4();

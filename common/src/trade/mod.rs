@@ -66,6 +66,8 @@ pub struct TradeCtx {
     pub reputation: Arc<crate::reputation::Issuer>,
     /// Failpoints (armed by crash tests only).
     pub cuts: crate::failpoint::Cuts,
+    /// The process' view of the mint and the database (the wallet manager's).
+    pub health: crate::health::Health,
 }
 
 impl std::fmt::Debug for TradeCtx {
@@ -87,6 +89,7 @@ impl TradeCtx {
             config.reputation.keyset,
         ));
         Self {
+            health: wallets.health().clone(),
             pool,
             wallets,
             config,
@@ -101,6 +104,15 @@ impl TradeCtx {
     pub fn from_config(pool: PgPool, wallets: WalletManager, config: Arc<Config>) -> Self {
         let price = crate::price::from_config(&config.prices, &config.limits.fiat_currency);
         Self::new(pool, wallets, config, price)
+    }
+
+    /// Refuses a step that needs the mint while this process' last check found it down, before
+    /// the step writes anything: the caller hears at once that it may try again later.
+    pub fn need_mint(&self) -> Result<(), TradeError> {
+        if self.health.is_down(crate::health::Dependency::Mint) {
+            return Err(TradeError::MintUnavailable);
+        }
+        Ok(())
     }
 }
 

@@ -131,6 +131,22 @@ impl std::fmt::Debug for WalletManager {
 const MINT_CLIENTS: usize = 8;
 
 impl WalletManager {
+    /// The mint every wallet of this manager uses.
+    pub fn mint_url(&self) -> &str {
+        &self.cfg().mint_url
+    }
+
+    /// The process' view of its dependencies this manager reports into.
+    pub fn health(&self) -> &crate::health::Health {
+        &self.cfg().health
+    }
+
+    /// Notes a failed operation: one that found the mint unreachable has its watcher look
+    /// again now, so what needs the mint is refused at once rather than after a timeout each.
+    pub(super) fn noticed(&self, e: &WalletError) {
+        self.inner.slots.noticed(e);
+    }
+
     /// The next client for a request that needs no wallet.
     pub(super) fn client(&self) -> Arc<dyn cdk::wallet::MintConnector + Send + Sync> {
         let n = self

@@ -74,7 +74,10 @@ impl WalletManager {
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let key = quote_lock_key(&self.cfg().master_secret, id, &nonce)?;
         if let Some(auth) = &self.cfg().service_auth {
-            auth.ensure_supply().await?;
+            auth.ensure_supply()
+                .await
+                .map_err(WalletError::from)
+                .inspect_err(|e| self.noticed(e))?;
         }
         let request = MintQuoteRequest::Bolt11(MintQuoteBolt11Request {
             amount: Amount::from(sats),
@@ -89,7 +92,8 @@ impl WalletManager {
                 .await
                 .map_err(WalletError::from)
         })
-        .await?;
+        .await
+        .inspect_err(|e| self.noticed(e))?;
         Ok(LockedQuote {
             quote_id: response.quote().to_string(),
             request: response.request().to_string(),
@@ -123,7 +127,8 @@ impl WalletManager {
                 .await
                 .map_err(WalletError::from)
         })
-        .await?;
+        .await
+        .inspect_err(|e| self.noticed(e))?;
         if status.state() == Some(MintQuoteState::Unpaid) {
             return Ok(MintOutcome::Unpaid);
         }

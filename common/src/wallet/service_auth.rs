@@ -7,6 +7,7 @@
 //! service OIDC account (client-credentials grant) and mints a batch of BATs whenever the supply
 //! runs low. BATs hold no value and are per-process, so losing them on restart costs nothing.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,8 +63,18 @@ const TOKEN_REFRESH: Duration = Duration::from_secs(240);
 #[derive(Clone)]
 pub struct ServiceAuth {
     account: ServiceAccount,
+    mint_url: MintUrl,
     auth_wallet: AuthWallet,
-    logged_in: Arc<Mutex<Option<Instant>>>,
+    supply: Arc<Mutex<Supply>>,
+}
+
+/// What [`ServiceAuth::ensure_supply`] has done so far.
+#[derive(Debug, Default)]
+struct Supply {
+    /// The mint's protected endpoints are known (read from its `/v1/info`).
+    endpoints: bool,
+    /// When the service account last logged in.
+    logged_in: Option<Instant>,
 }
 
 impl std::fmt::Debug for ServiceAuth {
@@ -90,7 +101,9 @@ impl ServiceAuth {
         Ok(Some(Self::new(&mint.url, account).await?))
     }
 
-    /// Sets up the auth wallet for `mint_url` (reads the mint's protected endpoints).
+    /// Sets up the auth wallet for `mint_url`. Nothing is asked of the mint yet, so a process
+    /// starts while the mint is down: its protected endpoints are read on the first
+    /// [`ServiceAuth::ensure_supply`].
     pub async fn new(mint_url: &str, account: ServiceAccount) -> Result<Self, ServiceAuthError> {
         let url: MintUrl = mint_url
             .parse()
@@ -104,19 +117,19 @@ impl ServiceAuth {
             .seed([0u8; 64])
             .without_rate_limiting()
             .build()?;
-        let info = HttpClient::new(url.clone(), None).get_mint_info().await?;
         let auth_wallet = AuthWallet::new(
-            url,
+            url.clone(),
             None,
             db,
             scratch.metadata_cache.clone(),
-            info.protected_endpoints(),
+            HashMap::new(),
             None,
         );
         Ok(Self {
             account,
+            mint_url: url,
             auth_wallet,
-            logged_in: Arc::default(),
+            supply: Arc::default(),
         })
     }
 
@@ -131,17 +144,26 @@ impl ServiceAuth {
     }
 
     /// Makes sure at least a few BATs are on hand, logging in and minting a batch if not.
+    /// The first call reads which endpoints the mint protects: every session wallet's client
+    /// asks the auth wallet for a token by that table.
     pub async fn ensure_supply(&self) -> Result<(), ServiceAuthError> {
-        let mut logged_in = self.logged_in.lock().await;
+        let mut supply = self.supply.lock().await;
+        if !supply.endpoints {
+            let info = HttpClient::new(self.mint_url.clone(), None)
+                .get_mint_info()
+                .await?;
+            *self.auth_wallet.protected_endpoints.write().await = info.protected_endpoints();
+            supply.endpoints = true;
+        }
         if self.balance().await? >= LOW_WATER {
             return Ok(());
         }
-        if logged_in.is_none_or(|t| t.elapsed() > TOKEN_REFRESH) {
+        if supply.logged_in.is_none_or(|t| t.elapsed() > TOKEN_REFRESH) {
             let cat = self.login().await?;
             self.auth_wallet
                 .set_auth_token(AuthToken::ClearAuth(cat))
                 .await?;
-            *logged_in = Some(Instant::now());
+            supply.logged_in = Some(Instant::now());
         }
         self.auth_wallet
             .mint_blind_auth(Amount::from(BATCH))

@@ -30,6 +30,9 @@ pub struct WalletManagerConfig {
     pub holder: String,
     /// BATs for mints that protect what the wallets call; `None` for an open mint.
     pub service_auth: Option<ServiceAuth>,
+    /// The process' view of the mint and the database: operations that find the mint
+    /// unreachable report it here, so its watcher looks again at once.
+    pub health: crate::health::Health,
 }
 
 impl WalletManagerConfig {
@@ -45,6 +48,7 @@ impl WalletManagerConfig {
             lease_wait: config.wallets.lease_wait,
             holder: Self::default_holder(),
             service_auth: None,
+            health: crate::health::Health::new(),
         }
     }
 

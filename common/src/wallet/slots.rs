@@ -86,6 +86,17 @@ pub(super) struct Held {
     state: OwnedMutexGuard<Option<OpenWallet>>,
 }
 
+impl Slots {
+    /// Notes a failed operation: one that found the mint unreachable has the process' mint
+    /// watcher look again now, so what needs the mint is refused at once rather than after a
+    /// timeout each.
+    pub(super) fn noticed(&self, e: &WalletError) {
+        if e.kind() == super::error::WalletErrorKind::MintUnavailable {
+            self.cfg.health.suspect(crate::health::Dependency::Mint);
+        }
+    }
+}
+
 impl Held {
     pub(super) fn is_open(&self) -> bool {
         self.state.is_some()
@@ -262,6 +273,9 @@ impl Slots {
                     }
                     (result, _) => result,
                 };
+                if let Err(e) = &result {
+                    held.slots.noticed(e);
+                }
                 if open.close_after && (!was_open || result.is_err()) {
                     held.close().await?;
                 }

@@ -13,7 +13,7 @@
 //!   `scripts/chaos` kills processes under them, then the end checks (`openpleb_devkit::chaos`).
 //!   Also reads `DEVMINT_PAY_URL`, `DATABASE_URL`, `WALLETS_DIR`, `CHAOS_STAGGER_MS` (400),
 //!   `CHAOS_SHORT_LIFETIME_SECS` (60, the least an offer may ask), `CHAOS_TIMEOUT_SECS` (600), `CHAOS_SETTLE_SECS` (60),
-//!   `CHAOS_CALM_FILE`. Exit 0
+//!   `CHAOS_CALM_FILE`, `CHAOS_EXITS_FILE`. Exit 0
 //!   only if every trade ended and every check held.
 //!
 //! - `openpleb-devclient key`: prints a fresh secret key and its x-only pubkey (hex, one line,
@@ -277,6 +277,7 @@ async fn chaos(env: &Endpoints) -> anyhow::Result<bool> {
         timeout: Duration::from_secs(num("CHAOS_TIMEOUT_SECS", 600)?),
         settle: Duration::from_secs(num("CHAOS_SETTLE_SECS", 60)?),
         calm_file: std::env::var("CHAOS_CALM_FILE").ok().map(PathBuf::from),
+        exits_file: std::env::var("CHAOS_EXITS_FILE").ok().map(PathBuf::from),
     };
     run_chaos(env, &opts).await
 }

@@ -1,6 +1,6 @@
 //! The chaos run's end checks: every offer terminal, every payout released once and redeemed
 //! with its key at the mint, the audit balanced, no wallet holding sats the ledger does not
-//! account for, no job dead.
+//! account for, no job dead, and no process that ended by itself.
 //!
 //! Reads PostgreSQL (`DATABASE_URL`) and the wallet files (read-only) as an operator would, and
 //! the admin API for the audit and the alerts.
@@ -81,6 +81,21 @@ pub async fn run(
     out.push(alerts(env).await?);
     out.push(wallets(pool, wallet_dirs).await?);
     Ok(out)
+}
+
+/// No api or worker ended by itself: the script counts the ones it found gone (besides its
+/// own kills) into `file` while the run lasts.
+pub fn no_exits(file: &Path) -> Verdict {
+    let name = "exits by themselves == 0";
+    match std::fs::read_to_string(file).map(|s| s.trim().parse::<u64>()) {
+        Ok(Ok(0)) => verdict(name, true, "0 processes exited by themselves".to_owned()),
+        Ok(Ok(n)) => verdict(
+            name,
+            false,
+            format!("{n} processes exited by themselves (see the script's log)"),
+        ),
+        _ => verdict(name, false, format!("no count in {}", file.display())),
+    }
 }
 
 async fn offers_terminal(pool: &PgPool) -> anyhow::Result<Verdict> {

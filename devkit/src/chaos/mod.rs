@@ -43,6 +43,9 @@ pub struct ChaosOptions {
     pub settle: Duration,
     /// Touched when every trade has ended, so the script stops its chaos before the checks.
     pub calm_file: Option<PathBuf>,
+    /// Where the script keeps the count of processes that exited by themselves (it restarts
+    /// them); checked to be 0: an outage of the mint or the database must not end a process.
+    pub exits_file: Option<PathBuf>,
 }
 
 /// Plays the trades, waits for the money to settle, checks it. True when every check held.
@@ -86,7 +89,10 @@ pub async fn run(env: &Endpoints, opts: &ChaosOptions) -> anyhow::Result<bool> {
 
     let pool = sqlx::PgPool::connect(&opts.database_url).await?;
     let settled = checks::settle(&pool, &reports, Instant::now() + opts.settle).await?;
-    let verdicts = checks::run(env, &pool, &reports, &opts.wallet_dirs).await?;
+    let mut verdicts = checks::run(env, &pool, &reports, &opts.wallet_dirs).await?;
+    if let Some(file) = &opts.exits_file {
+        verdicts.push(checks::no_exits(file));
+    }
     print_report(&reports, &verdicts, played, settled);
     let errors = reports.iter().filter(|r| r.error.is_some()).count();
     Ok(errors == 0 && verdicts.iter().all(|v| v.ok))

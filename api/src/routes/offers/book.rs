@@ -168,6 +168,8 @@ impl BookApi {
     ///
     /// 409 `too_many_open_offers` when the session already has `OFFER_MAX_OPEN` open offers
     /// (CREATED or INVOICE_PAID).
+    ///
+    /// 503 `mint_unavailable` (with `Retry-After`) while the mint cannot be reached.
     #[oai(path = "/offers", method = "post", operation_id = "createOffer")]
     async fn create(
         &self,

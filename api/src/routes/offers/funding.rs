@@ -36,6 +36,8 @@ impl FundingApi {
     /// fees). What the fee leaves beyond the deposit goes back to the maker's payout key when
     /// the session ends; a token that leaves less than the deposit is refunded whole (409
     /// `offer_not_fundable`).
+    ///
+    /// 503 `mint_unavailable` (with `Retry-After`) while the mint cannot be reached.
     #[oai(path = "/offers/:id/fund", method = "post", operation_id = "fundOffer")]
     async fn fund(
         &self,

@@ -72,6 +72,8 @@ impl TradeApi {
     /// `QUOTE_MAX_PAYABLE` invoices that can still be paid; 429 `claim_cooldown` (with
     /// `Retry-After`) when the session let its claim of this offer lapse within the last
     /// `CLAIM_COOLDOWN_SECS`; 409 `offer_not_available` when the offer is not listed.
+    ///
+    /// 503 `mint_unavailable` (with `Retry-After`) while the mint cannot be reached.
     #[oai(
         path = "/offers/:id/claim",
         method = "post",
