@@ -184,6 +184,9 @@ impl From<TradeError> for ApiError {
             TradeError::DeadlinePassed => Self::conflict("deadline_passed", e.to_string()),
             TradeError::NoClaim => Self::not_found("claim_not_found", e.to_string()),
             TradeError::AlreadyClaimed => Self::conflict("already_claimed", e.to_string()),
+            TradeError::TooManyTargets(_) => {
+                Self::conflict("too_many_notify_targets", e.to_string())
+            }
             TradeError::OwnOffer => Self::forbidden("own_offer", e.to_string()),
             // Lifted by a change of the caller's own offers or claims: a conflict.
             TradeError::TooManyUnpaidClaims(_) => {

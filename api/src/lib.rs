@@ -42,6 +42,7 @@ use routes::disputes::DisputesApi;
 use routes::events::EventsApi;
 use routes::invites::{AdminInvitesApi, InvitesApi};
 use routes::meta::MetaApi;
+use routes::notify::NotifyApi;
 use routes::offers::{BookApi, FundingApi, PayoutKeysApi, PayoutsApi, TradeApi};
 use routes::providers::{AdminProvidersApi, ProvidersApi};
 use routes::reputation::ReputationApi;
@@ -176,6 +177,7 @@ pub type PublicApis = (
     TradeApi,
     PayoutsApi,
     PayoutKeysApi,
+    NotifyApi,
     DisputesApi,
     ReputationApi,
     EventsApi,
@@ -211,6 +213,7 @@ pub fn public_service(base_path: &str) -> OpenApiService<PublicApis, ()> {
             TradeApi,
             PayoutsApi,
             PayoutKeysApi,
+            NotifyApi,
             DisputesApi,
             ReputationApi,
             EventsApi,

@@ -128,14 +128,12 @@ async fn late_answers_are_refused_at_every_step(opts: PgPoolOptions, conn: PgCon
         .send()
         .await;
     expect_error(complete, StatusCode::CONFLICT, "deadline_passed").await;
-    eprintln!("DEBUG complete refused at {}", chrono::Utc::now());
     expect_error(
         mark_issue(&h, &consent).await,
         StatusCode::CONFLICT,
         "deadline_passed",
     )
     .await;
-    eprintln!("DEBUG issue refused at {}", chrono::Utc::now());
     expect_error(
         taker_answers(&h, &forfeit, "DISPUTE").await,
         StatusCode::CONFLICT,

@@ -11,6 +11,7 @@ pub mod health;
 pub mod jobs;
 pub mod metrics;
 pub mod mint;
+pub mod notify;
 pub mod price;
 pub mod reputation;
 pub mod telemetry;

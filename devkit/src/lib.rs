@@ -10,6 +10,7 @@ pub mod fixtures;
 pub mod mint;
 pub mod oidc;
 pub mod payer;
+pub mod push;
 pub mod reputation;
 pub mod stack;
 pub mod trader;
@@ -95,6 +96,12 @@ pub fn test_config(
         ("PRICE_FIXED", "60000".to_owned()),
         // Test trades are small; the reputation tests that check the earning floor set it.
         ("REPUTATION_MIN_EARN_SATS", "0".to_owned()),
+        // A fixed test VAPID key; the devkit's push service listens on loopback.
+        (
+            "VAPID_PRIVATE_KEY",
+            "T62q-1WhpQx5-FtEgehbYACwgBJAjRkeS2SFOW5M0j4".to_owned(),
+        ),
+        ("NOTIFY_ALLOW_PRIVATE", "true".to_owned()),
     ]);
     match openpleb_common::config::Config::from_lookup(|k| vars.get(k).cloned()) {
         Ok(c) => c,

@@ -23,8 +23,8 @@ use apalis_postgres::{Config as QueueConfig, PostgresStorage};
 use openpleb_common::health::watch::Watchers;
 use openpleb_common::health::Dependency;
 use openpleb_common::jobs::{
-    CleanupWallets, ExpireOffers, Job, LapseClaim, LapseOffer, Prune, ReconcileWallets,
-    ReleasePayouts, SweepQuotes, WatchMintQuote,
+    CleanupWallets, DeliverNotice, ExpireOffers, Job, LapseClaim, LapseOffer, Prune,
+    ReconcileWallets, ReleasePayouts, RemindParty, SweepQuotes, WatchMintQuote,
 };
 use openpleb_common::mint::{MintClient, MintNeeds};
 
@@ -199,6 +199,22 @@ where
             ReconcileWallets,
             Lane::new(1).with_mint(),
             jobs::reconcile_wallets::handle
+        ))
+        // Notices need neither the mint nor a wallet: a deployment may run these queues on
+        // hosts that hold no wallet secret, apart from the ones that do.
+        .register(worker!(
+            ctx,
+            name,
+            DeliverNotice,
+            Lane::new(concurrency).urgent(),
+            jobs::deliver_notice::handle
+        ))
+        .register(worker!(
+            ctx,
+            name,
+            RemindParty,
+            Lane::new(concurrency),
+            jobs::remind_party::handle
         ))
         .register(worker!(ctx, name, Prune, Lane::new(1), jobs::prune::handle))
         // A queue worker ends when its backend fails (the database went away): start it again,

@@ -193,6 +193,7 @@ async fn each_table_shrinks_and_nothing_needed_goes(_opts: PgPoolOptions, conn: 
             nonces: 1,
             cron_slots: 1,
             wallet_checks: 1,
+            notify_targets: 0,
             wallet_archives: 1,
         }
     );

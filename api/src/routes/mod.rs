@@ -7,6 +7,7 @@ pub mod disputes;
 pub mod events;
 pub mod invites;
 pub mod meta;
+pub mod notify;
 pub mod offers;
 pub mod paging;
 pub mod providers;

@@ -35,6 +35,7 @@ impl Config {
             ops: ops_config(&env)?,
             retention: retention_config(&env)?,
             treasury: treasury_config(&env)?,
+            notify: notify_config(&env)?,
         })
     }
 }
@@ -436,4 +437,34 @@ fn treasury_config<F: Fn(&str) -> Option<String>>(
         }
     };
     Ok(TreasuryConfig { pubkey, secret })
+}
+
+fn notify_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<NotifyConfig, ConfigError> {
+    let vapid_private_key = env.raw("VAPID_PRIVATE_KEY").map(Secret);
+    if let Some(key) = &vapid_private_key {
+        crate::notify::push::VapidKey::from_base64url(key.expose()).map_err(|_| {
+            invalid(
+                "VAPID_PRIVATE_KEY",
+                "expected a P-256 private key, 32 bytes base64url",
+            )
+        })?;
+    }
+    let vapid_subject = env.string("VAPID_SUBJECT", "mailto:operator@localhost");
+    if !(vapid_subject.starts_with("mailto:") || vapid_subject.starts_with("https://")) {
+        return Err(invalid("VAPID_SUBJECT", "expected a mailto: or https: URL"));
+    }
+    let remind_before =
+        crate::domain::notify::parse_remind_before(&env.string("NOTIFY_REMIND_BEFORE", "15m,50%"))
+            .map_err(|e| invalid("NOTIFY_REMIND_BEFORE", &e.to_string()))?;
+    Ok(NotifyConfig {
+        vapid_private_key,
+        vapid_subject,
+        remind_before,
+        max_attempts: env.positive("NOTIFY_MAX_ATTEMPTS", 8)?,
+        max_targets: env.positive("NOTIFY_MAX_TARGETS", 3)?,
+        allow_private: env.bool("NOTIFY_ALLOW_PRIVATE", false)?,
+        connect_timeout: env.millis("NOTIFY_CONNECT_TIMEOUT_MS", 3_000)?,
+        timeout: env.millis("NOTIFY_TIMEOUT_MS", 10_000)?,
+        forget_after: env.secs("NOTIFY_FORGET_AFTER_SECS", 600)?,
+    })
 }

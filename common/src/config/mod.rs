@@ -151,6 +151,37 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// The key the platform's fees lock to.
     pub treasury: TreasuryConfig,
+    /// Telling parties out of band: Web Push and webhooks.
+    pub notify: NotifyConfig,
+}
+
+/// Notifications (Web Push, webhooks): the VAPID key, reminders, delivery bounds and which
+/// addresses a delivery may reach.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyConfig {
+    /// The VAPID private key (RFC 8292): the raw P-256 scalar, base64url (`VAPID_PRIVATE_KEY`).
+    /// Without it Web Push is off (subscriptions are refused); webhooks work regardless.
+    pub vapid_private_key: Option<Secret>,
+    /// Who runs this server, for push services (`VAPID_SUBJECT`, a `mailto:` or `https:` URL).
+    pub vapid_subject: String,
+    /// Reminders before a deadline where silence decides against a party
+    /// (`NOTIFY_REMIND_BEFORE`, e.g. `15m,50%`).
+    pub remind_before: Vec<crate::domain::notify::RemindBefore>,
+    /// Deliveries tried per notice and target before it is given up (`NOTIFY_MAX_ATTEMPTS`).
+    pub max_attempts: u32,
+    /// Push subscriptions and webhooks one party of one offer may hold
+    /// (`NOTIFY_MAX_TARGETS`).
+    pub max_targets: i64,
+    /// Deliveries may reach loopback, private and link-local addresses, and plain http
+    /// (`NOTIFY_ALLOW_PRIVATE`: development and tests only).
+    pub allow_private: bool,
+    /// Connecting to a push service or webhook (`NOTIFY_CONNECT_TIMEOUT_MS`).
+    pub connect_timeout: Duration,
+    /// One delivery in all (`NOTIFY_TIMEOUT_MS`).
+    pub timeout: Duration,
+    /// How long a final offer's (or an ended claim's) targets are kept once nothing is owed
+    /// any more, so its last notices still go out (`NOTIFY_FORGET_AFTER_SECS`).
+    pub forget_after: Duration,
 }
 
 /// The treasury key platform payouts are P2PK-locked to (`wallet::treasury`): its secret is

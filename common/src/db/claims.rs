@@ -92,6 +92,22 @@ pub async fn by_bond_for_update(
     .await
 }
 
+/// The latest claim of `offer_id` made with the payout key `key`.
+pub async fn by_payout_key(
+    conn: &mut PgConnection,
+    offer_id: Uuid,
+    key: &str,
+) -> Result<Option<Claim>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from claims where offer_id = $1 and payout_pubkey = $2
+          order by created_at desc limit 1"
+    )))
+    .bind(offer_id)
+    .bind(key)
+    .fetch_optional(conn)
+    .await
+}
+
 /// `session`'s latest claim of `offer_id`.
 pub async fn latest_of(
     pool: &PgPool,

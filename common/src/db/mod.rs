@@ -14,6 +14,7 @@ pub mod invites;
 pub mod leases;
 pub mod ledger;
 pub mod limits;
+pub mod notify_targets;
 pub mod offers;
 pub mod payouts;
 pub mod providers;
@@ -64,14 +65,39 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
     }
 }
 
-/// The pool settings of [`connect`]: at most `size` connections, a 5 s acquire timeout, and
+/// The pool settings of [`connect`]: at most `size` connections, a 5 s acquire timeout,
 /// every acquire reported as a debug event, which [`crate::metrics::db`] records as the pool
-/// wait (sqlx reports statements by default).
+/// wait (sqlx reports statements by default), and no connection returned to the pool inside a
+/// transaction ([`still_in_transaction`]).
 pub fn pool_options(size: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(size)
         .acquire_timeout(Duration::from_secs(5))
         .acquire_time_level(log::LevelFilter::Debug)
+        .after_release(|conn, _meta| {
+            Box::pin(async move {
+                let leaked = still_in_transaction(conn).await?;
+                if leaked {
+                    tracing::warn!("a pooled connection came back inside a transaction; closed");
+                }
+                Ok(!leaked)
+            })
+        })
+}
+
+/// Whether `conn` is inside a transaction the server opened and sqlx no longer tracks. A
+/// `BEGIN` whose future was dropped after the server took it (a request or job cancelled at
+/// that instant) leaves one: the next user's own `BEGIN` would then run inside it, with
+/// `now()` frozen at the old start, and deadlines compared with `now()` would be judged in
+/// the past. Inside an explicit transaction a statement's time differs from the
+/// transaction's; in a statement of its own they are the same. (Sent as one simple query: the
+/// extended protocol's several messages would make them differ anyway.)
+pub async fn still_in_transaction(conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Row;
+    let row = sqlx::raw_sql("select now() <> statement_timestamp()")
+        .fetch_one(conn)
+        .await?;
+    row.try_get(0)
 }
 
 /// Brings the schema up to date: the application's migrations, then apalis' queue schema.

@@ -3,7 +3,7 @@
 //! purpose and source wallet).
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Acquire, PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::ledger::{self, LedgerKind};
@@ -40,10 +40,13 @@ pub struct Payout {
     pub created_at: DateTime<Utc>,
     /// Released.
     pub released_at: Option<DateTime<Utc>>,
+    /// What it answers (the quote a late payment came through), or empty.
+    #[sqlx(rename = "ref")]
+    pub reference: String,
 }
 
 const COLUMNS: &str = "id, offer_id, party, purpose, source_wallet, amount_sats, lock_pubkey, \
-    state, send_operation_id, token, fee_sats, created_at, released_at";
+    state, send_operation_id, token, fee_sats, created_at, released_at, ref";
 
 /// One payout to record.
 #[derive(Debug, Clone)]
@@ -153,12 +156,12 @@ pub async fn set_operation(
 /// than the payout): the token is worth the payout's amount minus it, and the ledger says so
 /// (the token's value out, the fee out as `mint_fee`). False when another run released it.
 pub async fn mark_released(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     p: &Payout,
     token: &str,
     fee_sats: u64,
 ) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     let fee = i64::try_from(fee_sats).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let done = sqlx::query(
         "update payouts set state = 'RELEASED', token = $2, fee_sats = $3, released_at = now()

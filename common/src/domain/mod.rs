@@ -6,6 +6,7 @@ pub mod claim;
 pub mod dispute;
 pub mod keys;
 pub mod money;
+pub mod notify;
 pub mod offer;
 pub mod payout;
 pub mod registration;

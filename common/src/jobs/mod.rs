@@ -32,6 +32,10 @@ pub mod queues {
     pub const LAPSE_OFFER: &str = "openpleb.lapse_offer";
     /// Ends a claim whose bond was not paid by its deadline.
     pub const LAPSE_CLAIM: &str = "openpleb.lapse_claim";
+    /// Delivers one notice to one push subscription or webhook.
+    pub const DELIVER_NOTICE: &str = "openpleb.deliver_notice";
+    /// Reminds a party before the deadline at which its silence decides.
+    pub const REMIND_PARTY: &str = "openpleb.remind_party";
     /// Periodic backstop: lapses every overdue offer.
     pub const EXPIRE_OFFERS: &str = "openpleb.expire_offers";
     /// Periodic: refunds idle money of ended sessions and deletes their empty wallets.
@@ -48,6 +52,8 @@ pub mod queues {
         RELEASE_PAYOUTS,
         LAPSE_OFFER,
         LAPSE_CLAIM,
+        DELIVER_NOTICE,
+        REMIND_PARTY,
         EXPIRE_OFFERS,
         CLEANUP_WALLETS,
         RECONCILE_WALLETS,
@@ -168,6 +174,73 @@ impl Job for LapseClaim {
     /// A claim lapses once: the delayed job and the expiry sweep's are one job.
     fn idempotency_key(&self) -> Option<String> {
         Some(format!("lapse-claim:{}", self.claim_id))
+    }
+}
+
+/// Deliver one notice to one target (push subscription or webhook), retried by re-enqueueing
+/// itself with a growing delay (the queue itself would retry at once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliverNotice {
+    /// The push subscription or webhook.
+    pub target_id: uuid::Uuid,
+    /// What it says.
+    pub notice: crate::domain::notify::Notice,
+    /// A reminder (delivered with high urgency).
+    pub urgent: bool,
+    /// What happened to whom: one notice per key and target.
+    pub key: String,
+    /// Which try this is (0 first).
+    pub attempt: u32,
+    /// When the move that caused it was enqueued (milliseconds since the epoch), for the
+    /// time-to-delivery metric.
+    pub enqueued_at_ms: i64,
+}
+
+impl Job for DeliverNotice {
+    const QUEUE: &'static str = queues::DELIVER_NOTICE;
+    const MAX_ATTEMPTS: usize = 3;
+
+    /// One job per notice, target and try.
+    fn idempotency_key(&self) -> Option<String> {
+        Some(format!(
+            "notice:{}:{}:{}",
+            self.key, self.target_id, self.attempt
+        ))
+    }
+
+    /// A trader waits on it.
+    fn priority(&self) -> usize {
+        1
+    }
+}
+
+/// Remind the party whose silence decides `status` of an offer, if it is still there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemindParty {
+    /// The offer.
+    pub offer_id: uuid::Uuid,
+    /// The status whose deadline it is.
+    #[serde(with = "text")]
+    pub status: OfferStatus,
+    /// When the offer entered it (tells repeated visits apart).
+    pub entered_at_micros: i64,
+    /// Who is reminded.
+    #[serde(with = "text")]
+    pub role: crate::domain::role::Role,
+    /// How long before the deadline.
+    pub before_secs: u64,
+}
+
+impl Job for RemindParty {
+    const QUEUE: &'static str = queues::REMIND_PARTY;
+    const MAX_ATTEMPTS: usize = 10;
+
+    /// One reminder per visit of a state and offset.
+    fn idempotency_key(&self) -> Option<String> {
+        Some(format!(
+            "remind:{}:{}:{}:{}",
+            self.offer_id, self.status, self.entered_at_micros, self.before_secs
+        ))
     }
 }
 

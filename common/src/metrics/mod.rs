@@ -119,6 +119,22 @@ pub fn job_finished(queue: &'static str, ok: bool, started: Instant) {
         .record(started.elapsed().as_secs_f64());
 }
 
+/// Counts a delivered notice on `channel` and the time since its move (`enqueued_at_ms`).
+pub fn notice_sent(channel: &'static str, enqueued_at_ms: i64) {
+    metrics::counter!(names::NOTICES_SENT, "channel" => channel).increment(1);
+    let took = Utc::now()
+        .timestamp_millis()
+        .saturating_sub(enqueued_at_ms)
+        .max(0);
+    #[allow(clippy::cast_precision_loss)]
+    metrics::histogram!(names::NOTICE_DELIVERY_DURATION).record(took as f64 / 1000.0);
+}
+
+/// Counts a failed delivery on `channel` by `class`.
+pub fn notice_failed(channel: &'static str, class: &'static str) {
+    metrics::counter!(names::NOTICES_FAILED, "channel" => channel, "class" => class).increment(1);
+}
+
 /// Counts a created offer.
 pub fn offer_created() {
     metrics::counter!(names::OFFERS_CREATED).increment(1);

@@ -43,6 +43,14 @@ pub const DB_POOL_WAIT: &str = "openpleb_db_pool_wait_seconds";
 /// Gauge: 1 while this process reaches a `dependency` (mint, database), else 0; each
 /// process reports its own view (`crate::health`).
 pub const DEPENDENCY_UP: &str = "openpleb_dependency_up";
+/// Counter: notices delivered (the push service or webhook answered 2xx) by `channel`
+/// (webpush, webhook).
+pub const NOTICES_SENT: &str = "openpleb_notices_sent_total";
+/// Counter: failed deliveries by `channel` and `class` (gone, rate_limited, server_error,
+/// rejected, blocked, network, given_up, unsendable); a retried failure counts each time.
+pub const NOTICES_FAILED: &str = "openpleb_notices_failed_total";
+/// Histogram: time from the move that caused a notice to its delivery's 2xx, seconds.
+pub const NOTICE_DELIVERY_DURATION: &str = "openpleb_notice_delivery_seconds";
 /// Counter: platform tokens the treasury sweep found spent by someone else.
 pub const PLATFORM_TOKENS_SPENT_ELSEWHERE: &str = "openpleb_platform_tokens_spent_elsewhere_total";
 
@@ -98,6 +106,9 @@ pub const ALL: &[&str] = &[
     DB_QUERY_DURATION,
     DB_POOL_WAIT,
     PLATFORM_TOKENS_SPENT_ELSEWHERE,
+    NOTICES_SENT,
+    NOTICES_FAILED,
+    NOTICE_DELIVERY_DURATION,
     OFFERS,
     SESSIONS_ACTIVE,
     SESSION_WALLETS,
@@ -124,6 +135,7 @@ pub const HISTOGRAMS: &[&str] = &[
     SESSION_DURATION,
     DB_QUERY_DURATION,
     DB_POOL_WAIT,
+    NOTICE_DELIVERY_DURATION,
 ];
 
 /// Whether `series` (a name as a rule or dashboard writes it, histogram suffixes included) is
@@ -181,6 +193,16 @@ pub(super) fn describe() {
     describe_counter!(
         PLATFORM_TOKENS_SPENT_ELSEWHERE,
         "Platform tokens found spent by someone other than the treasury"
+    );
+    describe_counter!(NOTICES_SENT, "Notices delivered by channel");
+    describe_counter!(
+        NOTICES_FAILED,
+        "Failed notice deliveries by channel and class"
+    );
+    describe_histogram!(
+        NOTICE_DELIVERY_DURATION,
+        Unit::Seconds,
+        "Move to the notice's delivery"
     );
     describe_histogram!(
         DB_QUERY_DURATION,

@@ -78,7 +78,7 @@ pub async fn answer_issue(
             let key = reveal::check(ctx, offer.id, Role::Taker, &reveal).await?;
             let mut tx = ctx.pool.begin().await?;
             let timer = ctx.config.timers.disputed;
-            let moved = party_move(&mut tx, &offer, to, Some(timer)).await?;
+            let moved = party_move(ctx, &mut tx, &offer, to, Some(timer)).await?;
             if !disputes::set_disputed(&mut tx, offer.id, &key.to_string()).await? {
                 return Err(TradeError::Inconsistent(format!(
                     "offer {} disputed without a dispute waiting for its taker",
@@ -143,7 +143,7 @@ pub async fn answer_dispute(
             if let Some(key) = key {
                 disputes::reveal_maker(&mut tx, offer.id, &key.to_string()).await?;
             }
-            let Some(moved) = counter(&mut tx, &offer, By::Party).await? else {
+            let Some(moved) = counter(ctx, &mut tx, &offer, By::Party).await? else {
                 return Err(TradeError::WrongState(offer.status));
             };
             disputes::add_message(
@@ -173,7 +173,7 @@ async fn forfeit(
     let wrong = || TradeError::WrongState(offer.status);
     let to = transition(offer.status, event).map_err(|_| wrong())?;
     let mut tx = ctx.pool.begin().await?;
-    let moved = party_move(&mut tx, offer, to, None).await?;
+    let moved = party_move(ctx, &mut tx, offer, to, None).await?;
     end(ctx, &mut tx, &moved, from, resolution, by).await?;
     tx.commit().await?;
     Ok(moved)
@@ -183,6 +183,7 @@ async fn forfeit(
 /// from WAITING_MAKER to WAITING_ADMIN and the offer stays where it is (DISPUTED or
 /// DETAILS_DISPUTED) with no deadline. `None` when the dispute was not waiting for the maker.
 pub(crate) async fn counter(
+    ctx: &TradeCtx,
     conn: &mut sqlx::PgConnection,
     offer: &Offer,
     by: By,
@@ -190,7 +191,7 @@ pub(crate) async fn counter(
     if !disputes::set_countered(conn, offer.id).await? {
         return Ok(None);
     }
-    advance(conn, offer, offer.status, offer.status, None, by).await
+    advance(ctx, conn, offer, offer.status, offer.status, None, by).await
 }
 
 /// Settles a dispute that was in one of `from` and the offer (already moved to RESOLVED) by

@@ -54,6 +54,6 @@ pub(crate) async fn apply(
         )));
     }
     claim::lose_all(ctx, conn, offer.id).await?;
-    entered(conn, &taken, Some(offer.status)).await?;
+    entered(ctx, conn, &taken, Some(offer.status)).await?;
     Ok(Some(taken.status))
 }

@@ -22,7 +22,7 @@ pub async fn cancel(ctx: &TradeCtx, session: Uuid, offer_id: Uuid) -> Result<Off
     let from = offer.status;
     let to = transition(from, Event::Cancel).map_err(|_| TradeError::WrongState(from))?;
     let mut tx = ctx.pool.begin().await?;
-    let moved = party_move(&mut tx, &offer, to, None).await?;
+    let moved = party_move(ctx, &mut tx, &offer, to, None).await?;
     if from == OfferStatus::InvoicePaid {
         claim::lose_all(ctx, &mut tx, offer.id).await?;
         settle(ctx, &mut tx, &moved, Outcome::RefundMaker, false).await?;

@@ -15,16 +15,19 @@ use uuid::Uuid;
 
 use super::quote::{watch, Invoice};
 use super::reputation::{self, Owner, Reputation};
+use super::subscribe::{self, Target};
 use super::{load, payout_key, unix, TradeCtx, TradeError, Viewer};
 use crate::db::claims::{self, Claim};
-use crate::db::limits;
 use crate::db::offers::{self, Offer};
 use crate::db::quotes::OfferQuote;
+use crate::db::{limits, notify_targets};
 use crate::domain::claim::ClaimStatus;
+use crate::domain::notify::{Action, Notice};
 use crate::domain::offer::{transition, Event, OfferStatus};
 use crate::domain::payout::QuotePurpose;
 use crate::domain::reputation::Fate;
 use crate::jobs::{self, LapseClaim};
+use crate::notify::{self, Recipient};
 use crate::wallet::WalletId;
 
 /// A claim made and its bond invoice.
@@ -36,6 +39,8 @@ pub struct Claimed {
     pub offer: Offer,
     /// Pay this bond to win the offer.
     pub bond: Invoice,
+    /// The signing secret of the webhook given with it, shown this once.
+    pub webhook_secret: Option<String>,
 }
 
 /// Claims `offer_id` for `session`, whose payouts (and a refund of its bond) lock to
@@ -46,6 +51,7 @@ pub async fn claim(
     offer_id: Uuid,
     taker_payout_pubkey: &str,
     rep: Reputation,
+    notify: &[Target],
 ) -> Result<Claimed, TradeError> {
     let offer = load(ctx, offer_id).await?;
     let viewer = Viewer::of(&offer, Some(session));
@@ -59,6 +65,7 @@ pub async fn claim(
     let key = payout_key(taker_payout_pubkey, "takerPayoutPubkey")?;
     transition(offer.status, Event::Claim).map_err(|_| TradeError::NotAvailable)?;
     reputation::check(ctx, &rep)?;
+    subscribe::check_all(ctx, notify)?;
     let required = usize::try_from(offer.min_taker_stake).unwrap_or(0);
     if rep.stake.len() < required {
         return Err(TradeError::invalid(
@@ -86,6 +93,12 @@ pub async fn claim(
     )
     .await?;
     let staked = reputation::record(ctx, &mut tx, Owner::Claim(&claim), &rep).await?;
+    let claimant = notify_targets::Owner {
+        offer_id: offer.id,
+        role: super::Role::Taker,
+        claim_id: Some(claim.id),
+    };
+    let webhook_secret = subscribe::store_all(ctx, &mut tx, &claimant, notify).await?;
     let delay = (claim.expires_at - chrono::Utc::now())
         .to_std()
         .unwrap_or_default();
@@ -153,6 +166,7 @@ pub async fn claim(
             amount_sats: bond,
             expires_at,
         },
+        webhook_secret,
     })
 }
 
@@ -233,6 +247,9 @@ pub(crate) async fn unclaim(
         return Ok(false);
     };
     conclude_lost(ctx, conn, &ended).await?;
+    if why != Unclaim::NoBondInvoice {
+        tell_claimant(conn, &ended).await?;
+    }
     if !cooldown.is_zero() {
         limits::record_lapsed_claim(conn, claim.offer_id, claim.session_id, cooldown).await?;
     }
@@ -248,7 +265,29 @@ pub(crate) async fn lose_all(
 ) -> Result<(), TradeError> {
     for lost in claims::lose_pending(conn, offer_id).await? {
         conclude_lost(ctx, conn, &lost).await?;
+        tell_claimant(conn, &lost).await?;
     }
+    Ok(())
+}
+
+/// Tells a claimant its claim ended without winning (and nobody else: a claim is its own).
+async fn tell_claimant(conn: &mut sqlx::PgConnection, claim: &Claim) -> Result<(), TradeError> {
+    let notice = Notice {
+        offer_id: claim.offer_id,
+        status: format!("CLAIM_{}", claim.status),
+        deadline: None,
+        action: Action::None.as_str().to_owned(),
+    };
+    let key = format!("claim:{}:{}", claim.id, claim.status);
+    notify::tell(
+        conn,
+        claim.offer_id,
+        Recipient::Claim(claim.id),
+        &notice,
+        false,
+        &key,
+    )
+    .await?;
     Ok(())
 }
 

@@ -16,7 +16,7 @@ pub async fn complete(ctx: &TradeCtx, session: Uuid, offer_id: Uuid) -> Result<O
     let to = transition(offer.status, Event::Confirm)
         .map_err(|_| TradeError::WrongState(offer.status))?;
     let mut tx = ctx.pool.begin().await?;
-    let moved = party_move(&mut tx, &offer, to, None).await?;
+    let moved = party_move(ctx, &mut tx, &offer, to, None).await?;
     settle(ctx, &mut tx, &moved, Outcome::Completed, true).await?;
     tx.commit().await?;
     Ok(moved)

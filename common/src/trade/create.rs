@@ -10,7 +10,9 @@ use uuid::Uuid;
 
 use super::quote::{watch, Invoice};
 use super::reputation::{self, Reputation};
+use super::subscribe::{self, Target};
 use super::{entered, payout_key, unix, TradeCtx, TradeError};
+use crate::db::notify_targets::Owner;
 use crate::db::offers::{self, NewOffer, Offer};
 use crate::db::quotes::OfferQuote;
 use crate::db::{limits, providers};
@@ -42,6 +44,8 @@ pub struct NewOfferInput {
     pub min_taker_stake: u32,
     /// The maker's reputation outputs and stake.
     pub reputation: Reputation,
+    /// Where the maker is told what happens (Web Push, webhooks).
+    pub notify: Vec<Target>,
 }
 
 /// A created offer and its deposit invoice.
@@ -51,6 +55,8 @@ pub struct CreatedOffer {
     pub offer: Offer,
     /// The deposit invoice.
     pub deposit: Invoice,
+    /// The signing secret of the webhook given with it, shown this once.
+    pub webhook_secret: Option<String>,
 }
 
 /// Creates an offer.
@@ -105,6 +111,8 @@ pub async fn create(ctx: &TradeCtx, input: NewOfferInput) -> Result<CreatedOffer
         }
     }
 
+    subscribe::check_all(ctx, &input.notify)?;
+
     // Refuse early, before an invoice is made; counted again under the lock below.
     {
         let mut conn = ctx.pool.acquire().await?;
@@ -158,9 +166,15 @@ pub async fn create(ctx: &TradeCtx, input: NewOfferInput) -> Result<CreatedOffer
         },
     )
     .await?;
-    entered(&mut tx, &offer, None).await?;
+    entered(ctx, &mut tx, &offer, None).await?;
     let owner = reputation::Owner::Offer(id, Role::Maker);
     let staked = reputation::record(ctx, &mut tx, owner, &input.reputation).await?;
+    let maker = Owner {
+        offer_id: id,
+        role: Role::Maker,
+        claim_id: None,
+    };
+    let webhook_secret = subscribe::store_all(ctx, &mut tx, &maker, &input.notify).await?;
     let offer = Offer {
         maker_stake: staked,
         ..offer
@@ -189,6 +203,7 @@ pub async fn create(ctx: &TradeCtx, input: NewOfferInput) -> Result<CreatedOffer
             amount_sats: deposit,
             expires_at,
         },
+        webhook_secret,
     })
 }
 

@@ -4,7 +4,7 @@
 
 use sqlx::PgConnection;
 
-use super::TradeError;
+use super::{TradeCtx, TradeError};
 use crate::db::ledger::{self, LedgerKind};
 use crate::db::offers::Offer;
 use crate::db::quotes::WalletQuote;
@@ -14,6 +14,7 @@ use crate::domain::payout::FundedBy;
 /// Books the deposit and funds the offer if it is the offer's quote, the right amount, and the
 /// offer still waits for it. The new status, or `None` (the caller refunds the payment).
 pub(crate) async fn apply(
+    ctx: &TradeCtx,
     conn: &mut PgConnection,
     offer: &Offer,
     quote: &WalletQuote,
@@ -25,7 +26,7 @@ pub(crate) async fn apply(
     if !right || offer.status != OfferStatus::Created {
         return Ok(None);
     }
-    Ok(super::fund::funded(conn, offer, FundedBy::Lightning)
+    Ok(super::fund::funded(ctx, conn, offer, FundedBy::Lightning)
         .await?
         .map(|o| o.status))
 }

@@ -39,7 +39,7 @@ pub async fn report(
 
     let mut tx = ctx.pool.begin().await?;
     let timer = ctx.config.timers.details_disputed;
-    let moved = party_move(&mut tx, &offer, to, Some(timer)).await?;
+    let moved = party_move(ctx, &mut tx, &offer, to, Some(timer)).await?;
     disputes::open_details(&mut tx, offer.id, &key.to_string()).await?;
     disputes::add_message(
         &mut tx,

@@ -34,6 +34,9 @@ pub enum TradeError {
     /// The session already holds a claim of this offer waiting for its bond.
     #[error("you already hold a claim of this offer; pay its bond (GET /offers/{{id}}/claim)")]
     AlreadyClaimed,
+    /// The party already holds as many push subscriptions and webhooks as it may.
+    #[error("at most {0} push subscriptions and webhooks per party of an offer")]
+    TooManyTargets(i64),
     /// The session never claimed this offer.
     #[error("you have no claim on this offer")]
     NoClaim,

@@ -142,7 +142,7 @@ async fn receive_and_settle(
     if ctx.cuts.hit(CUT_RECEIVED) {
         return Err(cut(CUT_RECEIVED));
     }
-    let settled = settle_received(&mut tx, &intent, received).await?;
+    let settled = settle_received(ctx, &mut tx, &intent, received).await?;
     tx.commit().await?;
     match settled {
         Settled::Funded(offer) => Ok(*offer),
@@ -173,7 +173,7 @@ pub async fn settle_open(ctx: &TradeCtx, intent_id: Uuid) -> Result<Option<Inten
             fund_intents::settle(&mut tx, intent_id, IntentEnd::Abandoned, None).await?;
             IntentEnd::Abandoned
         }
-        Receipt::Received(sats) => match settle_received(&mut tx, &intent, sats).await? {
+        Receipt::Received(sats) => match settle_received(ctx, &mut tx, &intent, sats).await? {
             Settled::Funded(_) => IntentEnd::Funded,
             Settled::Refunded => IntentEnd::Refunded,
         },
@@ -192,6 +192,7 @@ enum Settled {
 /// the deposit booked, or, when the offer cannot take them, booked and refunded to the
 /// maker's payout key; the intent closed with it, all in the caller's transaction.
 async fn settle_received(
+    ctx: &TradeCtx,
     conn: &mut PgConnection,
     intent: &FundIntent,
     received: u64,
@@ -204,7 +205,7 @@ async fn settle_received(
     })?;
     let reference = format!("token:{}", intent.id);
     let moved = if received >= deposit {
-        funded(conn, &offer, FundedBy::Token).await?
+        funded(ctx, conn, &offer, FundedBy::Token).await?
     } else {
         None
     };
@@ -260,12 +261,14 @@ fn cut(point: &'static str) -> TradeError {
 /// CREATED → INVOICE_PAID (compare-and-set), listed for the maker's chosen lifetime, recording
 /// how the deposit arrived. `None` when the offer was no longer CREATED.
 pub(crate) async fn funded(
+    ctx: &TradeCtx,
     conn: &mut PgConnection,
     offer: &Offer,
     how: FundedBy,
 ) -> Result<Option<Offer>, TradeError> {
     let lifetime = std::time::Duration::from_secs(u64::try_from(offer.lifetime_secs).unwrap_or(0));
     let Some(moved) = advance(
+        ctx,
         conn,
         offer,
         OfferStatus::Created,

@@ -49,7 +49,7 @@ pub async fn mark_issue(
 
     let mut tx = ctx.pool.begin().await?;
     let timer = ctx.config.timers.marked_with_issue;
-    let moved = party_move(&mut tx, &offer, to, Some(timer)).await?;
+    let moved = party_move(ctx, &mut tx, &offer, to, Some(timer)).await?;
     disputes::open(&mut tx, offer.id, input.reason, &key.to_string()).await?;
     disputes::add_message(
         &mut tx,

@@ -72,6 +72,7 @@ pub async fn lapse(
     let moved = match what {
         Lapse::ExpireUnfunded => {
             match advance(
+                ctx,
                 &mut tx,
                 &offer,
                 expected,
@@ -93,7 +94,7 @@ pub async fn lapse(
             to,
             outcome,
             bond_paid,
-        } => match advance(&mut tx, &offer, expected, to, None, By::Lapse).await? {
+        } => match advance(ctx, &mut tx, &offer, expected, to, None, By::Lapse).await? {
             Some(moved) => {
                 if expected == OfferStatus::InvoicePaid {
                     // Out of the book: claims still waiting are lost.
@@ -116,7 +117,9 @@ pub async fn lapse(
             None => None,
         },
         Lapse::CounterBySilence => {
-            let countered = answer::counter(&mut tx, &offer, By::Lapse).await?.is_some();
+            let countered = answer::counter(ctx, &mut tx, &offer, By::Lapse)
+                .await?
+                .is_some();
             tx.commit().await?;
             if countered {
                 tracing::info!(offer = %offer.id, "maker silent on the dispute: an admin decides");

@@ -32,6 +32,7 @@ pub mod reputation;
 pub mod resolve;
 pub mod reveal;
 pub mod settle;
+pub mod subscribe;
 
 use std::sync::Arc;
 
@@ -136,15 +137,17 @@ impl Clock {
     }
 }
 
-/// What every move into a state does besides the compare-and-set itself: the live-update event
-/// and the state's lapse job at its deadline, in the mover's transaction. Every step that moves
-/// an offer calls it with the row the move returned.
+/// What every move into a state does besides the compare-and-set itself: the live-update event,
+/// the parties' notices and reminders, and the state's lapse job at its deadline, in the
+/// mover's transaction. Every step that moves an offer calls it with the row the move returned.
 pub(crate) async fn entered(
+    ctx: &TradeCtx,
     conn: &mut PgConnection,
     offer: &Offer,
     from: Option<OfferStatus>,
 ) -> Result<(), TradeError> {
     offers::record_event(conn, offer, from).await?;
+    crate::notify::on_move(conn, offer, from, &ctx.config.notify.remind_before).await?;
     let Some(deadline) = offer.expires_at else {
         return Ok(());
     };
@@ -184,6 +187,7 @@ impl By {
 /// entering `to` does. `None` when another move got there first (or, for a lapse, the deadline
 /// has not passed); a party's move after its deadline is [`TradeError::DeadlinePassed`].
 pub(crate) async fn advance(
+    ctx: &TradeCtx,
     conn: &mut PgConnection,
     offer: &Offer,
     from: OfferStatus,
@@ -193,7 +197,7 @@ pub(crate) async fn advance(
 ) -> Result<Option<Offer>, TradeError> {
     let moved = offers::transition(conn, offer.id, from, to, timer, by.deadline()).await?;
     match &moved {
-        Some(m) => entered(conn, m, Some(from)).await?,
+        Some(m) => entered(ctx, conn, m, Some(from)).await?,
         None if by == By::Party => {
             if let Some((_, true)) = offers::missed_deadline(conn, offer.id, from).await? {
                 return Err(TradeError::DeadlinePassed);
@@ -217,12 +221,13 @@ pub(crate) async fn check_deadline(ctx: &TradeCtx, offer: &Offer) -> Result<(), 
 /// A party's move from `offer`'s current status: the moved offer, or why not
 /// ([`TradeError::DeadlinePassed`], or [`TradeError::WrongState`] when another move won).
 pub(crate) async fn party_move(
+    ctx: &TradeCtx,
     conn: &mut PgConnection,
     offer: &Offer,
     to: OfferStatus,
     timer: Option<std::time::Duration>,
 ) -> Result<Offer, TradeError> {
-    advance(conn, offer, offer.status, to, timer, By::Party)
+    advance(ctx, conn, offer, offer.status, to, timer, By::Party)
         .await?
         .ok_or(TradeError::WrongState(offer.status))
 }

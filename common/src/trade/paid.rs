@@ -63,7 +63,9 @@ async fn apply(
             ledger::record(conn, offer.id, kind, sats, &quote.quote_id).await?;
             None
         }
-        (QuotePurpose::Deposit, false) => deposit_paid::apply(conn, &offer, quote, sats).await?,
+        (QuotePurpose::Deposit, false) => {
+            deposit_paid::apply(ctx, conn, &offer, quote, sats).await?
+        }
         (QuotePurpose::Bond, false) => bond_paid::apply(ctx, conn, &offer, quote, sats).await?,
     };
     if let Some(status) = advanced {

@@ -6,10 +6,14 @@ use cdk_common::bitcoin::hashes::{sha256, Hash};
 use uuid::Uuid;
 
 use super::{load, payout_key, Role, TradeCtx, TradeError, Viewer};
-use crate::db::disputes;
 use crate::db::payouts::{self, Payout};
+use crate::db::{claims, disputes, offers};
+use crate::domain::claim::ClaimStatus;
+use crate::domain::money::Party;
+use crate::domain::notify::{Action, Notice};
 use crate::domain::payout::PayoutPurpose;
 use crate::domain::registration::{check_timestamp, verify_signature};
+use crate::notify::{self, Recipient};
 use crate::wallet::WalletId;
 
 /// The message a payout key signs to fetch its tokens.
@@ -104,4 +108,55 @@ pub async fn for_key(
         .into_iter()
         .filter(|p| p.lock_pubkey.as_deref() == Some(key.as_str()))
         .collect())
+}
+
+/// Records `p` released with its token (and the send's `fee_sats`) and tells its owner it can
+/// fetch it, in one transaction. False when another run released it first (it told them).
+pub async fn released(
+    ctx: &TradeCtx,
+    p: &Payout,
+    token: &str,
+    fee_sats: u64,
+) -> Result<bool, TradeError> {
+    let mut tx = ctx.pool.begin().await?;
+    if !payouts::mark_released(&mut tx, p, token, fee_sats).await? {
+        return Ok(false);
+    }
+    let owner = match (p.party, p.purpose) {
+        (_, PayoutPurpose::Sweep) | (Party::Platform, _) => None,
+        (Party::Maker, _) => Some(Recipient::Party(Role::Maker)),
+        (Party::Taker, PayoutPurpose::LateRefund) => {
+            // A bond refunded to a claimant that did not win: its claim is told, not the taker.
+            match claims::by_bond_for_update(&mut tx, &p.reference).await? {
+                Some(c) if c.status != ClaimStatus::Won => Some(Recipient::Claim(c.id)),
+                _ => Some(Recipient::Party(Role::Taker)),
+            }
+        }
+        (Party::Taker, _) => Some(Recipient::Party(Role::Taker)),
+    };
+    if let Some(to) = owner {
+        let status = offers::get_for_update(&mut tx, p.offer_id)
+            .await?
+            .map_or_else(String::new, |o| o.status.as_str().to_owned());
+        let notice = Notice {
+            offer_id: p.offer_id,
+            status,
+            deadline: None,
+            action: Action::FetchPayout.as_str().to_owned(),
+        };
+        // One notice per owner and reason: a settlement paid out of both wallets is two
+        // payouts, but one thing to fetch; each late refund is its own.
+        let owner = match to {
+            Recipient::Party(role) => role.as_str().to_owned(),
+            Recipient::Claim(id) => id.to_string(),
+        };
+        let why = match p.purpose {
+            PayoutPurpose::LateRefund => p.reference.as_str(),
+            other => other.as_str(),
+        };
+        let key = format!("payout:{}:{owner}:{why}", p.offer_id);
+        notify::tell(&mut tx, p.offer_id, to, &notice, false, &key).await?;
+    }
+    tx.commit().await?;
+    Ok(true)
 }

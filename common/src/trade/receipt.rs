@@ -72,7 +72,7 @@ pub async fn submit(
     })?;
     let mut tx = ctx.pool.begin().await?;
     let timer = ctx.config.timers.receipt_submitted;
-    let moved = party_move(&mut tx, &offer, to, Some(timer)).await?;
+    let moved = party_move(ctx, &mut tx, &offer, to, Some(timer)).await?;
     receipts::insert(
         &mut tx,
         offer.id,

@@ -41,7 +41,7 @@ pub async fn resolve(
         ));
     }
     let mut tx = ctx.pool.begin().await?;
-    let moved = advance(&mut tx, &offer, offer.status, to, None, By::Platform)
+    let moved = advance(ctx, &mut tx, &offer, offer.status, to, None, By::Platform)
         .await?
         .ok_or(TradeError::WrongState(offer.status))?;
     end(

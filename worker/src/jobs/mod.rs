@@ -2,12 +2,14 @@
 //! crashing at any line and running again, neither loses nor duplicates a sat.
 
 pub mod cleanup_wallets;
+pub mod deliver_notice;
 pub mod expire_offers;
 pub mod lapse_claim;
 pub mod lapse_offer;
 pub mod prune;
 pub mod reconcile_wallets;
 pub mod release_payouts;
+pub mod remind_party;
 pub mod sweep_quotes;
 pub mod watch_mint_quote;
 

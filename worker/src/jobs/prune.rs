@@ -1,7 +1,9 @@
 //! Retention: deletes what grows without bound once nothing needs it (`docs/operations.md`, "Retention",
 //! settings `RETENTION_*`): finished jobs, events of long-settled offers, registration nonces
-//! past the timestamp window, old cron slot claims, and reconciliation checks of removed
-//! wallets; and archived wallet files older than `WALLET_ARCHIVE_DAYS`.
+//! past the timestamp window, old cron slot claims, reconciliation checks of removed wallets,
+//! and the push subscriptions and webhooks of offers and claims that are over (nothing is sent
+//! to them any more: `NOTIFY_FORGET_AFTER_SECS` after the end, their payouts released); and
+//! archived wallet files older than `WALLET_ARCHIVE_DAYS`.
 //!
 //! Safe to repeat, and to run on several workers at once: every step is a `DELETE` of rows
 //! selected by age or by a final state, which a second run finds already gone; nothing it
@@ -14,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use apalis::prelude::{BoxDynError, Data};
-use openpleb_common::db::retention;
+use openpleb_common::db::{notify_targets, retention};
 use openpleb_common::jobs::{queries, Prune};
 use openpleb_common::metrics::names;
 use openpleb_common::wallet::archive;
@@ -37,6 +39,8 @@ pub struct Pruned {
     pub cron_slots: u64,
     /// Reconciliation checks of removed wallets.
     pub wallet_checks: u64,
+    /// Push subscriptions and webhooks of offers and claims that are over.
+    pub notify_targets: u64,
     /// Archived wallet files (this machine's archive directory).
     pub wallet_archives: u64,
 }
@@ -77,6 +81,10 @@ pub async fn run(ctx: &WorkerContext) -> Result<Pruned, BoxDynError> {
         .await?,
         wallet_checks: drain("wallet_checks", deadline, || {
             retention::prune_wallet_checks(pool, BATCH)
+        })
+        .await?,
+        notify_targets: drain("notify_targets", deadline, || {
+            notify_targets::forget_finished(pool, ctx.config.notify.forget_after, BATCH)
         })
         .await?,
         wallet_archives: prune_archives(ctx).await?,

@@ -25,6 +25,7 @@ use openpleb_common::domain::keys::XOnlyKey;
 use openpleb_common::domain::payout::PayoutState;
 use openpleb_common::jobs::ReleasePayouts;
 use openpleb_common::metrics::names;
+use openpleb_common::trade::payouts::released;
 use openpleb_common::wallet::treasury::TreasuryKey;
 use openpleb_common::wallet::{RecordOperation, WalletError, WalletId};
 
@@ -73,7 +74,7 @@ async fn attempt(ctx: &WorkerContext, p: &Payout) -> Result<Attempt, BoxDynError
         if let Some(token) = ctx.wallets.sent_token(&wallet, op).await? {
             // The fee came out of the payout; what the token is worth tells how much.
             let value: u64 = cdk::nuts::Token::from_str(&token)?.value()?.into();
-            payouts::mark_released(&ctx.pool, p, &token, sats.saturating_sub(value)).await?;
+            released(ctx, p, &token, sats.saturating_sub(value)).await?;
             return Ok(Attempt::Released);
         }
     }
@@ -106,7 +107,7 @@ async fn attempt(ctx: &WorkerContext, p: &Payout) -> Result<Attempt, BoxDynError
     if sent.fee > sats {
         return Err(format!("payout {}: the send's fee exceeds the payout", p.id).into());
     }
-    payouts::mark_released(&ctx.pool, p, &sent.token, sent.fee).await?;
+    released(ctx, p, &sent.token, sent.fee).await?;
     tracing::info!(payout = %p.id, offer = %p.offer_id, party = %p.party, sats, "payout released");
     Ok(Attempt::Released)
 }

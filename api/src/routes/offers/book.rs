@@ -16,6 +16,7 @@ use crate::auth::ResolvedSession;
 use crate::auth::SessionAuth;
 use crate::book_cache::PreJson;
 use crate::error::{ApiError, ApiResult};
+use crate::routes::notify::NotifyBody;
 use crate::routes::paging::{cursor_of, page, parse_cursor};
 use crate::routes::reputation::{reputation_of, ReputationInput};
 use crate::routes::ApiTags;
@@ -52,6 +53,8 @@ pub struct CreateOffer {
     pub min_taker_stake: Option<u32>,
     // Your reputation outputs and stake.
     pub reputation: Option<ReputationInput>,
+    // Where you are told what happens to this offer (Web Push, a webhook).
+    pub notify: Option<NotifyBody>,
 }
 
 /// A created offer and its deposit invoice.
@@ -62,6 +65,8 @@ pub struct CreatedOffer {
     pub offer: OfferView,
     // Pay this to fund it (or send a Cashu token to `POST /offers/{id}/fund`).
     pub deposit: InvoiceView,
+    /// The signing secret of the webhook given in `notify`, shown this once.
+    pub webhook_secret: Option<String>,
 }
 
 #[derive(Debug, ApiResponse)]
@@ -191,12 +196,14 @@ impl BookApi {
                 maker_payout_pubkey: b.maker_payout_pubkey,
                 min_taker_stake: b.min_taker_stake.unwrap_or(0),
                 reputation: reputation_of(b.reputation)?,
+                notify: b.notify.map(|n| n.targets()).unwrap_or_default(),
             },
         )
         .await?;
         Ok(Created::Ok(Json(CreatedOffer {
             offer: view(&created.offer, Viewer::Party(Role::Maker)),
             deposit: created.deposit.into(),
+            webhook_secret: created.webhook_secret,
         })))
     }
 

@@ -14,6 +14,7 @@ use super::views::{view, ClaimView, InvoiceView, OfferView};
 use super::{receipt_response, ReceiptImage};
 use crate::auth::SessionAuth;
 use crate::error::{ApiError, ApiResult};
+use crate::routes::notify::NotifyBody;
 use crate::routes::reputation::{reputation_of, ReputationInput};
 use crate::routes::ApiTags;
 use crate::AppState;
@@ -27,6 +28,8 @@ pub struct ClaimOffer {
     pub taker_payout_pubkey: String,
     // Your reputation outputs and stake (at least the offer's `minTakerStake` tokens).
     pub reputation: Option<ReputationInput>,
+    // Where you are told what becomes of your claim and, once it wins, of the trade.
+    pub notify: Option<NotifyBody>,
 }
 
 /// A claim made, the offer (still listed) and the bond invoice.
@@ -39,6 +42,8 @@ pub struct ClaimedOffer {
     pub offer: OfferView,
     // Pay this bond to win the offer.
     pub bond: InvoiceView,
+    /// The signing secret of the webhook given in `notify`, shown this once.
+    pub webhook_secret: Option<String>,
 }
 
 /// The receipt upload.
@@ -88,11 +93,21 @@ impl TradeApi {
     ) -> ApiResult<Json<ClaimedOffer>> {
         let b = body.0;
         let rep = reputation_of(b.reputation)?;
-        let claimed = claim(&state.ctx, auth.0.id, *id, &b.taker_payout_pubkey, rep).await?;
+        let notify = b.notify.map(|n| n.targets()).unwrap_or_default();
+        let claimed = claim(
+            &state.ctx,
+            auth.0.id,
+            *id,
+            &b.taker_payout_pubkey,
+            rep,
+            &notify,
+        )
+        .await?;
         Ok(Json(ClaimedOffer {
             claim: ClaimView::from(&claimed.claim),
             offer: view(&claimed.offer, Viewer::Public),
             bond: claimed.bond.into(),
+            webhook_secret: claimed.webhook_secret,
         }))
     }
 
