@@ -43,6 +43,13 @@ pub const DB_POOL_WAIT: &str = "openpleb_db_pool_wait_seconds";
 /// Gauge: 1 while this process reaches a `dependency` (mint, database), else 0; each
 /// process reports its own view (`crate::health`).
 pub const DEPENDENCY_UP: &str = "openpleb_dependency_up";
+/// Counter: looks at unpaid quotes by their watchers, by `look`: `asked` (the mint was
+/// asked), `subscribed` (left to the mint's subscription, which had just reported its state),
+/// `ended` (its offer or claim ended: left to the subscription until one last look at its
+/// expiry).
+pub const QUOTE_LOOKS: &str = "openpleb_quote_looks_total";
+/// Gauge: quotes this worker's NUT-17 subscriptions at the mint cover.
+pub const QUOTES_SUBSCRIBED: &str = "openpleb_quotes_subscribed";
 /// Counter: platform tokens the treasury sweep found spent by someone else.
 pub const PLATFORM_TOKENS_SPENT_ELSEWHERE: &str = "openpleb_platform_tokens_spent_elsewhere_total";
 
@@ -98,6 +105,8 @@ pub const ALL: &[&str] = &[
     DB_QUERY_DURATION,
     DB_POOL_WAIT,
     PLATFORM_TOKENS_SPENT_ELSEWHERE,
+    QUOTE_LOOKS,
+    QUOTES_SUBSCRIBED,
     OFFERS,
     SESSIONS_ACTIVE,
     SESSION_WALLETS,
@@ -181,6 +190,14 @@ pub(super) fn describe() {
     describe_counter!(
         PLATFORM_TOKENS_SPENT_ELSEWHERE,
         "Platform tokens found spent by someone other than the treasury"
+    );
+    describe_counter!(
+        QUOTE_LOOKS,
+        "Looks at unpaid quotes by their watchers, by look (asked, subscribed, ended)"
+    );
+    describe_gauge!(
+        QUOTES_SUBSCRIBED,
+        "Quotes this worker's subscriptions at the mint cover"
     );
     describe_histogram!(
         DB_QUERY_DURATION,
