@@ -3,7 +3,7 @@
 //!
 //! When it asks:
 //! - A quote the mint reported paid (its NUT-17 notification started the look) is asked about
-//!   at once.
+//!   at once; should it still be unpaid, that chain goes on by the rules below.
 //! - A quote whose payment would still move something (its offer waits for the deposit, its
 //!   claim for the bond) is asked about every `quote_poll_interval` while the mint's
 //!   subscription does not cover it. While it does, the mint reports a payment by itself and a
@@ -156,8 +156,10 @@ fn plan(
     covered: bool,
     polls: Polls,
 ) -> Plan {
-    // The mint said paid, or this is the last look: ask.
-    if job.chain.as_deref() == Some(PAID_CHAIN) || now >= last_look {
+    // The mint said paid (its notification started this chain), or this is the last look:
+    // ask. Should the mint have found it unpaid after all, the chain goes on as any other.
+    let reported_paid = job.chain.as_deref() == Some(PAID_CHAIN) && job.round == 0;
+    if reported_paid || now >= last_look {
         return Plan::Ask;
     }
     // Its offer or claim ended: only the last look asks.
@@ -251,6 +253,10 @@ mod tests {
         assert_eq!(ended(&look(3, None), last, true), Plan::Ask);
         // The mint reported it paid: asked at once, ended or not.
         assert_eq!(ended(&look(0, Some(PAID_CHAIN)), now, true), Plan::Ask);
+        assert_eq!(
+            ended(&look(1, Some(PAID_CHAIN)), now, true),
+            Plan::Wait(Duration::from_secs(601))
+        );
     }
 
     #[test]
