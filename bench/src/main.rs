@@ -3,7 +3,7 @@
 //! when the system misbehaves (a request refused, a wallet losing sats, work left undone).
 //!
 //! ```text
-//! openpleb-bench [--quick] [--only wallets,trade,book,expiry]
+//! openpleb-bench [--quick] [--only wallets,trade,book,expiry,mint]
 //! ```
 //!
 //! Each part makes a PostgreSQL database of its own on `DATABASE_URL`'s server (dropped at the
@@ -13,6 +13,7 @@
 mod book;
 mod expiry;
 mod load;
+mod mint_asks;
 mod report;
 mod stack;
 mod trade;
@@ -29,6 +30,7 @@ struct Sizes {
     offers: usize,
     load_secs: u64,
     expired_sessions: usize,
+    mint_trades: usize,
 }
 
 /// The issue's goal sizes.
@@ -41,6 +43,7 @@ const FULL: Sizes = Sizes {
     offers: 200,
     load_secs: 10,
     expired_sessions: 10_000,
+    mint_trades: 20,
 };
 
 /// A few minutes in all, for a fresh clone.
@@ -53,6 +56,7 @@ const QUICK: Sizes = Sizes {
     offers: 20,
     load_secs: 3,
     expired_sessions: 300,
+    mint_trades: 10,
 };
 
 fn env_size(name: &str, default: usize) -> usize {
@@ -95,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
         offers: env_size("BENCH_OFFERS", base.offers),
         load_secs: env_size("BENCH_LOAD_SECS", base.load_secs as usize) as u64,
         expired_sessions: env_size("BENCH_EXPIRED_SESSIONS", base.expired_sessions),
+        mint_trades: env_size("BENCH_MINT_TRADES", base.mint_trades),
     };
     eprintln!(
         "openpleb-bench ({}): {sizes:?}",
@@ -123,6 +128,9 @@ async fn main() -> anyhow::Result<()> {
     if wants("expiry") {
         settle_disk();
         expiry::run(&mut report, sizes.expired_sessions).await?;
+    }
+    if wants("mint") {
+        mint_asks::run(&mut report, sizes.mint_trades).await?;
     }
 
     eprintln!("done in {:.0} s", started.elapsed().as_secs_f64());

@@ -131,8 +131,24 @@ pub struct CreatedOffer {
 impl Stack {
     /// Starts everything; `adjust` changes the configuration both api and worker use.
     pub async fn start(adjust: impl FnOnce(&mut Config)) -> anyhow::Result<Self> {
+        let auth = AuthStack::start_manual_payments(OIDC_TOKEN).await?;
+        Self::start_on(auth, adjust).await
+    }
+
+    /// Like [`Stack::start`], at a mint whose quotes expire after `quote_ttl_secs`.
+    pub async fn start_with_quote_ttl(
+        quote_ttl_secs: u64,
+        adjust: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<Self> {
+        let auth = AuthStack::start_manual_payments_with_ttl(OIDC_TOKEN, quote_ttl_secs).await?;
+        Self::start_on(auth, adjust).await
+    }
+
+    async fn start_on(
+        mut auth: AuthStack,
+        adjust: impl FnOnce(&mut Config),
+    ) -> anyhow::Result<Self> {
         let db = Database::create(60).await?;
-        let mut auth = AuthStack::start_manual_payments(OIDC_TOKEN).await?;
         let wallets_dir = tempfile::tempdir()?;
         let mut config = test_config(&db.url, &auth.mint.url, wallets_dir.path());
         // One client address sends everything here.

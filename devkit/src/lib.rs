@@ -8,6 +8,7 @@ pub mod chaos;
 pub mod client;
 pub mod fixtures;
 pub mod mint;
+pub mod mint_requests;
 pub mod oidc;
 pub mod payer;
 pub mod push;

@@ -3,7 +3,8 @@
 //! Tests start one on a free port; `openpleb-devmint` (used by `scripts/dev`) starts one on a
 //! fixed port with a file database so tokens survive a restart. The fake backend pays every
 //! incoming invoice after `payment_delay_secs`, which is what makes deposit flows testable
-//! without a Lightning node.
+//! without a Lightning node. Every request it answers is counted ([`crate::mint_requests`]), so
+//! tests and the bench can say what the backend asked of it.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -20,6 +21,8 @@ use cdk_fake_wallet::FakeWallet;
 use openpleb_common::wallet::store::{MintSqlxAuthDatabase, MintSqlxDatabase, SqlxSqliteConfig};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+use crate::mint_requests::{count, serve_counts, Counting, MintRequests};
 
 /// NUT-21/22 settings of a [`DevMint`].
 #[derive(Debug, Clone)]
@@ -87,6 +90,8 @@ pub struct DevMint {
     pub url: String,
     /// The mint itself, for tests that need to look inside.
     pub mint: Arc<Mint>,
+    /// What it was asked (by route, and per mint quote); also at `GET /dev/requests`.
+    pub requests: MintRequests,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
 }
@@ -164,14 +169,25 @@ impl DevMint {
         mint.start().await.context("start mint")?;
         let mint = Arc::new(mint);
 
-        let router = cdk_axum::create_mint_router(mint.clone(), vec!["bolt11".to_owned()])
-            .await
-            .context("mint router")?
-            .layer(axum::middleware::from_fn(run_to_completion));
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
             .with_context(|| format!("bind mint on {}", opts.listen))?;
         let addr = listener.local_addr()?;
+        let requests = MintRequests::default();
+        let counting = Counting {
+            requests: requests.clone(),
+            ws_url: format!("ws://{addr}/v1/ws"),
+            secret: uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let router = cdk_axum::create_mint_router(mint.clone(), vec!["bolt11".to_owned()])
+            .await
+            .context("mint router")?
+            .route(
+                "/dev/requests",
+                axum::routing::get(serve_counts).with_state(counting.clone()),
+            )
+            .layer(axum::middleware::from_fn(run_to_completion))
+            .layer(axum::middleware::from_fn_with_state(counting, count));
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let serve = axum::serve(listener, router).with_graceful_shutdown(async {
@@ -185,6 +201,7 @@ impl DevMint {
         Ok(Self {
             url: format!("http://{addr}"),
             mint,
+            requests,
             shutdown: Some(tx),
             server: Some(server),
         })

@@ -61,11 +61,40 @@ impl AuthStack {
         Self::start_full(oidc_api_token, |a| a, 3600, input_fee_ppk).await
     }
 
+    /// Like [`AuthStack::start_manual_payments`], at a mint whose quotes expire after
+    /// `quote_ttl_secs` (a test or the bench can then see a quote's whole life).
+    pub async fn start_manual_payments_with_ttl(
+        oidc_api_token: &str,
+        quote_ttl_secs: u64,
+    ) -> anyhow::Result<Self> {
+        Self::start_mint(
+            oidc_api_token,
+            |a| a,
+            |m| {
+                m.payment_delay_secs = 3600;
+                m.quote_ttl_secs = quote_ttl_secs;
+            },
+        )
+        .await
+    }
+
     async fn start_full(
         oidc_api_token: &str,
         adjust: impl FnOnce(MintAuthOptions) -> MintAuthOptions,
         payment_delay_secs: u64,
         input_fee_ppk: u64,
+    ) -> anyhow::Result<Self> {
+        Self::start_mint(oidc_api_token, adjust, |m| {
+            m.payment_delay_secs = payment_delay_secs;
+            m.input_fee_ppk = input_fee_ppk;
+        })
+        .await
+    }
+
+    async fn start_mint(
+        oidc_api_token: &str,
+        adjust: impl FnOnce(MintAuthOptions) -> MintAuthOptions,
+        mint_options: impl FnOnce(&mut DevMintOptions),
     ) -> anyhow::Result<Self> {
         let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let admin_url = format!("http://{}", admin_listener.local_addr()?);
@@ -85,20 +114,20 @@ impl AuthStack {
         let mut seed = [0u8; 32];
         seed[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
         seed[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-        let mint = DevMint::start_with(DevMintOptions {
+        let mut options = DevMintOptions {
             auth: Some(auth),
             seed,
-            payment_delay_secs,
-            input_fee_ppk,
             ..DevMintOptions::default()
-        })
-        .await?;
+        };
+        mint_options(&mut options);
+        let manual_payments = options.payment_delay_secs > 60;
+        let mint = DevMint::start_with(options).await?;
         Ok(Self {
             mint,
             oidc,
             admin_listener: Some(admin_listener),
             admin_url,
-            manual_payments: payment_delay_secs > 60,
+            manual_payments,
         })
     }
 

@@ -16,6 +16,11 @@
 //! current states, in which payments were lost to polling (settlement p95 3.6 s over 200
 //! offers).
 //!
+//! The quotes its open connections have subscribed are recorded in the worker's context
+//! ([`openpleb_common::health::Subscribed`]): a quote's watcher asks the mint rarely while the
+//! mint will report a payment of it, and at the base interval while not (no notifier, or
+//! between a dropped connection and the next refresh's subscription anew).
+//!
 //! Safe to run in every worker: the job it enqueues is idempotent and keyed per quote.
 
 use std::collections::HashSet;
@@ -211,6 +216,20 @@ impl Connections {
         Ok(())
     }
 
+    /// The quotes subscribed on connections still open.
+    fn covered(&self) -> HashSet<String> {
+        self.open
+            .iter()
+            .filter(|c| !c.task.is_finished())
+            .flat_map(|c| c.quotes.iter().cloned())
+            .collect()
+    }
+
+    /// Tells the watchers which quotes the mint will report.
+    fn publish(&self, ctx: &WorkerContext) {
+        openpleb_common::metrics::quotes_subscribed(ctx.subscribed.replace(self.covered()));
+    }
+
     /// Forgets quotes no longer waiting, lets go of connections that dropped (their quotes
     /// are subscribed again by the caller) and of full ones with nothing left to watch.
     fn prune(&mut self, waiting: &HashSet<String>) {
@@ -251,6 +270,7 @@ async fn session(ctx: &WorkerContext, url: &str, limits: Limits) -> anyhow::Resu
                     quotes::open_ids(&ctx.pool, REFRESH_LIMIT).await?.into_iter().collect();
                 conns.prune(&waiting);
                 conns.subscribe(waiting).await?;
+                conns.publish(ctx);
             }
             announced = created.recv() => {
                 let mut batch = vec![announced?.payload().to_owned()];
@@ -262,6 +282,7 @@ async fn session(ctx: &WorkerContext, url: &str, limits: Limits) -> anyhow::Resu
                     }
                 }
                 conns.subscribe(batch).await?;
+                conns.publish(ctx);
             }
             Some(quote) = reported.recv() => notify(ctx, quote).await?,
         }
@@ -276,11 +297,24 @@ pub async fn run(ctx: Arc<WorkerContext>) {
 /// [`run`] with other limits (a mint that allows less, or a test that fills connections fast).
 pub async fn run_with(ctx: Arc<WorkerContext>, limits: Limits) {
     let url = ws_url(&ctx.config.mint.url);
+    // Stopped (the task aborted with the worker), nothing is covered any more.
+    let _uncover = Uncover(ctx.subscribed.clone());
     loop {
         if let Err(e) = session(&ctx, &url, limits).await {
             tracing::debug!(error = %e, "mint subscriptions ended; polling covers until they are back");
         }
+        // Nothing is subscribed any more: the watchers poll at the base interval meanwhile.
+        openpleb_common::metrics::quotes_subscribed(ctx.subscribed.replace(HashSet::new()));
         tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+/// Clears what the notifier covered when it stops.
+struct Uncover(openpleb_common::health::Subscribed);
+
+impl Drop for Uncover {
+    fn drop(&mut self) {
+        openpleb_common::metrics::quotes_subscribed(self.0.replace(HashSet::new()));
     }
 }
 

@@ -83,3 +83,142 @@ async fn a_sweep_adds_no_watcher_to_a_quote_whose_watcher_waits(
         "one chain, not one per sweep"
     );
 }
+
+/// More stale quotes than a sweep reads at once, all watched but the newest: the sweep reads on
+/// past the watched ones (an ended offer's quote is watched by a look due only at its expiry,
+/// so hundreds of them stay stale and watched for as long) and gives the forgotten one a chain.
+#[sqlx::test(migrations = false)]
+async fn a_sweep_finds_a_forgotten_quote_behind_many_watched_ones(
+    _opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) {
+    let pool = openpleb_devkit::fixtures::test_pool(conn)
+        .await
+        .expect("pool");
+    let watched = 600;
+    sqlx::query(
+        "insert into wallet_quotes (quote_id, wallet_id, amount_sats, expires_at, updated_at)
+         select 'q-' || lpad(i::text, 4, '0'), 'session_sweep', 1000, now() + interval '1 hour',
+                now() - interval '1 hour' + make_interval(secs => i)
+           from generate_series(0, $1) i",
+    )
+    .bind(watched)
+    .execute(&pool)
+    .await
+    .expect("quotes");
+    let mut tx = pool.begin().await.expect("tx");
+    for i in 0..watched {
+        enqueue(&mut tx, &WatchMintQuote::first(&format!("q-{i:04}")))
+            .await
+            .expect("watcher");
+    }
+    tx.commit().await.expect("commit");
+    let forgotten = format!("q-{watched:04}");
+
+    let dir = tempfile::tempdir().expect("dir");
+    let wallets = wallet_manager(pool.clone(), "http://127.0.0.1:9", dir.path(), 4);
+    let config =
+        openpleb_devkit::test_config("postgres://unused", "http://127.0.0.1:9", dir.path());
+    let ctx = Arc::new(WorkerContext::from_config(
+        pool.clone(),
+        wallets,
+        Arc::new(config),
+    ));
+    let slot = Utc
+        .with_ymd_and_hms(2026, 12, 1, 12, 0, 0)
+        .single()
+        .expect("slot");
+    openpleb_worker::jobs::sweep_quotes::handle(
+        SweepQuotes { slot },
+        apalis::prelude::Data::new(ctx.clone()),
+    )
+    .await
+    .expect("sweep");
+    assert_eq!(
+        watchers(&pool, &forgotten).await,
+        1,
+        "found behind the others"
+    );
+    assert_eq!(watchers(&pool, "q-0000").await, 1, "its own watcher only");
+    let total: i64 = sqlx::query_scalar("select count(*) from apalis.jobs where job_type = $1")
+        .bind(queues::WATCH_MINT_QUOTE)
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(total, i64::from(watched) + 1);
+}
+
+/// The chain a sweep starts for the quote of a cancelled offer does not ask the mint (here
+/// unreachable: asking would fail the look): its one look left is scheduled at the quote's
+/// expiry plus the payment grace.
+#[sqlx::test(migrations = false)]
+async fn a_swept_quote_of_a_cancelled_offer_waits_for_its_last_look(
+    _opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) {
+    let pool = openpleb_devkit::fixtures::test_pool(conn)
+        .await
+        .expect("pool");
+    let mut tx = pool.begin().await.expect("tx");
+    let session = openpleb_devkit::fixtures::insert_session(&mut tx)
+        .await
+        .expect("session");
+    let key = "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+    let offer = openpleb_devkit::fixtures::insert_offer(&mut tx, session, 10_000, key)
+        .await
+        .expect("offer");
+    let expires = Utc::now() + ChronoDuration::minutes(30);
+    quotes::insert_for_offer(
+        &mut tx,
+        &quotes::OfferQuote {
+            quote_id: "q-cancelled",
+            wallet_id: openpleb_common::wallet::WalletId::session(session).as_str(),
+            amount_sats: 10_000,
+            expires_at: expires,
+            offer_id: offer.id,
+            purpose: openpleb_common::domain::payout::QuotePurpose::Deposit,
+            refund_pubkey: key,
+            lock_nonce: Some("00000000000000000000000000000000"),
+        },
+    )
+    .await
+    .expect("quote");
+    sqlx::query(
+        "update offers set status = 'CANCELLED', deposit_quote_id = 'q-cancelled' where id = $1",
+    )
+    .bind(offer.id)
+    .execute(&mut *tx)
+    .await
+    .expect("cancel");
+    tx.commit().await.expect("commit");
+
+    let dir = tempfile::tempdir().expect("dir");
+    let wallets = wallet_manager(pool.clone(), "http://127.0.0.1:9", dir.path(), 4);
+    let config =
+        openpleb_devkit::test_config("postgres://unused", "http://127.0.0.1:9", dir.path());
+    let ctx = Arc::new(WorkerContext::from_config(
+        pool.clone(),
+        wallets,
+        Arc::new(config),
+    ));
+    let swept = WatchMintQuote {
+        chain: Some("sweep:60".to_owned()),
+        ..WatchMintQuote::first("q-cancelled")
+    };
+    openpleb_worker::jobs::watch_mint_quote::handle(swept, apalis::prelude::Data::new(ctx))
+        .await
+        .expect("a look that does not ask the mint");
+    let (key, run_at): (String, chrono::DateTime<Utc>) =
+        sqlx::query_as("select idempotency_key, run_at from apalis.jobs where job_type = $1")
+            .bind(queues::WATCH_MINT_QUOTE)
+            .fetch_one(&pool)
+            .await
+            .expect("the next look");
+    assert_eq!(key, "sweep:60:q-cancelled:1");
+    let last_look = expires + ChronoDuration::from_std(quotes::PAYMENT_GRACE).expect("grace");
+    let off = (run_at - last_look).num_seconds().abs();
+    assert!(
+        off <= 3,
+        "next look at {run_at}, the last look is due at {last_look}"
+    );
+}

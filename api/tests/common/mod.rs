@@ -107,6 +107,20 @@ impl Harness {
         Self::start_on(stack, test_pool, conn, adjust).await
     }
 
+    /// Manual payments at a mint whose quotes expire after `quote_ttl_secs` (a test can see a
+    /// quote's whole life), with a configuration adjusted by `adjust`.
+    pub async fn start_with_quote_ttl(
+        test_pool: PgPoolOptions,
+        conn: PgConnectOptions,
+        quote_ttl_secs: u64,
+        adjust: impl FnOnce(&mut openpleb_common::config::Config),
+    ) -> Self {
+        let stack = AuthStack::start_manual_payments_with_ttl(OIDC_TOKEN, quote_ttl_secs)
+            .await
+            .expect("auth stack");
+        Self::start_on(stack, test_pool, conn, adjust).await
+    }
+
     /// Like [`Harness::start`], but invoices are paid only by [`Harness::pay`].
     pub async fn start_manual(test_pool: PgPoolOptions, conn: PgConnectOptions) -> Self {
         let stack = AuthStack::start_manual_payments(OIDC_TOKEN)

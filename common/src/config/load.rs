@@ -307,6 +307,9 @@ fn worker_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<WorkerCo
         // Not variables: the mint's websocket announces payments; polling is only the
         // fallback, and the queue poll only bounds how late a delayed job starts.
         quote_poll_interval: Duration::from_secs(5),
+        // A look at a quote the mint's subscription covers only insures against a lost
+        // notification: a minute at most is what a lost one costs.
+        quote_poll_max_interval: Duration::from_secs(60),
         quote_subscription: true,
         queue_poll_interval: Duration::from_secs(2),
         // The backstop behind each offer's own delayed lapse job (docs/architecture.md, "Jobs": every 30 s).

@@ -381,8 +381,11 @@ pub struct Limits {
 pub struct WorkerConfig {
     /// Jobs each worker process runs at once per queue (`WORKER_CONCURRENCY`).
     pub concurrency: usize,
-    /// How often an unpaid quote is asked about again.
+    /// How often an unpaid quote is asked about again while the mint's subscription does not
+    /// cover it; while it does, the first interval of a backoff that doubles each look.
     pub quote_poll_interval: Duration,
+    /// The longest wait between two looks at a covered quote (the backoff's cap).
+    pub quote_poll_max_interval: Duration,
     /// Whether the worker subscribes to quote payments at the mint (NUT-17); without it only
     /// polling finds them (`scripts/bench` measures both).
     pub quote_subscription: bool,

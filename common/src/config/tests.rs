@@ -71,6 +71,7 @@ fn defaults_follow_the_design() {
     assert_eq!(c.wallets.lease_ttl, Duration::from_secs(30));
     assert_eq!(c.wallets.lease_wait, Duration::from_secs(45));
     assert_eq!(c.worker.quote_poll_interval, Duration::from_secs(5));
+    assert_eq!(c.worker.quote_poll_max_interval, Duration::from_secs(60));
     assert_eq!(c.worker.queue_poll_interval, Duration::from_secs(2));
     assert_eq!(c.worker.expiry_sweep, Duration::from_secs(30));
 }

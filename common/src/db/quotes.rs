@@ -173,21 +173,55 @@ pub async fn mark_issued(
     .await
 }
 
-/// Quotes still waiting whose last change is older than `stale_secs` (for the sweep).
+/// Whether a payment of `quote_id` would still move something: its offer waits for this
+/// deposit (CREATED), its claim for this bond (PENDING), or it funds no offer. Once false it
+/// stays false (offers and claims do not go back), and a payment can only be refunded.
+pub async fn awaited(pool: &PgPool, quote_id: &str) -> Result<bool, sqlx::Error> {
+    let awaited: Option<bool> = sqlx::query_scalar(
+        "select case
+                  when q.offer_id is null then true
+                  when q.purpose = 'deposit' then exists (
+                    select 1 from offers o
+                     where o.id = q.offer_id and o.status = 'CREATED'
+                       and o.deposit_quote_id = q.quote_id)
+                  when q.purpose = 'bond' then exists (
+                    select 1 from claims c
+                     where c.bond_quote_id = q.quote_id and c.status = 'PENDING')
+                  else true
+                end
+           from wallet_quotes q where q.quote_id = $1",
+    )
+    .bind(quote_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(awaited.unwrap_or(false))
+}
+
+/// A place in the list of [`stale_open`] quotes: the last one a page returned.
+pub type StaleAfter = (DateTime<Utc>, String);
+
+/// Up to `limit` quotes still waiting whose last change is older than `stale_secs`, oldest
+/// first, after `after` (for the sweep, a page at a time: most stale quotes are watched, their
+/// next look far off, and a fixed first page of them would hide every forgotten one behind).
 pub async fn stale_open(
     pool: &PgPool,
     stale_secs: i64,
+    after: Option<&StaleAfter>,
     limit: i64,
-) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "select quote_id from wallet_quotes
+) -> Result<Vec<StaleAfter>, sqlx::Error> {
+    let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
+        "select quote_id, updated_at from wallet_quotes
           where state in ('UNPAID', 'PAID') and updated_at < now() - make_interval(secs => $1)
-          order by updated_at limit $2",
+            and ($2::timestamptz is null or (updated_at, quote_id) > ($2, $3))
+          order by updated_at, quote_id limit $4",
     )
     .bind(stale_secs as f64)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1.as_str()).unwrap_or(""))
     .bind(limit)
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(|(q, at)| (at, q)).collect())
 }
 
 /// Quotes still waiting for payment (for the NUT-17 subscription), newest first.

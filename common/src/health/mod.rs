@@ -12,7 +12,10 @@
 //! wallet manager reports the mint failures it meets ([`Health::suspect`]), so the watcher
 //! looks again at once instead of at its next round.
 
+pub mod subscribed;
 pub mod watch;
+
+pub use subscribed::Subscribed;
 
 use std::sync::Arc;
 use std::time::Duration;

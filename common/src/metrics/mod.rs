@@ -169,6 +169,17 @@ pub fn wallet_archived() {
     metrics::counter!(names::WALLETS_ARCHIVED).increment(1);
 }
 
+/// Counts a watcher's look at an unpaid quote (`asked`, `subscribed`, `ended`).
+pub fn quote_look(look: &'static str) {
+    metrics::counter!(names::QUOTE_LOOKS, "look" => look).increment(1);
+}
+
+/// Sets the number of quotes this worker's subscriptions at the mint cover.
+pub fn quotes_subscribed(count: usize) {
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!(names::QUOTES_SUBSCRIBED).set(count as f64);
+}
+
 /// Sets the number of wallets this process holds open.
 pub fn wallets_open(count: usize) {
     #[allow(clippy::cast_precision_loss)]

@@ -51,6 +51,13 @@ pub const NOTICES_SENT: &str = "openpleb_notices_sent_total";
 pub const NOTICES_FAILED: &str = "openpleb_notices_failed_total";
 /// Histogram: time from the move that caused a notice to its delivery's 2xx, seconds.
 pub const NOTICE_DELIVERY_DURATION: &str = "openpleb_notice_delivery_seconds";
+/// Counter: looks at unpaid quotes by their watchers, by `look`: `asked` (the mint was
+/// asked), `subscribed` (left to the mint's subscription, which had just reported its state),
+/// `ended` (its offer or claim ended: left to the subscription until one last look at its
+/// expiry).
+pub const QUOTE_LOOKS: &str = "openpleb_quote_looks_total";
+/// Gauge: quotes this worker's NUT-17 subscriptions at the mint cover.
+pub const QUOTES_SUBSCRIBED: &str = "openpleb_quotes_subscribed";
 /// Counter: platform tokens the treasury sweep found spent by someone else.
 pub const PLATFORM_TOKENS_SPENT_ELSEWHERE: &str = "openpleb_platform_tokens_spent_elsewhere_total";
 
@@ -109,6 +116,8 @@ pub const ALL: &[&str] = &[
     NOTICES_SENT,
     NOTICES_FAILED,
     NOTICE_DELIVERY_DURATION,
+    QUOTE_LOOKS,
+    QUOTES_SUBSCRIBED,
     OFFERS,
     SESSIONS_ACTIVE,
     SESSION_WALLETS,
@@ -203,6 +212,14 @@ pub(super) fn describe() {
         NOTICE_DELIVERY_DURATION,
         Unit::Seconds,
         "Move to the notice's delivery"
+    );
+    describe_counter!(
+        QUOTE_LOOKS,
+        "Looks at unpaid quotes by their watchers, by look (asked, subscribed, ended)"
+    );
+    describe_gauge!(
+        QUOTES_SUBSCRIBED,
+        "Quotes this worker's subscriptions at the mint cover"
     );
     describe_histogram!(
         DB_QUERY_DURATION,

@@ -69,6 +69,9 @@ pub struct TradeCtx {
     pub cuts: crate::failpoint::Cuts,
     /// The process' view of the mint and the database (the wallet manager's).
     pub health: crate::health::Health,
+    /// The quotes the mint reports payments of to this process (its NUT-17 subscriptions;
+    /// none outside a worker running the quote notifier).
+    pub subscribed: crate::health::Subscribed,
 }
 
 impl std::fmt::Debug for TradeCtx {
@@ -98,6 +101,7 @@ impl TradeCtx {
             clock: Clock::System,
             reputation,
             cuts: crate::failpoint::Cuts::default(),
+            subscribed: crate::health::Subscribed::default(),
         }
     }
 

@@ -1,0 +1,229 @@
+//! What the platform asks of the mint, counted at the mint (the dev mint counts every request
+//! it answers by route, and those naming a quote per quote; websocket subscriptions included).
+//!
+//! - `mint_requests_per_trade`: every request the mint answered while `n` trades ran to the
+//!   end one after another (deposit paid over Lightning, a claim and its bond, the receipt,
+//!   the maker's confirmation, every payout released), divided by `n`. The sessions are opened
+//!   before (each costs one BAT spend at the mint); what the api and the worker ask in the
+//!   background meanwhile (the health watchers' `/v1/info`, the reconciliation) is included
+//!   and shown by route.
+//! - `mint_requests_per_cancelled_offer`: one session creates and cancels `n` offers (as many
+//!   as `QUOTE_MAX_PAYABLE` lets it), and the requests naming each deposit quote are counted
+//!   over the quote's whole life: until every one is given up after its expiry at the mint
+//!   (shortened to [`QUOTE_TTL_SECS`] here) plus the watcher's grace.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use openpleb_devkit::mint_requests::Counts;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::report::Report;
+use crate::stack::{expect, payout_key, Stack};
+
+/// The mint's quote lifetime in this part (the dev mint's default is an hour).
+pub const QUOTE_TTL_SECS: u64 = 30;
+
+/// The smallest valid PNG (1×1), as a receipt.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0a, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00,
+    0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
+    0x42, 0x60, 0x82,
+];
+
+/// Runs both figures with `n` trades and `n` cancelled offers.
+pub async fn run(report: &mut Report, n: usize) -> anyhow::Result<()> {
+    eprintln!(
+        "== mint requests ({n} trades, {n} cancelled offers, quotes live {QUOTE_TTL_SECS} s)"
+    );
+    let stack = Stack::start_with_quote_ttl(QUOTE_TTL_SECS, |c| {
+        // One session holds every cancelled offer's invoice, as in the measurement that
+        // found the watchers' cost.
+        c.limits.quote_max_payable = c.limits.quote_max_payable.max(n as i64);
+    })
+    .await?;
+    let result = measure(&stack, report, n).await;
+    stack.stop().await?;
+    result
+}
+
+async fn measure(stack: &Stack, report: &mut Report, n: usize) -> anyhow::Result<()> {
+    let provider = stack.provider().await?;
+    let makers = stack.sessions(n).await?;
+    let takers = stack.sessions(n).await?;
+
+    let before = stack.auth.mint.requests.snapshot();
+    let started = Instant::now();
+    for (maker, taker) in makers.iter().zip(&takers) {
+        trade(stack, provider, maker, taker).await?;
+    }
+    let during = stack.auth.mint.requests.snapshot().since(&before);
+    eprintln!(
+        "  {n} trades in {:.1} s: {} requests at the mint",
+        started.elapsed().as_secs_f64(),
+        during.total()
+    );
+    print_routes(&during, n);
+    report.add(
+        "mint_requests_per_trade",
+        per(during.total(), n),
+        "requests",
+    );
+
+    let canceller = stack.sessions(1).await?.remove(0);
+    let before = stack.auth.mint.requests.snapshot();
+    let started = Instant::now();
+    let mut quotes = Vec::with_capacity(n);
+    for _ in 0..n {
+        let offer = stack.create_offer(&canceller, provider).await?;
+        let resp = stack
+            .public
+            .post(format!("/api/v1/offers/{}/cancel", offer.id))
+            .header("Authorization", canceller.bearer())
+            .send()
+            .await;
+        expect(resp, 200).await.context("cancel")?;
+        let quote: String = sqlx::query_scalar("select deposit_quote_id from offers where id = $1")
+            .bind(offer.id)
+            .fetch_one(&stack.db.pool)
+            .await?;
+        quotes.push(quote);
+    }
+    wait_given_up(stack, &quotes).await?;
+    let during = stack.auth.mint.requests.snapshot().since(&before);
+    let per_quote: Vec<u64> = quotes.iter().map(|q| during.of_quote(q)).collect();
+    let named: u64 = per_quote.iter().sum();
+    eprintln!(
+        "  {n} offers created and cancelled, their quotes' lives over after {:.0} s: \
+         {named} requests named them (at most {} for one); {} requests at the mint in all",
+        started.elapsed().as_secs_f64(),
+        per_quote.iter().max().copied().unwrap_or(0),
+        during.total()
+    );
+    print_routes(&during, n);
+    report.add(
+        "mint_requests_per_cancelled_offer",
+        per(named, n),
+        "requests",
+    );
+    Ok(())
+}
+
+/// One trade from creation to released payouts.
+async fn trade(
+    stack: &Stack,
+    provider: Uuid,
+    maker: &crate::stack::Session,
+    taker: &crate::stack::Session,
+) -> anyhow::Result<()> {
+    let offer = stack.create_offer(maker, provider).await?;
+    stack.pay(&offer.invoice, offer.deposit).await?;
+    wait_status(stack, offer.id, "INVOICE_PAID").await?;
+    let resp = stack
+        .public
+        .post(format!("/api/v1/offers/{}/claim", offer.id))
+        .header("Authorization", taker.bearer())
+        .body_json(&json!({ "takerPayoutPubkey": payout_key() }))
+        .send()
+        .await;
+    let claim = expect(resp, 200).await.context("claim")?;
+    let invoice = claim["bond"]["invoice"].as_str().context("bond invoice")?;
+    let sats = claim["bond"]["amountSats"].as_u64().context("bond sats")?;
+    stack.pay(invoice, sats).await?;
+    wait_status(stack, offer.id, "TAKER_BOND_PAID").await?;
+    let form = poem::test::TestForm::new().field(
+        poem::test::TestFormField::bytes(PNG.to_vec())
+            .name("image")
+            .filename("receipt.png")
+            .content_type("image/png"),
+    );
+    let resp = stack
+        .public
+        .post(format!("/api/v1/offers/{}/receipt", offer.id))
+        .header("Authorization", taker.bearer())
+        .multipart(form)
+        .send()
+        .await;
+    expect(resp, 200).await.context("receipt")?;
+    let resp = stack
+        .public
+        .post(format!("/api/v1/offers/{}/complete", offer.id))
+        .header("Authorization", maker.bearer())
+        .send()
+        .await;
+    expect(resp, 200).await.context("complete")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "select count(*) from payouts where offer_id = $1 and state = 'RECORDED'",
+        )
+        .bind(offer.id)
+        .fetch_one(&stack.db.pool)
+        .await?;
+        if waiting == 0 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "payouts of {} not released",
+            offer.id
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_status(stack: &Stack, id: Uuid, status: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now: String = sqlx::query_scalar("select status from offers where id = $1")
+            .bind(id)
+            .fetch_one(&stack.db.pool)
+            .await?;
+        if now == status {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "offer {id} is {now}, not {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until every one of `quotes` was given up (or minted), then a little longer, so a
+/// look that would come after is seen.
+async fn wait_given_up(stack: &Stack, quotes: &[String]) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(QUOTE_TTL_SECS + 60 + 60);
+    loop {
+        let open: i64 = sqlx::query_scalar(
+            "select count(*) from wallet_quotes
+              where quote_id = any($1) and state not in ('ISSUED', 'EXPIRED')",
+        )
+        .bind(quotes)
+        .fetch_one(&stack.db.pool)
+        .await?;
+        if open == 0 {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{open} quotes still open long after their expiry"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    Ok(())
+}
+
+fn per(total: u64, n: usize) -> f64 {
+    total as f64 / n.max(1) as f64
+}
+
+fn print_routes(counts: &Counts, n: usize) {
+    for (route, count) in &counts.routes {
+        eprintln!("    {route}: {count} ({:.2} each)", per(*count, n));
+    }
+}
