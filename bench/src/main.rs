@@ -3,7 +3,7 @@
 //! when the system misbehaves (a request refused, a wallet losing sats, work left undone).
 //!
 //! ```text
-//! openpleb-bench [--quick] [--only wallets,trade,book,expiry,mint]
+//! openpleb-bench [--quick] [--only wallets,trade,book,notify,expiry,mint]
 //! ```
 //!
 //! Each part makes a PostgreSQL database of its own on `DATABASE_URL`'s server (dropped at the
@@ -14,6 +14,7 @@ mod book;
 mod expiry;
 mod load;
 mod mint_asks;
+mod notify;
 mod report;
 mod stack;
 mod trade;
@@ -114,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
     if wants("wallets") {
         wallets::run(&mut report, sizes.wallets).await?;
     }
-    if wants("trade") || wants("book") {
+    if wants("trade") || wants("book") || wants("notify") {
         settle_disk();
         let mut stack = stack::Stack::start(|_| {}).await?;
         if wants("trade") {
@@ -122,6 +123,9 @@ async fn main() -> anyhow::Result<()> {
         }
         if wants("book") {
             book::run(&stack, &mut report, sizes.load_secs).await?;
+        }
+        if wants("notify") {
+            notify::run(&stack, &mut report, sizes.offers).await?;
         }
         stack.stop().await?;
     }

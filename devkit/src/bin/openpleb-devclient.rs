@@ -45,6 +45,7 @@ use openpleb_devkit::client::{
     Endpoints, Party,
 };
 use openpleb_devkit::oidc::login_digest;
+use openpleb_devkit::push::{Browser, PushService};
 use openpleb_devkit::stack::mint_bats;
 use openpleb_devkit::Trader;
 use serde_json::{json, Value};
@@ -101,6 +102,21 @@ struct Receipted {
     taker_sk: SecretKey,
 }
 
+/// A push service standing in for the maker's phone, subscribed with the server's VAPID key;
+/// `None` when the server sends no Web Push.
+async fn maker_phone(env: &Endpoints) -> anyhow::Result<Option<(PushService, Browser)>> {
+    let key = match call("GET", &format!("{}/push/key", env.api), None, None).await {
+        Ok(v) => v["publicKey"].as_str().context("publicKey")?.to_owned(),
+        Err(_) => {
+            println!("[maker] this server sends no Web Push (no VAPID_PRIVATE_KEY)");
+            return Ok(None);
+        }
+    };
+    let push = PushService::start(Some(key)).await?;
+    let browser = push.subscribe();
+    Ok(Some((push, browser)))
+}
+
 async fn to_receipt(env: &Endpoints) -> anyhow::Result<Receipted> {
     let provider = call(
         "POST",
@@ -115,15 +131,21 @@ async fn to_receipt(env: &Endpoints) -> anyhow::Result<Receipted> {
     let taker = new_party(env, "taker", true).await?;
 
     let (maker_sk, maker_key) = payout_key();
+    // The maker's phone: a push subscription at the devkit's push service, which checks and
+    // decrypts what arrives as a browser would.
+    let phone = maker_phone(env).await?;
+    let mut offer = json!({"fiatAmount": 2500, "currency": "EUR", "fiatProviderId": provider_id,
+                           "paymentDetails": "IBAN DE89 3704 0044 0532 0130 00",
+                           "description": "demo", "makerPayoutPubkey": maker_key});
+    if let Some((_, browser)) = &phone {
+        offer["notify"] = json!({"push": browser.json()});
+        println!("[maker] subscribed its phone to this offer's notices (Web Push)");
+    }
     let created = call(
         "POST",
         &format!("{}/offers", env.api),
         Some(&maker.bat),
-        Some(
-            &json!({"fiatAmount": 2500, "currency": "EUR", "fiatProviderId": provider_id,
-                     "paymentDetails": "IBAN DE89 3704 0044 0532 0130 00", "description": "demo",
-                     "makerPayoutPubkey": maker_key}),
-        ),
+        Some(&offer),
     )
     .await?;
     let id = created["offer"]["id"]
@@ -156,6 +178,16 @@ async fn to_receipt(env: &Endpoints) -> anyhow::Result<Receipted> {
     );
     upload_receipt(env, &taker, &id).await?;
     println!("[taker] receipt uploaded");
+    if let Some((push, browser)) = &phone {
+        let got = push.wait_for(browser, 2, Duration::from_secs(20)).await;
+        match got.last() {
+            Some(d) if got.len() >= 2 => println!(
+                "[maker's phone] push notification: status {}, action {}, deadline {}",
+                d.body["status"], d.body["action"], d.body["deadline"]
+            ),
+            _ => bail!("the maker's phone was not told of the receipt: {got:?}"),
+        }
+    }
     Ok(Receipted {
         maker,
         taker,
