@@ -215,6 +215,7 @@ impl From<TradeError> for ApiError {
                 format!("at most {max} bytes"),
             ),
             TradeError::NotFundable => Self::conflict("offer_not_fundable", e.to_string()),
+            TradeError::NoFundIntent => Self::not_found("fund_intent_not_found", e.to_string()),
             TradeError::NotAnImage => Self::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "not_an_image",
@@ -230,7 +231,9 @@ impl From<TradeError> for ApiError {
             }
             TradeError::Wallet(w) => w.into(),
             TradeError::Database(db) | TradeError::Enqueue(EnqueueError::Database(db)) => db.into(),
-            TradeError::Enqueue(_) | TradeError::Inconsistent(_) => Self::internal(e),
+            TradeError::Enqueue(_) | TradeError::Inconsistent(_) | TradeError::NoWallets => {
+                Self::internal(e)
+            }
         }
     }
 }

@@ -26,12 +26,12 @@ pub mod upload_guard;
 use std::sync::Arc;
 
 use openpleb_common::config::Config;
+use openpleb_common::desk::MintDesk;
 use openpleb_common::health::watch::{Fatal, Watchers};
 use openpleb_common::health::Dependency;
 use openpleb_common::metrics::gauges::DbGauges;
 use openpleb_common::mint::{BlindAuthSetupError, MintClient, MintNeeds};
 use openpleb_common::trade::TradeCtx;
-use openpleb_common::wallet::{WalletManager, WalletManagerConfig};
 use poem::{EndpointExt, IntoEndpoint, Route};
 use poem_openapi::OpenApiService;
 use sqlx::PgPool;
@@ -52,7 +52,8 @@ use routes::users::{AdminUsersApi, UsersApi};
 /// Everything a handler may need; cloned per request (cheap: `Arc`s and a pool).
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// What trade steps use: database, wallets, configuration, prices, clock.
+    /// What trade steps use: database, the mint desk, configuration, prices, clock (no
+    /// wallets: the api holds none, nor any key that spends).
     pub ctx: TradeCtx,
     /// The mint.
     pub mint: MintClient,
@@ -75,23 +76,22 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for `config`, `pool` and a mint client, with a wallet manager and price source
-    /// built from the configuration.
+    /// State for `config`, `pool` and a mint client, with a mint desk (without a service
+    /// account) and price source built from the configuration.
     pub fn new(config: Arc<Config>, pool: PgPool, mint: MintClient) -> anyhow::Result<Self> {
-        let wallets = WalletManager::new(WalletManagerConfig::from_config(&config), pool.clone())?;
-        wallets.spawn_maintenance();
-        Ok(Self::with_wallets(config, pool, mint, wallets))
+        let desk = MintDesk::new(
+            &config.mint.url,
+            config.platform_keys()?,
+            None,
+            openpleb_common::health::Health::new(),
+        )?;
+        Ok(Self::with_desk(config, pool, mint, desk))
     }
 
-    /// State with a given wallet manager (e.g. one with service BATs). Starts watching the
-    /// mint and the database (migrating it once it answers) into the manager's
-    /// [`WalletManager::health`]; neither needs to be up.
-    pub fn with_wallets(
-        config: Arc<Config>,
-        pool: PgPool,
-        mint: MintClient,
-        wallets: WalletManager,
-    ) -> Self {
+    /// State with a given mint desk (e.g. one with service BATs). Starts watching the mint and
+    /// the database (migrating it once it answers) into the desk's health; neither needs to be
+    /// up.
+    pub fn with_desk(config: Arc<Config>, pool: PgPool, mint: MintClient, desk: MintDesk) -> Self {
         let price =
             openpleb_common::price::from_config(&config.prices, &config.limits.fiat_currency);
         openpleb_common::metrics::install();
@@ -103,8 +103,7 @@ impl AppState {
             config.worker.reconcile_interval * 3,
         );
         let events = events::Hub::start(pool.clone());
-        let watchers =
-            Watchers::start(wallets.health(), pool.clone(), mint.clone(), MintNeeds::Api);
+        let watchers = Watchers::start(desk.health(), pool.clone(), mint.clone(), MintNeeds::Api);
         Self {
             watchers: Arc::new(watchers),
             gauges: Arc::new(gauges),
@@ -113,7 +112,7 @@ impl AppState {
             sessions: session_cache::SessionCache::start(events.clone(), config.api.session_cache),
             stats: Arc::new(stats_cache::StatsCache::new(config.api.stats_cache)),
             events,
-            ctx: TradeCtx::new(pool, wallets, config, price),
+            ctx: TradeCtx::for_api(pool, desk, config, price),
             mint,
             blind_auth_checked: Arc::default(),
         }
@@ -197,7 +196,7 @@ pub type AdminApis = (
 /// it with a `CHANGELOG.md` entry; while 0.x, a breaking change raises the minor version
 /// (`openpleb-contract` checks the documents against `api/released/`; see `docs/trading.md`,
 /// "Versions and releases").
-pub const API_VERSION: &str = "0.2.0";
+pub const API_VERSION: &str = "0.3.0";
 
 /// The public OpenAPI service with the server URL `base_path`.
 pub fn public_service(base_path: &str) -> OpenApiService<PublicApis, ()> {

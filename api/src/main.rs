@@ -28,15 +28,17 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => {}
     }
-    let config = Arc::new(exit_on_error(Config::from_env()));
+    // The api holds no wallet secret and no wallet volume (it refuses them), only the
+    // workers' public keys.
+    let config = Arc::new(exit_on_error(Config::for_api_from_env()));
     openpleb_common::telemetry::init(config.ops.log_format);
 
     let pool = bootstrap::database(&config.database)?;
     let mint = MintClient::new(&config.mint.url).context("MINT_URL")?;
-    let wallets = bootstrap::wallets(&config, pool.clone()).await?;
+    let desk = bootstrap::desk(&config).await?;
     // Watches the database and the mint from here on; without a blind-protected checkstate at
     // the mint a BAT "spend" proves nothing, which ends the process at the mint's first answer.
-    let state = AppState::with_wallets(config.clone(), pool, mint, wallets.clone());
+    let state = AppState::with_desk(config.clone(), pool, mint, desk);
 
     let public_addr = format!("{}:{}", config.api.host, config.api.port);
     let admin_addr = format!("{}:{}", config.api.admin_host, config.api.admin_port);
@@ -61,6 +63,5 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(fatal.exit_code);
         }
     }
-    wallets.close_all().await;
     Ok(())
 }

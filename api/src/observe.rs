@@ -99,7 +99,6 @@ fn method_label(method: &poem::http::Method) -> &'static str {
 #[handler]
 pub async fn metrics_endpoint(state: Data<&AppState>) -> Response {
     state.gauges.refresh().await;
-    openpleb_common::metrics::wallets_open(state.ctx.wallets.open_count());
     Response::builder()
         .content_type("text/plain; version=0.0.4")
         .body(openpleb_common::metrics::render())

@@ -32,10 +32,9 @@ const PROMPT: Duration = Duration::from_secs(3);
 fn state(
     pool: PgPool,
     mint_url: &str,
-    dir: &std::path::Path,
     adjust: impl FnOnce(&mut openpleb_common::config::Config),
 ) -> AppState {
-    let mut config = test_config("postgres://unused", mint_url, dir);
+    let mut config = test_config("postgres://unused", mint_url);
     adjust(&mut config);
     AppState::new(
         Arc::new(config),
@@ -79,8 +78,7 @@ async fn status_for(addr: std::net::SocketAddr, client: &str) -> u16 {
 #[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
 async fn ipv6_clients_share_a_budget_per_prefix(pool: PgPool) {
     let mint = DevMint::start().await.expect("mint");
-    let dir = tempfile::tempdir().expect("dir");
-    let state = state(pool, &mint.url, dir.path(), |c| {
+    let state = state(pool, &mint.url, |c| {
         c.api.rate_limits.anonymous = 2;
         // The test's connection comes from loopback, a trusted proxy by default.
         c.api.rate_limits.trust_forwarded_for = true;
@@ -119,8 +117,7 @@ async fn ipv6_clients_share_a_budget_per_prefix(pool: PgPool) {
 #[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
 async fn made_up_bearers_past_the_budget_are_refused_without_a_lookup(pool: PgPool) {
     let mint = DevMint::start().await.expect("mint");
-    let dir = tempfile::tempdir().expect("dir");
-    let app = public_app(state(pool.clone(), &mint.url, dir.path(), |c| {
+    let app = public_app(state(pool.clone(), &mint.url, |c| {
         c.api.rate_limits.anonymous = 3;
     }));
     let client = TestClient::new(app);
@@ -157,11 +154,9 @@ async fn made_up_bearers_past_the_budget_are_refused_without_a_lookup(pool: PgPo
 #[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
 async fn stats_are_answered_from_memory(pool: PgPool) {
     let mint = DevMint::start().await.expect("mint");
-    let dir = tempfile::tempdir().expect("dir");
     let client = Arc::new(TestClient::new(public_app(state(
         pool.clone(),
         &mint.url,
-        dir.path(),
         |c| c.api.rate_limits.anonymous = 100_000,
     ))));
     let resp = client.get("/api/v1/stats").send().await;

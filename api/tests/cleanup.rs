@@ -286,7 +286,8 @@ async fn disputed_wallets_are_archived_before_they_go(opts: PgPoolOptions, conn:
     use openpleb_common::wallet::archive::archive_path;
     let archive = tempfile::tempdir().expect("archive dir");
     let dir = archive.path().to_path_buf();
-    let h = Harness::start_configured(opts, conn, move |c| c.wallets.archive_dir = Some(dir)).await;
+    let h =
+        Harness::start_with_wallet_settings(opts, conn, move |w| w.archive_dir = Some(dir)).await;
     let provider = h.provider().await;
 
     // Through an issue the taker forfeits: MAKER_WINS, settled without an admin.
@@ -352,7 +353,8 @@ async fn wallets_of_an_admin_touched_trade_are_archived(
 ) {
     let archive = tempfile::tempdir().expect("archive dir");
     let dir = archive.path().to_path_buf();
-    let h = Harness::start_configured(opts, conn, move |c| c.wallets.archive_dir = Some(dir)).await;
+    let h =
+        Harness::start_with_wallet_settings(opts, conn, move |w| w.archive_dir = Some(dir)).await;
     let provider = h.provider().await;
 
     let mut trades = Vec::new();

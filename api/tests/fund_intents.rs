@@ -1,7 +1,9 @@
-//! A funding token is never stranded: `POST /offers/{id}/fund` cut at each
-//! point (after its intent is recorded, after the receive, and the reconciliation itself cut
-//! before it records) ends with the offer funded, the sats refunded, or the token still the
-//! maker's to use; settling twice changes nothing.
+//! A funding token is never stranded: `POST /offers/{id}/fund` records the token sealed to
+//! the workers' key and a worker receives it. Cut at each point (the api after the intent is
+//! committed, the worker after the receive, the reconciliation itself before it records), the
+//! offer ends funded or the sats refunded, exactly once; a token spent between the api's check
+//! and the worker's receive ends the intent with a reason; nothing sealed stays after an
+//! intent ends.
 
 mod common;
 
@@ -9,7 +11,8 @@ use std::time::Duration;
 
 use common::{body, Harness};
 use openpleb_common::failpoint::Cuts;
-use openpleb_common::trade::fund::{self, CUT_INTENT_RECORDED, CUT_RECEIVED, CUT_SETTLING};
+use openpleb_common::trade::fund::{self, CUT_INTENT_RECORDED};
+use openpleb_common::trade::fund_receive::{self, Ran, CUT_RECEIVED, CUT_SETTLING};
 use openpleb_worker::jobs::reconcile_wallets::settle_fund_intents;
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -32,6 +35,16 @@ async fn status(h: &Harness, offer: Uuid) -> String {
 }
 
 async fn intents(h: &Harness, offer: Uuid) -> Vec<(String, Option<i64>)> {
+    // Whatever the state, an ended intent keeps nothing sealed.
+    let sealed: i64 = sqlx::query_scalar(
+        "select count(*) from fund_intents
+          where offer_id = $1 and state <> 'OPEN' and sealed_token is not null",
+    )
+    .bind(offer)
+    .fetch_one(&h.pool)
+    .await
+    .expect("sealed");
+    assert_eq!(sealed, 0, "an ended intent keeps its sealed token");
     sqlx::query_as(
         "select state, received_sats from fund_intents where offer_id = $1 order by created_at",
     )
@@ -52,29 +65,49 @@ async fn deposits(h: &Harness, offer: Uuid) -> i64 {
     .expect("ledger")
 }
 
+/// Records a funding intent through the api (202) while no worker runs; returns its id.
+async fn intend(h: &Harness, maker: &common::Session, id: Uuid, token: &str) -> Uuid {
+    let resp = h
+        .public
+        .post(format!("/api/v1/offers/{id}/fund"))
+        .header("Authorization", maker.bearer())
+        .body_json(&json!({ "token": token }))
+        .send()
+        .await;
+    resp.assert_status(poem::http::StatusCode::ACCEPTED);
+    body(resp).await["id"]
+        .as_str()
+        .expect("intent id")
+        .parse()
+        .expect("uuid")
+}
+
 #[sqlx::test(migrations = false)]
-async fn a_fund_request_cut_anywhere_funds_or_returns_the_token(
+async fn a_funding_token_cut_anywhere_funds_or_refunds_once(
     opts: PgPoolOptions,
     conn: PgConnectOptions,
 ) {
-    let h = Harness::start_manual(opts, conn).await;
+    let mut h = Harness::start_manual(opts, conn).await;
     let provider = h.provider().await;
     let maker = h.session().await;
     let mut ctx = h.trade_ctx();
     ctx.cuts = Cuts::armable();
+    // The receive jobs are driven by hand below; a second worker is started at the end.
+    h.stop_worker().await;
 
-    // 1. Cut after the receive, before anything was recorded of it; then the reconciliation is
-    //    cut too before it records. The next run funds the offer, once.
+    // 1. The worker cut after the receive, before anything was recorded of it; then the
+    //    reconciliation is cut too before it records. The next run funds the offer, once.
     let (id, deposit, _) = h.offer(&maker, provider, 1_000).await;
-    let session = maker_session(&h, id).await;
     let token = h.cash(deposit).await;
+    let intent = intend(&h, &maker, id, &token).await;
+    assert_eq!(intents(&h, id).await, vec![("OPEN".to_owned(), None)]);
     ctx.cuts.arm(CUT_RECEIVED);
-    let cut = fund::fund(&ctx, session, id, &token).await;
+    let cut = fund_receive::receive(&ctx, intent).await;
     assert!(cut.is_err(), "{cut:?}");
     ctx.cuts.clear();
     assert_eq!(status(&h, id).await, "CREATED");
     assert_eq!(intents(&h, id).await, vec![("OPEN".to_owned(), None)]);
-    // A young intent is left to its request.
+    // A young intent is left to its job.
     assert_eq!(
         settle_fund_intents(&ctx, Duration::from_secs(3_600))
             .await
@@ -101,6 +134,11 @@ async fn a_fund_request_cut_anywhere_funds_or_returns_the_token(
         intents(&h, id).await,
         vec![("FUNDED".to_owned(), Some(deposit_i))]
     );
+    // The job, run late, and the reconciliation again change nothing.
+    assert_eq!(
+        fund_receive::receive(&ctx, intent).await.expect("late job"),
+        Ran::Left
+    );
     assert_eq!(
         settle_fund_intents(&ctx, Duration::ZERO)
             .await
@@ -109,8 +147,9 @@ async fn a_fund_request_cut_anywhere_funds_or_returns_the_token(
     );
     assert_eq!(deposits(&h, id).await, deposit_i, "booked once");
 
-    // 2. Cut after the intent, before the receive: the token was never taken. The intent is
-    //    abandoned and the same token funds the offer afterwards.
+    // 2. The api cut after the intent and its job were committed, before it answered: the
+    //    token was never taken, and the job (here the reconciliation's same work) funds the
+    //    offer with it.
     let (id, deposit, _) = h.offer(&maker, provider, 1_000).await;
     let session = maker_session(&h, id).await;
     let token = h.cash(deposit).await;
@@ -126,25 +165,20 @@ async fn a_fund_request_cut_anywhere_funds_or_returns_the_token(
             .expect("run"),
         1
     );
-    assert_eq!(intents(&h, id).await, vec![("ABANDONED".to_owned(), None)]);
-    assert_eq!(status(&h, id).await, "CREATED");
-    let resp = h
-        .public
-        .post(format!("/api/v1/offers/{id}/fund"))
-        .header("Authorization", maker.bearer())
-        .body_json(&json!({ "token": token }))
-        .send()
-        .await;
-    resp.assert_status_is_ok();
-    assert_eq!(body(resp).await["status"], "INVOICE_PAID");
+    let deposit_i = i64::try_from(deposit).expect("fits");
+    assert_eq!(
+        intents(&h, id).await,
+        vec![("FUNDED".to_owned(), Some(deposit_i))]
+    );
+    assert_eq!(status(&h, id).await, "INVOICE_PAID");
 
     // 3. Cut after the receive, and the maker cancels before the reconciliation: the sats are
     //    refunded to the maker's key, and booked once.
     let (id, deposit, _) = h.offer(&maker, provider, 1_000).await;
-    let session = maker_session(&h, id).await;
     let token = h.cash(deposit).await;
+    let intent = intend(&h, &maker, id, &token).await;
     ctx.cuts.arm(CUT_RECEIVED);
-    assert!(fund::fund(&ctx, session, id, &token).await.is_err());
+    assert!(fund_receive::receive(&ctx, intent).await.is_err());
     ctx.cuts.clear();
     h.public
         .post(format!("/api/v1/offers/{id}/cancel"))
@@ -178,6 +212,45 @@ async fn a_fund_request_cut_anywhere_funds_or_returns_the_token(
             .await
             .expect("again"),
         0
+    );
+
+    // 4. A token spent between the api's check and the worker's receive: the intent ends
+    //    ABANDONED with its reason, and the offer still waits for a deposit.
+    let (id, deposit, maker_sk) = h.offer(&maker, provider, 1_000).await;
+    let token = h.cash(deposit).await;
+    let intent = intend(&h, &maker, id, &token).await;
+    let elsewhere = h.redeem(&[json!({ "token": token })], &maker_sk).await;
+    assert_eq!(elsewhere, deposit, "spent elsewhere");
+    assert_eq!(
+        fund_receive::receive(&ctx, intent).await.expect("job"),
+        Ran::Ended(openpleb_common::db::fund_intents::IntentEnd::Abandoned)
+    );
+    assert_eq!(intents(&h, id).await, vec![("ABANDONED".to_owned(), None)]);
+    let reason: Option<String> =
+        sqlx::query_scalar("select reason from fund_intents where id = $1")
+            .bind(intent)
+            .fetch_one(&h.pool)
+            .await
+            .expect("reason");
+    assert_eq!(reason.as_deref(), Some("token_spent"));
+    assert_eq!(status(&h, id).await, "CREATED");
+
+    // The queued jobs of every intent above, run by a worker now, change nothing.
+    let (stop, worker) = h.second_worker();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
+    let open: i64 = sqlx::query_scalar("select count(*) from fund_intents where state = 'OPEN'")
+        .fetch_one(&h.pool)
+        .await
+        .expect("open");
+    assert_eq!(open, 0);
+    assert!(
+        openpleb_common::db::ledger::audit(&h.pool)
+            .await
+            .expect("audit")
+            .is_empty(),
+        "the books balance"
     );
     h.stop().await;
 }

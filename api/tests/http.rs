@@ -13,7 +13,7 @@ use sqlx::PgPool;
 
 async fn state(pool: PgPool, mint_url: &str) -> (AppState, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("dir");
-    let config = test_config("postgres://unused", mint_url, dir.path());
+    let config = test_config("postgres://unused", mint_url);
     let state = AppState::new(
         Arc::new(config),
         pool,
@@ -296,9 +296,8 @@ async fn get_forwarded(addr: std::net::SocketAddr, forwarded_for: &str) -> u16 {
 /// address the proxy appended. Another client behind the same proxy has its own bucket.
 #[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
 async fn spoofed_forwarded_for_buys_no_fresh_bucket(pool: PgPool) {
-    let dir = tempfile::tempdir().expect("dir");
     let mint_url = "http://127.0.0.1:1";
-    let mut config = test_config("postgres://unused", mint_url, dir.path());
+    let mut config = test_config("postgres://unused", mint_url);
     config.api.rate_limits.trust_forwarded_for = true;
     config.api.rate_limits.anonymous = 3;
     let state = AppState::new(

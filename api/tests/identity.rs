@@ -24,7 +24,7 @@ struct Apps<P, A> {
 fn apps(pool: PgPool) -> Apps<impl poem::Endpoint, impl poem::Endpoint> {
     let dir = tempfile::tempdir().expect("dir");
     // No mint is needed for these endpoints; the URL is never called.
-    let config = test_config("postgres://unused", "http://127.0.0.1:9", dir.path());
+    let config = test_config("postgres://unused", "http://127.0.0.1:9");
     let state = AppState::new(
         Arc::new(config),
         pool.clone(),

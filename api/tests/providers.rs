@@ -18,13 +18,8 @@ async fn body(resp: TestResponse) -> Value {
 
 #[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
 async fn provider_admin_and_public_list(pool: PgPool) {
-    let dir = tempfile::tempdir().expect("dir");
     let state = AppState::new(
-        Arc::new(test_config(
-            "postgres://unused",
-            "http://127.0.0.1:9",
-            dir.path(),
-        )),
+        Arc::new(test_config("postgres://unused", "http://127.0.0.1:9")),
         pool,
         MintClient::new("http://127.0.0.1:9").expect("mint"),
     )

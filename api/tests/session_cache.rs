@@ -21,8 +21,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 const CAP: Duration = Duration::from_secs(5);
 
 /// A second api over the harness' database, its session cache at the cap.
-async fn second_api(h: &Harness, conn: PgConnectOptions, dir: &std::path::Path) -> Client {
-    let mut config = test_config("postgres://unused", &h.stack.mint.url, dir);
+async fn second_api(h: &Harness, conn: PgConnectOptions) -> Client {
+    let mut config = test_config("postgres://unused", &h.stack.mint.url);
     config.api.session_cache = CAP;
     config.api.rate_limits.anonymous = 100_000;
     let pool = openpleb_common::db::pool_options(5)
@@ -80,8 +80,7 @@ async fn a_logout_through_one_api_ends_reads_through_another(
     conn: PgConnectOptions,
 ) {
     let h = Harness::start_configured(opts, conn.clone(), |c| c.api.session_cache = CAP).await;
-    let dir = tempfile::tempdir().expect("dir");
-    let b = second_api(&h, conn, dir.path()).await;
+    let b = second_api(&h, conn).await;
 
     let s = h.session().await;
     cached_in(&b, &s).await;
@@ -120,8 +119,7 @@ async fn a_logout_through_one_api_ends_reads_through_another(
 #[sqlx::test(migrations = false)]
 async fn without_a_notice_the_cap_bounds_the_lag(opts: PgPoolOptions, conn: PgConnectOptions) {
     let h = Harness::start(opts, conn.clone()).await;
-    let dir = tempfile::tempdir().expect("dir");
-    let b = second_api(&h, conn, dir.path()).await;
+    let b = second_api(&h, conn).await;
     let s = h.session().await;
     cached_in(&b, &s).await;
     sqlx::query("update sessions set ended_at = now() where ended_at is null")

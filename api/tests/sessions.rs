@@ -37,12 +37,11 @@ fn bearer(bat: &str) -> String {
 async fn backend(
     pool: PgPool,
     stack: &mut AuthStack,
-    dir: &std::path::Path,
 ) -> (
     TestClient<impl poem::Endpoint>,
     TestClient<impl poem::Endpoint>,
 ) {
-    let config = test_config("postgres://unused", &stack.mint.url, dir);
+    let config = test_config("postgres://unused", &stack.mint.url);
     let state = AppState::new(
         Arc::new(config),
         pool,
@@ -92,8 +91,7 @@ async fn register(
 #[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
 async fn bat_sessions_over_the_real_chain(pool: PgPool) {
     let mut stack = AuthStack::start(OIDC_TOKEN).await.expect("auth stack");
-    let dir = tempfile::tempdir().expect("dir");
-    let (public, admin) = backend(pool.clone(), &mut stack, dir.path()).await;
+    let (public, admin) = backend(pool.clone(), &mut stack).await;
 
     let trader = register(&public, &admin).await;
     let cat = stack.login(&trader).await.expect("login at the issuer");
@@ -263,9 +261,8 @@ async fn a_mint_without_protected_checkstate_is_refused(pool: PgPool) {
         .to_string()
         .contains("does not blind-protect POST /v1/checkstate"));
 
-    let dir = tempfile::tempdir().expect("dir");
     let state = AppState::new(
-        Arc::new(test_config("postgres://unused", &mint.url, dir.path())),
+        Arc::new(test_config("postgres://unused", &mint.url)),
         pool.clone(),
         client,
     )
@@ -363,8 +360,7 @@ async fn sessions_schema_identifies_nobody(pool: PgPool) {
 #[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
 async fn rate_limits_are_tiered(pool: PgPool) {
     let mut stack = AuthStack::start(OIDC_TOKEN).await.expect("auth stack");
-    let dir = tempfile::tempdir().expect("dir");
-    let (public, admin) = backend(pool.clone(), &mut stack, dir.path()).await;
+    let (public, admin) = backend(pool.clone(), &mut stack).await;
     let trader = register(&public, &admin).await;
     let cat = stack.login(&trader).await.expect("login");
     let bats = stack.mint_bats(&cat, 1).await.expect("BAT");

@@ -121,9 +121,8 @@ async fn api_behind(
     proxy: &SlowProxy,
     mint: MintClient,
     conn: PgConnectOptions,
-    dir: &std::path::Path,
 ) -> TestClient<impl poem::Endpoint> {
-    let mut config = test_config("postgres://unused", &proxy.url, dir);
+    let mut config = test_config("postgres://unused", &proxy.url);
     config.api.book_cache = Duration::ZERO;
     config.api.rate_limits.anonymous = 100_000;
     let pool = openpleb_common::db::pool_options(config.database.pool_size)
@@ -147,9 +146,8 @@ async fn sessions_opening_at_a_slow_mint_leave_the_pool_to_readers(
     let h = Harness::start(opts, conn.clone()).await;
     let bats = bats(&h, 30).await;
     let proxy = SlowProxy::start(&h.stack.mint.url).await;
-    let dir = tempfile::tempdir().expect("dir");
     let mint = MintClient::new(&proxy.url).expect("mint url");
-    let api = Arc::new(api_behind(&proxy, mint, conn, dir.path()).await);
+    let api = Arc::new(api_behind(&proxy, mint, conn).await);
     api.get("/api/v1/offers").send().await.assert_status_is_ok();
 
     proxy.set_delay(Duration::from_secs(5));
@@ -227,11 +225,10 @@ async fn an_unanswered_spend_burns_its_bat(opts: PgPoolOptions, conn: PgConnectO
     let h = Harness::start(opts, conn.clone()).await;
     let bats = bats(&h, 2).await;
     let proxy = SlowProxy::start(&h.stack.mint.url).await;
-    let dir = tempfile::tempdir().expect("dir");
     let mint = MintClient::new(&proxy.url)
         .expect("mint url")
         .with_spend_timeout(Duration::from_secs(1));
-    let api = api_behind(&proxy, mint, conn, dir.path()).await;
+    let api = api_behind(&proxy, mint, conn).await;
 
     proxy.set_delay(Duration::from_secs(2));
     let (status, code) = open(&api, &bats[0]).await;

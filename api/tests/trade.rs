@@ -165,29 +165,33 @@ async fn a_whole_trade_funded_by_token(opts: PgPoolOptions, conn: PgConnectOptio
         .send()
         .await;
     expect_error(resp, StatusCode::BAD_REQUEST, "invalid_token").await;
-    // A token someone already spent: 409, and the offer still waits for its deposit.
+    // A token someone already spent: the worker's receive finds out (the api spends no BAT
+    // on a NUT-07 check), the intent ends ABANDONED with the reason, nothing sealed stays,
+    // and the offer still waits for its deposit.
     let spent = h.cash(deposit).await;
     h.redeem(&[json!({ "token": spent })], &maker_sk).await;
-    let resp = h
-        .public
-        .post(format!("/api/v1/offers/{id}/fund"))
-        .header("Authorization", maker.bearer())
-        .body_json(&json!({"token": spent}))
-        .send()
-        .await;
-    expect_error(resp, StatusCode::CONFLICT, "token_spent").await;
+    let intent = h.fund_with_token(id, &maker, &spent).await;
+    assert_eq!(intent["state"], "ABANDONED", "{intent}");
+    assert_eq!(intent["reason"], "token_spent", "{intent}");
+    let sealed: i64 = sqlx::query_scalar(
+        "select count(*) from fund_intents where offer_id = $1 and sealed_token is not null",
+    )
+    .bind(id)
+    .fetch_one(&h.pool)
+    .await
+    .expect("sealed");
+    assert_eq!(sealed, 0, "nothing sealed stays after the intent ends");
+    assert_eq!(
+        body(h.get_offer(id, Some(&maker)).await).await["status"],
+        "CREATED"
+    );
 
+    // Checked, sealed to the workers' key and handed to a worker: 202, then FUNDED.
     let token = h.cash(deposit).await;
-    let resp = h
-        .public
-        .post(format!("/api/v1/offers/{id}/fund"))
-        .header("Authorization", maker.bearer())
-        .body_json(&json!({"token": token}))
-        .send()
-        .await;
-    resp.assert_status_is_ok();
-    let v = body(resp).await;
-    assert_eq!(v["status"], "INVOICE_PAID");
+    let intent = h.fund_with_token(id, &maker, &token).await;
+    assert_eq!(intent["state"], "FUNDED", "{intent}");
+    assert_eq!(intent["receivedSats"], deposit);
+    let v = h.wait_status(id, &maker, "INVOICE_PAID").await;
     // The same token cannot fund anything twice.
     let resp = h
         .public
@@ -780,7 +784,8 @@ async fn a_whole_trade_at_a_mint_that_charges_fees(opts: PgPoolOptions, conn: Pg
     let taker = h.session().await;
     let (id, deposit, maker_sk) = h.offer(&maker, provider, 2_345).await;
 
-    // Exactly the deposit is not enough once the mint takes its fee: refunded whole.
+    // Exactly the deposit is not enough once the mint takes its fee: refused before anything
+    // is recorded (the api reads the keysets' fees), and the token stays the maker's.
     let token = h.cash(deposit).await;
     let resp = h
         .public
@@ -789,19 +794,12 @@ async fn a_whole_trade_at_a_mint_that_charges_fees(opts: PgPoolOptions, conn: Pg
         .body_json(&json!({ "token": token }))
         .send()
         .await;
-    expect_error(resp, StatusCode::CONFLICT, "offer_not_fundable").await;
+    expect_error(resp, StatusCode::BAD_REQUEST, "token_amount_mismatch").await;
     // The deposit plus room for the fee funds it.
     let token = h.cash(deposit + 5).await;
-    let resp = h
-        .public
-        .post(format!("/api/v1/offers/{id}/fund"))
-        .header("Authorization", maker.bearer())
-        .body_json(&json!({ "token": token }))
-        .send()
-        .await;
-    resp.assert_status_is_ok();
-    let v = body(resp).await;
-    assert_eq!(v["status"], "INVOICE_PAID");
+    let intent = h.fund_with_token(id, &maker, &token).await;
+    assert_eq!(intent["state"], "FUNDED", "{intent}");
+    let v = h.wait_status(id, &maker, "INVOICE_PAID").await;
     let s = v["amountSats"].as_u64().expect("S");
     let tf = v["takerRewardSats"].as_u64().expect("TF");
     let tb = v["takerBondSats"].as_u64().expect("TB");
@@ -835,12 +833,9 @@ async fn a_whole_trade_at_a_mint_that_charges_fees(opts: PgPoolOptions, conn: Pg
         .iter()
         .map(|p| p["amountSats"].as_u64().expect("amount"))
         .sum();
-    // MB, and the refused token back less the mint's fee for receiving it. (The funding
-    // token's excess stays in the session's wallet for the session's sweep.)
-    assert!(
-        owed_maker < mb + deposit && owed_maker + 10 >= mb + deposit,
-        "the maker is owed MB and the refused token: {owed_maker}"
-    );
+    // MB: the token too small for the fee was refused before anything was received. (The
+    // funding token's excess stays in the session's wallet for the session's sweep.)
+    assert_eq!(owed_maker, mb, "the maker is owed MB");
     // Redeeming costs the recipients the mint's fee again, on their side.
     let got_taker = h.redeem(&taker_payouts, &taker_sk).await;
     assert!(got_taker < s + tf + tb && got_taker + 10 >= s + tf + tb);

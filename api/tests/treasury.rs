@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use cdk::nuts::{SecretKey, Token};
 use common::Harness;
-use openpleb_common::wallet::treasury::TreasuryKey;
 use openpleb_common::wallet::WalletId;
 use openpleb_worker::WorkerContext;
 use serde_json::Value;
@@ -66,7 +65,10 @@ async fn the_stored_platform_token_is_locked_to_the_treasury(
         !locks.is_empty(),
         "the platform token in payouts.token is unlocked"
     );
-    let treasury = TreasuryKey::from_config(&h.trade_ctx().config).expect("treasury key");
+    let treasury = h
+        .worker_wallets
+        .treasury_key(&h.trade_ctx().config)
+        .expect("treasury key");
     assert!(
         locks
             .iter()
@@ -89,7 +91,11 @@ async fn a_platform_token_spent_elsewhere_is_an_alert_not_a_sweep(
     let sk = SecretKey::generate();
     let pubkey = sk.public_key().x_only_public_key().to_string();
     let lock = pubkey.clone();
-    let h = Harness::start_configured(opts, conn, move |c| c.treasury.pubkey = Some(lock)).await;
+    let h = Harness::start_configured(opts, conn, move |c| {
+        c.treasury.pubkey = Some(lock);
+        c.treasury.secret = None;
+    })
+    .await;
     let provider = h.provider().await;
 
     let stolen = completed(&h, provider).await;

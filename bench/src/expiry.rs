@@ -83,12 +83,15 @@ pub async fn run(report: &mut Report, n: usize) -> anyhow::Result<()> {
     })
     .await?;
     let dir = tempfile::tempdir()?;
-    let mut config = test_config(&db.url, &mint.url, dir.path());
-    config.wallets.cleanup_interval = Duration::from_secs(1);
-    let config = Arc::new(config);
+    let config = Arc::new(test_config(&db.url, &mint.url));
+    let mut settings = openpleb_devkit::test_wallets_config(dir.path());
+    settings.cleanup_interval = Duration::from_secs(1);
 
     let setup = Instant::now();
-    let funder = WalletManager::new(WalletManagerConfig::from_config(&config), db.pool.clone())?;
+    let funder = WalletManager::new(
+        WalletManagerConfig::from_config(&settings, &config.mint.url),
+        db.pool.clone(),
+    )?;
     funder.spawn_maintenance();
     let mut sessions = Vec::with_capacity(n);
     let mut tx = db.pool.begin().await?;
@@ -140,8 +143,10 @@ pub async fn run(report: &mut Report, n: usize) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut workers = Vec::new();
     for i in 0..2 {
-        let wallets =
-            WalletManager::new(WalletManagerConfig::from_config(&config), db.pool.clone())?;
+        let wallets = WalletManager::new(
+            WalletManagerConfig::from_config(&settings, &config.mint.url),
+            db.pool.clone(),
+        )?;
         wallets.spawn_maintenance();
         let ctx = Arc::new(WorkerContext::from_config(
             db.pool.clone(),

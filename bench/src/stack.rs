@@ -110,10 +110,10 @@ pub struct Stack {
     pub db: Database,
     /// Mint and issuer.
     pub auth: AuthStack,
-    /// The api's state (its book cache, wallets, ...).
-    pub state: AppState,
     worker_config: Config,
     worker: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
+    /// The workers' wallet settings (the api has none).
+    wallet_settings: openpleb_common::config::WalletsConfig,
     _dirs: Vec<tempfile::TempDir>,
 }
 
@@ -150,7 +150,7 @@ impl Stack {
     ) -> anyhow::Result<Self> {
         let db = Database::create(60).await?;
         let wallets_dir = tempfile::tempdir()?;
-        let mut config = test_config(&db.url, &auth.mint.url, wallets_dir.path());
+        let mut config = test_config(&db.url, &auth.mint.url);
         // One client address sends everything here.
         config.api.rate_limits.anonymous = 100_000_000;
         config.api.rate_limits.authenticated = 100_000_000;
@@ -198,9 +198,9 @@ impl Stack {
             uncached_addr,
             db,
             auth,
-            state,
             worker_config: (*config).clone(),
             worker: None,
+            wallet_settings: openpleb_devkit::test_wallets_config(wallets_dir.path()),
             _dirs: vec![wallets_dir],
         };
         stack.start_worker(|_| {})?;
@@ -213,7 +213,7 @@ impl Stack {
         let mut config = self.worker_config.clone();
         adjust(&mut config);
         let wallets = WalletManager::new(
-            WalletManagerConfig::from_config(&config),
+            WalletManagerConfig::from_config(&self.wallet_settings, &config.mint.url),
             self.db.pool.clone(),
         )?;
         wallets.spawn_maintenance();
@@ -247,7 +247,6 @@ impl Stack {
     /// Stops everything and drops the database.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.stop_worker().await;
-        self.state.ctx.wallets.close_all().await;
         self.auth.mint.stop().await?;
         self.db.drop_now().await
     }

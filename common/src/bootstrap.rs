@@ -1,5 +1,6 @@
-//! What both binaries do at start: a pool for PostgreSQL and the process' wallet manager (with
-//! the service account's BATs at a protected mint) with its maintenance running.
+//! What the binaries do at start: a pool for PostgreSQL, the service account's BATs at a
+//! protected mint, and a worker's wallet manager with its maintenance running or the api's
+//! mint desk (no wallet, no wallet secret).
 //!
 //! Neither step waits for a dependency: PostgreSQL and the mint may be down when a process
 //! starts. The watchers (`crate::health::watch`, started by the api's state and the worker's
@@ -9,7 +10,8 @@
 use anyhow::Context;
 use sqlx::PgPool;
 
-use crate::config::{Config, DatabaseConfig};
+use crate::config::{Config, DatabaseConfig, WalletsConfig};
+use crate::desk::MintDesk;
 use crate::wallet::service_auth::ServiceAuth;
 use crate::wallet::{WalletManager, WalletManagerConfig};
 
@@ -23,8 +25,12 @@ pub fn database(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
 /// login and the mint's protected endpoints wait for the first wallet operation), its
 /// maintenance (idle close, lease renewal) running until it is dropped. Its
 /// [`WalletManager::health`] is the process' view of its dependencies.
-pub async fn wallets(config: &Config, pool: PgPool) -> anyhow::Result<WalletManager> {
-    let mut wallet_cfg = WalletManagerConfig::from_config(config);
+pub async fn wallets(
+    config: &Config,
+    wallets: &WalletsConfig,
+    pool: PgPool,
+) -> anyhow::Result<WalletManager> {
+    let mut wallet_cfg = WalletManagerConfig::from_config(wallets, &config.mint.url);
     wallet_cfg.service_auth = ServiceAuth::from_config(&config.mint)
         .await
         .context("service OIDC account")?;
@@ -32,4 +38,14 @@ pub async fn wallets(config: &Config, pool: PgPool) -> anyhow::Result<WalletMana
     // The task holds the manager weakly and ends with it; its handle is not needed.
     drop(wallets.spawn_maintenance());
     Ok(wallets)
+}
+
+/// The api's mint desk: the workers' public keys from the configuration (checked when it was
+/// loaded), the service account when one is configured.
+pub async fn desk(config: &Config) -> anyhow::Result<MintDesk> {
+    let keys = config.platform_keys()?;
+    let auth = ServiceAuth::from_config(&config.mint)
+        .await
+        .context("service OIDC account")?;
+    MintDesk::new(&config.mint.url, keys, auth, crate::health::Health::new()).context("MINT_URL")
 }

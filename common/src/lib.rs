@@ -5,10 +5,12 @@
 pub mod bootstrap;
 pub mod config;
 pub mod db;
+pub mod desk;
 pub mod domain;
 pub mod failpoint;
 pub mod health;
 pub mod jobs;
+pub mod keyring;
 pub mod metrics;
 pub mod mint;
 pub mod notify;

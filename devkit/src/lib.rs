@@ -67,7 +67,9 @@ pub fn wallet_manager_config(
 ) -> WalletManagerConfig {
     WalletManagerConfig {
         layout: WalletLayout::new(vec![dir.to_path_buf()], 16),
-        master_secret: b"openpleb test master secret, not for production".to_vec(),
+        // The workers' master secret of every in-process test, so the keys a test's api is
+        // given (test_public_keys) are this manager's.
+        master_secret: openpleb_common::config::Secret::new(TEST_MASTER_SECRET).hex_bytes(),
         mint_url: mint_url.to_owned(),
         max_open,
         idle_close,
@@ -76,20 +78,84 @@ pub fn wallet_manager_config(
         holder: WalletManagerConfig::default_holder(),
         service_auth: None,
         health: openpleb_common::health::Health::new(),
+        // Rare enough not to run in a test unless it asks (the production default).
+        cleanup_interval: Duration::from_secs(3_600),
+        archive_dir: None,
+        archive_keep: Duration::from_secs(90 * 86_400),
     }
 }
 
-/// A configuration for in-process tests: every required value set, the given database and mint.
-pub fn test_config(
-    database_url: &str,
-    mint_url: &str,
-    wallets_dir: &Path,
-) -> openpleb_common::config::Config {
+/// The master secret of [`test_wallets_config`] (hex).
+pub const TEST_MASTER_SECRET: &str =
+    "4242424242424242424242424242424242424242424242424242424242424242";
+/// The treasury secret of [`test_config`] (hex).
+pub const TEST_TREASURY_SECRET: &str =
+    "7171717171717171717171717171717171717171717171717171717171717171";
+
+/// The public keys a worker with [`TEST_MASTER_SECRET`] and [`TEST_TREASURY_SECRET`] derives:
+/// what the api of an in-process test is given.
+pub fn test_public_keys() -> openpleb_common::keyring::PlatformKeys {
+    use std::str::FromStr;
+    let treasury = match cdk::nuts::SecretKey::from_hex(TEST_TREASURY_SECRET).map(|k| {
+        openpleb_common::domain::keys::XOnlyKey::from_str(
+            &k.public_key().x_only_public_key().to_string(),
+        )
+    }) {
+        Ok(Ok(k)) => k,
+        _ => panic!("test treasury key"),
+    };
+    let master = openpleb_common::config::Secret::new(TEST_MASTER_SECRET).hex_bytes();
+    match openpleb_common::keyring::WorkerKeys::derive(&master, treasury) {
+        Ok(k) => k.public,
+        Err(e) => panic!("test keys: {e}"),
+    }
+}
+
+/// A worker's wallet settings for in-process tests: `wallets_dir`, [`TEST_MASTER_SECRET`].
+pub fn test_wallets_config(wallets_dir: &Path) -> openpleb_common::config::WalletsConfig {
+    let dir = wallets_dir.to_string_lossy().into_owned();
+    let lookup = |k: &str| match k {
+        "WALLETS_DIR" => Some(dir.clone()),
+        "WALLET_MASTER_SECRET" => Some(TEST_MASTER_SECRET.to_owned()),
+        _ => None,
+    };
+    match openpleb_common::config::WalletsConfig::from_lookup(lookup) {
+        Ok(c) => c,
+        Err(e) => panic!("test wallets config: {e}"),
+    }
+}
+
+/// A worker's wallet manager for in-process tests, as the worker binary builds it (without a
+/// service account) over [`test_wallets_config`].
+pub fn test_worker_wallets(
+    pool: PgPool,
+    config: &openpleb_common::config::Config,
+    wallets: &openpleb_common::config::WalletsConfig,
+) -> WalletManager {
+    match WalletManager::new(
+        WalletManagerConfig::from_config(wallets, &config.mint.url),
+        pool,
+    ) {
+        Ok(m) => {
+            m.spawn_maintenance();
+            m
+        }
+        Err(e) => panic!("wallet manager: {e}"),
+    }
+}
+
+/// A configuration for in-process tests: every required value set, the given database and
+/// mint, the workers' public keys of [`test_public_keys`] (the api's part); the wallets' own
+/// settings are [`test_wallets_config`] (the workers' part).
+pub fn test_config(database_url: &str, mint_url: &str) -> openpleb_common::config::Config {
+    let keys = test_public_keys();
     let vars: std::collections::HashMap<&str, String> = std::collections::HashMap::from([
         ("DATABASE_URL", database_url.to_owned()),
         ("MINT_URL", mint_url.to_owned()),
-        ("WALLETS_DIR", wallets_dir.to_string_lossy().into_owned()),
-        ("WALLET_MASTER_SECRET", "42".repeat(32)),
+        ("QUOTE_LOCK_XPUB", keys.quote_locks.to_string()),
+        ("TOKEN_SEAL_PUBKEY", keys.token_seal.to_hex()),
+        ("TREASURY_PUBKEY", keys.treasury.to_string()),
+        ("TREASURY_SECRET", TEST_TREASURY_SECRET.to_owned()),
         ("REPUTATION_SECRET", "17".repeat(32)),
         ("ADMIN_TOKEN", "test-admin-token-0123456789".to_owned()),
         ("OIDC_API_TOKEN", "test-oidc-token-0123456789".to_owned()),

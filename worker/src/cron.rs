@@ -127,7 +127,7 @@ pub async fn start(ctx: Arc<WorkerContext>) -> anyhow::Result<JobScheduler> {
         &scheduler,
         &ctx,
         "cleanup_wallets",
-        cfg.wallets.cleanup_interval,
+        ctx.wallets()?.cleanup_interval(),
         |c, t| Box::pin(enqueue_cleanup(c, t)),
     )
     .await?;

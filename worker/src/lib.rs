@@ -24,7 +24,7 @@ use openpleb_common::health::watch::Watchers;
 use openpleb_common::health::Dependency;
 use openpleb_common::jobs::{
     CleanupWallets, DeliverNotice, ExpireOffers, Job, LapseClaim, LapseOffer, Prune,
-    ReconcileWallets, ReleasePayouts, RemindParty, SweepQuotes, WatchMintQuote,
+    ReceiveFunding, ReconcileWallets, ReleasePayouts, RemindParty, SweepQuotes, WatchMintQuote,
 };
 use openpleb_common::mint::{MintClient, MintNeeds};
 
@@ -121,8 +121,8 @@ where
 {
     openpleb_common::metrics::install();
     // The mint the jobs' wallet operations talk to (the configured one, in the binary).
-    let mint =
-        MintClient::new(ctx.wallets.mint_url()).map_err(|e| anyhow::anyhow!("MINT_URL: {e}"))?;
+    let wallets = ctx.wallets()?.clone();
+    let mint = MintClient::new(wallets.mint_url()).map_err(|e| anyhow::anyhow!("MINT_URL: {e}"))?;
     let watchers = Watchers::start(&ctx.health, ctx.pool.clone(), mint, MintNeeds::Worker);
     let metrics = ctx.config.ops.worker_metrics_addr.clone().map(|addr| {
         let ctx = ctx.clone();
@@ -155,6 +155,14 @@ where
             SweepQuotes,
             Lane::new(1),
             jobs::sweep_quotes::handle
+        ))
+        // A maker waits on its token's receive, as on a paid invoice's minting.
+        .register(worker!(
+            ctx,
+            name,
+            ReceiveFunding,
+            Lane::new(concurrency).urgent().with_mint(),
+            jobs::receive_funding::handle
         ))
         .register(worker!(
             ctx,
@@ -250,7 +258,7 @@ where
     if let Err(e) = scheduler.shutdown().await {
         tracing::warn!(error = %e, "cron scheduler shutdown");
     }
-    ctx.wallets.close_all().await;
+    wallets.close_all().await;
     result
 }
 

@@ -56,7 +56,9 @@ where
 
 #[handler]
 async fn metrics(ctx: Data<&Arc<WorkerContext>>) -> Response {
-    openpleb_common::metrics::wallets_open(ctx.wallets.open_count());
+    if let Some(w) = &ctx.wallets {
+        openpleb_common::metrics::wallets_open(w.open_count());
+    }
     Response::builder()
         .content_type("text/plain; version=0.0.4")
         .body(openpleb_common::metrics::render())

@@ -24,6 +24,7 @@ fn worker(db_url: &str, mint: &str, wallets: &std::path::Path, abort: bool) -> s
         .env("MINT_URL", mint)
         .env("WALLETS_DIR", wallets)
         .env("WALLET_MASTER_SECRET", "42".repeat(32))
+        .env("TREASURY_SECRET", openpleb_devkit::TEST_TREASURY_SECRET)
         .env("REPUTATION_SECRET", "17".repeat(32))
         .env("ADMIN_TOKEN", "test-admin-token-0123456789")
         .env("OIDC_API_TOKEN", "test-oidc-token-0123456789")
@@ -72,7 +73,7 @@ async fn an_aborted_refund_completes_once_after_restart(
     .await
     .expect("mint");
     let dir = tempfile::tempdir().expect("dir");
-    let config = test_config(&db_url, &mint.url, dir.path());
+    let config = test_config(&db_url, &mint.url);
 
     // A cancelled, funded offer: the maker's wallet holds the deposit, a refund is recorded.
     let maker_sk = cdk::nuts::SecretKey::generate();
@@ -85,8 +86,12 @@ async fn an_aborted_refund_completes_once_after_restart(
     tx.commit().await.expect("commit");
     let deposit = offer.amounts().deposit().expect("deposit");
 
-    let wallets = WalletManager::new(WalletManagerConfig::from_config(&config), pool.clone())
-        .expect("wallets");
+    let settings = openpleb_devkit::test_wallets_config(dir.path());
+    let wallets = WalletManager::new(
+        WalletManagerConfig::from_config(&settings, &config.mint.url),
+        pool.clone(),
+    )
+    .expect("wallets");
     let maker_wallet = WalletId::session(session);
     fixtures::fund_wallet(&wallets, &mint, &maker_wallet, deposit)
         .await
@@ -158,8 +163,12 @@ async fn an_aborted_refund_completes_once_after_restart(
         .await
         .expect("redeem");
     assert_eq!(got, deposit);
-    let wallets = WalletManager::new(WalletManagerConfig::from_config(&config), pool.clone())
-        .expect("wallets");
+    let settings = openpleb_devkit::test_wallets_config(dir.path());
+    let wallets = WalletManager::new(
+        WalletManagerConfig::from_config(&settings, &config.mint.url),
+        pool.clone(),
+    )
+    .expect("wallets");
     let left = wallets.balance(&maker_wallet).await.expect("balance");
     assert_eq!(left.unspent, 0, "nothing sent twice, nothing left behind");
     wallets.close_all().await;

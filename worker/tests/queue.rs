@@ -26,13 +26,8 @@ async fn pool(_test_opts: PgPoolOptions, conn: PgConnectOptions) -> PgPool {
 /// Worker settings for these tests: short polls, no mint websocket (empty mint URL; payments
 /// are found by polling), periodic jobs rare enough not to interfere.
 fn config() -> Config {
-    let mut c = openpleb_devkit::test_config(
-        "postgres://unused",
-        "http://127.0.0.1:9",
-        std::path::Path::new("/tmp"),
-    );
+    let mut c = openpleb_devkit::test_config("postgres://unused", "http://127.0.0.1:9");
     c.mint.url = String::new();
-    c.wallets.cleanup_interval = Duration::from_secs(3600);
     let w = &mut c.worker;
     w.concurrency = 2;
     w.quote_poll_interval = Duration::from_secs(1);

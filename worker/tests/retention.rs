@@ -86,16 +86,15 @@ async fn each_table_shrinks_and_nothing_needed_goes(_opts: PgPoolOptions, conn: 
     let pool = test_pool(conn).await.expect("pool");
     let dir = tempfile::tempdir().expect("dir");
     let archive = tempfile::tempdir().expect("archive dir");
-    let mut config =
-        openpleb_devkit::test_config("postgres://unused", "http://127.0.0.1:9", dir.path());
-    config.wallets.archive_dir = Some(archive.path().to_path_buf());
+    let config = openpleb_devkit::test_config("postgres://unused", "http://127.0.0.1:9");
+    let mut settings = openpleb_devkit::test_wallets_config(dir.path());
     assert_eq!(
-        config.wallets.archive_keep.as_secs(),
+        settings.archive_keep.as_secs(),
         90 * 86_400,
         "WALLET_ARCHIVE_DAYS default"
     );
-    let wallets =
-        openpleb_devkit::wallet_manager(pool.clone(), "http://127.0.0.1:9", dir.path(), 4);
+    settings.archive_dir = Some(archive.path().to_path_buf());
+    let wallets = openpleb_devkit::test_worker_wallets(pool.clone(), &config, &settings);
     let ctx = WorkerContext::from_config(pool.clone(), wallets, Arc::new(config));
     let r = &ctx.config.retention;
     assert_eq!(

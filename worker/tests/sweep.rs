@@ -53,8 +53,7 @@ async fn a_sweep_adds_no_watcher_to_a_quote_whose_watcher_waits(
 
     let dir = tempfile::tempdir().expect("dir");
     let wallets = wallet_manager(pool.clone(), "http://127.0.0.1:9", dir.path(), 4);
-    let config =
-        openpleb_devkit::test_config("postgres://unused", "http://127.0.0.1:9", dir.path());
+    let config = openpleb_devkit::test_config("postgres://unused", "http://127.0.0.1:9");
     let ctx = Arc::new(WorkerContext::from_config(
         pool.clone(),
         wallets,
@@ -117,8 +116,7 @@ async fn a_sweep_finds_a_forgotten_quote_behind_many_watched_ones(
 
     let dir = tempfile::tempdir().expect("dir");
     let wallets = wallet_manager(pool.clone(), "http://127.0.0.1:9", dir.path(), 4);
-    let config =
-        openpleb_devkit::test_config("postgres://unused", "http://127.0.0.1:9", dir.path());
+    let config = openpleb_devkit::test_config("postgres://unused", "http://127.0.0.1:9");
     let ctx = Arc::new(WorkerContext::from_config(
         pool.clone(),
         wallets,
@@ -178,7 +176,7 @@ async fn a_swept_quote_of_a_cancelled_offer_waits_for_its_last_look(
             offer_id: offer.id,
             purpose: openpleb_common::domain::payout::QuotePurpose::Deposit,
             refund_pubkey: key,
-            lock_nonce: Some("00000000000000000000000000000000"),
+            lock_path: Some("0/0".to_owned()),
         },
     )
     .await
@@ -194,8 +192,7 @@ async fn a_swept_quote_of_a_cancelled_offer_waits_for_its_last_look(
 
     let dir = tempfile::tempdir().expect("dir");
     let wallets = wallet_manager(pool.clone(), "http://127.0.0.1:9", dir.path(), 4);
-    let config =
-        openpleb_devkit::test_config("postgres://unused", "http://127.0.0.1:9", dir.path());
+    let config = openpleb_devkit::test_config("postgres://unused", "http://127.0.0.1:9");
     let ctx = Arc::new(WorkerContext::from_config(
         pool.clone(),
         wallets,

@@ -11,10 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openpleb_api::{admin_app, public_app, AppState};
+use openpleb_common::config::WalletsConfig;
 use openpleb_common::mint::MintClient;
-use openpleb_common::wallet::{WalletId, WalletManager, WalletManagerConfig};
+use openpleb_common::wallet::{WalletId, WalletManager};
 use openpleb_devkit::stack::AuthStack;
-use openpleb_devkit::{test_config, wallet_manager_with, Trader};
+use openpleb_devkit::{
+    test_config, test_wallets_config, test_worker_wallets, wallet_manager_with, Trader,
+};
 use openpleb_worker::{run, WorkerContext};
 use poem::endpoint::BoxEndpoint;
 use poem::http::StatusCode;
@@ -92,7 +95,7 @@ impl Harness {
     /// over its connect options; its own pool is too small for an api and a worker).
     pub async fn start(test_pool: PgPoolOptions, conn: PgConnectOptions) -> Self {
         let stack = AuthStack::start(OIDC_TOKEN).await.expect("auth stack");
-        Self::start_on(stack, test_pool, conn, |_| {}).await
+        Self::start_on(stack, test_pool, conn, |_| {}, |_| {}).await
     }
 
     /// Manual payments and a configuration adjusted by `adjust` (e.g. short timers).
@@ -104,7 +107,7 @@ impl Harness {
         let stack = AuthStack::start_manual_payments(OIDC_TOKEN)
             .await
             .expect("auth stack");
-        Self::start_on(stack, test_pool, conn, adjust).await
+        Self::start_on(stack, test_pool, conn, adjust, |_| {}).await
     }
 
     /// Manual payments at a mint whose quotes expire after `quote_ttl_secs` (a test can see a
@@ -118,7 +121,7 @@ impl Harness {
         let stack = AuthStack::start_manual_payments_with_ttl(OIDC_TOKEN, quote_ttl_secs)
             .await
             .expect("auth stack");
-        Self::start_on(stack, test_pool, conn, adjust).await
+        Self::start_on(stack, test_pool, conn, adjust, |_| {}).await
     }
 
     /// Like [`Harness::start`], but invoices are paid only by [`Harness::pay`].
@@ -126,7 +129,7 @@ impl Harness {
         let stack = AuthStack::start_manual_payments(OIDC_TOKEN)
             .await
             .expect("auth stack");
-        Self::start_on(stack, test_pool, conn, |_| {}).await
+        Self::start_on(stack, test_pool, conn, |_| {}, |_| {}).await
     }
 
     /// Like [`Harness::start_manual`], at a mint charging `input_fee_ppk` per input proof.
@@ -138,7 +141,7 @@ impl Harness {
         let stack = AuthStack::start_manual_payments_with_fees(OIDC_TOKEN, input_fee_ppk)
             .await
             .expect("auth stack");
-        Self::start_on(stack, test_pool, conn, |_| {}).await
+        Self::start_on(stack, test_pool, conn, |_| {}, |_| {}).await
     }
 
     /// Pays an invoice (for [`Harness::start_manual`]).
@@ -150,11 +153,24 @@ impl Harness {
             .expect("pay invoice");
     }
 
+    /// Manual payments and the workers' wallet settings adjusted by `adjust` (e.g. archiving).
+    pub async fn start_with_wallet_settings(
+        test_pool: PgPoolOptions,
+        conn: PgConnectOptions,
+        adjust: impl FnOnce(&mut WalletsConfig),
+    ) -> Self {
+        let stack = AuthStack::start_manual_payments(OIDC_TOKEN)
+            .await
+            .expect("auth stack");
+        Self::start_on(stack, test_pool, conn, |_| {}, adjust).await
+    }
+
     async fn start_on(
         mut stack: AuthStack,
         _test_pool: PgPoolOptions,
         conn: PgConnectOptions,
         adjust: impl FnOnce(&mut openpleb_common::config::Config),
+        adjust_wallets: impl FnOnce(&mut WalletsConfig),
     ) -> Self {
         // Logs only when asked for (RUST_LOG=...), to keep CI output readable.
         if std::env::var_os("RUST_LOG").is_some() {
@@ -171,20 +187,19 @@ impl Harness {
         openpleb_common::db::migrate(&pool).await.expect("migrate");
         let wallets_dir = tempfile::tempdir().expect("dir");
         let trader_dir = tempfile::tempdir().expect("dir");
-        let mut config = test_config("postgres://unused", &stack.mint.url, wallets_dir.path());
+        let mut config = test_config("postgres://unused", &stack.mint.url);
         // Tests send many anonymous requests from one address.
         config.api.rate_limits.anonymous = 100_000;
-        config.wallets.idle_close = Duration::from_millis(300);
         adjust(&mut config);
+        // The api gets the configuration alone (public keys, no wallet secret, no volume);
+        // the workers get the wallet settings too.
+        let mut wallet_settings = test_wallets_config(wallets_dir.path());
+        wallet_settings.idle_close = Duration::from_millis(300);
+        wallet_settings.cleanup_interval = Duration::from_secs(2);
+        adjust_wallets(&mut wallet_settings);
         // The worker is another process on the same machine: same layout, its own leases.
-        let worker_wallets =
-            WalletManager::new(WalletManagerConfig::from_config(&config), pool.clone())
-                .expect("worker wallets");
-        worker_wallets.spawn_maintenance();
-        let second_wallets =
-            WalletManager::new(WalletManagerConfig::from_config(&config), pool.clone())
-                .expect("second worker wallets");
-        second_wallets.spawn_maintenance();
+        let worker_wallets = test_worker_wallets(pool.clone(), &config, &wallet_settings);
+        let second_wallets = test_worker_wallets(pool.clone(), &config, &wallet_settings);
         // The worker polls and sweeps often so tests run in seconds; the api keeps the
         // configuration as loaded (its alert thresholds derive from the intervals).
         let mut worker_config = config.clone();
@@ -196,7 +211,6 @@ impl Harness {
         // Reconciliation runs beside every api test: it must never disturb a trade.
         w.reconcile_interval = Duration::from_secs(3);
         w.reconcile_batch = 100;
-        worker_config.wallets.cleanup_interval = Duration::from_secs(2);
         let worker_config = Arc::new(worker_config);
         let state = AppState::new(
             Arc::new(config),
@@ -405,6 +419,44 @@ impl Harness {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         panic!("offer {id} never reached {status}: {last}");
+    }
+
+    /// Funds offer `id` with `token` as `maker`: the api answers 202 with the intent, a worker
+    /// receives it; returns the intent once it ended (FUNDED, REFUNDED or ABANDONED).
+    pub async fn fund_with_token(&self, id: Uuid, maker: &Session, token: &str) -> Value {
+        let resp = self
+            .public
+            .post(format!("/api/v1/offers/{id}/fund"))
+            .header("Authorization", maker.bearer())
+            .body_json(&json!({ "token": token }))
+            .send()
+            .await;
+        resp.assert_status(StatusCode::ACCEPTED);
+        let intent = body(resp).await;
+        assert_eq!(intent["state"], "OPEN", "{intent}");
+        let intent_id = intent["id"].as_str().expect("intent id").to_owned();
+        self.wait_intent(id, maker, &intent_id).await
+    }
+
+    /// Waits until funding intent `intent_id` of offer `id` ended; returns it.
+    pub async fn wait_intent(&self, id: Uuid, maker: &Session, intent_id: &str) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..120 {
+            let resp = self
+                .public
+                .get(format!("/api/v1/offers/{id}/fund/{intent_id}"))
+                .header("Authorization", maker.bearer())
+                .send()
+                .await;
+            resp.assert_status_is_ok();
+            let v = body(resp).await;
+            if v["state"] != "OPEN" {
+                return v;
+            }
+            last = v;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("funding intent {intent_id} never ended: {last}");
     }
 
     /// Waits until every payout `who` has for the offer is released; returns the tokens.

@@ -67,7 +67,7 @@ async fn a_database_lost_and_back_needs_no_restart() {
     // 1. A trade up to the receipt.
     let mut api = ApiProcess::start(&db_url, &mint_url, dir.path(), admin_port);
     let wallets = dir.path().join("wallets");
-    let worker = Worker::start(test_config(&db_url, &mint_url, &wallets)).await;
+    let worker = Worker::start(test_config(&db_url, &mint_url), &wallets).await;
     api.wait_listening().await;
     wait_until(Duration::from_secs(60), "ready", || async {
         api.ready("").await.status == 200

@@ -6,4 +6,5 @@
 
 mod database_down;
 mod mint_down;
+mod no_key;
 mod support;

@@ -74,7 +74,7 @@ async fn a_stopped_mint_is_waited_out(_opts: PgPoolOptions, conn: PgConnectOptio
     // 1. Both start without the mint.
     let mut api = ApiProcess::start(&db_url, &mint_url, dir.path(), admin_port);
     let wallets = dir.path().join("wallets");
-    let worker = Worker::start(test_config(&db_url, &mint_url, &wallets)).await;
+    let worker = Worker::start(test_config(&db_url, &mint_url), &wallets).await;
     api.wait_listening().await;
     wait_until(Duration::from_secs(60), "database migrated", || async {
         api.ready("?scope=api").await.status == 200

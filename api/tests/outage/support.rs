@@ -265,6 +265,16 @@ pub struct ApiProcess {
     log: PathBuf,
 }
 
+/// The environment an api is given of the workers' keys: public keys only.
+pub fn api_keys() -> Vec<(&'static str, String)> {
+    let keys = openpleb_devkit::test_public_keys();
+    vec![
+        ("QUOTE_LOCK_XPUB", keys.quote_locks.to_string()),
+        ("TOKEN_SEAL_PUBKEY", keys.token_seal.to_hex()),
+        ("TREASURY_PUBKEY", keys.treasury.to_string()),
+    ]
+}
+
 impl ApiProcess {
     /// Starts `openpleb-api` against `db_url` and `mint_url`, its admin listener on
     /// `admin_port` (where the dev issuer asks about pubkeys), logging into `dir`.
@@ -279,8 +289,8 @@ impl ApiProcess {
             .env("DATABASE_URL", db_url)
             .env("DATABASE_POOL_SIZE", "10")
             .env("MINT_URL", mint_url)
-            .env("WALLETS_DIR", dir.join("wallets"))
-            .env("WALLET_MASTER_SECRET", "42".repeat(32))
+            // Only the workers' public keys: the api refuses a wallet secret or volume.
+            .envs(api_keys())
             .env("REPUTATION_SECRET", "17".repeat(32))
             .env("ADMIN_TOKEN", ADMIN_TOKEN)
             .env("OIDC_API_TOKEN", OIDC_TOKEN)
@@ -380,7 +390,7 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub async fn start(mut config: Config) -> Self {
+    pub async fn start(mut config: Config, wallets_dir: &Path) -> Self {
         // Its logs only when asked for (RUST_LOG=...), to keep test output readable.
         if std::env::var_os("RUST_LOG").is_some() {
             openpleb_common::telemetry::init(openpleb_common::config::LogFormat::Text);
@@ -391,7 +401,8 @@ impl Worker {
         w.queue_poll_interval = Duration::from_millis(200);
         let config = Arc::new(config);
         let pool = bootstrap::database(&config.database).expect("pool");
-        let wallets = bootstrap::wallets(&config, pool.clone())
+        let settings = openpleb_devkit::test_wallets_config(wallets_dir);
+        let wallets = bootstrap::wallets(&config, &settings, pool.clone())
             .await
             .expect("wallets");
         let ctx = Arc::new(WorkerContext::from_config(pool, wallets, config));

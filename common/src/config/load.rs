@@ -19,7 +19,6 @@ impl Config {
         Ok(Self {
             database: database_config(&env)?,
             mint: mint_config(&env)?,
-            wallets: wallets_config(&env)?,
             api: api_config(&env)?,
             limits: limits(&env)?,
             timers: timers(&env)?,
@@ -36,8 +35,76 @@ impl Config {
             retention: retention_config(&env)?,
             treasury: treasury_config(&env)?,
             notify: notify_config(&env)?,
+            keys: keys_config(&env)?,
         })
     }
+
+    /// The api's configuration from the process environment: as [`Config::from_env`], refusing
+    /// what only workers may hold.
+    pub fn for_api_from_env() -> Result<Self, ConfigError> {
+        Self::for_api(|k| std::env::var(k).ok())
+    }
+
+    /// The api's configuration: the api holds no wallet secret and no wallet volume, so a
+    /// deployment cannot leak them to it by habit (one env file for every process): given
+    /// one, it refuses to start and names the variable. It needs the workers' public keys.
+    pub fn for_api(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        for var in WORKER_ONLY {
+            if lookup(var).is_some_and(|v| !v.trim().is_empty()) {
+                return Err(invalid(
+                    var,
+                    "the api holds no wallet secret or wallet volume: give it to the workers only",
+                ));
+            }
+        }
+        let config = Self::from_lookup(lookup)?;
+        config.platform_keys()?;
+        Ok(config)
+    }
+}
+
+/// What only workers may be given.
+pub const WORKER_ONLY: [&str; 3] = ["WALLET_MASTER_SECRET", "TREASURY_SECRET", "WALLETS_DIR"];
+
+impl WalletsConfig {
+    /// A worker's wallet settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// A worker's wallet settings through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        wallets_config(&Env(lookup))
+    }
+}
+
+/// `QUOTE_LOCK_XPUB` and `TOKEN_SEAL_PUBKEY`, each checked when given.
+fn keys_config<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<KeysConfig, ConfigError> {
+    use std::str::FromStr;
+    let xpub = env.raw("QUOTE_LOCK_XPUB").map(|v| v.trim().to_owned());
+    if let Some(x) = &xpub {
+        cdk_common::bitcoin::bip32::Xpub::from_str(x).map_err(|_| {
+            invalid(
+                "QUOTE_LOCK_XPUB",
+                "expected a BIP-32 extended public key (xpub…)",
+            )
+        })?;
+    }
+    let seal = env
+        .raw("TOKEN_SEAL_PUBKEY")
+        .map(|v| v.trim().to_ascii_lowercase());
+    if let Some(k) = &seal {
+        cdk::nuts::PublicKey::from_hex(k).map_err(|_| {
+            invalid(
+                "TOKEN_SEAL_PUBKEY",
+                "expected a compressed public key (66 hex characters)",
+            )
+        })?;
+    }
+    Ok(KeysConfig {
+        quote_lock_xpub: xpub,
+        token_seal_pubkey: seal,
+    })
 }
 
 fn database_config<F: Fn(&str) -> Option<String>>(

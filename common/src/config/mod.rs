@@ -12,6 +12,7 @@ use crate::domain::money::FeeRules;
 use crate::domain::offer::Timers;
 
 pub use cidr::Cidr;
+pub use load::WORKER_ONLY;
 pub use price_endpoint::PriceEndpoint;
 
 mod cidr;
@@ -129,8 +130,6 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// The Cashu mint.
     pub mint: MintConfig,
-    /// Session wallets.
-    pub wallets: WalletsConfig,
     /// The HTTP listeners, sessions and the api's own credentials.
     pub api: ApiConfig,
     /// What the market accepts.
@@ -153,6 +152,74 @@ pub struct Config {
     pub treasury: TreasuryConfig,
     /// Telling parties out of band: Web Push and webhooks.
     pub notify: NotifyConfig,
+    /// The workers' public keys, as the api is given them.
+    pub keys: KeysConfig,
+}
+
+impl Config {
+    /// The workers' public keys the api locks quotes, seals tokens and locks fees to: all three
+    /// are required where they are needed (the api).
+    pub fn platform_keys(&self) -> Result<crate::keyring::PlatformKeys, ConfigError> {
+        let xpub = self
+            .keys
+            .quote_lock_xpub
+            .as_deref()
+            .ok_or(ConfigError::Missing("QUOTE_LOCK_XPUB"))?;
+        let seal = self
+            .keys
+            .token_seal_pubkey
+            .as_deref()
+            .ok_or(ConfigError::Missing("TOKEN_SEAL_PUBKEY"))?;
+        let treasury = self
+            .treasury
+            .pubkey
+            .as_deref()
+            .ok_or(ConfigError::Missing("TREASURY_PUBKEY"))?;
+        crate::keyring::PlatformKeys::parse(xpub, seal, treasury).map_err(|(var, e)| {
+            ConfigError::Invalid {
+                var,
+                reason: e.to_string(),
+            }
+        })
+    }
+
+    /// A worker's check that the public keys it was given (if any) are its own: an api given
+    /// another deployment's keys would lock quotes and seal tokens no worker can use.
+    pub fn check_worker_keys(&self, own: &crate::keyring::PlatformKeys) -> Result<(), ConfigError> {
+        let mismatch = |var: &'static str| ConfigError::Invalid {
+            var,
+            reason:
+                "is not the key WALLET_MASTER_SECRET derives; see `openpleb-worker public-keys`"
+                    .to_owned(),
+        };
+        if self
+            .keys
+            .quote_lock_xpub
+            .as_deref()
+            .is_some_and(|x| x != own.quote_locks.to_string())
+        {
+            return Err(mismatch("QUOTE_LOCK_XPUB"));
+        }
+        if self
+            .keys
+            .token_seal_pubkey
+            .as_deref()
+            .is_some_and(|k| k != own.token_seal.to_hex())
+        {
+            return Err(mismatch("TOKEN_SEAL_PUBKEY"));
+        }
+        Ok(())
+    }
+}
+
+/// The workers' public keys (`crate::keyring`), given to the api; a worker derives its own and
+/// checks these against them when they are set.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeysConfig {
+    /// `QUOTE_LOCK_XPUB`: the extended public key quote locks derive from.
+    pub quote_lock_xpub: Option<String>,
+    /// `TOKEN_SEAL_PUBKEY`: what funding tokens are sealed to (compressed, hex).
+    pub token_seal_pubkey: Option<String>,
 }
 
 /// Notifications (Web Push, webhooks): the VAPID key, reminders, delivery bounds and which
@@ -258,7 +325,9 @@ pub struct MintConfig {
     pub service_oidc: Option<ServiceOidc>,
 }
 
-/// Session wallets: where their files live, how many stay open, and their leases.
+/// Session wallets: where their files live, how many stay open, their leases, and the master
+/// secret their seeds derive from. A worker's only: the api's [`Config`] has no such field
+/// (`Config::for_api` refuses the variables).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WalletsConfig {
     /// One or more directories that hold the session wallet shards (`WALLETS_DIR`).

@@ -21,6 +21,10 @@ fn load(vars: &HashMap<&'static str, String>) -> Result<Config, ConfigError> {
     Config::from_lookup(|k| vars.get(k).cloned())
 }
 
+fn wallets(vars: &HashMap<&'static str, String>) -> Result<WalletsConfig, ConfigError> {
+    WalletsConfig::from_lookup(|k| vars.get(k).cloned())
+}
+
 #[test]
 fn defaults_follow_the_design() {
     let c = load(&base()).expect("config");
@@ -67,9 +71,10 @@ fn defaults_follow_the_design() {
         .map(ToString::to_string)
         .collect();
     assert_eq!(proxies, ["127.0.0.0/8", "::1/128"]);
-    assert_eq!(c.wallets.volumes, vec![PathBuf::from("./data/wallets")]);
-    assert_eq!(c.wallets.lease_ttl, Duration::from_secs(30));
-    assert_eq!(c.wallets.lease_wait, Duration::from_secs(45));
+    let w = wallets(&base()).expect("wallets");
+    assert_eq!(w.volumes, vec![PathBuf::from("./data/wallets")]);
+    assert_eq!(w.lease_ttl, Duration::from_secs(30));
+    assert_eq!(w.lease_wait, Duration::from_secs(45));
     assert_eq!(c.worker.quote_poll_interval, Duration::from_secs(5));
     assert_eq!(c.worker.quote_poll_max_interval, Duration::from_secs(60));
     assert_eq!(c.worker.queue_poll_interval, Duration::from_secs(2));
@@ -162,7 +167,7 @@ fn several_volumes_and_percentages() {
     vars.insert("PLATFORM_FEE_PERCENT", "0.5".to_owned());
     let c = load(&vars).expect("config");
     assert_eq!(
-        c.wallets.volumes,
+        wallets(&vars).expect("wallets").volumes,
         vec![PathBuf::from("/a"), PathBuf::from("/b")]
     );
     assert_eq!(c.fees.platform_fee.bps, 50);
@@ -201,8 +206,8 @@ fn service_account_needs_all_three_settings() {
 
 #[test]
 fn master_secret_decodes_from_hex() {
-    let c = load(&base()).expect("config");
-    assert_eq!(c.wallets.master_secret_bytes(), vec![0xab; 32]);
+    let w = wallets(&base()).expect("wallets");
+    assert_eq!(w.master_secret_bytes(), vec![0xab; 32]);
 }
 
 #[test]
@@ -210,7 +215,8 @@ fn secrets_do_not_show_in_debug() {
     let c = load(&base()).expect("config");
     let dbg = format!("{c:?}");
     assert!(!dbg.contains("admin-token-0123456789"));
-    assert!(!dbg.contains(&"ab".repeat(32)));
+    let w = format!("{:?}", wallets(&base()).expect("wallets"));
+    assert!(!w.contains(&"ab".repeat(32)));
 }
 
 #[test]
@@ -238,19 +244,19 @@ fn trusted_proxies_are_cidr_blocks() {
 
 #[test]
 fn wallet_archives_are_off_unless_a_directory_is_named() {
-    let c = load(&base()).expect("config");
-    assert_eq!(c.wallets.archive_dir, None);
-    assert_eq!(c.wallets.archive_keep, Duration::from_secs(90 * 86_400));
+    let c = wallets(&base()).expect("config");
+    assert_eq!(c.archive_dir, None);
+    assert_eq!(c.archive_keep, Duration::from_secs(90 * 86_400));
     let mut vars = base();
     vars.insert("WALLETS_DIR", "/srv/wallets".to_owned());
     vars.insert("WALLETS_ARCHIVE_DIR", "/srv/archive".to_owned());
     vars.insert("WALLET_ARCHIVE_DAYS", "7".to_owned());
-    let c = load(&vars).expect("config");
-    assert_eq!(c.wallets.archive_dir, Some(PathBuf::from("/srv/archive")));
-    assert_eq!(c.wallets.archive_keep, Duration::from_secs(7 * 86_400));
+    let c = wallets(&vars).expect("config");
+    assert_eq!(c.archive_dir, Some(PathBuf::from("/srv/archive")));
+    assert_eq!(c.archive_keep, Duration::from_secs(7 * 86_400));
     vars.insert("WALLETS_ARCHIVE_DIR", "/srv/wallets/archive".to_owned());
     assert!(matches!(
-        load(&vars),
+        wallets(&vars),
         Err(ConfigError::Invalid {
             var: "WALLETS_ARCHIVE_DIR",
             ..
@@ -258,7 +264,7 @@ fn wallet_archives_are_off_unless_a_directory_is_named() {
     ));
     vars.insert("WALLETS_ARCHIVE_DIR", "/srv/archive".to_owned());
     vars.insert("WALLET_ARCHIVE_DAYS", "0".to_owned());
-    assert!(load(&vars).is_err());
+    assert!(wallets(&vars).is_err());
 }
 
 #[test]
@@ -451,4 +457,57 @@ fn stats_are_cached_ten_seconds_unless_told() {
     );
     vars.insert("STATS_CACHE_MS", "0".to_owned());
     assert_eq!(load(&vars).expect("off").api.stats_cache, Duration::ZERO);
+}
+
+#[test]
+fn the_api_refuses_what_only_workers_hold_and_needs_the_public_keys() {
+    let keys = {
+        let sk = cdk::nuts::SecretKey::from_slice(&[7; 32]).expect("key");
+        let treasury = <crate::domain::keys::XOnlyKey as std::str::FromStr>::from_str(
+            &sk.public_key().x_only_public_key().to_string(),
+        )
+        .expect("x-only");
+        crate::keyring::WorkerKeys::derive(&[0xab; 32], treasury)
+            .expect("keys")
+            .public
+    };
+    let mut vars = base();
+    vars.remove("WALLET_MASTER_SECRET");
+    let api = |vars: &HashMap<&'static str, String>| Config::for_api(|k| vars.get(k).cloned());
+    assert_eq!(
+        api(&vars).map(|_| ()),
+        Err(ConfigError::Missing("QUOTE_LOCK_XPUB"))
+    );
+    vars.insert("QUOTE_LOCK_XPUB", keys.quote_locks.to_string());
+    vars.insert("TOKEN_SEAL_PUBKEY", keys.token_seal.to_hex());
+    vars.insert("TREASURY_PUBKEY", keys.treasury.to_string());
+    let c = api(&vars).expect("the api's configuration");
+    assert_eq!(c.platform_keys().expect("keys"), keys);
+    for var in WORKER_ONLY {
+        let mut with = vars.clone();
+        with.insert(var, "ab".repeat(32));
+        match api(&with).map(|_| ()) {
+            Err(ConfigError::Invalid { var: named, .. }) => assert_eq!(named, var),
+            other => panic!("{var}: {other:?}"),
+        }
+    }
+    // A worker checks that the public keys it was given are its own.
+    assert!(c.check_worker_keys(&keys).is_ok());
+    let other = {
+        let sk = cdk::nuts::SecretKey::from_slice(&[7; 32]).expect("key");
+        let treasury = <crate::domain::keys::XOnlyKey as std::str::FromStr>::from_str(
+            &sk.public_key().x_only_public_key().to_string(),
+        )
+        .expect("x-only");
+        crate::keyring::WorkerKeys::derive(&[0xcd; 32], treasury)
+            .expect("keys")
+            .public
+    };
+    assert!(matches!(
+        c.check_worker_keys(&other),
+        Err(ConfigError::Invalid {
+            var: "QUOTE_LOCK_XPUB",
+            ..
+        })
+    ));
 }

@@ -35,9 +35,12 @@ pub struct WalletQuote {
     pub purpose: Option<QuotePurpose>,
     /// Where a late payment is refunded.
     pub refund_pubkey: Option<String>,
-    /// The nonce the quote's NUT-20 key derives from (with the wallet's seed), when the quote
-    /// was made without opening the wallet.
+    /// The nonce the quote's NUT-20 key derives from (with the wallet's seed), for a quote
+    /// made without opening the wallet before the workers' extended public key.
     pub lock_nonce: Option<String>,
+    /// Where under the workers' quote-lock branch its NUT-20 key is (`a/b`), for a quote the
+    /// api made from the workers' extended public key.
+    pub lock_path: Option<String>,
 }
 
 /// A quote that funds an offer's deposit or a claim's bond.
@@ -57,8 +60,8 @@ pub struct OfferQuote<'a> {
     pub purpose: QuotePurpose,
     /// The payer's key, for refunding a late payment.
     pub refund_pubkey: &'a str,
-    /// The nonce of the quote's derived NUT-20 key, if made without opening the wallet.
-    pub lock_nonce: Option<&'a str>,
+    /// Where under the workers' quote-lock branch the quote's NUT-20 key is.
+    pub lock_path: Option<String>,
 }
 
 /// Records a new quote for an offer.
@@ -71,7 +74,7 @@ pub async fn insert_for_offer(
         "with q as (
            insert into wallet_quotes
              (quote_id, wallet_id, amount_sats, expires_at, offer_id, purpose, refund_pubkey,
-              lock_nonce)
+              lock_path)
            values ($1, $2, $3, $4, $5, $6, $7, $8)
            returning quote_id)
          select pg_notify($9, quote_id) from q",
@@ -83,7 +86,7 @@ pub async fn insert_for_offer(
     .bind(q.offer_id)
     .bind(q.purpose)
     .bind(q.refund_pubkey)
-    .bind(q.lock_nonce)
+    .bind(q.lock_path.as_deref())
     .bind(QUOTES_CHANNEL)
     .execute(conn)
     .await?;
@@ -120,7 +123,7 @@ pub async fn insert(
 pub async fn get(pool: &PgPool, quote_id: &str) -> Result<Option<WalletQuote>, sqlx::Error> {
     sqlx::query_as(
         "select quote_id, wallet_id, amount_sats, state, minted_sats, expires_at, offer_id,
-                purpose, refund_pubkey, lock_nonce
+                purpose, refund_pubkey, lock_nonce, lock_path
            from wallet_quotes where quote_id = $1",
     )
     .bind(quote_id)

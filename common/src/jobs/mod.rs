@@ -28,6 +28,8 @@ pub mod queues {
     pub const SWEEP_QUOTES: &str = "openpleb.sweep_quotes";
     /// Releases an offer's recorded payouts.
     pub const RELEASE_PAYOUTS: &str = "openpleb.release_payouts";
+    /// Receives a funding token the api sealed to the workers' key.
+    pub const RECEIVE_FUNDING: &str = "openpleb.receive_funding";
     /// Applies the lapse of an offer's state at its deadline.
     pub const LAPSE_OFFER: &str = "openpleb.lapse_offer";
     /// Ends a claim whose bond was not paid by its deadline.
@@ -50,6 +52,7 @@ pub mod queues {
         WATCH_MINT_QUOTE,
         SWEEP_QUOTES,
         RELEASE_PAYOUTS,
+        RECEIVE_FUNDING,
         LAPSE_OFFER,
         LAPSE_CLAIM,
         DELIVER_NOTICE,
@@ -257,6 +260,24 @@ pub struct ReleasePayouts {
 impl Job for ReleasePayouts {
     const QUEUE: &'static str = queues::RELEASE_PAYOUTS;
     const MAX_ATTEMPTS: usize = 25;
+}
+
+/// Receive the token of one funding intent into its session wallet and move the offer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiveFunding {
+    /// The intent.
+    pub intent_id: uuid::Uuid,
+}
+
+impl Job for ReceiveFunding {
+    const QUEUE: &'static str = queues::RECEIVE_FUNDING;
+    // A mint outage is waited out by the queue's gate; the reconciliation settles an intent
+    // whose job gave up.
+    const MAX_ATTEMPTS: usize = 25;
+
+    fn idempotency_key(&self) -> Option<String> {
+        Some(format!("receive_funding:{}", self.intent_id))
+    }
 }
 
 /// Watch one mint quote until it is paid, then mint it into its wallet.

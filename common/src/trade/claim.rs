@@ -113,7 +113,7 @@ pub async fn claim(
     // Should that fail, the claim ends and its stake comes back.
     let wallet = WalletId::session(session);
     let bond = offer.amounts().taker_bond;
-    let quote = match ctx.wallets.create_locked_quote(&wallet, bond).await {
+    let quote = match ctx.desk.create_locked_quote(bond).await {
         Ok(q) => q,
         Err(e) => {
             let mut tx = ctx.pool.begin().await?;
@@ -144,7 +144,7 @@ pub async fn claim(
             offer_id: offer.id,
             purpose: QuotePurpose::Bond,
             refund_pubkey: &claim.payout_pubkey,
-            lock_nonce: Some(&quote.lock_nonce),
+            lock_path: Some(quote.lock_path.to_string()),
         },
     )
     .await?;

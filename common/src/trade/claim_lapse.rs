@@ -39,9 +39,10 @@ pub async fn lapse(ctx: &TradeCtx, claim_id: Uuid) -> Result<ClaimLapsed, TradeE
             if !quote.state.is_final() {
                 let wallet = WalletId::parse(&quote.wallet_id)
                     .map_err(|e| TradeError::Inconsistent(format!("quote {quote_id}: {e}")))?;
+                let lock = quote::lock_of(ctx, &quote)?;
                 let outcome = ctx
-                    .wallets
-                    .mint_quote_with(&wallet, quote_id, quote::lock_of(&quote))
+                    .wallets()?
+                    .mint_quote_with(&wallet, quote_id, lock)
                     .await?;
                 if let MintOutcome::Issued(sats) = outcome {
                     paid::quote_minted(ctx, &quote, sats).await?;

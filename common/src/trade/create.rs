@@ -136,7 +136,7 @@ pub async fn create(ctx: &TradeCtx, input: NewOfferInput) -> Result<CreatedOffer
     // it (no wait for a lease the worker may hold), then offer, quote and watcher in one
     // transaction. A failure after the quote leaves only an unpaid invoice behind.
     let wallet = WalletId::session(input.session);
-    let quote = ctx.wallets.create_locked_quote(&wallet, deposit).await?;
+    let quote = ctx.desk.create_locked_quote(deposit).await?;
     let id = Uuid::new_v4();
     let expires_at: DateTime<Utc> = unix(quote.expiry);
     let mut tx = ctx.pool.begin().await?;
@@ -189,7 +189,7 @@ pub async fn create(ctx: &TradeCtx, input: NewOfferInput) -> Result<CreatedOffer
             offer_id: id,
             purpose: QuotePurpose::Deposit,
             refund_pubkey: &offer.maker_payout_pubkey,
-            lock_nonce: Some(&quote.lock_nonce),
+            lock_path: Some(quote.lock_path.to_string()),
         },
     )
     .await?;

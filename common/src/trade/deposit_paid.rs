@@ -26,7 +26,9 @@ pub(crate) async fn apply(
     if !right || offer.status != OfferStatus::Created {
         return Ok(None);
     }
-    Ok(super::fund::funded(ctx, conn, offer, FundedBy::Lightning)
-        .await?
-        .map(|o| o.status))
+    Ok(
+        super::fund_receive::funded(ctx, conn, offer, FundedBy::Lightning)
+            .await?
+            .map(|o| o.status),
+    )
 }

@@ -72,6 +72,9 @@ pub enum TradeError {
         /// The limit.
         max: usize,
     },
+    /// No such funding intent of this offer.
+    #[error("no such funding intent")]
+    NoFundIntent,
     /// A funding token was received but could not fund the offer; it is being refunded.
     #[error("the offer could not be funded; the token's value is refunded to your payout key")]
     NotFundable,
@@ -106,6 +109,10 @@ pub enum TradeError {
     /// Our own records contradict each other (a bug, never the caller's fault).
     #[error("inconsistent records: {0}")]
     Inconsistent(String),
+    /// A step that needs session wallets or the workers' keys ran in a process without them
+    /// (the api): a bug in where the step is called, never the caller's fault.
+    #[error("this process holds no wallets: the step belongs to a worker")]
+    NoWallets,
 }
 
 impl TradeError {

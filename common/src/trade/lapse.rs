@@ -149,8 +149,12 @@ async fn ask_mint(ctx: &TradeCtx, quote_id: &str) -> Result<Option<Paid>, TradeE
     }
     let wallet = WalletId::parse(&quote.wallet_id)
         .map_err(|e| TradeError::Inconsistent(format!("quote {quote_id}: {e}")))?;
-    let lock = quote::lock_of(&quote);
-    match ctx.wallets.mint_quote_with(&wallet, quote_id, lock).await? {
+    let lock = quote::lock_of(ctx, &quote)?;
+    match ctx
+        .wallets()?
+        .mint_quote_with(&wallet, quote_id, lock)
+        .await?
+    {
         MintOutcome::Issued(sats) => paid::quote_minted(ctx, &quote, sats).await,
         MintOutcome::Unpaid => Ok(None),
     }

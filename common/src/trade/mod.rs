@@ -21,6 +21,7 @@ pub mod details;
 pub mod dispute;
 pub mod evidence;
 pub mod fund;
+pub mod fund_receive;
 pub mod issue;
 pub mod lapse;
 pub mod late_refund;
@@ -44,9 +45,11 @@ pub use error::TradeError;
 
 use crate::config::Config;
 use crate::db::offers::{self, Offer};
+use crate::desk::MintDesk;
 use crate::domain::keys::XOnlyKey;
 use crate::domain::offer::OfferStatus;
 use crate::jobs::{self, LapseOffer};
+use crate::keyring::WorkerKeys;
 use crate::price::PriceSource;
 use crate::wallet::WalletManager;
 
@@ -55,8 +58,13 @@ use crate::wallet::WalletManager;
 pub struct TradeCtx {
     /// The platform database and job queue.
     pub pool: PgPool,
-    /// Session wallets.
-    pub wallets: WalletManager,
+    /// The mint requests that need no wallet: locked quotes, a funding token's checks.
+    pub desk: MintDesk,
+    /// Session wallets: only in a worker. The api holds no wallet and no wallet secret; a
+    /// step that needs them ([`TradeCtx::wallets`]) is a worker's.
+    pub wallets: Option<WalletManager>,
+    /// The workers' private keys (quote locks, sealed tokens): only in a worker.
+    pub worker_keys: Option<Arc<WorkerKeys>>,
     /// Validated configuration.
     pub config: Arc<Config>,
     /// Fiat prices.
@@ -67,7 +75,7 @@ pub struct TradeCtx {
     pub reputation: Arc<crate::reputation::Issuer>,
     /// Failpoints (armed by crash tests only).
     pub cuts: crate::failpoint::Cuts,
-    /// The process' view of the mint and the database (the wallet manager's).
+    /// The process' view of the mint and the database.
     pub health: crate::health::Health,
     /// The quotes the mint reports payments of to this process (its NUT-17 subscriptions;
     /// none outside a worker running the quote notifier).
@@ -81,10 +89,10 @@ impl std::fmt::Debug for TradeCtx {
 }
 
 impl TradeCtx {
-    /// A context on the system clock.
-    pub fn new(
+    /// The api's context: the mint desk only, no wallet and no wallet secret.
+    pub fn for_api(
         pool: PgPool,
-        wallets: WalletManager,
+        desk: MintDesk,
         config: Arc<Config>,
         price: Arc<dyn PriceSource>,
     ) -> Self {
@@ -93,9 +101,11 @@ impl TradeCtx {
             config.reputation.keyset,
         ));
         Self {
-            health: wallets.health().clone(),
+            health: desk.health().clone(),
             pool,
-            wallets,
+            desk,
+            wallets: None,
+            worker_keys: None,
             config,
             price,
             clock: Clock::System,
@@ -105,10 +115,48 @@ impl TradeCtx {
         }
     }
 
-    /// A context whose price source is the configured one.
+    /// A worker's context: its wallets and the keys derived from their master secret.
+    pub fn new(
+        pool: PgPool,
+        wallets: WalletManager,
+        config: Arc<Config>,
+        price: Arc<dyn PriceSource>,
+    ) -> Result<Self, TradeError> {
+        let keys = Arc::new(
+            wallets
+                .worker_keys(&config)
+                .map_err(|e| TradeError::Inconsistent(format!("the workers' keys: {e}")))?,
+        );
+        let desk = MintDesk::new(
+            wallets.mint_url(),
+            keys.public.clone(),
+            wallets.service_auth(),
+            wallets.health().clone(),
+        )?;
+        let mut ctx = Self::for_api(pool, desk, config, price);
+        ctx.wallets = Some(wallets);
+        ctx.worker_keys = Some(keys);
+        Ok(ctx)
+    }
+
+    /// A worker's context whose price source is the configured one. Panics only on keys that
+    /// cannot be derived from a master secret the configuration validated.
     pub fn from_config(pool: PgPool, wallets: WalletManager, config: Arc<Config>) -> Self {
         let price = crate::price::from_config(&config.prices, &config.limits.fiat_currency);
-        Self::new(pool, wallets, config, price)
+        match Self::new(pool, wallets, config, price) {
+            Ok(ctx) => ctx,
+            Err(e) => panic!("worker context: {e}"),
+        }
+    }
+
+    /// The session wallets, in a worker; in the api, which has none, an error.
+    pub fn wallets(&self) -> Result<&WalletManager, TradeError> {
+        self.wallets.as_ref().ok_or(TradeError::NoWallets)
+    }
+
+    /// The workers' private keys, in a worker; in the api, which has none, an error.
+    pub fn worker_keys(&self) -> Result<&WorkerKeys, TradeError> {
+        self.worker_keys.as_deref().ok_or(TradeError::NoWallets)
     }
 
     /// Refuses a step that needs the mint while this process' last check found it down, before

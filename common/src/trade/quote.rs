@@ -6,10 +6,12 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-use super::TradeError;
+use super::{TradeCtx, TradeError};
 use crate::db::quotes::{self, OfferQuote, WalletQuote};
 use crate::jobs::{self, WatchMintQuote};
+use crate::keyring::LockPath;
 use crate::wallet::QuoteLock;
+use crate::wallet::WalletId;
 
 /// A Lightning invoice for the caller to pay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,14 +26,31 @@ pub struct Invoice {
     pub expires_at: DateTime<Utc>,
 }
 
-/// What minting `quote` needs besides its id: its derived NUT-20 key's nonce, if it was made
-/// without opening its wallet.
-pub fn lock_of(quote: &WalletQuote) -> Option<QuoteLock<'_>> {
-    quote.lock_nonce.as_deref().map(|nonce| QuoteLock {
-        nonce,
+/// What minting `quote` needs besides its id: its NUT-20 key, if it was made without opening
+/// its wallet (by the api, from the workers' extended public key, or earlier from a nonce).
+/// Only a process with the workers' keys can answer; the api has none.
+pub fn lock_of(ctx: &TradeCtx, quote: &WalletQuote) -> Result<Option<QuoteLock>, TradeError> {
+    let key = match (&quote.lock_path, &quote.lock_nonce) {
+        (Some(path), _) => {
+            let path: LockPath = path
+                .parse()
+                .map_err(|e| TradeError::Inconsistent(format!("quote {}: {e}", quote.quote_id)))?;
+            ctx.worker_keys()?
+                .quote_key(path)
+                .map_err(|e| TradeError::Inconsistent(format!("quote {}: {e}", quote.quote_id)))?
+        }
+        (None, Some(nonce)) => {
+            let wallet = WalletId::parse(&quote.wallet_id)
+                .map_err(|e| TradeError::Inconsistent(format!("quote {}: {e}", quote.quote_id)))?;
+            ctx.wallets()?.legacy_quote_key(&wallet, nonce)?
+        }
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(QuoteLock {
+        key,
         sats: u64::try_from(quote.amount_sats).unwrap_or(0),
         expiry: u64::try_from(quote.expires_at.timestamp()).unwrap_or(0),
-    })
+    }))
 }
 
 /// Records a quote of an offer and enqueues its watcher, in the caller's transaction.

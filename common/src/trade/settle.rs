@@ -19,7 +19,6 @@ use crate::domain::payout::PayoutPurpose;
 use crate::domain::reputation::fates_at;
 use crate::domain::role::Role;
 use crate::jobs::{self, ReleasePayouts};
-use crate::wallet::treasury::TreasuryKey;
 use crate::wallet::WalletId;
 
 /// Records the payouts `owed` of `offer_id` and enqueues their release, in the caller's
@@ -97,10 +96,7 @@ pub async fn settle(
     let taker_key = revealed
         .and_then(|d| d.taker_pubkey)
         .or_else(|| offer.taker_payout_pubkey.clone());
-    let treasury = TreasuryKey::from_config(&ctx.config)
-        .map_err(|e| TradeError::Inconsistent(format!("treasury key: {e}")))?
-        .lock
-        .to_string();
+    let treasury = ctx.desk.keys().treasury.to_string();
     let maker_wallet = WalletId::session(offer.maker_session_id);
     let taker_wallet = offer.taker_session_id.map(WalletId::session);
     let purpose = match outcome {

@@ -184,6 +184,25 @@ impl WalletManager {
         &self.inner.slots.cfg
     }
 
+    /// The settings the manager was built from (the master secret is not reachable from
+    /// outside the wallet modules).
+    pub fn cleanup_interval(&self) -> std::time::Duration {
+        self.cfg().cleanup_interval
+    }
+
+    /// Where wallets are archived before deletion, and for how long, if they are.
+    pub fn archive(&self) -> Option<(&std::path::Path, std::time::Duration)> {
+        self.cfg()
+            .archive_dir
+            .as_deref()
+            .map(|d| (d, self.cfg().archive_keep))
+    }
+
+    /// The service account's BATs this manager's wallets use, if any.
+    pub fn service_auth(&self) -> Option<super::service_auth::ServiceAuth> {
+        self.cfg().service_auth.clone()
+    }
+
     /// Whether a wallet file exists.
     pub fn exists(&self, id: &WalletId) -> bool {
         self.cfg().layout.locate(id).exists()

@@ -41,7 +41,7 @@ pub use layout::{WalletId, WalletLayout};
 pub use manager::{
     Balances, CreatedQuote, Funds, MintOutcome, RecordOperation, SentToken, WalletManager,
 };
-pub use quote_lock::{LockedQuote, QuoteLock};
+pub use quote_lock::QuoteLock;
 pub use receipts::Receipt;
 pub use reconcile::Reconciled;
 pub use settings::WalletManagerConfig;

@@ -1,54 +1,47 @@
-//! Deposit and bond quotes made without opening the session wallet (so no request
-//! waits for a lease another process holds).
+//! Minting deposit and bond quotes the api made without a wallet: the worker's side.
 //!
-//! The api asks the mint for a bolt11 quote through the manager's shared mint client, locked
-//! (NUT-20) to a key derived from the session wallet's seed and a random nonce that is
-//! recorded with the quote in PostgreSQL (`wallet_quotes.lock_nonce`). Only the worker that
-//! mints opens the wallet: it derives the same key from the seed and the nonce, adds the quote
-//! to the wallet's store if the wallet has not seen it, and mints as usual. The nonce alone is
-//! no secret worth keeping: the key also needs the master secret, which PostgreSQL never holds.
-//! A wallet file that does not exist yet is created by the mint, so a locked quote cannot be
-//! orphaned by a missing file.
+//! The api asks the mint for a quote locked (NUT-20) to a public key it derives from the
+//! workers' extended public key (`crate::desk`), and records the path with the quote. The
+//! worker that mints derives the private key (`crate::keyring::WorkerKeys::quote_key`), adds
+//! the quote to the session wallet's store if the wallet has not seen it, and mints as usual.
+//! Quotes made before that scheme are locked to a key derived from the session wallet's seed
+//! and a nonce ([`WalletManager::legacy_quote_key`]). A wallet file that does not exist yet is
+//! created by the mint, so a locked quote cannot be orphaned by a missing file.
 
 use cdk::amount::SplitTarget;
 use cdk::mint_url::MintUrl;
-use cdk::nuts::nut23::MintQuoteBolt11Request;
 use cdk::nuts::{CurrencyUnit, MintQuoteState, PaymentMethod, SecretKey};
 use cdk::wallet::types::MintQuote;
 use cdk::Amount;
 use cdk_common::bitcoin::hashes::{sha256, Hash, HashEngine, Hmac, HmacEngine};
-use cdk_common::mint_quote::MintQuoteRequest;
 
 use super::error::WalletError;
 use super::layout::{derive_seed, WalletId};
 use super::manager::{MintOutcome, WalletManager};
 use crate::metrics::wallet_op;
 
-/// A quote made for a wallet without opening it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LockedQuote {
-    /// The mint's quote id.
-    pub quote_id: String,
-    /// The bolt11 invoice to pay.
-    pub request: String,
-    /// Unix time after which the mint stops accepting payment.
-    pub expiry: u64,
-    /// What the quote's NUT-20 key derives from, with the wallet's seed (32 hex characters).
-    pub lock_nonce: String,
-}
-
-/// What the worker needs to mint a [`LockedQuote`] the wallet may never have seen.
-#[derive(Debug, Clone, Copy)]
-pub struct QuoteLock<'a> {
-    /// The quote's nonce.
-    pub nonce: &'a str,
+/// What the worker needs to mint a locked quote the wallet may never have seen.
+#[derive(Clone)]
+pub struct QuoteLock {
+    /// The quote's NUT-20 secret key.
+    pub key: SecretKey,
     /// Sats the quote asks for.
     pub sats: u64,
     /// The mint's expiry (unix seconds).
     pub expiry: u64,
 }
 
-/// The NUT-20 key of a quote: HMAC-SHA256 over the nonce, keyed by the wallet's seed.
+impl std::fmt::Debug for QuoteLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuoteLock")
+            .field("sats", &self.sats)
+            .field("expiry", &self.expiry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The NUT-20 key of a quote made before the extended-public-key scheme: HMAC-SHA256 over the
+/// nonce, keyed by the wallet's seed.
 pub fn quote_lock_key(
     master_secret: &[u8],
     id: &WalletId,
@@ -64,42 +57,9 @@ pub fn quote_lock_key(
 }
 
 impl WalletManager {
-    /// Creates a bolt11 mint quote for `sats` locked to a key of wallet `id`, without opening
-    /// the wallet or taking its lease: one request to the mint.
-    pub async fn create_locked_quote(
-        &self,
-        id: &WalletId,
-        sats: u64,
-    ) -> Result<LockedQuote, WalletError> {
-        let nonce = uuid::Uuid::new_v4().simple().to_string();
-        let key = quote_lock_key(&self.cfg().master_secret, id, &nonce)?;
-        if let Some(auth) = &self.cfg().service_auth {
-            auth.ensure_supply()
-                .await
-                .map_err(WalletError::from)
-                .inspect_err(|e| self.noticed(e))?;
-        }
-        let request = MintQuoteRequest::Bolt11(MintQuoteBolt11Request {
-            amount: Amount::from(sats),
-            unit: CurrencyUnit::Sat,
-            description: None,
-            pubkey: Some(key.public_key()),
-        });
-        let client = self.client();
-        let response = wallet_op("create_locked_quote", async move {
-            client
-                .post_mint_quote(request)
-                .await
-                .map_err(WalletError::from)
-        })
-        .await
-        .inspect_err(|e| self.noticed(e))?;
-        Ok(LockedQuote {
-            quote_id: response.quote().to_string(),
-            request: response.request().to_string(),
-            expiry: response.expiry().unwrap_or(0),
-            lock_nonce: nonce,
-        })
+    /// The key of a quote locked by the earlier scheme, from this manager's master secret.
+    pub fn legacy_quote_key(&self, id: &WalletId, nonce: &str) -> Result<SecretKey, WalletError> {
+        quote_lock_key(&self.cfg().master_secret, id, nonce)
     }
 
     /// [`WalletManager::mint_quote`] for a quote that may be locked to a derived key: with
@@ -109,7 +69,7 @@ impl WalletManager {
         &self,
         id: &WalletId,
         quote_id: &str,
-        lock: Option<QuoteLock<'_>>,
+        lock: Option<QuoteLock>,
     ) -> Result<MintOutcome, WalletError> {
         let Some(lock) = lock else {
             return self.mint_quote(id, quote_id).await;
@@ -132,8 +92,7 @@ impl WalletManager {
         if status.state() == Some(MintQuoteState::Unpaid) {
             return Ok(MintOutcome::Unpaid);
         }
-        let key = quote_lock_key(&self.cfg().master_secret, id, lock.nonce)?;
-        let (sats, expiry) = (lock.sats, lock.expiry);
+        let QuoteLock { key, sats, expiry } = lock;
         let mint_url: MintUrl = self.inner.slots.mint_url.clone();
         wallet_op(
             "mint_quote",

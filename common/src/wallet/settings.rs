@@ -33,22 +33,32 @@ pub struct WalletManagerConfig {
     /// The process' view of the mint and the database: operations that find the mint
     /// unreachable report it here, so its watcher looks again at once.
     pub health: crate::health::Health,
+    /// How often the wallet cleanup sweep runs.
+    pub cleanup_interval: Duration,
+    /// Where wallets of trades that went through a dispute or an admin action are archived
+    /// before deletion; `None`: not archived.
+    pub archive_dir: Option<std::path::PathBuf>,
+    /// How long an archived wallet file is kept.
+    pub archive_keep: Duration,
 }
 
 impl WalletManagerConfig {
-    /// The settings the binaries use, from the validated configuration.
-    pub fn from_config(config: &crate::config::Config) -> Self {
+    /// The settings a worker uses, from its validated wallet settings and the mint's URL.
+    pub fn from_config(wallets: &crate::config::WalletsConfig, mint_url: &str) -> Self {
         Self {
-            layout: WalletLayout::new(config.wallets.volumes.clone(), config.wallets.shards),
-            master_secret: config.wallets.master_secret_bytes(),
-            mint_url: config.mint.url.clone(),
-            max_open: config.wallets.max_open,
-            idle_close: config.wallets.idle_close,
-            lease_ttl: config.wallets.lease_ttl,
-            lease_wait: config.wallets.lease_wait,
+            layout: WalletLayout::new(wallets.volumes.clone(), wallets.shards),
+            master_secret: wallets.master_secret_bytes(),
+            mint_url: mint_url.to_owned(),
+            max_open: wallets.max_open,
+            idle_close: wallets.idle_close,
+            lease_ttl: wallets.lease_ttl,
+            lease_wait: wallets.lease_wait,
             holder: Self::default_holder(),
             service_auth: None,
             health: crate::health::Health::new(),
+            cleanup_interval: wallets.cleanup_interval,
+            archive_dir: wallets.archive_dir.clone(),
+            archive_keep: wallets.archive_keep,
         }
     }
 

@@ -55,15 +55,16 @@ fn x_only(secret: &SecretKey) -> Result<XOnlyKey, WalletError> {
 }
 
 impl TreasuryKey {
-    /// The treasury key the configuration names (validated when it was loaded).
-    pub fn from_config(config: &Config) -> Result<Self, WalletError> {
+    /// The treasury key the configuration names (validated when it was loaded), or the one
+    /// derived from `master_secret`.
+    pub fn from_config(config: &Config, master_secret: &[u8]) -> Result<Self, WalletError> {
         let t = &config.treasury;
         let secret = match &t.secret {
             Some(s) => Some(
                 SecretKey::from_hex(s.expose())
                     .map_err(|e| WalletError::Task(format!("TREASURY_SECRET: {e}")))?,
             ),
-            None if t.pubkey.is_none() => Some(derived(&config.wallets.master_secret_bytes())?),
+            None if t.pubkey.is_none() => Some(derived(master_secret)?),
             None => None,
         };
         let lock = match (&t.pubkey, &secret) {
@@ -77,6 +78,20 @@ impl TreasuryKey {
 }
 
 impl WalletManager {
+    /// The workers' keys ([`crate::keyring`]) from this manager's master secret, with the
+    /// treasury key `config` names.
+    pub fn worker_keys(&self, config: &Config) -> Result<crate::keyring::WorkerKeys, WalletError> {
+        let master = &self.cfg().master_secret;
+        let treasury = TreasuryKey::from_config(config, master)?.lock;
+        crate::keyring::WorkerKeys::derive(master, treasury)
+            .map_err(|e| WalletError::Task(format!("the workers' keys: {e}")))
+    }
+
+    /// The treasury key, with its secret where this worker has it.
+    pub fn treasury_key(&self, config: &Config) -> Result<TreasuryKey, WalletError> {
+        TreasuryKey::from_config(config, &self.cfg().master_secret)
+    }
+
     /// Whether wallet `id` itself received `token` (a receive it finished, or one its saga
     /// recovery finished after a crash): a completed incoming transaction lists the token's
     /// proofs.

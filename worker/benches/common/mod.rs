@@ -73,9 +73,13 @@ impl Bench {
         })
         .await?;
         let dir = tempfile::tempdir()?;
-        let mut config = test_config(&db_url, &mint.url, dir.path());
-        config.wallets.idle_close = Duration::from_secs(1);
-        let wallets = WalletManager::new(WalletManagerConfig::from_config(&config), pool.clone())?;
+        let config = test_config(&db_url, &mint.url);
+        let mut settings = openpleb_devkit::test_wallets_config(dir.path());
+        settings.idle_close = Duration::from_secs(1);
+        let wallets = WalletManager::new(
+            WalletManagerConfig::from_config(&settings, &config.mint.url),
+            pool.clone(),
+        )?;
         wallets.spawn_maintenance();
         let ctx = Arc::new(WorkerContext::from_config(
             pool.clone(),

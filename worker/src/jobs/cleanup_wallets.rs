@@ -100,25 +100,25 @@ const RELEASE_BACKSTOP: std::time::Duration = std::time::Duration::from_secs(30)
 
 async fn clean(ctx: &WorkerContext, session: Uuid) -> Result<Cleaned, BoxDynError> {
     let wallet = WalletId::session(session);
-    if !ctx.wallets.exists(&wallet) {
+    if !ctx.wallets()?.exists(&wallet) {
         return Ok(Cleaned::NoWallet);
     }
-    let archive = match &ctx.config.wallets.archive_dir {
-        Some(dir) if sessions::disputed_or_admin_touched(&ctx.pool, session).await? => {
-            Some(dir.clone())
+    let archive = match ctx.wallets()?.archive() {
+        Some((dir, _)) if sessions::disputed_or_admin_touched(&ctx.pool, session).await? => {
+            Some(dir.to_path_buf())
         }
         _ => None,
     };
-    let held = ctx.wallets.balance(&wallet).await?;
+    let held = ctx.wallets()?.balance(&wallet).await?;
     // An operation in flight, or one the reconciliation has yet to settle.
     if held.reserved > 0 || held.pending > 0 {
         return Ok(Cleaned::Kept);
     }
-    if held.unspent > 0 && held.unspent <= ctx.wallets.fee_to_spend_all(&wallet).await? {
+    if held.unspent > 0 && held.unspent <= ctx.wallets()?.fee_to_spend_all(&wallet).await? {
         // Worth nothing once the mint's input fee is paid: no token could carry any of it.
         tracing::warn!(wallet = %wallet, sats = held.unspent, "deleting an ended session's wallet holding only dust below the mint's fee");
         return match ctx
-            .wallets
+            .wallets()?
             .delete_archiving(
                 &wallet,
                 Funds::AccountedFor("dust below the mint's input fee".to_owned()),
@@ -162,15 +162,15 @@ async fn clean(ctx: &WorkerContext, session: Uuid) -> Result<Cleaned, BoxDynErro
         // each open costs expiry throughput. Recorded before released, as every payout is.
         if let Err(e) = release_payouts::run(ReleasePayouts { offer_id: offer }, ctx).await {
             tracing::warn!(wallet = %wallet, error = %e, "sweep not released yet; its job retries");
-            ctx.wallets.close(&wallet).await?;
+            ctx.wallets()?.close(&wallet).await?;
             return Ok(Cleaned::Swept);
         }
-        let left = ctx.wallets.balance(&wallet).await?;
+        let left = ctx.wallets()?.balance(&wallet).await?;
         if left.unspent > 0 || left.reserved > 0 || left.pending > 0 {
             return Ok(Cleaned::Swept);
         }
         return match ctx
-            .wallets
+            .wallets()?
             .delete_archiving(&wallet, Funds::MustBeEmpty, archive)
             .await
         {
@@ -183,7 +183,7 @@ async fn clean(ctx: &WorkerContext, session: Uuid) -> Result<Cleaned, BoxDynErro
     // is stored as a released payout (candidates have none left to release), so the file is no
     // longer needed for them.
     match ctx
-        .wallets
+        .wallets()?
         .delete_archiving(&wallet, Funds::MustBeEmpty, archive)
         .await
     {

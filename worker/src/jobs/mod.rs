@@ -7,6 +7,7 @@ pub mod expire_offers;
 pub mod lapse_claim;
 pub mod lapse_offer;
 pub mod prune;
+pub mod receive_funding;
 pub mod reconcile_wallets;
 pub mod release_payouts;
 pub mod remind_party;

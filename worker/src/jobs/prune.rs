@@ -94,10 +94,9 @@ pub async fn run(ctx: &WorkerContext) -> Result<Pruned, BoxDynError> {
 /// Deletes archived wallet files older than `WALLET_ARCHIVE_DAYS` from this process' archive
 /// directory (none when archiving is off).
 async fn prune_archives(ctx: &WorkerContext) -> Result<u64, BoxDynError> {
-    let Some(dir) = ctx.config.wallets.archive_dir.clone() else {
+    let Some((dir, keep)) = ctx.wallets()?.archive().map(|(d, k)| (d.to_path_buf(), k)) else {
         return Ok(0);
     };
-    let keep = ctx.config.wallets.archive_keep;
     let n = tokio::task::spawn_blocking(move || archive::prune(&dir, keep)).await??;
     metrics::counter!(names::RETENTION_PRUNED, "table" => "wallet_archives").increment(n);
     Ok(n)

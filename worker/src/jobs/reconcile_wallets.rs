@@ -8,9 +8,10 @@
 //! sent ones left for their recipient. A wallet another worker has open is skipped (that
 //! worker recovers it on its next open) and comes first next run.
 //!
-//! Funding intents a cut left open ([`openpleb_common::trade::fund::settle_open`]) are settled
-//! first, by what their session wallet recorded of the token: the offer funded, the sats
-//! refunded, or the intent abandoned (the token never taken, still the maker's).
+//! Funding intents their receive job left open (a cut, a job that gave up) are settled first
+//! ([`openpleb_common::trade::fund_receive::settle_open`]), by what their session wallet
+//! recorded of the token: the offer funded or the sats refunded; a token not received yet is
+//! received now (the same work as the job's).
 //!
 //! Payouts still unreleased past a grace period ([`alerts::OVERDUE_PAYOUT_GRACE`]) get an error
 //! line, and a fresh release job if none is queued (theirs gave up or went missing): money owed
@@ -28,7 +29,7 @@ use std::time::Duration;
 use apalis::prelude::{BoxDynError, Data};
 use openpleb_common::db::{alerts, fund_intents, wallet_checks};
 use openpleb_common::jobs::{self, queries, ReconcileWallets, ReleasePayouts};
-use openpleb_common::trade::fund;
+use openpleb_common::trade::fund_receive::{self, Ran};
 use openpleb_common::wallet::{Reconciled, WalletError, WalletId};
 
 use super::release_payouts::TREASURY_WALLET;
@@ -65,19 +66,19 @@ pub struct Summary {
 }
 
 /// Settles funding intents left OPEN for longer than `older_than`; returns how many it settled.
-/// Safe to repeat (see [`openpleb_common::trade::fund::settle_open`]).
+/// Safe to repeat (see [`openpleb_common::trade::fund_receive::settle_open`]).
 pub async fn settle_fund_intents(
     ctx: &WorkerContext,
     older_than: Duration,
 ) -> Result<usize, BoxDynError> {
     let mut settled = 0;
     for id in fund_intents::open_before(&ctx.pool, older_than, 100).await? {
-        match fund::settle_open(ctx, id).await {
-            Ok(Some(end)) => {
+        match fund_receive::settle_open(ctx, id).await {
+            Ok(Ran::Ended(end)) => {
                 tracing::warn!(intent = %id, end = ?end, "funding intent left open by a cut settled");
                 settled += 1;
             }
-            Ok(None) => {}
+            Ok(Ran::Left) => {}
             Err(e) => {
                 tracing::warn!(intent = %id, error = %e, "settling funding intent failed; retried next run")
             }
@@ -123,11 +124,11 @@ pub async fn run(ctx: &WorkerContext) -> Result<Summary, BoxDynError> {
         if started.elapsed() > RUN_BUDGET {
             break;
         }
-        if !ctx.wallets.exists(&wallet) {
+        if !ctx.wallets()?.exists(&wallet) {
             wallet_checks::mark_checked(&ctx.pool, &wallet).await?;
             continue;
         }
-        match ctx.wallets.reconcile(&wallet).await {
+        match ctx.wallets()?.reconcile(&wallet).await {
             Ok(found) => {
                 report(&wallet, &found);
                 wallet_checks::mark_checked(&ctx.pool, &wallet).await?;

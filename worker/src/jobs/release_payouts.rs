@@ -26,7 +26,6 @@ use openpleb_common::domain::payout::PayoutState;
 use openpleb_common::jobs::ReleasePayouts;
 use openpleb_common::metrics::names;
 use openpleb_common::trade::payouts::released;
-use openpleb_common::wallet::treasury::TreasuryKey;
 use openpleb_common::wallet::{RecordOperation, WalletError, WalletId};
 
 use crate::WorkerContext;
@@ -71,7 +70,7 @@ async fn attempt(ctx: &WorkerContext, p: &Payout) -> Result<Attempt, BoxDynError
     if let Some(op) = &p.send_operation_id {
         // Waits for the wallet's lock, so a send still under way elsewhere in this process
         // finishes first.
-        if let Some(token) = ctx.wallets.sent_token(&wallet, op).await? {
+        if let Some(token) = ctx.wallets()?.sent_token(&wallet, op).await? {
             // The fee came out of the payout; what the token is worth tells how much.
             let value: u64 = cdk::nuts::Token::from_str(&token)?.value()?.into();
             released(ctx, p, &token, sats.saturating_sub(value)).await?;
@@ -95,7 +94,11 @@ async fn attempt(ctx: &WorkerContext, p: &Payout) -> Result<Attempt, BoxDynError
             }
         })
     });
-    let sent = match ctx.wallets.send_recorded(&wallet, sats, lock, record).await {
+    let sent = match ctx
+        .wallets()?
+        .send_recorded(&wallet, sats, lock, record)
+        .await
+    {
         Ok(sent) => sent,
         Err(WalletError::Superseded) => return Ok(Attempt::Superseded),
         Err(e) => return Err(e.into()),
@@ -133,7 +136,7 @@ pub async fn run(job: ReleasePayouts, ctx: &WorkerContext) -> Result<(), BoxDynE
 /// released, for whoever holds the key.
 pub async fn sweep(ctx: &WorkerContext, offer_id: uuid::Uuid) -> Result<(), BoxDynError> {
     let treasury = WalletId::parse(TREASURY_WALLET)?;
-    let key = TreasuryKey::from_config(&ctx.config)?;
+    let key = ctx.wallets()?.treasury_key(&ctx.config)?;
     for p in payouts::unswept(&ctx.pool, offer_id).await? {
         let Some(token) = &p.token else { continue };
         let Some(secret) = &key.secret else {
@@ -142,7 +145,7 @@ pub async fn sweep(ctx: &WorkerContext, offer_id: uuid::Uuid) -> Result<(), BoxD
             continue;
         };
         match ctx
-            .wallets
+            .wallets()?
             .receive(&treasury, token, vec![secret.clone()])
             .await
         {
@@ -150,7 +153,7 @@ pub async fn sweep(ctx: &WorkerContext, offer_id: uuid::Uuid) -> Result<(), BoxD
                 payouts::mark_swept(&ctx.pool, p.id).await?;
             }
             Err(WalletError::Cdk(cdk::Error::TokenAlreadySpent)) => {
-                if ctx.wallets.received(&treasury, token).await? {
+                if ctx.wallets()?.received(&treasury, token).await? {
                     payouts::mark_swept(&ctx.pool, p.id).await?;
                 } else if payouts::mark_spent_elsewhere(&ctx.pool, p.id).await? {
                     metrics::counter!(names::PLATFORM_TOKENS_SPENT_ELSEWHERE).increment(1);

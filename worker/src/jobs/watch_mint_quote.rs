@@ -73,8 +73,8 @@ async fn run(job: WatchMintQuote, ctx: &WorkerContext) -> Result<(), BoxDynError
     }
     let wallet = WalletId::parse(&quote.wallet_id)?;
     // A quote locked to a derived key needs no file: the mint creates the wallet if need be.
-    let lock = lock_of(&quote);
-    if lock.is_none() && !ctx.wallets.exists(&wallet) {
+    let lock = lock_of(ctx, &quote)?;
+    if lock.is_none() && !ctx.wallets()?.exists(&wallet) {
         let orphaned = quotes::transition(
             &ctx.pool,
             &quote.quote_id,
@@ -103,7 +103,7 @@ async fn run(job: WatchMintQuote, ctx: &WorkerContext) -> Result<(), BoxDynError
     }
     quote_look("asked");
     match ctx
-        .wallets
+        .wallets()?
         .mint_quote_with(&wallet, &quote.quote_id, lock)
         .await?
     {

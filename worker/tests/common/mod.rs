@@ -49,7 +49,7 @@ pub async fn world_with_fee(conn: PgConnectOptions, input_fee_ppk: u64) -> World
         Duration::from_secs(60),
     );
     let wallets = WalletManager::new(cfg.clone(), pool.clone()).expect("wallets");
-    let mut config = openpleb_devkit::test_config("postgres://unused", &mint.url, dir.path());
+    let mut config = openpleb_devkit::test_config("postgres://unused", &mint.url);
     // Every run may look at every wallet again.
     config.worker.reconcile_interval = Duration::from_millis(1);
     let ctx = Arc::new(WorkerContext::from_config(
