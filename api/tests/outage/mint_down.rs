@@ -208,7 +208,7 @@ async fn a_mint_without_protected_checkstate_stops_the_api() {
                 .env_clear()
                 .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
                 .env("MINT_URL", mint_url)
-                .env("WALLET_MASTER_SECRET", "ab".repeat(32))
+                .envs(api_keys())
                 .env("REPUTATION_SECRET", "cd".repeat(32))
                 .env("ADMIN_TOKEN", ADMIN_TOKEN)
                 .env("OIDC_API_TOKEN", OIDC_TOKEN)
