@@ -152,6 +152,10 @@ async fn ask_mint(ctx: &TradeCtx, quote_id: &str) -> Result<Option<Paid>, TradeE
     let lock = quote::lock_of(&quote);
     match ctx.wallets.mint_quote_with(&wallet, quote_id, lock).await? {
         MintOutcome::Issued(sats) => paid::quote_minted(ctx, &quote, sats).await,
+        MintOutcome::IssuedElsewhere => {
+            paid::quote_issued_elsewhere(ctx, &quote).await?;
+            Ok(None)
+        }
         MintOutcome::Unpaid => Ok(None),
     }
 }

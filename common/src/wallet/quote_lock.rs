@@ -21,7 +21,7 @@ use cdk_common::mint_quote::MintQuoteRequest;
 
 use super::error::WalletError;
 use super::layout::{derive_seed, WalletId};
-use super::manager::{MintOutcome, WalletManager};
+use super::manager::{issued_outcome, MintOutcome, WalletManager};
 use crate::metrics::wallet_op;
 
 /// A quote made for a wallet without opening it.
@@ -154,7 +154,7 @@ impl WalletManager {
                 let q = w.check_mint_quote_status(&quote_id).await?;
                 match q.state {
                     MintQuoteState::Unpaid => Ok(MintOutcome::Unpaid),
-                    MintQuoteState::Issued => Ok(MintOutcome::Issued(q.amount_issued.into())),
+                    MintQuoteState::Issued => issued_outcome(&w, &quote_id).await,
                     MintQuoteState::Paid => {
                         let proofs = w.mint(&quote_id, SplitTarget::default(), None).await?;
                         Ok(MintOutcome::Issued(
