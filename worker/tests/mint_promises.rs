@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use openpleb_devkit::{DevMint, DevMintOptions};
 
-/// The worker binary against `mint`, with no database to reach, logging at `log` to `stderr`.
-fn worker(mint: &str, wallets: &std::path::Path, log: &str, stderr: Stdio) -> Command {
+/// The worker binary against `mint`, with no database to reach, its logs (level `log`, to
+/// stdout) into `stdout`.
+fn worker(mint: &str, wallets: &std::path::Path, log: &str, stdout: Stdio) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_openpleb-worker"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -22,8 +23,8 @@ fn worker(mint: &str, wallets: &std::path::Path, log: &str, stderr: Stdio) -> Co
         .env("PRICE_FIXED", "60000")
         .env("RUST_LOG", log)
         .env("LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(stderr);
+        .stdout(stdout)
+        .stderr(Stdio::piped());
     cmd
 }
 
@@ -40,7 +41,7 @@ async fn a_mint_without_nut20_stops_the_worker() {
         let mint_url = mint.url.clone();
         let wallets = dir.path().to_owned();
         move || {
-            worker(&mint_url, &wallets, "off", Stdio::piped())
+            worker(&mint_url, &wallets, "off", Stdio::null())
                 .output()
                 .expect("run openpleb-worker")
         }
