@@ -2,7 +2,8 @@
 //! like, on as many machines as you like, against the same PostgreSQL.
 //!
 //! It starts whether or not PostgreSQL and the mint answer, and its queues wait for them; it
-//! exits only on a configuration error (code 2, one line) or a migration that fails.
+//! exits only on a configuration error (code 2, one line; a mint whose `/v1/info` lacks a NUT
+//! the wallets rely on among them, found at its first answer) or a migration that fails.
 
 use std::sync::Arc;
 
