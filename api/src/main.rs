@@ -36,8 +36,9 @@ async fn main() -> anyhow::Result<()> {
     let pool = bootstrap::database(&config.database)?;
     let mint = MintClient::new(&config.mint.url).context("MINT_URL")?;
     let desk = bootstrap::desk(&config).await?;
-    // Watches the database and the mint from here on; without a blind-protected checkstate at
-    // the mint a BAT "spend" proves nothing, which ends the process at the mint's first answer.
+    // Watches the database and the mint from here on; a mint that answers without what the api
+    // relies on (NUT-07, 09, 11, 12, 20, and a blind-protected checkstate, without which a BAT
+    // "spend" proves nothing) ends the process at its first answer (`mint::needs`).
     let state = AppState::with_desk(config.clone(), pool, mint, desk);
 
     let public_addr = format!("{}:{}", config.api.host, config.api.port);

@@ -7,17 +7,21 @@
 //! 200 means valid, and burnt at the mint, atomically. That only proves anything while the mint
 //! really protects that endpoint, so [`MintClient::check_blind_auth`] reads `/v1/info` first.
 //!
-//! What a process relies on at the mint ([`MintNeeds`]) is checked at the first `/v1/info`
-//! that answers (`crate::health::watch`), not at start: an unreachable mint is an outage the
-//! process waits out, a mint that answers without it a configuration error.
+//! What a process relies on at the mint ([`MintNeeds`], in [`needs`]) is checked at the first
+//! `/v1/info` that answers (`crate::health::watch`), not at start: an unreachable mint is an
+//! outage the process waits out, a mint that answers without it a configuration error.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use cdk::mint_url::MintUrl;
-use cdk::nuts::{BlindAuthToken, Method, MintInfo, RoutePath};
+use cdk::nuts::{BlindAuthToken, MintInfo};
 use cdk::wallet::{HttpClient, MintConnector};
 use cdk_common::bitcoin::hashes::{sha256, Hash};
+
+pub mod needs;
+
+pub use needs::{MintCapabilities, MintLacks, MintNeeds};
 
 /// How long one call to the mint may take.
 const MINT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -48,37 +52,6 @@ pub enum BlindAuthSetupError {
          verified; enable blind auth on that endpoint at the mint"
     )]
     CheckstateUnprotected(String),
-}
-
-/// What a process relies on at the mint, checked once, at the first `/v1/info` that answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MintNeeds {
-    /// The api verifies BATs by spending them at `POST /v1/checkstate`, which proves something
-    /// only while the mint blind-protects that endpoint (an unprotected one takes any string).
-    Api,
-    /// A worker: nothing beyond the mint answering, for now.
-    Worker,
-}
-
-impl MintNeeds {
-    /// Whether the mint at `url`, which answered `info`, offers what these needs rely on.
-    pub fn check(self, url: &str, info: &MintInfo) -> Result<(), BlindAuthSetupError> {
-        match self {
-            MintNeeds::Api if !checkstate_protected(info) => {
-                Err(BlindAuthSetupError::CheckstateUnprotected(url.to_owned()))
-            }
-            MintNeeds::Api | MintNeeds::Worker => Ok(()),
-        }
-    }
-}
-
-/// Whether `info` lists `POST /v1/checkstate` as blind-protected (NUT-22).
-fn checkstate_protected(info: &MintInfo) -> bool {
-    info.nuts.nut22.as_ref().is_some_and(|s| {
-        s.protected_endpoints
-            .iter()
-            .any(|e| e.method == Method::Post && e.path == RoutePath::Checkstate)
-    })
 }
 
 /// Why a BAT was refused.
@@ -165,7 +138,11 @@ impl MintClient {
             .info(MINT_TIMEOUT)
             .await
             .ok_or_else(|| BlindAuthSetupError::Unreachable(self.url.clone()))?;
-        MintNeeds::Api.check(&self.url, &info)
+        if needs::checkstate_protected(&info) {
+            Ok(())
+        } else {
+            Err(BlindAuthSetupError::CheckstateUnprotected(self.url.clone()))
+        }
     }
 
     /// Spends `bat` at the mint. Ok means the mint signed it and it was unspent until now.

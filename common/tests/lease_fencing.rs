@@ -42,6 +42,7 @@ async fn fund(wallets: &WalletManager, id: &WalletId, sats: u64) {
                 assert_eq!(n, sats);
                 return;
             }
+            MintOutcome::IssuedElsewhere => panic!("issued elsewhere"),
             MintOutcome::Unpaid => tokio::time::sleep(Duration::from_millis(250)).await,
         }
     }

@@ -27,6 +27,7 @@ async fn fund(wallets: &WalletManager, id: &WalletId, sats: u64) -> u64 {
                 assert_eq!(again, MintOutcome::Issued(n));
                 return n;
             }
+            MintOutcome::IssuedElsewhere => panic!("issued elsewhere"),
             MintOutcome::Unpaid => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     }

@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cdk::mint::{MintBuilder, MintMeltLimits};
-use cdk::nuts::{CurrencyUnit, PaymentMethod};
+use cdk::nuts::nut17::SupportedMethods;
+use cdk::nuts::{CurrencyUnit, Nuts, PaymentMethod};
 use cdk::nuts::{Method, ProtectedEndpoint, RoutePath};
 use cdk::types::{FeeReserve, QuoteTTL};
 use cdk::Mint;
@@ -67,6 +68,10 @@ pub struct DevMintOptions {
     pub auth: Option<MintAuthOptions>,
     /// Input fee of the sat keyset, parts per thousand sats per proof (NUT-02); 0 for none.
     pub input_fee_ppk: u64,
+    /// NUTs its `/v1/info` leaves out (7, 9, 11, 12, 17 or 20): a mint that does not offer
+    /// what OpenPleb relies on, for tests of the start-up check. Only the advertisement goes:
+    /// cdk still serves and enforces them (a NUT-20 lock is still checked).
+    pub without_nuts: Vec<u8>,
 }
 
 impl Default for DevMintOptions {
@@ -79,6 +84,7 @@ impl Default for DevMintOptions {
             quote_ttl_secs: 3600,
             auth: None,
             input_fee_ppk: 0,
+            without_nuts: Vec::new(),
         }
     }
 }
@@ -157,12 +163,24 @@ impl DevMint {
                 )
                 .with_blind_auth(auth.bat_max_mint, auth.blind_protected.clone());
         }
-        let mint = builder
+        let builder = builder
             .with_name("openpleb dev mint".to_owned())
             .with_description("in-process cdk mint with a fake Lightning backend".to_owned())
+            // cdk serves `/v1/ws` whatever its info says; say so, as a production mint would.
+            .with_supported_websockets(SupportedMethods::default_bolt11(CurrencyUnit::Sat));
+        let mut nuts = builder.current_mint_info().nuts;
+        leave_out(&mut nuts, &opts.without_nuts)?;
+        let mint = builder
             .build_with_seed(db.clone(), &opts.seed)
             .await
             .context("build mint")?;
+        // A file database keeps the info of its first start, which wins over the builder's:
+        // write what these options say.
+        let mut info = mint.mint_info().await.context("mint info")?;
+        if info.nuts != nuts {
+            info.nuts = nuts;
+            mint.set_mint_info(info).await.context("set mint info")?;
+        }
         mint.set_quote_ttl(QuoteTTL::new(opts.quote_ttl_secs, opts.quote_ttl_secs))
             .await
             .context("quote ttl")?;
@@ -232,6 +250,22 @@ impl Drop for DevMint {
             let _ = tx.send(());
         }
     }
+}
+
+/// Takes `nuts` out of the advertised `info`.
+fn leave_out(info: &mut Nuts, nuts: &[u8]) -> anyhow::Result<()> {
+    for nut in nuts {
+        match nut {
+            7 => info.nut07.supported = false,
+            9 => info.nut09.supported = false,
+            11 => info.nut11.supported = false,
+            12 => info.nut12.supported = false,
+            17 => info.nut17.supported.clear(),
+            20 => info.nut20.supported = false,
+            other => anyhow::bail!("the dev mint cannot leave out NUT-{other}"),
+        }
+    }
+    Ok(())
 }
 
 /// Marks the invoice `bolt11` of a mint quote at `mint` paid with `sats`, as the Lightning

@@ -133,11 +133,12 @@ where
         })
     });
     let scheduler = cron::start(ctx.clone()).await?;
-    let notifier = ctx
-        .config
-        .worker
-        .quote_subscription
-        .then(|| tokio::spawn(quote_notifier::run(ctx.clone())));
+    let notifier = ctx.config.worker.quote_subscription.then(|| {
+        tokio::spawn(quote_notifier::run_if_offered(
+            ctx.clone(),
+            watchers.capabilities(),
+        ))
+    });
     let concurrency = ctx.config.worker.concurrency;
     let health = ctx.health.clone();
 

@@ -4,7 +4,8 @@
 //! (`QUOTE_LOCK_XPUB`, `TOKEN_SEAL_PUBKEY`, `TREASURY_PUBKEY`).
 //!
 //! It starts whether or not PostgreSQL and the mint answer, and its queues wait for them; it
-//! exits only on a configuration error (code 2, one line) or a migration that fails.
+//! exits only on a configuration error (code 2, one line; a mint whose `/v1/info` lacks a NUT
+//! the wallets rely on among them, found at its first answer) or a migration that fails.
 
 use std::sync::Arc;
 

@@ -2,8 +2,9 @@
 //! payment (each new quote as its row commits, announced on [`quotes::QUOTES_CHANNEL`]; a
 //! refresh from the table every few seconds as the fallback). When the mint reports a quote
 //! PAID, the quote's watcher job is enqueued at once instead of at its next polling round; the
-//! polling chain stays as the fallback (a websocket can drop, and a mint may not offer NUT-17
-//! at all).
+//! polling chain stays as the fallback (a websocket can drop). A mint that does not offer
+//! NUT-17 for bolt11 mint quotes in its `/v1/info` is not asked: its quotes are polled
+//! ([`run_if_offered`]).
 //!
 //! cdk's mint takes at most 100 subscriptions per connection and refuses the 101st with only an
 //! error message, and it queues at most 100 notifications per connection, dropping the rest
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 use cdk_http_client::ws::{WsReceiver, WsSender};
 use openpleb_common::db::quotes;
+use openpleb_common::health::watch::MintOffers;
 use openpleb_common::jobs::{enqueue, WatchMintQuote, PAID_CHAIN};
 use serde_json::{json, Value};
 use sqlx::postgres::PgListener;
@@ -286,6 +288,18 @@ async fn session(ctx: &WorkerContext, url: &str, limits: Limits) -> anyhow::Resu
             }
             Some(quote) = reported.recv() => notify(ctx, quote).await?,
         }
+    }
+}
+
+/// [`run`] once the mint's first answer says it offers NUT-17 subscriptions to bolt11 mint
+/// quotes; without them, nothing (the watchers poll at the base interval).
+pub async fn run_if_offered(ctx: Arc<WorkerContext>, offers: MintOffers) {
+    match offers.known().await {
+        Some(offers) if offers.quote_websockets => run(ctx).await,
+        Some(_) => tracing::info!(
+            "the mint offers no NUT-17 subscriptions to mint quotes: quotes are polled"
+        ),
+        None => {}
     }
 }
 

@@ -331,6 +331,40 @@ async fn the_mint_websocket_wakes_the_watcher(opts: PgPoolOptions, conn: PgConne
     worker.await.expect("worker");
 }
 
+/// NUT-17 is used only when the mint offers it: against a mint whose `/v1/info` does not list
+/// subscriptions to bolt11 mint quotes, the worker never opens a websocket, and a payment waits
+/// for the next polling round (slowed to a minute here).
+#[sqlx::test(migrations = false)]
+async fn no_websocket_without_nut17(opts: PgPoolOptions, conn: PgConnectOptions) {
+    let pool = pool(opts, conn).await;
+    let mint = DevMint::start_with(openpleb_devkit::DevMintOptions {
+        payment_delay_secs: 3600,
+        without_nuts: vec![17],
+        ..openpleb_devkit::DevMintOptions::default()
+    })
+    .await
+    .expect("mint");
+    let dir = tempfile::tempdir().expect("dir");
+    let api_wallets = wallet_manager(pool.clone(), &mint.url, dir.path(), 8);
+    let wallet = WalletId::session(Uuid::new_v4());
+    let quote = watched_quote(&pool, &api_wallets, &wallet, 777).await;
+
+    let (stop, worker) = spawn_worker(slow_polling(&pool, &mint, dir.path(), true));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    mint.pay_invoice(&quote.request, 777).await.expect("pay");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let state = quotes::get(&pool, &quote.quote_id)
+        .await
+        .expect("get")
+        .expect("row")
+        .state;
+    assert_eq!(state, QuoteState::Unpaid, "nothing reported the payment");
+    let routes = mint.requests.snapshot().routes;
+    assert!(!routes.contains_key("GET /v1/ws"), "{routes:?}");
+    let _ = stop.send(());
+    worker.await.expect("worker");
+}
+
 /// NUT-17 across connections: with room for two single-quote subscriptions per websocket,
 /// five quotes need three connections, and a payment of a quote on a full, older connection is
 /// still reported (polling slowed to a minute, so only the websocket can have picked it up).

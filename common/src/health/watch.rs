@@ -11,7 +11,7 @@
 //! apart); until then the database counts as down. The mint watcher checks what the process
 //! relies on at the mint ([`MintNeeds`]) at the first `/v1/info` that answers: a mint that
 //! answers without it is a configuration error no waiting fixes, reported as [`Fatal`] for the
-//! binary to exit on.
+//! binary to exit on; one that passes tells what else it offers ([`Watchers::capabilities`]).
 
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use sqlx::PgPool;
 use tokio::sync::watch as channel;
 
 use super::{Dependency, Health};
-use crate::mint::{MintClient, MintNeeds};
+use crate::mint::{MintCapabilities, MintClient, MintNeeds};
 
 /// How often a dependency that answers is checked.
 pub const UP_EVERY: Duration = Duration::from_secs(5);
@@ -47,6 +47,22 @@ pub struct Fatal {
 pub struct Watchers {
     tasks: Vec<tokio::task::AbortHandle>,
     fatal: channel::Receiver<Option<Fatal>>,
+    offers: channel::Receiver<Option<MintCapabilities>>,
+}
+
+/// What the mint offers beyond the requirements, known once its first answer passed the
+/// check; a handle a task can wait on.
+#[derive(Debug, Clone)]
+pub struct MintOffers(channel::Receiver<Option<MintCapabilities>>);
+
+impl MintOffers {
+    /// Resolves at the mint's first answer that passed the check; `None` once the watchers
+    /// stopped without one. Never, while the mint is down (or lacks something: the process
+    /// exits on that).
+    pub async fn known(mut self) -> Option<MintCapabilities> {
+        let found = self.0.wait_for(Option::is_some).await.ok()?;
+        *found
+    }
 }
 
 impl Watchers {
@@ -54,13 +70,25 @@ impl Watchers {
     /// its first answer), recording into `health`. Outside a Tokio runtime nothing is started.
     pub fn start(health: &Health, pool: PgPool, mint: MintClient, needs: MintNeeds) -> Self {
         let (tx, fatal) = channel::channel(None);
+        let (offered, offers) = channel::channel(None);
         let mut tasks = Vec::new();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let database = rt.spawn(watch_database(health.clone(), pool, tx.clone()));
-            let mint = rt.spawn(watch_mint(health.clone(), mint, needs, tx));
+            let found = Found { fatal: tx, offered };
+            let mint = rt.spawn(watch_mint(health.clone(), mint, needs, found));
             tasks = vec![database.abort_handle(), mint.abort_handle()];
         }
-        Self { tasks, fatal }
+        Self {
+            tasks,
+            fatal,
+            offers,
+        }
+    }
+
+    /// What the mint offers beyond the requirements (NUT-17 websockets), for a task to wait
+    /// on.
+    pub fn capabilities(&self) -> MintOffers {
+        MintOffers(self.offers.clone())
     }
 
     /// Resolves with the first fatal problem a watcher found; never, while there is none.
@@ -148,24 +176,34 @@ async fn watch_database(health: Health, pool: PgPool, fatal: channel::Sender<Opt
     }
 }
 
-async fn watch_mint(
-    health: Health,
-    mint: MintClient,
-    needs: MintNeeds,
+/// Where the mint watcher reports what its first answer showed.
+struct Found {
     fatal: channel::Sender<Option<Fatal>>,
-) {
+    offered: channel::Sender<Option<MintCapabilities>>,
+}
+
+async fn watch_mint(health: Health, mint: MintClient, needs: MintNeeds, found: Found) {
     let mut backoff = Backoff::new();
     let mut checked = false;
     loop {
         let info = mint.info(CHECK_TIMEOUT).await;
         if let (Some(info), false) = (&info, checked) {
             checked = true;
-            if let Err(e) = needs.check(mint.url(), info) {
-                tracing::error!(error = %e, "the mint lacks what this process relies on");
-                fatal.send_replace(Some(Fatal {
-                    message: e.to_string(),
-                    exit_code: crate::config::CONFIG_EXIT_CODE,
-                }));
+            match needs.check(mint.url(), info) {
+                Ok(offers) => {
+                    tracing::info!(
+                        quote_websockets = offers.quote_websockets,
+                        "the mint offers what this process relies on"
+                    );
+                    found.offered.send_replace(Some(offers));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the mint lacks what this process relies on");
+                    found.fatal.send_replace(Some(Fatal {
+                        message: e.to_string(),
+                        exit_code: crate::config::CONFIG_EXIT_CODE,
+                    }));
+                }
             }
         }
         let up = info.is_some();

@@ -169,6 +169,11 @@ pub fn wallet_archived() {
     metrics::counter!(names::WALLETS_ARCHIVED).increment(1);
 }
 
+/// Counts a quote the mint reported ISSUED that its wallet never minted.
+pub fn quote_issued_elsewhere() {
+    metrics::counter!(names::QUOTES_ISSUED_ELSEWHERE).increment(1);
+}
+
 /// Counts a watcher's look at an unpaid quote (`asked`, `subscribed`, `ended`).
 pub fn quote_look(look: &'static str) {
     metrics::counter!(names::QUOTE_LOOKS, "look" => look).increment(1);

@@ -60,6 +60,8 @@ pub const QUOTE_LOOKS: &str = "openpleb_quote_looks_total";
 pub const QUOTES_SUBSCRIBED: &str = "openpleb_quotes_subscribed";
 /// Counter: platform tokens the treasury sweep found spent by someone else.
 pub const PLATFORM_TOKENS_SPENT_ELSEWHERE: &str = "openpleb_platform_tokens_spent_elsewhere_total";
+/// Counter: quotes the mint reported ISSUED that their wallet never minted (not credited).
+pub const QUOTES_ISSUED_ELSEWHERE: &str = "openpleb_quotes_issued_elsewhere_total";
 
 /// Gauge (scrape): offers by `status`.
 pub const OFFERS: &str = "openpleb_offers";
@@ -113,6 +115,7 @@ pub const ALL: &[&str] = &[
     DB_QUERY_DURATION,
     DB_POOL_WAIT,
     PLATFORM_TOKENS_SPENT_ELSEWHERE,
+    QUOTES_ISSUED_ELSEWHERE,
     NOTICES_SENT,
     NOTICES_FAILED,
     NOTICE_DELIVERY_DURATION,
@@ -202,6 +205,10 @@ pub(super) fn describe() {
     describe_counter!(
         PLATFORM_TOKENS_SPENT_ELSEWHERE,
         "Platform tokens found spent by someone other than the treasury"
+    );
+    describe_counter!(
+        QUOTES_ISSUED_ELSEWHERE,
+        "Quotes the mint reported issued that their wallet never minted"
     );
     describe_counter!(NOTICES_SENT, "Notices delivered by channel");
     describe_counter!(

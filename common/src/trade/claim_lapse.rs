@@ -44,9 +44,16 @@ pub async fn lapse(ctx: &TradeCtx, claim_id: Uuid) -> Result<ClaimLapsed, TradeE
                     .wallets()?
                     .mint_quote_with(&wallet, quote_id, lock)
                     .await?;
-                if let MintOutcome::Issued(sats) = outcome {
-                    paid::quote_minted(ctx, &quote, sats).await?;
-                    return Ok(ClaimLapsed::BondArrived);
+                match outcome {
+                    MintOutcome::Issued(sats) => {
+                        paid::quote_minted(ctx, &quote, sats).await?;
+                        return Ok(ClaimLapsed::BondArrived);
+                    }
+                    // Not paid to us: the claim lapses like an unpaid one.
+                    MintOutcome::IssuedElsewhere => {
+                        paid::quote_issued_elsewhere(ctx, &quote).await?;
+                    }
+                    MintOutcome::Unpaid => {}
                 }
             }
         }

@@ -156,6 +156,10 @@ async fn ask_mint(ctx: &TradeCtx, quote_id: &str) -> Result<Option<Paid>, TradeE
         .await?
     {
         MintOutcome::Issued(sats) => paid::quote_minted(ctx, &quote, sats).await,
+        MintOutcome::IssuedElsewhere => {
+            paid::quote_issued_elsewhere(ctx, &quote).await?;
+            Ok(None)
+        }
         MintOutcome::Unpaid => Ok(None),
     }
 }

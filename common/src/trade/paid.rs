@@ -1,6 +1,7 @@
 //! What happens when a mint quote that funds an offer is paid and minted. The quote watcher
 //! and the lapses' last look at a deposit or a bond all end here, so a payment is applied once
-//! whoever sees it first.
+//! whoever sees it first; so does a quote the mint reports issued to somebody else, which is
+//! never applied.
 
 use sqlx::PgConnection;
 
@@ -39,6 +40,29 @@ pub async fn quote_minted(
     let paid = apply(ctx, &mut tx, quote, sats, was == QuoteState::Expired).await?;
     tx.commit().await?;
     Ok(paid)
+}
+
+/// Gives up a quote the mint reports ISSUED that its wallet never minted
+/// (`MintOutcome::IssuedElsewhere`: a mint that ignored the NUT-20 lock, or a leaked quote
+/// key). Nothing arrived, so nothing is credited: the quote is marked EXPIRED (compare-and-set,
+/// so the warning and the count happen once) and its offer or claim lapses unpaid at its
+/// deadline, as if the invoice had never been paid.
+pub async fn quote_issued_elsewhere(ctx: &TradeCtx, quote: &WalletQuote) -> Result<(), TradeError> {
+    let moved = quotes::transition(
+        &ctx.pool,
+        &quote.quote_id,
+        &[QuoteState::Unpaid, QuoteState::Paid],
+        QuoteState::Expired,
+    )
+    .await?;
+    if moved {
+        crate::metrics::quote_issued_elsewhere();
+        tracing::warn!(quote = %quote.quote_id, wallet = %quote.wallet_id, offer = ?quote.offer_id,
+            sats = quote.amount_sats,
+            "the mint reports the quote issued, but its wallet never minted it: nothing is \
+             credited and the quote is given up (does the mint enforce NUT-20 locks?)");
+    }
+    Ok(())
 }
 
 async fn apply(

@@ -29,6 +29,7 @@ use super::kv::{KV_NAMESPACE, KV_SENT};
 use super::layout::WalletId;
 use super::locked;
 use super::opening::Open;
+use super::own_issue::own_issue;
 use super::settings::WalletManagerConfig;
 use super::slots::{Held, Slots};
 use crate::domain::keys::XOnlyKey;
@@ -50,8 +51,20 @@ pub struct CreatedQuote {
 pub enum MintOutcome {
     /// Not paid yet.
     Unpaid,
-    /// Minted now, or earlier (a repeat after a crash): the sats the quote issued.
+    /// Minted by this wallet, now or earlier (a repeat after a crash): the sats it got.
     Issued(u64),
+    /// The mint reports the quote ISSUED, but this wallet never minted it: somebody else did
+    /// (a mint ignoring the NUT-20 lock, or a leaked key). Nothing arrived: not paid, for us.
+    IssuedElsewhere,
+}
+
+/// The outcome of a quote the mint reports ISSUED, for wallet `w`: issued to it only by its
+/// own records ([`super::own_issue`]), never on the mint's word alone.
+pub(super) async fn issued_outcome(w: &Wallet, quote_id: &str) -> Result<MintOutcome, WalletError> {
+    Ok(match own_issue(w, quote_id).await? {
+        Some(sats) => MintOutcome::Issued(sats),
+        None => MintOutcome::IssuedElsewhere,
+    })
 }
 
 /// A token sent out of a wallet. `amount + fee` is what left the wallet.
@@ -235,8 +248,9 @@ impl WalletManager {
         .await
     }
 
-    /// Asks the mint about a quote and mints it if paid. Safe to repeat: a quote minted before
-    /// reports [`MintOutcome::Issued`] with what it issued.
+    /// Asks the mint about a quote and mints it if paid. Safe to repeat: a quote this wallet
+    /// minted before reports [`MintOutcome::Issued`] with what it got; one the mint reports
+    /// ISSUED that this wallet never minted, [`MintOutcome::IssuedElsewhere`].
     pub async fn mint_quote(
         &self,
         id: &WalletId,
@@ -249,7 +263,7 @@ impl WalletManager {
                 let q = w.check_mint_quote_status(&quote_id).await?;
                 match q.state {
                     MintQuoteState::Unpaid => Ok(MintOutcome::Unpaid),
-                    MintQuoteState::Issued => Ok(MintOutcome::Issued(q.amount_issued.into())),
+                    MintQuoteState::Issued => issued_outcome(&w, &quote_id).await,
                     MintQuoteState::Paid => {
                         let proofs = w.mint(&quote_id, SplitTarget::default(), None).await?;
                         let minted = proofs.iter().map(|p| u64::from(p.amount)).sum();

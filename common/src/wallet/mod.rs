@@ -6,13 +6,15 @@
 //! wallet's writes fenced by its lease's generation), `fees` (the pure search that fits a send
 //! and its mint fee), `archive` (copies of wallet files kept after deletion), `recovery`
 //! (settling crash leftovers of one open wallet with the mint) and `reconcile` (the same on
-//! request, reported), `receipts` (whether a wallet took a given token), `quote_lock` (quotes
-//! made without opening the wallet), `locked` (the token of a locked payout send cut after the
+//! request, reported), `receipts` (whether a wallet took a given token), `own_issue` (whether
+//! a quote the mint reports issued was issued to this wallet), `quote_lock` (quotes made
+//! without opening the wallet), `locked` (the token of a locked payout send cut after the
 //! mint's swap), `kv` (the names of this backend's records in a wallet file), `settings` and
 //! `error` (what failed, and what a client can do about it).
 //!
 //! Dependencies point one way, downwards: `quote_lock`, `receipts`, `treasury` and `reconcile`
-//! add operations to the manager; `manager` uses `slots`; `slots` uses `opening`; `opening`
+//! add operations to the manager; `manager` and `quote_lock` use `own_issue`; `manager` uses
+//! `slots`; `slots` uses `opening`; `opening`
 //! uses `recovery` and the store; `recovery` uses `locked`; everything may use `kv`,
 //! `settings`, `layout` and `error`. `scripts/import-cycles` fails the tests on a loop.
 
@@ -26,6 +28,7 @@ pub mod layout;
 pub mod locked;
 pub mod manager;
 mod opening;
+mod own_issue;
 pub mod quote_lock;
 pub mod receipts;
 pub mod reconcile;

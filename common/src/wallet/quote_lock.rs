@@ -17,7 +17,7 @@ use cdk_common::bitcoin::hashes::{sha256, Hash, HashEngine, Hmac, HmacEngine};
 
 use super::error::WalletError;
 use super::layout::{derive_seed, WalletId};
-use super::manager::{MintOutcome, WalletManager};
+use super::manager::{issued_outcome, MintOutcome, WalletManager};
 use crate::metrics::wallet_op;
 
 /// What the worker needs to mint a locked quote the wallet may never have seen.
@@ -113,7 +113,7 @@ impl WalletManager {
                 let q = w.check_mint_quote_status(&quote_id).await?;
                 match q.state {
                     MintQuoteState::Unpaid => Ok(MintOutcome::Unpaid),
-                    MintQuoteState::Issued => Ok(MintOutcome::Issued(q.amount_issued.into())),
+                    MintQuoteState::Issued => issued_outcome(&w, &quote_id).await,
                     MintQuoteState::Paid => {
                         let proofs = w.mint(&quote_id, SplitTarget::default(), None).await?;
                         Ok(MintOutcome::Issued(

@@ -10,7 +10,9 @@
 //! (`http://127.0.0.1:3001/api/v1`, the backend's admin API), `OIDC_API_TOKEN` (required),
 //! `DEVOIDC_SERVICE_SECRET` (`openpleb-dev-service-secret`), `DEVMINT_PAY_LISTEN` (unset: off;
 //! else `host:port` of a switch where `POST /pay` with `{"bolt11"}` pays the invoice at once, for
-//! runs that set a long payment delay and pay invoices themselves, see `scripts/chaos`).
+//! runs that set a long payment delay and pay invoices themselves, see `scripts/chaos`),
+//! `DEVMINT_WITHOUT_NUTS` (unset; else comma-separated NUT numbers its `/v1/info` leaves out,
+//! e.g. `20`, to see the backend refuse such a mint at start).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,6 +38,13 @@ async fn main() -> anyhow::Result<()> {
     let delay: u64 = var("DEVMINT_PAYMENT_DELAY_SECS", "1")
         .parse()
         .context("DEVMINT_PAYMENT_DELAY_SECS")?;
+    let without_nuts = var("DEVMINT_WITHOUT_NUTS", "")
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::parse)
+        .collect::<Result<Vec<u8>, _>>()
+        .context("DEVMINT_WITHOUT_NUTS")?;
     let oidc = DevOidc::start(DevOidcOptions {
         listen: oidc_listen,
         backend_admin_url: var("DEVOIDC_BACKEND_URL", "http://127.0.0.1:3001/api/v1"),
@@ -51,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
             oidc.discovery_url.clone(),
             DEV_CLIENT_ID,
         )),
+        without_nuts,
         ..DevMintOptions::default()
     })
     .await?;

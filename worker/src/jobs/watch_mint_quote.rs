@@ -29,6 +29,10 @@
 //! A quote made without opening its wallet (locked to a key derived from the wallet's seed and
 //! the quote's nonce) is minted into its wallet, created if it does not exist yet.
 //!
+//! A quote the mint reports ISSUED counts only when its wallet's own records show the issue
+//! (`MintOutcome::IssuedElsewhere` otherwise: someone else minted it, which a mint enforcing
+//! NUT-20 never allows): it is given up, warned about and counted, and credits nothing.
+//!
 //! A wallet's own quote whose wallet is gone (which the wallet cleanup avoids while it can be paid)
 //! cannot be minted by anyone: the watcher marks it ORPHANED, logs an error and stops, rather
 //! than open an empty wallet that does not know the quote and fail on every retry. The admin
@@ -43,7 +47,7 @@ use openpleb_common::db::quotes::{self, WalletQuote};
 use openpleb_common::domain::payout::QuoteState;
 use openpleb_common::jobs::{enqueue_in, WatchMintQuote, PAID_CHAIN};
 use openpleb_common::metrics::quote_look;
-use openpleb_common::trade::paid::quote_minted;
+use openpleb_common::trade::paid::{quote_issued_elsewhere, quote_minted};
 use openpleb_common::trade::quote::lock_of;
 use openpleb_common::wallet::{MintOutcome, WalletId};
 
@@ -117,6 +121,9 @@ async fn run(job: WatchMintQuote, ctx: &WorkerContext) -> Result<(), BoxDynError
                 tracing::info!(quote = %quote.quote_id, wallet = %wallet, sats, ?paid, "quote minted");
             }
         }
+        // Somebody else minted it: nothing arrived, so it is given up like an unpaid quote
+        // (once; no more looks) and its offer or claim lapses unpaid at its deadline.
+        MintOutcome::IssuedElsewhere => quote_issued_elsewhere(ctx, &quote).await?,
         MintOutcome::Unpaid => {
             if now >= last_look {
                 quotes::transition(

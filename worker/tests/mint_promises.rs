@@ -1,0 +1,96 @@
+//! The worker binary checks the mint's `/v1/info` at its first answer: a mint that does not
+//! advertise NUT-20 stops it with exit code 2 and one line naming the NUT; against the dev mint
+//! as it is, it starts and stays up. PostgreSQL is unreachable in both: the mint decides.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use openpleb_devkit::{DevMint, DevMintOptions};
+
+/// The worker binary against `mint`, with no database to reach, its logs (level `log`, to
+/// stdout) into `stdout`.
+fn worker(mint: &str, wallets: &std::path::Path, log: &str, stdout: Stdio) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_openpleb-worker"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
+        .env("MINT_URL", mint)
+        .env("WALLETS_DIR", wallets)
+        .env("WALLET_MASTER_SECRET", "42".repeat(32))
+        .env("REPUTATION_SECRET", "17".repeat(32))
+        .env("ADMIN_TOKEN", "test-admin-token-0123456789")
+        .env("OIDC_API_TOKEN", "test-oidc-token-0123456789")
+        .env("PRICE_FIXED", "60000")
+        .env("RUST_LOG", log)
+        .env("LOG_FORMAT", "json")
+        .stdout(stdout)
+        .stderr(Stdio::piped());
+    cmd
+}
+
+#[tokio::test]
+async fn a_mint_without_nut20_stops_the_worker() {
+    let mint = DevMint::start_with(DevMintOptions {
+        without_nuts: vec![20],
+        ..DevMintOptions::default()
+    })
+    .await
+    .expect("mint");
+    let dir = tempfile::tempdir().expect("dir");
+    let out = tokio::task::spawn_blocking({
+        let mint_url = mint.url.clone();
+        let wallets = dir.path().to_owned();
+        move || {
+            worker(&mint_url, &wallets, "off", Stdio::null())
+                .output()
+                .expect("run openpleb-worker")
+        }
+    })
+    .await
+    .expect("join");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the mint at {} does not support NUT-20 (signed mint quotes), which OpenPleb \
+             relies on",
+            mint.url
+        )),
+        "{stderr}"
+    );
+    mint.stop().await.expect("stop mint");
+}
+
+/// The positive control: the same start against the dev mint as it is.
+#[tokio::test]
+async fn the_worker_starts_against_a_mint_with_what_it_needs() {
+    let mint = DevMint::start().await.expect("mint");
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("worker.log");
+    let file = std::fs::File::create(&log).expect("log");
+    let mut child = worker(&mint.url, dir.path(), "info", Stdio::from(file))
+        .spawn()
+        .expect("spawn openpleb-worker");
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("the mint offers what this process relies on") {
+            assert!(text.contains(r#""quote_websockets":true"#), "{text}");
+            break;
+        }
+        let exited = child.try_wait().expect("try_wait");
+        assert!(exited.is_none(), "the worker exited: {exited:?}\n{text}");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no check of the mint: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let exited = child.try_wait().expect("try_wait");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(exited.is_none(), "the worker exited: {exited:?}");
+    mint.stop().await.expect("stop mint");
+}
