@@ -29,6 +29,8 @@ async fn main() -> anyhow::Result<()> {
         _ => {}
     }
     let config = Arc::new(exit_on_error(Config::from_env()));
+    // Settlements lock the platform's fee to the treasury key: without one, refuse to start.
+    exit_on_error(config.treasury.check_locker());
     openpleb_common::telemetry::init(config.ops.log_format);
 
     let pool = bootstrap::database(&config.database)?;

@@ -25,6 +25,16 @@ use std::time::Duration;
 use openpleb_common::wallet::{WalletLayout, WalletManager, WalletManagerConfig};
 use sqlx::PgPool;
 
+/// The `TREASURY_SECRET` of [`test_config`] (and the treasury seed of
+/// [`wallet_manager_config`]): a fixed test key, never for production.
+pub const TEST_TREASURY_SECRET: &str =
+    "1111111111111111111111111111111111111111111111111111111111111111";
+
+/// [`TEST_TREASURY_SECRET`]'s bytes.
+pub fn test_treasury_secret_bytes() -> Vec<u8> {
+    openpleb_common::config::Secret::new(TEST_TREASURY_SECRET).hex_bytes()
+}
+
 /// A wallet manager over `dir` (one volume, 16 shards) talking to `mint_url`.
 /// Idle wallets close after 500 ms, so workers in one test hand wallets over quickly.
 pub fn wallet_manager(pool: PgPool, mint_url: &str, dir: &Path, max_open: usize) -> WalletManager {
@@ -68,6 +78,9 @@ pub fn wallet_manager_config(
     WalletManagerConfig {
         layout: WalletLayout::new(vec![dir.to_path_buf()], 16),
         master_secret: b"openpleb test master secret, not for production".to_vec(),
+        treasury_seed: Some(openpleb_common::wallet::layout::treasury_wallet_seed(
+            &test_treasury_secret_bytes(),
+        )),
         mint_url: mint_url.to_owned(),
         max_open,
         idle_close,
@@ -91,6 +104,7 @@ pub fn test_config(
         ("WALLETS_DIR", wallets_dir.to_string_lossy().into_owned()),
         ("WALLET_MASTER_SECRET", "42".repeat(32)),
         ("REPUTATION_SECRET", "17".repeat(32)),
+        ("TREASURY_SECRET", TEST_TREASURY_SECRET.to_owned()),
         ("ADMIN_TOKEN", "test-admin-token-0123456789".to_owned()),
         ("OIDC_API_TOKEN", "test-oidc-token-0123456789".to_owned()),
         // 60,000.00 per BTC: 1.00 of fiat is 1,667 sats.

@@ -24,7 +24,7 @@ use openpleb_common::health::watch::Watchers;
 use openpleb_common::health::Dependency;
 use openpleb_common::jobs::{
     CleanupWallets, DeliverNotice, ExpireOffers, Job, LapseClaim, LapseOffer, Prune,
-    ReconcileWallets, ReleasePayouts, RemindParty, SweepQuotes, WatchMintQuote,
+    ReconcileWallets, ReleasePayouts, RemindParty, SweepQuotes, WatchMintQuote, WithdrawTreasury,
 };
 use openpleb_common::mint::{MintClient, MintNeeds};
 
@@ -162,6 +162,14 @@ where
             ReleasePayouts,
             Lane::new(concurrency).urgent().with_mint(),
             jobs::release_payouts::handle
+        ))
+        // One withdrawal is in flight at a time: one at a time per process is plenty.
+        .register(worker!(
+            ctx,
+            name,
+            WithdrawTreasury,
+            Lane::new(1).with_mint(),
+            jobs::withdraw_treasury::handle
         ))
         // Lapses ask the mint whether a deposit or a bond was paid after all; the backstop runs
         // the same lapses.

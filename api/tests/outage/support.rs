@@ -282,6 +282,7 @@ impl ApiProcess {
             .env("WALLETS_DIR", dir.join("wallets"))
             .env("WALLET_MASTER_SECRET", "42".repeat(32))
             .env("REPUTATION_SECRET", "17".repeat(32))
+            .env("TREASURY_SECRET", openpleb_devkit::TEST_TREASURY_SECRET)
             .env("ADMIN_TOKEN", ADMIN_TOKEN)
             .env("OIDC_API_TOKEN", OIDC_TOKEN)
             .env("PRICE_FIXED", "60000")

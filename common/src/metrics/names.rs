@@ -60,6 +60,9 @@ pub const QUOTE_LOOKS: &str = "openpleb_quote_looks_total";
 pub const QUOTES_SUBSCRIBED: &str = "openpleb_quotes_subscribed";
 /// Counter: platform tokens the treasury sweep found spent by someone else.
 pub const PLATFORM_TOKENS_SPENT_ELSEWHERE: &str = "openpleb_platform_tokens_spent_elsewhere_total";
+/// Counter: treasury withdrawals ended, by `outcome` (sent: a locked token; paid: an invoice;
+/// failed: nothing left the treasury).
+pub const TREASURY_WITHDRAWALS: &str = "openpleb_treasury_withdrawals_total";
 
 /// Gauge (scrape): offers by `status`.
 pub const OFFERS: &str = "openpleb_offers";
@@ -67,6 +70,8 @@ pub const OFFERS: &str = "openpleb_offers";
 pub const SESSIONS_ACTIVE: &str = "openpleb_sessions_active";
 /// Gauge (scrape): session wallets not yet removed (on disk or restorable).
 pub const SESSION_WALLETS: &str = "openpleb_session_wallets";
+/// Gauge (scrape): the treasury wallet's spendable sats, as a worker last read them.
+pub const TREASURY_BALANCE: &str = "openpleb_treasury_balance_sats";
 /// Gauge (scrape): sats the platform holds for traders (the ledger's ins minus outs).
 pub const ECASH_HELD: &str = "openpleb_ecash_held_sats";
 /// Gauge (scrape): [`ECASH_HELD`] per session wallet not yet removed (0 with no wallet).
@@ -113,6 +118,7 @@ pub const ALL: &[&str] = &[
     DB_QUERY_DURATION,
     DB_POOL_WAIT,
     PLATFORM_TOKENS_SPENT_ELSEWHERE,
+    TREASURY_WITHDRAWALS,
     NOTICES_SENT,
     NOTICES_FAILED,
     NOTICE_DELIVERY_DURATION,
@@ -123,6 +129,7 @@ pub const ALL: &[&str] = &[
     SESSION_WALLETS,
     ECASH_HELD,
     ECASH_PER_WALLET,
+    TREASURY_BALANCE,
     JOBS,
     PAYOUTS_OVERDUE,
     RECONCILE_BEHIND,
@@ -202,6 +209,14 @@ pub(super) fn describe() {
     describe_counter!(
         PLATFORM_TOKENS_SPENT_ELSEWHERE,
         "Platform tokens found spent by someone other than the treasury"
+    );
+    describe_counter!(
+        TREASURY_WITHDRAWALS,
+        "Treasury withdrawals ended, by outcome (sent, paid, failed)"
+    );
+    describe_gauge!(
+        TREASURY_BALANCE,
+        "Treasury wallet's spendable sats as a worker last read them"
     );
     describe_counter!(NOTICES_SENT, "Notices delivered by channel");
     describe_counter!(

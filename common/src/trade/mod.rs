@@ -33,6 +33,7 @@ pub mod resolve;
 pub mod reveal;
 pub mod settle;
 pub mod subscribe;
+pub mod withdraw;
 
 use std::sync::Arc;
 

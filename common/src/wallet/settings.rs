@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use super::layout::WalletLayout;
+use super::error::WalletError;
+use super::layout::TREASURY_WALLET;
+use super::layout::{derive_seed, treasury_wallet_seed, TreasurySeed, WalletId, WalletLayout};
 use super::service_auth::ServiceAuth;
 
 /// Settings of a [`super::WalletManager`].
@@ -16,6 +18,9 @@ pub struct WalletManagerConfig {
     pub layout: WalletLayout,
     /// Master secret the wallet seeds derive from.
     pub master_secret: Vec<u8>,
+    /// The treasury wallet's seed (from `TREASURY_SECRET`); without it this process cannot
+    /// open [`TREASURY_WALLET`].
+    pub treasury_seed: Option<TreasurySeed>,
     /// The mint every wallet uses.
     pub mint_url: String,
     /// Most wallets open at once.
@@ -41,6 +46,11 @@ impl WalletManagerConfig {
         Self {
             layout: WalletLayout::new(config.wallets.volumes.clone(), config.wallets.shards),
             master_secret: config.wallets.master_secret_bytes(),
+            treasury_seed: config
+                .treasury
+                .secret
+                .as_ref()
+                .map(|s| treasury_wallet_seed(&s.hex_bytes())),
             mint_url: config.mint.url.clone(),
             max_open: config.wallets.max_open,
             idle_close: config.wallets.idle_close,
@@ -50,6 +60,21 @@ impl WalletManagerConfig {
             service_auth: None,
             health: crate::health::Health::new(),
         }
+    }
+
+    /// The seed of wallet `id`: the treasury's own, or derived from the master secret. The
+    /// treasury wallet never falls back to the master secret: opened with another seed, its
+    /// file would mix two derivations and could not be restored from the mint.
+    pub fn seed_of(&self, id: &WalletId) -> Result<[u8; 64], WalletError> {
+        if id.as_str() == TREASURY_WALLET {
+            return self.treasury_seed.as_ref().map(|s| s.0).ok_or_else(|| {
+                WalletError::Task(
+                    "the treasury wallet needs TREASURY_SECRET, which this process lacks"
+                        .to_owned(),
+                )
+            });
+        }
+        Ok(derive_seed(&self.master_secret, id))
     }
 
     /// A unique lease holder name for this process.

@@ -10,8 +10,10 @@ pub mod prune;
 pub mod reconcile_wallets;
 pub mod release_payouts;
 pub mod remind_party;
+pub mod sweep_legacy_treasury;
 pub mod sweep_quotes;
 pub mod watch_mint_quote;
+pub mod withdraw_treasury;
 
 use std::time::Duration;
 
