@@ -291,6 +291,16 @@ async fn bad_withdrawals_are_refused_with_stable_codes(
             "invalid_pubkey",
         ),
         (json!({"invoice": "lnbc1nonsense"}), "invalid_invoice"),
+        // Refused by the schema, with the same codes.
+        (
+            json!({"token": {"pubkey": "ab", "amountSats": 1}}),
+            "invalid_pubkey",
+        ),
+        (
+            json!({"token": {"pubkey": key, "amountSats": 0}}),
+            "invalid_amount",
+        ),
+        (json!({"invoice": ""}), "invalid_invoice"),
         // The treasury holds nothing yet.
         (
             json!({"token": {"pubkey": key, "amountSats": 1}}),
