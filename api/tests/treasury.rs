@@ -272,7 +272,8 @@ async fn funded_treasury(h: &mut Harness) -> u64 {
 }
 
 /// Bad requests are refused before anything is recorded: neither or both destinations, a bad
-/// key, a bad invoice, more than the treasury holds, an unknown withdrawal.
+/// key, a bad invoice, more than the treasury holds, an unknown withdrawal. A withdrawal the
+/// wallet cannot pay after all ends FAILED with nothing paid, and frees the way for the next.
 #[sqlx::test(migrations = false)]
 async fn bad_withdrawals_are_refused_with_stable_codes(
     opts: PgPoolOptions,
@@ -327,6 +328,28 @@ async fn bad_withdrawals_are_refused_with_stable_codes(
         .await
         .expect("count");
     assert_eq!(count, 0);
+
+    // The balance as last read says more than the wallet holds (here: no wallet at all): the
+    // worker fails it, nothing paid, and the next withdrawal may go.
+    sqlx::query("update treasury set balance_sats = 10000")
+        .execute(&h.pool)
+        .await
+        .expect("balance");
+    let (status, v) = withdraw(&h, json!({"token": {"pubkey": key, "amountSats": 5_000}})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let id = v["id"].as_str().expect("id").to_owned();
+    let mut w = withdrawal(&h, &id).await;
+    for _ in 0..80 {
+        if w["state"] != "REQUESTED" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        w = withdrawal(&h, &id).await;
+    }
+    assert_eq!(w["state"], "FAILED", "{w}");
+    assert!(w["failure"].is_string() && w["token"].is_null(), "{w}");
+    let (status, v) = withdraw(&h, json!({"token": {"pubkey": key, "amountSats": 1}})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
     h.stop().await;
 }
 

@@ -17,8 +17,8 @@
 //!   no rerun can pay the invoice twice; a quote made by a run that lost the compare-and-set is
 //!   never melted.
 //!
-//! It fails (FAILED, nothing left the treasury) only when the treasury holds too little, the
-//! mint refuses the invoice outright, or the quote expired unpaid.
+//! It fails (FAILED, nothing left the treasury) only when the treasury holds too little (or has
+//! no wallet file yet), the mint refuses the invoice outright, or the quote expired unpaid.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -156,6 +156,10 @@ async fn token(ctx: &WorkerContext, w: &Withdrawal) -> Result<(), BoxDynError> {
                 )
                 .await;
             }
+            // No treasury wallet file: no fee was ever swept in, so it holds nothing.
+            Err(WalletError::NotFound(_)) => {
+                return failed(ctx, &current, "the treasury wallet holds nothing yet").await;
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -192,6 +196,9 @@ async fn invoice(ctx: &WorkerContext, w: &Withdrawal) -> Result<(), BoxDynError>
                     if e.is_definitive_failure() || matches!(e, cdk::Error::RequestAlreadyPaid) =>
                 {
                     return failed(ctx, w, &format!("the mint refused the invoice: {e}")).await;
+                }
+                Err(WalletError::NotFound(_)) => {
+                    return failed(ctx, w, "the treasury wallet holds nothing yet").await;
                 }
                 Err(e) => return Err(e.into()),
             };
