@@ -7,8 +7,9 @@
 use std::time::Duration;
 
 use super::error::WalletError;
-use super::layout::TREASURY_WALLET;
-use super::layout::{derive_seed, treasury_wallet_seed, TreasurySeed, WalletId, WalletLayout};
+use super::layout::{
+    derive_seed, treasury_wallet_seed, TreasurySeed, WalletId, WalletLayout, TREASURY_WALLET,
+};
 use super::service_auth::ServiceAuth;
 
 /// Settings of a [`super::WalletManager`].

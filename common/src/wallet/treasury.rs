@@ -79,12 +79,13 @@ impl TreasuryKey {
     /// The keys that redeem a platform token whose payout recorded `lock`: the legacy key for
     /// a token locked to it before the upgrade, else `TREASURY_SECRET` (also for the unlocked
     /// tokens of before platform payouts were locked, which need none). Empty without
-    /// `TREASURY_SECRET`: this process does not sweep.
+    /// `TREASURY_SECRET`: this process does not sweep (it could not open the treasury wallet,
+    /// whose seed derives from that secret).
     pub fn signing_keys(&self, lock: Option<&str>, legacy: &LegacyTreasuryKey) -> Vec<SecretKey> {
         match (lock, &self.secret) {
-            (Some(l), _) if l == legacy.lock() => vec![legacy.0.clone()],
-            (_, Some(secret)) => vec![secret.clone()],
             (_, None) => Vec::new(),
+            (Some(l), Some(_)) if l == legacy.lock() => vec![legacy.0.clone()],
+            (_, Some(secret)) => vec![secret.clone()],
         }
     }
 }
@@ -187,5 +188,6 @@ mod tests {
             ..key
         };
         assert!(api.signing_keys(Some(&own), &legacy).is_empty());
+        assert!(api.signing_keys(Some(legacy.lock()), &legacy).is_empty());
     }
 }
