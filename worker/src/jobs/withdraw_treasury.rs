@@ -13,9 +13,9 @@
 //! - **invoice**: the melt quote is stored on the row (a compare-and-set on "none yet") before
 //!   anything is melted; every run melts by that stored quote only, after asking about it
 //!   (cdk finishes a melt its saga left unfinished, then asks the mint): paid means record it,
-//!   pending means ask again later, unpaid means melt it. A mint melts a quote at most once, so
-//!   no rerun can pay the invoice twice; a quote made by a run that lost the compare-and-set is
-//!   never melted.
+//!   pending means a fresh run of this job 15 s later, unpaid means melt it. A mint melts a
+//!   quote at most once, so no rerun can pay the invoice twice; a quote made by a run that lost
+//!   the compare-and-set is never melted.
 //!
 //! It fails (FAILED, nothing left the treasury) only when the treasury holds too little (or has
 //! no wallet file yet), the mint refuses the invoice outright, or the quote expired unpaid.
@@ -26,7 +26,7 @@ use std::sync::Arc;
 use apalis::prelude::{BoxDynError, Data};
 use openpleb_common::db::treasury::{self, Withdrawal};
 use openpleb_common::domain::keys::XOnlyKey;
-use openpleb_common::jobs::WithdrawTreasury;
+use openpleb_common::jobs::{self, WithdrawTreasury};
 use openpleb_common::metrics::names;
 use openpleb_common::wallet::treasury::TREASURY_WALLET;
 use openpleb_common::wallet::{Melted, RecordOperation, WalletError, WalletId};
@@ -42,6 +42,9 @@ pub const CUT_TOKEN_MADE: &str = "withdraw:token_made";
 pub const CUT_QUOTE_RECORDED: &str = "withdraw:quote_recorded";
 /// Failpoint (invoice): the invoice is paid, not recorded yet.
 pub const CUT_MELTED: &str = "withdraw:melted";
+
+/// How long before a melt the mint reported pending is looked at again.
+const PENDING_LOOK_AGAIN: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Handles one run.
 pub async fn handle(
@@ -234,7 +237,17 @@ async fn invoice(ctx: &WorkerContext, w: &Withdrawal) -> Result<(), BoxDynError>
             }
             Ok(())
         }
-        Melted::Pending => Err(format!("withdrawal {}: the mint is still paying", w.id).into()),
+        // A Lightning payment can take minutes: look again later rather than spending the
+        // job's attempts (the queue retries at once) on a payment under way.
+        Melted::Pending => {
+            let mut conn = ctx.pool.acquire().await?;
+            let next = WithdrawTreasury {
+                withdrawal_id: w.id,
+            };
+            jobs::enqueue_in(&mut conn, &next, PENDING_LOOK_AGAIN).await?;
+            tracing::info!(withdrawal = %w.id, "the mint is still paying the invoice; looking again later");
+            Ok(())
+        }
         Melted::NotPaid(why) => failed(ctx, w, &why).await,
     }
 }
