@@ -398,6 +398,9 @@ const FORMAT_CODES: &[(&str, &str, &str)] = &[
     ),
     ("ReputationKeyProof", "signature", "invalid_signature"),
     ("FundOffer", "token", "invalid_token"),
+    ("TokenDestination", "pubkey", "invalid_pubkey"),
+    ("TokenDestination", "amountSats", "invalid_amount"),
+    ("WithdrawBody", "invoice", "invalid_invoice"),
     ("", "cursor", "invalid_cursor"),
 ];
 

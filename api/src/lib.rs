@@ -38,6 +38,7 @@ use sqlx::PgPool;
 
 use routes::admin_disputes::AdminDisputesApi;
 use routes::admin_offers::AdminOffersApi;
+use routes::admin_treasury::AdminTreasuryApi;
 use routes::disputes::DisputesApi;
 use routes::events::EventsApi;
 use routes::invites::{AdminInvitesApi, InvitesApi};
@@ -189,6 +190,7 @@ pub type AdminApis = (
     AdminProvidersApi,
     AdminOffersApi,
     AdminDisputesApi,
+    AdminTreasuryApi,
 );
 
 /// The contract's version, `info.version` of both OpenAPI documents: semantic, and separate
@@ -244,6 +246,7 @@ pub fn admin_service(base_path: &str) -> OpenApiService<AdminApis, ()> {
             AdminProvidersApi,
             AdminOffersApi,
             AdminDisputesApi,
+            AdminTreasuryApi,
         ),
         "OpenPleb admin API",
         API_VERSION,

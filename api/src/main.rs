@@ -29,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
         _ => {}
     }
     // The api holds no wallet secret and no wallet volume (it refuses them), only the
-    // workers' public keys.
+    // workers' public keys (the treasury's among them: settlements lock the fee to it).
     let config = Arc::new(exit_on_error(Config::for_api_from_env()));
     openpleb_common::telemetry::init(config.ops.log_format);
 

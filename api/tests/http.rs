@@ -204,6 +204,19 @@ fn bad_configuration_exits_with_code_2_and_one_line() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("DATABASE_POOL_SIZE"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // Settlements lock the platform's fee to the treasury key: the api needs one.
+    let reputation = "cd".repeat(32);
+    let out = run(&[
+        ("ADMIN_TOKEN", "admin-token-0123456789"),
+        ("REPUTATION_SECRET", reputation.as_str()),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim(),
+        "configuration error: TREASURY_PUBKEY (or TREASURY_SECRET) is required but not set"
+    );
 }
 
 /// Hostile input is refused at the door: an oversized body with 413 while it is read (declared

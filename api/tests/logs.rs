@@ -199,6 +199,10 @@ async fn no_secret_reaches_a_log(pool: PgPool) {
         ("clear auth token", cat.clone()),
         ("wallet master secret", master_secret),
         (
+            "treasury secret",
+            openpleb_devkit::TEST_TREASURY_SECRET.to_owned(),
+        ),
+        (
             "trader secret key",
             trader.secret_key().display_secret().to_string(),
         ),

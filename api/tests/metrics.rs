@@ -310,12 +310,14 @@ async fn a_scrape_after_a_trade_shows_it(opts: PgPoolOptions, conn: PgConnectOpt
         "{average}\n{text}"
     );
     // Every exported metric this moved is in the scrape, described and typed; only these are
-    // not (cleanup.rs archives wallets, treasury.rs meets a token spent elsewhere,
-    // mint_promises.rs a quote issued elsewhere, the notification tests deliver notices).
+    // not (cleanup.rs archives wallets, treasury.rs meets a token spent elsewhere and
+    // withdraws, mint_promises.rs a quote issued elsewhere, the notification tests deliver
+    // notices).
     let unmoved = [
         names::WALLETS_ARCHIVED,
         names::PLATFORM_TOKENS_SPENT_ELSEWHERE,
         names::QUOTES_ISSUED_ELSEWHERE,
+        names::TREASURY_WITHDRAWALS,
         names::NOTICES_SENT,
         names::NOTICES_FAILED,
         names::NOTICE_DELIVERY_DURATION,

@@ -109,7 +109,7 @@ async fn a_whole_trade_funded_by_lightning(opts: PgPoolOptions, conn: PgConnectO
     assert_eq!(h.redeem(&maker_payouts, &maker_sk).await, mb);
 
     // The treasury swept the platform fee.
-    let treasury = WalletId::parse("platform_treasury").expect("id");
+    let treasury = WalletId::parse(openpleb_common::wallet::treasury::TREASURY_WALLET).expect("id");
     let mut held = 0;
     for _ in 0..40 {
         held = h

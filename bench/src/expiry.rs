@@ -89,7 +89,7 @@ pub async fn run(report: &mut Report, n: usize) -> anyhow::Result<()> {
 
     let setup = Instant::now();
     let funder = WalletManager::new(
-        WalletManagerConfig::from_config(&settings, &config.mint.url),
+        WalletManagerConfig::from_config(&settings, &config),
         db.pool.clone(),
     )?;
     funder.spawn_maintenance();
@@ -144,7 +144,7 @@ pub async fn run(report: &mut Report, n: usize) -> anyhow::Result<()> {
     let mut workers = Vec::new();
     for i in 0..2 {
         let wallets = WalletManager::new(
-            WalletManagerConfig::from_config(&settings, &config.mint.url),
+            WalletManagerConfig::from_config(&settings, &config),
             db.pool.clone(),
         )?;
         wallets.spawn_maintenance();

@@ -213,7 +213,7 @@ impl Stack {
         let mut config = self.worker_config.clone();
         adjust(&mut config);
         let wallets = WalletManager::new(
-            WalletManagerConfig::from_config(&self.wallet_settings, &config.mint.url),
+            WalletManagerConfig::from_config(&self.wallet_settings, &config),
             self.db.pool.clone(),
         )?;
         wallets.spawn_maintenance();

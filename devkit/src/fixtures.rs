@@ -10,7 +10,6 @@ use cdk::wallet::{Wallet, WalletBuilder};
 use chrono::Utc;
 use openpleb_common::db::offers::{self, NewOffer, Offer};
 use openpleb_common::domain::money::{FeeRule, FeeRules, OfferAmounts};
-use openpleb_common::wallet::layout::derive_seed;
 use openpleb_common::wallet::store::{OpenConnections, SqlxSqliteConfig, WalletSqlxDatabase};
 use openpleb_common::wallet::{MintOutcome, WalletId, WalletManager, WalletManagerConfig};
 use sqlx::{PgConnection, PgPool};
@@ -124,7 +123,7 @@ pub async fn raw_wallet(
         .mint_url(cfg.mint_url.parse().context("mint url")?)
         .unit(CurrencyUnit::Sat)
         .localstore(db)
-        .seed(derive_seed(&cfg.master_secret, wallet))
+        .seed(cfg.seed_of(wallet)?)
         .without_rate_limiting()
         .build()?;
     Ok((w, connections))

@@ -25,6 +25,16 @@ use std::time::Duration;
 use openpleb_common::wallet::{WalletLayout, WalletManager, WalletManagerConfig};
 use sqlx::PgPool;
 
+/// The `TREASURY_SECRET` of [`test_config`] (and the treasury seed of
+/// [`wallet_manager_config`]): a fixed test key, never for production.
+pub const TEST_TREASURY_SECRET: &str =
+    "1111111111111111111111111111111111111111111111111111111111111111";
+
+/// [`TEST_TREASURY_SECRET`]'s bytes.
+pub fn test_treasury_secret_bytes() -> Vec<u8> {
+    openpleb_common::config::Secret::new(TEST_TREASURY_SECRET).hex_bytes()
+}
+
 /// A wallet manager over `dir` (one volume, 16 shards) talking to `mint_url`.
 /// Idle wallets close after 500 ms, so workers in one test hand wallets over quickly.
 pub fn wallet_manager(pool: PgPool, mint_url: &str, dir: &Path, max_open: usize) -> WalletManager {
@@ -70,6 +80,9 @@ pub fn wallet_manager_config(
         // The workers' master secret of every in-process test, so the keys a test's api is
         // given (test_public_keys) are this manager's.
         master_secret: openpleb_common::config::Secret::new(TEST_MASTER_SECRET).hex_bytes(),
+        treasury_seed: Some(openpleb_common::wallet::layout::treasury_wallet_seed(
+            &test_treasury_secret_bytes(),
+        )),
         mint_url: mint_url.to_owned(),
         max_open,
         idle_close,
@@ -88,9 +101,6 @@ pub fn wallet_manager_config(
 /// The master secret of [`test_wallets_config`] (hex).
 pub const TEST_MASTER_SECRET: &str =
     "4242424242424242424242424242424242424242424242424242424242424242";
-/// The treasury secret of [`test_config`] (hex).
-pub const TEST_TREASURY_SECRET: &str =
-    "7171717171717171717171717171717171717171717171717171717171717171";
 
 /// The public keys a worker with [`TEST_MASTER_SECRET`] and [`TEST_TREASURY_SECRET`] derives:
 /// what the api of an in-process test is given.
@@ -132,10 +142,7 @@ pub fn test_worker_wallets(
     config: &openpleb_common::config::Config,
     wallets: &openpleb_common::config::WalletsConfig,
 ) -> WalletManager {
-    match WalletManager::new(
-        WalletManagerConfig::from_config(wallets, &config.mint.url),
-        pool,
-    ) {
+    match WalletManager::new(WalletManagerConfig::from_config(wallets, &config), pool) {
         Ok(m) => {
             m.spawn_maintenance();
             m

@@ -25,11 +25,12 @@ use openpleb_common::health::Dependency;
 use openpleb_common::jobs::{
     CleanupWallets, DeliverNotice, ExpireOffers, Job, LapseClaim, LapseOffer, Prune,
     ReceiveFunding, ReconcileWallets, ReleasePayouts, RemindParty, SweepQuotes, WatchMintQuote,
+    WithdrawTreasury,
 };
 use openpleb_common::mint::{MintClient, MintNeeds};
 
 /// What every job handler gets: the trade steps' context (database, wallets, configuration,
-/// prices, clock). Handlers read `config.worker`, `config.timers`, `config.wallets` and
+/// prices, clock). Handlers read `config.worker`, `config.timers`, the wallets' settings and
 /// `config.mint`; tests shorten its intervals before wrapping it.
 pub use openpleb_common::trade::TradeCtx as WorkerContext;
 
@@ -171,6 +172,14 @@ where
             ReleasePayouts,
             Lane::new(concurrency).urgent().with_mint(),
             jobs::release_payouts::handle
+        ))
+        // One withdrawal is in flight at a time: one at a time per process is plenty.
+        .register(worker!(
+            ctx,
+            name,
+            WithdrawTreasury,
+            Lane::new(1).with_mint(),
+            jobs::withdraw_treasury::handle
         ))
         // Lapses ask the mint whether a deposit or a bond was paid after all; the backstop runs
         // the same lapses.

@@ -62,7 +62,7 @@ fn public_keys(
         var: "WALLET_MASTER_SECRET",
         reason: e,
     };
-    let treasury = openpleb_common::wallet::treasury::TreasuryKey::from_config(config, &master)
+    let treasury = openpleb_common::wallet::treasury::TreasuryKey::from_config(config)
         .map_err(|e| invalid(e.to_string()))?
         .lock;
     openpleb_common::keyring::WorkerKeys::derive(&master, treasury)

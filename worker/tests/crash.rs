@@ -26,6 +26,7 @@ fn worker(db_url: &str, mint: &str, wallets: &std::path::Path, abort: bool) -> s
         .env("WALLET_MASTER_SECRET", "42".repeat(32))
         .env("TREASURY_SECRET", openpleb_devkit::TEST_TREASURY_SECRET)
         .env("REPUTATION_SECRET", "17".repeat(32))
+        .env("TREASURY_SECRET", openpleb_devkit::TEST_TREASURY_SECRET)
         .env("ADMIN_TOKEN", "test-admin-token-0123456789")
         .env("OIDC_API_TOKEN", "test-oidc-token-0123456789")
         .env("PRICE_FIXED", "60000")
@@ -88,7 +89,7 @@ async fn an_aborted_refund_completes_once_after_restart(
 
     let settings = openpleb_devkit::test_wallets_config(dir.path());
     let wallets = WalletManager::new(
-        WalletManagerConfig::from_config(&settings, &config.mint.url),
+        WalletManagerConfig::from_config(&settings, &config),
         pool.clone(),
     )
     .expect("wallets");
@@ -165,7 +166,7 @@ async fn an_aborted_refund_completes_once_after_restart(
     assert_eq!(got, deposit);
     let settings = openpleb_devkit::test_wallets_config(dir.path());
     let wallets = WalletManager::new(
-        WalletManagerConfig::from_config(&settings, &config.mint.url),
+        WalletManagerConfig::from_config(&settings, &config),
         pool.clone(),
     )
     .expect("wallets");

@@ -2,6 +2,7 @@
 
 pub mod admin_disputes;
 pub mod admin_offers;
+pub mod admin_treasury;
 pub mod dispute_views;
 pub mod disputes;
 pub mod events;

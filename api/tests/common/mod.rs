@@ -44,6 +44,8 @@ pub struct Harness {
     pub trader_wallets: WalletManager,
     second_wallets: WalletManager,
     worker_config: Arc<openpleb_common::config::Config>,
+    /// The workers' wallet settings (volumes, master secret): the api has none.
+    pub wallet_settings: WalletsConfig,
     manual: bool,
     stop_worker: Option<oneshot::Sender<()>>,
     worker: Option<tokio::task::JoinHandle<()>>,
@@ -257,6 +259,7 @@ impl Harness {
         Self {
             second_wallets,
             worker_config,
+            wallet_settings,
             manual,
             public: TestClient::new(public),
             admin: TestClient::new(admin),

@@ -475,8 +475,9 @@ fn reputation_config<F: Fn(&str) -> Option<String>>(
     })
 }
 
-/// `TREASURY_PUBKEY` (x-only hex) and `TREASURY_SECRET` (hex), each optional; a secret given
-/// with the key must be the key's.
+/// `TREASURY_PUBKEY` (x-only hex) and `TREASURY_SECRET` (hex), each optional here (a worker
+/// needs the secret, the api one of the two: `TreasuryConfig::check_sweeper`, `check_locker`);
+/// a secret given with the key must be the key's.
 fn treasury_config<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
 ) -> Result<TreasuryConfig, ConfigError> {

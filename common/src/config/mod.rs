@@ -251,27 +251,34 @@ pub struct NotifyConfig {
     pub forget_after: Duration,
 }
 
-/// The treasury key platform payouts are P2PK-locked to (`wallet::treasury`): its secret is
-/// never in PostgreSQL.
+/// The treasury key platform payouts are P2PK-locked to (`wallet::treasury`), whose secret is
+/// never in PostgreSQL and also seeds the treasury wallet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreasuryConfig {
-    /// x-only hex (`TREASURY_PUBKEY`); `None`: a key derived from `WALLET_MASTER_SECRET`.
+    /// x-only hex (`TREASURY_PUBKEY`): what the api, which never sweeps, locks fees to; `None`:
+    /// `secret`'s public key.
     pub pubkey: Option<String>,
-    /// Its secret key, hex, for the workers that sweep fees into the treasury wallet
-    /// (`TREASURY_SECRET`); checked to belong to `pubkey`. The api does not need it.
+    /// The secret key, hex (`TREASURY_SECRET`); checked to belong to `pubkey`. Workers only:
+    /// they redeem the fee tokens into the treasury wallet, whose seed derives from it, and pay
+    /// withdrawals out of it. The api does not need it.
     pub secret: Option<Secret>,
 }
 
 impl TreasuryConfig {
-    /// What a worker (the process that sweeps) needs: with `TREASURY_PUBKEY` set, its
-    /// `TREASURY_SECRET`, or the fees would wait, locked, forever.
+    /// What a worker (the process that sweeps and pays withdrawals) needs: `TREASURY_SECRET`,
+    /// or the fees would wait, locked, forever and the treasury wallet could not be opened.
     pub fn check_sweeper(&self) -> Result<(), ConfigError> {
-        if self.pubkey.is_some() && self.secret.is_none() {
-            return Err(ConfigError::Invalid {
-                var: "TREASURY_SECRET",
-                reason: "a worker sweeps the platform's fees: set it with TREASURY_PUBKEY"
-                    .to_owned(),
-            });
+        if self.secret.is_none() {
+            return Err(ConfigError::Missing("TREASURY_SECRET"));
+        }
+        Ok(())
+    }
+
+    /// What the api (which records the platform's payouts) needs: a key to lock them to,
+    /// `TREASURY_PUBKEY` or `TREASURY_SECRET`.
+    pub fn check_locker(&self) -> Result<(), ConfigError> {
+        if self.pubkey.is_none() && self.secret.is_none() {
+            return Err(ConfigError::Missing("TREASURY_PUBKEY (or TREASURY_SECRET)"));
         }
         Ok(())
     }

@@ -271,13 +271,26 @@ fn wallet_archives_are_off_unless_a_directory_is_named() {
 fn a_treasury_secret_must_be_its_keys() {
     let c = load(&base()).expect("config");
     assert_eq!(c.treasury.pubkey, None);
-    assert!(c.treasury.check_sweeper().is_ok());
+    // Neither key: a worker exits naming TREASURY_SECRET, the api naming TREASURY_PUBKEY.
+    assert_eq!(
+        c.treasury.check_sweeper(),
+        Err(ConfigError::Missing("TREASURY_SECRET"))
+    );
+    assert_eq!(
+        c.treasury.check_sweeper().expect_err("missing").to_string(),
+        "configuration error: TREASURY_SECRET is required but not set"
+    );
+    assert!(c.treasury.check_locker().is_err());
     let sk = cdk::nuts::SecretKey::generate();
     let pk = sk.public_key().x_only_public_key().to_string();
     let mut vars = base();
     vars.insert("TREASURY_PUBKEY", pk.clone());
     let c = load(&vars).expect("config");
     assert_eq!(c.treasury.pubkey.as_deref(), Some(pk.as_str()));
+    assert!(
+        c.treasury.check_locker().is_ok(),
+        "the api locks to the key"
+    );
     assert!(
         c.treasury.check_sweeper().is_err(),
         "a worker needs the secret"

@@ -23,6 +23,7 @@ pub mod receipts;
 pub mod reputation;
 pub mod retention;
 pub mod sessions;
+pub mod treasury;
 pub mod types;
 pub mod users;
 pub mod wallet_checks;

@@ -213,9 +213,11 @@ pub async fn mark_spent_elsewhere(pool: &PgPool, id: Uuid) -> Result<bool, sqlx:
 
 /// Marks a platform payout swept into the treasury.
 pub async fn mark_swept(pool: &PgPool, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("update payouts set state = 'SWEPT' where id = $1 and state = 'RELEASED'")
-        .bind(id)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "update payouts set state = 'SWEPT', swept_at = now() where id = $1 and state = 'RELEASED'",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
     Ok(())
 }

@@ -46,6 +46,8 @@ pub mod queues {
     pub const RECONCILE_WALLETS: &str = "openpleb.reconcile_wallets";
     /// Periodic: prunes what grows without bound (finished jobs, old events, nonces, slots).
     pub const PRUNE: &str = "openpleb.prune";
+    /// Pays the treasury withdrawal in flight (a locked token or a Lightning invoice).
+    pub const WITHDRAW_TREASURY: &str = "openpleb.withdraw_treasury";
 
     /// Every queue (the metrics report each, zero included).
     pub const ALL: &[&str] = &[
@@ -61,6 +63,7 @@ pub mod queues {
         CLEANUP_WALLETS,
         RECONCILE_WALLETS,
         PRUNE,
+        WITHDRAW_TREASURY,
     ];
 }
 
@@ -278,6 +281,18 @@ impl Job for ReceiveFunding {
     fn idempotency_key(&self) -> Option<String> {
         Some(format!("receive_funding:{}", self.intent_id))
     }
+}
+
+/// Pay one treasury withdrawal out of the treasury wallet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithdrawTreasury {
+    /// The withdrawal (a row in `treasury_withdrawals`).
+    pub withdrawal_id: uuid::Uuid,
+}
+
+impl Job for WithdrawTreasury {
+    const QUEUE: &'static str = queues::WITHDRAW_TREASURY;
+    const MAX_ATTEMPTS: usize = 25;
 }
 
 /// Watch one mint quote until it is paid, then mint it into its wallet.

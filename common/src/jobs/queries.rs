@@ -28,6 +28,21 @@ pub async fn release_queued(pool: &PgPool, offer_id: Uuid) -> Result<bool, sqlx:
     .await
 }
 
+/// Whether a treasury withdrawal job is waiting, running, or due to be retried: the
+/// reconciliation enqueues one for a withdrawal in flight only when none is.
+pub async fn withdrawal_queued(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "select exists (
+            select 1 from apalis.jobs
+             where job_type = $1
+               and (status in ('Pending', 'Queued', 'Running')
+                    or (status = 'Failed' and attempts < max_attempts)))",
+    )
+    .bind(crate::jobs::WithdrawTreasury::QUEUE)
+    .fetch_one(pool)
+    .await
+}
+
 /// The quotes among `quote_ids` that have a watcher waiting, running, or due to be retried. The
 /// quote sweep starts a chain only for the others: under a backlog (workers killed, the mint
 /// stopped) a quote's watcher can wait in the queue longer than the sweep's two minutes, and

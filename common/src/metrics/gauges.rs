@@ -114,6 +114,8 @@ impl DbGauges {
               where status in ('COMPLETED', 'RESOLVED')
                 and state_entered_at > now() - interval '24 hours'
              union all
+             select 'treasury', '', '', balance_sats::float8 from treasury
+             union all
              select 'reconcile_age', '', '',
                     coalesce(extract(epoch from now() - max(checked_at)), -1)::float8
                from wallet_checks",
@@ -151,6 +153,7 @@ fn apply(rows: &[Row]) {
             "sessions" => metrics::gauge!(names::SESSIONS_ACTIVE).set(r.v),
             "wallets" => metrics::gauge!(names::SESSION_WALLETS).set(r.v),
             "ecash" => metrics::gauge!(names::ECASH_HELD).set(r.v),
+            "treasury" => metrics::gauge!(names::TREASURY_BALANCE).set(r.v),
             "jobs" => {
                 metrics::gauge!(names::JOBS, "queue" => r.a.clone(), "state" => r.b.clone())
                     .set(r.v);

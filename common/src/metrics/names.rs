@@ -62,6 +62,9 @@ pub const QUOTES_SUBSCRIBED: &str = "openpleb_quotes_subscribed";
 pub const PLATFORM_TOKENS_SPENT_ELSEWHERE: &str = "openpleb_platform_tokens_spent_elsewhere_total";
 /// Counter: quotes the mint reported ISSUED that their wallet never minted (not credited).
 pub const QUOTES_ISSUED_ELSEWHERE: &str = "openpleb_quotes_issued_elsewhere_total";
+/// Counter: treasury withdrawals ended, by `outcome` (sent: a locked token; paid: an invoice;
+/// failed: nothing left the treasury).
+pub const TREASURY_WITHDRAWALS: &str = "openpleb_treasury_withdrawals_total";
 
 /// Gauge (scrape): offers by `status`.
 pub const OFFERS: &str = "openpleb_offers";
@@ -69,6 +72,8 @@ pub const OFFERS: &str = "openpleb_offers";
 pub const SESSIONS_ACTIVE: &str = "openpleb_sessions_active";
 /// Gauge (scrape): session wallets not yet removed (on disk or restorable).
 pub const SESSION_WALLETS: &str = "openpleb_session_wallets";
+/// Gauge (scrape): the treasury wallet's spendable sats, as a worker last read them.
+pub const TREASURY_BALANCE: &str = "openpleb_treasury_balance_sats";
 /// Gauge (scrape): sats the platform holds for traders (the ledger's ins minus outs).
 pub const ECASH_HELD: &str = "openpleb_ecash_held_sats";
 /// Gauge (scrape): [`ECASH_HELD`] per session wallet not yet removed (0 with no wallet).
@@ -116,6 +121,7 @@ pub const ALL: &[&str] = &[
     DB_POOL_WAIT,
     PLATFORM_TOKENS_SPENT_ELSEWHERE,
     QUOTES_ISSUED_ELSEWHERE,
+    TREASURY_WITHDRAWALS,
     NOTICES_SENT,
     NOTICES_FAILED,
     NOTICE_DELIVERY_DURATION,
@@ -126,6 +132,7 @@ pub const ALL: &[&str] = &[
     SESSION_WALLETS,
     ECASH_HELD,
     ECASH_PER_WALLET,
+    TREASURY_BALANCE,
     JOBS,
     PAYOUTS_OVERDUE,
     RECONCILE_BEHIND,
@@ -209,6 +216,14 @@ pub(super) fn describe() {
     describe_counter!(
         QUOTES_ISSUED_ELSEWHERE,
         "Quotes the mint reported issued that their wallet never minted"
+    );
+    describe_counter!(
+        TREASURY_WITHDRAWALS,
+        "Treasury withdrawals ended, by outcome (sent, paid, failed)"
+    );
+    describe_gauge!(
+        TREASURY_BALANCE,
+        "Treasury wallet's spendable sats as a worker last read them"
     );
     describe_counter!(NOTICES_SENT, "Notices delivered by channel");
     describe_counter!(

@@ -34,6 +34,7 @@ pub mod resolve;
 pub mod reveal;
 pub mod settle;
 pub mod subscribe;
+pub mod withdraw;
 
 use std::sync::Arc;
 

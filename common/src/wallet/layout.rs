@@ -120,6 +120,35 @@ impl WalletLayout {
     }
 }
 
+/// The platform treasury's wallet: platform fees are swept into it and withdrawals leave it.
+/// Its seed derives from `TREASURY_SECRET` ([`treasury_wallet_seed`]), not from the master
+/// secret, so whoever holds only `WALLET_MASTER_SECRET` (every worker with session wallets)
+/// cannot restore it from the mint. `_v2` because [`LEGACY_TREASURY_WALLET`] had the other seed.
+pub const TREASURY_WALLET: &str = "platform_treasury_v2";
+
+/// The treasury wallet before its seed moved to `TREASURY_SECRET` (seed derived from the master
+/// secret like a session's). A one-time sweep moves its balance into [`TREASURY_WALLET`]; nothing
+/// else is paid into it any more.
+pub const LEGACY_TREASURY_WALLET: &str = "platform_treasury";
+
+/// The treasury wallet's seed: HMAC-SHA512(`TREASURY_SECRET`, `openpleb/treasury-wallet/v1`).
+/// The label keeps it apart from the P2PK key the same secret is.
+pub fn treasury_wallet_seed(treasury_secret: &[u8]) -> TreasurySeed {
+    let mut engine = hmac::HmacEngine::<sha512::Hash>::new(treasury_secret);
+    engine.input(b"openpleb/treasury-wallet/v1");
+    TreasurySeed(hmac::Hmac::<sha512::Hash>::from_engine(engine).to_byte_array())
+}
+
+/// The treasury wallet's seed; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TreasurySeed(pub(super) [u8; 64]);
+
+impl fmt::Debug for TreasurySeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TreasurySeed([REDACTED])")
+    }
+}
+
 /// Derives a wallet's 64-byte seed from the master secret: HMAC-SHA512(master, label ‖ id).
 ///
 /// Deterministic, so a lost wallet file can be rebuilt from the mint (NUT-09/13).
@@ -181,6 +210,16 @@ mod tests {
         // Roughly a third moves to the new volume, and every volume gets a fair share.
         assert!((50..120).contains(&moved), "moved {moved}");
         assert!(counts.values().all(|&n| n > 50), "{counts:?}");
+    }
+
+    #[test]
+    fn the_treasury_seed_is_not_the_master_derivation() {
+        let id = WalletId::parse(TREASURY_WALLET).expect("id");
+        let seed = treasury_wallet_seed(&[3; 32]);
+        assert_eq!(seed, treasury_wallet_seed(&[3; 32]));
+        assert_ne!(seed, treasury_wallet_seed(&[4; 32]));
+        assert_ne!(seed.0, derive_seed(&[3; 32], &id));
+        assert_eq!(format!("{seed:?}"), "TreasurySeed([REDACTED])");
     }
 
     #[test]

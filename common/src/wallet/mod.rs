@@ -10,11 +10,12 @@
 //! a quote the mint reports issued was issued to this wallet), `quote_lock` (quotes made
 //! without opening the wallet), `locked` (the token of a locked payout send cut after the
 //! mint's swap), `kv` (the names of this backend's records in a wallet file), `settings` and
-//! `error` (what failed, and what a client can do about it).
+//! `error` (what failed, and what a client can do about it), `melt` (paying an invoice once per
+//! quote), `treasury` (the treasury's keys and what its sweep asks).
 //!
-//! Dependencies point one way, downwards: `quote_lock`, `receipts`, `treasury` and `reconcile`
-//! add operations to the manager; `manager` and `quote_lock` use `own_issue`; `manager` uses
-//! `slots`; `slots` uses `opening`; `opening`
+//! Dependencies point one way, downwards: `quote_lock`, `receipts`, `treasury`, `melt` and
+//! `reconcile` add operations to the manager; `manager` and `quote_lock` use `own_issue`;
+//! `manager` uses `slots`; `slots` uses `opening`; `opening`
 //! uses `recovery` and the store; `recovery` uses `locked`; everything may use `kv`,
 //! `settings`, `layout` and `error`. `scripts/import-cycles` fails the tests on a loop.
 
@@ -27,6 +28,7 @@ mod kv;
 pub mod layout;
 pub mod locked;
 pub mod manager;
+pub mod melt;
 mod opening;
 mod own_issue;
 pub mod quote_lock;
@@ -44,6 +46,7 @@ pub use layout::{WalletId, WalletLayout};
 pub use manager::{
     Balances, CreatedQuote, Funds, MintOutcome, RecordOperation, SentToken, WalletManager,
 };
+pub use melt::{MeltQuoted, Melted};
 pub use quote_lock::QuoteLock;
 pub use receipts::Receipt;
 pub use reconcile::Reconciled;

@@ -6,7 +6,10 @@
 
 use std::time::Duration;
 
-use super::layout::WalletLayout;
+use super::error::WalletError;
+use super::layout::{
+    derive_seed, treasury_wallet_seed, TreasurySeed, WalletId, WalletLayout, TREASURY_WALLET,
+};
 use super::service_auth::ServiceAuth;
 
 /// Settings of a [`super::WalletManager`].
@@ -16,6 +19,9 @@ pub struct WalletManagerConfig {
     pub layout: WalletLayout,
     /// Master secret the wallet seeds derive from.
     pub master_secret: Vec<u8>,
+    /// The treasury wallet's seed (from `TREASURY_SECRET`); without it this process cannot
+    /// open [`TREASURY_WALLET`].
+    pub treasury_seed: Option<TreasurySeed>,
     /// The mint every wallet uses.
     pub mint_url: String,
     /// Most wallets open at once.
@@ -43,12 +49,21 @@ pub struct WalletManagerConfig {
 }
 
 impl WalletManagerConfig {
-    /// The settings a worker uses, from its validated wallet settings and the mint's URL.
-    pub fn from_config(wallets: &crate::config::WalletsConfig, mint_url: &str) -> Self {
+    /// The settings a worker uses, from its validated wallet settings and configuration (the
+    /// mint, the treasury's secret).
+    pub fn from_config(
+        wallets: &crate::config::WalletsConfig,
+        config: &crate::config::Config,
+    ) -> Self {
         Self {
             layout: WalletLayout::new(wallets.volumes.clone(), wallets.shards),
             master_secret: wallets.master_secret_bytes(),
-            mint_url: mint_url.to_owned(),
+            treasury_seed: config
+                .treasury
+                .secret
+                .as_ref()
+                .map(|s| treasury_wallet_seed(&s.hex_bytes())),
+            mint_url: config.mint.url.clone(),
             max_open: wallets.max_open,
             idle_close: wallets.idle_close,
             lease_ttl: wallets.lease_ttl,
@@ -60,6 +75,21 @@ impl WalletManagerConfig {
             archive_dir: wallets.archive_dir.clone(),
             archive_keep: wallets.archive_keep,
         }
+    }
+
+    /// The seed of wallet `id`: the treasury's own, or derived from the master secret. The
+    /// treasury wallet never falls back to the master secret: opened with another seed, its
+    /// file would mix two derivations and could not be restored from the mint.
+    pub fn seed_of(&self, id: &WalletId) -> Result<[u8; 64], WalletError> {
+        if id.as_str() == TREASURY_WALLET {
+            return self.treasury_seed.as_ref().map(|s| s.0).ok_or_else(|| {
+                WalletError::Task(
+                    "the treasury wallet needs TREASURY_SECRET, which this process lacks"
+                        .to_owned(),
+                )
+            });
+        }
+        Ok(derive_seed(&self.master_secret, id))
     }
 
     /// A unique lease holder name for this process.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use cdk_common::bitcoin::hashes::{sha256, Hash};
 use openpleb_common::trade::payouts::proof_message;
+use openpleb_common::wallet::treasury::{LEGACY_TREASURY_WALLET, TREASURY_WALLET};
 use serde_json::{json, Value};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, PgPool, Row};
@@ -308,7 +309,8 @@ async fn alerts(env: &Endpoints) -> anyhow::Result<Verdict> {
 }
 
 /// Every wallet file's proofs against the ledger: with every offer settled a session wallet
-/// owes nothing, so it must hold nothing; the treasury holds exactly the platform's swept share.
+/// owes nothing, so it must hold nothing; the treasury holds exactly the platform's swept share
+/// less what withdrawals took out.
 async fn wallets(pool: &PgPool, dirs: &[PathBuf]) -> anyhow::Result<Verdict> {
     let swept: i64 = sqlx::query_scalar(
         "select coalesce(sum(amount_sats - fee_sats), 0)::bigint from payouts
@@ -316,6 +318,16 @@ async fn wallets(pool: &PgPool, dirs: &[PathBuf]) -> anyhow::Result<Verdict> {
     )
     .fetch_one(pool)
     .await?;
+    // What withdrawals took out of the treasury: a token's amount (its fee included), an
+    // invoice's amount and fee.
+    let withdrawn: i64 = sqlx::query_scalar(
+        "select coalesce(sum(case state when 'SENT' then amount_sats
+                                        else amount_sats + fee_sats end), 0)::bigint
+           from treasury_withdrawals where state in ('SENT', 'PAID')",
+    )
+    .fetch_one(pool)
+    .await?;
+    let swept = swept - withdrawn;
     let mut files = Vec::new();
     for d in dirs {
         collect_db_files(d, &mut files)?;
@@ -337,8 +349,9 @@ async fn wallets(pool: &PgPool, dirs: &[PathBuf]) -> anyhow::Result<Verdict> {
             .filter(|(s, _)| matches!(s.as_str(), "RESERVED" | "PENDING"))
             .map(|(_, v)| v)
             .sum();
-        if name == "platform_treasury" {
-            treasury = unspent;
+        // The treasury wallet, and the legacy one until its balance moved over.
+        if name == TREASURY_WALLET || name == LEGACY_TREASURY_WALLET {
+            treasury += unspent;
         } else if in_use(pool, &name).await? {
             in_use_count += 1;
         } else if unspent + stuck != 0 {

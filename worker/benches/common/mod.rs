@@ -77,7 +77,7 @@ impl Bench {
         let mut settings = openpleb_devkit::test_wallets_config(dir.path());
         settings.idle_close = Duration::from_secs(1);
         let wallets = WalletManager::new(
-            WalletManagerConfig::from_config(&settings, &config.mint.url),
+            WalletManagerConfig::from_config(&settings, &config),
             pool.clone(),
         )?;
         wallets.spawn_maintenance();

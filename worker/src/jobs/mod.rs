@@ -11,8 +11,10 @@ pub mod receive_funding;
 pub mod reconcile_wallets;
 pub mod release_payouts;
 pub mod remind_party;
+pub mod sweep_legacy_treasury;
 pub mod sweep_quotes;
 pub mod watch_mint_quote;
+pub mod withdraw_treasury;
 
 use std::time::Duration;
 

@@ -13,6 +13,10 @@
 //! recorded of the token: the offer funded or the sats refunded; a token not received yet is
 //! received now (the same work as the job's).
 //!
+//! The treasury's upkeep comes next: the one-time move of the legacy treasury wallet
+//! ([`super::sweep_legacy_treasury`]), a fresh job for a withdrawal in flight whose job is gone,
+//! and the treasury balance the admin view reads.
+//!
 //! Payouts still unreleased past a grace period ([`alerts::OVERDUE_PAYOUT_GRACE`]) get an error
 //! line, and a fresh release job if none is queued (theirs gave up or went missing): money owed
 //! and not moving needs a person to look.
@@ -27,13 +31,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::{BoxDynError, Data};
-use openpleb_common::db::{alerts, fund_intents, wallet_checks};
-use openpleb_common::jobs::{self, queries, ReconcileWallets, ReleasePayouts};
+use openpleb_common::db::{alerts, fund_intents, treasury, wallet_checks};
+use openpleb_common::jobs::{self, queries, ReconcileWallets, ReleasePayouts, WithdrawTreasury};
 use openpleb_common::trade::fund_receive::{self, Ran};
 use openpleb_common::wallet::{Reconciled, WalletError, WalletId};
 
-use super::release_payouts::TREASURY_WALLET;
 use crate::WorkerContext;
+use openpleb_common::wallet::treasury::{LEGACY_TREASURY_WALLET, TREASURY_WALLET};
 
 /// A funding intent younger than this may still belong to a running request; the
 /// reconciliation leaves it to that request (whose row lock it would skip anyway).
@@ -110,8 +114,13 @@ pub async fn run(ctx: &WorkerContext) -> Result<Summary, BoxDynError> {
         summary.releases_requeued += 1;
     }
 
+    treasury_upkeep(ctx).await?;
+
     let started = tokio::time::Instant::now();
-    let platform = [WalletId::parse(TREASURY_WALLET)?];
+    let platform = [
+        WalletId::parse(TREASURY_WALLET)?,
+        WalletId::parse(LEGACY_TREASURY_WALLET)?,
+    ];
     let due = wallet_checks::due(
         &ctx.pool,
         &platform,
@@ -143,6 +152,32 @@ pub async fn run(ctx: &WorkerContext) -> Result<Summary, BoxDynError> {
         }
     }
     Ok(summary)
+}
+
+/// The treasury's share of the run: the one-time move of the legacy wallet (until DONE), a
+/// job for a withdrawal in flight whose job gave up or went missing, and the balance the admin
+/// view shows. A failure here is logged and tried again next run; the wallets still get checked.
+async fn treasury_upkeep(ctx: &WorkerContext) -> Result<(), BoxDynError> {
+    if let Err(e) = super::sweep_legacy_treasury::run(ctx).await {
+        tracing::warn!(error = %e, "legacy treasury move not done yet; tried again next run");
+    }
+    if let Some(w) = treasury::in_flight(&ctx.pool).await? {
+        if !queries::withdrawal_queued(&ctx.pool).await? {
+            tracing::error!(withdrawal = %w.id, "treasury withdrawal in flight without a job; enqueued again");
+            let mut conn = ctx.pool.acquire().await?;
+            jobs::enqueue(
+                &mut conn,
+                &WithdrawTreasury {
+                    withdrawal_id: w.id,
+                },
+            )
+            .await?;
+        }
+    }
+    if let Err(e) = super::withdraw_treasury::store_balance(ctx).await {
+        tracing::warn!(error = %e, "treasury balance not stored; tried again next run");
+    }
+    Ok(())
 }
 
 fn report(wallet: &WalletId, r: &Reconciled) {

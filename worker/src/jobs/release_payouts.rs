@@ -26,12 +26,13 @@ use openpleb_common::domain::payout::PayoutState;
 use openpleb_common::jobs::ReleasePayouts;
 use openpleb_common::metrics::names;
 use openpleb_common::trade::payouts::released;
+use openpleb_common::wallet::treasury::TreasuryKey;
 use openpleb_common::wallet::{RecordOperation, WalletError, WalletId};
 
 use crate::WorkerContext;
 
-/// The wallet that collects platform fees.
-pub const TREASURY_WALLET: &str = "platform_treasury";
+/// The wallet that collects platform fees (seeded from `TREASURY_SECRET`).
+pub use openpleb_common::wallet::treasury::TREASURY_WALLET;
 
 /// Handles one release run.
 pub async fn handle(job: ReleasePayouts, ctx: Data<Arc<WorkerContext>>) -> Result<(), BoxDynError> {
@@ -132,29 +133,32 @@ pub async fn run(job: ReleasePayouts, ctx: &WorkerContext) -> Result<(), BoxDynE
 }
 
 /// Sweeps the offer's released platform payouts into the treasury wallet with the treasury
-/// key's secret. A worker given only `TREASURY_PUBKEY` (no secret) leaves them locked and
-/// released, for whoever holds the key.
+/// key's secret (or, for a fee token locked before the upgrade to the key derived from the
+/// master secret, with that one), then stores the treasury's balance for the admin view. A
+/// process without `TREASURY_SECRET` (a worker refuses to start so; tests build one) leaves
+/// them locked and released, for whoever holds the key.
 pub async fn sweep(ctx: &WorkerContext, offer_id: uuid::Uuid) -> Result<(), BoxDynError> {
     let treasury = WalletId::parse(TREASURY_WALLET)?;
-    let key = ctx.wallets()?.treasury_key(&ctx.config)?;
+    let key = TreasuryKey::from_config(&ctx.config)?;
+    let legacy = ctx.wallets()?.legacy_treasury_key()?;
+    let mut swept = false;
     for p in payouts::unswept(&ctx.pool, offer_id).await? {
         let Some(token) = &p.token else { continue };
-        let Some(secret) = &key.secret else {
+        let keys = key.signing_keys(p.lock_pubkey.as_deref(), &legacy);
+        if keys.is_empty() {
             tracing::warn!(payout = %p.id, offer = %p.offer_id,
                 "no TREASURY_SECRET here: the platform fee stays locked to TREASURY_PUBKEY");
             continue;
-        };
-        match ctx
-            .wallets()?
-            .receive(&treasury, token, vec![secret.clone()])
-            .await
-        {
+        }
+        match ctx.wallets()?.receive(&treasury, token, keys).await {
             Ok(_) => {
                 payouts::mark_swept(&ctx.pool, p.id).await?;
+                swept = true;
             }
             Err(WalletError::Cdk(cdk::Error::TokenAlreadySpent)) => {
                 if ctx.wallets()?.received(&treasury, token).await? {
                     payouts::mark_swept(&ctx.pool, p.id).await?;
+                    swept = true;
                 } else if payouts::mark_spent_elsewhere(&ctx.pool, p.id).await? {
                     metrics::counter!(names::PLATFORM_TOKENS_SPENT_ELSEWHERE).increment(1);
                     tracing::error!(payout = %p.id, offer = %p.offer_id, sats = p.amount_sats,
@@ -163,6 +167,9 @@ pub async fn sweep(ctx: &WorkerContext, offer_id: uuid::Uuid) -> Result<(), BoxD
             }
             Err(e) => return Err(e.into()),
         }
+    }
+    if swept {
+        super::withdraw_treasury::store_balance(ctx).await?;
     }
     Ok(())
 }
