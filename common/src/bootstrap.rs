@@ -30,7 +30,7 @@ pub async fn wallets(
     wallets: &WalletsConfig,
     pool: PgPool,
 ) -> anyhow::Result<WalletManager> {
-    let mut wallet_cfg = WalletManagerConfig::from_config(wallets, &config);
+    let mut wallet_cfg = WalletManagerConfig::from_config(wallets, config);
     wallet_cfg.service_auth = ServiceAuth::from_config(&config.mint)
         .await
         .context("service OIDC account")?;

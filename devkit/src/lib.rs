@@ -142,7 +142,7 @@ pub fn test_worker_wallets(
     config: &openpleb_common::config::Config,
     wallets: &openpleb_common::config::WalletsConfig,
 ) -> WalletManager {
-    match WalletManager::new(WalletManagerConfig::from_config(wallets, &config), pool) {
+    match WalletManager::new(WalletManagerConfig::from_config(wallets, config), pool) {
         Ok(m) => {
             m.spawn_maintenance();
             m
