@@ -188,17 +188,17 @@ async fn a_payable_invoice_keeps_its_wallet(opts: PgPoolOptions, conn: PgConnect
     expire_session(&h, session).await;
     // Several cleanup runs (every 2 s here) pass over it.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    // The deposit quote is locked to a key derived from the wallet's seed, made without
-    // opening the wallet (so no request waits for its lease): it needs no file to be minted. A wallet that exists is
-    // kept while the invoice can be paid.
-    let nonce: Option<String> =
-        sqlx::query_scalar("select lock_nonce from wallet_quotes where offer_id = $1")
+    // The deposit quote is locked to a key of the workers' quote-lock branch, made by the api
+    // without any wallet: it needs no file to be minted. A wallet that exists is kept while
+    // the invoice can be paid.
+    let path: Option<String> =
+        sqlx::query_scalar("select lock_path from wallet_quotes where offer_id = $1")
             .bind(id)
             .fetch_one(&h.pool)
             .await
             .expect("quote");
     assert!(
-        h.worker_wallets.exists(&wallet) || nonce.is_some(),
+        h.worker_wallets.exists(&wallet) || path.is_some(),
         "the invoice keeps its wallet, or needs none"
     );
 
@@ -225,10 +225,10 @@ async fn a_watcher_whose_wallet_is_gone_stops_and_alerts(
     let maker = h.session().await;
     let (id, _, deposit, _) = offer_with_invoice(&h, &maker, provider).await;
     let wallet = WalletId::session(session_id(&h, &maker).await);
-    // A quote locked to a key derived from the wallet's seed (what `POST /offers` makes now)
-    // survives a lost file: the mint recreates the wallet. A quote the wallet made itself
-    // (recorded without a key nonce) does not: that is the case here.
-    sqlx::query("update wallet_quotes set lock_nonce = null where offer_id = $1")
+    // A quote locked to a key of the workers' quote-lock branch (what `POST /offers` makes
+    // now) survives a lost file: the minting worker recreates the wallet. A quote the wallet
+    // made itself (recorded without a lock) does not: that is the case here.
+    sqlx::query("update wallet_quotes set lock_path = null where offer_id = $1")
         .bind(id)
         .execute(&h.pool)
         .await

@@ -178,7 +178,6 @@ fn bad_configuration_exits_with_code_2_and_one_line() {
         cmd.env_clear()
             .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
             .env("MINT_URL", "http://127.0.0.1:1")
-            .env("WALLET_MASTER_SECRET", "ab".repeat(32))
             .env("OIDC_API_TOKEN", "oidc-token-0123456789")
             .env("PRICE_FIXED", "60000");
         for (k, v) in extra {
@@ -205,7 +204,7 @@ fn bad_configuration_exits_with_code_2_and_one_line() {
     assert!(stderr.contains("DATABASE_POOL_SIZE"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 
-    // Settlements lock the platform's fee to the treasury key: the api needs one.
+    // The api needs the workers' public keys (settlements lock the fee to the treasury's).
     let reputation = "cd".repeat(32);
     let out = run(&[
         ("ADMIN_TOKEN", "admin-token-0123456789"),
@@ -215,7 +214,7 @@ fn bad_configuration_exits_with_code_2_and_one_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         stderr.trim(),
-        "configuration error: TREASURY_PUBKEY (or TREASURY_SECRET) is required but not set"
+        "configuration error: QUOTE_LOCK_XPUB is required but not set"
     );
 }
 

@@ -1,8 +1,8 @@
 //! No request waits for a wallet lease held by another process (a worker minting or releasing
 //! can hold one for seconds). `POST /offers` and
-//! claim make their invoices without opening the session wallet (a quote locked to a key
-//! derived from the wallet's seed and a nonce kept in PostgreSQL); only the worker that mints
-//! opens the wallet, and it mints with the derived key.
+//! claim make their invoices without a session wallet (a quote locked to a key of the
+//! workers' quote-lock branch at a path kept in PostgreSQL); only the worker that mints opens
+//! the wallet, and it mints with the derived key.
 
 mod common;
 
@@ -54,16 +54,15 @@ async fn creating_and_claiming_never_wait_for_a_wallet_lease(
     let (id, _, _) = h.offer(&maker, provider, 1_000).await;
     let took = started.elapsed();
     assert!(took < Duration::from_secs(3), "POST /offers took {took:?}");
-    let nonce: Option<String> =
-        sqlx::query_scalar("select lock_nonce from wallet_quotes where offer_id = $1")
+    let path: Option<String> =
+        sqlx::query_scalar("select lock_path from wallet_quotes where offer_id = $1")
             .bind(id)
             .fetch_one(&h.pool)
             .await
             .expect("quote");
-    assert_eq!(
-        nonce.map(|n| n.len()),
-        Some(32),
-        "the quote's key nonce is kept"
+    assert!(
+        path.is_some_and(|p| p.split('/').count() == 2),
+        "the quote's lock path is kept"
     );
 
     // The worker mints once the lease is free, signing with the derived key.

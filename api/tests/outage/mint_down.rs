@@ -210,7 +210,6 @@ async fn a_mint_without_protected_checkstate_stops_the_api() {
                 .env("MINT_URL", mint_url)
                 .envs(api_keys())
                 .env("REPUTATION_SECRET", "cd".repeat(32))
-                .env("TREASURY_SECRET", openpleb_devkit::TEST_TREASURY_SECRET)
                 .env("ADMIN_TOKEN", ADMIN_TOKEN)
                 .env("OIDC_API_TOKEN", OIDC_TOKEN)
                 .env("PRICE_FIXED", "60000")

@@ -292,7 +292,6 @@ impl ApiProcess {
             // Only the workers' public keys: the api refuses a wallet secret or volume.
             .envs(api_keys())
             .env("REPUTATION_SECRET", "17".repeat(32))
-            .env("TREASURY_SECRET", openpleb_devkit::TEST_TREASURY_SECRET)
             .env("ADMIN_TOKEN", ADMIN_TOKEN)
             .env("OIDC_API_TOKEN", OIDC_TOKEN)
             .env("PRICE_FIXED", "60000")
