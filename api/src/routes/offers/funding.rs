@@ -60,13 +60,14 @@ pub struct FundIntentView {
     pub id: Uuid,
     /// The offer it funds.
     pub offer_id: Uuid,
-    /// Where it is.
+    // Where it is. (No doc comment: it would make the field `allOf` the enum's schema and a
+    // description, which client generators refuse; the enum's own schema describes it.)
     pub state: FundIntentState,
     /// The token's face value.
     pub value_sats: u64,
     /// Sats received, once received (the face value less the mint's fee).
     pub received_sats: Option<u64>,
-    /// Why it did not fund the offer, if it did not.
+    // Why it did not fund the offer, if it did not (the enum's schema describes it).
     pub reason: Option<FundIntentReason>,
     /// When it was recorded.
     pub created_at: DateTime<Utc>,
