@@ -32,7 +32,7 @@ use openpleb_devkit::oidc::{DevOidc, DevOidcOptions, DEV_CLIENT_ID};
 use openpleb_devkit::stack::DEV_SERVICE_SECRET;
 use openpleb_devkit::{DevMint, DevMintOptions, MintAuthOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use support::{api_keys, free_port, wait_until, ApiProcess, ADMIN_TOKEN, OIDC_TOKEN};
+use support::{api_command, free_port, wait_until, ApiProcess, OIDC_TOKEN};
 
 /// A dev mint with the auth the api relies on, its issuer, and `without_nuts` left out of
 /// its `/v1/info`.
@@ -67,18 +67,7 @@ async fn a_mint_without_nut20_stops_the_api() {
     let out = tokio::task::spawn_blocking({
         let mint_url = mint.url.clone();
         move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_openpleb-api"))
-                .env_clear()
-                .env("DATABASE_URL", NO_DATABASE)
-                .env("MINT_URL", mint_url)
-                .envs(api_keys())
-                .env("REPUTATION_SECRET", "cd".repeat(32))
-                .env("ADMIN_TOKEN", ADMIN_TOKEN)
-                .env("OIDC_API_TOKEN", OIDC_TOKEN)
-                .env("PRICE_FIXED", "60000")
-                .env("API_PORT", free_port().to_string())
-                .env("ADMIN_PORT", free_port().to_string())
-                .env("RUST_LOG", "off")
+            api_command(NO_DATABASE, &mint_url)
                 .output()
                 .expect("run openpleb-api")
         }

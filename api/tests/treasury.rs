@@ -13,7 +13,7 @@ use std::sync::Arc;
 use cdk::nuts::{SecretKey, Token};
 use common::{body, expect_error, payout_key, Harness, ADMIN};
 use openpleb_common::failpoint::Cuts;
-use openpleb_common::wallet::treasury::TREASURY_WALLET;
+use openpleb_common::wallet::treasury::{TreasuryKey, TREASURY_WALLET};
 use openpleb_common::wallet::MintOutcome;
 use openpleb_common::wallet::{WalletId, WalletManager, WalletManagerConfig};
 use openpleb_devkit::fixtures::fund_wallet;
@@ -73,10 +73,7 @@ async fn the_stored_platform_token_is_locked_to_the_treasury(
         !locks.is_empty(),
         "the platform token in payouts.token is unlocked"
     );
-    let treasury = h
-        .worker_wallets
-        .treasury_key(&h.trade_ctx().config)
-        .expect("treasury key");
+    let treasury = TreasuryKey::from_config(&h.trade_ctx().config).expect("treasury key");
     assert!(
         locks
             .iter()

@@ -204,18 +204,7 @@ async fn a_mint_without_protected_checkstate_stops_the_api() {
     let out = tokio::task::spawn_blocking({
         let mint_url = mint.url.clone();
         move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_openpleb-api"))
-                .env_clear()
-                .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
-                .env("MINT_URL", mint_url)
-                .envs(api_keys())
-                .env("REPUTATION_SECRET", "cd".repeat(32))
-                .env("ADMIN_TOKEN", ADMIN_TOKEN)
-                .env("OIDC_API_TOKEN", OIDC_TOKEN)
-                .env("PRICE_FIXED", "60000")
-                .env("API_PORT", free_port().to_string())
-                .env("ADMIN_PORT", free_port().to_string())
-                .env("RUST_LOG", "off")
+            api_command("postgres://127.0.0.1:1/none", &mint_url)
                 .output()
                 .expect("run openpleb-api")
         }

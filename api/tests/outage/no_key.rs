@@ -31,18 +31,7 @@ use super::support::*;
 /// `None` while it still runs after a few seconds (it started).
 async fn api_with(extra: (&'static str, String)) -> (Option<i32>, String) {
     tokio::task::spawn_blocking(move || {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_openpleb-api"))
-            .env_clear()
-            .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
-            .env("MINT_URL", "http://127.0.0.1:1")
-            .envs(api_keys())
-            .env("REPUTATION_SECRET", "cd".repeat(32))
-            .env("ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("OIDC_API_TOKEN", OIDC_TOKEN)
-            .env("PRICE_FIXED", "60000")
-            .env("API_PORT", free_port().to_string())
-            .env("ADMIN_PORT", free_port().to_string())
-            .env("RUST_LOG", "off")
+        let mut child = api_command("postgres://127.0.0.1:1/none", "http://127.0.0.1:1")
             .env(extra.0, extra.1)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())

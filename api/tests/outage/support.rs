@@ -275,6 +275,24 @@ pub fn api_keys() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The api binary as a deployment starts it (the workers' public keys, no wallet secret),
+/// against `db_url` and `mint_url` on free ports, logging off; a test adds what it checks.
+pub fn api_command(db_url: &str, mint_url: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_openpleb-api"));
+    cmd.env_clear()
+        .env("DATABASE_URL", db_url)
+        .env("MINT_URL", mint_url)
+        .envs(api_keys())
+        .env("REPUTATION_SECRET", "cd".repeat(32))
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("OIDC_API_TOKEN", OIDC_TOKEN)
+        .env("PRICE_FIXED", "60000")
+        .env("API_PORT", free_port().to_string())
+        .env("ADMIN_PORT", free_port().to_string())
+        .env("RUST_LOG", "off");
+    cmd
+}
+
 impl ApiProcess {
     /// Starts `openpleb-api` against `db_url` and `mint_url`, its admin listener on
     /// `admin_port` (where the dev issuer asks about pubkeys), logging into `dir`.

@@ -476,7 +476,7 @@ fn reputation_config<F: Fn(&str) -> Option<String>>(
 }
 
 /// `TREASURY_PUBKEY` (x-only hex) and `TREASURY_SECRET` (hex), each optional here (a worker
-/// needs the secret, the api one of the two: `TreasuryConfig::check_sweeper`, `check_locker`);
+/// needs the secret, `TreasuryConfig::check_sweeper`; the api the key, `Config::platform_keys`);
 /// a secret given with the key must be the key's.
 fn treasury_config<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,

@@ -260,7 +260,8 @@ pub struct TreasuryConfig {
     pub pubkey: Option<String>,
     /// The secret key, hex (`TREASURY_SECRET`); checked to belong to `pubkey`. Workers only:
     /// they redeem the fee tokens into the treasury wallet, whose seed derives from it, and pay
-    /// withdrawals out of it. The api does not need it.
+    /// withdrawals out of it. The api refuses it (`Config::for_api`); it needs
+    /// `TREASURY_PUBKEY` ([`Config::platform_keys`]).
     pub secret: Option<Secret>,
 }
 
@@ -270,15 +271,6 @@ impl TreasuryConfig {
     pub fn check_sweeper(&self) -> Result<(), ConfigError> {
         if self.secret.is_none() {
             return Err(ConfigError::Missing("TREASURY_SECRET"));
-        }
-        Ok(())
-    }
-
-    /// What the api (which records the platform's payouts) needs: a key to lock them to,
-    /// `TREASURY_PUBKEY` or `TREASURY_SECRET`.
-    pub fn check_locker(&self) -> Result<(), ConfigError> {
-        if self.pubkey.is_none() && self.secret.is_none() {
-            return Err(ConfigError::Missing("TREASURY_PUBKEY (or TREASURY_SECRET)"));
         }
         Ok(())
     }

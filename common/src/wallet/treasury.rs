@@ -135,11 +135,6 @@ impl WalletManager {
         LegacyTreasuryKey::from_master(&self.cfg().master_secret)
     }
 
-    /// The treasury key, with its secret where this worker has it.
-    pub fn treasury_key(&self, config: &Config) -> Result<TreasuryKey, WalletError> {
-        TreasuryKey::from_config(config)
-    }
-
     /// Whether wallet `id` itself received `token` (a receive it finished, or one its saga
     /// recovery finished after a crash): a completed incoming transaction lists the token's
     /// proofs.
