@@ -14,6 +14,7 @@ pub mod book_cache;
 pub mod error;
 pub mod events;
 pub mod input;
+pub mod links;
 pub mod observe;
 pub mod ratelimit;
 pub mod readiness;
@@ -195,10 +196,10 @@ pub type AdminApis = (
 
 /// The contract's version, `info.version` of both OpenAPI documents: semantic, and separate
 /// from the crates' version because clients depend on the documents, not on the code. Raise
-/// it with a `CHANGELOG.md` entry; while 0.x, a breaking change raises the minor version
+/// it with a `CHANGELOG.md` entry; a breaking change raises the major version
 /// (`openpleb-contract` checks the documents against `api/released/`; see `docs/trading.md`,
 /// "Versions and releases").
-pub const API_VERSION: &str = "0.3.0";
+pub const API_VERSION: &str = "1.0.0";
 
 /// The public OpenAPI service with the server URL `base_path`.
 pub fn public_service(base_path: &str) -> OpenApiService<PublicApis, ()> {
@@ -260,12 +261,32 @@ pub fn admin_service(base_path: &str) -> OpenApiService<AdminApis, ()> {
 
 /// The public OpenAPI document as YAML, with the default base path (`openapi.yaml`).
 pub fn openapi_yaml() -> String {
-    public_service("/api/v1").spec_yaml()
+    public_spec_yaml("/api/v1")
+}
+
+/// The public OpenAPI document as YAML with the server URL `base_path`, links included.
+pub fn public_spec_yaml(base_path: &str) -> String {
+    links::with_links(&public_service(base_path).spec_yaml(), links::PUBLIC)
 }
 
 /// The admin OpenAPI document as YAML, with the default base path (`openapi-admin.yaml`).
 pub fn openapi_admin_yaml() -> String {
-    admin_service("/api/v1").spec_yaml()
+    admin_spec_yaml("/api/v1")
+}
+
+/// The admin OpenAPI document as YAML with the server URL `base_path`, links included.
+pub fn admin_spec_yaml(base_path: &str) -> String {
+    links::with_links(&admin_service(base_path).spec_yaml(), links::ADMIN)
+}
+
+/// Serves `yaml` as poem-openapi serves its own document.
+fn yaml_endpoint(yaml: String) -> impl poem::Endpoint {
+    poem::endpoint::make_sync(move |_| {
+        poem::Response::builder()
+            .content_type("application/x-yaml")
+            .header("Content-Disposition", "inline; filename=\"spec.yaml\"")
+            .body(yaml.clone())
+    })
 }
 
 /// The public listener's routes.
@@ -273,7 +294,7 @@ pub fn public_app(state: AppState) -> impl poem::Endpoint {
     let base = state.ctx.config.api.base_path.clone();
     let api = public_service(&base);
     let docs = api.swagger_ui();
-    let spec = api.spec_endpoint_yaml();
+    let spec = yaml_endpoint(public_spec_yaml(&base));
     let allow = Arc::new(spec_guard::SpecTable::new(
         &base,
         &api.spec(),
@@ -299,7 +320,7 @@ pub fn admin_app(state: AppState) -> impl poem::Endpoint {
     let base = state.ctx.config.api.base_path.clone();
     let api = admin_service(&base);
     let docs = api.swagger_ui();
-    let spec = api.spec_endpoint_yaml();
+    let spec = yaml_endpoint(admin_spec_yaml(&base));
     let allow = Arc::new(spec_guard::SpecTable::new(
         &base,
         &api.spec(),

@@ -230,9 +230,9 @@ async fn demo(env: &Endpoints) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A trade that goes issue → dispute → counter → admin resolution (SPLIT); both parties
-/// redeem their halves with the registered keys they revealed.
-async fn dispute_demo(env: &Endpoints) -> anyhow::Result<()> {
+/// A trade taken to a dispute that waits for an admin: the maker marks an issue, the taker
+/// disputes it and the maker counters (both reveal their registered keys).
+async fn dispute_to_admin(env: &Endpoints) -> anyhow::Result<Receipted> {
     let t = to_receipt(env).await?;
     let id = &t.id;
     let issue = json!({"reason": "not_received", "message": "nothing arrived",
@@ -254,6 +254,14 @@ async fn dispute_demo(env: &Endpoints) -> anyhow::Result<()> {
     let answer = format!("{}/offers/{id}/dispute/answer", env.api);
     call("POST", &answer, Some(&t.maker.bat), Some(&counter)).await?;
     println!("[maker] countered: an admin decides");
+    Ok(t)
+}
+
+/// A trade that goes issue → dispute → counter → admin resolution (SPLIT); both parties
+/// redeem their halves with the registered keys they revealed.
+async fn dispute_demo(env: &Endpoints) -> anyhow::Result<()> {
+    let t = dispute_to_admin(env).await?;
+    let id = &t.id;
     let file = call(
         "GET",
         &format!("{}/admin/disputes/{id}", env.admin),
@@ -386,6 +394,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("demo") => demo(&env).await,
         Some("dispute") => dispute_demo(&env).await,
+        Some("open-dispute") => {
+            // For tools that need a dispute to look at (scripts/contract's stateful phase):
+            // the last line is the offer's id and the taker's bearer token.
+            let t = dispute_to_admin(&env).await?;
+            println!("{} {}", t.id, t.taker.bat);
+            Ok(())
+        }
         Some("chaos") => {
             if !chaos(&env).await? {
                 std::process::exit(1);
@@ -394,7 +409,7 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: openpleb-devclient bats [N] | demo | dispute | chaos | key \
+                "usage: openpleb-devclient bats [N] | demo | dispute | open-dispute | chaos | key \
                  | sign-registration SECRET INVITE | bats-for SECRET [N] | redeem SECRET TOKEN..."
             );
             std::process::exit(2);
