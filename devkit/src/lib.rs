@@ -7,6 +7,7 @@
 pub mod chaos;
 pub mod client;
 pub mod fixtures;
+pub mod images;
 pub mod mint;
 pub mod mint_requests;
 pub mod oidc;

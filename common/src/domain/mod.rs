@@ -4,6 +4,7 @@ pub mod text_enum;
 
 pub mod claim;
 pub mod dispute;
+pub mod image;
 pub mod keys;
 pub mod money;
 pub mod notify;

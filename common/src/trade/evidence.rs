@@ -1,10 +1,10 @@
 //! Evidence: each side of a dispute may add up to three images (checked by content, at most
-//! `RECEIPT_MAX_BYTES` each) while the dispute is open. Shown to the two parties and admins
-//! only; never logged.
+//! `RECEIPT_MAX_BYTES` each, stored without their metadata) while the dispute is open. Shown to
+//! the two parties and admins only; never logged.
 
 use uuid::Uuid;
 
-use super::receipt::sniff_image;
+use super::receipt::stored_image;
 use super::{load_visible, TradeCtx, TradeError, Viewer};
 use crate::db::{disputes, offers};
 use crate::domain::dispute::DisputeStage;
@@ -31,7 +31,7 @@ pub async fn add(
             max,
         });
     }
-    let content_type = sniff_image(&image).ok_or(TradeError::NotAnImage)?;
+    let (content_type, image) = stored_image(&image).ok_or(TradeError::NotAnImage)?;
     let mut tx = ctx.pool.begin().await?;
     // The row lock serialises additions, so the count below cannot be raced past the limit.
     let locked = offers::get_for_update(&mut tx, offer.id)

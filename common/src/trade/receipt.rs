@@ -1,12 +1,13 @@
 //! The taker's receipt of the fiat payment: TAKER_BOND_PAID → RECEIPT_SUBMITTED with the image
-//! (checked by content, never logged) and an optional note; the maker now confirms or marks an
-//! issue. Receipts are shown to the two parties and admins only.
+//! (checked by content, stored without its metadata, never logged) and an optional note; the
+//! maker now confirms or marks an issue. Receipts are shown to the two parties and admins only.
 
 use uuid::Uuid;
 
 use super::{load_as, load_visible, party_move, Role, TradeCtx, TradeError, Viewer};
 use crate::db::offers::Offer;
 use crate::db::receipts::{self, Receipt};
+use crate::domain::image;
 use crate::domain::offer::{transition, Event};
 
 /// Longest note, in characters.
@@ -21,17 +22,13 @@ pub struct Upload {
     pub note: Option<String>,
 }
 
-/// The image type of `bytes` by its magic number, if it is one we accept.
-pub fn sniff_image(bytes: &[u8]) -> Option<&'static str> {
-    if bytes.starts_with(&[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a]) {
-        Some("image/png")
-    } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
-        Some("image/jpeg")
-    } else if bytes.len() > 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
-        Some("image/webp")
-    } else {
-        None
-    }
+/// An uploaded image as it is stored: its media type and its bytes without metadata (EXIF,
+/// XMP, IPTC, comments, thumbnails; see [`crate::domain::image`]). `None` when it is not a
+/// PNG, JPEG or WebP file that can be read.
+pub fn stored_image(bytes: &[u8]) -> Option<(&'static str, Vec<u8>)> {
+    let kind = image::sniff(bytes)?;
+    let clean = image::strip_metadata(kind, bytes).ok()?;
+    Some((kind.content_type(), clean))
 }
 
 /// Submits the receipt of `offer_id` for its taker `session`.
@@ -63,24 +60,18 @@ pub async fn submit(
             format!("at most {NOTE_MAX_CHARS} characters"),
         ));
     }
-    let content_type = sniff_image(&upload.image).ok_or_else(|| {
+    let (content_type, image) = stored_image(&upload.image).ok_or_else(|| {
         TradeError::invalid(
             "receipt_not_an_image",
             "image",
             "the receipt must be a PNG, JPEG or WebP image",
         )
     })?;
+    drop(upload.image);
     let mut tx = ctx.pool.begin().await?;
     let timer = ctx.config.timers.receipt_submitted;
     let moved = party_move(ctx, &mut tx, &offer, to, Some(timer)).await?;
-    receipts::insert(
-        &mut tx,
-        offer.id,
-        content_type,
-        &upload.image,
-        note.as_deref(),
-    )
-    .await?;
+    receipts::insert(&mut tx, offer.id, content_type, &image, note.as_deref()).await?;
     tx.commit().await?;
     Ok(moved)
 }
@@ -109,11 +100,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn images_are_known_by_their_magic_numbers() {
-        assert_eq!(sniff_image(b"\x89PNG\r\n\x1a\nrest"), Some("image/png"));
-        assert_eq!(sniff_image(b"\xff\xd8\xff\xe0"), Some("image/jpeg"));
-        assert_eq!(sniff_image(b"RIFF\0\0\0\0WEBPVP8 "), Some("image/webp"));
-        assert_eq!(sniff_image(b"GIF89a"), None);
-        assert_eq!(sniff_image(b""), None);
+    fn only_readable_images_are_stored() {
+        // The smallest valid PNG (1×1).
+        let png: &[u8] = &[
+            0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48,
+            0x44, 0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00,
+            0x00, 0x1f, 0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0a, 0x49, 0x44, 0x41, 0x54, 0x78,
+            0x9c, 0x63, 0x00, 0x01, 0x00, 0x00, 0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00,
+            0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+        ];
+        assert_eq!(stored_image(png), Some(("image/png", png.to_vec())));
+        assert_eq!(stored_image(b"\x89PNG\r\n\x1a\nrest"), None);
+        assert_eq!(stored_image(b"GIF89a"), None);
+        assert_eq!(stored_image(b""), None);
     }
 }
