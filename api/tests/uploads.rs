@@ -1,11 +1,11 @@
 //! What an upload tells about the person who made it: a receipt and evidence carrying GPS,
 //! camera, time, author and place in their metadata are stored and served without any of it,
-//! and still decode to the same pixels.
+//! and still decode to the same pixels; an admin who looks at them is on the record.
 
 mod common;
 
 use common::dispute::{mark_issue, taker_answers, Amounts, Trade};
-use common::{body, Harness, Session};
+use common::{body, Harness, Session, ADMIN};
 use openpleb_devkit::images::{self, PRIVATE_MARKERS};
 use poem::http::StatusCode;
 use poem::test::{TestForm, TestFormField};
@@ -42,6 +42,17 @@ async fn get_bytes(h: &Harness, who: &Session, path: String) -> Vec<u8> {
         .public
         .get(path)
         .header("Authorization", who.bearer())
+        .send()
+        .await;
+    resp.assert_status_is_ok();
+    resp.0.into_body().into_vec().await.expect("body")
+}
+
+async fn admin_get(h: &Harness, path: String) -> Vec<u8> {
+    let resp = h
+        .admin
+        .get(path)
+        .header("Authorization", ADMIN)
         .send()
         .await;
     resp.assert_status_is_ok();
@@ -92,6 +103,7 @@ async fn receipts_and_evidence_are_stored_without_metadata(
         (images::png_with_text().expect("png"), "image/png"),
         (images::webp_with_xmp().expect("webp"), "image/webp"),
     ] {
+        let original: Vec<u8> = original;
         let resp = h
             .public
             .post(format!("/api/v1/offers/{id}/dispute/evidence"))
@@ -108,7 +120,51 @@ async fn receipts_and_evidence_are_stored_without_metadata(
         let path = format!("/api/v1/offers/{id}/dispute/evidence/{evidence}");
         let served = get_bytes(&h, &t.maker, path).await;
         clean_and_same(&original, &served, content_type);
+        let path = format!("/api/v1/admin/disputes/{id}/evidence/{evidence}");
+        let seen = admin_get(&h, path).await;
+        clean_and_same(&original, &seen, content_type);
     }
+
+    // An admin's reads of personal data are recorded beside its writes; a listing shows no
+    // payment details, so it reads none.
+    let seen = admin_get(&h, format!("/api/v1/admin/offers/{id}/receipt")).await;
+    clean_and_same(&jpeg, &seen, "JPEG receipt, as the admin sees it");
+    admin_get(&h, format!("/api/v1/admin/offers/{id}")).await;
+    admin_get(&h, format!("/api/v1/admin/disputes/{id}")).await;
+    let list: serde_json::Value =
+        serde_json::from_slice(&admin_get(&h, "/api/v1/admin/offers".into()).await).expect("json");
+    let listed = &list["items"].as_array().expect("items")[0];
+    assert_eq!(listed["id"], id.to_string());
+    assert!(listed.get("paymentDetails").is_none(), "{listed}");
+    let actions: serde_json::Value =
+        serde_json::from_slice(&admin_get(&h, "/api/v1/admin/actions".into()).await).expect("json");
+    let mut reads: Vec<(String, String)> = actions
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter(|a| a["action"].as_str().is_some_and(|x| x.starts_with("view_")))
+        .map(|a| {
+            assert_eq!(a["admin"], "admin", "{a}");
+            assert_eq!(a["target"], id.to_string(), "{a}");
+            (
+                a["action"].as_str().unwrap_or_default().to_owned(),
+                a["note"].to_string(),
+            )
+        })
+        .collect();
+    reads.sort();
+    let kinds: Vec<&str> = reads.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "view_dispute",
+            "view_evidence",
+            "view_evidence",
+            "view_offer",
+            "view_receipt"
+        ],
+        "{actions}"
+    );
 
     // What PostgreSQL holds is what was served: no copy with metadata anywhere.
     let stored: Vec<Vec<u8>> = sqlx::query_scalar(

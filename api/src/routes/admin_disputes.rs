@@ -19,7 +19,7 @@ use super::dispute_views::{DisputeView, StatsView};
 use super::disputes::EvidenceImage;
 use super::offers::{view, OfferPage, OfferView};
 use super::paging::{cursor_of, page, parse_cursor};
-use super::ApiTags;
+use super::{audit, ApiTags};
 use crate::auth::AdminAuth;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
@@ -250,7 +250,8 @@ impl AdminDisputesApi {
     /// One dispute: offer, timeline, messages, evidence, revealed keys and their statistics
     ///
     /// The receipt is at `GET /admin/offers/{id}/receipt`, each evidence image at
-    /// `GET /admin/disputes/{id}/evidence/{evidenceId}`.
+    /// `GET /admin/disputes/{id}/evidence/{evidenceId}`. Reading a dispute's file, like its
+    /// receipt and evidence, is recorded in the admin action log (`view_dispute`).
     #[oai(
         path = "/admin/disputes/:id",
         method = "get",
@@ -258,11 +259,12 @@ impl AdminDisputesApi {
     )]
     async fn get(
         &self,
-        _auth: AdminAuth,
+        auth: AdminAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> ApiResult<Json<AdminDisputeView>> {
         let file = dispute::file(&state.ctx, Reader::Admin, *id).await?;
+        audit(&state, &auth.0, "view_dispute", file.offer.id, None).await?;
         let pool = &state.ctx.pool;
         let d = &file.dispute;
         let maker = match &d.maker_pubkey {
@@ -297,6 +299,8 @@ impl AdminDisputesApi {
     }
 
     /// One evidence image of a dispute
+    ///
+    /// Recorded in the admin action log (`view_evidence`, the image's id as the note).
     #[oai(
         path = "/admin/disputes/:id/evidence/:evidence_id",
         method = "get",
@@ -304,13 +308,15 @@ impl AdminDisputesApi {
     )]
     async fn evidence(
         &self,
-        _auth: AdminAuth,
+        auth: AdminAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
         evidence_id: Path<Uuid>,
     ) -> ApiResult<EvidenceImage> {
         let (content_type, image) =
             dispute::evidence_image(&state.ctx, Reader::Admin, *id, *evidence_id).await?;
+        let note = evidence_id.to_string();
+        audit(&state, &auth.0, "view_evidence", *id, Some(&note)).await?;
         Ok(EvidenceImage::Ok(super::offers::ImageBody::new(
             &content_type,
             image,
@@ -343,6 +349,8 @@ impl AdminDisputesApi {
     }
 
     /// Every offer, newest first
+    ///
+    /// Without payment details: `GET /admin/offers/{id}` shows them (and records the read).
     #[oai(
         path = "/admin/offers",
         method = "get",
@@ -378,7 +386,15 @@ impl AdminDisputesApi {
         let before = cursor.0.as_deref().map(parse_cursor).transpose()?;
         let rows = offers::list_all(&state.ctx.pool, status, before, *limit + 1).await?;
         let (rows, next_cursor) = page(rows, *limit, |o| cursor_of(o.created_at, o.id));
-        let items = rows.iter().map(|o| view(o, Viewer::Admin)).collect();
+        // A listing shows no payment details: reading them is a recorded action of its own
+        // (`GET /admin/offers/{id}`), not a side effect of paging through offers.
+        let items = rows
+            .iter()
+            .map(|o| OfferView {
+                payment_details: None,
+                ..view(o, Viewer::Admin)
+            })
+            .collect();
         Ok(Json(OfferPage { items, next_cursor }))
     }
 

@@ -12,7 +12,7 @@ use openpleb_common::jobs::queries::dead_jobs;
 use openpleb_common::trade::{self, Viewer};
 
 use super::offers::{receipt_response, view, OfferView, ReceiptImage};
-use super::ApiTags;
+use super::{audit, ApiTags};
 use crate::auth::AdminAuth;
 use crate::error::ApiResult;
 use crate::AppState;
@@ -166,6 +166,9 @@ pub struct AdminOffersApi;
 #[OpenApi(tag = "ApiTags::Admin")]
 impl AdminOffersApi {
     /// Any offer, with all its fields
+    ///
+    /// Its payment details are personal data: the read is recorded in the admin action log
+    /// (`view_offer`).
     #[oai(
         path = "/admin/offers/:id",
         method = "get",
@@ -173,15 +176,18 @@ impl AdminOffersApi {
     )]
     async fn get(
         &self,
-        _auth: AdminAuth,
+        auth: AdminAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> ApiResult<Json<OfferView>> {
         let offer = trade::load(&state.ctx, *id).await?;
+        audit(&state, &auth.0, "view_offer", offer.id, None).await?;
         Ok(Json(view(&offer, Viewer::Admin)))
     }
 
     /// An offer's payment receipt
+    ///
+    /// Recorded in the admin action log (`view_receipt`).
     #[oai(
         path = "/admin/offers/:id/receipt",
         method = "get",
@@ -189,11 +195,15 @@ impl AdminOffersApi {
     )]
     async fn receipt(
         &self,
-        _auth: AdminAuth,
+        auth: AdminAuth,
         state: Data<&AppState>,
         id: Path<Uuid>,
     ) -> ApiResult<ReceiptImage> {
-        receipt_response(trade::receipt::get(&state.ctx, None, *id).await?)
+        let receipt = trade::receipt::get(&state.ctx, None, *id).await?;
+        if receipt.is_some() {
+            audit(&state, &auth.0, "view_receipt", *id, None).await?;
+        }
+        receipt_response(receipt)
     }
 
     /// Audit: does every settled offer balance?
