@@ -223,6 +223,7 @@ impl From<TradeError> for ApiError {
             ),
             TradeError::TokenStaked => Self::conflict("token_already_staked", e.to_string()),
             TradeError::NoDispute => Self::not_found("dispute_not_found", e.to_string()),
+            TradeError::TradeDataDeleted => Self::not_found("trade_data_deleted", e.to_string()),
             TradeError::RevealRefused(_) => Self::forbidden("reveal_refused", e.to_string()),
             TradeError::MintUnavailable => Self::mint_unavailable(),
             TradeError::PriceUnavailable(cause) => {

@@ -194,6 +194,7 @@ async fn each_table_shrinks_and_nothing_needed_goes(_opts: PgPoolOptions, conn: 
             wallet_checks: 1,
             notify_targets: 0,
             wallet_archives: 1,
+            trade_data: 1,
         }
     );
     assert!(

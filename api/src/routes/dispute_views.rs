@@ -16,10 +16,12 @@ pub struct MessageView {
     /// `issue`, `dispute`, `counter`, `resolution` or `details` (the taker's report about the
     /// payment details).
     pub kind: String,
-    /// The text.
+    /// The text (empty once deleted: see `deletedAt`).
     pub body: String,
     /// When.
     pub created_at: DateTime<Utc>,
+    /// When the text was deleted, `RETENTION_TRADE_DATA_DAYS` after the offer became final.
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// One evidence image (fetch it from `.../evidence/{evidenceId}`).
@@ -32,10 +34,12 @@ pub struct EvidenceView {
     pub author: String,
     /// MIME type.
     pub content_type: String,
-    /// Bytes.
+    /// Bytes (0 once deleted).
     pub size: i32,
     /// When.
     pub created_at: DateTime<Utc>,
+    /// When the image was deleted, `RETENTION_TRADE_DATA_DAYS` after the offer became final.
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// A dispute as its parties see it.
@@ -87,8 +91,9 @@ impl From<&DisputeFile> for DisputeView {
                 .map(|m| MessageView {
                     author: m.author.as_str().to_owned(),
                     kind: m.kind.as_str().to_owned(),
-                    body: m.body.clone(),
+                    body: m.body.clone().unwrap_or_default(),
                     created_at: m.created_at,
+                    deleted_at: m.deleted_at,
                 })
                 .collect(),
             evidence: f
@@ -100,6 +105,7 @@ impl From<&DisputeFile> for DisputeView {
                     content_type: e.content_type.clone(),
                     size: e.size,
                     created_at: e.created_at,
+                    deleted_at: e.deleted_at,
                 })
                 .collect(),
         }

@@ -427,6 +427,7 @@ fn retention_config<F: Fn(&str) -> Option<String>>(
         dead_jobs: days("RETENTION_DEAD_JOBS_DAYS", 30)?,
         offer_events: days("RETENTION_OFFER_EVENTS_DAYS", 30)?,
         cron_slots: days("RETENTION_CRON_SLOTS_DAYS", 2)?,
+        trade_data: days("RETENTION_TRADE_DATA_DAYS", 30)?,
     })
 }
 

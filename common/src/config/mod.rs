@@ -503,6 +503,9 @@ pub struct RetentionConfig {
     pub offer_events: Duration,
     /// Cron slot claims older than this go (`RETENTION_CRON_SLOTS_DAYS`).
     pub cron_slots: Duration,
+    /// An offer's trade data (payment details, receipt, evidence, dispute messages) goes this
+    /// long after the offer became final (`RETENTION_TRADE_DATA_DAYS`).
+    pub trade_data: Duration,
 }
 
 /// Unwraps a configuration result or prints the one-line error and exits with code 2.

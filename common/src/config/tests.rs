@@ -367,6 +367,7 @@ fn logs_metrics_and_retention_refuse_bad_values_by_name() {
     vars.insert("RETENTION_DEAD_JOBS_DAYS", "60".to_owned());
     vars.insert("RETENTION_OFFER_EVENTS_DAYS", "10".to_owned());
     vars.insert("RETENTION_CRON_SLOTS_DAYS", "1".to_owned());
+    vars.insert("RETENTION_TRADE_DATA_DAYS", "14".to_owned());
     let c = load(&vars).expect("config");
     assert_eq!(c.ops.log_format, LogFormat::Json);
     assert_eq!(c.ops.worker_metrics_addr.as_deref(), Some("127.0.0.1:9101"));
@@ -379,6 +380,7 @@ fn logs_metrics_and_retention_refuse_bad_values_by_name() {
             dead_jobs: Duration::from_secs(60 * day),
             offer_events: Duration::from_secs(10 * day),
             cron_slots: Duration::from_secs(day),
+            trade_data: Duration::from_secs(14 * day),
         }
     );
     // Unset (or empty): text logs, no worker listener, the documented retention.
@@ -392,6 +394,7 @@ fn logs_metrics_and_retention_refuse_bad_values_by_name() {
     assert_eq!(c.retention.dead_jobs, Duration::from_secs(30 * day));
     assert_eq!(c.retention.offer_events, Duration::from_secs(30 * day));
     assert_eq!(c.retention.cron_slots, Duration::from_secs(2 * day));
+    assert_eq!(c.retention.trade_data, Duration::from_secs(30 * day));
 }
 
 #[test]

@@ -169,10 +169,12 @@ pub struct Message {
     pub author: Author,
     /// Which move it came with.
     pub kind: MessageKind,
-    /// The text.
-    pub body: String,
+    /// The text; `None` once deleted by retention.
+    pub body: Option<String>,
     /// When.
     pub created_at: DateTime<Utc>,
+    /// When retention deleted the text.
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// Adds a message.
@@ -198,7 +200,7 @@ pub async fn add_message(
 /// The messages of a dispute, oldest first.
 pub async fn messages(pool: &PgPool, offer_id: Uuid) -> Result<Vec<Message>, sqlx::Error> {
     sqlx::query_as(
-        "select author, kind, body, created_at from dispute_messages
+        "select author, kind, body, created_at, deleted_at from dispute_messages
           where offer_id = $1 order by id",
     )
     .bind(offer_id)
@@ -215,10 +217,12 @@ pub struct Evidence {
     pub author: Role,
     /// MIME type.
     pub content_type: String,
-    /// Bytes.
+    /// Bytes (0 once deleted).
     pub size: i32,
     /// When.
     pub created_at: DateTime<Utc>,
+    /// When retention deleted the image.
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// How many images `author` added to the dispute.
@@ -260,7 +264,8 @@ pub async fn add_evidence(
 /// The evidence of a dispute (metadata only), oldest first.
 pub async fn evidence(pool: &PgPool, offer_id: Uuid) -> Result<Vec<Evidence>, sqlx::Error> {
     sqlx::query_as(
-        "select id, author, content_type, octet_length(image) as size, created_at
+        "select id, author, content_type, coalesce(octet_length(image), 0) as size, created_at,
+                deleted_at
            from dispute_evidence where offer_id = $1 order by created_at, id",
     )
     .bind(offer_id)
@@ -268,12 +273,12 @@ pub async fn evidence(pool: &PgPool, offer_id: Uuid) -> Result<Vec<Evidence>, sq
     .await
 }
 
-/// One evidence image: its type and bytes.
+/// One evidence image: its type and bytes (`None` once deleted by retention).
 pub async fn evidence_image(
     pool: &PgPool,
     offer_id: Uuid,
     id: Uuid,
-) -> Result<Option<(String, Vec<u8>)>, sqlx::Error> {
+) -> Result<Option<(String, Option<Vec<u8>>)>, sqlx::Error> {
     sqlx::query_as(
         "select content_type, image from dispute_evidence where offer_id = $1 and id = $2",
     )

@@ -27,8 +27,11 @@ pub struct Offer {
     pub fiat_currency: String,
     /// Provider.
     pub fiat_provider_id: Uuid,
-    /// Where the taker pays (account, QR string).
-    pub payment_details: String,
+    /// Where the taker pays (account, QR string); `None` once deleted by retention.
+    pub payment_details: Option<String>,
+    /// When retention deleted the offer's trade data (payment details, receipt, evidence,
+    /// dispute messages).
+    pub trade_data_deleted_at: Option<DateTime<Utc>>,
     /// Free text.
     pub description: Option<String>,
     /// Frozen price, minor units per BTC.
@@ -127,7 +130,8 @@ pub struct NewOffer {
 }
 
 pub(crate) const COLUMNS: &str = "id, status, maker_session_id, taker_session_id, \
-    fiat_amount_minor, fiat_currency, fiat_provider_id, payment_details, description, \
+    fiat_amount_minor, fiat_currency, fiat_provider_id, payment_details, trade_data_deleted_at, \
+    description, \
     price_minor_per_btc, amount_sats, platform_fee_sats, taker_reward_sats, maker_bond_sats, \
     taker_bond_sats, maker_payout_pubkey, taker_payout_pubkey, lifetime_secs, state_entered_at, \
     expires_at, created_at, deposit_quote_id, bond_quote_id, funded_by, resolved_outcome, \

@@ -1,6 +1,7 @@
 //! Payment receipts (images the taker uploads as proof of the fiat payment). Shown only to the
 //! offer's maker and taker and to admins; never logged.
 
+use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -9,10 +10,12 @@ use uuid::Uuid;
 pub struct Receipt {
     /// MIME type of the image.
     pub content_type: String,
-    /// The image.
-    pub image: Vec<u8>,
+    /// The image; `None` once deleted by retention.
+    pub image: Option<Vec<u8>>,
     /// The taker's note, if any.
     pub note: Option<String>,
+    /// When retention deleted the image and the note.
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// Stores the receipt of `offer_id`, inside the caller's transaction (the one that moves the
@@ -38,7 +41,7 @@ pub async fn insert(
 
 /// The receipt of `offer_id`, if one was uploaded.
 pub async fn get(pool: &PgPool, offer_id: Uuid) -> Result<Option<Receipt>, sqlx::Error> {
-    sqlx::query_as("select content_type, image, note from receipts where offer_id = $1")
+    sqlx::query_as("select content_type, image, note, deleted_at from receipts where offer_id = $1")
         .bind(offer_id)
         .fetch_optional(pool)
         .await

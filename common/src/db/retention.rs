@@ -93,3 +93,44 @@ pub async fn prune_wallet_checks(pool: &PgPool, batch: i64) -> Result<u64, sqlx:
     .await?;
     Ok(done.rows_affected())
 }
+
+/// Deletes the trade data of up to `batch` offers final (COMPLETED, EXPIRED, RESOLVED,
+/// CANCELLED) for longer than `older_than`: the payment details, the receipt's image and note,
+/// the evidence images and the dispute messages' text. The rows stay with when they were
+/// emptied, the record that the data existed; payouts and the ledger are not touched. An
+/// offer still in dispute is not final, so its data stays until the dispute is resolved and
+/// the period has passed. Returns how many offers it emptied.
+pub async fn prune_trade_data(
+    pool: &PgPool,
+    older_than: Duration,
+    batch: i64,
+) -> Result<u64, sqlx::Error> {
+    // One statement: the offers are picked and locked (others running the job skip them), and
+    // their data goes with them or not at all.
+    let done = sqlx::query(
+        "with picked as (
+            select id from offers
+             where trade_data_deleted_at is null
+               and status in ('COMPLETED', 'EXPIRED', 'RESOLVED', 'CANCELLED')
+               and state_entered_at < now() - $1
+             order by state_entered_at
+             limit $2
+               for update skip locked),
+         receipts_gone as (
+            update receipts set image = null, note = null, deleted_at = now()
+             where offer_id in (select id from picked) and deleted_at is null),
+         evidence_gone as (
+            update dispute_evidence set image = null, deleted_at = now()
+             where offer_id in (select id from picked) and deleted_at is null),
+         messages_gone as (
+            update dispute_messages set body = null, deleted_at = now()
+             where offer_id in (select id from picked) and deleted_at is null)
+         update offers set payment_details = null, trade_data_deleted_at = now()
+          where id in (select id from picked)",
+    )
+    .bind(interval(older_than)?)
+    .bind(batch)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -67,7 +67,8 @@ pub async fn evidence_image(
     evidence_id: Uuid,
 ) -> Result<(String, Vec<u8>), TradeError> {
     let offer = offer_for(ctx, reader, offer_id).await?;
-    disputes::evidence_image(&ctx.pool, offer.id, evidence_id)
+    let (content_type, image) = disputes::evidence_image(&ctx.pool, offer.id, evidence_id)
         .await?
-        .ok_or(TradeError::NoDispute)
+        .ok_or(TradeError::NoDispute)?;
+    Ok((content_type, image.ok_or(TradeError::TradeDataDeleted)?))
 }

@@ -84,6 +84,10 @@ pub enum TradeError {
     /// The offer has no dispute (or no such evidence).
     #[error("no such dispute")]
     NoDispute,
+    /// The receipt or evidence asked for was deleted with the rest of the offer's trade data,
+    /// `RETENTION_TRADE_DATA_DAYS` after the offer became final.
+    #[error("deleted after the retention period, with the offer's other trade data")]
+    TradeDataDeleted,
     /// A reveal by a key that may not reveal (unregistered or deactivated).
     #[error("{0}")]
     RevealRefused(&'static str),

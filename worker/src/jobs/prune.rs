@@ -1,5 +1,6 @@
 //! Retention: deletes what grows without bound once nothing needs it (`docs/operations.md`, "Retention",
-//! settings `RETENTION_*`): finished jobs, events of long-settled offers, registration nonces
+//! settings `RETENTION_*`): the trade data of long-final offers (payment details, receipts,
+//! evidence, dispute messages), finished jobs, events of long-settled offers, registration nonces
 //! past the timestamp window, old cron slot claims, reconciliation checks of removed wallets,
 //! and the push subscriptions and webhooks of offers and claims that are over (nothing is sent
 //! to them any more: `NOTIFY_FORGET_AFTER_SECS` after the end, their payouts released); and
@@ -26,6 +27,10 @@ use crate::WorkerContext;
 /// Rows per `DELETE`.
 const BATCH: i64 = 5_000;
 
+/// Offers per trade-data statement: each empties up to four rows with images and text, so
+/// fewer at once than rows of the small tables.
+const TRADE_DATA_BATCH: i64 = 500;
+
 /// What one run deleted, per table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
@@ -43,6 +48,8 @@ pub struct Pruned {
     pub notify_targets: u64,
     /// Archived wallet files (this machine's archive directory).
     pub wallet_archives: u64,
+    /// Offers whose trade data was deleted.
+    pub trade_data: u64,
 }
 
 /// Handles one retention run.
@@ -88,6 +95,10 @@ pub async fn run(ctx: &WorkerContext) -> Result<Pruned, BoxDynError> {
         })
         .await?,
         wallet_archives: prune_archives(ctx).await?,
+        trade_data: drain("trade_data", deadline, || {
+            retention::prune_trade_data(pool, r.trade_data, TRADE_DATA_BATCH)
+        })
+        .await?,
     })
 }
 

@@ -15,6 +15,7 @@ pub use trade::TradeApi;
 pub use views::{view, InvoiceView, OfferPage, OfferView, PayoutView};
 
 use openpleb_common::db::receipts::Receipt;
+use openpleb_common::trade::TradeError;
 use poem_openapi::payload::Binary;
 use poem_openapi::{ApiResponse, ResponseContent};
 
@@ -57,13 +58,16 @@ pub enum ReceiptImage {
     Ok(ImageBody, #[oai(header = "x-receipt-note")] Option<String>),
 }
 
-/// The response for a stored receipt, or 404 when there is none yet.
+/// The response for a stored receipt, or 404 when there is none yet (`receipt_not_found`) or
+/// it was deleted by retention (`trade_data_deleted`).
 pub fn receipt_response(receipt: Option<Receipt>) -> ApiResult<ReceiptImage> {
     let Receipt {
         content_type,
         image,
         note,
+        ..
     } = receipt.ok_or_else(|| ApiError::not_found("receipt_not_found", "no receipt yet"))?;
+    let image = image.ok_or(TradeError::TradeDataDeleted)?;
     // A header cannot carry every character; the note is plain text, so percent-escape it.
     let note = note.map(|n| {
         n.chars()

@@ -66,8 +66,11 @@ pub struct OfferView {
     pub created_at: DateTime<Utc>,
     /// Your role: `maker`, `taker` or absent.
     pub role: Option<String>,
-    /// Where to pay the fiat (maker always; taker once the bond is paid).
+    /// Where to pay the fiat (maker always; taker once the bond is paid), until deleted.
     pub payment_details: Option<String>,
+    /// When the offer's trade data (payment details, receipt, evidence, dispute messages) was
+    /// deleted, `RETENTION_TRADE_DATA_DAYS` after it became final.
+    pub trade_data_deleted_at: Option<DateTime<Utc>>,
     /// Platform fee (PF), maker only.
     pub platform_fee_sats: Option<i64>,
     /// Maker bond (MB), maker only.
@@ -112,7 +115,9 @@ pub fn view(offer: &Offer, viewer: Viewer) -> OfferView {
             Viewer::Public => None,
         },
         payment_details: (maker_or_admin || details_for_taker)
-            .then(|| offer.payment_details.clone()),
+            .then(|| offer.payment_details.clone())
+            .flatten(),
+        trade_data_deleted_at: offer.trade_data_deleted_at,
         platform_fee_sats: maker_or_admin.then_some(offer.platform_fee_sats),
         maker_bond_sats: maker_or_admin.then_some(offer.maker_bond_sats),
         deposit_sats: maker_or_admin

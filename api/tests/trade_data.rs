@@ -1,0 +1,347 @@
+//! Trade data — receipts, evidence, payment details, dispute messages — is the most personal
+//! thing the platform stores. An upload carrying GPS, camera, time, author and place in its
+//! metadata is stored and served without any of it and still decodes to the same pixels; an
+//! admin who looks at it is on the record; and `RETENTION_TRADE_DATA_DAYS` after an offer is
+//! final its trade data is gone, its money records untouched.
+
+mod common;
+
+use std::time::Duration;
+
+use common::dispute::{
+    maker_answers, mark_issue, resolve, taker_answers, to_receipt, Amounts, Trade,
+};
+use common::{balanced, body, expect_error, Harness, Session, ADMIN, PNG};
+use openpleb_devkit::images::{self, PRIVATE_MARKERS};
+use poem::http::StatusCode;
+use poem::test::{TestForm, TestFormField};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use uuid::Uuid;
+
+fn form(bytes: Vec<u8>, content_type: &str) -> TestForm {
+    TestForm::new().field(
+        TestFormField::bytes(bytes)
+            .name("image")
+            .filename("upload")
+            .content_type(content_type),
+    )
+}
+
+/// `served` has no private marker and shows the picture `original` shows.
+fn clean_and_same(original: &[u8], served: &[u8], what: &str) {
+    for m in PRIVATE_MARKERS {
+        let raw = String::from_utf8_lossy(original);
+        assert!(raw.contains(m), "the test's {what} lacks {m}");
+        assert!(
+            !String::from_utf8_lossy(served).contains(m),
+            "{what}: {m} survived"
+        );
+    }
+    let before = images::pixels(original).expect("original decodes");
+    let after = images::pixels(served).expect("stored image decodes");
+    assert_eq!(before.dimensions(), after.dimensions(), "{what}");
+    assert!(before == after, "{what}: the pixels changed");
+}
+
+async fn get_bytes(h: &Harness, who: &Session, path: String) -> Vec<u8> {
+    let resp = h
+        .public
+        .get(path)
+        .header("Authorization", who.bearer())
+        .send()
+        .await;
+    resp.assert_status_is_ok();
+    resp.0.into_body().into_vec().await.expect("body")
+}
+
+async fn admin_get(h: &Harness, path: String) -> Vec<u8> {
+    let resp = h
+        .admin
+        .get(path)
+        .header("Authorization", ADMIN)
+        .send()
+        .await;
+    resp.assert_status_is_ok();
+    resp.0.into_body().into_vec().await.expect("body")
+}
+
+#[sqlx::test(migrations = false)]
+async fn receipts_and_evidence_are_stored_without_metadata(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) {
+    let h = Harness::start(opts, conn).await;
+    let provider = h.provider().await;
+    let maker = h.session().await;
+    let taker = h.session().await;
+    let (id, _) = h.funded_offer(&maker, provider).await;
+    h.claim(id, &taker).await;
+    h.wait_status(id, &taker, "TAKER_BOND_PAID").await;
+
+    // A phone photo of the transfer as the receipt.
+    let jpeg = images::jpeg_with_exif().expect("jpeg");
+    h.public
+        .post(format!("/api/v1/offers/{id}/receipt"))
+        .header("Authorization", taker.bearer())
+        .multipart(form(jpeg.clone(), "image/jpeg"))
+        .send()
+        .await
+        .assert_status_is_ok();
+    let served = get_bytes(&h, &maker, format!("/api/v1/offers/{id}/receipt")).await;
+    clean_and_same(&jpeg, &served, "JPEG receipt");
+
+    // A screenshot and a WebP as evidence of the dispute that follows.
+    let t = Trade {
+        id,
+        maker,
+        taker,
+        amounts: Amounts {
+            s: 0,
+            pf: 0,
+            tf: 0,
+            mb: 0,
+            tb: 0,
+        },
+    };
+    mark_issue(&h, &t).await.assert_status_is_ok();
+    taker_answers(&h, &t, "DISPUTE").await.assert_status_is_ok();
+    for (original, content_type) in [
+        (images::png_with_text().expect("png"), "image/png"),
+        (images::webp_with_xmp().expect("webp"), "image/webp"),
+    ] {
+        let original: Vec<u8> = original;
+        let resp = h
+            .public
+            .post(format!("/api/v1/offers/{id}/dispute/evidence"))
+            .header("Authorization", t.taker.bearer())
+            .multipart(form(original.clone(), content_type))
+            .send()
+            .await;
+        resp.assert_status(StatusCode::CREATED);
+        let evidence: Uuid = body(resp).await["id"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("uuid");
+        let path = format!("/api/v1/offers/{id}/dispute/evidence/{evidence}");
+        let served = get_bytes(&h, &t.maker, path).await;
+        clean_and_same(&original, &served, content_type);
+        let path = format!("/api/v1/admin/disputes/{id}/evidence/{evidence}");
+        let seen = admin_get(&h, path).await;
+        clean_and_same(&original, &seen, content_type);
+    }
+
+    // An admin's reads of personal data are recorded beside its writes; a listing shows no
+    // payment details, so it reads none.
+    let seen = admin_get(&h, format!("/api/v1/admin/offers/{id}/receipt")).await;
+    clean_and_same(&jpeg, &seen, "JPEG receipt, as the admin sees it");
+    admin_get(&h, format!("/api/v1/admin/offers/{id}")).await;
+    admin_get(&h, format!("/api/v1/admin/disputes/{id}")).await;
+    let list: serde_json::Value =
+        serde_json::from_slice(&admin_get(&h, "/api/v1/admin/offers".into()).await).expect("json");
+    let listed = &list["items"].as_array().expect("items")[0];
+    assert_eq!(listed["id"], id.to_string());
+    assert!(listed.get("paymentDetails").is_none(), "{listed}");
+    let actions: serde_json::Value =
+        serde_json::from_slice(&admin_get(&h, "/api/v1/admin/actions".into()).await).expect("json");
+    let mut reads: Vec<(String, String)> = actions
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter(|a| a["action"].as_str().is_some_and(|x| x.starts_with("view_")))
+        .map(|a| {
+            assert_eq!(a["admin"], "admin", "{a}");
+            assert_eq!(a["target"], id.to_string(), "{a}");
+            (
+                a["action"].as_str().unwrap_or_default().to_owned(),
+                a["note"].to_string(),
+            )
+        })
+        .collect();
+    reads.sort();
+    let kinds: Vec<&str> = reads.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "view_dispute",
+            "view_evidence",
+            "view_evidence",
+            "view_offer",
+            "view_receipt"
+        ],
+        "{actions}"
+    );
+
+    // What PostgreSQL holds is what was served: no copy with metadata anywhere.
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar(
+        "select image from receipts where offer_id = $1
+         union all select image from dispute_evidence where offer_id = $1",
+    )
+    .bind(id)
+    .fetch_all(&h.pool)
+    .await
+    .expect("images");
+    assert_eq!(stored.len(), 3);
+    for image in stored {
+        let text = String::from_utf8_lossy(&image);
+        assert!(PRIVATE_MARKERS.iter().all(|m| !text.contains(m)));
+    }
+}
+
+async fn add_evidence(h: &Harness, who: &Session, id: Uuid) -> Uuid {
+    let resp = h
+        .public
+        .post(format!("/api/v1/offers/{id}/dispute/evidence"))
+        .header("Authorization", who.bearer())
+        .multipart(form(PNG.to_vec(), "image/png"))
+        .send()
+        .await;
+    resp.assert_status(StatusCode::CREATED);
+    body(resp).await["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid")
+}
+
+/// What PostgreSQL still holds of an offer's trade data: payment details, receipt image and
+/// note, evidence images, message texts (each `true` when present).
+async fn held(h: &Harness, id: Uuid) -> (bool, bool, bool, i64, i64) {
+    sqlx::query_as(
+        "select o.payment_details is not null,
+                coalesce((select image is not null from receipts where offer_id = o.id), false),
+                coalesce((select note is not null from receipts where offer_id = o.id), false),
+                (select count(*) from dispute_evidence where offer_id = o.id and image is not null),
+                (select count(*) from dispute_messages where offer_id = o.id and body is not null)
+           from offers o where o.id = $1",
+    )
+    .bind(id)
+    .fetch_one(&h.pool)
+    .await
+    .expect("held")
+}
+
+#[sqlx::test(migrations = false)]
+async fn trade_data_goes_after_the_retention_period_and_the_money_stays(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) {
+    let h = Harness::start(opts, conn).await;
+    let provider = h.provider().await;
+    // A dispute resolved SPLIT, with evidence and messages; a dispute still waiting for an
+    // admin; and a plain completed trade.
+    let resolved = to_receipt(&h, provider).await;
+    mark_issue(&h, &resolved).await.assert_status_is_ok();
+    taker_answers(&h, &resolved, "DISPUTE")
+        .await
+        .assert_status_is_ok();
+    let evidence = add_evidence(&h, &resolved.taker, resolved.id).await;
+    maker_answers(&h, &resolved, "COUNTER")
+        .await
+        .assert_status_is_ok();
+    resolve(&h, resolved.id, ADMIN, "SPLIT")
+        .await
+        .assert_status_is_ok();
+    let open = to_receipt(&h, provider).await;
+    mark_issue(&h, &open).await.assert_status_is_ok();
+    taker_answers(&h, &open, "DISPUTE")
+        .await
+        .assert_status_is_ok();
+    let open_evidence = add_evidence(&h, &open.taker, open.id).await;
+    let completed = to_receipt(&h, provider).await;
+    h.public
+        .post(format!("/api/v1/offers/{}/complete", completed.id))
+        .header("Authorization", completed.maker.bearer())
+        .send()
+        .await
+        .assert_status_is_ok();
+    for t in [&resolved, &completed] {
+        h.released_payouts(t.id, &t.maker).await;
+        h.released_payouts(t.id, &t.taker).await;
+    }
+    balanced(&h, 2).await;
+    assert_eq!(held(&h, resolved.id).await, (true, true, false, 1, 4));
+    let payouts = || async {
+        sqlx::query_as::<_, (Uuid, String, i64, String)>(
+            "select offer_id, party, amount_sats, state from payouts order by offer_id, party, amount_sats",
+        )
+        .fetch_all(&h.pool)
+        .await
+        .expect("payouts")
+    };
+    let before = payouts().await;
+
+    // Inside the period nothing goes; past it, the final offers' data does, once.
+    let run = || async {
+        openpleb_worker::jobs::prune::run(&h.trade_ctx())
+            .await
+            .expect("prune")
+            .trade_data
+    };
+    assert_eq!(run().await, 0);
+    sqlx::query("update offers set state_entered_at = state_entered_at - $1")
+        .bind(Duration::from_secs(31 * 86_400))
+        .execute(&h.pool)
+        .await
+        .expect("age the offers");
+    assert_eq!(run().await, 2);
+    assert_eq!(run().await, 0);
+
+    for t in [&resolved, &completed] {
+        assert_eq!(held(&h, t.id).await, (false, false, false, 0, 0));
+        let offer = body(h.get_offer(t.id, Some(&t.maker)).await).await;
+        assert!(offer.get("paymentDetails").is_none(), "{offer}");
+        assert!(offer["tradeDataDeletedAt"].is_string(), "{offer}");
+        let resp = h
+            .public
+            .get(format!("/api/v1/offers/{}/receipt", t.id))
+            .header("Authorization", t.maker.bearer())
+            .send()
+            .await;
+        expect_error(resp, StatusCode::NOT_FOUND, "trade_data_deleted").await;
+    }
+    // The resolved dispute keeps its shape: who wrote what kind of message when, which images
+    // there were; not their content.
+    let file = body(
+        h.admin
+            .get(format!("/api/v1/admin/disputes/{}", resolved.id))
+            .header("Authorization", ADMIN)
+            .send()
+            .await,
+    )
+    .await;
+    let messages = file["dispute"]["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 4, "{file}");
+    assert!(messages
+        .iter()
+        .all(|m| m["body"] == "" && m["deletedAt"].is_string()));
+    assert_eq!(file["dispute"]["evidence"][0]["size"], 0, "{file}");
+    let resp = h
+        .admin
+        .get(format!(
+            "/api/v1/admin/disputes/{}/evidence/{evidence}",
+            resolved.id
+        ))
+        .header("Authorization", ADMIN)
+        .send()
+        .await;
+    expect_error(resp, StatusCode::NOT_FOUND, "trade_data_deleted").await;
+
+    // The dispute still waiting for an admin keeps everything.
+    assert_eq!(held(&h, open.id).await, (true, true, false, 1, 2));
+    let served = get_bytes(
+        &h,
+        &open.maker,
+        format!(
+            "/api/v1/offers/{}/dispute/evidence/{open_evidence}",
+            open.id
+        ),
+    )
+    .await;
+    assert_eq!(served, PNG);
+
+    // Money: every payout as it was, the audit still balanced.
+    assert_eq!(payouts().await, before);
+    balanced(&h, 2).await;
+    h.stop().await;
+}
