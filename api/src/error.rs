@@ -232,9 +232,10 @@ impl From<TradeError> for ApiError {
             }
             TradeError::Wallet(w) => w.into(),
             TradeError::Database(db) | TradeError::Enqueue(EnqueueError::Database(db)) => db.into(),
-            TradeError::Enqueue(_) | TradeError::Inconsistent(_) | TradeError::NoWallets => {
-                Self::internal(e)
-            }
+            TradeError::Enqueue(_)
+            | TradeError::Inconsistent(_)
+            | TradeError::NoWallets
+            | TradeError::SealedData(_) => Self::internal(e),
         }
     }
 }

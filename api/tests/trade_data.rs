@@ -204,15 +204,17 @@ async fn add_evidence(h: &Harness, who: &Session, id: Uuid) -> Uuid {
         .expect("uuid")
 }
 
-/// What PostgreSQL still holds of an offer's trade data: payment details, receipt image and
-/// note, evidence images, message texts (each `true` when present).
+/// What PostgreSQL still holds of an offer's trade data, sealed or not: payment details,
+/// receipt image and note, evidence images, message texts.
 async fn held(h: &Harness, id: Uuid) -> (bool, bool, bool, i64, i64) {
     sqlx::query_as(
-        "select o.payment_details is not null,
+        "select coalesce(o.payment_details, o.payment_details_sealed::text) is not null,
                 coalesce((select image is not null from receipts where offer_id = o.id), false),
-                coalesce((select note is not null from receipts where offer_id = o.id), false),
+                coalesce((select coalesce(note, note_sealed::text) is not null
+                            from receipts where offer_id = o.id), false),
                 (select count(*) from dispute_evidence where offer_id = o.id and image is not null),
-                (select count(*) from dispute_messages where offer_id = o.id and body is not null)
+                (select count(*) from dispute_messages
+                  where offer_id = o.id and coalesce(body, body_sealed::text) is not null)
            from offers o where o.id = $1",
     )
     .bind(id)
@@ -343,5 +345,212 @@ async fn trade_data_goes_after_the_retention_period_and_the_money_stays(
     // Money: every payout as it was, the audit still balanced.
     assert_eq!(payouts().await, before);
     balanced(&h, 2).await;
+    h.stop().await;
+}
+
+/// Every row of every table, as text (bytea as hex): what a data dump holds.
+async fn dump(h: &Harness) -> String {
+    let tables: Vec<(String, String)> = sqlx::query_as(
+        "select schemaname::text, tablename::text from pg_tables
+          where schemaname not in ('pg_catalog', 'information_schema')",
+    )
+    .fetch_all(&h.pool)
+    .await
+    .expect("tables");
+    let mut out = String::new();
+    for (schema, table) in tables {
+        let rows: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "select string_agg(t::text, E'\\n') from \"{schema}\".\"{table}\" t"
+        )))
+        .fetch_one(&h.pool)
+        .await
+        .expect("rows");
+        out.push_str(&rows.unwrap_or_default());
+        out.push('\n');
+    }
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_database_dump_holds_no_trade_data_in_plaintext(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) {
+    let h = Harness::start(opts, conn).await;
+    let provider = h.provider().await;
+    let maker = h.session().await;
+    let taker = h.session().await;
+    let (id, _) = h.funded_offer(&maker, provider).await;
+    h.claim(id, &taker).await;
+    h.wait_status(id, &taker, "TAKER_BOND_PAID").await;
+    let receipt = images::png_with_text().expect("png");
+    let note = "sent from Alice Example's account at Sparkasse";
+    h.public
+        .post(format!("/api/v1/offers/{id}/receipt"))
+        .header("Authorization", taker.bearer())
+        .multipart(form(receipt, "image/png").field(TestFormField::text(note).name("note")))
+        .send()
+        .await
+        .assert_status_is_ok();
+    let t = Trade {
+        id,
+        maker,
+        taker,
+        amounts: Amounts {
+            s: 0,
+            pf: 0,
+            tf: 0,
+            mb: 0,
+            tb: 0,
+        },
+    };
+    mark_issue(&h, &t).await.assert_status_is_ok();
+    taker_answers(&h, &t, "DISPUTE").await.assert_status_is_ok();
+    let evidence = add_evidence(&h, &t.taker, id).await;
+
+    // What the parties are served, in plaintext.
+    let offer = body(h.get_offer(id, Some(&t.maker)).await).await;
+    let details = offer["paymentDetails"]
+        .as_str()
+        .expect("details")
+        .to_owned();
+    let served_receipt = get_bytes(&h, &t.maker, format!("/api/v1/offers/{id}/receipt")).await;
+    let served_evidence = get_bytes(
+        &h,
+        &t.maker,
+        format!("/api/v1/offers/{id}/dispute/evidence/{evidence}"),
+    )
+    .await;
+    let file = body(
+        h.public
+            .get(format!("/api/v1/offers/{id}/dispute"))
+            .header("Authorization", t.maker.bearer())
+            .send()
+            .await,
+    )
+    .await;
+    let messages: Vec<String> = file["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["body"].as_str().expect("body").to_owned())
+        .collect();
+    assert_eq!(messages.len(), 2, "{file}");
+
+    let dump = dump(&h).await;
+    assert!(
+        dump.contains(&id.to_string()),
+        "the dump reads the offer's rows"
+    );
+    for text in [details.as_str(), note]
+        .into_iter()
+        .chain(messages.iter().map(String::as_str))
+    {
+        assert!(!text.is_empty());
+        assert!(!dump.contains(text), "{text:?} is in the dump");
+        assert!(
+            !dump.contains(&hex(text.as_bytes())),
+            "{text:?} is in the dump as hex"
+        );
+    }
+    // The images' pixel data (past the PNG signature and header) is nowhere, in any encoding.
+    for image in [&served_receipt, &served_evidence] {
+        let pixels = &image[41..image.len().min(41 + 24)];
+        assert!(!dump.contains(&hex(pixels)), "image bytes are in the dump");
+    }
+    h.stop().await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn rotating_the_data_secret_reseals_and_old_rows_stay_readable(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) {
+    use openpleb_common::keyring::data::DataKeys;
+    use std::sync::Arc;
+
+    let h = Harness::start(opts, conn).await;
+    let provider = h.provider().await;
+    let t = to_receipt(&h, provider).await;
+    mark_issue(&h, &t).await.assert_status_is_ok();
+    let old_key = format!("1:{}", "da".repeat(32));
+    let new_key = format!("2:{}", "e7".repeat(32));
+    let with_keys = |secrets: &str| {
+        let base = h.trade_ctx();
+        let mut config = (*base.config).clone();
+        config.data = DataKeys::parse(secrets).expect("keys");
+        openpleb_common::trade::TradeCtx {
+            config: Arc::new(config),
+            ..base
+        }
+    };
+    let key_ids = || async {
+        sqlx::query_as::<_, (i16, i16, i64)>(
+            "select o.data_key_id, r.key_id,
+                    (select count(*) from dispute_messages m where m.offer_id = o.id and m.key_id = 2)
+               from offers o join receipts r on r.offer_id = o.id where o.id = $1",
+        )
+        .bind(t.id)
+        .fetch_one(&h.pool)
+        .await
+        .expect("key ids")
+    };
+    assert_eq!(key_ids().await, (1, 1, 0));
+    let before = openpleb_common::trade::receipt::get(&h.trade_ctx(), None, t.id)
+        .await
+        .expect("receipt")
+        .expect("some");
+
+    // The new secret first, the old one kept: old rows read, new writes and the job use key 2.
+    let rotated = with_keys(&format!("{new_key},{old_key}"));
+    let read = openpleb_common::trade::receipt::get(&rotated, None, t.id)
+        .await
+        .expect("receipt under the old key")
+        .expect("some");
+    assert_eq!(read.image, before.image);
+    let resealed = openpleb_common::trade::reseal::batch(&rotated, 100)
+        .await
+        .expect("reseal");
+    assert!(
+        resealed >= 3,
+        "offer, receipt and the issue's message: {resealed}"
+    );
+    assert_eq!(key_ids().await, (2, 2, 1));
+    assert_eq!(
+        openpleb_common::trade::reseal::batch(&rotated, 100)
+            .await
+            .expect("again"),
+        0
+    );
+
+    // The old secret dropped: everything still reads, the same as before.
+    let new_only = with_keys(&new_key);
+    let after = openpleb_common::trade::receipt::get(&new_only, None, t.id)
+        .await
+        .expect("receipt under the new key")
+        .expect("some");
+    assert_eq!(after.image, before.image);
+    let offer = openpleb_common::trade::load(&new_only, t.id)
+        .await
+        .expect("offer");
+    assert!(offer.payment_details.is_some_and(|d| d.starts_with("IBAN")));
+    let file = openpleb_common::trade::dispute::file(
+        &new_only,
+        openpleb_common::trade::dispute::Reader::Admin,
+        t.id,
+    )
+    .await
+    .expect("file");
+    assert_eq!(
+        file.messages[0].body.as_deref(),
+        Some("nothing arrived on my account")
+    );
+    // Without the key a row is under, reading it fails plainly (no plaintext, no panic).
+    let old_only = with_keys(&old_key);
+    assert!(openpleb_common::trade::load(&old_only, t.id).await.is_err());
     h.stop().await;
 }

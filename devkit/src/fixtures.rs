@@ -74,7 +74,7 @@ pub async fn insert_offer(
             fiat_amount_minor: 300,
             fiat_currency: "EUR".into(),
             fiat_provider_id: provider,
-            payment_details: "IBAN".into(),
+            payment_details: openpleb_common::keyring::data::Sealed::plaintext("IBAN"),
             description: None,
             price_minor_per_btc: 6_000_000,
             amounts: OfferAmounts::new(sats, &fee_rules()).context("amounts")?,

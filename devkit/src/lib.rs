@@ -165,6 +165,7 @@ pub fn test_config(database_url: &str, mint_url: &str) -> openpleb_common::confi
         ("TREASURY_PUBKEY", keys.treasury.to_string()),
         ("TREASURY_SECRET", TEST_TREASURY_SECRET.to_owned()),
         ("REPUTATION_SECRET", "17".repeat(32)),
+        ("DATA_SECRETS", format!("1:{}", "da".repeat(32))),
         ("ADMIN_TOKEN", "test-admin-token-0123456789".to_owned()),
         ("OIDC_API_TOKEN", "test-oidc-token-0123456789".to_owned()),
         // 60,000.00 per BTC: 1.00 of fiat is 1,667 sats.

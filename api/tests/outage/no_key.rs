@@ -141,6 +141,7 @@ async fn nothing_the_api_holds_restores_a_wallet(opts: PgPoolOptions, conn: PgCo
         ),
         ("MINT_URL", mint.url.clone()),
         ("REPUTATION_SECRET", "17".repeat(32)),
+        ("DATA_SECRETS", format!("1:{}", "da".repeat(32))),
         ("ADMIN_TOKEN", "test-admin-token-0123456789".to_owned()),
         ("OIDC_API_TOKEN", "test-oidc-token-0123456789".to_owned()),
         ("PRICE_FIXED", "60000".to_owned()),

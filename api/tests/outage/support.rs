@@ -284,6 +284,7 @@ pub fn api_command(db_url: &str, mint_url: &str) -> Command {
         .env("MINT_URL", mint_url)
         .envs(api_keys())
         .env("REPUTATION_SECRET", "cd".repeat(32))
+        .env("DATA_SECRETS", format!("1:{}", "da".repeat(32)))
         .env("ADMIN_TOKEN", ADMIN_TOKEN)
         .env("OIDC_API_TOKEN", OIDC_TOKEN)
         .env("PRICE_FIXED", "60000")
@@ -310,6 +311,7 @@ impl ApiProcess {
             // Only the workers' public keys: the api refuses a wallet secret or volume.
             .envs(api_keys())
             .env("REPUTATION_SECRET", "17".repeat(32))
+            .env("DATA_SECRETS", format!("1:{}", "da".repeat(32)))
             .env("ADMIN_TOKEN", ADMIN_TOKEN)
             .env("OIDC_API_TOKEN", OIDC_TOKEN)
             .env("PRICE_FIXED", "60000")

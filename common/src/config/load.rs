@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::env::{invalid, Env};
 use super::*;
+use crate::keyring::data::DataKeys;
 
 impl Config {
     /// Reads the process environment.
@@ -36,6 +37,8 @@ impl Config {
             treasury: treasury_config(&env)?,
             notify: notify_config(&env)?,
             keys: keys_config(&env)?,
+            data: DataKeys::parse(&env.required("DATA_SECRETS")?)
+                .map_err(|reason| invalid("DATA_SECRETS", &reason))?,
         })
     }
 

@@ -154,6 +154,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// The workers' public keys, as the api is given them.
     pub keys: KeysConfig,
+    /// The secrets trade data is sealed with at rest (`DATA_SECRETS`; api and workers).
+    pub data: crate::keyring::data::DataKeys,
 }
 
 impl Config {

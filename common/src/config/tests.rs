@@ -11,6 +11,7 @@ fn base() -> HashMap<&'static str, String> {
         ("MINT_URL", "http://127.0.0.1:3338/".to_owned()),
         ("WALLET_MASTER_SECRET", "ab".repeat(32)),
         ("REPUTATION_SECRET", "cd".repeat(32)),
+        ("DATA_SECRETS", format!("1:{}", "da".repeat(32))),
         ("ADMIN_TOKEN", "admin-token-0123456789".to_owned()),
         ("OIDC_API_TOKEN", "oidc-token-0123456789".to_owned()),
         ("PRICE_FIXED", "60000".to_owned()),
@@ -522,4 +523,30 @@ fn the_api_refuses_what_only_workers_hold_and_needs_the_public_keys() {
             ..
         })
     ));
+}
+
+#[test]
+fn the_trade_data_secrets_are_required_and_well_formed() {
+    let mut vars = base();
+    vars.remove("DATA_SECRETS");
+    assert_eq!(
+        load(&vars).expect_err("no DATA_SECRETS"),
+        ConfigError::Missing("DATA_SECRETS")
+    );
+    for bad in [
+        "1".to_owned(),
+        format!("0:{}", "ab".repeat(32)),
+        "1:abcd".to_owned(),
+    ]
+    .iter()
+    {
+        let (named, text) = refused("DATA_SECRETS", bad);
+        assert_eq!(named, "DATA_SECRETS", "{text}");
+        assert!(!text.contains(&"ab".repeat(32)), "{text}");
+    }
+    vars.insert(
+        "DATA_SECRETS",
+        format!("2:{}, 1:{}", "ef".repeat(32), "da".repeat(32)),
+    );
+    assert_eq!(load(&vars).expect("rotated").data.current(), 2);
 }

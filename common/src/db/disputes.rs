@@ -10,6 +10,7 @@ use crate::domain::dispute::{
     Author, DisputeKind, DisputeStage, IssueReason, MessageKind, Resolution, ResolvedBy,
 };
 use crate::domain::role::Role;
+use crate::keyring::data::Sealed;
 
 /// A dispute row.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -169,8 +170,13 @@ pub struct Message {
     pub author: Author,
     /// Which move it came with.
     pub kind: MessageKind,
-    /// The text; `None` once deleted by retention.
+    /// The text in plaintext: as stored before trade data was sealed, or once the dispute's
+    /// file opened `body_sealed`; `None` otherwise and once deleted by retention.
     pub body: Option<String>,
+    /// The text, sealed under `key_id`.
+    pub body_sealed: Option<Vec<u8>>,
+    /// The `DATA_SECRETS` id it is sealed under (0: plaintext).
+    pub key_id: i16,
     /// When.
     pub created_at: DateTime<Utc>,
     /// When retention deleted the text.
@@ -183,15 +189,17 @@ pub async fn add_message(
     offer_id: Uuid,
     author: Author,
     kind: MessageKind,
-    body: &str,
+    body: &Sealed,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "insert into dispute_messages (offer_id, author, kind, body) values ($1, $2, $3, $4)",
+        "insert into dispute_messages (offer_id, author, kind, body_sealed, key_id)
+         values ($1, $2, $3, $4, $5)",
     )
     .bind(offer_id)
     .bind(author)
     .bind(kind)
-    .bind(body)
+    .bind(&body.bytes)
+    .bind(body.key_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -200,7 +208,7 @@ pub async fn add_message(
 /// The messages of a dispute, oldest first.
 pub async fn messages(pool: &PgPool, offer_id: Uuid) -> Result<Vec<Message>, sqlx::Error> {
     sqlx::query_as(
-        "select author, kind, body, created_at, deleted_at from dispute_messages
+        "select author, kind, body, body_sealed, key_id, created_at, deleted_at from dispute_messages
           where offer_id = $1 order by id",
     )
     .bind(offer_id)
@@ -244,18 +252,19 @@ pub async fn add_evidence(
     offer_id: Uuid,
     author: Role,
     content_type: &str,
-    image: &[u8],
+    image: &Sealed,
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::new_v4();
     sqlx::query(
-        "insert into dispute_evidence (id, offer_id, author, content_type, image)
-         values ($1, $2, $3, $4, $5)",
+        "insert into dispute_evidence (id, offer_id, author, content_type, image, key_id)
+         values ($1, $2, $3, $4, $5, $6)",
     )
     .bind(id)
     .bind(offer_id)
     .bind(author)
     .bind(content_type)
-    .bind(image)
+    .bind(&image.bytes)
+    .bind(image.key_id)
     .execute(conn)
     .await?;
     Ok(id)
@@ -263,9 +272,11 @@ pub async fn add_evidence(
 
 /// The evidence of a dispute (metadata only), oldest first.
 pub async fn evidence(pool: &PgPool, offer_id: Uuid) -> Result<Vec<Evidence>, sqlx::Error> {
+    // The size is the image's: the sealed bytes less the seal's 29 (version, nonce, tag).
     sqlx::query_as(
-        "select id, author, content_type, coalesce(octet_length(image), 0) as size, created_at,
-                deleted_at
+        "select id, author, content_type,
+                coalesce(octet_length(image) - case when key_id > 0 then 29 else 0 end, 0) as size,
+                created_at, deleted_at
            from dispute_evidence where offer_id = $1 order by created_at, id",
     )
     .bind(offer_id)
@@ -273,14 +284,16 @@ pub async fn evidence(pool: &PgPool, offer_id: Uuid) -> Result<Vec<Evidence>, sq
     .await
 }
 
-/// One evidence image: its type and bytes (`None` once deleted by retention).
+/// One evidence image: its type, its bytes as stored (`None` once deleted by retention) and
+/// the key id they are sealed under.
 pub async fn evidence_image(
     pool: &PgPool,
     offer_id: Uuid,
     id: Uuid,
-) -> Result<Option<(String, Option<Vec<u8>>)>, sqlx::Error> {
+) -> Result<Option<(String, Option<Vec<u8>>, i16)>, sqlx::Error> {
     sqlx::query_as(
-        "select content_type, image from dispute_evidence where offer_id = $1 and id = $2",
+        "select content_type, image, key_id from dispute_evidence
+          where offer_id = $1 and id = $2",
     )
     .bind(offer_id)
     .bind(id)

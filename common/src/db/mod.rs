@@ -22,6 +22,7 @@ pub mod quotes;
 pub mod receipts;
 pub mod reputation;
 pub mod retention;
+pub mod sealed;
 pub mod sessions;
 pub mod treasury;
 pub mod types;

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::domain::money::{OfferAmounts, Outcome};
 use crate::domain::offer::OfferStatus;
 use crate::domain::payout::FundedBy;
+use crate::keyring::data::{Sealed, PLAINTEXT};
 
 /// An offer row.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -27,8 +28,14 @@ pub struct Offer {
     pub fiat_currency: String,
     /// Provider.
     pub fiat_provider_id: Uuid,
-    /// Where the taker pays (account, QR string); `None` once deleted by retention.
+    /// Where the taker pays (account, QR string), in plaintext: as stored before trade data
+    /// was sealed, or once [`crate::trade::load`] opened `payment_details_sealed`; `None`
+    /// otherwise and once deleted by retention.
     pub payment_details: Option<String>,
+    /// The payment details sealed under `data_key_id` (see [`crate::keyring::data`]).
+    pub payment_details_sealed: Option<Vec<u8>>,
+    /// The `DATA_SECRETS` id the payment details are sealed under (0: plaintext).
+    pub data_key_id: i16,
     /// When retention deleted the offer's trade data (payment details, receipt, evidence,
     /// dispute messages).
     pub trade_data_deleted_at: Option<DateTime<Utc>>,
@@ -106,8 +113,8 @@ pub struct NewOffer {
     pub fiat_currency: String,
     /// Provider.
     pub fiat_provider_id: Uuid,
-    /// Payment details.
-    pub payment_details: String,
+    /// Payment details, sealed (or plaintext under key id 0: fixtures).
+    pub payment_details: Sealed,
     /// Description.
     pub description: Option<String>,
     /// Frozen price.
@@ -130,7 +137,8 @@ pub struct NewOffer {
 }
 
 pub(crate) const COLUMNS: &str = "id, status, maker_session_id, taker_session_id, \
-    fiat_amount_minor, fiat_currency, fiat_provider_id, payment_details, trade_data_deleted_at, \
+    fiat_amount_minor, fiat_currency, fiat_provider_id, payment_details, payment_details_sealed, \
+    data_key_id, trade_data_deleted_at, \
     description, \
     price_minor_per_btc, amount_sats, platform_fee_sats, taker_reward_sats, maker_bond_sats, \
     taker_bond_sats, maker_payout_pubkey, taker_payout_pubkey, lifetime_secs, state_entered_at, \
@@ -181,9 +189,10 @@ pub async fn insert(conn: &mut PgConnection, o: &NewOffer) -> Result<Offer, sqlx
         "insert into offers (id, status, maker_session_id, fiat_amount_minor, fiat_currency,
             fiat_provider_id, payment_details, description, price_minor_per_btc, amount_sats,
             platform_fee_sats, taker_reward_sats, maker_bond_sats, taker_bond_sats,
-            maker_payout_pubkey, lifetime_secs, expires_at, deposit_quote_id, min_taker_stake)
+            maker_payout_pubkey, lifetime_secs, expires_at, deposit_quote_id, min_taker_stake,
+            payment_details_sealed, data_key_id)
          values ($1, 'CREATED', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                 least(now() + $16, $19), $17, $18)
+                 least(now() + $16, $19), $17, $18, $20, $21)
          returning {COLUMNS}"
     )))
     .bind(o.id)
@@ -191,7 +200,10 @@ pub async fn insert(conn: &mut PgConnection, o: &NewOffer) -> Result<Offer, sqlx
     .bind(o.fiat_amount_minor)
     .bind(&o.fiat_currency)
     .bind(o.fiat_provider_id)
-    .bind(&o.payment_details)
+    .bind(
+        (o.payment_details.key_id == PLAINTEXT)
+            .then(|| String::from_utf8_lossy(&o.payment_details.bytes).into_owned()),
+    )
     .bind(&o.description)
     .bind(o.price_minor_per_btc)
     .bind(sats(o.amounts.escrow)?)
@@ -205,6 +217,8 @@ pub async fn insert(conn: &mut PgConnection, o: &NewOffer) -> Result<Offer, sqlx
     .bind(&o.deposit_quote_id)
     .bind(o.min_taker_stake)
     .bind(o.quote_expires_at)
+    .bind((o.payment_details.key_id != PLAINTEXT).then_some(&o.payment_details.bytes))
+    .bind(o.payment_details.key_id)
     .fetch_one(conn)
     .await?;
     Ok(offer)

@@ -5,15 +5,21 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-/// A stored receipt.
+use crate::keyring::data::Sealed;
+
+/// A stored receipt, as stored: sealed under `key_id` (see [`crate::keyring::data`]).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Receipt {
     /// MIME type of the image.
     pub content_type: String,
-    /// The image; `None` once deleted by retention.
+    /// The image, sealed (plaintext under key id 0); `None` once deleted by retention.
     pub image: Option<Vec<u8>>,
-    /// The taker's note, if any.
+    /// The taker's note in plaintext (key id 0 only).
     pub note: Option<String>,
+    /// The taker's note, sealed.
+    pub note_sealed: Option<Vec<u8>>,
+    /// The `DATA_SECRETS` id the image and note are sealed under (0: plaintext).
+    pub key_id: i16,
     /// When retention deleted the image and the note.
     pub deleted_at: Option<DateTime<Utc>>,
 }
@@ -24,16 +30,18 @@ pub async fn insert(
     conn: &mut PgConnection,
     offer_id: Uuid,
     content_type: &str,
-    image: &[u8],
-    note: Option<&str>,
+    image: &Sealed,
+    note: Option<&Sealed>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "insert into receipts (offer_id, content_type, image, note) values ($1, $2, $3, $4)",
+        "insert into receipts (offer_id, content_type, image, note_sealed, key_id)
+         values ($1, $2, $3, $4, $5)",
     )
     .bind(offer_id)
     .bind(content_type)
-    .bind(image)
-    .bind(note)
+    .bind(&image.bytes)
+    .bind(note.map(|n| &n.bytes))
+    .bind(image.key_id)
     .execute(conn)
     .await?;
     Ok(())
@@ -41,8 +49,11 @@ pub async fn insert(
 
 /// The receipt of `offer_id`, if one was uploaded.
 pub async fn get(pool: &PgPool, offer_id: Uuid) -> Result<Option<Receipt>, sqlx::Error> {
-    sqlx::query_as("select content_type, image, note, deleted_at from receipts where offer_id = $1")
-        .bind(offer_id)
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(
+        "select content_type, image, note, note_sealed, key_id, deleted_at
+           from receipts where offer_id = $1",
+    )
+    .bind(offer_id)
+    .fetch_optional(pool)
+    .await
 }

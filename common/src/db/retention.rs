@@ -117,15 +117,16 @@ pub async fn prune_trade_data(
              limit $2
                for update skip locked),
          receipts_gone as (
-            update receipts set image = null, note = null, deleted_at = now()
+            update receipts set image = null, note = null, note_sealed = null, deleted_at = now()
              where offer_id in (select id from picked) and deleted_at is null),
          evidence_gone as (
             update dispute_evidence set image = null, deleted_at = now()
              where offer_id in (select id from picked) and deleted_at is null),
          messages_gone as (
-            update dispute_messages set body = null, deleted_at = now()
+            update dispute_messages set body = null, body_sealed = null, deleted_at = now()
              where offer_id in (select id from picked) and deleted_at is null)
-         update offers set payment_details = null, trade_data_deleted_at = now()
+         update offers set payment_details = null, payment_details_sealed = null,
+                trade_data_deleted_at = now()
           where id in (select id from picked)",
     )
     .bind(interval(older_than)?)

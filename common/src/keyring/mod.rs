@@ -11,6 +11,7 @@
 //! that branch's private key, and only that branch's; see [`lock`]), the sealing key and the
 //! session wallets' seeds are HMACs of the master secret under labels of their own.
 
+pub mod data;
 pub mod lock;
 pub mod seal;
 

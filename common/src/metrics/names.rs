@@ -33,6 +33,8 @@ pub const SESSIONS_CLEANED: &str = "openpleb_sessions_cleaned_total";
 pub const SESSION_DURATION: &str = "openpleb_session_duration_seconds";
 /// Counter: rows deleted by the retention job by `table`.
 pub const RETENTION_PRUNED: &str = "openpleb_retention_pruned_total";
+/// Counter: trade data rows re-sealed under the current `DATA_SECRETS` key.
+pub const TRADE_DATA_RESEALED: &str = "openpleb_trade_data_resealed_total";
 /// Counter: wallet files copied into the archive before their deletion.
 pub const WALLETS_ARCHIVED: &str = "openpleb_wallets_archived_total";
 /// Histogram: time of one database statement by `op` (select, insert, update, delete,
@@ -116,6 +118,7 @@ pub const ALL: &[&str] = &[
     SESSIONS_CLEANED,
     SESSION_DURATION,
     RETENTION_PRUNED,
+    TRADE_DATA_RESEALED,
     WALLETS_ARCHIVED,
     DB_QUERY_DURATION,
     DB_POOL_WAIT,
@@ -208,6 +211,10 @@ pub(super) fn describe() {
         "Session lifetime, opening to end or expiry"
     );
     describe_counter!(RETENTION_PRUNED, "Rows deleted by the retention job");
+    describe_counter!(
+        TRADE_DATA_RESEALED,
+        "Trade data rows re-sealed under the current DATA_SECRETS key"
+    );
     describe_counter!(WALLETS_ARCHIVED, "Wallet files archived before deletion");
     describe_counter!(
         PLATFORM_TOKENS_SPENT_ELSEWHERE,

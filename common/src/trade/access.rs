@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::{TradeCtx, TradeError};
 use crate::db::offers::{self, Offer};
 pub use crate::domain::role::Role;
+use crate::keyring::data::Field;
 
 /// Who is looking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,11 +47,16 @@ impl Viewer {
     }
 }
 
-/// Loads an offer, or [`TradeError::NotFound`].
+/// Loads an offer, or [`TradeError::NotFound`]; its payment details opened.
 pub async fn load(ctx: &TradeCtx, id: Uuid) -> Result<Offer, TradeError> {
-    offers::get(&ctx.pool, id)
+    let mut offer = offers::get(&ctx.pool, id)
         .await?
-        .ok_or(TradeError::NotFound)
+        .ok_or(TradeError::NotFound)?;
+    if let Some(sealed) = offer.payment_details_sealed.take() {
+        let text = ctx.open(offer.data_key_id, offer.id, Field::PaymentDetails, &sealed)?;
+        offer.payment_details = Some(String::from_utf8_lossy(&text).into_owned());
+    }
+    Ok(offer)
 }
 
 /// Loads an offer `session` may see, or [`TradeError::NotFound`] (others' hidden offers stay

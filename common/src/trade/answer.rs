@@ -19,6 +19,7 @@ use crate::db::disputes;
 use crate::db::offers::Offer;
 use crate::domain::dispute::{Author, DisputeStage, MessageKind, Resolution, ResolvedBy};
 use crate::domain::offer::{transition, Event, OfferStatus};
+use crate::keyring::data::Field;
 
 /// The taker's answer to an issue.
 #[derive(Debug, Clone)]
@@ -90,7 +91,7 @@ pub async fn answer_issue(
                 offer.id,
                 Author::Taker,
                 MessageKind::Dispute,
-                &message,
+                &ctx.seal(offer.id, Field::Message, message.as_bytes()),
             )
             .await?;
             tx.commit().await?;
@@ -151,7 +152,7 @@ pub async fn answer_dispute(
                 offer.id,
                 Author::Maker,
                 MessageKind::Counter,
-                &message,
+                &ctx.seal(offer.id, Field::Message, message.as_bytes()),
             )
             .await?;
             tx.commit().await?;

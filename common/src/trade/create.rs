@@ -19,6 +19,7 @@ use crate::db::{limits, providers};
 use crate::domain::money::{sats_for_fiat, OfferAmounts};
 use crate::domain::payout::QuotePurpose;
 use crate::domain::role::Role;
+use crate::keyring::data::Field;
 use crate::wallet::WalletId;
 
 /// What the maker asks for.
@@ -153,7 +154,7 @@ pub async fn create(ctx: &TradeCtx, input: NewOfferInput) -> Result<CreatedOffer
             fiat_amount_minor: input.fiat_amount_minor,
             fiat_currency: c.limits.fiat_currency.clone(),
             fiat_provider_id: input.fiat_provider_id,
-            payment_details: input.payment_details,
+            payment_details: ctx.seal(id, Field::PaymentDetails, input.payment_details.as_bytes()),
             description: input.description,
             price_minor_per_btc: i64::try_from(price.minor_per_btc).unwrap_or(i64::MAX),
             amounts,

@@ -14,6 +14,7 @@ use crate::db::disputes;
 use crate::db::offers::Offer;
 use crate::domain::dispute::{Author, MessageKind};
 use crate::domain::offer::{transition, Event};
+use crate::keyring::data::Field;
 
 /// What the taker says.
 #[derive(Debug, Clone)]
@@ -46,7 +47,7 @@ pub async fn report(
         offer.id,
         Author::Taker,
         MessageKind::Details,
-        &input.message,
+        &ctx.seal(offer.id, Field::Message, input.message.as_bytes()),
     )
     .await?;
     tx.commit().await?;

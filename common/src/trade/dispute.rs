@@ -6,6 +6,7 @@ use uuid::Uuid;
 use super::{load, load_visible, TradeCtx, TradeError, Viewer};
 use crate::db::disputes::{self, Dispute, Evidence, Message};
 use crate::db::offers::Offer;
+use crate::keyring::data::Field;
 
 /// Everything about one dispute.
 #[derive(Debug, Clone)]
@@ -14,7 +15,7 @@ pub struct DisputeFile {
     pub offer: Offer,
     /// Its dispute.
     pub dispute: Dispute,
-    /// Messages, oldest first.
+    /// Messages, oldest first, their text opened.
     pub messages: Vec<Message>,
     /// Evidence (metadata), oldest first.
     pub evidence: Vec<Evidence>,
@@ -51,8 +52,15 @@ pub async fn file(
         .await?
         .ok_or(TradeError::NoDispute)?;
     drop(conn);
+    let mut messages = disputes::messages(&ctx.pool, offer.id).await?;
+    for m in &mut messages {
+        if let Some(sealed) = m.body_sealed.take() {
+            let text = ctx.open(m.key_id, offer.id, Field::Message, &sealed)?;
+            m.body = Some(String::from_utf8_lossy(&text).into_owned());
+        }
+    }
     Ok(DisputeFile {
-        messages: disputes::messages(&ctx.pool, offer.id).await?,
+        messages,
         evidence: disputes::evidence(&ctx.pool, offer.id).await?,
         offer,
         dispute,
@@ -67,8 +75,12 @@ pub async fn evidence_image(
     evidence_id: Uuid,
 ) -> Result<(String, Vec<u8>), TradeError> {
     let offer = offer_for(ctx, reader, offer_id).await?;
-    let (content_type, image) = disputes::evidence_image(&ctx.pool, offer.id, evidence_id)
+    let (content_type, image, key_id) = disputes::evidence_image(&ctx.pool, offer.id, evidence_id)
         .await?
         .ok_or(TradeError::NoDispute)?;
-    Ok((content_type, image.ok_or(TradeError::TradeDataDeleted)?))
+    let image = image.ok_or(TradeError::TradeDataDeleted)?;
+    Ok((
+        content_type,
+        ctx.open(key_id, offer.id, Field::Evidence, &image)?,
+    ))
 }

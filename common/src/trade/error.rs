@@ -110,6 +110,10 @@ pub enum TradeError {
     /// A follow-up job could not be enqueued.
     #[error(transparent)]
     Enqueue(#[from] EnqueueError),
+    /// Stored trade data cannot be opened: its `DATA_SECRETS` key was dropped, or the row was
+    /// changed (never the caller's fault).
+    #[error(transparent)]
+    SealedData(#[from] crate::keyring::data::DataKeyError),
     /// Our own records contradict each other (a bug, never the caller's fault).
     #[error("inconsistent records: {0}")]
     Inconsistent(String),

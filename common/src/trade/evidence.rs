@@ -8,6 +8,7 @@ use super::receipt::stored_image;
 use super::{load_visible, TradeCtx, TradeError, Viewer};
 use crate::db::{disputes, offers};
 use crate::domain::dispute::DisputeStage;
+use crate::keyring::data::Field;
 
 /// Most images one side may add to a dispute.
 pub const EVIDENCE_MAX_PER_SIDE: i64 = 3;
@@ -50,7 +51,8 @@ pub async fn add(
             format!("at most {EVIDENCE_MAX_PER_SIDE} images per side"),
         ));
     }
-    let id = disputes::add_evidence(&mut tx, offer.id, role, content_type, &image).await?;
+    let sealed = ctx.seal(offer.id, Field::Evidence, &image);
+    let id = disputes::add_evidence(&mut tx, offer.id, role, content_type, &sealed).await?;
     tx.commit().await?;
     Ok(id)
 }

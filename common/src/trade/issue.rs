@@ -10,6 +10,7 @@ use crate::db::disputes;
 use crate::db::offers::Offer;
 use crate::domain::dispute::{Author, IssueReason, MessageKind, MESSAGE_MAX_CHARS};
 use crate::domain::offer::{transition, Event};
+use crate::keyring::data::Field;
 
 /// What the maker says.
 #[derive(Debug, Clone)]
@@ -56,7 +57,7 @@ pub async fn mark_issue(
         offer.id,
         Author::Maker,
         MessageKind::Issue,
-        &input.message,
+        &ctx.seal(offer.id, Field::Message, input.message.as_bytes()),
     )
     .await?;
     tx.commit().await?;

@@ -30,6 +30,7 @@ pub mod payouts;
 pub mod quote;
 pub mod receipt;
 pub mod reputation;
+pub mod reseal;
 pub mod resolve;
 pub mod reveal;
 pub mod settle;
@@ -40,6 +41,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
 
 pub use access::{load, load_as, load_visible, Role, Viewer};
 pub use error::TradeError;
@@ -50,6 +52,7 @@ use crate::desk::MintDesk;
 use crate::domain::keys::XOnlyKey;
 use crate::domain::offer::OfferStatus;
 use crate::jobs::{self, LapseOffer};
+use crate::keyring::data::{Field, Sealed};
 use crate::keyring::WorkerKeys;
 use crate::price::PriceSource;
 use crate::wallet::WalletManager;
@@ -90,6 +93,23 @@ impl std::fmt::Debug for TradeCtx {
 }
 
 impl TradeCtx {
+    /// `plaintext` sealed for `field` of `offer` under the current `DATA_SECRETS` key: how
+    /// trade data is written (see [`crate::keyring::data`]).
+    pub fn seal(&self, offer: Uuid, field: Field, plaintext: &[u8]) -> Sealed {
+        self.config.data.seal(offer, field, plaintext)
+    }
+
+    /// Opens trade data stored under `key_id` (0: plaintext, written before sealing).
+    pub fn open(
+        &self,
+        key_id: i16,
+        offer: Uuid,
+        field: Field,
+        stored: &[u8],
+    ) -> Result<Vec<u8>, TradeError> {
+        Ok(self.config.data.open(key_id, offer, field, stored)?)
+    }
+
     /// The api's context: the mint desk only, no wallet and no wallet secret.
     pub fn for_api(
         pool: PgPool,

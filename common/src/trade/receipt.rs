@@ -9,6 +9,7 @@ use crate::db::offers::Offer;
 use crate::db::receipts::{self, Receipt};
 use crate::domain::image;
 use crate::domain::offer::{transition, Event};
+use crate::keyring::data::Field;
 
 /// Longest note, in characters.
 pub const NOTE_MAX_CHARS: usize = 1000;
@@ -71,17 +72,31 @@ pub async fn submit(
     let mut tx = ctx.pool.begin().await?;
     let timer = ctx.config.timers.receipt_submitted;
     let moved = party_move(ctx, &mut tx, &offer, to, Some(timer)).await?;
-    receipts::insert(&mut tx, offer.id, content_type, &image, note.as_deref()).await?;
+    let image = ctx.seal(offer.id, Field::ReceiptImage, &image);
+    let note = note.map(|n| ctx.seal(offer.id, Field::ReceiptNote, n.as_bytes()));
+    receipts::insert(&mut tx, offer.id, content_type, &image, note.as_ref()).await?;
     tx.commit().await?;
     Ok(moved)
 }
 
-/// The receipt of `offer_id`, for one of its parties (`session`) or an admin (`None`).
+/// A receipt as its readers see it.
+#[derive(Debug, Clone)]
+pub struct ReceiptFile {
+    /// MIME type of the image.
+    pub content_type: String,
+    /// The image; `None` once deleted by retention.
+    pub image: Option<Vec<u8>>,
+    /// The taker's note, if any.
+    pub note: Option<String>,
+}
+
+/// The receipt of `offer_id`, for one of its parties (`session`) or an admin (`None`),
+/// opened.
 pub async fn get(
     ctx: &TradeCtx,
     session: Option<Uuid>,
     offer_id: Uuid,
-) -> Result<Option<Receipt>, TradeError> {
+) -> Result<Option<ReceiptFile>, TradeError> {
     let offer = match session {
         Some(s) => {
             let (offer, viewer) = load_visible(ctx, offer_id, Some(s)).await?;
@@ -92,7 +107,32 @@ pub async fn get(
         }
         None => super::load(ctx, offer_id).await?,
     };
-    Ok(receipts::get(&ctx.pool, offer.id).await?)
+    let Some(Receipt {
+        content_type,
+        image,
+        note,
+        note_sealed,
+        key_id,
+        ..
+    }) = receipts::get(&ctx.pool, offer.id).await?
+    else {
+        return Ok(None);
+    };
+    let image = image
+        .map(|i| ctx.open(key_id, offer.id, Field::ReceiptImage, &i))
+        .transpose()?;
+    let note = match note_sealed {
+        Some(n) => Some(
+            String::from_utf8_lossy(&ctx.open(key_id, offer.id, Field::ReceiptNote, &n)?)
+                .into_owned(),
+        ),
+        None => note,
+    };
+    Ok(Some(ReceiptFile {
+        content_type,
+        image,
+        note,
+    }))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use crate::domain::dispute::{
     Author, DisputeKind, DisputeStage, MessageKind, Resolution, ResolvedBy,
 };
 use crate::domain::offer::{transition, Event, OfferStatus};
+use crate::keyring::data::Field;
 
 /// Resolves `offer_id` as admin `admin` with `note`.
 pub async fn resolve(
@@ -58,7 +59,7 @@ pub async fn resolve(
         offer.id,
         Author::Admin,
         MessageKind::Resolution,
-        note,
+        &ctx.seal(offer.id, Field::Message, note.as_bytes()),
     )
     .await?;
     let what = format!("{}: {note}", resolution.as_str());

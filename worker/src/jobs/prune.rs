@@ -4,7 +4,9 @@
 //! past the timestamp window, old cron slot claims, reconciliation checks of removed wallets,
 //! and the push subscriptions and webhooks of offers and claims that are over (nothing is sent
 //! to them any more: `NOTIFY_FORGET_AFTER_SECS` after the end, their payouts released); and
-//! archived wallet files older than `WALLET_ARCHIVE_DAYS`.
+//! archived wallet files older than `WALLET_ARCHIVE_DAYS`. It also re-seals trade data still
+//! under an older `DATA_SECRETS` key ([`openpleb_common::trade::reseal`], safe to repeat for
+//! its own reasons).
 //!
 //! Safe to repeat, and to run on several workers at once: every step is a `DELETE` of rows
 //! selected by age or by a final state, which a second run finds already gone; nothing it
@@ -26,6 +28,9 @@ use crate::WorkerContext;
 
 /// Rows per `DELETE`.
 const BATCH: i64 = 5_000;
+
+/// Rows per table per re-sealing transaction (each is opened and sealed in this process).
+const RESEAL_BATCH: i64 = 200;
 
 /// Offers per trade-data statement: each empties up to four rows with images and text, so
 /// fewer at once than rows of the small tables.
@@ -50,6 +55,8 @@ pub struct Pruned {
     pub wallet_archives: u64,
     /// Offers whose trade data was deleted.
     pub trade_data: u64,
+    /// Trade data rows re-sealed under the current `DATA_SECRETS` key.
+    pub resealed: u64,
 }
 
 /// Handles one retention run.
@@ -99,7 +106,24 @@ pub async fn run(ctx: &WorkerContext) -> Result<Pruned, BoxDynError> {
             retention::prune_trade_data(pool, r.trade_data, TRADE_DATA_BATCH)
         })
         .await?,
+        // Last: a row under a dropped key fails this step (and the job, to be seen), not the
+        // deletions above.
+        resealed: reseal(ctx, deadline).await?,
     })
+}
+
+/// Re-seals trade data under the current `DATA_SECRETS` key, batch by batch, until nothing is
+/// left or `deadline` passes.
+async fn reseal(ctx: &WorkerContext, deadline: Instant) -> Result<u64, BoxDynError> {
+    let mut total = 0;
+    loop {
+        let n = openpleb_common::trade::reseal::batch(ctx, RESEAL_BATCH).await?;
+        total += n;
+        metrics::counter!(names::TRADE_DATA_RESEALED).increment(n);
+        if n == 0 || Instant::now() >= deadline {
+            return Ok(total);
+        }
+    }
 }
 
 /// Deletes archived wallet files older than `WALLET_ARCHIVE_DAYS` from this process' archive

@@ -14,7 +14,7 @@ pub use payouts::{PayoutKeysApi, PayoutsApi};
 pub use trade::TradeApi;
 pub use views::{view, InvoiceView, OfferPage, OfferView, PayoutView};
 
-use openpleb_common::db::receipts::Receipt;
+use openpleb_common::trade::receipt::ReceiptFile;
 use openpleb_common::trade::TradeError;
 use poem_openapi::payload::Binary;
 use poem_openapi::{ApiResponse, ResponseContent};
@@ -60,12 +60,11 @@ pub enum ReceiptImage {
 
 /// The response for a stored receipt, or 404 when there is none yet (`receipt_not_found`) or
 /// it was deleted by retention (`trade_data_deleted`).
-pub fn receipt_response(receipt: Option<Receipt>) -> ApiResult<ReceiptImage> {
-    let Receipt {
+pub fn receipt_response(receipt: Option<ReceiptFile>) -> ApiResult<ReceiptImage> {
+    let ReceiptFile {
         content_type,
         image,
         note,
-        ..
     } = receipt.ok_or_else(|| ApiError::not_found("receipt_not_found", "no receipt yet"))?;
     let image = image.ok_or(TradeError::TradeDataDeleted)?;
     // A header cannot carry every character; the note is plain text, so percent-escape it.
