@@ -206,9 +206,11 @@ fn bad_configuration_exits_with_code_2_and_one_line() {
 
     // The api needs the workers' public keys (settlements lock the fee to the treasury's).
     let reputation = "cd".repeat(32);
+    let data = format!("1:{}", "da".repeat(32));
     let out = run(&[
         ("ADMIN_TOKEN", "admin-token-0123456789"),
         ("REPUTATION_SECRET", reputation.as_str()),
+        ("DATA_SECRETS", data.as_str()),
     ]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);

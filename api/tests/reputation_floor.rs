@@ -21,6 +21,7 @@ fn floor(c: &mut Config) {
         ("MINT_URL", c.mint.url.clone()),
         ("WALLET_MASTER_SECRET", "42".repeat(32)),
         ("REPUTATION_SECRET", "17".repeat(32)),
+        ("DATA_SECRETS", format!("1:{}", "da".repeat(32))),
         ("ADMIN_TOKEN", "test-admin-token-0123456789".to_owned()),
         ("OIDC_API_TOKEN", "test-oidc-token-0123456789".to_owned()),
         ("PRICE_FIXED", "60000".to_owned()),

@@ -19,6 +19,7 @@ fn worker(mint: &str, wallets: &std::path::Path, log: &str, stdout: Stdio) -> Co
         .env("WALLET_MASTER_SECRET", "42".repeat(32))
         .env("TREASURY_SECRET", openpleb_devkit::TEST_TREASURY_SECRET)
         .env("REPUTATION_SECRET", "17".repeat(32))
+        .env("DATA_SECRETS", format!("1:{}", "da".repeat(32)))
         .env("ADMIN_TOKEN", "test-admin-token-0123456789")
         .env("OIDC_API_TOKEN", "test-oidc-token-0123456789")
         .env("PRICE_FIXED", "60000")

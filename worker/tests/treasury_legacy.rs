@@ -144,6 +144,7 @@ fn a_worker_without_the_treasury_secret_does_not_start() {
         .env("MINT_URL", "http://127.0.0.1:1")
         .env("WALLET_MASTER_SECRET", "42".repeat(32))
         .env("REPUTATION_SECRET", "17".repeat(32))
+        .env("DATA_SECRETS", format!("1:{}", "da".repeat(32)))
         .env("ADMIN_TOKEN", "test-admin-token-0123456789")
         .env("OIDC_API_TOKEN", "test-oidc-token-0123456789")
         .env("PRICE_FIXED", "60000")

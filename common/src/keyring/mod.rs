@@ -10,6 +10,10 @@
 //! a hardened BIP-32 branch (the api's extended public key plus one leaked quote key yields
 //! that branch's private key, and only that branch's; see [`lock`]), the sealing key and the
 //! session wallets' seeds are HMACs of the master secret under labels of their own.
+//!
+//! Trade data (payment details, receipts, evidence, dispute messages) is sealed at rest with
+//! [`data::DataKeys`] (`DATA_SECRETS`), which the api and the workers both hold: it opens what
+//! people uploaded and wrote, never ecash.
 
 pub mod data;
 pub mod lock;
