@@ -13,6 +13,7 @@ pub mod oidc;
 pub mod payer;
 pub mod push;
 pub mod reputation;
+pub mod scenario;
 pub mod stack;
 pub mod trader;
 

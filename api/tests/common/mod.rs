@@ -14,15 +14,19 @@ use openpleb_api::{admin_app, public_app, AppState};
 use openpleb_common::config::WalletsConfig;
 use openpleb_common::mint::MintClient;
 use openpleb_common::wallet::{WalletId, WalletManager};
+use openpleb_devkit::scenario::in_process::{Client, InProcess};
+use openpleb_devkit::scenario::trade::{claim, released_payouts, wait_status};
+use openpleb_devkit::scenario::{party, wait};
 use openpleb_devkit::stack::AuthStack;
-use openpleb_devkit::{
-    test_config, test_wallets_config, test_worker_wallets, wallet_manager_with, Trader,
-};
+use openpleb_devkit::{test_config, test_wallets_config, test_worker_wallets, wallet_manager_with};
 use openpleb_worker::{run, WorkerContext};
-use poem::endpoint::BoxEndpoint;
 use poem::http::StatusCode;
 use poem::listener::TcpAcceptor;
 use poem::test::{TestClient, TestResponse};
+
+// Each test file uses its own part of the scenario builders.
+#[allow(unused_imports)]
+pub use openpleb_devkit::scenario::{Auth, Party as Session, Reply, Trade, Transport, Upload, PNG};
 use poem::{EndpointExt, Server};
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -32,8 +36,6 @@ use uuid::Uuid;
 
 pub const ADMIN: &str = "Bearer test-admin-token-0123456789";
 pub const OIDC_TOKEN: &str = "test-oidc-token-0123456789";
-
-pub type Client = TestClient<BoxEndpoint<'static>>;
 
 pub struct Harness {
     pub public: Client,
@@ -52,18 +54,6 @@ pub struct Harness {
     _dirs: Vec<tempfile::TempDir>,
 }
 
-/// A registered trader with an open session.
-pub struct Session {
-    pub trader: Trader,
-    pub bat: String,
-}
-
-impl Session {
-    pub fn bearer(&self) -> String {
-        format!("Bearer {}", self.bat)
-    }
-}
-
 pub async fn body(resp: TestResponse) -> Value {
     let text = resp.0.into_body().into_string().await.expect("body");
     serde_json::from_str(&text).unwrap_or(Value::String(text))
@@ -76,21 +66,19 @@ pub async fn expect_error(resp: TestResponse, status: StatusCode, code: &str) {
     assert_eq!(v["error"]["code"], code, "{v}");
 }
 
-/// A fresh per-trade payout key.
-pub fn payout_key() -> (cdk::nuts::SecretKey, String) {
-    let sk = cdk::nuts::SecretKey::generate();
-    let x = sk.public_key().x_only_public_key().to_string();
-    (sk, x)
-}
+pub use openpleb_devkit::scenario::payout_key;
 
-/// The smallest valid PNG (1×1).
-pub const PNG: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
-    0x89, 0x00, 0x00, 0x00, 0x0a, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00,
-    0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
-    0x42, 0x60, 0x82,
-];
+impl InProcess for Harness {
+    fn public_client(&self) -> &Client {
+        &self.public
+    }
+    fn admin_client(&self) -> &Client {
+        &self.admin
+    }
+    fn auth_stack(&self) -> &AuthStack {
+        &self.stack
+    }
+}
 
 impl Harness {
     /// Starts everything on the per-test database (`#[sqlx::test(migrations = false)]` hands
@@ -312,59 +300,20 @@ impl Harness {
     }
 
     pub async fn alerts(&self) -> Value {
-        let resp = self
-            .admin
-            .get("/api/v1/admin/alerts")
-            .header("Authorization", ADMIN)
-            .send()
-            .await;
-        resp.assert_status_is_ok();
-        body(resp).await
+        let reply = self
+            .get("/admin/alerts", Auth::Admin)
+            .await
+            .expect("alerts");
+        reply.expect(200).expect("alerts")
     }
 
     pub async fn provider(&self) -> Uuid {
-        let resp = self
-            .admin
-            .post("/api/v1/admin/fiat-providers")
-            .header("Authorization", ADMIN)
-            .body_json(&json!({"name": format!("SEPA {}", Uuid::new_v4().simple()), "kind": "bank_transfer"}))
-            .send()
-            .await;
-        resp.assert_status(StatusCode::CREATED);
-        body(resp).await["id"]
-            .as_str()
-            .expect("id")
-            .parse()
-            .expect("uuid")
+        party::provider(self).await.expect("provider")
     }
 
     /// Registers a trader, logs in, mints a BAT and opens a session.
     pub async fn session(&self) -> Session {
-        let resp = self
-            .admin
-            .post("/api/v1/admin/invite-codes")
-            .header("Authorization", ADMIN)
-            .body_json(&json!({}))
-            .send()
-            .await;
-        resp.assert_status(StatusCode::CREATED);
-        let code = body(resp).await["code"].as_str().expect("code").to_owned();
-        let trader = Trader::new();
-        self.public
-            .post("/api/v1/users/register")
-            .body_json(&trader.registration(&code))
-            .send()
-            .await
-            .assert_status(StatusCode::CREATED);
-        let cat = self.stack.login(&trader).await.expect("login");
-        let bat = self.stack.mint_bats(&cat, 1).await.expect("BAT").remove(0);
-        self.public
-            .post("/api/v1/sessions")
-            .body_json(&json!({"bat": bat}))
-            .send()
-            .await
-            .assert_status(StatusCode::CREATED);
-        Session { trader, bat }
+        party::party(self).await.expect("session")
     }
 
     /// Creates an offer for `fiat` minor units; returns (offer id, deposit sats, maker key).
@@ -374,32 +323,14 @@ impl Harness {
         provider: Uuid,
         fiat: i64,
     ) -> (Uuid, u64, cdk::nuts::SecretKey) {
-        let (sk, key) = payout_key();
-        let resp = self
-            .public
-            .post("/api/v1/offers")
-            .header("Authorization", maker.bearer())
-            .body_json(&json!({
-                "fiatAmount": fiat, "currency": "EUR", "fiatProviderId": provider,
-                "paymentDetails": "IBAN DE00 1234 5678 9012 3456 78", "description": "test",
-                "makerPayoutPubkey": key,
-            }))
-            .send()
-            .await;
-        let status = resp.0.status();
-        let v = body(resp).await;
-        assert_eq!(status, StatusCode::CREATED, "{v}");
-        let id = v["offer"]["id"]
-            .as_str()
-            .expect("id")
-            .parse()
-            .expect("uuid");
-        let deposit = v["deposit"]["amountSats"].as_u64().expect("deposit");
-        assert!(v["deposit"]["invoice"]
-            .as_str()
-            .expect("invoice")
-            .starts_with("lnbc"));
-        (id, deposit, sk)
+        let trade = Trade::new(self).maker(maker).provider(provider).fiat(fiat);
+        let trade = trade
+            .field("description", json!("test"))
+            .await
+            .expect("offer");
+        let (invoice, deposit) = trade.deposit().expect("deposit");
+        assert!(invoice.starts_with("lnbc"), "{invoice}");
+        (trade.id, deposit, trade.maker_key)
     }
 
     pub async fn get_offer(&self, id: Uuid, who: Option<&Session>) -> TestResponse {
@@ -412,30 +343,15 @@ impl Harness {
 
     /// Waits until the offer (seen by `who`) has `status`.
     pub async fn wait_status(&self, id: Uuid, who: &Session, status: &str) -> Value {
-        let mut last = Value::Null;
-        for _ in 0..120 {
-            let v = body(self.get_offer(id, Some(who)).await).await;
-            if v["status"] == status {
-                return v;
-            }
-            last = v;
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        panic!("offer {id} never reached {status}: {last}");
+        wait_status(self, id, who, status).await.expect("status")
     }
 
     /// Funds offer `id` with `token` as `maker`: the api answers 202 with the intent, a worker
     /// receives it; returns the intent once it ended (FUNDED, REFUNDED or ABANDONED).
     pub async fn fund_with_token(&self, id: Uuid, maker: &Session, token: &str) -> Value {
-        let resp = self
-            .public
-            .post(format!("/api/v1/offers/{id}/fund"))
-            .header("Authorization", maker.bearer())
-            .body_json(&json!({ "token": token }))
-            .send()
-            .await;
-        resp.assert_status(StatusCode::ACCEPTED);
-        let intent = body(resp).await;
+        let path = format!("/offers/{id}/fund");
+        let reply = self.post(&path, maker, json!({ "token": token })).await;
+        let intent = reply.expect("fund").expect(202).expect("accepted");
         assert_eq!(intent["state"], "OPEN", "{intent}");
         let intent_id = intent["id"].as_str().expect("intent id").to_owned();
         self.wait_intent(id, maker, &intent_id).await
@@ -443,42 +359,18 @@ impl Harness {
 
     /// Waits until funding intent `intent_id` of offer `id` ended; returns it.
     pub async fn wait_intent(&self, id: Uuid, maker: &Session, intent_id: &str) -> Value {
-        let mut last = Value::Null;
-        for _ in 0..120 {
-            let resp = self
-                .public
-                .get(format!("/api/v1/offers/{id}/fund/{intent_id}"))
-                .header("Authorization", maker.bearer())
-                .send()
-                .await;
-            resp.assert_status_is_ok();
-            let v = body(resp).await;
-            if v["state"] != "OPEN" {
-                return v;
-            }
-            last = v;
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        panic!("funding intent {intent_id} never ended: {last}");
+        let path = format!("/offers/{id}/fund/{intent_id}");
+        wait::poll(&format!("funding intent {intent_id} ended"), || async {
+            let v = self.get(&path, maker).await?.expect(200)?;
+            Ok((v["state"] != "OPEN").then_some(v))
+        })
+        .await
+        .expect("intent")
     }
 
     /// Waits until every payout `who` has for the offer is released; returns the tokens.
     pub async fn released_payouts(&self, id: Uuid, who: &Session) -> Vec<Value> {
-        for _ in 0..120 {
-            let resp = self
-                .public
-                .get(format!("/api/v1/offers/{id}/payouts"))
-                .header("Authorization", who.bearer())
-                .send()
-                .await;
-            let v = body(resp).await;
-            let list = v.as_array().cloned().unwrap_or_default();
-            if !list.is_empty() && list.iter().all(|p| p["state"] == "RELEASED") {
-                return list;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        panic!("payouts of {id} were not released");
+        released_payouts(self, id, who).await.expect("released")
     }
 
     /// Waits until the payouts locked to `key` are released, fetching them by key proof (no
@@ -563,33 +455,20 @@ impl Harness {
         let taker_sk = self.claim(id, taker).await;
         self.wait_status(id, taker, "TAKER_BOND_PAID").await;
         self.upload_receipt(id, taker).await.assert_status_is_ok();
-        self.public
-            .post(format!("/api/v1/offers/{id}/complete"))
-            .header("Authorization", maker.bearer())
-            .send()
-            .await
-            .assert_status_is_ok();
+        let done = self
+            .post_empty(&format!("/offers/{id}/complete"), maker)
+            .await;
+        done.expect("complete").expect(200).expect("completed");
         taker_sk
     }
 
     /// Claims `id` as `taker`; returns the taker's payout secret key. With manual payments the
     /// bond is paid too.
     pub async fn claim(&self, id: Uuid, taker: &Session) -> cdk::nuts::SecretKey {
-        let (sk, key) = payout_key();
-        let resp = self
-            .public
-            .post(format!("/api/v1/offers/{id}/claim"))
-            .header("Authorization", taker.bearer())
-            .body_json(&json!({"takerPayoutPubkey": key}))
-            .send()
-            .await;
-        resp.assert_status_is_ok();
-        let v = body(resp).await;
-        if self.manual {
-            let invoice = v["bond"]["invoice"].as_str().expect("invoice");
-            let sats = v["bond"]["amountSats"].as_u64().expect("sats");
-            self.pay(invoice, sats).await;
-        }
+        let (v, sk) = claim(self, id, taker).await.expect("claim");
+        let invoice = v["bond"]["invoice"].as_str().expect("invoice");
+        let sats = v["bond"]["amountSats"].as_u64().expect("sats");
+        self.pay_invoice(invoice, sats).await.expect("bond paid");
         sk
     }
 
@@ -616,31 +495,9 @@ impl Harness {
         maker: &Session,
         provider: Uuid,
     ) -> (Uuid, cdk::nuts::SecretKey) {
-        let (sk, key) = payout_key();
-        let resp = self
-            .public
-            .post("/api/v1/offers")
-            .header("Authorization", maker.bearer())
-            .body_json(&json!({
-                "fiatAmount": 2_500, "currency": "EUR", "fiatProviderId": provider,
-                "paymentDetails": "IBAN DE00 1234 5678 9012 3456 78",
-                "makerPayoutPubkey": key,
-            }))
-            .send()
-            .await;
-        let v = body(resp).await;
-        let id = v["offer"]["id"]
-            .as_str()
-            .expect("id")
-            .parse()
-            .expect("uuid");
-        if self.manual {
-            let invoice = v["deposit"]["invoice"].as_str().expect("invoice");
-            let sats = v["deposit"]["amountSats"].as_u64().expect("sats");
-            self.pay(invoice, sats).await;
-        }
-        self.wait_status(id, maker, "INVOICE_PAID").await;
-        (id, sk)
+        let trade = Trade::new(self).maker(maker).provider(provider).funded();
+        let trade = trade.await.expect("funded offer");
+        (trade.id, trade.maker_key)
     }
 
     /// The trade steps' context, as the worker has it (for driving a step beside a request).
@@ -653,14 +510,8 @@ impl Harness {
     }
 
     pub async fn audit(&self) -> Value {
-        let resp = self
-            .admin
-            .get("/api/v1/admin/audit")
-            .header("Authorization", ADMIN)
-            .send()
-            .await;
-        resp.assert_status_is_ok();
-        body(resp).await
+        let reply = self.get("/admin/audit", Auth::Admin).await.expect("audit");
+        reply.expect(200).expect("audit")
     }
 }
 
@@ -670,31 +521,13 @@ pub async fn offer_with_invoice(
     maker: &Session,
     provider: Uuid,
 ) -> (Uuid, String, u64, cdk::nuts::SecretKey) {
-    let (sk, key) = payout_key();
-    let resp = h
-        .public
-        .post("/api/v1/offers")
-        .header("Authorization", maker.bearer())
-        .body_json(
-            &json!({"fiatAmount": 1_000, "currency": "EUR", "fiatProviderId": provider,
-                           "paymentDetails": "IBAN", "makerPayoutPubkey": key}),
-        )
-        .send()
-        .await;
-    let v = body(resp).await;
-    (
-        v["offer"]["id"]
-            .as_str()
-            .expect("id")
-            .parse()
-            .expect("uuid"),
-        v["deposit"]["invoice"]
-            .as_str()
-            .expect("invoice")
-            .to_owned(),
-        v["deposit"]["amountSats"].as_u64().expect("sats"),
-        sk,
-    )
+    let plan = Trade::new(h).maker(maker).provider(provider).fiat(1_000);
+    let trade = plan
+        .field("paymentDetails", json!("IBAN"))
+        .await
+        .expect("offer");
+    let (invoice, sats) = trade.deposit().expect("deposit");
+    (trade.id, invoice, sats, trade.maker_key)
 }
 
 /// Waits until the audit has checked `settled` offers and finds them balanced.
