@@ -109,7 +109,16 @@ pub async fn exchange(
     let http = cdk::http_client::HttpClient::new();
     let mut req = match method {
         "GET" => http.get(url),
-        _ => http.post(url),
+        "PUT" => http.put(url),
+        "PATCH" => http.patch(url),
+        "POST" => http.post(url),
+        // cdk's client has no DELETE.
+        _ => {
+            return Err(CallError::Status(
+                0,
+                format!("{method}: not supported here"),
+            ))
+        }
     };
     if let Some(b) = body {
         req = req.json(b);

@@ -75,8 +75,8 @@ impl InProcess for Harness {
     fn admin_client(&self) -> &Client {
         &self.admin
     }
-    fn auth_stack(&self) -> &AuthStack {
-        &self.stack
+    fn auth_stack(&self) -> Option<&AuthStack> {
+        Some(&self.stack)
     }
 }
 

@@ -105,8 +105,8 @@ pub enum Body {
     Upload(Upload),
 }
 
-/// One request: `path` is below the API's base path (`/offers/{id}`); admin routes start with
-/// `/admin/` and go to the admin listener.
+/// One request: `path` is below the API's base path (`/offers/{id}`); admin routes (`/admin/`)
+/// and the OIDC provider's (`/oidc-api/`) go to the admin listener.
 #[derive(Debug, Clone)]
 pub struct Call {
     /// The method.
@@ -138,7 +138,9 @@ impl Call {
 
     /// Whether it goes to the admin listener.
     pub fn is_admin(&self) -> bool {
-        self.path.starts_with("/admin/") || self.path == "/admin"
+        ["/admin/", "/oidc-api/"]
+            .iter()
+            .any(|p| self.path.starts_with(p))
     }
 }
 
@@ -223,6 +225,22 @@ pub trait Transport: Send + Sync {
     /// `POST path` as `auth` without a body.
     async fn post_empty<A: Into<Auth> + Send>(&self, path: &str, auth: A) -> anyhow::Result<Reply> {
         self.send(Call::new(Method::Post, path, auth)).await
+    }
+
+    /// `PATCH path` as `auth` with a JSON body.
+    async fn patch<A: Into<Auth> + Send>(
+        &self,
+        path: &str,
+        auth: A,
+        body: Value,
+    ) -> anyhow::Result<Reply> {
+        self.send(Call::new(Method::Patch, path, auth).json(body))
+            .await
+    }
+
+    /// `DELETE path` as `auth`.
+    async fn delete<A: Into<Auth> + Send>(&self, path: &str, auth: A) -> anyhow::Result<Reply> {
+        self.send(Call::new(Method::Delete, path, auth)).await
     }
 
     /// `POST path` as `auth` with a multipart upload.
