@@ -66,6 +66,7 @@ pub async fn expect_error(resp: TestResponse, status: StatusCode, code: &str) {
     assert_eq!(v["error"]["code"], code, "{v}");
 }
 
+#[allow(unused_imports)]
 pub use openpleb_devkit::scenario::payout_key;
 
 impl InProcess for Harness {

@@ -60,8 +60,17 @@ pub async fn send(client: &Client, call: Call) -> Reply {
     };
     let resp = req.send().await;
     let status = resp.0.status().as_u16();
+    let headers = resp
+        .0
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
     let text = resp.0.into_body().into_string().await.unwrap_or_default();
-    Reply::from_text(status, text)
+    Reply {
+        headers,
+        ..Reply::from_text(status, text)
+    }
 }
 
 #[async_trait]

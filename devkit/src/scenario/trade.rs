@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::party::{self, payout_key, Party};
-use super::transport::{Transport, Upload};
+use super::transport::{Reply, Transport, Upload};
 use super::wait::poll;
 
 /// How far a plan takes its trade; each stage includes the ones before it.
@@ -103,21 +103,31 @@ impl<'a, T: Transport + ?Sized> Plan<'a, T> {
         self.until(Stage::Completed)
     }
 
-    async fn play(self) -> anyhow::Result<Trade<'a, T>> {
+    /// Only `POST /offers` as planned: its answer as it came (for a test of a refusal), the
+    /// maker and its payout key.
+    pub async fn send(&mut self) -> anyhow::Result<(Reply, Party, SecretKey)> {
         let api = self.api;
-        let maker = match self.maker {
-            Some(m) => m,
+        let maker = match &self.maker {
+            Some(m) => m.clone(),
             None => party::party(api).await?,
         };
         let provider = match self.provider {
             Some(p) => p,
             None => party::provider(api).await?,
         };
+        self.provider = Some(provider);
         let (maker_key, key) = payout_key();
-        let mut body = self.offer;
+        let mut body = self.offer.clone();
         body["fiatProviderId"] = json!(provider);
         body["makerPayoutPubkey"] = json!(key);
-        let created = api.post("/offers", &maker, body).await?.expect(201)?;
+        let reply = api.post("/offers", &maker, body).await?;
+        Ok((reply, maker, maker_key))
+    }
+
+    async fn play(mut self) -> anyhow::Result<Trade<'a, T>> {
+        let api = self.api;
+        let (reply, maker, maker_key) = self.send().await?;
+        let created = reply.expect(201).context("create the offer")?;
         let id = created["offer"]["id"]
             .as_str()
             .context("offer id")?
@@ -310,12 +320,37 @@ pub async fn claim<T: Transport + ?Sized>(
     id: Uuid,
     taker: &Party,
 ) -> anyhow::Result<(Value, SecretKey)> {
+    let (reply, sk) = try_claim(api, id, taker).await?;
+    Ok((reply.expect(200).context("claim")?, sk))
+}
+
+/// `taker` tries to claim offer `id` with a fresh payout key: the answer as it came, the key.
+pub async fn try_claim<T: Transport + ?Sized>(
+    api: &T,
+    id: Uuid,
+    taker: &Party,
+) -> anyhow::Result<(Reply, SecretKey)> {
     let (sk, key) = payout_key();
     let body = json!({ "takerPayoutPubkey": key });
     let reply = api
         .post(&format!("/offers/{id}/claim"), taker, body)
         .await?;
-    Ok((reply.expect(200).context("claim")?, sk))
+    Ok((reply, sk))
+}
+
+/// Waits until `who`'s claim of offer `id` has `status` (PENDING, WON, LOST, LAPSED); the claim.
+pub async fn wait_claim<T: Transport + ?Sized>(
+    api: &T,
+    id: Uuid,
+    who: &Party,
+    status: &str,
+) -> anyhow::Result<Value> {
+    let path = format!("/offers/{id}/claim");
+    poll(&format!("the claim of {id} {status}"), || async {
+        let v = api.get(&path, who).await?.body;
+        Ok((v["status"] == status).then_some(v))
+    })
+    .await
 }
 
 /// Waits until offer `id`, as `who` sees it, has `status`; the offer.

@@ -3,6 +3,8 @@
 //! bench's stack and a stack over real HTTP (`scripts/dev`, chaos) each implement
 //! [`Transport`] once, so every scenario step is written once for all of them.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use cdk::nuts::SecretKey;
 use serde_json::Value;
@@ -144,11 +146,14 @@ impl Call {
     }
 }
 
-/// An answer: its status and its body (JSON, or the text as a JSON string).
+/// An answer: its status, its headers where the transport sees them, and its body (JSON, or
+/// the text as a JSON string).
 #[derive(Debug, Clone)]
 pub struct Reply {
     /// The HTTP status.
     pub status: u16,
+    /// The headers, names in lower case (the in-process transport's; over HTTP, none).
+    pub headers: BTreeMap<String, String>,
     /// The body.
     pub body: Value,
 }
@@ -157,7 +162,16 @@ impl Reply {
     /// A reply from a status and the body's text.
     pub fn from_text(status: u16, text: String) -> Self {
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Self { status, body }
+        Self {
+            status,
+            headers: BTreeMap::new(),
+            body,
+        }
+    }
+
+    /// Header `name` (lower case), if the answer had it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
     }
 
     /// Whether the status is 2xx.
