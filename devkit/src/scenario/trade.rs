@@ -40,6 +40,7 @@ pub struct Plan<'a, T: ?Sized> {
     taker: Option<Party>,
     provider: Option<Uuid>,
     offer: Value,
+    claim: Value,
     until: Stage,
 }
 
@@ -70,6 +71,12 @@ impl<'a, T: Transport + ?Sized> Plan<'a, T> {
     /// With `value` as the offer's field `name` (`paymentDetails`, `lifetimeSecs`, ...).
     pub fn field(mut self, name: &str, value: Value) -> Self {
         self.offer[name] = value;
+        self
+    }
+
+    /// With `value` as the claim's field `name` (`reputation`, `notify`, ...).
+    pub fn claim_field(mut self, name: &str, value: Value) -> Self {
+        self.claim[name] = value;
         self
     }
 
@@ -151,7 +158,7 @@ impl<'a, T: Transport + ?Sized> Plan<'a, T> {
                 Some(t) => t,
                 None => party::party(api).await?,
             };
-            trade.claim(&taker).await?;
+            trade.claim_with(&taker, self.claim).await?;
         }
         if self.until >= Stage::BondPaid {
             trade.pay_bond().await?;
@@ -207,6 +214,7 @@ impl<'a, T: Transport + ?Sized> Trade<'a, T> {
                 "fiatAmount": 2_500, "currency": "EUR",
                 "paymentDetails": "IBAN DE00 1234 5678 9012 3456 78",
             }),
+            claim: json!({}),
             until: Stage::Created,
         }
     }
@@ -240,7 +248,13 @@ impl<'a, T: Transport + ?Sized> Trade<'a, T> {
 
     /// `taker` claims with a fresh payout key; the claim's answer.
     pub async fn claim(&mut self, taker: &Party) -> anyhow::Result<Value> {
-        let (claim, sk) = claim(self.api, self.id, taker).await?;
+        self.claim_with(taker, json!({})).await
+    }
+
+    /// `taker` claims with a fresh payout key and the fields of `extra`; the claim's answer.
+    pub async fn claim_with(&mut self, taker: &Party, extra: Value) -> anyhow::Result<Value> {
+        let (reply, sk) = try_claim_with(self.api, self.id, taker, extra).await?;
+        let claim = reply.expect(200).context("claim")?;
         self.claim = claim;
         self.taker = Some(taker.clone());
         self.taker_key = Some(sk);
@@ -330,8 +344,19 @@ pub async fn try_claim<T: Transport + ?Sized>(
     id: Uuid,
     taker: &Party,
 ) -> anyhow::Result<(Reply, SecretKey)> {
+    try_claim_with(api, id, taker, json!({})).await
+}
+
+/// [`try_claim`] with the fields of `extra` in the claim (`reputation`, `notify`, ...).
+pub async fn try_claim_with<T: Transport + ?Sized>(
+    api: &T,
+    id: Uuid,
+    taker: &Party,
+    extra: Value,
+) -> anyhow::Result<(Reply, SecretKey)> {
     let (sk, key) = payout_key();
-    let body = json!({ "takerPayoutPubkey": key });
+    let mut body = extra;
+    body["takerPayoutPubkey"] = json!(key);
     let reply = api
         .post(&format!("/offers/{id}/claim"), taker, body)
         .await?;
