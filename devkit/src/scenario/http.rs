@@ -34,6 +34,8 @@ impl Transport for HttpStack {
             Auth::Admin => Some(self.env.admin_token.as_str()),
         };
         let method = call.method.as_str();
+        // The dev client sends no headers of a caller's choosing.
+        anyhow::ensure!(call.headers.is_empty(), "{method} {url}: extra headers");
         let sent = match &call.body {
             Body::Empty => client::exchange(method, &url, bearer, None).await,
             Body::Json(v) => client::exchange(method, &url, bearer, Some(v)).await,

@@ -42,6 +42,9 @@ pub async fn send(client: &Client, call: Call) -> Reply {
         Auth::Bearer(token) => req = req.header("Authorization", format!("Bearer {token}")),
         Auth::Admin => req = req.header("Authorization", format!("Bearer {ADMIN_TOKEN}")),
     }
+    for (name, value) in &call.headers {
+        req = req.header(name.as_str(), value.as_str());
+    }
     req = match call.body {
         Body::Empty => req,
         Body::Json(v) => req.body_json(&v),

@@ -241,9 +241,8 @@ impl<'a, T: Transport + ?Sized> Trade<'a, T> {
 
     /// Pays the deposit invoice; waits for INVOICE_PAID.
     pub async fn fund(&self) -> anyhow::Result<Value> {
-        let (invoice, sats) = self.deposit()?;
-        self.api.pay_invoice(&invoice, sats).await?;
-        self.wait_status(&self.maker, "INVOICE_PAID").await
+        fund(self.api, &self.created, &self.maker).await?;
+        self.offer(&self.maker).await
     }
 
     /// `taker` claims with a fresh payout key; the claim's answer.
@@ -326,6 +325,23 @@ impl<'a, T: Transport + ?Sized> Trade<'a, T> {
 pub fn invoice(v: &Value) -> anyhow::Result<(String, u64)> {
     let bolt11 = v["invoice"].as_str().context("invoice")?.to_owned();
     Ok((bolt11, v["amountSats"].as_u64().context("amountSats")?))
+}
+
+/// Pays the deposit of `created` (an answer to `POST /offers`) and waits until its offer,
+/// as `maker` sees it, is INVOICE_PAID; the offer's id.
+pub async fn fund<T: Transport + ?Sized>(
+    api: &T,
+    created: &Value,
+    maker: &Party,
+) -> anyhow::Result<Uuid> {
+    let id = created["offer"]["id"]
+        .as_str()
+        .context("offer id")?
+        .parse()?;
+    let (invoice, sats) = self::invoice(&created["deposit"])?;
+    api.pay_invoice(&invoice, sats).await?;
+    wait_status(api, id, maker, "INVOICE_PAID").await?;
+    Ok(id)
 }
 
 /// `taker` claims offer `id` with a fresh payout key; the claim's answer and the key.

@@ -119,6 +119,8 @@ pub struct Call {
     pub auth: Auth,
     /// Its body.
     pub body: Body,
+    /// Headers besides `Authorization` and the body's type (e.g. `X-Request-Id`).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Call {
@@ -129,7 +131,14 @@ impl Call {
             path: path.into(),
             auth: auth.into(),
             body: Body::Empty,
+            headers: Vec::new(),
         }
+    }
+
+    /// With header `name`: `value`.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     /// With a JSON body.
