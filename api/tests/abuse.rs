@@ -51,10 +51,7 @@ async fn one_session_cannot_keep_the_book_hidden(
     conn: PgConnectOptions,
 ) -> anyhow::Result<()> {
     let h = Harness::start_configured(opts, conn, short_claims).await;
-    let provider = h.provider().await;
-    let maker = h.session().await;
-    let griefer = h.session().await;
-    let other = h.session().await;
+    let (provider, [maker, griefer, other]) = h.cast().await;
 
     // Ten open offers (two listed, eight unfunded) and no more.
     let a = listed(&h, &maker, provider).await?;
@@ -132,10 +129,7 @@ async fn a_previous_takers_refund_is_not_shown_to_the_next(
     conn: PgConnectOptions,
 ) -> anyhow::Result<()> {
     let h = Harness::start_configured(opts, conn, short_claims).await;
-    let provider = h.provider().await;
-    let maker = h.session().await;
-    let a = h.session().await;
-    let b = h.session().await;
+    let (provider, [maker, a, b]) = h.cast().await;
     let id = listed(&h, &maker, provider).await?;
 
     let claimed = claim(&h, id, &a).await?.expect(200)?;

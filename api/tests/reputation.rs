@@ -6,6 +6,7 @@
 
 mod common;
 
+use cdk::nuts::{Id, Keys};
 use common::dispute::reveal;
 use common::reputation::active;
 use common::{payout_key, Auth, Harness, Reply, Session, Transport};
@@ -76,6 +77,17 @@ async fn by_outputs(h: &Harness, outputs: &[&Blinded]) -> anyhow::Result<Value> 
         .ok()
 }
 
+/// A stack paying every invoice by itself, a provider, the active keyset and two parties.
+async fn setup(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) -> (Harness, Uuid, (Id, Keys), [Session; 2]) {
+    let h = Harness::start(opts, conn).await;
+    let keys = active(&h).await;
+    let (provider, parties) = h.cast().await;
+    (h, provider, keys, parties)
+}
+
 async fn count(h: &Harness, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql)
         .fetch_one(&h.pool)
@@ -90,11 +102,7 @@ async fn earned_tokens_unblind_verify_and_stake(
     opts: PgPoolOptions,
     conn: PgConnectOptions,
 ) -> anyhow::Result<()> {
-    let h = Harness::start(opts, conn).await;
-    let provider = h.provider().await;
-    let (keyset, keys) = active(&h).await;
-    let maker = h.session().await;
-    let taker = h.session().await;
+    let (h, provider, (keyset, keys), [maker, taker]) = setup(opts, conn).await;
 
     // Trade 1: both send one output to earn.
     let maker_out = Blinded::new(keyset)?;
@@ -187,10 +195,7 @@ async fn bad_tokens_and_outputs_are_refused(
     opts: PgPoolOptions,
     conn: PgConnectOptions,
 ) -> anyhow::Result<()> {
-    let h = Harness::start(opts, conn).await;
-    let provider = h.provider().await;
-    let (keyset, _) = active(&h).await;
-    let maker = h.session().await;
+    let (h, provider, (keyset, _), [maker, _]) = setup(opts, conn).await;
     let out = || Blinded::new(keyset).expect("blind");
     let fake_token = |id: &str| {
         let b = out();
@@ -249,11 +254,7 @@ async fn a_lost_dispute_burns_the_stake_and_a_cancel_returns_it(
     opts: PgPoolOptions,
     conn: PgConnectOptions,
 ) -> anyhow::Result<()> {
-    let h = Harness::start(opts, conn).await;
-    let provider = h.provider().await;
-    let (keyset, keys) = active(&h).await;
-    let maker = h.session().await;
-    let taker = h.session().await;
+    let (h, provider, (keyset, keys), [maker, taker]) = setup(opts, conn).await;
 
     // Two tokens for the maker, earned by two completed trades (one output per trade).
     let mut tokens = Vec::new();
@@ -350,10 +351,8 @@ async fn a_lapsed_claim_returns_the_stake(
     conn: PgConnectOptions,
 ) -> anyhow::Result<()> {
     let h = Harness::start_manual(opts, conn).await;
-    let provider = h.provider().await;
     let (keyset, keys) = active(&h).await;
-    let maker = h.session().await;
-    let taker = h.session().await;
+    let (provider, [maker, taker]) = h.cast().await;
 
     // Earn a token: a trade completed with one output (payments made by hand).
     let (id, _) = h.funded_offer(&maker, provider).await;

@@ -26,7 +26,9 @@ use poem::test::{TestClient, TestResponse};
 
 // Each test file uses its own part of the scenario builders.
 #[allow(unused_imports)]
-pub use openpleb_devkit::scenario::{Auth, Party as Session, Reply, Trade, Transport, Upload, PNG};
+pub use openpleb_devkit::scenario::{
+    Amounts, Auth, Party as Session, Reply, Trade, Transport, Upload, PNG,
+};
 use poem::{EndpointExt, Server};
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -310,6 +312,17 @@ impl Harness {
 
     pub async fn provider(&self) -> Uuid {
         party::provider(self).await.expect("provider")
+    }
+
+    /// A fresh fiat provider and `N` fresh parties: who a test's trades are between.
+    pub async fn cast<const N: usize>(&self) -> (Uuid, [Session; N]) {
+        let provider = self.provider().await;
+        let mut parties = Vec::with_capacity(N);
+        for _ in 0..N {
+            parties.push(self.session().await);
+        }
+        let parties = parties.try_into().unwrap_or_else(|_| unreachable!());
+        (provider, parties)
     }
 
     /// Registers a trader, logs in, mints a BAT and opens a session.

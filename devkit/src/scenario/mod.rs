@@ -18,5 +18,5 @@ pub mod wait;
 
 pub use check::redeems;
 pub use party::{party, payout_key, provider, sessions, Party};
-pub use trade::{Plan, Stage, Trade};
+pub use trade::{Amounts, Plan, Stage, Trade};
 pub use transport::{Auth, Body, Call, Method, Reply, Transport, Upload, PNG};

@@ -431,3 +431,42 @@ pub async fn released_payouts<T: Transport + ?Sized>(
     })
     .await
 }
+
+/// An offer's amounts as its maker sees them: S, PF, TF, MB and TB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Amounts {
+    /// S: what the taker is paid for the fiat.
+    pub s: u64,
+    /// PF: the platform's fee.
+    pub pf: u64,
+    /// TF: the taker's reward.
+    pub tf: u64,
+    /// MB: the maker's bond.
+    pub mb: u64,
+    /// TB: the taker's bond.
+    pub tb: u64,
+}
+
+impl Amounts {
+    /// The amounts of `offer` (as `GET /offers/{id}` shows it to its maker).
+    pub fn of(offer: &Value) -> anyhow::Result<Self> {
+        let n = |k: &str| offer[k].as_u64().with_context(|| format!("{k}: {offer}"));
+        Ok(Self {
+            s: n("amountSats")?,
+            pf: n("platformFeeSats")?,
+            tf: n("takerRewardSats")?,
+            mb: n("makerBondSats")?,
+            tb: n("takerBondSats")?,
+        })
+    }
+
+    /// The deposit: S + PF + TF + MB.
+    pub fn deposit(&self) -> u64 {
+        self.s + self.pf + self.tf + self.mb
+    }
+
+    /// What the taker is owed on completion: S + TF + TB.
+    pub fn taker_owed(&self) -> u64 {
+        self.s + self.tf + self.tb
+    }
+}
