@@ -88,13 +88,6 @@ async fn setup(
     (h, provider, keys, parties)
 }
 
-async fn count(h: &Harness, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(&h.pool)
-        .await
-        .expect("count")
-}
-
 /// Earn on completion, unblind, verify, stake on a new offer and claim; the stake and a new
 /// token come back on the next completion.
 #[sqlx::test(migrations = false)]
@@ -152,17 +145,14 @@ async fn earned_tokens_unblind_verify_and_stake(
         .body;
     assert_eq!(book["items"], json!([]));
     // The same token cannot be staked twice; nothing is written.
-    let offers_before = count(&h, "select count(*) from offers").await;
+    let offers_before = h.count("select count(*) from offers").await;
     let again = json!({
         "stake": [stake_json(&maker_token)],
         "returnOutputs": [Blinded::new(keyset)?.json()],
     });
     let resp = create(&h, &maker, provider, again, 0).await?;
     resp.refused(409, "token_already_staked")?;
-    assert_eq!(
-        offers_before,
-        count(&h, "select count(*) from offers").await
-    );
+    assert_eq!(offers_before, h.count("select count(*) from offers").await);
 
     // A claim without the stake the maker asks for is refused; with it, it wins.
     let resp = claim(&h, &taker, id2, json!({})).await?;
@@ -236,12 +226,12 @@ async fn bad_tokens_and_outputs_are_refused(
     // An output of amount 2 breaks the schema.
     let two = json!({"outputs": [{"amount": 2, "id": keyset_id, "B_": out().b.to_hex()}]});
     create(&h, &maker, provider, two, 0).await?.expect(400)?;
-    let written = count(
-        &h,
-        "select (select count(*) from offers) + (select count(*) from reputation_outputs)
+    let written = h
+        .count(
+            "select (select count(*) from offers) + (select count(*) from reputation_outputs)
               + (select count(*) from reputation_spent)",
-    )
-    .await;
+        )
+        .await;
     assert_eq!(written, 0);
     h.stop().await;
     Ok(())

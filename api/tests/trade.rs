@@ -11,13 +11,6 @@ use openpleb_devkit::scenario::wait::poll;
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-async fn count(h: &Harness, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(&h.pool)
-        .await
-        .expect("count")
-}
-
 /// 1. maker funds by invoice (the fake Lightning backend pays it) → INVOICE_PAID;
 /// 2. taker claims, pays the bond → TAKER_BOND_PAID; uploads a receipt; maker completes;
 /// 3. the taker redeems exactly S + TF + TB with its payout key, the maker MB, the treasury
@@ -248,7 +241,7 @@ async fn bad_input_is_refused_and_writes_nothing(
         .await?;
     anonymous.expect(401)?;
     assert_eq!(
-        count(&h, "select count(*) from offers").await,
+        h.count("select count(*) from offers").await,
         0,
         "nothing written"
     );
@@ -274,7 +267,7 @@ async fn bad_input_is_refused_and_writes_nothing(
         .upload(&receipt, &taker, Upload::image(big, "r.png"))
         .await?;
     resp.refused(413, "receipt_too_large")?;
-    assert_eq!(count(&h, "select count(*) from receipts").await, 0);
+    assert_eq!(h.count("select count(*) from receipts").await, 0);
     h.stop().await;
     Ok(())
 }

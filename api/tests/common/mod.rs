@@ -314,6 +314,12 @@ impl Harness {
         party::provider(self).await.expect("provider")
     }
 
+    /// The number `sql` (a `select count(*) ...`) gives.
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        let n = sqlx::query_scalar(sql).fetch_one(&self.pool).await;
+        n.expect("count")
+    }
+
     /// A fresh fiat provider and `N` fresh parties: who a test's trades are between.
     pub async fn cast<const N: usize>(&self) -> (Uuid, [Session; N]) {
         let provider = self.provider().await;
@@ -486,6 +492,12 @@ impl Harness {
         sk
     }
 
+    /// Claims `id` as `taker` without paying the bond; the taker's payout key and the claim.
+    pub async fn claim_unpaid(&self, id: Uuid, taker: &Session) -> (cdk::nuts::SecretKey, Value) {
+        let (v, sk) = claim(self, id, taker).await.expect("claim");
+        (sk, v)
+    }
+
     /// Uploads the test PNG as `taker`.
     pub async fn upload_receipt(&self, id: Uuid, taker: &Session) -> TestResponse {
         let form = poem::test::TestForm::new().field(
@@ -542,6 +554,26 @@ pub async fn offer_with_invoice(
         .expect("offer");
     let (invoice, sats) = trade.deposit().expect("deposit");
     (trade.id, invoice, sats, trade.maker_key)
+}
+
+/// Sets the timers named in `short` to `d`, every other one to ten minutes.
+pub fn short_timers(c: &mut openpleb_common::config::Config, short: &[&str], d: Duration) {
+    let t = &mut c.timers;
+    for (name, slot) in [
+        ("created", &mut t.created),
+        ("invoice_paid", &mut t.invoice_paid_default),
+        ("invoice_created", &mut t.invoice_created),
+        ("taker_bond_paid", &mut t.taker_bond_paid),
+        ("receipt_submitted", &mut t.receipt_submitted),
+        ("marked_with_issue", &mut t.marked_with_issue),
+        ("disputed", &mut t.disputed),
+    ] {
+        *slot = if short.contains(&name) {
+            d
+        } else {
+            Duration::from_secs(600)
+        };
+    }
 }
 
 /// Waits until the audit has checked `settled` offers and finds them balanced.
