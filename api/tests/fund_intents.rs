@@ -180,12 +180,7 @@ async fn a_funding_token_cut_anywhere_funds_or_refunds_once(
     ctx.cuts.arm(CUT_RECEIVED);
     assert!(fund_receive::receive(&ctx, intent).await.is_err());
     ctx.cuts.clear();
-    h.public
-        .post(format!("/api/v1/offers/{id}/cancel"))
-        .header("Authorization", maker.bearer())
-        .send()
-        .await
-        .assert_status_is_ok();
+    h.cancel(id, &maker).await;
     assert_eq!(
         settle_fund_intents(&ctx, Duration::ZERO)
             .await

@@ -67,11 +67,7 @@ async fn a_deposit_paid_after_its_quote_expired_is_refunded(
     let maker = h.session().await;
     let (id, invoice, deposit, maker_key) = offer_with_invoice(&h, &maker, provider).await;
     h.stop_worker().await;
-    let quote: String = sqlx::query_scalar("select deposit_quote_id from offers where id = $1")
-        .bind(id)
-        .fetch_one(&h.pool)
-        .await
-        .expect("quote");
+    let quote = h.deposit_quote(id).await;
     forget_watchers(&h, &quote).await;
     sqlx::query("update wallet_quotes set state = 'EXPIRED' where quote_id = $1")
         .bind(&quote)

@@ -154,14 +154,7 @@ async fn a_scrape_after_a_trade_shows_it(
             .fetch_one(&h.pool)
             .await
             .expect("taker session");
-    sqlx::query(
-        "update sessions set created_at = now() - interval '2 hours',
-                expires_at = now() - interval '1 hour' where id = $1",
-    )
-    .bind(taker_session)
-    .execute(&h.pool)
-    .await
-    .expect("expire the taker's session");
+    h.expire_session(taker_session).await;
     let mut cleaned = 0.0;
     for _ in 0..120 {
         cleaned = total(

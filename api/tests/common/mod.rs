@@ -314,6 +314,46 @@ impl Harness {
         party::provider(self).await.expect("provider")
     }
 
+    /// `maker` cancels `id`; the offer as the answer shows it (CANCELLED).
+    pub async fn cancel(&self, id: Uuid, maker: &Session) -> Value {
+        let reply = self
+            .post_empty(&format!("/offers/{id}/cancel"), maker)
+            .await;
+        let v = reply.expect("cancel").expect(200).expect("cancelled");
+        assert_eq!(v["status"], "CANCELLED", "{v}");
+        v
+    }
+
+    /// Session `id` ran past its expiry (an hour ago, opened two hours ago).
+    pub async fn expire_session(&self, id: Uuid) {
+        sqlx::query(
+            "update sessions set created_at = now() - interval '2 hours',
+                    expires_at = now() - interval '1 hour' where id = $1",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .expect("expire session");
+    }
+
+    /// The lock path of offer `id`'s deposit quote (none: a quote the wallet made itself).
+    pub async fn lock_path(&self, id: Uuid) -> Option<String> {
+        sqlx::query_scalar("select lock_path from wallet_quotes where offer_id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .expect("quote")
+    }
+
+    /// The id of offer `id`'s deposit quote at the mint.
+    pub async fn deposit_quote(&self, id: Uuid) -> String {
+        sqlx::query_scalar("select deposit_quote_id from offers where id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .expect("quote")
+    }
+
     /// The number `sql` (a `select count(*) ...`) gives.
     pub async fn count(&self, sql: &'static str) -> i64 {
         let n = sqlx::query_scalar(sql).fetch_one(&self.pool).await;
