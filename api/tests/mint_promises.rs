@@ -14,6 +14,7 @@ mod common;
 #[path = "outage/support.rs"]
 mod support;
 
+use openpleb_devkit::scenario::check::refuses_to_start_aside;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,19 +65,9 @@ const NO_DATABASE: &str = "postgres://127.0.0.1:1/none";
 #[tokio::test]
 async fn a_mint_without_nut20_stops_the_api() {
     let (mint, _oidc) = mint_without(vec![20]).await;
-    let out = tokio::task::spawn_blocking({
-        let mint_url = mint.url.clone();
-        move || {
-            api_command(NO_DATABASE, &mint_url)
-                .output()
-                .expect("run openpleb-api")
-        }
-    })
-    .await
-    .expect("join");
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let stderr = refuses_to_start_aside(api_command(NO_DATABASE, &mint.url))
+        .await
+        .expect("refused");
     assert!(
         stderr.contains(&format!(
             "the mint at {} does not support NUT-20 (signed mint quotes), which OpenPleb \

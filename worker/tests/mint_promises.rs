@@ -2,6 +2,7 @@
 //! advertise NUT-20 stops it with exit code 2 and one line naming the NUT; against the dev mint
 //! as it is, it starts and stays up. PostgreSQL is unreachable in both: the mint decides.
 
+use openpleb_devkit::scenario::check::refuses_to_start_aside;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -38,20 +39,9 @@ async fn a_mint_without_nut20_stops_the_worker() {
     .await
     .expect("mint");
     let dir = tempfile::tempdir().expect("dir");
-    let out = tokio::task::spawn_blocking({
-        let mint_url = mint.url.clone();
-        let wallets = dir.path().to_owned();
-        move || {
-            worker(&mint_url, &wallets, "off", Stdio::null())
-                .output()
-                .expect("run openpleb-worker")
-        }
-    })
-    .await
-    .expect("join");
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let stderr = refuses_to_start_aside(worker(&mint.url, dir.path(), "off", Stdio::null()))
+        .await
+        .expect("refused");
     assert!(
         stderr.contains(&format!(
             "the mint at {} does not support NUT-20 (signed mint quotes), which OpenPleb \

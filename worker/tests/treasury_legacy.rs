@@ -6,6 +6,7 @@
 
 mod common;
 
+use openpleb_devkit::scenario::check::refuses_to_start;
 use std::str::FromStr;
 
 use openpleb_common::db::treasury;
@@ -138,20 +139,18 @@ async fn a_fee_locked_to_the_legacy_key_is_still_swept(
 /// A worker needs `TREASURY_SECRET`: without it, one line naming it and exit code 2.
 #[test]
 fn a_worker_without_the_treasury_secret_does_not_start() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_openpleb-worker"))
-        .env_clear()
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_openpleb-worker"));
+    cmd.env_clear()
         .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
         .env("MINT_URL", "http://127.0.0.1:1")
         .env("WALLET_MASTER_SECRET", "42".repeat(32))
         .env("REPUTATION_SECRET", "17".repeat(32))
         .env("ADMIN_TOKEN", "test-admin-token-0123456789")
         .env("OIDC_API_TOKEN", "test-oidc-token-0123456789")
-        .env("PRICE_FIXED", "60000")
-        .output()
-        .expect("run openpleb-worker");
-    assert_eq!(out.status.code(), Some(2));
+        .env("PRICE_FIXED", "60000");
+    let stderr = refuses_to_start(cmd).expect("refused");
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr).trim(),
+        stderr,
         "configuration error: TREASURY_SECRET is required but not set"
     );
 }

@@ -1,6 +1,7 @@
 //! The mint down: an outage the api and the worker wait out, and a mint that answers without
 //! what the api relies on: a configuration error the api exits on.
 
+use openpleb_devkit::scenario::check::refuses_to_start_aside;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -201,19 +202,9 @@ async fn a_stopped_mint_is_waited_out(_opts: PgPoolOptions, conn: PgConnectOptio
 #[tokio::test]
 async fn a_mint_without_protected_checkstate_stops_the_api() {
     let mint = DevMint::start().await.expect("mint without auth");
-    let out = tokio::task::spawn_blocking({
-        let mint_url = mint.url.clone();
-        move || {
-            api_command("postgres://127.0.0.1:1/none", &mint_url)
-                .output()
-                .expect("run openpleb-api")
-        }
-    })
-    .await
-    .expect("join");
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let stderr = refuses_to_start_aside(api_command("postgres://127.0.0.1:1/none", &mint.url))
+        .await
+        .expect("refused");
     assert!(
         stderr.contains("does not blind-protect POST /v1/checkstate"),
         "{stderr}"

@@ -37,3 +37,19 @@ pub async fn locked_against<T: Transport + ?Sized>(
     anyhow::ensure!(tried.is_err(), "redeemed with another party's key");
     Ok(())
 }
+
+/// Runs `cmd` to its end and checks that it refused to start: exit code 2 and one line on
+/// stderr, its reason, which it returns.
+pub fn refuses_to_start(mut cmd: std::process::Command) -> anyhow::Result<String> {
+    let out = cmd.output().context("run the binary")?;
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    let code = out.status.code();
+    anyhow::ensure!(code == Some(2), "exit code {code:?}, not 2: {stderr}");
+    anyhow::ensure!(stderr.lines().count() == 1, "not one line: {stderr}");
+    Ok(stderr)
+}
+
+/// [`refuses_to_start`] on a thread of its own, so the runtime (a mint in this process) goes on.
+pub async fn refuses_to_start_aside(cmd: std::process::Command) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || refuses_to_start(cmd)).await?
+}
