@@ -13,11 +13,11 @@ mod common;
 
 use common::{payout_key, Auth, Harness, Transport};
 use openpleb_common::metrics::names;
+use openpleb_devkit::capture::Capture;
 use openpleb_devkit::scenario::trade::fund;
 use openpleb_devkit::scenario::{Call, Method};
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -54,21 +54,6 @@ async fn http_get(addr: &str, path: &str) -> String {
     let mut out = String::new();
     stream.read_to_string(&mut out).await.expect("read");
     out
-}
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut v) = self.0.lock() {
-            v.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Whether a JSON log line has a span named `span` with `request_id` = `id`.
@@ -310,8 +295,7 @@ async fn a_scrape_after_a_trade_shows_it(
     h.stop().await;
 
     // One trade, followed by its id from the api into the worker.
-    let logs = String::from_utf8_lossy(&capture.0.lock().map(|v| v.clone()).unwrap_or_default())
-        .into_owned();
+    let logs = capture.text();
     let lines: Vec<serde_json::Value> = logs
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))

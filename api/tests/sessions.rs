@@ -189,13 +189,7 @@ async fn a_mint_without_protected_checkstate_is_refused(pool: PgPool) {
     .expect("app state");
     let public = TestClient::new(public_app(state));
     // Any string would pass an unprotected checkstate; the backend must not accept it.
-    let fake = cdk::nuts::BlindAuthToken::new(cdk::nuts::AuthProof {
-        keyset_id: "00916bbf7ef91a36".parse().expect("id"),
-        secret: cdk::secret::Secret::generate(),
-        c: cdk::nuts::SecretKey::generate().public_key(),
-        dleq: None,
-    })
-    .to_string();
+    let fake = party::made_up_bat();
     let resp = public
         .post("/api/v1/sessions")
         .body_json(&json!({"bat": fake}))

@@ -5,6 +5,7 @@
 
 mod common;
 
+use openpleb_devkit::scenario::party::made_up_bat;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -171,17 +172,6 @@ async fn sessions_opening_at_a_slow_mint_leave_the_pool_to_readers(
         opened.expect("task").expect(201).expect("opened");
     }
     h.stop().await;
-}
-
-/// A well-formed BAT no mint ever signed.
-fn made_up_bat() -> String {
-    cdk::nuts::BlindAuthToken::new(cdk::nuts::AuthProof {
-        keyset_id: "00916bbf7ef91a36".parse().expect("id"),
-        secret: cdk::secret::Secret::generate(),
-        c: cdk::nuts::SecretKey::generate().public_key(),
-        dleq: None,
-    })
-    .to_string()
 }
 
 /// The status and error code of opening a session with `bat`.

@@ -4,6 +4,7 @@
 //! Nothing here is a mock: the mint is cdk's own, served over HTTP on loopback, and the
 //! database is a real PostgreSQL cluster (`DATABASE_URL`).
 
+pub mod capture;
 pub mod chaos;
 pub mod client;
 pub mod fixtures;

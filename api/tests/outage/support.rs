@@ -466,13 +466,7 @@ pub fn database_url(conn: &sqlx::postgres::PgConnectOptions) -> String {
 
 /// A well-formed BAT the mint never signed: enough to reach the point where the mint is asked.
 pub fn unsigned_bat() -> String {
-    cdk::nuts::BlindAuthToken::new(cdk::nuts::AuthProof {
-        keyset_id: "00916bbf7ef91a36".parse().expect("id"),
-        secret: cdk::secret::Secret::generate(),
-        c: cdk::nuts::SecretKey::generate().public_key(),
-        dleq: None,
-    })
-    .to_string()
+    openpleb_devkit::scenario::party::made_up_bat()
 }
 
 /// Creates a fiat provider through the admin API; its id.

@@ -101,6 +101,21 @@ pub async fn sessions<T: Transport + ?Sized>(api: &T, n: usize) -> anyhow::Resul
     Ok(out)
 }
 
+/// A well-formed BAT no mint ever signed: it reaches the point where the mint is asked.
+pub fn made_up_bat() -> String {
+    let keyset_id = match "00916bbf7ef91a36".parse() {
+        Ok(id) => id,
+        Err(e) => panic!("keyset id: {e}"),
+    };
+    cdk::nuts::BlindAuthToken::new(cdk::nuts::AuthProof {
+        keyset_id,
+        secret: cdk::secret::Secret::generate(),
+        c: SecretKey::generate().public_key(),
+        dleq: None,
+    })
+    .to_string()
+}
+
 /// A fresh bank-transfer fiat provider.
 pub async fn provider<T: Transport + ?Sized>(api: &T) -> anyhow::Result<Uuid> {
     let name = format!("SEPA {}", Uuid::new_v4().simple());
