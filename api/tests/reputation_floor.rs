@@ -5,7 +5,7 @@
 mod common;
 
 use common::reputation::active;
-use common::{Harness, Session, Trade, Transport};
+use common::{read_config, Harness, Session, Trade, Transport};
 use openpleb_common::config::Config;
 use openpleb_devkit::reputation::{unblind, Blinded};
 use serde_json::{json, Value};
@@ -15,18 +15,7 @@ use uuid::Uuid;
 /// The reputation settings as the binaries read them, with the floor at 100,000 sats (at the
 /// test price of 60,000.00 per BTC: 60.00 of fiat).
 fn floor(c: &mut Config) {
-    let vars = [
-        ("DATABASE_URL", "postgres://unused".to_owned()),
-        ("MINT_URL", c.mint.url.clone()),
-        ("WALLET_MASTER_SECRET", "42".repeat(32)),
-        ("REPUTATION_SECRET", "17".repeat(32)),
-        ("ADMIN_TOKEN", "test-admin-token-0123456789".to_owned()),
-        ("OIDC_API_TOKEN", "test-oidc-token-0123456789".to_owned()),
-        ("PRICE_FIXED", "60000".to_owned()),
-        ("REPUTATION_MIN_EARN_SATS", "100000".to_owned()),
-    ];
-    let lookup = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
-    c.reputation = Config::from_lookup(lookup).expect("config").reputation;
+    c.reputation = read_config(&c.mint.url, ("REPUTATION_MIN_EARN_SATS", "100000")).reputation;
 }
 
 /// A trade of `fiat` minor units where both parties send one output to earn; completed.

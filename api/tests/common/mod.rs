@@ -596,6 +596,22 @@ pub async fn offer_with_invoice(
     (trade.id, invoice, sats, trade.maker_key)
 }
 
+/// A configuration read the way the binaries read it, from the test values and `extra`.
+pub fn read_config(mint_url: &str, extra: (&str, &str)) -> openpleb_common::config::Config {
+    let vars = [
+        ("DATABASE_URL", "postgres://unused".to_owned()),
+        ("MINT_URL", mint_url.to_owned()),
+        ("WALLET_MASTER_SECRET", "42".repeat(32)),
+        ("REPUTATION_SECRET", "17".repeat(32)),
+        ("ADMIN_TOKEN", "test-admin-token-0123456789".to_owned()),
+        ("OIDC_API_TOKEN", "test-oidc-token-0123456789".to_owned()),
+        ("PRICE_FIXED", "60000".to_owned()),
+        (extra.0, extra.1.to_owned()),
+    ];
+    let lookup = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+    openpleb_common::config::Config::from_lookup(lookup).expect("config")
+}
+
 /// Sets the timers named in `short` to `d`, every other one to ten minutes.
 pub fn short_timers(c: &mut openpleb_common::config::Config, short: &[&str], d: Duration) {
     let t = &mut c.timers;
