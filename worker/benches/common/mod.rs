@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
-use openpleb_common::db::offers;
-use openpleb_common::domain::offer::OfferStatus;
 use openpleb_common::wallet::{WalletId, WalletManager, WalletManagerConfig};
 use openpleb_devkit::{fixtures, test_config, DevMint, DevMintOptions};
 use openpleb_worker::WorkerContext;
@@ -96,16 +94,7 @@ impl Bench {
                 .public_key()
                 .x_only_public_key()
                 .to_string();
-            let offer = fixtures::insert_offer(&mut tx, session, 1_000, &key).await?;
-            offers::transition(
-                &mut tx,
-                offer.id,
-                OfferStatus::Created,
-                OfferStatus::Cancelled,
-                None,
-                offers::Deadline::Any,
-            )
-            .await?;
+            fixtures::cancelled_offer(&mut tx, session, 1_000, &key).await?;
             tx.commit().await?;
             sessions.push(session);
         }
