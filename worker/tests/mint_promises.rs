@@ -12,17 +12,7 @@ use openpleb_devkit::{DevMint, DevMintOptions};
 /// stdout) into `stdout`.
 fn worker(mint: &str, wallets: &std::path::Path, log: &str, stdout: Stdio) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_openpleb-worker"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
-        .env("MINT_URL", mint)
-        .env("WALLETS_DIR", wallets)
-        .env("WALLET_MASTER_SECRET", "42".repeat(32))
-        .env("TREASURY_SECRET", openpleb_devkit::TEST_TREASURY_SECRET)
-        .env("REPUTATION_SECRET", "17".repeat(32))
-        .env("ADMIN_TOKEN", "test-admin-token-0123456789")
-        .env("OIDC_API_TOKEN", "test-oidc-token-0123456789")
-        .env("PRICE_FIXED", "60000")
+    openpleb_devkit::worker_env(&mut cmd, "postgres://127.0.0.1:1/none", mint, wallets)
         .env("RUST_LOG", log)
         .env("LOG_FORMAT", "json")
         .stdout(stdout)
@@ -42,14 +32,8 @@ async fn a_mint_without_nut20_stops_the_worker() {
     let stderr = refuses_to_start_aside(worker(&mint.url, dir.path(), "off", Stdio::null()))
         .await
         .expect("refused");
-    assert!(
-        stderr.contains(&format!(
-            "the mint at {} does not support NUT-20 (signed mint quotes), which OpenPleb \
-             relies on",
-            mint.url
-        )),
-        "{stderr}"
-    );
+    let says = openpleb_devkit::mint::lacks_nut20(&mint.url);
+    assert!(stderr.contains(&says), "{stderr}");
     mint.stop().await.expect("stop mint");
 }
 

@@ -410,19 +410,8 @@ async fn status(shared: &Shared, who: &Party, id: &str) -> anyhow::Result<String
 /// Polls `who`'s claim of `id` until it is no longer PENDING; its status.
 async fn wait_claim(shared: &Shared, who: &Party, id: &str) -> anyhow::Result<String> {
     let url = format!("{}/offers/{id}/claim", shared.env.api);
-    loop {
-        let v = call_retrying("GET", &url, Some(&who.bat), None)
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        let st = v["status"].as_str().unwrap_or_default().to_owned();
-        if st != "PENDING" {
-            return Ok(st);
-        }
-        if Instant::now() > shared.deadline {
-            bail!("claim of {id} stuck in {st}");
-        }
-        tokio::time::sleep(Duration::from_millis(700)).await;
-    }
+    let what = format!("the claim of {id}");
+    wait_until(shared, who, &url, &what, |s| s != "PENDING").await
 }
 
 /// Polls `id` as `who` until its status satisfies `done`.
@@ -432,13 +421,29 @@ async fn wait_status(
     id: &str,
     done: impl Fn(&str) -> bool,
 ) -> anyhow::Result<String> {
+    let url = format!("{}/offers/{id}", shared.env.api);
+    wait_until(shared, who, &url, &format!("offer {id}"), done).await
+}
+
+/// Polls `url` as `who` until the status it shows satisfies `done` (`what` names it in the
+/// error when the run's deadline passes first).
+async fn wait_until(
+    shared: &Shared,
+    who: &Party,
+    url: &str,
+    what: &str,
+    done: impl Fn(&str) -> bool,
+) -> anyhow::Result<String> {
     loop {
-        let st = status(shared, who, id).await?;
+        let v = call_retrying("GET", url, Some(&who.bat), None)
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let st = v["status"].as_str().unwrap_or_default().to_owned();
         if done(&st) {
             return Ok(st);
         }
         if Instant::now() > shared.deadline {
-            bail!("offer {id} stuck in {st}");
+            bail!("{what} stuck in {st}");
         }
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
