@@ -14,7 +14,6 @@ mod common;
 #[path = "outage/support.rs"]
 mod support;
 
-use openpleb_devkit::scenario::check::refuses_to_start_aside;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +29,7 @@ use openpleb_common::trade::quote::lock_of;
 use openpleb_common::wallet::store::{SqlxSqliteConfig, WalletSqlxDatabase};
 use openpleb_common::wallet::{MintOutcome, WalletId};
 use openpleb_devkit::oidc::{DevOidc, DevOidcOptions, DEV_CLIENT_ID};
+use openpleb_devkit::scenario::check::refuses_to_start_aside;
 use openpleb_devkit::stack::DEV_SERVICE_SECRET;
 use openpleb_devkit::{DevMint, DevMintOptions, MintAuthOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

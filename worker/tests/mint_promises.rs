@@ -2,10 +2,10 @@
 //! advertise NUT-20 stops it with exit code 2 and one line naming the NUT; against the dev mint
 //! as it is, it starts and stays up. PostgreSQL is unreachable in both: the mint decides.
 
-use openpleb_devkit::scenario::check::refuses_to_start_aside;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use openpleb_devkit::scenario::check::refuses_to_start_aside;
 use openpleb_devkit::{DevMint, DevMintOptions};
 
 /// The worker binary against `mint`, with no database to reach, its logs (level `log`, to

@@ -6,7 +6,6 @@
 
 mod common;
 
-use openpleb_devkit::scenario::check::refuses_to_start;
 use std::str::FromStr;
 
 use openpleb_common::db::treasury;
@@ -17,6 +16,7 @@ use openpleb_common::wallet::treasury::{
 };
 use openpleb_common::wallet::WalletId;
 use openpleb_devkit::fixtures;
+use openpleb_devkit::scenario::check::refuses_to_start;
 use openpleb_worker::jobs::{release_payouts, sweep_legacy_treasury as legacy};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;

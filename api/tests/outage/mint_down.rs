@@ -1,16 +1,16 @@
 //! The mint down: an outage the api and the worker wait out, and a mint that answers without
 //! what the api relies on: a configuration error the api exits on.
 
-use openpleb_devkit::scenario::check::refuses_to_start_aside;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use cdk::nuts::SecretKey;
 use openpleb_common::health::Dependency;
 use openpleb_common::jobs::queues;
-use openpleb_devkit::client::{call, new_party, request};
-use openpleb_devkit::oidc::{DevOidc, DevOidcOptions, DEV_CLIENT_ID};
-use openpleb_devkit::stack::DEV_SERVICE_SECRET;
-use openpleb_devkit::{test_config, DevMint, DevMintOptions, MintAuthOptions, Trader};
+use openpleb_devkit::client::{new_party, request};
+use openpleb_devkit::oidc::DEV_CLIENT_ID;
+use openpleb_devkit::scenario::check::refuses_to_start_aside;
+use openpleb_devkit::{test_config, DevMint, DevMintOptions, MintAuthOptions};
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -50,14 +50,7 @@ async fn a_stopped_mint_is_waited_out(_opts: PgPoolOptions, conn: PgConnectOptio
     let db_url = database_url(&conn);
     let dir = tempfile::tempdir().expect("dir");
     let admin_port = free_port();
-    let oidc = DevOidc::start(DevOidcOptions {
-        listen: ([127, 0, 0, 1], 0).into(),
-        backend_admin_url: format!("http://127.0.0.1:{admin_port}/api/v1"),
-        backend_token: OIDC_TOKEN.to_owned(),
-        service_secret: DEV_SERVICE_SECRET.to_owned(),
-    })
-    .await
-    .expect("issuer");
+    let oidc = issuer(admin_port).await;
     let mint_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let mint_url = format!("http://{mint_addr}");
     let mint_opts = DevMintOptions {
@@ -134,18 +127,7 @@ async fn a_stopped_mint_is_waited_out(_opts: PgPoolOptions, conn: PgConnectOptio
     let maker = new_party(&env, "maker", false)
         .await
         .expect("maker session");
-    let created = call(
-        "POST",
-        &format!("{}/offers", env.api),
-        Some(&maker.bat),
-        Some(
-            &json!({"fiatAmount": 1500, "currency": "EUR", "fiatProviderId": provider,
-                     "paymentDetails": "IBAN DE89 3704 0044 0532 0130 00",
-                     "makerPayoutPubkey": Trader::new().pubkey()}),
-        ),
-    )
-    .await
-    .expect("offer");
+    let created = create_offer(&env, &maker, &provider, &SecretKey::generate()).await;
     let id = created["offer"]["id"].as_str().expect("id").to_owned();
     let deposit = &created["deposit"];
     mint.pay_invoice(

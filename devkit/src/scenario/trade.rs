@@ -39,6 +39,7 @@ pub struct Plan<'a, T: ?Sized> {
     maker: Option<Party>,
     taker: Option<Party>,
     provider: Option<Uuid>,
+    maker_key: Option<SecretKey>,
     offer: Value,
     claim: Value,
     until: Stage,
@@ -54,6 +55,12 @@ impl<'a, T: Transport + ?Sized> Plan<'a, T> {
     /// Claimed by `taker` (else a fresh party).
     pub fn taker(mut self, taker: &Party) -> Self {
         self.taker = Some(taker.clone());
+        self
+    }
+
+    /// The maker's payouts locked to `key` (else a fresh key).
+    pub fn maker_key(mut self, key: &SecretKey) -> Self {
+        self.maker_key = Some(key.clone());
         self
     }
 
@@ -123,7 +130,8 @@ impl<'a, T: Transport + ?Sized> Plan<'a, T> {
             None => party::provider(api).await?,
         };
         self.provider = Some(provider);
-        let (maker_key, key) = payout_key();
+        let maker_key = self.maker_key.clone().unwrap_or_else(SecretKey::generate);
+        let key = maker_key.public_key().x_only_public_key().to_string();
         let mut body = self.offer.clone();
         body["fiatProviderId"] = json!(provider);
         body["makerPayoutPubkey"] = json!(key);
@@ -210,6 +218,7 @@ impl<'a, T: Transport + ?Sized> Trade<'a, T> {
             maker: None,
             taker: None,
             provider: None,
+            maker_key: None,
             offer: json!({
                 "fiatAmount": 2_500, "currency": "EUR",
                 "paymentDetails": "IBAN DE00 1234 5678 9012 3456 78",
