@@ -127,16 +127,8 @@ async fn a_stopped_mint_is_waited_out(_opts: PgPoolOptions, conn: PgConnectOptio
     let maker = new_party(&env, "maker", false)
         .await
         .expect("maker session");
-    let created = create_offer(&env, &maker, &provider, &SecretKey::generate()).await;
-    let id = created["offer"]["id"].as_str().expect("id").to_owned();
-    let deposit = &created["deposit"];
-    mint.pay_invoice(
-        deposit["invoice"].as_str().expect("invoice"),
-        deposit["amountSats"].as_u64().expect("amount"),
-    )
-    .await
-    .expect("pay");
-    wait_status(&env, &maker.bat, &id, "INVOICE_PAID").await;
+    let key = SecretKey::generate();
+    let (id, _) = funded_offer(&env, &mint, &maker, &provider, &key).await;
 
     // 3. The mint stops; a move that needs none still happens, its payout waits.
     mint.stop().await.expect("stop mint");

@@ -281,16 +281,7 @@ async fn an_api_without_wallet_secrets_plays_whole_trades(
 
     // 1. Funded by invoice.
     let maker_sk = SecretKey::generate();
-    let created = create_offer(&env, &maker, &provider, &maker_sk).await;
-    let id = created["offer"]["id"].as_str().expect("id").to_owned();
-    let deposit = &created["deposit"];
-    mint.pay_invoice(
-        deposit["invoice"].as_str().expect("invoice"),
-        deposit["amountSats"].as_u64().expect("amount"),
-    )
-    .await
-    .expect("pay");
-    wait_status(&env, &maker.bat, &id, "INVOICE_PAID").await;
+    let (id, created) = funded_offer(&env, &mint, &maker, &provider, &maker_sk).await;
     let got = complete(&env, &mint, &maker, &taker, &id, &maker_sk).await;
     assert_eq!(got, owed(&created["offer"]), "invoice-funded trade");
 

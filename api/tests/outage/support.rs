@@ -13,6 +13,7 @@ use openpleb_common::config::Config;
 use openpleb_devkit::client::Endpoints;
 use openpleb_devkit::oidc::{DevOidc, DevOidcOptions};
 use openpleb_devkit::scenario::http::HttpStack;
+use openpleb_devkit::scenario::trade::invoice;
 use openpleb_devkit::scenario::{party, Party, Trade};
 use openpleb_devkit::stack::DEV_SERVICE_SECRET;
 use openpleb_worker::{run, WorkerContext};
@@ -506,6 +507,22 @@ pub async fn create_offer(
         .fiat(1_500)
         .field("paymentDetails", json!("IBAN DE89 3704 0044 0532 0130 00"));
     plan.await.expect("offer").created
+}
+
+/// [`create_offer`], its deposit paid at `mint` and applied: (its id, the answer).
+pub async fn funded_offer(
+    env: &Endpoints,
+    mint: &openpleb_devkit::DevMint,
+    maker: &Party,
+    provider: &str,
+    key: &SecretKey,
+) -> (String, Value) {
+    let created = create_offer(env, maker, provider, key).await;
+    let id = created["offer"]["id"].as_str().expect("id").to_owned();
+    let (invoice, sats) = invoice(&created["deposit"]).expect("deposit");
+    mint.pay_invoice(&invoice, sats).await.expect("pay");
+    wait_status(env, &maker.bat, &id, "INVOICE_PAID").await;
+    (id, created)
 }
 
 /// The dev OIDC issuer, asking the api's admin listener on `admin_port` about pubkeys.

@@ -90,20 +90,11 @@ async fn play(shared: &Shared, scenario: Scenario, r: &mut TradeReport) -> anyho
     };
     let (id, deposit) = create(shared, &maker, &maker_key, lifetime, r).await?;
     r.offer = Some(id.clone());
-    let offer_url = format!("{}/offers/{id}", env.api);
 
     if !scenario.funds() {
         match scenario {
             Scenario::CancelThenPay => {
-                act(
-                    shared,
-                    &maker,
-                    &id,
-                    &format!("{offer_url}/cancel"),
-                    None,
-                    &["CANCELLED"],
-                )
-                .await?;
+                cancel(shared, &maker, &id).await?;
                 pay(shared, &deposit, r).await?;
             }
             Scenario::LateDeposit => {
@@ -124,15 +115,7 @@ async fn play(shared: &Shared, scenario: Scenario, r: &mut TradeReport) -> anyho
     }
     match scenario {
         Scenario::CancelFunded => {
-            act(
-                shared,
-                &maker,
-                &id,
-                &format!("{offer_url}/cancel"),
-                None,
-                &["CANCELLED"],
-            )
-            .await?;
+            cancel(shared, &maker, &id).await?;
             return wind_down(shared, &maker, &id, r).await;
         }
         Scenario::LapseBook => {
@@ -377,6 +360,12 @@ async fn act(
         tokio::time::sleep(backoff(n)).await;
     }
     bail!("POST {url}: no answer")
+}
+
+/// The maker cancels, as [`act`] repeats a move.
+async fn cancel(shared: &Shared, maker: &Party, id: &str) -> anyhow::Result<()> {
+    let url = format!("{}/offers/{id}/cancel", shared.env.api);
+    act(shared, maker, id, &url, None, &["CANCELLED"]).await
 }
 
 /// Pays an invoice (`{"invoice", "quoteId", ...}`) at the dev mint's payment switch.
