@@ -193,14 +193,13 @@ async fn a_funding_token_cut_anywhere_funds_or_refunds_once(
         intents(&h, id).await,
         vec![("REFUNDED".to_owned(), Some(deposit_i))]
     );
-    let refunds: i64 = sqlx::query_scalar(
-        "select coalesce(sum(amount_sats), 0)::bigint from payouts
-          where offer_id = $1 and purpose = 'late_refund'",
-    )
-    .bind(id)
-    .fetch_one(&h.pool)
-    .await
-    .expect("payouts");
+    let refunds = h
+        .sum_for(
+            "select coalesce(sum(amount_sats), 0)::bigint from payouts
+              where offer_id = $1 and purpose = 'late_refund'",
+            id,
+        )
+        .await;
     assert_eq!(refunds, deposit_i, "the received sats go back to the maker");
     assert_eq!(
         settle_fund_intents(&ctx, Duration::ZERO)

@@ -488,14 +488,13 @@ async fn a_whole_trade_at_a_mint_that_charges_fees(opts: PgPoolOptions, conn: Pg
     assert!(got_maker < owed_maker && got_maker + 10 >= owed_maker);
 
     balanced(&h, 1).await;
-    let recorded_fees: i64 = sqlx::query_scalar(
-        "select coalesce(sum(amount_sats), 0)::bigint from ledger_entries
-          where offer_id = $1 and kind = 'mint_fee'",
-    )
-    .bind(id)
-    .fetch_one(&h.pool)
-    .await
-    .expect("fees");
+    let recorded_fees = h
+        .sum_for(
+            "select coalesce(sum(amount_sats), 0)::bigint from ledger_entries
+              where offer_id = $1 and kind = 'mint_fee'",
+            id,
+        )
+        .await;
     assert!(
         recorded_fees >= i64::try_from(fees).expect("fees"),
         "every payout's fee is in the ledger"

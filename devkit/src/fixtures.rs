@@ -105,6 +105,19 @@ pub async fn cancelled_offer(
     moved.context("the offer was not CREATED")
 }
 
+/// A fresh key and its x-only public key, as payouts are locked to it.
+pub fn fresh_key() -> (
+    cdk::nuts::SecretKey,
+    openpleb_common::domain::keys::XOnlyKey,
+) {
+    let sk = cdk::nuts::SecretKey::generate();
+    let x = sk.public_key().x_only_public_key().to_string();
+    match x.parse() {
+        Ok(key) => (sk, key),
+        Err(e) => panic!("x-only key: {e}"),
+    }
+}
+
 /// Mints `sats` into `wallet` through a Lightning quote the mint is told is paid.
 pub async fn fund_wallet(
     wallets: &WalletManager,

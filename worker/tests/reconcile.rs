@@ -9,9 +9,8 @@ use cdk::nuts::{CurrencyUnit, State};
 use cdk::wallet::types::ProofInfo;
 use cdk::wallet::{ReceiveOptions, SendOptions};
 use cdk::Amount;
-use openpleb_common::db::payouts::{self, NewPayout};
-use openpleb_common::domain::money::Party;
-use openpleb_common::domain::payout::{PayoutPurpose, PayoutState};
+use openpleb_common::db::payouts;
+use openpleb_common::domain::payout::PayoutState;
 use openpleb_common::jobs::queues;
 use openpleb_common::wallet::{Balances, WalletId};
 use openpleb_devkit::fixtures;
@@ -21,7 +20,7 @@ use uuid::Uuid;
 
 mod common;
 
-use common::{crash, release, unspent, world, world_with_fee};
+use common::{crash, refund, release, unspent, world, world_with_fee};
 
 #[sqlx::test(migrations = false)]
 async fn interrupted_operations_are_finished_or_rolled_back(
@@ -115,20 +114,8 @@ async fn interrupted_operations_are_finished_or_rolled_back(
     let offer = fixtures::insert_offer(&mut tx, session, 1_000, &payout_key)
         .await
         .expect("offer");
-    payouts::record(
-        &mut tx,
-        &NewPayout {
-            offer_id: offer.id,
-            party: Party::Maker,
-            purpose: PayoutPurpose::Refund,
-            source_wallet: &WalletId::session(session),
-            sats: 10,
-            lock_pubkey: Some(&payout_key),
-            reference: "",
-        },
-    )
-    .await
-    .expect("payout");
+    let wallet = WalletId::session(session);
+    refund(&mut tx, offer.id, &wallet, (10, &payout_key), "").await;
     sqlx::query("update payouts set created_at = now() - interval '20 minutes'")
         .execute(&mut *tx)
         .await

@@ -354,6 +354,12 @@ impl Harness {
             .expect("quote")
     }
 
+    /// The sats `sql` sums for offer `id` (its `$1`).
+    pub async fn sum_for(&self, sql: &'static str, id: Uuid) -> i64 {
+        let sum = sqlx::query_scalar(sql).bind(id).fetch_one(&self.pool).await;
+        sum.expect("sum")
+    }
+
     /// The number `sql` (a `select count(*) ...`) gives.
     pub async fn count(&self, sql: &'static str) -> i64 {
         let n = sqlx::query_scalar(sql).fetch_one(&self.pool).await;

@@ -11,6 +11,15 @@ use openpleb_devkit::{fixtures, test_config, DevMint, DevMintOptions};
 use openpleb_worker::WorkerContext;
 use uuid::Uuid;
 
+/// Prints the peak resident memory, and what it was after the set-up (`rss_before`, KiB).
+pub fn print_peak_rss(rss_before: u64) {
+    println!(
+        "peak RSS:              {} MiB (after set-up {} MiB; includes the in-process mint)",
+        peak_rss_kib() / 1024,
+        rss_before / 1024
+    );
+}
+
 /// Peak resident memory of this process so far (VmHWM), KiB.
 pub fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")

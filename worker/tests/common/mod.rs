@@ -119,20 +119,7 @@ impl World {
             .expect("fund");
         let mut tx = self.pool.begin().await.expect("tx");
         for (reference, sats) in owed {
-            payouts::record(
-                &mut tx,
-                &NewPayout {
-                    offer_id: offer.id,
-                    party: Party::Maker,
-                    purpose: PayoutPurpose::Refund,
-                    source_wallet: &wallet,
-                    sats: *sats,
-                    lock_pubkey: Some(key),
-                    reference,
-                },
-            )
-            .await
-            .expect("payout");
+            refund(&mut tx, offer.id, &wallet, (*sats, key), reference).await;
         }
         tx.commit().await.expect("commit");
         (offer.id, wallet)
@@ -146,6 +133,26 @@ impl World {
     pub async fn balance(&self, id: &WalletId) -> Balances {
         self.wallets.balance(id).await.expect("balance")
     }
+}
+
+/// Records a refund to the maker of `offer` from `wallet`: `sats` locked to `key`.
+pub async fn refund(
+    conn: &mut sqlx::PgConnection,
+    offer_id: Uuid,
+    wallet: &WalletId,
+    (sats, key): (u64, &str),
+    reference: &str,
+) {
+    let payout = NewPayout {
+        offer_id,
+        party: Party::Maker,
+        purpose: PayoutPurpose::Refund,
+        source_wallet: wallet,
+        sats,
+        lock_pubkey: Some(key),
+        reference,
+    };
+    payouts::record(conn, &payout).await.expect("payout");
 }
 
 /// Balances of a wallet that holds `sats` and nothing in flight.
