@@ -82,6 +82,10 @@ async fn intend(h: &Harness, maker: &common::Session, id: Uuid, token: &str) -> 
         .expect("uuid")
 }
 
+/// The sats refunded to an offer's maker after its deposit came late or unasked.
+const LATE_REFUNDS: &str = "select coalesce(sum(amount_sats), 0)::bigint from payouts
+                             where offer_id = $1 and purpose = 'late_refund'";
+
 #[sqlx::test(migrations = false)]
 async fn a_funding_token_cut_anywhere_funds_or_refunds_once(
     opts: PgPoolOptions,
@@ -193,13 +197,7 @@ async fn a_funding_token_cut_anywhere_funds_or_refunds_once(
         intents(&h, id).await,
         vec![("REFUNDED".to_owned(), Some(deposit_i))]
     );
-    let refunds = h
-        .sum_for(
-            "select coalesce(sum(amount_sats), 0)::bigint from payouts
-              where offer_id = $1 and purpose = 'late_refund'",
-            id,
-        )
-        .await;
+    let refunds = h.sum_for(LATE_REFUNDS, id).await;
     assert_eq!(refunds, deposit_i, "the received sats go back to the maker");
     assert_eq!(
         settle_fund_intents(&ctx, Duration::ZERO)

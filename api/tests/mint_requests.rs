@@ -10,6 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{offer_with_invoice, Harness, Session};
+use openpleb_devkit::fixtures;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 
@@ -37,14 +38,8 @@ async fn cancelled_offer(
 async fn wait_whole_life(h: &Harness, quotes: &[String]) {
     let deadline = Instant::now() + Duration::from_secs(TTL + 60 + 40);
     loop {
-        let open: i64 = sqlx::query_scalar(
-            "select count(*) from wallet_quotes
-              where quote_id = any($1) and state not in ('ISSUED', 'EXPIRED')",
-        )
-        .bind(quotes)
-        .fetch_one(&h.pool)
-        .await
-        .expect("open quotes");
+        let open = fixtures::open_quotes(&h.pool, quotes).await;
+        let open = open.expect("open quotes");
         if open == 0 {
             break;
         }

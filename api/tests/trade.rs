@@ -417,6 +417,10 @@ async fn visibility_in_every_state(
     Ok(())
 }
 
+/// The mint's fees an offer's ledger records.
+const MINT_FEES: &str = "select coalesce(sum(amount_sats), 0)::bigint from ledger_entries
+                          where offer_id = $1 and kind = 'mint_fee'";
+
 /// The value of a token, from the token itself.
 fn token_value(token: &str) -> u64 {
     use std::str::FromStr;
@@ -488,13 +492,7 @@ async fn a_whole_trade_at_a_mint_that_charges_fees(opts: PgPoolOptions, conn: Pg
     assert!(got_maker < owed_maker && got_maker + 10 >= owed_maker);
 
     balanced(&h, 1).await;
-    let recorded_fees = h
-        .sum_for(
-            "select coalesce(sum(amount_sats), 0)::bigint from ledger_entries
-              where offer_id = $1 and kind = 'mint_fee'",
-            id,
-        )
-        .await;
+    let recorded_fees = h.sum_for(MINT_FEES, id).await;
     assert!(
         recorded_fees >= i64::try_from(fees).expect("fees"),
         "every payout's fee is in the ledger"

@@ -15,6 +15,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use openpleb_devkit::fixtures;
 use openpleb_devkit::mint_requests::Counts;
 use uuid::Uuid;
 
@@ -137,13 +138,7 @@ async fn trade(
 async fn wait_given_up(stack: &Stack, quotes: &[String]) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(QUOTE_TTL_SECS + 60 + 60);
     loop {
-        let open: i64 = sqlx::query_scalar(
-            "select count(*) from wallet_quotes
-              where quote_id = any($1) and state not in ('ISSUED', 'EXPIRED')",
-        )
-        .bind(quotes)
-        .fetch_one(&stack.db.pool)
-        .await?;
+        let open = fixtures::open_quotes(&stack.db.pool, quotes).await?;
         if open == 0 {
             break;
         }

@@ -105,6 +105,18 @@ pub async fn cancelled_offer(
     moved.context("the offer was not CREATED")
 }
 
+/// How many of `quotes` are not final in the platform's books (neither minted nor given up).
+pub async fn open_quotes(pool: &PgPool, quotes: &[String]) -> anyhow::Result<i64> {
+    let open = sqlx::query_scalar(
+        "select count(*) from wallet_quotes
+          where quote_id = any($1) and state not in ('ISSUED', 'EXPIRED')",
+    )
+    .bind(quotes)
+    .fetch_one(pool)
+    .await?;
+    Ok(open)
+}
+
 /// A fresh key and its x-only public key, as payouts are locked to it.
 pub fn fresh_key() -> (
     cdk::nuts::SecretKey,

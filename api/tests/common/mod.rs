@@ -196,14 +196,16 @@ impl Harness {
         // The worker polls and sweeps often so tests run in seconds; the api keeps the
         // configuration as loaded (its alert thresholds derive from the intervals).
         let mut worker_config = config.clone();
-        let w = &mut worker_config.worker;
-        w.concurrency = 4;
-        w.quote_poll_interval = Duration::from_millis(500);
-        w.queue_poll_interval = Duration::from_millis(200);
-        w.expiry_sweep = Duration::from_secs(2);
-        // Reconciliation runs beside every api test: it must never disturb a trade.
-        w.reconcile_interval = Duration::from_secs(3);
-        w.reconcile_batch = 100;
+        worker_config.worker = openpleb_common::config::WorkerConfig {
+            concurrency: 4,
+            quote_poll_interval: Duration::from_millis(500),
+            queue_poll_interval: Duration::from_millis(200),
+            expiry_sweep: Duration::from_secs(2),
+            // Reconciliation runs beside every api test: it must never disturb a trade.
+            reconcile_interval: Duration::from_secs(3),
+            reconcile_batch: 100,
+            ..config.worker.clone()
+        };
         let worker_config = Arc::new(worker_config);
         let state = AppState::new(
             Arc::new(config),
