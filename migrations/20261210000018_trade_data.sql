@@ -40,10 +40,11 @@ alter table dispute_messages alter column body drop not null;
 alter table dispute_messages add column body_sealed bytea;
 alter table dispute_messages add column key_id smallint not null default 0 check (key_id >= 0);
 alter table dispute_messages add column deleted_at timestamptz;
+-- A message holds its text in one form (plaintext under key 0, sealed otherwise) until deleted.
 alter table dispute_messages add constraint dispute_messages_body_until_deleted check (
-    case when deleted_at is null
-         then (body is null) <> (body_sealed is null) and (body_sealed is null) = (key_id = 0)
-         else body is null and body_sealed is null end);
+    (deleted_at is not null and body is null and body_sealed is null)
+    or (deleted_at is null and key_id = 0 and body is not null and body_sealed is null)
+    or (deleted_at is null and key_id > 0 and body is null and body_sealed is not null));
 
 -- Rows the retention job still has to re-seal under the current key (any other key id).
 create index receipts_key on receipts (key_id) where deleted_at is null;

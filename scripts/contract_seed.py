@@ -13,15 +13,24 @@ import io
 import sys
 import uuid
 
-from contract_trade import ADMIN_TOKEN, ADMIN_URL, API_URL, PNG, TIMEOUT, devclient, ok, party, wait_for
+from contract_trade import (
+    ADMIN_TOKEN,
+    ADMIN_URL,
+    API_URL,
+    PNG,
+    TIMEOUT,
+    create,
+    devclient,
+    make_provider,
+    ok,
+    party,
+    wait_for,
+)
 from openpleb_admin_client import AuthenticatedClient as AdminClient
-from openpleb_admin_client.api.admin import create_fiat_provider
-from openpleb_admin_client.models import ProviderInput, ProviderKind, ProviderView
 from openpleb_client import AuthenticatedClient, Client
 from openpleb_client.api.disputes import add_evidence
 from openpleb_client.api.meta import get_config
-from openpleb_client.api.offers import create_offer
-from openpleb_client.models import AddEvidenceBody, CreatedOffer, CreateOffer, EvidenceAdded, PlatformConfig
+from openpleb_client.models import AddEvidenceBody, EvidenceAdded, PlatformConfig
 from openpleb_client.types import File
 
 LISTED = 6
@@ -31,35 +40,12 @@ def main() -> None:
     public = Client(base_url=API_URL, timeout=TIMEOUT)
     admin = AdminClient(base_url=ADMIN_URL, token=ADMIN_TOKEN, timeout=TIMEOUT)
     config = ok(get_config.sync_detailed(client=public), 200, PlatformConfig, "getConfig")
-    provider = ok(
-        create_fiat_provider.sync_detailed(
-            client=admin,
-            body=ProviderInput(name=f"Stateful SEPA {uuid.uuid4().hex[:8]}", kind=ProviderKind.BANK_TRANSFER),
-        ),
-        201,
-        ProviderView,
-        "createFiatProvider",
-    )
+    provider = make_provider(admin, "Stateful SEPA")
     maker = party(public, admin, "book maker")
     ids = []
     for _ in range(LISTED):
         _, key = devclient("key")
-        created = ok(
-            create_offer.sync_detailed(
-                client=maker,
-                body=CreateOffer(
-                    fiat_amount=2500,
-                    currency=config.currency,
-                    fiat_provider_id=provider.id,
-                    payment_details="IBAN DE89 3704 0044 0532 0130 00",
-                    maker_payout_pubkey=key,
-                ),
-            ),
-            201,
-            CreatedOffer,
-            "createOffer",
-        )
-        ids.append(created.offer.id)
+        ids.append(create(maker, config.currency, provider, key).offer.id)
     for offer_id in ids:
         wait_for(maker, offer_id, "INVOICE_PAID")
     disputed, taker_bat = devclient("open-dispute")[-2:]

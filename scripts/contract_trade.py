@@ -99,6 +99,25 @@ def party(public: Client, admin: AdminClient, name: str) -> AuthenticatedClient:
     return AuthenticatedClient(base_url=API_URL, token=bat, timeout=TIMEOUT)
 
 
+def make_provider(admin: AdminClient, prefix: str) -> ProviderView:
+    """A bank-transfer fiat provider with a fresh name."""
+    body = ProviderInput(name=f"{prefix} {uuid.uuid4().hex[:8]}", kind=ProviderKind.BANK_TRANSFER)
+    return ok(create_fiat_provider.sync_detailed(client=admin, body=body), 201, ProviderView, "createFiatProvider")
+
+
+def create(maker: AuthenticatedClient, currency: str, provider: ProviderView, key: str, **extra: Any) -> CreatedOffer:
+    """A 25.00 offer paid through `provider`, its payout locked to `key`."""
+    body = CreateOffer(
+        fiat_amount=2500,
+        currency=currency,
+        fiat_provider_id=provider.id,
+        payment_details="IBAN DE89 3704 0044 0532 0130 00",
+        maker_payout_pubkey=key,
+        **extra,
+    )
+    return ok(create_offer.sync_detailed(client=maker, body=body), 201, CreatedOffer, "createOffer")
+
+
 def wait_for(who: AuthenticatedClient, offer_id: uuid.UUID, status: str) -> OfferView:
     """Polls the offer until it reaches `status`."""
     for _ in range(240):
@@ -130,36 +149,13 @@ def main() -> None:
     public = Client(base_url=API_URL, timeout=TIMEOUT)
     admin = AdminClient(base_url=ADMIN_URL, token=ADMIN_TOKEN, timeout=TIMEOUT)
     config = ok(get_config.sync_detailed(client=public), 200, PlatformConfig, "getConfig")
-    provider = ok(
-        create_fiat_provider.sync_detailed(
-            client=admin,
-            body=ProviderInput(name=f"Contract SEPA {uuid.uuid4().hex[:8]}", kind=ProviderKind.BANK_TRANSFER),
-        ),
-        201,
-        ProviderView,
-        "createFiatProvider",
-    )
+    provider = make_provider(admin, "Contract SEPA")
     print(f"[admin] fiat provider {provider.name}")
     maker = party(public, admin, "maker")
     taker = party(public, admin, "taker")
 
     maker_secret, maker_key = devclient("key")
-    created = ok(
-        create_offer.sync_detailed(
-            client=maker,
-            body=CreateOffer(
-                fiat_amount=2500,
-                currency=config.currency,
-                fiat_provider_id=provider.id,
-                payment_details="IBAN DE89 3704 0044 0532 0130 00",
-                maker_payout_pubkey=maker_key,
-                description="generated-client trade",
-            ),
-        ),
-        201,
-        CreatedOffer,
-        "createOffer",
-    )
+    created = create(maker, config.currency, provider, maker_key, description="generated-client trade")
     offer_id = created.offer.id
     print(f"[maker] offer {offer_id}: deposit invoice for {created.deposit.amount_sats} sats (the dev mint pays it)")
     funded = wait_for(maker, offer_id, "INVOICE_PAID")

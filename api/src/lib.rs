@@ -199,7 +199,7 @@ pub type AdminApis = (
 /// it with a `CHANGELOG.md` entry; a breaking change raises the major version
 /// (`openpleb-contract` checks the documents against `api/released/`; see `docs/trading.md`,
 /// "Versions and releases").
-pub const API_VERSION: &str = "1.0.0";
+pub const API_VERSION: &str = "1.1.0";
 
 /// The public OpenAPI service with the server URL `base_path`.
 pub fn public_service(base_path: &str) -> OpenApiService<PublicApis, ()> {

@@ -8,6 +8,7 @@
 
 mod common;
 
+use openpleb_devkit::scenario::party::made_up_bat;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,17 +43,6 @@ fn state(
         MintClient::new(mint_url).expect("mint url"),
     )
     .expect("app state")
-}
-
-/// A well-formed BAT no mint ever signed.
-fn made_up_bat() -> String {
-    cdk::nuts::BlindAuthToken::new(cdk::nuts::AuthProof {
-        keyset_id: "00916bbf7ef91a36".parse().expect("id"),
-        secret: cdk::secret::Secret::generate(),
-        c: cdk::nuts::SecretKey::generate().public_key(),
-        dleq: None,
-    })
-    .to_string()
 }
 
 /// The status of `GET /api/v1/config` sent to `addr` by a proxy that says the client is

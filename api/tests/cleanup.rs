@@ -17,15 +17,6 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::ConnectOptions;
 use uuid::Uuid;
 
-async fn cancel(h: &Harness, id: Uuid, maker: &Session) {
-    h.public
-        .post(format!("/api/v1/offers/{id}/cancel"))
-        .header("Authorization", maker.bearer())
-        .send()
-        .await
-        .assert_status_is_ok();
-}
-
 async fn session_id(h: &Harness, s: &Session) -> Uuid {
     let bat = openpleb_common::mint::ParsedBat::parse(&s.bat).expect("bat");
     sqlx::query_scalar("select id from sessions where bat_hash = $1")
@@ -33,17 +24,6 @@ async fn session_id(h: &Harness, s: &Session) -> Uuid {
         .fetch_one(&h.pool)
         .await
         .expect("session")
-}
-
-async fn expire_session(h: &Harness, id: Uuid) {
-    sqlx::query(
-        "update sessions set created_at = now() - interval '2 hours',
-                expires_at = now() - interval '1 hour' where id = $1",
-    )
-    .bind(id)
-    .execute(&h.pool)
-    .await
-    .expect("expire session");
 }
 
 async fn wait_gone(h: &Harness, wallet: &WalletId, gone: bool) {
@@ -76,7 +56,7 @@ async fn expired_sessions_lose_their_wallets_but_never_money(
     let (a_offer, invoice, deposit, _) = offer_with_invoice(&h, &a, provider).await;
     h.pay(&invoice, deposit).await;
     h.wait_status(a_offer, &a, "INVOICE_PAID").await;
-    cancel(&h, a_offer, &a).await;
+    h.cancel(a_offer, &a).await;
     h.released_payouts(a_offer, &a).await;
     // B: an offer still in the book.
     let b = h.session().await;
@@ -87,7 +67,7 @@ async fn expired_sessions_lose_their_wallets_but_never_money(
     // can no longer be paid.
     let c = h.session().await;
     let (c_offer, _, _, c_key) = offer_with_invoice(&h, &c, provider).await;
-    cancel(&h, c_offer, &c).await;
+    h.cancel(c_offer, &c).await;
     sqlx::query(
         "update wallet_quotes set expires_at = now() - interval '5 minutes' where offer_id = $1",
     )
@@ -124,7 +104,7 @@ async fn expired_sessions_lose_their_wallets_but_never_money(
     h.worker_wallets.close(&c_wallet).await.expect("close");
 
     for id in [a_id, b_id, c_id] {
-        expire_session(&h, id).await;
+        h.expire_session(id).await;
     }
     wait_gone(&h, &WalletId::session(a_id), true).await;
     wait_gone(&h, &c_wallet, true).await;
@@ -182,21 +162,16 @@ async fn a_payable_invoice_keeps_its_wallet(opts: PgPoolOptions, conn: PgConnect
     let provider = h.provider().await;
     let maker = h.session().await;
     let (id, invoice, deposit, key) = offer_with_invoice(&h, &maker, provider).await;
-    cancel(&h, id, &maker).await;
+    h.cancel(id, &maker).await;
     let session = session_id(&h, &maker).await;
     let wallet = WalletId::session(session);
-    expire_session(&h, session).await;
+    h.expire_session(session).await;
     // Several cleanup runs (every 2 s here) pass over it.
     tokio::time::sleep(Duration::from_secs(6)).await;
     // The deposit quote is locked to a key of the workers' quote-lock branch, made by the api
     // without any wallet: it needs no file to be minted. A wallet that exists is kept while
     // the invoice can be paid.
-    let path: Option<String> =
-        sqlx::query_scalar("select lock_path from wallet_quotes where offer_id = $1")
-            .bind(id)
-            .fetch_one(&h.pool)
-            .await
-            .expect("quote");
+    let path = h.lock_path(id).await;
     assert!(
         h.worker_wallets.exists(&wallet) || path.is_some(),
         "the invoice keeps its wallet, or needs none"
@@ -311,7 +286,7 @@ async fn disputed_wallets_are_archived_before_they_go(opts: PgPoolOptions, conn:
     ];
     let completed = [session_id(&h, &maker).await, session_id(&h, &taker).await];
     for id in disputed.iter().chain(&completed) {
-        expire_session(&h, *id).await;
+        h.expire_session(*id).await;
     }
     for id in disputed.iter().chain(&completed) {
         wait_gone(&h, &WalletId::session(*id), true).await;
@@ -388,7 +363,7 @@ async fn wallets_of_an_admin_touched_trade_are_archived(
     assert_eq!(disputes, 0, "no dispute: the admin action alone decides");
 
     for id in touched_sessions.iter().chain(&plain_sessions) {
-        expire_session(&h, *id).await;
+        h.expire_session(*id).await;
     }
     for id in touched_sessions.iter().chain(&plain_sessions) {
         wait_gone(&h, &WalletId::session(*id), true).await;

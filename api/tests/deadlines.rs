@@ -8,32 +8,19 @@ mod common;
 use std::time::Duration;
 
 use common::dispute::{maker_answers, mark_issue, post, reveal, taker_answers, Trade};
-use common::{body, expect_error, offer_with_invoice, payout_key, Harness};
+use common::{expect_error, offer_with_invoice, short_timers, Amounts, Harness, Reply, Transport};
 use openpleb_common::config::Config;
 use openpleb_common::domain::role::Role;
+use openpleb_devkit::scenario::trade::try_claim;
 use poem::http::StatusCode;
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 const SHORT: Duration = Duration::from_secs(4);
-const LONG: Duration = Duration::from_secs(600);
 
 /// The named timers short, every other one long.
 fn short(names: &'static [&'static str]) -> impl FnOnce(&mut Config) {
-    move |c| {
-        let t = &mut c.timers;
-        for (name, slot) in [
-            ("created", &mut t.created),
-            ("invoice_paid", &mut t.invoice_paid_default),
-            ("invoice_created", &mut t.invoice_created),
-            ("taker_bond_paid", &mut t.taker_bond_paid),
-            ("receipt_submitted", &mut t.receipt_submitted),
-            ("marked_with_issue", &mut t.marked_with_issue),
-            ("disputed", &mut t.disputed),
-        ] {
-            *slot = if names.contains(&name) { SHORT } else { LONG };
-        }
-    }
+    move |c| short_timers(c, names, SHORT)
 }
 
 /// Waits out the short timer (measured from a move made just before).
@@ -41,24 +28,17 @@ async fn past_deadline() {
     tokio::time::sleep(SHORT + Duration::from_millis(800)).await;
 }
 
-/// A funded offer whose bond `taker` paid: (trade, with amounts unread).
+/// A funded offer whose bond a fresh taker paid: (trade, with its amounts).
 async fn bond_paid(h: &Harness, provider: uuid::Uuid) -> Trade {
-    let maker = h.session().await;
-    let taker = h.session().await;
-    let (id, _) = h.funded_offer(&maker, provider).await;
-    h.claim(id, &taker).await;
-    h.wait_status(id, &taker, "TAKER_BOND_PAID").await;
+    let t = common::Trade::new(h).provider(provider).bond_paid().await;
+    let t = t.expect("bond paid");
+    let amounts = Amounts::of(&t.offer(&t.maker).await.expect("offer")).expect("amounts");
+    let taker = t.taker().expect("taker").clone();
     Trade {
-        id,
-        maker,
+        id: t.id,
+        maker: t.maker,
         taker,
-        amounts: common::dispute::Amounts {
-            s: 0,
-            pf: 0,
-            tf: 0,
-            mb: 0,
-            tb: 0,
-        },
+        amounts,
     }
 }
 
@@ -121,13 +101,12 @@ async fn late_answers_are_refused_at_every_step(opts: PgPoolOptions, conn: PgCon
         .assert_status_is_ok();
     past_deadline().await;
 
+    let complete = format!("/offers/{}/complete", consent.id);
     let complete = h
-        .public
-        .post(format!("/api/v1/offers/{}/complete", consent.id))
-        .header("Authorization", consent.maker.bearer())
-        .send()
-        .await;
-    expect_error(complete, StatusCode::CONFLICT, "deadline_passed").await;
+        .post_empty(&complete, &consent.maker)
+        .await
+        .expect("complete");
+    complete.refused(409, "deadline_passed").expect("refused");
     expect_error(
         mark_issue(&h, &consent).await,
         StatusCode::CONFLICT,
@@ -155,14 +134,8 @@ async fn late_answers_are_refused_at_every_step(opts: PgPoolOptions, conn: PgCon
     assert_eq!(resolved["outcome"], "MAKER_WINS");
     // Maker silence on the dispute: an admin decides; the dispute waits for one.
     for _ in 0..60 {
-        let d = body(
-            h.public
-                .get(format!("/api/v1/offers/{}/dispute", counter.id))
-                .header("Authorization", counter.maker.bearer())
-                .send()
-                .await,
-        )
-        .await;
+        let path = format!("/offers/{}/dispute", counter.id);
+        let d = h.get(&path, &counter.maker).await.expect("dispute").body;
         if d["stage"] == "waiting_admin" {
             h.stop().await;
             return;
@@ -186,32 +159,21 @@ async fn late_moves_before_a_bond_are_refused(opts: PgPoolOptions, conn: PgConne
     h.stop_worker().await;
     past_deadline().await;
 
-    let fund = h
-        .public
-        .post(format!("/api/v1/offers/{unfunded}/fund"))
-        .header("Authorization", maker.bearer())
-        .body_json(&json!({"token": token}))
-        .send()
-        .await;
-    expect_error(fund, StatusCode::CONFLICT, "deadline_passed").await;
+    let refused = |reply: anyhow::Result<Reply>, code: &str| {
+        let reply = reply.expect("answer");
+        reply.refused(409, code).expect("refused");
+    };
+    let fund = format!("/offers/{unfunded}/fund");
+    refused(
+        h.post(&fund, &maker, json!({"token": token})).await,
+        "deadline_passed",
+    );
     for id in [unfunded, listed] {
-        let cancel = h
-            .public
-            .post(format!("/api/v1/offers/{id}/cancel"))
-            .header("Authorization", maker.bearer())
-            .send()
-            .await;
-        expect_error(cancel, StatusCode::CONFLICT, "deadline_passed").await;
+        let cancel = format!("/offers/{id}/cancel");
+        refused(h.post_empty(&cancel, &maker).await, "deadline_passed");
     }
-    let (_, key) = payout_key();
-    let claim = h
-        .public
-        .post(format!("/api/v1/offers/{listed}/claim"))
-        .header("Authorization", taker.bearer())
-        .body_json(&json!({"takerPayoutPubkey": key}))
-        .send()
-        .await;
-    expect_error(claim, StatusCode::CONFLICT, "offer_not_available").await;
+    let claim = try_claim(&h, listed, &taker).await.map(|(reply, _)| reply);
+    refused(claim, "offer_not_available");
 
     let (_stop, _worker) = h.second_worker();
     h.wait_status(unfunded, &maker, "EXPIRED").await;

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::dispute::{post, registered_key, resolve, reveal, Amounts, Trade};
-use common::{balanced, body, expect_error, Harness, ADMIN};
+use common::{balanced, body, expect_error, read_config, Harness, ADMIN};
 use openpleb_common::config::Config;
 use openpleb_common::domain::role::Role;
 use poem::http::StatusCode;
@@ -161,19 +161,7 @@ async fn a_counter_goes_to_an_admin(opts: PgPoolOptions, conn: PgConnectOptions)
 
 /// Timers with `TIMER_DETAILS_DISPUTED_SECS` short, read the way the binaries read them.
 fn short_details_timer(c: &mut Config) {
-    let vars = [
-        ("DATABASE_URL", "postgres://unused".to_owned()),
-        ("MINT_URL", c.mint.url.clone()),
-        ("WALLET_MASTER_SECRET", "42".repeat(32)),
-        ("REPUTATION_SECRET", "17".repeat(32)),
-        ("DATA_SECRETS", format!("1:{}", "da".repeat(32))),
-        ("ADMIN_TOKEN", "test-admin-token-0123456789".to_owned()),
-        ("OIDC_API_TOKEN", "test-oidc-token-0123456789".to_owned()),
-        ("PRICE_FIXED", "60000".to_owned()),
-        ("TIMER_DETAILS_DISPUTED_SECS", "3".to_owned()),
-    ];
-    let lookup = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
-    c.timers = Config::from_lookup(lookup).expect("config").timers;
+    c.timers = read_config(&c.mint.url, ("TIMER_DETAILS_DISPUTED_SECS", "3")).timers;
 }
 
 /// Maker silence on the report leaves it to an admin, who returns everyone's own.

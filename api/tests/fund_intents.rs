@@ -82,6 +82,10 @@ async fn intend(h: &Harness, maker: &common::Session, id: Uuid, token: &str) -> 
         .expect("uuid")
 }
 
+/// The sats refunded to an offer's maker after its deposit came late or unasked.
+const LATE_REFUNDS: &str = "select coalesce(sum(amount_sats), 0)::bigint from payouts
+                             where offer_id = $1 and purpose = 'late_refund'";
+
 #[sqlx::test(migrations = false)]
 async fn a_funding_token_cut_anywhere_funds_or_refunds_once(
     opts: PgPoolOptions,
@@ -180,12 +184,7 @@ async fn a_funding_token_cut_anywhere_funds_or_refunds_once(
     ctx.cuts.arm(CUT_RECEIVED);
     assert!(fund_receive::receive(&ctx, intent).await.is_err());
     ctx.cuts.clear();
-    h.public
-        .post(format!("/api/v1/offers/{id}/cancel"))
-        .header("Authorization", maker.bearer())
-        .send()
-        .await
-        .assert_status_is_ok();
+    h.cancel(id, &maker).await;
     assert_eq!(
         settle_fund_intents(&ctx, Duration::ZERO)
             .await
@@ -198,14 +197,7 @@ async fn a_funding_token_cut_anywhere_funds_or_refunds_once(
         intents(&h, id).await,
         vec![("REFUNDED".to_owned(), Some(deposit_i))]
     );
-    let refunds: i64 = sqlx::query_scalar(
-        "select coalesce(sum(amount_sats), 0)::bigint from payouts
-          where offer_id = $1 and purpose = 'late_refund'",
-    )
-    .bind(id)
-    .fetch_one(&h.pool)
-    .await
-    .expect("payouts");
+    let refunds = h.sum_for(LATE_REFUNDS, id).await;
     assert_eq!(refunds, deposit_i, "the received sats go back to the maker");
     assert_eq!(
         settle_fund_intents(&ctx, Duration::ZERO)

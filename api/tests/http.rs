@@ -6,9 +6,13 @@ use std::time::Duration;
 
 use openpleb_api::{admin_app, openapi_admin_yaml, openapi_yaml, public_app, AppState};
 use openpleb_common::mint::MintClient;
+use openpleb_devkit::scenario::check::refuses_to_start;
+use openpleb_devkit::scenario::in_process;
+use openpleb_devkit::scenario::{Auth, Call, Method};
 use openpleb_devkit::{test_config, DevMint};
 use poem::http::StatusCode;
 use poem::test::TestClient;
+use poem::EndpointExt;
 use sqlx::PgPool;
 
 async fn state(pool: PgPool, mint_url: &str) -> (AppState, tempfile::TempDir) {
@@ -146,27 +150,15 @@ async fn health_ready_docs_and_config(pool: PgPool) {
 async fn errors_use_the_envelope(pool: PgPool) {
     let mint = DevMint::start().await.expect("mint");
     let (state, _dir) = state(pool, &mint.url).await;
-    let cli = TestClient::new(public_app(state));
+    let cli = TestClient::new(public_app(state).map_to_response().boxed());
 
-    let resp = cli.get("/api/v1/no-such-thing").send().await;
-    resp.assert_status(StatusCode::NOT_FOUND);
-    let json = resp.json().await;
-    json.value()
-        .object()
-        .get("error")
-        .object()
-        .get("code")
-        .assert_string("not_found");
-
-    let resp = cli.post("/api/v1/config").send().await;
-    resp.assert_status(StatusCode::METHOD_NOT_ALLOWED);
-    let json = resp.json().await;
-    json.value()
-        .object()
-        .get("error")
-        .object()
-        .get("code")
-        .assert_string("method_not_allowed");
+    let get = Call::new(Method::Get, "/no-such-thing", Auth::Anonymous);
+    let resp = in_process::send(&cli, get).await;
+    resp.refused(404, "not_found").expect("not found");
+    let post = Call::new(Method::Post, "/config", Auth::Anonymous);
+    let resp = in_process::send(&cli, post).await;
+    resp.refused(405, "method_not_allowed")
+        .expect("not allowed");
     mint.stop().await.expect("stop mint");
 }
 
@@ -183,39 +175,32 @@ fn bad_configuration_exits_with_code_2_and_one_line() {
         for (k, v) in extra {
             cmd.env(k, v);
         }
-        cmd.output().expect("run openpleb-api")
+        refuses_to_start(cmd).expect("refused")
     };
 
-    let out = run(&[]);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = run(&[]);
     assert_eq!(
-        stderr.trim(),
+        stderr,
         "configuration error: ADMIN_TOKEN is required but not set"
     );
 
-    let out = run(&[
+    let stderr = run(&[
         ("ADMIN_TOKEN", "admin-token-0123456789"),
         ("DATABASE_POOL_SIZE", "lots"),
     ]);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("DATABASE_POOL_SIZE"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 
     // The api needs the workers' public keys (settlements lock the fee to the treasury's).
     let reputation = "cd".repeat(32);
     let data = format!("1:{}", "da".repeat(32));
-    let out = run(&[
+    let stderr = run(&[
         ("ADMIN_TOKEN", "admin-token-0123456789"),
         ("REPUTATION_SECRET", reputation.as_str()),
         ("DATA_SECRETS", data.as_str()),
     ]);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
-        stderr.trim(),
+        stderr,
         "configuration error: QUOTE_LOCK_XPUB is required but not set"
     );
 }

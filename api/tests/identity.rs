@@ -5,24 +5,21 @@ use std::sync::Arc;
 
 use openpleb_api::{admin_app, public_app, AppState};
 use openpleb_common::mint::MintClient;
+use openpleb_devkit::scenario::in_process::Apps;
+use openpleb_devkit::scenario::{Auth, Reply, Transport};
 use openpleb_devkit::{test_config, trader::fresh_nonce, Trader};
-use poem::http::StatusCode;
-use poem::test::{TestClient, TestResponse};
+use poem::{test::TestClient, EndpointExt};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-const ADMIN: &str = "Bearer test-admin-token-0123456789";
-const OIDC: &str = "Bearer test-oidc-token-0123456789";
+const OIDC: &str = "test-oidc-token-0123456789";
 
-struct Apps<P, A> {
-    public: TestClient<P>,
-    admin: TestClient<A>,
+struct Backend {
+    apps: Apps,
     pool: PgPool,
-    _dir: tempfile::TempDir,
 }
 
-fn apps(pool: PgPool) -> Apps<impl poem::Endpoint, impl poem::Endpoint> {
-    let dir = tempfile::tempdir().expect("dir");
+fn apps(pool: PgPool) -> Backend {
     // No mint is needed for these endpoints; the URL is never called.
     let config = test_config("postgres://unused", "http://127.0.0.1:9");
     let state = AppState::new(
@@ -31,26 +28,20 @@ fn apps(pool: PgPool) -> Apps<impl poem::Endpoint, impl poem::Endpoint> {
         MintClient::new("http://127.0.0.1:9").expect("mint url"),
     )
     .expect("app state");
-    Apps {
-        public: TestClient::new(public_app(state.clone())),
-        admin: TestClient::new(admin_app(state)),
-        pool,
-        _dir: dir,
-    }
+    let apps = Apps {
+        public: TestClient::new(public_app(state.clone()).map_to_response().boxed()),
+        admin: TestClient::new(admin_app(state).map_to_response().boxed()),
+        auth: None,
+    };
+    Backend { apps, pool }
 }
 
-async fn body(resp: TestResponse) -> Value {
-    let text = resp.0.into_body().into_string().await.expect("body");
-    serde_json::from_str(&text).expect("json body")
-}
-
-async fn expect_error(resp: TestResponse, status: StatusCode, code: &str) {
-    resp.assert_status(status);
-    let v = body(resp).await;
-    assert_eq!(v["error"]["code"], code, "{v}");
-    assert!(v["error"]["message"]
-        .as_str()
-        .is_some_and(|m| !m.is_empty()));
+/// A refusal with `status`, `code` and a message for people.
+fn refused(reply: Reply, status: u16, code: &str) -> anyhow::Result<()> {
+    let v = reply.refused(status, code)?;
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    anyhow::ensure!(!message.is_empty(), "no message: {v}");
+    Ok(())
 }
 
 async fn count(pool: &PgPool, table: &str) -> i64 {
@@ -60,27 +51,26 @@ async fn count(pool: &PgPool, table: &str) -> i64 {
         .expect("count")
 }
 
-impl<P: poem::Endpoint, A: poem::Endpoint> Apps<P, A> {
-    async fn invite(&self) -> String {
-        let resp = self
-            .admin
-            .post("/api/v1/admin/invite-codes")
-            .header("Authorization", ADMIN)
-            .body_json(&json!({}))
-            .send()
-            .await;
-        resp.assert_status(StatusCode::CREATED);
-        let v = body(resp).await;
+impl Backend {
+    async fn invite(&self) -> anyhow::Result<String> {
+        let v = self
+            .apps
+            .post("/admin/invite-codes", Auth::Admin, json!({}))
+            .await?;
+        let v = v.expect(201)?;
         assert_eq!(v["status"], "valid");
-        v["code"].as_str().expect("code").to_owned()
+        Ok(v["code"].as_str().expect("code").to_owned())
     }
 
-    async fn register(&self, req: &Value) -> TestResponse {
-        self.public
-            .post("/api/v1/users/register")
-            .body_json(req)
-            .send()
+    async fn register(&self, req: &Value) -> anyhow::Result<Reply> {
+        self.apps
+            .post("/users/register", Auth::Anonymous, req.clone())
             .await
+    }
+
+    async fn validate(&self, code: &str) -> anyhow::Result<Reply> {
+        let path = format!("/invite-codes/{code}/validate");
+        self.apps.get(&path, Auth::Anonymous).await
     }
 }
 
@@ -88,22 +78,13 @@ impl<P: poem::Endpoint, A: poem::Endpoint> Apps<P, A> {
 /// 2. a trader registers with it; the invite now reads as used (410);
 /// 3. a second invite revoked by the admin reads as revoked; unknown codes are 404.
 #[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
-async fn invite_lifecycle(pool: PgPool) {
-    let apps = apps(pool);
-    let code = apps.invite().await;
-    let resp = apps
-        .public
-        .get(format!("/api/v1/invite-codes/{code}/validate"))
-        .send()
-        .await;
-    resp.assert_status_is_ok();
-    let v = body(resp).await;
+async fn invite_lifecycle(pool: PgPool) -> anyhow::Result<()> {
+    let b = apps(pool);
+    let code = b.invite().await?;
+    let v = b.validate(&code).await?.expect(200)?;
     assert_eq!(v["valid"], true);
-    let expires: chrono::DateTime<chrono::Utc> = v["expiresAt"]
-        .as_str()
-        .expect("expiresAt")
-        .parse()
-        .expect("time");
+    let expires: chrono::DateTime<chrono::Utc> =
+        v["expiresAt"].as_str().expect("expiresAt").parse()?;
     let days = (expires - chrono::Utc::now()).num_hours() as f64 / 24.0;
     assert!(
         (6.9..=7.0).contains(&days),
@@ -111,53 +92,27 @@ async fn invite_lifecycle(pool: PgPool) {
     );
 
     let trader = Trader::new();
-    apps.register(&trader.registration(&code))
-        .await
-        .assert_status(StatusCode::CREATED);
-    let resp = apps
-        .public
-        .get(format!("/api/v1/invite-codes/{code}/validate"))
-        .send()
-        .await;
-    expect_error(resp, StatusCode::GONE, "invite_used").await;
+    b.register(&trader.registration(&code)).await?.expect(201)?;
+    refused(b.validate(&code).await?, 410, "invite_used")?;
     // A used invite cannot be revoked.
-    let resp = apps
-        .admin
-        .delete(format!("/api/v1/admin/invite-codes/{code}"))
-        .header("Authorization", ADMIN)
-        .send()
-        .await;
-    expect_error(resp, StatusCode::CONFLICT, "invite_not_revocable").await;
+    let used = format!("/admin/invite-codes/{code}");
+    refused(
+        b.apps.delete(&used, Auth::Admin).await?,
+        409,
+        "invite_not_revocable",
+    )?;
 
-    let other = apps.invite().await;
-    apps.admin
-        .delete(format!("/api/v1/admin/invite-codes/{other}"))
-        .header("Authorization", ADMIN)
-        .send()
-        .await
-        .assert_status(StatusCode::NO_CONTENT);
-    let resp = apps
-        .public
-        .get(format!("/api/v1/invite-codes/{other}/validate"))
-        .send()
-        .await;
-    expect_error(resp, StatusCode::GONE, "invite_revoked").await;
+    let other = b.invite().await?;
+    let path = format!("/admin/invite-codes/{other}");
+    b.apps.delete(&path, Auth::Admin).await?.expect(204)?;
+    refused(b.validate(&other).await?, 410, "invite_revoked")?;
+    refused(b.validate("NOSUCHCODE123").await?, 404, "invite_not_found")?;
 
-    let resp = apps
-        .public
-        .get("/api/v1/invite-codes/NOSUCHCODE123/validate")
-        .send()
-        .await;
-    expect_error(resp, StatusCode::NOT_FOUND, "invite_not_found").await;
-
-    let resp = apps
-        .admin
-        .get("/api/v1/admin/invite-codes")
-        .header("Authorization", ADMIN)
-        .send()
-        .await;
-    resp.assert_status_is_ok();
-    let list = body(resp).await;
+    let list = b
+        .apps
+        .get("/admin/invite-codes", Auth::Admin)
+        .await?
+        .expect(200)?;
     let statuses: Vec<&str> = list
         .as_array()
         .expect("array")
@@ -166,205 +121,136 @@ async fn invite_lifecycle(pool: PgPool) {
         .collect();
     assert_eq!(statuses.len(), 2);
     assert!(statuses.contains(&"used") && statuses.contains(&"revoked"));
+    Ok(())
 }
 
 /// Every way a registration can be wrong gets its own code, and none of them writes anything.
 #[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
-async fn registration_errors_have_their_own_codes_and_write_nothing(pool: PgPool) {
-    let apps = apps(pool);
-    let code = apps.invite().await;
+async fn registration_errors_have_their_own_codes_and_write_nothing(
+    pool: PgPool,
+) -> anyhow::Result<()> {
+    let b = apps(pool);
+    let code = b.invite().await?;
     let trader = Trader::new();
     let now = chrono::Utc::now().timestamp_millis();
 
     // Signed by someone else.
     let mut forged = trader.registration(&code);
     forged["signature"] = json!(Trader::new().sign_digest([0u8; 32]));
-    expect_error(
-        apps.register(&forged).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_signature",
-    )
-    .await;
-
     // Clock skew both ways.
     let stale = trader.registration_at(&code, &fresh_nonce(), now - 61_000);
-    expect_error(
-        apps.register(&stale).await,
-        StatusCode::BAD_REQUEST,
-        "stale_timestamp",
-    )
-    .await;
     let future = trader.registration_at(&code, &fresh_nonce(), now + 61_000);
-    expect_error(
-        apps.register(&future).await,
-        StatusCode::BAD_REQUEST,
-        "future_timestamp",
-    )
-    .await;
-
     // Malformed hex.
     let mut bad_key = trader.registration(&code);
     bad_key["payload"]["pubkey"] = json!("zz".repeat(32));
-    expect_error(
-        apps.register(&bad_key).await,
-        StatusCode::BAD_REQUEST,
-        "malformed_pubkey",
-    )
-    .await;
     let mut bad_sig = trader.registration(&code);
     bad_sig["signature"] = json!("xyz");
-    expect_error(
-        apps.register(&bad_sig).await,
-        StatusCode::BAD_REQUEST,
-        "malformed_signature",
-    )
-    .await;
     let short_nonce = trader.registration_at(&code, "short", now);
-    expect_error(
-        apps.register(&short_nonce).await,
-        StatusCode::BAD_REQUEST,
-        "malformed_nonce",
-    )
-    .await;
-
     // Unknown invite.
     let unknown = trader.registration("NOSUCHINVITE99");
-    expect_error(
-        apps.register(&unknown).await,
-        StatusCode::NOT_FOUND,
-        "invite_not_found",
-    )
-    .await;
+    let cases = [
+        (forged, 400, "invalid_signature"),
+        (stale, 400, "stale_timestamp"),
+        (future, 400, "future_timestamp"),
+        (bad_key, 400, "malformed_pubkey"),
+        (bad_sig, 400, "malformed_signature"),
+        (short_nonce, 400, "malformed_nonce"),
+        (unknown, 404, "invite_not_found"),
+    ];
+    for (registration, status, code) in cases {
+        refused(b.register(&registration).await?, status, code)?;
+    }
 
     // Expired invite.
-    let expired = apps.invite().await;
+    let expired = b.invite().await?;
     sqlx::query("update invite_codes set expires_at = now() - interval '1 minute', created_at = now() - interval '1 day' where code = $1")
         .bind(&expired)
-        .execute(&apps.pool)
-        .await
-        .expect("expire invite");
+        .execute(&b.pool)
+        .await?;
     let late = trader.registration(&expired);
-    expect_error(
-        apps.register(&late).await,
-        StatusCode::GONE,
-        "invite_expired",
-    )
-    .await;
+    refused(b.register(&late).await?, 410, "invite_expired")?;
 
-    assert_eq!(count(&apps.pool, "users").await, 0, "no partial write");
+    assert_eq!(count(&b.pool, "users").await, 0, "no partial write");
 
     // Success, then every replay.
     let good = trader.registration(&code);
-    apps.register(&good)
-        .await
-        .assert_status(StatusCode::CREATED);
-    expect_error(
-        apps.register(&good).await,
-        StatusCode::CONFLICT,
-        "nonce_reused",
-    )
-    .await;
+    b.register(&good).await?.expect(201)?;
+    refused(b.register(&good).await?, 409, "nonce_reused")?;
     let again = trader.registration(&code);
-    expect_error(apps.register(&again).await, StatusCode::GONE, "invite_used").await;
-    let second_invite = apps.invite().await;
+    refused(b.register(&again).await?, 410, "invite_used")?;
+    let second_invite = b.invite().await?;
     let duplicate = trader.registration(&second_invite);
-    expect_error(
-        apps.register(&duplicate).await,
-        StatusCode::CONFLICT,
-        "pubkey_registered",
-    )
-    .await;
+    refused(b.register(&duplicate).await?, 409, "pubkey_registered")?;
 
     // The failed duplicate left its invite unused.
-    let resp = apps
-        .public
-        .get(format!("/api/v1/invite-codes/{second_invite}/validate"))
-        .send()
-        .await;
-    resp.assert_status_is_ok();
-    assert_eq!(count(&apps.pool, "users").await, 1);
+    b.validate(&second_invite).await?.expect(200)?;
+    assert_eq!(count(&b.pool, "users").await, 1);
+    Ok(())
 }
 
 /// Roles: the OIDC token answers the pubkey check only; the admin token does everything.
 #[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
-async fn roles_and_the_oidc_check(pool: PgPool) {
-    let apps = apps(pool);
+async fn roles_and_the_oidc_check(pool: PgPool) -> anyhow::Result<()> {
+    let b = apps(pool);
     let trader = Trader::new();
-    let code = apps.invite().await;
-    let resp = apps.register(&trader.registration(&code)).await;
-    resp.assert_status(StatusCode::CREATED);
-    let user = body(resp).await;
+    let code = b.invite().await?;
+    let user = b.register(&trader.registration(&code)).await?.expect(201)?;
     let id = user["id"].as_str().expect("id").to_owned();
+    let oidc = || Auth::Bearer(OIDC.to_owned());
 
-    let check = |token: &'static str, pubkey: String| {
-        apps.admin
-            .get(format!("/api/v1/oidc-api/pubkey/{pubkey}"))
-            .header("Authorization", token)
-            .send()
+    let apps = &b.apps;
+    let check = |pubkey: String| async move {
+        let path = format!("/oidc-api/pubkey/{pubkey}");
+        apps.get(&path, oidc()).await
     };
-    let resp = check(OIDC, trader.pubkey()).await;
-    resp.assert_status_is_ok();
-    assert_eq!(
-        body(resp).await,
-        json!({"registered": true, "active": true})
-    );
-    let resp = check(OIDC, Trader::new().pubkey()).await;
-    assert_eq!(
-        body(resp).await,
-        json!({"registered": false, "active": false})
-    );
-    let resp = check(OIDC, "nothex".to_owned()).await;
-    expect_error(resp, StatusCode::BAD_REQUEST, "malformed_pubkey").await;
+    let v = check(trader.pubkey()).await?.expect(200)?;
+    assert_eq!(v, json!({"registered": true, "active": true}));
+    let v = check(Trader::new().pubkey()).await?.body;
+    assert_eq!(v, json!({"registered": false, "active": false}));
+    refused(check("nothex".to_owned()).await?, 400, "malformed_pubkey")?;
 
     // The OIDC token may not administer.
-    let resp = apps
-        .admin
-        .post("/api/v1/admin/invite-codes")
-        .header("Authorization", OIDC)
-        .body_json(&json!({}))
-        .send()
-        .await;
-    expect_error(resp, StatusCode::FORBIDDEN, "insufficient_role").await;
-    let resp = apps
-        .admin
-        .patch(format!("/api/v1/admin/users/{id}/status"))
-        .header("Authorization", OIDC)
-        .body_json(&json!({"status": "inactive"}))
-        .send()
-        .await;
-    expect_error(resp, StatusCode::FORBIDDEN, "insufficient_role").await;
+    let invite = b
+        .apps
+        .post("/admin/invite-codes", oidc(), json!({}))
+        .await?;
+    refused(invite, 403, "insufficient_role")?;
+    let status = format!("/admin/users/{id}/status");
+    let inactive = json!({"status": "inactive"});
+    let deactivate = b.apps.patch(&status, oidc(), inactive.clone()).await?;
+    refused(deactivate, 403, "insufficient_role")?;
     // No token, or a wrong one.
-    let resp = apps.admin.get("/api/v1/admin/invite-codes").send().await;
-    resp.assert_status(StatusCode::UNAUTHORIZED);
-    let resp = apps
-        .admin
-        .get("/api/v1/admin/invite-codes")
-        .header("Authorization", "Bearer not-the-token-at-all")
-        .send()
-        .await;
-    expect_error(resp, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    let anonymous = b.apps.get("/admin/invite-codes", Auth::Anonymous).await?;
+    anonymous.expect(401)?;
+    let wrong = Auth::Bearer("not-the-token-at-all".to_owned());
+    refused(
+        b.apps.get("/admin/invite-codes", wrong).await?,
+        401,
+        "invalid_token",
+    )?;
 
     // The admin deactivates the user; the OIDC check now says inactive.
-    let resp = apps
-        .admin
-        .patch(format!("/api/v1/admin/users/{id}/status"))
-        .header("Authorization", ADMIN)
-        .body_json(&json!({"status": "inactive"}))
-        .send()
-        .await;
-    resp.assert_status_is_ok();
-    assert_eq!(body(resp).await["status"], "inactive");
-    let resp = check(OIDC, trader.pubkey()).await;
-    assert_eq!(
-        body(resp).await,
-        json!({"registered": true, "active": false})
-    );
+    let v = b
+        .apps
+        .patch(&status, Auth::Admin, inactive)
+        .await?
+        .expect(200)?;
+    assert_eq!(v["status"], "inactive");
+    let v = check(trader.pubkey()).await?.body;
+    assert_eq!(v, json!({"registered": true, "active": false}));
 
     // Admin routes do not exist on the public listener.
-    apps.public
-        .get("/api/v1/admin/invite-codes")
-        .header("Authorization", ADMIN)
+    let on_public = b.apps.public.get("/api/v1/admin/invite-codes");
+    let on_public = on_public.header(
+        "Authorization",
+        format!(
+            "Bearer {}",
+            openpleb_devkit::scenario::in_process::ADMIN_TOKEN
+        ),
+    );
+    on_public
         .send()
         .await
-        .assert_status(StatusCode::NOT_FOUND);
+        .assert_status(poem::http::StatusCode::NOT_FOUND);
+    Ok(())
 }

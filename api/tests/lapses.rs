@@ -6,29 +6,17 @@ mod common;
 
 use std::time::Duration;
 
-use common::{balanced, body, offer_with_invoice, payout_key, Harness, Session};
+use common::{balanced, body, offer_with_invoice, short_timers, Auth, Harness, Session, Transport};
 use openpleb_common::config::Config;
-use poem::http::StatusCode;
+use openpleb_devkit::scenario::trade::invoice;
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 
 const SHORT: Duration = Duration::from_secs(2);
-const LONG: Duration = Duration::from_secs(600);
 
 fn timers(c: &mut Config, short: &str) {
-    let t = &mut c.timers;
-    for (name, slot) in [
-        ("created", &mut t.created),
-        ("invoice_paid", &mut t.invoice_paid_default),
-        ("invoice_created", &mut t.invoice_created),
-        ("taker_bond_paid", &mut t.taker_bond_paid),
-        ("receipt_submitted", &mut t.receipt_submitted),
-        ("marked_with_issue", &mut t.marked_with_issue),
-        ("disputed", &mut t.disputed),
-    ] {
-        *slot = if name == short { SHORT } else { LONG };
-    }
+    short_timers(c, &[short], SHORT);
 }
 
 /// Claims without paying the bond; returns (taker key, bond invoice, bond sats).
@@ -37,21 +25,9 @@ async fn claim_unpaid(
     id: Uuid,
     taker: &Session,
 ) -> (cdk::nuts::SecretKey, String, u64) {
-    let (sk, key) = payout_key();
-    let resp = h
-        .public
-        .post(format!("/api/v1/offers/{id}/claim"))
-        .header("Authorization", taker.bearer())
-        .body_json(&json!({"takerPayoutPubkey": key}))
-        .send()
-        .await;
-    resp.assert_status_is_ok();
-    let v = body(resp).await;
-    (
-        sk,
-        v["bond"]["invoice"].as_str().expect("invoice").to_owned(),
-        v["bond"]["amountSats"].as_u64().expect("sats"),
-    )
+    let (sk, v) = h.claim_unpaid(id, taker).await;
+    let (invoice, sats) = invoice(&v["bond"]).expect("bond");
+    (sk, invoice, sats)
 }
 
 async fn amounts(h: &Harness, id: Uuid, maker: &Session) -> Value {
@@ -106,13 +82,11 @@ async fn a_lapsed_claim_leaves_the_book_alone(opts: PgPoolOptions, conn: PgConne
     let (taker_sk, bond_invoice, bond) = claim_unpaid(&h, id, &taker).await;
     let mut claim = Value::Null;
     for _ in 0..80 {
-        let resp = h
-            .public
-            .get(format!("/api/v1/offers/{id}/claim"))
-            .header("Authorization", taker.bearer())
-            .send()
-            .await;
-        claim = body(resp).await;
+        claim = h
+            .get(&format!("/offers/{id}/claim"), &taker)
+            .await
+            .expect("claim")
+            .body;
         if claim["status"] == "LAPSED" {
             break;
         }
@@ -144,14 +118,15 @@ async fn no_receipt_forfeits_the_bond(opts: PgPoolOptions, conn: PgConnectOption
     h.wait_status(id, &maker, "EXPIRED").await;
     let paid = h.released_payouts(id, &maker).await;
     assert_eq!(h.redeem(&paid, &maker_sk).await, deposit + bond);
-    let resp = h
-        .public
-        .get(format!("/api/v1/offers/{id}/payouts"))
-        .header("Authorization", taker.bearer())
-        .send()
-        .await;
-    resp.assert_status(StatusCode::OK);
-    assert_eq!(body(resp).await, json!([]), "the taker gets nothing");
+    let none = h
+        .get(&format!("/offers/{id}/payouts"), &taker)
+        .await
+        .expect("payouts");
+    assert_eq!(
+        none.expect(200).expect("ok"),
+        json!([]),
+        "the taker gets nothing"
+    );
     balanced(&h, 1).await;
     h.stop().await;
 }
@@ -253,8 +228,11 @@ async fn alerts_name_what_needs_an_operator(opts: PgPoolOptions, conn: PgConnect
     assert_eq!(a["disputeRateHigh"], false);
 
     // Without an admin token there is nothing to see.
-    let resp = h.admin.get("/api/v1/admin/alerts").send().await;
-    resp.assert_status(StatusCode::UNAUTHORIZED);
+    let resp = h
+        .get("/admin/alerts", Auth::Anonymous)
+        .await
+        .expect("alerts");
+    assert_eq!(resp.status, 401);
     h.stop().await;
 }
 

@@ -7,9 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{balanced, body, offer_with_invoice, payout_key, Harness};
+use common::{balanced, offer_with_invoice, Harness};
 use openpleb_common::config::Config;
-use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 /// Drops every queued look at `quote_id`: its watcher is behind, its notification lost.
@@ -37,16 +36,7 @@ async fn a_claim_lapse_asks_the_mint_first(opts: PgPoolOptions, conn: PgConnectO
     let maker = h.session().await;
     let taker = h.session().await;
     let (id, _) = h.funded_offer(&maker, provider).await;
-    let (_, key) = payout_key();
-    let resp = h
-        .public
-        .post(format!("/api/v1/offers/{id}/claim"))
-        .header("Authorization", taker.bearer())
-        .body_json(&json!({"takerPayoutPubkey": key}))
-        .send()
-        .await;
-    resp.assert_status_is_ok();
-    let v = body(resp).await;
+    let (_, v) = h.claim_unpaid(id, &taker).await;
     let quote = v["bond"]["quoteId"].as_str().expect("quote").to_owned();
     h.stop_worker().await;
     forget_watchers(&h, &quote).await;
@@ -77,11 +67,7 @@ async fn a_deposit_paid_after_its_quote_expired_is_refunded(
     let maker = h.session().await;
     let (id, invoice, deposit, maker_key) = offer_with_invoice(&h, &maker, provider).await;
     h.stop_worker().await;
-    let quote: String = sqlx::query_scalar("select deposit_quote_id from offers where id = $1")
-        .bind(id)
-        .fetch_one(&h.pool)
-        .await
-        .expect("quote");
+    let quote = h.deposit_quote(id).await;
     forget_watchers(&h, &quote).await;
     sqlx::query("update wallet_quotes set state = 'EXPIRED' where quote_id = $1")
         .bind(&quote)

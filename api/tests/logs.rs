@@ -4,13 +4,13 @@
 //! capture for each secret it handled. The JSON capture must also parse line by line and
 //! carry the requests' correlation ids.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use cdk::nuts::SecretKey;
 use openpleb_api::{admin_app, public_app, AppState};
 use openpleb_common::mint::MintClient;
 use openpleb_common::wallet::{MintOutcome, WalletId};
+use openpleb_devkit::capture::Capture;
 use openpleb_devkit::stack::AuthStack;
 use openpleb_devkit::{test_config, wallet_manager, DevMint, Trader};
 use poem::http::StatusCode;
@@ -22,27 +22,6 @@ use sqlx::PgPool;
 
 const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 const OIDC_TOKEN: &str = "test-oidc-token-0123456789";
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut v) = self.0.lock() {
-            v.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().map(|v| v.clone()).unwrap_or_default()).into_owned()
-    }
-}
 
 #[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
 async fn no_secret_reaches_a_log(pool: PgPool) {

@@ -11,12 +11,13 @@
 
 mod common;
 
-use common::{body, payout_key, Harness, ADMIN};
+use common::{payout_key, Auth, Harness, Transport};
 use openpleb_common::metrics::names;
-use poem::http::StatusCode;
+use openpleb_devkit::capture::Capture;
+use openpleb_devkit::scenario::trade::fund;
+use openpleb_devkit::scenario::{Call, Method};
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -55,21 +56,6 @@ async fn http_get(addr: &str, path: &str) -> String {
     out
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut v) = self.0.lock() {
-            v.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Whether a JSON log line has a span named `span` with `request_id` = `id`.
 fn in_span(line: &serde_json::Value, span: &str, id: &str) -> bool {
     line["spans"].as_array().is_some_and(|spans| {
@@ -80,7 +66,10 @@ fn in_span(line: &serde_json::Value, span: &str, id: &str) -> bool {
 }
 
 #[sqlx::test(migrations = false)]
-async fn a_scrape_after_a_trade_shows_it(opts: PgPoolOptions, conn: PgConnectOptions) {
+async fn a_scrape_after_a_trade_shows_it(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) -> anyhow::Result<()> {
     // JSON logs as LOG_FORMAT=json writes them, captured, beside the database timing layer, as
     // `telemetry::init` sets them up (the filter is the log output's alone).
     use tracing_subscriber::layer::SubscriberExt;
@@ -118,31 +107,16 @@ async fn a_scrape_after_a_trade_shows_it(opts: PgPoolOptions, conn: PgConnectOpt
     // The offer is created under a correlation id of the client's choosing.
     let create = |corr: &'static str| {
         let (_, key) = payout_key();
-        h.public
-            .post("/api/v1/offers")
-            .header("Authorization", maker.bearer())
-            .header("X-Request-Id", corr)
-            .body_json(&json!({
-                "fiatAmount": 2_000, "currency": "EUR", "fiatProviderId": provider,
-                "paymentDetails": "IBAN DE00 1234 5678 9012 3456 78", "makerPayoutPubkey": key,
-            }))
-            .send()
+        let offer = json!({
+            "fiatAmount": 2_000, "currency": "EUR", "fiatProviderId": provider,
+            "paymentDetails": "IBAN DE00 1234 5678 9012 3456 78", "makerPayoutPubkey": key,
+        });
+        let call = Call::new(Method::Post, "/offers", &maker).json(offer);
+        h.send(call.header("X-Request-Id", corr))
     };
-    let resp = create("trade-corr-0001").await;
-    resp.assert_status(StatusCode::CREATED);
-    resp.assert_header("x-request-id", "trade-corr-0001");
-    let v = body(resp).await;
-    let id: uuid::Uuid = v["offer"]["id"]
-        .as_str()
-        .expect("id")
-        .parse()
-        .expect("uuid");
-    h.pay(
-        v["deposit"]["invoice"].as_str().expect("invoice"),
-        v["deposit"]["amountSats"].as_u64().expect("sats"),
-    )
-    .await;
-    h.wait_status(id, &maker, "INVOICE_PAID").await;
+    let created = create("trade-corr-0001").await?;
+    assert_eq!(created.header("x-request-id"), Some("trade-corr-0001"));
+    let id = fund(&h, &created.expect(201)?, &maker).await?;
     h.trade_to_completion(id, &maker, &taker).await;
     h.released_payouts(id, &taker).await;
 
@@ -151,31 +125,12 @@ async fn a_scrape_after_a_trade_shows_it(opts: PgPoolOptions, conn: PgConnectOpt
         "select count(*) from apalis.jobs where metadata -> 'request_id' = 'trade-corr-0001'",
     )
     .fetch_one(&h.pool)
-    .await
-    .expect("jobs");
+    .await?;
     assert!(carried >= 1, "the request's jobs carry its correlation id");
-    let resp = create("bad id with spaces").await;
-    resp.assert_status(StatusCode::CREATED);
-    let fresh = resp
-        .0
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .expect("a generated id")
-        .to_owned();
+    let created = create("bad id with spaces").await?;
+    let fresh = created.header("x-request-id").expect("a generated id");
     assert_eq!(fresh.len(), 26, "a ULID: {fresh}");
-    let v = body(resp).await;
-    let second: uuid::Uuid = v["offer"]["id"]
-        .as_str()
-        .expect("id")
-        .parse()
-        .expect("uuid");
-    h.pay(
-        v["deposit"]["invoice"].as_str().expect("invoice"),
-        v["deposit"]["amountSats"].as_u64().expect("sats"),
-    )
-    .await;
-    h.wait_status(second, &maker, "INVOICE_PAID").await;
+    fund(&h, &created.expect(201)?, &maker).await?;
     // The taker's session ends (its expiry passed): the cleanup removes its wallet and times
     // the session's life. Then one retention run.
     let taker_session: uuid::Uuid =
@@ -184,14 +139,7 @@ async fn a_scrape_after_a_trade_shows_it(opts: PgPoolOptions, conn: PgConnectOpt
             .fetch_one(&h.pool)
             .await
             .expect("taker session");
-    sqlx::query(
-        "update sessions set created_at = now() - interval '2 hours',
-                expires_at = now() - interval '1 hour' where id = $1",
-    )
-    .bind(taker_session)
-    .execute(&h.pool)
-    .await
-    .expect("expire the taker's session");
+    h.expire_session(taker_session).await;
     let mut cleaned = 0.0;
     for _ in 0..120 {
         cleaned = total(
@@ -343,18 +291,11 @@ async fn a_scrape_after_a_trade_shows_it(opts: PgPoolOptions, conn: PgConnectOpt
     assert!(scraped.contains("openpleb_jobs_run_total"));
 
     // Admin requests are counted too, by their own listener label.
-    let resp = h
-        .admin
-        .get("/api/v1/admin/alerts")
-        .header("Authorization", ADMIN)
-        .send()
-        .await;
-    resp.assert_status_is_ok();
+    h.get("/admin/alerts", Auth::Admin).await?.expect(200)?;
     h.stop().await;
 
     // One trade, followed by its id from the api into the worker.
-    let logs = String::from_utf8_lossy(&capture.0.lock().map(|v| v.clone()).unwrap_or_default())
-        .into_owned();
+    let logs = capture.text();
     let lines: Vec<serde_json::Value> = logs
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
@@ -369,4 +310,5 @@ async fn a_scrape_after_a_trade_shows_it(opts: PgPoolOptions, conn: PgConnectOpt
         lines.iter().any(|l| in_span(l, "job", "trade-corr-0001")),
         "the worker's lines of the jobs it caused carry the id"
     );
+    Ok(())
 }

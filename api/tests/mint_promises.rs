@@ -29,6 +29,7 @@ use openpleb_common::trade::quote::lock_of;
 use openpleb_common::wallet::store::{SqlxSqliteConfig, WalletSqlxDatabase};
 use openpleb_common::wallet::{MintOutcome, WalletId};
 use openpleb_devkit::oidc::{DevOidc, DevOidcOptions, DEV_CLIENT_ID};
+use openpleb_devkit::scenario::check::refuses_to_start_aside;
 use openpleb_devkit::stack::DEV_SERVICE_SECRET;
 use openpleb_devkit::{DevMint, DevMintOptions, MintAuthOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -64,27 +65,11 @@ const NO_DATABASE: &str = "postgres://127.0.0.1:1/none";
 #[tokio::test]
 async fn a_mint_without_nut20_stops_the_api() {
     let (mint, _oidc) = mint_without(vec![20]).await;
-    let out = tokio::task::spawn_blocking({
-        let mint_url = mint.url.clone();
-        move || {
-            api_command(NO_DATABASE, &mint_url)
-                .output()
-                .expect("run openpleb-api")
-        }
-    })
-    .await
-    .expect("join");
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "the mint at {} does not support NUT-20 (signed mint quotes), which OpenPleb \
-             relies on",
-            mint.url
-        )),
-        "{stderr}"
-    );
+    let stderr = refuses_to_start_aside(api_command(NO_DATABASE, &mint.url))
+        .await
+        .expect("refused");
+    let says = openpleb_devkit::mint::lacks_nut20(&mint.url);
+    assert!(stderr.contains(&says), "{stderr}");
     assert!(
         !stderr.contains("also lacks"),
         "only NUT-20 is missing: {stderr}"

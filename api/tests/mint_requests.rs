@@ -9,8 +9,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{body, offer_with_invoice, payout_key, Harness, Session};
-use serde_json::json;
+use common::{offer_with_invoice, Harness, Session};
+use openpleb_devkit::fixtures;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 
@@ -28,26 +28,9 @@ async fn cancelled_offer(
     provider: Uuid,
 ) -> (Uuid, String, String, u64, cdk::nuts::SecretKey) {
     let (id, invoice, sats, key) = offer_with_invoice(h, maker, provider).await;
-    cancel(h, maker, id).await;
-    let quote: String = sqlx::query_scalar("select deposit_quote_id from offers where id = $1")
-        .bind(id)
-        .fetch_one(&h.pool)
-        .await
-        .expect("quote");
+    h.cancel(id, maker).await;
+    let quote = h.deposit_quote(id).await;
     (id, quote, invoice, sats, key)
-}
-
-async fn cancel(h: &Harness, maker: &Session, id: Uuid) {
-    let resp = h
-        .public
-        .post(format!("/api/v1/offers/{id}/cancel"))
-        .header("Authorization", maker.bearer())
-        .send()
-        .await;
-    let status = resp.0.status();
-    let v = body(resp).await;
-    assert_eq!(status.as_u16(), 200, "{v}");
-    assert_eq!(v["status"], "CANCELLED", "{v}");
 }
 
 /// Waits until every one of `quotes` is final in the platform's books (minted, or given up
@@ -55,14 +38,8 @@ async fn cancel(h: &Harness, maker: &Session, id: Uuid) {
 async fn wait_whole_life(h: &Harness, quotes: &[String]) {
     let deadline = Instant::now() + Duration::from_secs(TTL + 60 + 40);
     loop {
-        let open: i64 = sqlx::query_scalar(
-            "select count(*) from wallet_quotes
-              where quote_id = any($1) and state not in ('ISSUED', 'EXPIRED')",
-        )
-        .bind(quotes)
-        .fetch_one(&h.pool)
-        .await
-        .expect("open quotes");
+        let open = fixtures::open_quotes(&h.pool, quotes).await;
+        let open = open.expect("open quotes");
         if open == 0 {
             break;
         }
@@ -126,19 +103,11 @@ async fn an_ended_offers_invoices_cost_the_mint_three_requests(
     let mut bonds = Vec::new();
     let mut takers = Vec::new();
     for taker in [h.session().await, h.session().await] {
-        let (sk, key) = payout_key();
-        let resp = h
-            .public
-            .post(format!("/api/v1/offers/{funded}/claim"))
-            .header("Authorization", taker.bearer())
-            .body_json(&json!({"takerPayoutPubkey": key}))
-            .send()
-            .await;
-        resp.assert_status_is_ok();
-        bonds.push(body(resp).await["bond"].clone());
+        let (sk, claim) = h.claim_unpaid(funded, &taker).await;
+        bonds.push(claim["bond"].clone());
         takers.push((taker, sk));
     }
-    cancel(&h, &maker, funded).await;
+    h.cancel(funded, &maker).await;
     let unpaid_bond = bonds[0]["quoteId"].as_str().expect("quote").to_owned();
     unpaid.push(unpaid_bond);
     let late_bond = bonds[1]["quoteId"].as_str().expect("quote").to_owned();

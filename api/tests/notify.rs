@@ -9,10 +9,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{balanced, body, payout_key, Harness, Session};
+use common::{balanced, body, Harness, Session, Trade, Transport};
 use openpleb_common::domain::notify::{topic, Notice};
 use openpleb_devkit::push::{Delivered, PushService};
-use poem::http::StatusCode;
+use openpleb_devkit::scenario::trade::{invoice, try_claim_with};
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
@@ -44,61 +44,28 @@ fn pair(status: &str, action: &str) -> (String, String) {
     (status.to_owned(), action.to_owned())
 }
 
-/// A funded offer made with `notify`; (id, maker key, the response).
+/// A funded offer made with `notify`; (id, the answer to `POST /offers`).
 async fn offer_with(h: &Harness, maker: &Session, provider: Uuid, notify: Value) -> (Uuid, Value) {
-    let (_, key) = payout_key();
-    let resp = h
-        .public
-        .post("/api/v1/offers")
-        .header("Authorization", maker.bearer())
-        .body_json(&json!({
-            "fiatAmount": 2_500, "currency": "EUR", "fiatProviderId": provider,
-            "paymentDetails": "IBAN DE00 1234 5678 9012 3456 78", "makerPayoutPubkey": key,
-            "notify": notify,
-        }))
-        .send()
-        .await;
-    let status = resp.0.status();
-    let v = body(resp).await;
-    assert_eq!(status, StatusCode::CREATED, "{v}");
-    let id: Uuid = v["offer"]["id"]
-        .as_str()
-        .expect("id")
-        .parse()
-        .expect("uuid");
-    h.pay(
-        v["deposit"]["invoice"].as_str().expect("invoice"),
-        v["deposit"]["amountSats"].as_u64().expect("sats"),
-    )
-    .await;
-    h.wait_status(id, maker, "INVOICE_PAID").await;
-    (id, v)
+    let plan = Trade::new(h)
+        .maker(maker)
+        .provider(provider)
+        .field("notify", notify);
+    let trade = plan.funded().await.expect("funded offer");
+    (trade.id, trade.created)
 }
 
-/// A claim with `notify`, its bond not paid: (bond invoice, sats, the taker's key).
+/// A claim with `notify`, its bond not paid: (bond invoice, sats, the taker's key, the answer).
 async fn claim_with(
     h: &Harness,
     id: Uuid,
     taker: &Session,
     notify: Value,
 ) -> (String, u64, cdk::nuts::SecretKey, Value) {
-    let (sk, key) = payout_key();
-    let resp = h
-        .public
-        .post(format!("/api/v1/offers/{id}/claim"))
-        .header("Authorization", taker.bearer())
-        .body_json(&json!({"takerPayoutPubkey": key, "notify": notify}))
-        .send()
-        .await;
-    let status = resp.0.status();
-    let v = body(resp).await;
-    assert_eq!(status, StatusCode::OK, "{v}");
-    (
-        v["bond"]["invoice"].as_str().expect("invoice").to_owned(),
-        v["bond"]["amountSats"].as_u64().expect("sats"),
-        sk,
-        v,
-    )
+    let extra = json!({ "notify": notify });
+    let (reply, sk) = try_claim_with(h, id, taker, extra).await.expect("claim");
+    let v = reply.expect(200).expect("claimed");
+    let (invoice, sats) = invoice(&v["bond"]).expect("bond");
+    (invoice, sats, sk, v)
 }
 
 /// A whole trade: the maker, the winning taker and a claimant that lost each hear exactly
@@ -151,12 +118,10 @@ async fn a_whole_trade_tells_each_party_its_part(opts: PgPoolOptions, conn: PgCo
         said(&m)[1],
         pair("RECEIPT_SUBMITTED", "confirm_or_mark_issue")
     );
-    h.public
-        .post(format!("/api/v1/offers/{id}/complete"))
-        .header("Authorization", maker.bearer())
-        .send()
-        .await
-        .assert_status_is_ok();
+    let completed = h
+        .post_empty(&format!("/offers/{id}/complete"), &maker)
+        .await;
+    completed.expect("complete").expect(200).expect("completed");
     // The loser pays its bond anyway: it comes back, and only the loser hears of it.
     h.pay(&lost_bond, lost_sats).await;
     let refund = h.released_payouts(id, &loser).await;

@@ -54,12 +54,7 @@ async fn creating_and_claiming_never_wait_for_a_wallet_lease(
     let (id, _, _) = h.offer(&maker, provider, 1_000).await;
     let took = started.elapsed();
     assert!(took < Duration::from_secs(3), "POST /offers took {took:?}");
-    let path: Option<String> =
-        sqlx::query_scalar("select lock_path from wallet_quotes where offer_id = $1")
-            .bind(id)
-            .fetch_one(&h.pool)
-            .await
-            .expect("quote");
+    let path = h.lock_path(id).await;
     assert!(
         path.is_some_and(|p| p.split('/').count() == 2),
         "the quote's lock path is kept"

@@ -8,22 +8,16 @@ mod common;
 
 use cdk::nuts::{CurrencyUnit, Id};
 use common::reputation::{active, issued};
-use common::{body, expect_error, payout_key, Harness, Session};
+use common::{Harness, Reply, Session, Trade};
 use openpleb_devkit::reputation::{stake_json, Blinded};
-use poem::http::StatusCode;
-use poem::test::TestResponse;
+use openpleb_devkit::scenario::trade::try_claim_with;
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
 
-async fn claim(h: &Harness, taker: &Session, id: Uuid, reputation: Value) -> TestResponse {
-    let (_, key) = payout_key();
-    h.public
-        .post(format!("/api/v1/offers/{id}/claim"))
-        .header("Authorization", taker.bearer())
-        .body_json(&json!({"takerPayoutPubkey": key, "reputation": reputation}))
-        .send()
-        .await
+async fn claim(h: &Harness, taker: &Session, id: Uuid, reputation: Value) -> Reply {
+    let extra = json!({ "reputation": reputation });
+    try_claim_with(h, id, taker, extra).await.expect("claim").0
 }
 
 /// What a claim writes: offers, their events, quotes (the bond's), spent tokens, kept
@@ -66,12 +60,9 @@ async fn bad_stakes_on_a_claim_are_refused_and_write_nothing(
     conn: PgConnectOptions,
 ) {
     let h = Harness::start_manual(opts, conn).await;
-    let provider = h.provider().await;
     let (keyset, keys) = active(&h).await;
     let out = || Blinded::new(keyset).expect("blind").json();
-    let maker = h.session().await;
-    let first = h.session().await;
-    let taker = h.session().await;
+    let (provider, [maker, first, taker]) = h.cast().await;
 
     // A token staked once, on another offer's claim that won.
     let spent = issued(&h, keyset, &keys);
@@ -83,7 +74,8 @@ async fn bad_stakes_on_a_claim_are_refused_and_write_nothing(
         json!({"stake": [stake_json(&spent)], "returnOutputs": [out()]}),
     )
     .await
-    .assert_status_is_ok();
+    .expect(200)
+    .expect("claimed");
     // The offer every refused claim aims at, in the book.
     let (id, _) = h.funded_offer(&maker, provider).await;
     let before = footprint(&h, id).await;
@@ -99,7 +91,7 @@ async fn bad_stakes_on_a_claim_are_refused_and_write_nothing(
                "returnOutputs": [out(), out()]}),
     )
     .await;
-    expect_error(resp, StatusCode::CONFLICT, "token_already_staked").await;
+    resp.refused(409, "token_already_staked").expect("refused");
     assert_eq!(footprint(&h, id).await, before, "a token staked twice");
 
     // Forged: a real signature, on another token's secret.
@@ -112,7 +104,8 @@ async fn bad_stakes_on_a_claim_are_refused_and_write_nothing(
         json!({"stake": [stake_json(&good), forged], "returnOutputs": [out(), out()]}),
     )
     .await;
-    expect_error(resp, StatusCode::BAD_REQUEST, "invalid_reputation_token").await;
+    resp.refused(400, "invalid_reputation_token")
+        .expect("refused");
     assert_eq!(footprint(&h, id).await, before, "a forged token");
 
     // One more than REPUTATION_MAX_STAKE, every one of them genuine.
@@ -128,14 +121,14 @@ async fn bad_stakes_on_a_claim_are_refused_and_write_nothing(
         json!({"stake": many, "returnOutputs": returns}),
     )
     .await;
-    expect_error(resp, StatusCode::BAD_REQUEST, "stake_too_large").await;
+    resp.refused(400, "stake_too_large").expect("refused");
     assert_eq!(footprint(&h, id).await, before, "too large a stake");
 
     // An output under the mint's sat keyset: a keyset that exists, of another unit.
     let sat = Blinded::new(sat_keyset(&h)).expect("blind").json();
     assert_eq!(sat["amount"], 1);
     let resp = claim(&h, &taker, id, json!({"outputs": [sat.clone()]})).await;
-    expect_error(resp, StatusCode::BAD_REQUEST, "unknown_keyset").await;
+    resp.refused(400, "unknown_keyset").expect("refused");
     let resp = claim(
         &h,
         &taker,
@@ -143,22 +136,14 @@ async fn bad_stakes_on_a_claim_are_refused_and_write_nothing(
         json!({"stake": [stake_json(&good)], "returnOutputs": [sat.clone()]}),
     )
     .await;
-    expect_error(resp, StatusCode::BAD_REQUEST, "unknown_keyset").await;
+    resp.refused(400, "unknown_keyset").expect("refused");
     assert_eq!(footprint(&h, id).await, before, "a sat keyset output");
     // The same on a new offer: no offer, no output.
-    let (_, key) = payout_key();
-    let resp = h
-        .public
-        .post("/api/v1/offers")
-        .header("Authorization", maker.bearer())
-        .body_json(&json!({
-            "fiatAmount": 1_000, "currency": "EUR", "fiatProviderId": provider,
-            "paymentDetails": "IBAN DE00 1234", "makerPayoutPubkey": key,
-            "reputation": {"outputs": [sat]},
-        }))
-        .send()
-        .await;
-    expect_error(resp, StatusCode::BAD_REQUEST, "unknown_keyset").await;
+    let plan = Trade::new(&h).maker(&maker).provider(provider).fiat(1_000);
+    let plan = plan.field("paymentDetails", json!("IBAN DE00 1234"));
+    let mut plan = plan.field("reputation", json!({"outputs": [sat]}));
+    let (resp, _, _) = plan.send().await.expect("offer");
+    resp.refused(400, "unknown_keyset").expect("refused");
     assert_eq!(
         footprint(&h, id).await,
         before,
@@ -173,9 +158,7 @@ async fn bad_stakes_on_a_claim_are_refused_and_write_nothing(
         json!({"stake": [stake_json(&good)], "returnOutputs": [out()]}),
     )
     .await;
-    let status = resp.0.status();
-    let v = body(resp).await;
-    assert_eq!(status, StatusCode::OK, "{v}");
+    let v = resp.expect(200).expect("claimed");
     assert_eq!(v["claim"]["stake"], 1, "{v}");
     h.stop().await;
 }

@@ -14,9 +14,10 @@ use common::dispute::{
     maker_answers, mark_issue, registered_key, resolve, taker_answers, Amounts, Trade,
 };
 use common::reputation::{active, issued};
-use common::{body, expect_error, payout_key, Harness, Session, ADMIN};
+use common::{body, expect_error, Harness, Session, ADMIN};
 use openpleb_common::trade::reputation::key_proof_message;
 use openpleb_devkit::reputation::{stake_json, unblind, Blinded};
+use openpleb_devkit::scenario::trade::{invoice, try_claim_with};
 use poem::http::StatusCode;
 use poem::test::TestResponse;
 use serde_json::{json, Value};
@@ -97,35 +98,21 @@ async fn staked_offer(
     unpaid: bool,
 ) -> (Uuid, Rep, SecretKey) {
     let (rep, reputation) = Rep::new(h, keyset, keys);
-    let (sk, key) = payout_key();
-    let resp = h
-        .public
-        .post("/api/v1/offers")
-        .header("Authorization", maker.bearer())
-        .body_json(&json!({
-            "fiatAmount": 1_000, "currency": "EUR", "fiatProviderId": provider,
-            "paymentDetails": "IBAN DE00 1234", "makerPayoutPubkey": key,
-            "reputation": reputation,
-        }))
-        .send()
-        .await;
-    resp.assert_status(StatusCode::CREATED);
-    let v = body(resp).await;
-    let id = v["offer"]["id"]
-        .as_str()
-        .expect("id")
-        .parse()
-        .expect("uuid");
+    let plan = common::Trade::new(h)
+        .maker(maker)
+        .provider(provider)
+        .fiat(1_000);
+    let plan = plan.field("paymentDetails", json!("IBAN DE00 1234"));
+    let plan = plan.field("reputation", reputation);
+    let trade = if unpaid {
+        plan.await
+    } else {
+        plan.funded().await
+    };
+    let trade = trade.expect("staked offer");
+    let v = &trade.created;
     assert_eq!(v["offer"]["makerStake"], 1, "{v}");
-    if !unpaid {
-        h.pay(
-            v["deposit"]["invoice"].as_str().expect("invoice"),
-            v["deposit"]["amountSats"].as_u64().expect("sats"),
-        )
-        .await;
-        h.wait_status(id, maker, "INVOICE_PAID").await;
-    }
-    (id, rep, sk)
+    (trade.id, rep, trade.maker_key)
 }
 
 /// A claim with a taker stake; the bond paid unless `unpaid`.
@@ -137,22 +124,12 @@ async fn staked_claim(
     unpaid: bool,
 ) -> Rep {
     let (rep, reputation) = Rep::new(h, keyset, keys);
-    let (_, key) = payout_key();
-    let resp = h
-        .public
-        .post(format!("/api/v1/offers/{id}/claim"))
-        .header("Authorization", taker.bearer())
-        .body_json(&json!({"takerPayoutPubkey": key, "reputation": reputation}))
-        .send()
-        .await;
-    resp.assert_status_is_ok();
-    let v = body(resp).await;
+    let extra = json!({ "reputation": reputation });
+    let (reply, _) = try_claim_with(h, id, taker, extra).await.expect("claim");
+    let v = reply.expect(200).expect("claimed");
     if !unpaid {
-        h.pay(
-            v["bond"]["invoice"].as_str().expect("invoice"),
-            v["bond"]["amountSats"].as_u64().expect("sats"),
-        )
-        .await;
+        let (invoice, sats) = invoice(&v["bond"]).expect("bond");
+        h.pay(&invoice, sats).await;
         h.wait_status(id, taker, "TAKER_BOND_PAID").await;
     }
     rep

@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use openpleb_api::{admin_app, public_app, AppState};
 use openpleb_common::mint::{BlindAuthSetupError, MintClient};
+use openpleb_devkit::scenario::in_process::Apps;
+use openpleb_devkit::scenario::{party, Auth, Transport};
 use openpleb_devkit::stack::AuthStack;
 use openpleb_devkit::{test_config, DevMint, Trader};
 use poem::http::StatusCode;
 use poem::listener::TcpAcceptor;
 use poem::test::{TestClient, TestResponse};
-use poem::Server;
+use poem::{EndpointExt, Server};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
@@ -29,18 +31,13 @@ async fn expect_error(resp: TestResponse, status: StatusCode, code: &str) {
     assert_eq!(v["error"]["code"], code, "{v}");
 }
 
-fn bearer(bat: &str) -> String {
-    format!("Bearer {bat}")
+fn bearer(bat: &str) -> Auth {
+    Auth::Bearer(bat.to_owned())
 }
 
-/// Serves the admin API on the stack's listener and returns a client for the public API.
-async fn backend(
-    pool: PgPool,
-    stack: &mut AuthStack,
-) -> (
-    TestClient<impl poem::Endpoint>,
-    TestClient<impl poem::Endpoint>,
-) {
+/// Serves the admin API on the stack's listener; the public and admin apps, without the
+/// stack (the tests log in and mint BATs themselves).
+async fn backend(pool: PgPool, stack: &mut AuthStack) -> Apps {
     let config = test_config("postgres://unused", &stack.mint.url);
     let state = AppState::new(
         Arc::new(config),
@@ -54,33 +51,17 @@ async fn backend(
     tokio::spawn(async move {
         let _ = Server::new_with_acceptor(acceptor).run(admin).await;
     });
-    (
-        TestClient::new(public_app(state.clone())),
-        TestClient::new(admin_app(state)),
-    )
+    Apps {
+        public: TestClient::new(public_app(state.clone()).map_to_response().boxed()),
+        admin: TestClient::new(admin_app(state).map_to_response().boxed()),
+        auth: None,
+    }
 }
 
-/// Registers a new trader through the admin and public APIs.
-async fn register(
-    public: &TestClient<impl poem::Endpoint>,
-    admin: &TestClient<impl poem::Endpoint>,
-) -> Trader {
-    let resp = admin
-        .post("/api/v1/admin/invite-codes")
-        .header("Authorization", ADMIN)
-        .body_json(&json!({}))
-        .send()
-        .await;
-    resp.assert_status(StatusCode::CREATED);
-    let code = body(resp).await["code"].as_str().expect("code").to_owned();
-    let trader = Trader::new();
-    public
-        .post("/api/v1/users/register")
-        .body_json(&trader.registration(&code))
-        .send()
+/// Opens a session with `bat` in the body.
+async fn open(apps: &Apps, bat: &str) -> anyhow::Result<openpleb_devkit::scenario::Reply> {
+    apps.post("/sessions", Auth::Anonymous, json!({ "bat": bat }))
         .await
-        .assert_status(StatusCode::CREATED);
-    trader
 }
 
 /// 1. invite → register → login at the issuer → BATs → session;
@@ -89,148 +70,87 @@ async fn register(
 /// 3. renewal moves the session to a new BAT: the old one stops working, the new one works;
 /// 4. logout ends it; an unregistered or deactivated pubkey cannot log in at the issuer.
 #[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
-async fn bat_sessions_over_the_real_chain(pool: PgPool) {
-    let mut stack = AuthStack::start(OIDC_TOKEN).await.expect("auth stack");
-    let (public, admin) = backend(pool.clone(), &mut stack).await;
+async fn bat_sessions_over_the_real_chain(pool: PgPool) -> anyhow::Result<()> {
+    let mut stack = AuthStack::start(OIDC_TOKEN).await?;
+    let apps = backend(pool.clone(), &mut stack).await;
 
-    let trader = register(&public, &admin).await;
+    let trader = party::registered(&apps).await?;
     let cat = stack.login(&trader).await.expect("login at the issuer");
-    let bats = stack.mint_bats(&cat, 3).await.expect("mint BATs");
+    let bats = stack.mint_bats(&cat, 3).await?;
     assert_eq!(bats.len(), 3);
 
     // Open with the BAT in the body.
-    let resp = public
-        .post("/api/v1/sessions")
-        .body_json(&json!({"bat": bats[0]}))
-        .send()
-        .await;
-    resp.assert_status(StatusCode::CREATED);
-    let opened = body(resp).await;
+    let opened = open(&apps, &bats[0]).await?.expect(201)?;
     assert_eq!(opened["valid"], true);
-
-    let resp = public
-        .get("/api/v1/sessions/current")
-        .header("Authorization", bearer(&bats[0]))
-        .send()
-        .await;
-    resp.assert_status_is_ok();
-    assert_eq!(body(resp).await["expiresAt"], opened["expiresAt"]);
+    let current = apps.get("/sessions/current", bearer(&bats[0])).await?;
+    assert_eq!(current.expect(200)?["expiresAt"], opened["expiresAt"]);
 
     // The same BAT cannot open a second session, by body or by header.
-    let resp = public
-        .post("/api/v1/sessions")
-        .body_json(&json!({"bat": bats[0]}))
-        .send()
-        .await;
-    expect_error(resp, StatusCode::CONFLICT, "bat_already_used").await;
-    let resp = public
-        .post("/api/v1/sessions")
-        .header("Authorization", bearer(&bats[0]))
-        .body_json(&json!({}))
-        .send()
-        .await;
-    expect_error(resp, StatusCode::CONFLICT, "bat_already_used").await;
+    open(&apps, &bats[0])
+        .await?
+        .refused(409, "bat_already_used")?;
+    let by_header = apps.post("/sessions", bearer(&bats[0]), json!({})).await?;
+    by_header.refused(409, "bat_already_used")?;
 
     // A BAT from another mint (same protocol, keys the platform's mint never had) is refused.
-    let other_stack = AuthStack::start(OIDC_TOKEN).await.expect("second stack");
-    let foreign = openpleb_devkit::stack::mint_bats(
-        &other_stack.mint.url,
-        &{
-            // The second issuer trusts nobody's backend, so log in as its service account.
-            client_credentials(&other_stack).await
-        },
-        1,
-    )
-    .await
-    .expect("foreign BAT");
-    let resp = public
-        .post("/api/v1/sessions")
-        .body_json(&json!({"bat": foreign[0]}))
-        .send()
-        .await;
-    expect_error(resp, StatusCode::UNAUTHORIZED, "invalid_bat").await;
-    let resp = public
-        .post("/api/v1/sessions")
-        .body_json(&json!({"bat": "authAnotatoken"}))
-        .send()
-        .await;
-    expect_error(resp, StatusCode::BAD_REQUEST, "malformed_bat").await;
+    let other_stack = AuthStack::start(OIDC_TOKEN).await?;
+    // The second issuer trusts nobody's backend, so log in as its service account.
+    let service = client_credentials(&other_stack).await;
+    let foreign = openpleb_devkit::stack::mint_bats(&other_stack.mint.url, &service, 1).await?;
+    open(&apps, &foreign[0])
+        .await?
+        .refused(401, "invalid_bat")?;
+    open(&apps, "authAnotatoken")
+        .await?
+        .refused(400, "malformed_bat")?;
 
     // Renewal: the session moves to bats[1]; bats[0] stops working.
-    let resp = public
-        .post("/api/v1/sessions/renew")
-        .header("Authorization", bearer(&bats[0]))
-        .body_json(&json!({"bat": bats[1]}))
-        .send()
-        .await;
-    resp.assert_status_is_ok();
-    let renewed = body(resp).await;
-    assert_eq!(renewed["createdAt"], opened["createdAt"], "same session");
-    let resp = public
-        .get("/api/v1/sessions/current")
-        .header("Authorization", bearer(&bats[0]))
-        .send()
-        .await;
-    expect_error(resp, StatusCode::UNAUTHORIZED, "invalid_session").await;
-    public
-        .get("/api/v1/sessions/current")
-        .header("Authorization", bearer(&bats[1]))
-        .send()
-        .await
-        .assert_status_is_ok();
+    let renew = json!({"bat": bats[1]});
+    let renewed = apps
+        .post("/sessions/renew", bearer(&bats[0]), renew)
+        .await?;
+    assert_eq!(
+        renewed.expect(200)?["createdAt"],
+        opened["createdAt"],
+        "same session"
+    );
+    let old = apps.get("/sessions/current", bearer(&bats[0])).await?;
+    old.refused(401, "invalid_session")?;
+    let new = apps.get("/sessions/current", bearer(&bats[1])).await?;
+    new.expect(200)?;
     let sessions: i64 = sqlx::query_scalar("select count(*) from sessions")
         .fetch_one(&pool)
-        .await
-        .expect("count");
+        .await?;
     assert_eq!(sessions, 1, "renewal keeps one session");
 
     // Logout.
-    public
-        .delete("/api/v1/sessions")
-        .header("Authorization", bearer(&bats[1]))
-        .send()
-        .await
-        .assert_status(StatusCode::NO_CONTENT);
-    let resp = public
-        .get("/api/v1/sessions/current")
-        .header("Authorization", bearer(&bats[1]))
-        .send()
-        .await;
-    expect_error(resp, StatusCode::UNAUTHORIZED, "session_expired").await;
+    apps.delete("/sessions", bearer(&bats[1]))
+        .await?
+        .expect(204)?;
+    let ended = apps.get("/sessions/current", bearer(&bats[1])).await?;
+    ended.refused(401, "session_expired")?;
 
     // Expiry: a session past its time is refused with the same code.
-    let resp = public
-        .post("/api/v1/sessions")
-        .body_json(&json!({"bat": bats[2]}))
-        .send()
-        .await;
-    resp.assert_status(StatusCode::CREATED);
+    open(&apps, &bats[2]).await?.expect(201)?;
     sqlx::query("update sessions set created_at = now() - interval '2 hours', expires_at = now() - interval '1 hour' where ended_at is null")
         .execute(&pool)
-        .await
-        .expect("age session");
-    let resp = public
-        .get("/api/v1/sessions/current")
-        .header("Authorization", bearer(&bats[2]))
-        .send()
-        .await;
-    expect_error(resp, StatusCode::UNAUTHORIZED, "session_expired").await;
+        .await?;
+    let expired = apps.get("/sessions/current", bearer(&bats[2])).await?;
+    expired.refused(401, "session_expired")?;
 
     // The issuer only serves registered, active pubkeys.
     assert_eq!(stack.login(&Trader::new()).await, Err(403));
     let user_id: uuid::Uuid = sqlx::query_scalar("select id from users where pubkey = $1")
         .bind(trader.pubkey())
         .fetch_one(&pool)
-        .await
-        .expect("user");
-    admin
-        .patch(format!("/api/v1/admin/users/{user_id}/status"))
-        .header("Authorization", ADMIN)
-        .body_json(&json!({"status": "inactive"}))
-        .send()
-        .await
-        .assert_status_is_ok();
+        .await?;
+    let path = format!("/admin/users/{user_id}/status");
+    let inactive = json!({"status": "inactive"});
+    apps.patch(&path, Auth::Admin, inactive)
+        .await?
+        .expect(200)?;
     assert_eq!(stack.login(&trader).await, Err(403));
+    Ok(())
 }
 
 async fn client_credentials(stack: &AuthStack) -> String {
@@ -269,13 +189,7 @@ async fn a_mint_without_protected_checkstate_is_refused(pool: PgPool) {
     .expect("app state");
     let public = TestClient::new(public_app(state));
     // Any string would pass an unprotected checkstate; the backend must not accept it.
-    let fake = cdk::nuts::BlindAuthToken::new(cdk::nuts::AuthProof {
-        keyset_id: "00916bbf7ef91a36".parse().expect("id"),
-        secret: cdk::secret::Secret::generate(),
-        c: cdk::nuts::SecretKey::generate().public_key(),
-        dleq: None,
-    })
-    .to_string();
+    let fake = party::made_up_bat();
     let resp = public
         .post("/api/v1/sessions")
         .body_json(&json!({"bat": fake}))
@@ -360,8 +274,9 @@ async fn sessions_schema_identifies_nobody(pool: PgPool) {
 #[sqlx::test(migrator = "openpleb_common::db::MIGRATOR")]
 async fn rate_limits_are_tiered(pool: PgPool) {
     let mut stack = AuthStack::start(OIDC_TOKEN).await.expect("auth stack");
-    let (public, admin) = backend(pool.clone(), &mut stack).await;
-    let trader = register(&public, &admin).await;
+    let apps = backend(pool.clone(), &mut stack).await;
+    let trader = party::registered(&apps).await.expect("registered");
+    let (public, admin) = (&apps.public, &apps.admin);
     let cat = stack.login(&trader).await.expect("login");
     let bats = stack.mint_bats(&cat, 1).await.expect("BAT");
     // Registering and opening the session were anonymous requests from this client too.
@@ -397,7 +312,7 @@ async fn rate_limits_are_tiered(pool: PgPool) {
     // The session is unaffected and has its own budget.
     let resp = public
         .get("/api/v1/sessions/current")
-        .header("Authorization", bearer(&bats[0]))
+        .header("Authorization", format!("Bearer {}", bats[0]))
         .send()
         .await;
     resp.assert_status_is_ok();

@@ -5,17 +5,21 @@
 
 mod common;
 
+use openpleb_devkit::scenario::party::made_up_bat;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{body, Harness, ADMIN};
+use common::{body, Auth, Harness, Reply, Transport};
 use openpleb_api::{public_app, AppState};
 use openpleb_common::mint::MintClient;
-use openpleb_devkit::{test_config, Trader};
+use openpleb_devkit::scenario::in_process::{self, Client};
+use openpleb_devkit::scenario::{party, Call, Method};
+use openpleb_devkit::test_config;
 use poem::http::StatusCode;
 use poem::test::TestClient;
+use poem::EndpointExt;
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -95,33 +99,19 @@ async fn relay(client: TcpStream, upstream: SocketAddr, delay_ms: Arc<AtomicU64>
 
 /// `n` BATs of one registered, logged-in trader.
 async fn bats(h: &Harness, n: u64) -> Vec<String> {
-    let resp = h
-        .admin
-        .post("/api/v1/admin/invite-codes")
-        .header("Authorization", ADMIN)
-        .body_json(&json!({}))
-        .send()
-        .await;
-    resp.assert_status(StatusCode::CREATED);
-    let code = body(resp).await["code"].as_str().expect("code").to_owned();
-    let trader = Trader::new();
-    h.public
-        .post("/api/v1/users/register")
-        .body_json(&trader.registration(&code))
-        .send()
-        .await
-        .assert_status(StatusCode::CREATED);
-    let cat = h.stack.login(&trader).await.expect("login");
-    h.stack.mint_bats(&cat, n).await.expect("BATs")
+    let trader = party::registered(h).await.expect("registered");
+    h.bats(&trader, n).await.expect("BATs")
+}
+
+/// `POST /sessions` with `bat` at `api`.
+async fn open(api: &Client, bat: &str) -> Reply {
+    let call = Call::new(Method::Post, "/sessions", Auth::Anonymous).json(json!({ "bat": bat }));
+    in_process::send(api, call).await
 }
 
 /// An api whose mint is behind `proxy`, with the configured pool size and the book cache off
 /// (so every `GET /offers` needs a connection); the mint's set-up is checked while it is quick.
-async fn api_behind(
-    proxy: &SlowProxy,
-    mint: MintClient,
-    conn: PgConnectOptions,
-) -> TestClient<impl poem::Endpoint> {
+async fn api_behind(proxy: &SlowProxy, mint: MintClient, conn: PgConnectOptions) -> Client {
     let mut config = test_config("postgres://unused", &proxy.url);
     config.api.book_cache = Duration::ZERO;
     config.api.rate_limits.anonymous = 100_000;
@@ -132,7 +122,7 @@ async fn api_behind(
     let state = AppState::new(Arc::new(config), pool, mint).expect("app state");
     // The set-up is read once and kept; the spends are what is slow.
     state.ensure_blind_auth().await.expect("blind auth set up");
-    TestClient::new(public_app(state))
+    TestClient::new(public_app(state).map_to_response().boxed())
 }
 
 /// With the mint answering in 5 s, 30 concurrent `POST /sessions` leave `GET /offers` (the
@@ -155,15 +145,7 @@ async fn sessions_opening_at_a_slow_mint_leave_the_pool_to_readers(
         .into_iter()
         .map(|bat| {
             let api = api.clone();
-            tokio::spawn(async move {
-                let resp = api
-                    .post("/api/v1/sessions")
-                    .body_json(&json!({ "bat": bat }))
-                    .send()
-                    .await;
-                let status = resp.0.status();
-                (status, body(resp).await)
-            })
+            tokio::spawn(async move { open(&api, &bat).await })
         })
         .collect();
     // Let every open reach the mint.
@@ -186,36 +168,17 @@ async fn sessions_opening_at_a_slow_mint_leave_the_pool_to_readers(
         worst < Duration::from_secs(1),
         "GET /offers took {worst:?} while sessions waited on the mint"
     );
-    for open in futures::future::join_all(opens).await {
-        let (status, v) = open.expect("task");
-        assert_eq!(status, StatusCode::CREATED, "{v}");
+    for opened in futures::future::join_all(opens).await {
+        opened.expect("task").expect(201).expect("opened");
     }
     h.stop().await;
 }
 
-/// A well-formed BAT no mint ever signed.
-fn made_up_bat() -> String {
-    cdk::nuts::BlindAuthToken::new(cdk::nuts::AuthProof {
-        keyset_id: "00916bbf7ef91a36".parse().expect("id"),
-        secret: cdk::secret::Secret::generate(),
-        c: cdk::nuts::SecretKey::generate().public_key(),
-        dleq: None,
-    })
-    .to_string()
-}
-
-async fn open(api: &TestClient<impl poem::Endpoint>, bat: &str) -> (StatusCode, String) {
-    let resp = api
-        .post("/api/v1/sessions")
-        .body_json(&json!({ "bat": bat }))
-        .send()
-        .await;
-    let status = resp.0.status();
-    let v = body(resp).await;
-    (
-        status,
-        v["error"]["code"].as_str().unwrap_or_default().to_owned(),
-    )
+/// The status and error code of opening a session with `bat`.
+async fn tried(api: &Client, bat: &str) -> (u16, String) {
+    let reply = open(api, bat).await;
+    let code = reply.body["error"]["code"].as_str().unwrap_or_default();
+    (reply.status, code.to_owned())
 }
 
 /// A spend the mint does not answer in time burns its BAT: refused on retry though the mint
@@ -231,26 +194,16 @@ async fn an_unanswered_spend_burns_its_bat(opts: PgPoolOptions, conn: PgConnectO
     let api = api_behind(&proxy, mint, conn).await;
 
     proxy.set_delay(Duration::from_secs(2));
-    let (status, code) = open(&api, &bats[0]).await;
-    assert_eq!(
-        (status, code.as_str()),
-        (StatusCode::SERVICE_UNAVAILABLE, "mint_unavailable")
-    );
+    let (status, code) = tried(&api, &bats[0]).await;
+    assert_eq!((status, code.as_str()), (503, "mint_unavailable"));
     proxy.set_delay(Duration::ZERO);
-    let (status, code) = open(&api, &bats[0]).await;
-    assert_eq!(
-        (status, code.as_str()),
-        (StatusCode::CONFLICT, "bat_already_used"),
-        "burnt"
-    );
+    let (status, code) = tried(&api, &bats[0]).await;
+    assert_eq!((status, code.as_str()), (409, "bat_already_used"), "burnt");
 
     let made_up = made_up_bat();
     for _ in 0..2 {
-        let (status, code) = open(&api, &made_up).await;
-        assert_eq!(
-            (status, code.as_str()),
-            (StatusCode::UNAUTHORIZED, "invalid_bat")
-        );
+        let (status, code) = tried(&api, &made_up).await;
+        assert_eq!((status, code.as_str()), (401, "invalid_bat"));
     }
     let (pending, spent): (i64, i64) = sqlx::query_as(
         "select count(*) filter (where spent_at is null), count(*) filter (where spent_at is not null)
@@ -264,8 +217,8 @@ async fn an_unanswered_spend_burns_its_bat(opts: PgPoolOptions, conn: PgConnectO
         "only the unanswered spend's BAT stays recorded, burnt"
     );
 
-    let (status, _) = open(&api, &bats[1]).await;
-    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = tried(&api, &bats[1]).await;
+    assert_eq!(status, 201);
     let now_spent: i64 =
         sqlx::query_scalar("select count(*) from bat_redemptions where spent_at is not null")
             .fetch_one(&h.pool)

@@ -3,10 +3,11 @@
 
 mod common;
 
-use common::{body, expect_error, payout_key, Harness, PNG};
+use common::{balanced, payout_key, Amounts, Auth, Harness, Trade, Transport, Upload};
 use openpleb_common::wallet::WalletId;
-use poem::http::StatusCode;
-use poem::test::{TestForm, TestFormField};
+use openpleb_devkit::scenario::check;
+use openpleb_devkit::scenario::trade::try_claim;
+use openpleb_devkit::scenario::wait::poll;
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -15,156 +16,92 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 /// 3. the taker redeems exactly S + TF + TB with its payout key, the maker MB, the treasury
 ///    holds PF, and the audit balances.
 #[sqlx::test(migrations = false)]
-async fn a_whole_trade_funded_by_lightning(opts: PgPoolOptions, conn: PgConnectOptions) {
+async fn a_whole_trade_funded_by_lightning(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) -> anyhow::Result<()> {
     let h = Harness::start(opts, conn).await;
-    let provider = h.provider().await;
-    let maker = h.session().await;
-    let taker = h.session().await;
+    let (provider, [maker, taker]) = h.cast().await;
 
     // 50.00 EUR at 60,000 EUR/BTC.
-    let (id, deposit, maker_sk) = h.offer(&maker, provider, 5_000).await;
-    let v = h.wait_status(id, &maker, "INVOICE_PAID").await;
-    let s = v["amountSats"].as_u64().expect("S");
-    let tf = v["takerRewardSats"].as_u64().expect("TF");
-    let tb = v["takerBondSats"].as_u64().expect("TB");
-    let pf = v["platformFeeSats"].as_u64().expect("PF");
-    let mb = v["makerBondSats"].as_u64().expect("MB");
-    assert_eq!(s, 83_334, "ceil(50.00 × 1e8 / 60,000.00)");
-    assert_eq!(deposit, s + pf + tf + mb);
+    let plan = Trade::new(&h).maker(&maker).provider(provider).fiat(5_000);
+    let mut trade = plan.field("description", json!("test")).funded().await?;
+    let (invoice, deposit) = trade.deposit()?;
+    assert!(invoice.starts_with("lnbc"), "{invoice}");
+    let a = Amounts::of(&trade.wait_status(&maker, "INVOICE_PAID").await?)?;
+    assert_eq!(a.s, 83_334, "ceil(50.00 × 1e8 / 60,000.00)");
+    assert_eq!(deposit, a.deposit());
 
-    let (taker_sk, taker_key) = payout_key();
-    let resp = h
-        .public
-        .post(format!("/api/v1/offers/{id}/claim"))
-        .header("Authorization", taker.bearer())
-        .body_json(&json!({"takerPayoutPubkey": taker_key}))
-        .send()
-        .await;
-    resp.assert_status_is_ok();
-    let claim = body(resp).await;
-    assert_eq!(claim["bond"]["amountSats"].as_u64(), Some(tb));
+    let claim = trade.claim(&taker).await?;
+    assert_eq!(claim["bond"]["amountSats"].as_u64(), Some(a.tb));
     assert_eq!(
         claim["offer"]["paymentDetails"],
-        serde_json::Value::Null,
+        Value::Null,
         "not before the bond"
     );
-    let v = h.wait_status(id, &taker, "TAKER_BOND_PAID").await;
+    let v = trade.pay_bond().await?;
     assert!(v["paymentDetails"]
         .as_str()
         .is_some_and(|d| d.starts_with("IBAN")));
 
-    let form = TestForm::new()
-        .field(
-            TestFormField::bytes(PNG.to_vec())
-                .name("image")
-                .filename("receipt.png")
-                .content_type("image/png"),
-        )
-        .text("note", "paid at 10:42");
-    let resp = h
-        .public
-        .post(format!("/api/v1/offers/{id}/receipt"))
-        .header("Authorization", taker.bearer())
-        .multipart(form)
-        .send()
-        .await;
-    resp.assert_status_is_ok();
-    assert_eq!(body(resp).await["status"], "RECEIPT_SUBMITTED");
-    let resp = h
-        .public
-        .get(format!("/api/v1/offers/{id}/receipt"))
-        .header("Authorization", maker.bearer())
-        .send()
-        .await;
-    resp.assert_status_is_ok();
-    resp.assert_content_type("image/png");
-    resp.assert_header("x-receipt-note", "paid at 10:42");
+    let receipt = Upload::png().note("paid at 10:42");
+    let sent = h.upload(&trade.path("/receipt"), &taker, receipt).await?;
+    assert_eq!(sent.expect(200)?["status"], "RECEIPT_SUBMITTED");
+    let seen = h.get(&trade.path("/receipt"), &maker).await?;
+    assert_eq!(seen.status, 200);
+    assert_eq!(seen.header("content-type"), Some("image/png"));
+    assert_eq!(seen.header("x-receipt-note"), Some("paid at 10:42"));
 
-    let resp = h
-        .public
-        .post(format!("/api/v1/offers/{id}/complete"))
-        .header("Authorization", maker.bearer())
-        .send()
-        .await;
-    resp.assert_status_is_ok();
-    assert_eq!(body(resp).await["status"], "COMPLETED");
-
-    let taker_payouts = h.released_payouts(id, &taker).await;
-    let maker_payouts = h.released_payouts(id, &maker).await;
+    assert_eq!(trade.complete().await?["status"], "COMPLETED");
     // Tokens are locked: the other party's key cannot redeem them.
-    let wallet = WalletId::session(uuid::Uuid::new_v4());
-    let stolen = h
-        .trader_wallets
-        .receive(
-            &wallet,
-            taker_payouts[0]["token"].as_str().expect("token"),
-            vec![maker_sk.clone()],
-        )
-        .await;
-    assert!(
-        stolen.is_err(),
-        "the maker cannot redeem the taker's payout"
-    );
-    assert_eq!(h.redeem(&taker_payouts, &taker_sk).await, s + tf + tb);
-    assert_eq!(h.redeem(&maker_payouts, &maker_sk).await, mb);
+    let taker_payouts = trade.released_payouts(&taker).await?;
+    check::locked_against(&h, &taker_payouts[..1], &trade.maker_key).await?;
+    trade.taker_redeems(a.taker_owed()).await?;
+    trade.maker_redeems(a.mb).await?;
 
     // The treasury swept the platform fee.
-    let treasury = WalletId::parse(openpleb_common::wallet::treasury::TREASURY_WALLET).expect("id");
-    let mut held = 0;
-    for _ in 0..40 {
-        held = h
-            .worker_wallets
-            .balance(&treasury)
-            .await
-            .map(|b| b.unspent)
-            .unwrap_or(0);
-        if held == pf {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
-    assert_eq!(held, pf);
+    let treasury = WalletId::parse(openpleb_common::wallet::treasury::TREASURY_WALLET)?;
+    let held = poll("the platform fee in the treasury", || async {
+        let held = h.worker_wallets.balance(&treasury).await.map(|b| b.unspent);
+        Ok((held.unwrap_or(0) == a.pf).then_some(a.pf))
+    })
+    .await?;
+    assert_eq!(held, a.pf);
 
     let audit = h.audit().await;
     assert_eq!(audit["balanced"], true, "{audit}");
     assert_eq!(audit["offersChecked"], 1);
 
-    let stats = body(h.public.get("/api/v1/stats").send().await).await;
+    let stats = h.get("/stats", Auth::Anonymous).await?.body;
     assert_eq!(
         stats,
         json!({"openOffers": 0, "activeTrades": 0, "completedTrades": 1, "registeredUsers": 2})
     );
     h.stop().await;
+    Ok(())
 }
 
 /// The same trade, funded with a Cashu token instead of a Lightning payment.
 #[sqlx::test(migrations = false)]
-async fn a_whole_trade_funded_by_token(opts: PgPoolOptions, conn: PgConnectOptions) {
+async fn a_whole_trade_funded_by_token(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) -> anyhow::Result<()> {
     // Invoices are paid only on command, so the unused deposit invoice stays unpaid.
     let h = Harness::start_manual(opts, conn).await;
-    let provider = h.provider().await;
-    let maker = h.session().await;
-    let taker = h.session().await;
+    let (provider, [maker, taker]) = h.cast().await;
     let (id, deposit, maker_sk) = h.offer(&maker, provider, 1_234).await;
+    let fund = format!("/offers/{id}/fund");
 
     // A token for the wrong amount is refused and nothing changes.
-    let wrong = h.cash(deposit - 1).await;
-    let resp = h
-        .public
-        .post(format!("/api/v1/offers/{id}/fund"))
-        .header("Authorization", maker.bearer())
-        .body_json(&json!({"token": wrong}))
-        .send()
-        .await;
-    expect_error(resp, StatusCode::BAD_REQUEST, "token_amount_mismatch").await;
-    let resp = h
-        .public
-        .post(format!("/api/v1/offers/{id}/fund"))
-        .header("Authorization", maker.bearer())
-        .body_json(&json!({"token": "cashuBnotatoken"}))
-        .send()
-        .await;
-    expect_error(resp, StatusCode::BAD_REQUEST, "invalid_token").await;
+    let wrong = json!({"token": h.cash(deposit - 1).await});
+    h.post(&fund, &maker, wrong)
+        .await?
+        .refused(400, "token_amount_mismatch")?;
+    let garbage = json!({"token": "cashuBnotatoken"});
+    h.post(&fund, &maker, garbage)
+        .await?
+        .refused(400, "invalid_token")?;
     // A token someone already spent: the worker's receive finds out (the api spends no BAT
     // on a NUT-07 check), the intent ends ABANDONED with the reason, nothing sealed stays,
     // and the offer still waits for its deposit.
@@ -178,81 +115,59 @@ async fn a_whole_trade_funded_by_token(opts: PgPoolOptions, conn: PgConnectOptio
     )
     .bind(id)
     .fetch_one(&h.pool)
-    .await
-    .expect("sealed");
+    .await?;
     assert_eq!(sealed, 0, "nothing sealed stays after the intent ends");
-    assert_eq!(
-        body(h.get_offer(id, Some(&maker)).await).await["status"],
-        "CREATED"
-    );
+    let offer = h.get(&format!("/offers/{id}"), &maker).await?.body;
+    assert_eq!(offer["status"], "CREATED");
 
     // Checked, sealed to the workers' key and handed to a worker: 202, then FUNDED.
     let token = h.cash(deposit).await;
     let intent = h.fund_with_token(id, &maker, &token).await;
     assert_eq!(intent["state"], "FUNDED", "{intent}");
     assert_eq!(intent["receivedSats"], deposit);
-    let v = h.wait_status(id, &maker, "INVOICE_PAID").await;
+    let a = Amounts::of(&h.wait_status(id, &maker, "INVOICE_PAID").await)?;
     // The same token cannot fund anything twice.
-    let resp = h
-        .public
-        .post(format!("/api/v1/offers/{id}/fund"))
-        .header("Authorization", maker.bearer())
-        .body_json(&json!({"token": token}))
-        .send()
-        .await;
-    expect_error(resp, StatusCode::CONFLICT, "invalid_state").await;
+    let again = json!({"token": token});
+    h.post(&fund, &maker, again)
+        .await?
+        .refused(409, "invalid_state")?;
 
-    let s = v["amountSats"].as_u64().expect("S");
-    let tf = v["takerRewardSats"].as_u64().expect("TF");
-    let tb = v["takerBondSats"].as_u64().expect("TB");
-    let mb = v["makerBondSats"].as_u64().expect("MB");
     let taker_sk = h.trade_to_completion(id, &maker, &taker).await;
     let taker_payouts = h.released_payouts(id, &taker).await;
     let maker_payouts = h.released_payouts(id, &maker).await;
-    assert_eq!(h.redeem(&taker_payouts, &taker_sk).await, s + tf + tb);
-    assert_eq!(h.redeem(&maker_payouts, &maker_sk).await, mb);
-    for _ in 0..40 {
-        if h.audit().await["offersChecked"] == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
-    let audit = h.audit().await;
-    assert_eq!(audit["balanced"], true, "{audit}");
+    assert_eq!(h.redeem(&taker_payouts, &taker_sk).await, a.taker_owed());
+    assert_eq!(h.redeem(&maker_payouts, &maker_sk).await, a.mb);
+    balanced(&h, 1).await;
     h.stop().await;
+    Ok(())
 }
 
 /// 20 sessions claim one offer at once: the offer takes `CLAIM_MAX_PENDING_PER_OFFER` (10)
 /// claims, the others get 409 `too_many_claims`; the mint pays every bond invoice, exactly one
 /// bond wins the offer and the nine others come back to their payers' keys in full.
 #[sqlx::test(migrations = false)]
-async fn twenty_concurrent_claims_one_winner(opts: PgPoolOptions, conn: PgConnectOptions) {
+async fn twenty_concurrent_claims_one_winner(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) -> anyhow::Result<()> {
     let h = Harness::start(opts, conn).await;
-    let provider = h.provider().await;
-    let maker = h.session().await;
+    let (provider, [maker]) = h.cast().await;
     let (id, _, _) = h.offer(&maker, provider, 2_000).await;
     h.wait_status(id, &maker, "INVOICE_PAID").await;
     let mut takers = Vec::new();
     for _ in 0..20 {
         takers.push(h.session().await);
     }
-    let claims = takers.iter().map(|t| {
-        let (_, key) = payout_key();
-        h.public
-            .post(format!("/api/v1/offers/{id}/claim"))
-            .header("Authorization", t.bearer())
-            .body_json(&json!({"takerPayoutPubkey": key}))
-            .send()
-    });
+    let claims = takers.iter().map(|t| try_claim(&h, id, t));
     let results = futures::future::join_all(claims).await;
     let mut claimed = Vec::new();
     let mut refused = 0;
     for (r, t) in results.into_iter().zip(&takers) {
-        match r.0.status() {
-            StatusCode::OK => claimed.push(t),
-            StatusCode::CONFLICT => {
-                let v = body(r).await;
-                assert_eq!(v["error"]["code"], "too_many_claims");
+        let (reply, _) = r?;
+        match reply.status {
+            200 => claimed.push(t),
+            409 => {
+                reply.refused(409, "too_many_claims")?;
                 refused += 1;
             }
             other => panic!("unexpected {other}"),
@@ -262,20 +177,12 @@ async fn twenty_concurrent_claims_one_winner(opts: PgPoolOptions, conn: PgConnec
     h.wait_status(id, &maker, "TAKER_BOND_PAID").await;
     let mut won = 0;
     for t in &claimed {
-        let mut status = Value::Null;
-        for _ in 0..120 {
-            let resp = h
-                .public
-                .get(format!("/api/v1/offers/{id}/claim"))
-                .header("Authorization", t.bearer())
-                .send()
-                .await;
-            status = body(resp).await["status"].clone();
-            if status != "PENDING" {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        }
+        let path = format!("/offers/{id}/claim");
+        let status = poll("the claim decided", || async {
+            let status = h.get(&path, *t).await?.body["status"].clone();
+            Ok((status != "PENDING").then_some(status))
+        })
+        .await?;
         if status == "WON" {
             won += 1;
             continue;
@@ -291,142 +198,78 @@ async fn twenty_concurrent_claims_one_winner(opts: PgPoolOptions, conn: PgConnec
     )
     .bind(id)
     .fetch_one(&h.pool)
-    .await
-    .expect("count");
+    .await?;
     assert_eq!(
         bonds, 10,
         "one bond invoice per claim, none for a refused one"
     );
     h.stop().await;
+    Ok(())
 }
 
 /// Bad input gets a clear 4xx with its own code and writes nothing.
 #[sqlx::test(migrations = false)]
-async fn bad_input_is_refused_and_writes_nothing(opts: PgPoolOptions, conn: PgConnectOptions) {
+async fn bad_input_is_refused_and_writes_nothing(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) -> anyhow::Result<()> {
     let h = Harness::start(opts, conn).await;
-    let provider = h.provider().await;
-    let maker = h.session().await;
+    let (provider, [maker, taker]) = h.cast().await;
     let (_, key) = payout_key();
-    let offer = |fiat: serde_json::Value, key: &str| {
+    let offer = |fiat: Value, key: &str| {
         json!({"fiatAmount": fiat, "currency": "EUR", "fiatProviderId": provider,
                "paymentDetails": "IBAN", "makerPayoutPubkey": key})
     };
-    let post = |b: serde_json::Value| {
-        h.public
-            .post("/api/v1/offers")
-            .header("Authorization", maker.bearer())
-            .body_json(&b)
-            .send()
-    };
-    expect_error(
-        post(offer(json!(100_001), &key)).await,
-        StatusCode::BAD_REQUEST,
-        "fiat_amount_too_large",
-    )
-    .await;
-    expect_error(
-        post(offer(json!(-5), &key)).await,
-        StatusCode::BAD_REQUEST,
-        "bad_request",
-    )
-    .await;
-    expect_error(
-        post(offer(json!(12.5), &key)).await,
-        StatusCode::BAD_REQUEST,
-        "bad_request",
-    )
-    .await;
-    expect_error(
-        post(offer(json!(500), "not-a-key")).await,
-        StatusCode::BAD_REQUEST,
-        "invalid_payout_pubkey",
-    )
-    .await;
     let mut other_currency = offer(json!(500), &key);
     other_currency["currency"] = json!("USD");
-    expect_error(
-        post(other_currency).await,
-        StatusCode::BAD_REQUEST,
-        "unsupported_currency",
-    )
-    .await;
     let mut unknown_provider = offer(json!(500), &key);
     unknown_provider["fiatProviderId"] = json!(uuid::Uuid::new_v4());
-    expect_error(
-        post(unknown_provider).await,
-        StatusCode::BAD_REQUEST,
-        "unknown_fiat_provider",
-    )
-    .await;
+    let cases = [
+        (offer(json!(100_001), &key), "fiat_amount_too_large"),
+        (offer(json!(-5), &key), "bad_request"),
+        (offer(json!(12.5), &key), "bad_request"),
+        (offer(json!(500), "not-a-key"), "invalid_payout_pubkey"),
+        (other_currency, "unsupported_currency"),
+        (unknown_provider, "unknown_fiat_provider"),
+    ];
+    for (body, code) in cases {
+        h.post("/offers", &maker, body).await?.refused(400, code)?;
+    }
     // Without a session.
-    let resp = h
-        .public
-        .post("/api/v1/offers")
-        .body_json(&offer(json!(500), &key))
-        .send()
-        .await;
-    resp.assert_status(StatusCode::UNAUTHORIZED);
-    let offers: i64 = sqlx::query_scalar("select count(*) from offers")
-        .fetch_one(&h.pool)
-        .await
-        .expect("count");
-    assert_eq!(offers, 0, "nothing written");
+    let anonymous = h
+        .post("/offers", Auth::Anonymous, offer(json!(500), &key))
+        .await?;
+    anonymous.expect(401)?;
+    assert_eq!(
+        h.count("select count(*) from offers").await,
+        0,
+        "nothing written"
+    );
 
     // Receipts: wrong state, not an image, too large.
-    let taker = h.session().await;
     let (id, _, _) = h.offer(&maker, provider, 500).await;
-    expect_error(
-        h.upload_receipt(id, &maker).await,
-        StatusCode::FORBIDDEN,
-        "not_your_role",
-    )
-    .await;
+    let receipt = format!("/offers/{id}/receipt");
+    let early = h.upload(&receipt, &maker, Upload::png()).await?;
+    early.refused(403, "not_your_role")?;
     h.wait_status(id, &maker, "INVOICE_PAID").await;
-    let resp = h
-        .public
-        .post(format!("/api/v1/offers/{id}/complete"))
-        .header("Authorization", maker.bearer())
-        .send()
-        .await;
-    expect_error(resp, StatusCode::CONFLICT, "invalid_state").await;
+    let complete = h
+        .post_empty(&format!("/offers/{id}/complete"), &maker)
+        .await?;
+    complete.refused(409, "invalid_state")?;
     h.claim(id, &taker).await;
     h.wait_status(id, &taker, "TAKER_BOND_PAID").await;
-    let text = poem::test::TestForm::new().field(
-        poem::test::TestFormField::bytes(b"GIF89a not allowed".to_vec())
-            .name("image")
-            .filename("r.gif")
-            .content_type("image/png"),
-    );
-    let resp = h
-        .public
-        .post(format!("/api/v1/offers/{id}/receipt"))
-        .header("Authorization", taker.bearer())
-        .multipart(text)
-        .send()
-        .await;
-    expect_error(resp, StatusCode::BAD_REQUEST, "receipt_not_an_image").await;
+    let gif = Upload::image(b"GIF89a not allowed".to_vec(), "r.gif");
+    let resp = h.upload(&receipt, &taker, gif).await?;
+    resp.refused(400, "receipt_not_an_image")?;
     let mut big = common::PNG.to_vec();
     big.resize(5 * 1024 * 1024 + 1, 0);
-    let huge = poem::test::TestForm::new().field(
-        poem::test::TestFormField::bytes(big)
-            .name("image")
-            .filename("r.png")
-            .content_type("image/png"),
-    );
     let resp = h
-        .public
-        .post(format!("/api/v1/offers/{id}/receipt"))
-        .header("Authorization", taker.bearer())
-        .multipart(huge)
-        .send()
-        .await;
-    expect_error(resp, StatusCode::PAYLOAD_TOO_LARGE, "receipt_too_large").await;
-    let receipts: i64 = sqlx::query_scalar("select count(*) from receipts")
-        .fetch_one(&h.pool)
-        .await
-        .expect("count");
-    assert_eq!(receipts, 0);
+        .upload(&receipt, &taker, Upload::image(big, "r.png"))
+        .await?;
+    resp.refused(413, "receipt_too_large")?;
+    assert_eq!(h.count("select count(*) from receipts").await, 0);
     h.stop().await;
+    Ok(())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -441,34 +284,15 @@ enum Caller {
 /// Who may see what, in every state: each offer endpoint tried as anonymous, another
 /// session, the maker, the taker and an admin; only the allowed combinations succeed.
 #[sqlx::test(migrations = false)]
-async fn visibility_in_every_state(opts: PgPoolOptions, conn: PgConnectOptions) {
+async fn visibility_in_every_state(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) -> anyhow::Result<()> {
     let h = Harness::start_manual(opts, conn).await;
-    let provider = h.provider().await;
-    let maker = h.session().await;
-    let taker = h.session().await;
-    let other = h.session().await;
-    let (_, key) = payout_key();
-    let resp = h
-        .public
-        .post("/api/v1/offers")
-        .header("Authorization", maker.bearer())
-        .body_json(
-            &json!({"fiatAmount": 700, "currency": "EUR", "fiatProviderId": provider,
-                           "paymentDetails": "IBAN", "makerPayoutPubkey": key}),
-        )
-        .send()
-        .await;
-    let created = body(resp).await;
-    let id: uuid::Uuid = created["offer"]["id"]
-        .as_str()
-        .expect("id")
-        .parse()
-        .expect("uuid");
-    let deposit_invoice = created["deposit"]["invoice"]
-        .as_str()
-        .expect("invoice")
-        .to_owned();
-    let deposit = created["deposit"]["amountSats"].as_u64().expect("sats");
+    let (provider, [maker, taker, other]) = h.cast().await;
+    let plan = Trade::new(&h).maker(&maker).provider(provider).fiat(700);
+    let mut trade = plan.field("paymentDetails", json!("IBAN")).await?;
+    let id = trade.id;
 
     let callers = [
         Caller::Anonymous,
@@ -489,67 +313,49 @@ async fn visibility_in_every_state(opts: PgPoolOptions, conn: PgConnectOptions) 
         // Advance to `state`.
         match *state {
             "INVOICE_PAID" => {
-                h.pay(&deposit_invoice, deposit).await;
-                h.wait_status(id, &maker, "INVOICE_PAID").await;
+                trade.fund().await?;
             }
             "TAKER_BOND_PAID" => {
                 // A claim alone changes nothing anyone sees; its paid bond does.
-                let (_, tkey) = payout_key();
-                let resp = h
-                    .public
-                    .post(format!("/api/v1/offers/{id}/claim"))
-                    .header("Authorization", taker.bearer())
-                    .body_json(&json!({"takerPayoutPubkey": tkey}))
-                    .send()
-                    .await;
-                let v = body(resp).await;
+                let v = trade.claim(&taker).await?;
                 assert_eq!(v["offer"]["status"], "INVOICE_PAID", "{v}");
-                h.pay(
-                    v["bond"]["invoice"].as_str().expect("invoice"),
-                    v["bond"]["amountSats"].as_u64().expect("sats"),
-                )
-                .await;
-                h.wait_status(id, &taker, "TAKER_BOND_PAID").await;
+                trade.pay_bond().await?;
             }
-            "RECEIPT_SUBMITTED" => h.upload_receipt(id, &taker).await.assert_status_is_ok(),
-            "COMPLETED" => h
-                .public
-                .post(format!("/api/v1/offers/{id}/complete"))
-                .header("Authorization", maker.bearer())
-                .send()
-                .await
-                .assert_status_is_ok(),
+            "RECEIPT_SUBMITTED" => {
+                trade.upload_receipt().await?;
+            }
+            "COMPLETED" => {
+                trade.complete().await?;
+            }
             _ => {}
         }
         let claimed = i >= 2;
         let has_receipt = i >= 3;
         for caller in callers {
-            let session = match caller {
-                Caller::Other => Some(&other),
-                Caller::Maker => Some(&maker),
-                Caller::Taker => Some(&taker),
-                _ => None,
+            let auth = match caller {
+                Caller::Other => Auth::from(&other),
+                Caller::Maker => Auth::from(&maker),
+                Caller::Taker => Auth::from(&taker),
+                Caller::Anonymous => Auth::Anonymous,
+                Caller::Admin => Auth::Admin,
+            };
+            // An admin reads an offer through the admin API.
+            let base = match caller {
+                Caller::Admin => format!("/admin/offers/{id}"),
+                _ => format!("/offers/{id}"),
             };
             let is_party = caller == Caller::Maker || (caller == Caller::Taker && claimed);
 
             // GET /offers/{id}
-            let resp = if caller == Caller::Admin {
-                h.admin
-                    .get(format!("/api/v1/admin/offers/{id}"))
-                    .header("Authorization", common::ADMIN)
-                    .send()
-                    .await
-            } else {
-                h.get_offer(id, session).await
-            };
+            let resp = h.get(&base, auth.clone()).await?;
             let allowed = caller == Caller::Admin || is_party || *state == "INVOICE_PAID";
             assert_eq!(
-                resp.0.status().is_success(),
+                resp.is_success(),
                 allowed,
                 "GET offer as {caller:?} in {state}"
             );
             if allowed {
-                let v = body(resp).await;
+                let v = resp.body;
                 assert_eq!(v["status"], *state);
                 let sees_details = caller == Caller::Admin
                     || caller == Caller::Maker
@@ -566,201 +372,54 @@ async fn visibility_in_every_state(opts: PgPoolOptions, conn: PgConnectOptions) 
             }
 
             // GET /offers/{id}/receipt
-            let resp = if caller == Caller::Admin {
-                h.admin
-                    .get(format!("/api/v1/admin/offers/{id}/receipt"))
-                    .header("Authorization", common::ADMIN)
-                    .send()
-                    .await
-            } else {
-                let mut r = h.public.get(format!("/api/v1/offers/{id}/receipt"));
-                if let Some(s) = session {
-                    r = r.header("Authorization", s.bearer());
-                }
-                r.send().await
-            };
+            let resp = h.get(&format!("{base}/receipt"), auth.clone()).await?;
             let expect = match caller {
-                Caller::Anonymous => StatusCode::UNAUTHORIZED,
-                Caller::Admin if has_receipt => StatusCode::OK,
-                _ if is_party && has_receipt => StatusCode::OK,
-                _ => StatusCode::NOT_FOUND,
+                Caller::Anonymous => 401,
+                Caller::Admin if has_receipt => 200,
+                _ if is_party && has_receipt => 200,
+                _ => 404,
             };
-            assert_eq!(
-                resp.0.status(),
-                expect,
-                "GET receipt as {caller:?} in {state}"
-            );
+            assert_eq!(resp.status, expect, "GET receipt as {caller:?} in {state}");
 
             // GET /offers/{id}/payouts
             if caller != Caller::Admin {
-                let mut r = h.public.get(format!("/api/v1/offers/{id}/payouts"));
-                if let Some(s) = session {
-                    r = r.header("Authorization", s.bearer());
-                }
                 let expect = match caller {
-                    Caller::Anonymous => StatusCode::UNAUTHORIZED,
-                    _ if is_party => StatusCode::OK,
-                    _ => StatusCode::NOT_FOUND,
+                    Caller::Anonymous => 401,
+                    _ if is_party => 200,
+                    _ => 404,
                 };
-                assert_eq!(
-                    r.send().await.0.status(),
-                    expect,
-                    "GET payouts as {caller:?} in {state}"
-                );
+                let resp = h.get(&format!("{base}/payouts"), auth).await?;
+                assert_eq!(resp.status, expect, "GET payouts as {caller:?} in {state}");
             }
             checked += 1;
         }
         // The public book lists it only while INVOICE_PAID.
-        let book = body(h.public.get("/api/v1/offers").send().await).await;
-        let listed = book["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .any(|o| o["id"] == id.to_string());
-        assert_eq!(listed, *state == "INVOICE_PAID", "book in {state}");
+        let lists = |book: Value| {
+            let items = book["items"].as_array().cloned().unwrap_or_default();
+            items.iter().any(|o| o["id"] == id.to_string())
+        };
+        let book = h.get("/offers", Auth::Anonymous).await?.body;
+        assert_eq!(lists(book), *state == "INVOICE_PAID", "book in {state}");
         // Another session's book is the public one; the maker's also shows its own offer.
-        let mine = body(
-            h.public
-                .get("/api/v1/offers")
-                .header("Authorization", maker.bearer())
-                .send()
-                .await,
-        )
-        .await;
-        assert!(mine["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .any(|o| o["id"] == id.to_string()));
+        assert!(lists(h.get("/offers", &maker).await?.body));
     }
     assert_eq!(checked, states.len() * callers.len());
 
     // Actions in the wrong role: the taker cannot complete, another session cannot cancel.
     let (id2, _, _) = h.offer(&maker, provider, 300).await;
-    let resp = h
-        .public
-        .post(format!("/api/v1/offers/{id2}/cancel"))
-        .header("Authorization", other.bearer())
-        .send()
-        .await;
-    expect_error(resp, StatusCode::NOT_FOUND, "offer_not_found").await;
-    let resp = h
-        .public
-        .post(format!("/api/v1/offers/{id2}/cancel"))
-        .header("Authorization", maker.bearer())
-        .send()
-        .await;
-    resp.assert_status_is_ok();
-    assert_eq!(body(resp).await["status"], "CANCELLED");
+    let cancel = format!("/offers/{id2}/cancel");
+    h.post_empty(&cancel, &other)
+        .await?
+        .refused(404, "offer_not_found")?;
+    let cancelled = h.post_empty(&cancel, &maker).await?.expect(200)?;
+    assert_eq!(cancelled["status"], "CANCELLED");
     h.stop().await;
+    Ok(())
 }
 
-/// Live updates: the public stream announces the offer entering and leaving the book (and
-/// nothing about the parties); the maker's private stream follows every move of its offer;
-/// another session's stream stays silent about it.
-#[sqlx::test(migrations = false)]
-async fn live_updates(opts: PgPoolOptions, conn: PgConnectOptions) {
-    use futures::StreamExt;
-    let h = Harness::start_manual(opts, conn).await;
-    let provider = h.provider().await;
-    let maker = h.session().await;
-    let taker = h.session().await;
-    let other = h.session().await;
-
-    let mut book = h
-        .public
-        .get("/api/v1/events/book")
-        .send()
-        .await
-        .sse_stream();
-    let mut mine = h
-        .public
-        .get("/api/v1/events/session")
-        .header("Authorization", maker.bearer())
-        .send()
-        .await
-        .sse_stream();
-    let mut theirs = h
-        .public
-        .get("/api/v1/events/session")
-        .header("Authorization", other.bearer())
-        .send()
-        .await
-        .sse_stream();
-
-    let (_, key) = payout_key();
-    let resp = h
-        .public
-        .post("/api/v1/offers")
-        .header("Authorization", maker.bearer())
-        .body_json(
-            &json!({"fiatAmount": 900, "currency": "EUR", "fiatProviderId": provider,
-                           "paymentDetails": "IBAN", "makerPayoutPubkey": key}),
-        )
-        .send()
-        .await;
-    let created = body(resp).await;
-    let id = created["offer"]["id"].as_str().expect("id").to_owned();
-    h.pay(
-        created["deposit"]["invoice"].as_str().expect("invoice"),
-        created["deposit"]["amountSats"].as_u64().expect("sats"),
-    )
-    .await;
-    let uid: uuid::Uuid = id.parse().expect("uuid");
-    h.wait_status(uid, &maker, "INVOICE_PAID").await;
-    h.claim(uid, &taker).await;
-
-    let data = |e: &poem::web::sse::Event| -> (String, serde_json::Value) {
-        match e {
-            poem::web::sse::Event::Message { event, data, .. } => {
-                (event.clone(), serde_json::from_str(data).expect("json"))
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    };
-    let (kind, v) = data(&next_event(&mut book).await);
-    assert_eq!(
-        (kind.as_str(), v["offerId"].as_str()),
-        ("offer.listed", Some(id.as_str()))
-    );
-    assert_eq!(
-        v.as_object().map(|o| o.len()),
-        Some(1),
-        "no party data: {v}"
-    );
-    let (kind, v) = data(&next_event(&mut book).await);
-    assert_eq!(
-        (kind.as_str(), v["offerId"].as_str()),
-        ("offer.unlisted", Some(id.as_str()))
-    );
-
-    let mut statuses = Vec::new();
-    for _ in 0..3 {
-        let (kind, v) = data(&next_event(&mut mine).await);
-        assert_eq!(kind, "offer.status");
-        assert_eq!(v["offerId"], id);
-        statuses.push(v["status"].as_str().expect("status").to_owned());
-    }
-    assert_eq!(statuses, ["CREATED", "INVOICE_PAID", "TAKER_BOND_PAID"]);
-
-    let silent = tokio::time::timeout(std::time::Duration::from_millis(500), theirs.next()).await;
-    assert!(
-        silent.is_err(),
-        "another session hears nothing of this offer"
-    );
-    h.stop().await;
-}
-
-async fn next_event<S>(s: &mut S) -> poem::web::sse::Event
-where
-    S: futures::Stream<Item = poem::web::sse::Event> + Unpin,
-{
-    use futures::StreamExt;
-    tokio::time::timeout(std::time::Duration::from_secs(10), s.next())
-        .await
-        .expect("an event in time")
-        .expect("stream open")
-}
+/// The mint's fees an offer's ledger records.
+const MINT_FEES: &str = "select coalesce(sum(amount_sats), 0)::bigint from ledger_entries
+                          where offer_id = $1 and kind = 'mint_fee'";
 
 /// The value of a token, from the token itself.
 fn token_value(token: &str) -> u64 {
@@ -779,31 +438,21 @@ fn token_value(token: &str) -> u64 {
 #[sqlx::test(migrations = false)]
 async fn a_whole_trade_at_a_mint_that_charges_fees(opts: PgPoolOptions, conn: PgConnectOptions) {
     let h = Harness::start_manual_with_fees(opts, conn, 100).await;
-    let provider = h.provider().await;
-    let maker = h.session().await;
-    let taker = h.session().await;
+    let (provider, [maker, taker]) = h.cast().await;
     let (id, deposit, maker_sk) = h.offer(&maker, provider, 2_345).await;
 
     // Exactly the deposit is not enough once the mint takes its fee: refused before anything
     // is recorded (the api reads the keysets' fees), and the token stays the maker's.
-    let token = h.cash(deposit).await;
-    let resp = h
-        .public
-        .post(format!("/api/v1/offers/{id}/fund"))
-        .header("Authorization", maker.bearer())
-        .body_json(&json!({ "token": token }))
-        .send()
-        .await;
-    expect_error(resp, StatusCode::BAD_REQUEST, "token_amount_mismatch").await;
+    let exact = json!({ "token": h.cash(deposit).await });
+    let resp = h.post(&format!("/offers/{id}/fund"), &maker, exact).await;
+    let resp = resp.expect("fund");
+    resp.refused(400, "token_amount_mismatch").expect("refused");
     // The deposit plus room for the fee funds it.
     let token = h.cash(deposit + 5).await;
     let intent = h.fund_with_token(id, &maker, &token).await;
     assert_eq!(intent["state"], "FUNDED", "{intent}");
-    let v = h.wait_status(id, &maker, "INVOICE_PAID").await;
-    let s = v["amountSats"].as_u64().expect("S");
-    let tf = v["takerRewardSats"].as_u64().expect("TF");
-    let tb = v["takerBondSats"].as_u64().expect("TB");
-    let mb = v["makerBondSats"].as_u64().expect("MB");
+    let a = Amounts::of(&h.wait_status(id, &maker, "INVOICE_PAID").await).expect("amounts");
+    let (s, tf, tb, mb) = (a.s, a.tf, a.tb, a.mb);
 
     let taker_sk = h.trade_to_completion(id, &maker, &taker).await;
 
@@ -842,24 +491,8 @@ async fn a_whole_trade_at_a_mint_that_charges_fees(opts: PgPoolOptions, conn: Pg
     let got_maker = h.redeem(&maker_payouts, &maker_sk).await;
     assert!(got_maker < owed_maker && got_maker + 10 >= owed_maker);
 
-    let mut audit = h.audit().await;
-    for _ in 0..40 {
-        if audit["offersChecked"] == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        audit = h.audit().await;
-    }
-    assert_eq!(audit["offersChecked"], 1);
-    assert_eq!(audit["balanced"], true, "{audit}");
-    let recorded_fees: i64 = sqlx::query_scalar(
-        "select coalesce(sum(amount_sats), 0)::bigint from ledger_entries
-          where offer_id = $1 and kind = 'mint_fee'",
-    )
-    .bind(id)
-    .fetch_one(&h.pool)
-    .await
-    .expect("fees");
+    balanced(&h, 1).await;
+    let recorded_fees = h.sum_for(MINT_FEES, id).await;
     assert!(
         recorded_fees >= i64::try_from(fees).expect("fees"),
         "every payout's fee is in the ledger"

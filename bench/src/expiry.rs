@@ -15,8 +15,6 @@ use cdk::nuts::{SecretKey, SpendingConditions};
 use cdk::wallet::SendOptions;
 use cdk::Amount;
 use futures::stream::{self, StreamExt};
-use openpleb_common::db::offers;
-use openpleb_common::domain::offer::OfferStatus;
 use openpleb_common::wallet::{WalletId, WalletManager, WalletManagerConfig};
 use openpleb_devkit::{fixtures, test_config, DevMint, DevMintOptions};
 use openpleb_worker::WorkerContext;
@@ -101,16 +99,7 @@ pub async fn run(report: &mut Report, n: usize) -> anyhow::Result<()> {
             .public_key()
             .x_only_public_key()
             .to_string();
-        let offer = fixtures::insert_offer(&mut tx, session, 1_000, &key).await?;
-        offers::transition(
-            &mut tx,
-            offer.id,
-            OfferStatus::Created,
-            OfferStatus::Cancelled,
-            None,
-            offers::Deadline::Any,
-        )
-        .await?;
+        fixtures::cancelled_offer(&mut tx, session, 1_000, &key).await?;
         sessions.push(session);
     }
     tx.commit().await?;

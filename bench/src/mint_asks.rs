@@ -15,24 +15,17 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use openpleb_devkit::fixtures;
 use openpleb_devkit::mint_requests::Counts;
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::report::Report;
-use crate::stack::{expect, payout_key, Stack};
+use openpleb_devkit::scenario::{Trade, Transport};
+
+use crate::stack::Stack;
 
 /// The mint's quote lifetime in this part (the dev mint's default is an hour).
 pub const QUOTE_TTL_SECS: u64 = 30;
-
-/// The smallest valid PNG (1×1), as a receipt.
-const PNG: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
-    0x89, 0x00, 0x00, 0x00, 0x0a, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00,
-    0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
-    0x42, 0x60, 0x82,
-];
 
 /// Runs both figures with `n` trades and `n` cancelled offers.
 pub async fn run(report: &mut Report, n: usize) -> anyhow::Result<()> {
@@ -79,13 +72,9 @@ async fn measure(stack: &Stack, report: &mut Report, n: usize) -> anyhow::Result
     let mut quotes = Vec::with_capacity(n);
     for _ in 0..n {
         let offer = stack.create_offer(&canceller, provider).await?;
-        let resp = stack
-            .public
-            .post(format!("/api/v1/offers/{}/cancel", offer.id))
-            .header("Authorization", canceller.bearer())
-            .send()
-            .await;
-        expect(resp, 200).await.context("cancel")?;
+        let cancel = format!("/offers/{}/cancel", offer.id);
+        let cancelled = stack.post_empty(&cancel, &canceller).await?;
+        cancelled.expect(200).context("cancel")?;
         let quote: String = sqlx::query_scalar("select deposit_quote_id from offers where id = $1")
             .bind(offer.id)
             .fetch_one(&stack.db.pool)
@@ -119,42 +108,11 @@ async fn trade(
     maker: &crate::stack::Session,
     taker: &crate::stack::Session,
 ) -> anyhow::Result<()> {
-    let offer = stack.create_offer(maker, provider).await?;
-    stack.pay(&offer.invoice, offer.deposit).await?;
-    wait_status(stack, offer.id, "INVOICE_PAID").await?;
-    let resp = stack
-        .public
-        .post(format!("/api/v1/offers/{}/claim", offer.id))
-        .header("Authorization", taker.bearer())
-        .body_json(&json!({ "takerPayoutPubkey": payout_key() }))
-        .send()
-        .await;
-    let claim = expect(resp, 200).await.context("claim")?;
-    let invoice = claim["bond"]["invoice"].as_str().context("bond invoice")?;
-    let sats = claim["bond"]["amountSats"].as_u64().context("bond sats")?;
-    stack.pay(invoice, sats).await?;
-    wait_status(stack, offer.id, "TAKER_BOND_PAID").await?;
-    let form = poem::test::TestForm::new().field(
-        poem::test::TestFormField::bytes(PNG.to_vec())
-            .name("image")
-            .filename("receipt.png")
-            .content_type("image/png"),
-    );
-    let resp = stack
-        .public
-        .post(format!("/api/v1/offers/{}/receipt", offer.id))
-        .header("Authorization", taker.bearer())
-        .multipart(form)
-        .send()
-        .await;
-    expect(resp, 200).await.context("receipt")?;
-    let resp = stack
-        .public
-        .post(format!("/api/v1/offers/{}/complete", offer.id))
-        .header("Authorization", maker.bearer())
-        .send()
-        .await;
-    expect(resp, 200).await.context("complete")?;
+    let plan = Trade::new(stack)
+        .maker(maker)
+        .taker(taker)
+        .provider(provider);
+    let offer = plan.completed().await?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let waiting: i64 = sqlx::query_scalar(
@@ -175,36 +133,12 @@ async fn trade(
     }
 }
 
-async fn wait_status(stack: &Stack, id: Uuid, status: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let now: String = sqlx::query_scalar("select status from offers where id = $1")
-            .bind(id)
-            .fetch_one(&stack.db.pool)
-            .await?;
-        if now == status {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "offer {id} is {now}, not {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Waits until every one of `quotes` was given up (or minted), then a little longer, so a
 /// look that would come after is seen.
 async fn wait_given_up(stack: &Stack, quotes: &[String]) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(QUOTE_TTL_SECS + 60 + 60);
     loop {
-        let open: i64 = sqlx::query_scalar(
-            "select count(*) from wallet_quotes
-              where quote_id = any($1) and state not in ('ISSUED', 'EXPIRED')",
-        )
-        .bind(quotes)
-        .fetch_one(&stack.db.pool)
-        .await?;
+        let open = fixtures::open_quotes(&stack.db.pool, quotes).await?;
         if open == 0 {
             break;
         }

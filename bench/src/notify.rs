@@ -17,7 +17,10 @@ use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
 use crate::report::Report;
-use crate::stack::{expect, payout_key, Stack};
+use openpleb_devkit::scenario::trade::try_claim;
+use openpleb_devkit::scenario::{Auth, Trade, Transport};
+
+use crate::stack::Stack;
 
 /// Time between two bond payments: latency, not a queue.
 const PAY_GAP: Duration = Duration::from_millis(100);
@@ -47,7 +50,7 @@ async fn watch_moves(
 
 /// Runs the figure over `n` offers.
 pub async fn run(stack: &Stack, report: &mut Report, n: usize) -> anyhow::Result<()> {
-    let key = expect(stack.public.get("/api/v1/push/key").send().await, 200).await?;
+    let key = stack.get("/push/key", Auth::Anonymous).await?.expect(200)?;
     let key = key["publicKey"].as_str().context("VAPID key")?.to_owned();
     let push = PushService::start(Some(key)).await?;
     let provider = stack.provider().await?;
@@ -59,25 +62,12 @@ pub async fn run(stack: &Stack, report: &mut Report, n: usize) -> anyhow::Result
     let mut offers: Vec<(Uuid, Browser)> = Vec::with_capacity(n);
     for maker in &makers {
         let phone = push.subscribe();
-        let resp = stack
-            .public
-            .post("/api/v1/offers")
-            .header("Authorization", maker.bearer())
-            .body_json(&json!({
-                "fiatAmount": 2_500, "currency": "EUR", "fiatProviderId": provider,
-                "paymentDetails": "IBAN DE00 1234 5678 9012 3456 78",
-                "makerPayoutPubkey": payout_key(), "notify": {"push": phone.json()},
-            }))
-            .send()
-            .await;
-        let v = expect(resp, 201).await?;
-        let id: Uuid = v["offer"]["id"].as_str().context("id")?.parse()?;
-        stack
-            .pay(
-                v["deposit"]["invoice"].as_str().context("invoice")?,
-                v["deposit"]["amountSats"].as_u64().context("sats")?,
-            )
-            .await?;
+        let plan = Trade::new(stack).maker(maker).provider(provider);
+        let plan = plan.field("notify", json!({"push": phone.json()}));
+        let trade = plan.await?;
+        let id = trade.id;
+        let (invoice, sats) = trade.deposit()?;
+        stack.pay(&invoice, sats).await?;
         offers.push((id, phone));
     }
     // Claims, and their bonds paid apart.
@@ -85,15 +75,9 @@ pub async fn run(stack: &Stack, report: &mut Report, n: usize) -> anyhow::Result
     for ((id, _), taker) in offers.iter().zip(&takers) {
         let mut claimed = None;
         for _ in 0..100 {
-            let resp = stack
-                .public
-                .post(format!("/api/v1/offers/{id}/claim"))
-                .header("Authorization", taker.bearer())
-                .body_json(&json!({"takerPayoutPubkey": payout_key()}))
-                .send()
-                .await;
-            if resp.0.status().is_success() {
-                claimed = Some(expect(resp, 200).await?);
+            let (resp, _) = try_claim(stack, *id, taker).await?;
+            if resp.is_success() {
+                claimed = Some(resp.expect(200)?);
                 break;
             }
             // Not funded yet: its deposit is still being minted.

@@ -16,19 +16,19 @@ use openpleb_api::{admin_app, public_app, AppState};
 use openpleb_common::config::Config;
 use openpleb_common::mint::MintClient;
 use openpleb_common::wallet::{WalletManager, WalletManagerConfig};
+use openpleb_devkit::scenario::in_process::{Client, InProcess};
+use openpleb_devkit::scenario::{party, Trade};
 use openpleb_devkit::stack::AuthStack;
-use openpleb_devkit::{test_config, Trader};
+use openpleb_devkit::test_config;
 use openpleb_worker::WorkerContext;
-use poem::endpoint::BoxEndpoint;
 use poem::listener::TcpAcceptor;
-use poem::test::{TestClient, TestResponse};
+use poem::test::TestClient;
 use poem::{EndpointExt, Server};
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-const ADMIN: &str = "Bearer test-admin-token-0123456789";
 const OIDC_TOKEN: &str = "test-oidc-token-0123456789";
 
 /// A database of its own on `DATABASE_URL`'s server; [`Database::drop_now`] removes it.
@@ -82,25 +82,14 @@ impl Database {
     }
 }
 
-/// A trader's open session.
-#[derive(Debug, Clone)]
-pub struct Session {
-    /// The BAT it was opened with (its bearer credential).
-    pub bat: String,
-}
-
-impl Session {
-    /// `Authorization` header value.
-    pub fn bearer(&self) -> String {
-        format!("Bearer {}", self.bat)
-    }
-}
+/// A trader's open session: its key and the BAT that is its bearer credential.
+pub use openpleb_devkit::scenario::Party as Session;
 
 /// The running backend.
 pub struct Stack {
     /// In-process client of the public app (every middleware, no socket).
-    pub public: TestClient<BoxEndpoint<'static>>,
-    admin: TestClient<BoxEndpoint<'static>>,
+    pub public: Client,
+    admin: Client,
     /// The public listener's address (for load generators).
     pub public_addr: SocketAddr,
     /// A second api on the same database with the book cache off (`BOOK_CACHE_MS=0`): the
@@ -126,6 +115,18 @@ pub struct CreatedOffer {
     pub invoice: String,
     /// Sats to pay.
     pub deposit: u64,
+}
+
+impl InProcess for Stack {
+    fn public_client(&self) -> &Client {
+        &self.public
+    }
+    fn admin_client(&self) -> &Client {
+        &self.admin
+    }
+    fn auth_stack(&self) -> Option<&AuthStack> {
+        Some(&self.auth)
+    }
 }
 
 impl Stack {
@@ -253,63 +254,12 @@ impl Stack {
 
     /// A fiat provider for offers.
     pub async fn provider(&self) -> anyhow::Result<Uuid> {
-        let resp = self
-            .admin
-            .post("/api/v1/admin/fiat-providers")
-            .header("Authorization", ADMIN)
-            .body_json(&json!({"name": format!("SEPA {}", Uuid::new_v4().simple()), "kind": "bank_transfer"}))
-            .send()
-            .await;
-        let v = expect(resp, 201).await?;
-        v["id"]
-            .as_str()
-            .context("provider id")?
-            .parse()
-            .context("provider uuid")
+        party::provider(self).await
     }
 
     /// `n` sessions of one registered trader (one login, `n` BATs).
     pub async fn sessions(&self, n: usize) -> anyhow::Result<Vec<Session>> {
-        let resp = self
-            .admin
-            .post("/api/v1/admin/invite-codes")
-            .header("Authorization", ADMIN)
-            .body_json(&json!({}))
-            .send()
-            .await;
-        let code = expect(resp, 201).await?["code"]
-            .as_str()
-            .context("invite code")?
-            .to_owned();
-        let trader = Trader::new();
-        let resp = self
-            .public
-            .post("/api/v1/users/register")
-            .body_json(&trader.registration(&code))
-            .send()
-            .await;
-        expect(resp, 201).await?;
-        let cat = self
-            .auth
-            .login(&trader)
-            .await
-            .map_err(|s| anyhow::anyhow!("login: {s}"))?;
-        let mut out = Vec::with_capacity(n);
-        // The mint signs at most a few dozen BATs per request.
-        for chunk in (0..n).collect::<Vec<_>>().chunks(20) {
-            let bats = self.auth.mint_bats(&cat, chunk.len() as u64).await?;
-            for bat in bats {
-                let resp = self
-                    .public
-                    .post("/api/v1/sessions")
-                    .body_json(&json!({ "bat": bat }))
-                    .send()
-                    .await;
-                expect(resp, 201).await?;
-                out.push(Session { bat });
-            }
-        }
-        Ok(out)
+        party::sessions(self, n).await
     }
 
     /// `POST /offers` as `maker`.
@@ -318,31 +268,14 @@ impl Stack {
         maker: &Session,
         provider: Uuid,
     ) -> anyhow::Result<CreatedOffer> {
-        let key = payout_key();
-        let resp = self
-            .public
-            .post("/api/v1/offers")
-            .header("Authorization", maker.bearer())
-            .body_json(&json!({
-                "fiatAmount": 2_500, "currency": "EUR", "fiatProviderId": provider,
-                "paymentDetails": "IBAN DE00 1234 5678 9012 3456 78",
-                "description": "Bank transfer within the hour, SEPA instant preferred.",
-                "makerPayoutPubkey": key,
-            }))
-            .send()
-            .await;
-        let v = expect(resp, 201).await?;
+        let described = "Bank transfer within the hour, SEPA instant preferred.";
+        let plan = Trade::new(self).maker(maker).provider(provider);
+        let trade = plan.field("description", json!(described)).await?;
+        let (invoice, deposit) = trade.deposit()?;
         Ok(CreatedOffer {
-            id: v["offer"]["id"]
-                .as_str()
-                .context("offer id")?
-                .parse()
-                .context("offer uuid")?,
-            invoice: v["deposit"]["invoice"]
-                .as_str()
-                .context("invoice")?
-                .to_owned(),
-            deposit: v["deposit"]["amountSats"].as_u64().context("deposit")?,
+            id: trade.id,
+            invoice,
+            deposit,
         })
     }
 
@@ -354,18 +287,5 @@ impl Stack {
 
 /// A fresh payout key (x-only hex).
 pub fn payout_key() -> String {
-    cdk::nuts::SecretKey::generate()
-        .public_key()
-        .x_only_public_key()
-        .to_string()
-}
-
-/// The body of `resp` when its status is `status`, else an error naming both.
-pub async fn expect(resp: TestResponse, status: u16) -> anyhow::Result<Value> {
-    let got = resp.0.status().as_u16();
-    let text = resp.0.into_body().into_string().await?;
-    if got != status {
-        anyhow::bail!("expected {status}, got {got}: {text}");
-    }
-    Ok(serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    openpleb_devkit::scenario::payout_key().1
 }

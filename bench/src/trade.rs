@@ -25,7 +25,10 @@ use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
 use crate::report::Report;
-use crate::stack::{expect, payout_key, CreatedOffer, Stack};
+use openpleb_devkit::scenario::trade::try_claim;
+use openpleb_devkit::scenario::Transport;
+
+use crate::stack::{CreatedOffer, Stack};
 
 /// Time between two payments in a settlement run.
 const PAY_GAP: Duration = Duration::from_millis(100);
@@ -214,14 +217,8 @@ pub async fn run(stack: &mut Stack, report: &mut Report, n: usize) -> anyhow::Re
     let mut claimed = Vec::with_capacity(n);
     for (offer, taker) in offers.iter().zip(&takers) {
         let start = Instant::now();
-        let resp = stack
-            .public
-            .post(format!("/api/v1/offers/{}/claim", offer.id))
-            .header("Authorization", taker.bearer())
-            .body_json(&json!({ "takerPayoutPubkey": payout_key() }))
-            .send()
-            .await;
-        expect(resp, 200).await.context("claim")?;
+        let (reply, _) = try_claim(stack, offer.id, taker).await?;
+        reply.expect(200).context("claim")?;
         claimed.push(start.elapsed());
     }
     report.latencies("claim", &claimed, &[50, 95]);
@@ -236,14 +233,9 @@ pub async fn run(stack: &mut Stack, report: &mut Report, n: usize) -> anyhow::Re
         let offer = stack.create_offer(maker, provider).await?;
         let token = token(stack, offer.deposit).await?;
         let start = Instant::now();
-        let resp = stack
-            .public
-            .post(format!("/api/v1/offers/{}/fund", offer.id))
-            .header("Authorization", maker.bearer())
-            .body_json(&json!({ "token": token }))
-            .send()
-            .await;
-        let v = expect(resp, 202).await.context("fund")?;
+        let fund = format!("/offers/{}/fund", offer.id);
+        let resp = stack.post(&fund, maker, json!({ "token": token })).await?;
+        let v = resp.expect(202).context("fund")?;
         accepted.push(start.elapsed());
         anyhow::ensure!(v["state"] == "OPEN", "funding intent: {v}");
         let deadline = Instant::now() + Duration::from_secs(30);

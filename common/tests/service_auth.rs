@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cdk::nuts::{Method, ProtectedEndpoint, RoutePath, SecretKey};
+use cdk::nuts::{Method, ProtectedEndpoint, RoutePath};
 use openpleb_common::wallet::service_auth::{ServiceAccount, ServiceAuth};
 use openpleb_common::wallet::{MintOutcome, WalletId, WalletManager};
 use openpleb_devkit::oidc::DEV_CLIENT_ID;
@@ -83,13 +83,7 @@ async fn wallets_use_service_bats_at_a_protected_mint(pool: PgPool) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(minted, 1_000);
-    let sk = SecretKey::generate();
-    let key = sk
-        .public_key()
-        .x_only_public_key()
-        .to_string()
-        .parse()
-        .expect("key");
+    let (sk, key) = openpleb_devkit::fixtures::fresh_key();
     let sent = wallets.send(&maker, 400, Some(key)).await.expect("send");
     let taker = WalletId::session(Uuid::new_v4());
     assert_eq!(

@@ -3,11 +3,11 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use cdk::nuts::{SecretKey, Token};
-use openpleb_common::domain::keys::XOnlyKey;
+use cdk::nuts::Token;
 use openpleb_common::wallet::{
     Funds, MintOutcome, WalletError, WalletErrorKind, WalletId, WalletManager,
 };
+use openpleb_devkit::fixtures::fresh_key;
 use openpleb_devkit::{wallet_manager, wallet_manager_with, DevMint};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -32,17 +32,6 @@ async fn fund(wallets: &WalletManager, id: &WalletId, sats: u64) -> u64 {
         }
     }
     panic!("quote was never paid");
-}
-
-fn fresh_key() -> (SecretKey, XOnlyKey) {
-    let sk = SecretKey::generate();
-    let key = sk
-        .public_key()
-        .x_only_public_key()
-        .to_string()
-        .parse()
-        .expect("x-only key");
-    (sk, key)
 }
 
 /// 1. fund a session wallet by a real mint quote;

@@ -19,6 +19,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::oidc::login_digest;
+pub use crate::scenario::party::{payout_key, Party};
+use crate::scenario::transport::{Reply, Upload, PNG};
 use crate::stack::mint_bats;
 use crate::Trader;
 
@@ -86,10 +88,37 @@ pub async fn request(
     bearer: Option<&str>,
     body: Option<&Value>,
 ) -> Result<Value, CallError> {
+    let reply = exchange(method, url, bearer, body).await?;
+    if !reply.is_success() {
+        return Err(CallError::Status(reply.status, reply.body.to_string()));
+    }
+    // A 2xx body that is not JSON reads as null, as before.
+    Ok(match reply.body {
+        Value::String(_) => Value::Null,
+        v => v,
+    })
+}
+
+/// [`request`]'s one attempt, any status being an answer.
+pub async fn exchange(
+    method: &str,
+    url: &str,
+    bearer: Option<&str>,
+    body: Option<&Value>,
+) -> Result<Reply, CallError> {
     let http = cdk::http_client::HttpClient::new();
     let mut req = match method {
         "GET" => http.get(url),
-        _ => http.post(url),
+        "PUT" => http.put(url),
+        "PATCH" => http.patch(url),
+        "POST" => http.post(url),
+        // cdk's client has no DELETE.
+        _ => {
+            return Err(CallError::Status(
+                0,
+                format!("{method}: not supported here"),
+            ))
+        }
     };
     if let Some(b) = body {
         req = req.json(b);
@@ -102,11 +131,7 @@ pub async fn request(
         Ok(Err(e)) => return Err(CallError::Transport(format!("{method} {url}: {e}"))),
         Ok(Ok(r)) => r,
     };
-    let text = resp.body_lossy();
-    if !resp.is_success() {
-        return Err(CallError::Status(resp.status(), text));
-    }
-    Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    Ok(Reply::from_text(resp.status(), resp.body_lossy()))
 }
 
 /// Backoff before attempt `n` (0-based): 200 ms doubling to 3 s.
@@ -145,16 +170,8 @@ pub async fn call(
         .with_context(|| format!("{method} {url}"))
 }
 
-/// A registered trader with a live session. Progress goes to stderr when `verbose`.
-#[derive(Debug, Clone)]
-pub struct Party {
-    /// The registered key.
-    pub trader: Trader,
-    /// The BAT that is the session's bearer credential.
-    pub bat: String,
-}
-
-/// An invite, a registration, a login and a session, each repeated until it holds.
+/// An invite, a registration, a login and a session, each repeated until it holds. Progress
+/// goes to stderr when `verbose`.
 pub async fn new_party(env: &Endpoints, name: &str, verbose: bool) -> anyhow::Result<Party> {
     let say = |m: String| {
         if verbose {
@@ -237,14 +254,21 @@ pub async fn fresh_bat(env: &Endpoints, trader: &Trader) -> anyhow::Result<Strin
 
 /// Uploads a 1×1 PNG as the receipt of `id` (multipart/form-data over plain HTTP).
 pub async fn upload_receipt(env: &Endpoints, who: &Party, id: &str) -> Result<(), CallError> {
-    const PNG: &[u8] = &[
-        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44,
-        0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f,
-        0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0a, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00,
-        0x01, 0x00, 0x00, 0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49,
-        0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
-    ];
     let url = format!("{}/offers/{id}/receipt", env.api);
+    let file = Upload::image(PNG.to_vec(), "receipt.png").note("paid by the demo");
+    let reply = post_upload(&url, Some(&who.bat), &file).await?;
+    if reply.status != 200 {
+        return Err(CallError::Status(reply.status, reply.body.to_string()));
+    }
+    Ok(())
+}
+
+/// POSTs `file` as multipart/form-data field `image` (and its note as `note`) over plain HTTP.
+pub async fn post_upload(
+    url: &str,
+    bearer: Option<&str>,
+    file: &Upload,
+) -> Result<Reply, CallError> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| CallError::Status(0, "the dev client speaks plain HTTP".to_owned()))?;
@@ -253,12 +277,22 @@ pub async fn upload_receipt(env: &Endpoints, who: &Party, id: &str) -> Result<()
         .ok_or_else(|| CallError::Status(0, "url".to_owned()))?;
     let boundary = "openplebdemoboundary";
     let mut body = Vec::new();
-    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"receipt.png\"\r\nContent-Type: image/png\r\n\r\n").as_bytes());
-    body.extend_from_slice(PNG);
-    body.extend_from_slice(format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\npaid by the demo\r\n--{boundary}--\r\n").as_bytes());
+    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{}\"\r\nContent-Type: {}\r\n\r\n", file.filename, file.content_type).as_bytes());
+    body.extend_from_slice(&file.bytes);
+    if let Some(note) = &file.note {
+        body.extend_from_slice(
+            format!(
+                "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\n{note}"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let auth = bearer
+        .map(|b| format!("Authorization: Bearer {b}\r\n"))
+        .unwrap_or_default();
     let head = format!(
-        "POST /{path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        who.bat,
+        "POST /{path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     let exchange = async {
@@ -270,8 +304,8 @@ pub async fn upload_receipt(env: &Endpoints, who: &Party, id: &str) -> Result<()
         Ok::<_, std::io::Error>(answer)
     };
     let answer = match tokio::time::timeout(Duration::from_secs(20), exchange).await {
-        Err(_) => return Err(CallError::Transport("receipt upload timed out".to_owned())),
-        Ok(Err(e)) => return Err(CallError::Transport(format!("receipt upload: {e}"))),
+        Err(_) => return Err(CallError::Transport("upload timed out".to_owned())),
+        Ok(Err(e)) => return Err(CallError::Transport(format!("upload: {e}"))),
         Ok(Ok(a)) => a,
     };
     let status: u16 = answer
@@ -280,15 +314,10 @@ pub async fn upload_receipt(env: &Endpoints, who: &Party, id: &str) -> Result<()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     if status == 0 {
-        return Err(CallError::Transport(
-            "receipt upload: no status line".to_owned(),
-        ));
+        return Err(CallError::Transport("upload: no status line".to_owned()));
     }
-    if status != 200 {
-        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
-        return Err(CallError::Status(status, body.to_owned()));
-    }
-    Ok(())
+    let text = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    Ok(Reply::from_text(status, text.to_owned()))
 }
 
 /// Redeems `tokens` into a fresh wallet with `key`; returns the sats.
@@ -313,13 +342,6 @@ pub async fn redeem(mint: &str, tokens: &[String], key: &SecretKey) -> anyhow::R
         total += u64::from(wallet.receive(t, opts).await?);
     }
     Ok(total)
-}
-
-/// A fresh per-trade payout key and its x-only hex.
-pub fn payout_key() -> (SecretKey, String) {
-    let sk = SecretKey::generate();
-    let x = sk.public_key().x_only_public_key().to_string();
-    (sk, x)
 }
 
 /// The registered key of `who` as a cdk key (payouts lock to it after a reveal).

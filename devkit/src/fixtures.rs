@@ -10,6 +10,7 @@ use cdk::wallet::{Wallet, WalletBuilder};
 use chrono::Utc;
 use openpleb_common::db::offers::{self, NewOffer, Offer};
 use openpleb_common::domain::money::{FeeRule, FeeRules, OfferAmounts};
+use openpleb_common::domain::offer::OfferStatus;
 use openpleb_common::wallet::store::{OpenConnections, SqlxSqliteConfig, WalletSqlxDatabase};
 use openpleb_common::wallet::{MintOutcome, WalletId, WalletManager, WalletManagerConfig};
 use sqlx::{PgConnection, PgPool};
@@ -88,6 +89,45 @@ pub async fn insert_offer(
     )
     .await?;
     Ok(offer)
+}
+
+/// An offer of `session`'s, as [`insert_offer`] makes it, that ended without a trade: moved
+/// from CREATED to CANCELLED, nothing in the ledger backing its wallet's sats.
+pub async fn cancelled_offer(
+    conn: &mut PgConnection,
+    session: Uuid,
+    sats: u64,
+    payout_key: &str,
+) -> anyhow::Result<Offer> {
+    let offer = insert_offer(&mut *conn, session, sats, payout_key).await?;
+    let (from, to) = (OfferStatus::Created, OfferStatus::Cancelled);
+    let moved = offers::transition(conn, offer.id, from, to, None, offers::Deadline::Any).await?;
+    moved.context("the offer was not CREATED")
+}
+
+/// How many of `quotes` are not final in the platform's books (neither minted nor given up).
+pub async fn open_quotes(pool: &PgPool, quotes: &[String]) -> anyhow::Result<i64> {
+    let open = sqlx::query_scalar(
+        "select count(*) from wallet_quotes
+          where quote_id = any($1) and state not in ('ISSUED', 'EXPIRED')",
+    )
+    .bind(quotes)
+    .fetch_one(pool)
+    .await?;
+    Ok(open)
+}
+
+/// A fresh key and its x-only public key, as payouts are locked to it.
+pub fn fresh_key() -> (
+    cdk::nuts::SecretKey,
+    openpleb_common::domain::keys::XOnlyKey,
+) {
+    let sk = cdk::nuts::SecretKey::generate();
+    let x = sk.public_key().x_only_public_key().to_string();
+    match x.parse() {
+        Ok(key) => (sk, key),
+        Err(e) => panic!("x-only key: {e}"),
+    }
 }
 
 /// Mints `sats` into `wallet` through a Lightning quote the mint is told is paid.

@@ -4,6 +4,7 @@
 //! Nothing here is a mock: the mint is cdk's own, served over HTTP on loopback, and the
 //! database is a real PostgreSQL cluster (`DATABASE_URL`).
 
+pub mod capture;
 pub mod chaos;
 pub mod client;
 pub mod fixtures;
@@ -14,6 +15,7 @@ pub mod oidc;
 pub mod payer;
 pub mod push;
 pub mod reputation;
+pub mod scenario;
 pub mod stack;
 pub mod trader;
 
@@ -183,4 +185,27 @@ pub fn test_config(database_url: &str, mint_url: &str) -> openpleb_common::confi
         Ok(c) => c,
         Err(e) => panic!("test config: {e}"),
     }
+}
+
+/// Gives `cmd` (a test's `openpleb-worker`) the environment of the binaries' tests: nothing
+/// inherited but `PATH`, the database, the mint and the wallets' volume given, the test
+/// secrets and settings of [`test_config`] and [`test_wallets_config`].
+pub fn worker_env<'c>(
+    cmd: &'c mut std::process::Command,
+    db_url: &str,
+    mint_url: &str,
+    wallets: &Path,
+) -> &'c mut std::process::Command {
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", db_url)
+        .env("MINT_URL", mint_url)
+        .env("WALLETS_DIR", wallets)
+        .env("WALLET_MASTER_SECRET", TEST_MASTER_SECRET)
+        .env("TREASURY_SECRET", TEST_TREASURY_SECRET)
+        .env("REPUTATION_SECRET", "17".repeat(32))
+        .env("DATA_SECRETS", format!("1:{}", "da".repeat(32)))
+        .env("ADMIN_TOKEN", "test-admin-token-0123456789")
+        .env("OIDC_API_TOKEN", "test-oidc-token-0123456789")
+        .env("PRICE_FIXED", "60000")
 }

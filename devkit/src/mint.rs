@@ -301,3 +301,11 @@ async fn run_to_completion(
         Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
+
+/// What a binary says as it exits when the mint at `url` lacks NUT-20 (the tests of the api's
+/// and the worker's start look for it).
+pub fn lacks_nut20(url: &str) -> String {
+    format!(
+        "the mint at {url} does not support NUT-20 (signed mint quotes), which OpenPleb relies on"
+    )
+}

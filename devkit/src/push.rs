@@ -357,11 +357,7 @@ async fn push(
         id: None,
         at: std::time::Instant::now(),
     };
-    lock(&shared.inner)
-        .received
-        .entry(id)
-        .or_default()
-        .push(delivered);
+    keep(&shared, id, delivered);
     StatusCode::CREATED.into_response()
 }
 
@@ -418,12 +414,17 @@ async fn hook(
         id: Some(msg_id.to_owned()),
         at: std::time::Instant::now(),
     };
+    keep(&shared, id, delivered);
+    StatusCode::OK.into_response()
+}
+
+/// Keeps a message delivered to subscription or webhook `id`.
+fn keep(shared: &Shared, id: String, delivered: Delivered) {
     lock(&shared.inner)
         .received
         .entry(id)
         .or_default()
         .push(delivered);
-    StatusCode::OK.into_response()
 }
 
 /// Whether any `v1,` signature in `sigs` is the HMAC-SHA256 of `id.ts.body` under `secret`, as

@@ -75,11 +75,7 @@ async fn main() -> anyhow::Result<()> {
         "expiry:                {secs:.1} s, {:.1} sessions/s",
         n as f64 / secs
     );
-    println!(
-        "peak RSS:              {} MiB (after set-up {} MiB; includes the in-process mint)",
-        common::peak_rss_kib() / 1024,
-        rss_before / 1024
-    );
+    common::print_peak_rss(rss_before);
     bench.finish().await?;
     Ok(())
 }

@@ -17,19 +17,8 @@ use uuid::Uuid;
 
 fn worker(db_url: &str, mint: &str, wallets: &std::path::Path, abort: bool) -> std::process::Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_openpleb-worker"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", db_url)
+    openpleb_devkit::worker_env(&mut cmd, db_url, mint, wallets)
         .env("DATABASE_POOL_SIZE", "10")
-        .env("MINT_URL", mint)
-        .env("WALLETS_DIR", wallets)
-        .env("WALLET_MASTER_SECRET", "42".repeat(32))
-        .env("TREASURY_SECRET", openpleb_devkit::TEST_TREASURY_SECRET)
-        .env("REPUTATION_SECRET", "17".repeat(32))
-        .env("DATA_SECRETS", format!("1:{}", "da".repeat(32)))
-        .env("ADMIN_TOKEN", "test-admin-token-0123456789")
-        .env("OIDC_API_TOKEN", "test-oidc-token-0123456789")
-        .env("PRICE_FIXED", "60000")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null());

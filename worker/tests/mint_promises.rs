@@ -5,24 +5,14 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use openpleb_devkit::scenario::check::refuses_to_start_aside;
 use openpleb_devkit::{DevMint, DevMintOptions};
 
 /// The worker binary against `mint`, with no database to reach, its logs (level `log`, to
 /// stdout) into `stdout`.
 fn worker(mint: &str, wallets: &std::path::Path, log: &str, stdout: Stdio) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_openpleb-worker"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
-        .env("MINT_URL", mint)
-        .env("WALLETS_DIR", wallets)
-        .env("WALLET_MASTER_SECRET", "42".repeat(32))
-        .env("TREASURY_SECRET", openpleb_devkit::TEST_TREASURY_SECRET)
-        .env("REPUTATION_SECRET", "17".repeat(32))
-        .env("DATA_SECRETS", format!("1:{}", "da".repeat(32)))
-        .env("ADMIN_TOKEN", "test-admin-token-0123456789")
-        .env("OIDC_API_TOKEN", "test-oidc-token-0123456789")
-        .env("PRICE_FIXED", "60000")
+    openpleb_devkit::worker_env(&mut cmd, "postgres://127.0.0.1:1/none", mint, wallets)
         .env("RUST_LOG", log)
         .env("LOG_FORMAT", "json")
         .stdout(stdout)
@@ -39,28 +29,11 @@ async fn a_mint_without_nut20_stops_the_worker() {
     .await
     .expect("mint");
     let dir = tempfile::tempdir().expect("dir");
-    let out = tokio::task::spawn_blocking({
-        let mint_url = mint.url.clone();
-        let wallets = dir.path().to_owned();
-        move || {
-            worker(&mint_url, &wallets, "off", Stdio::null())
-                .output()
-                .expect("run openpleb-worker")
-        }
-    })
-    .await
-    .expect("join");
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "the mint at {} does not support NUT-20 (signed mint quotes), which OpenPleb \
-             relies on",
-            mint.url
-        )),
-        "{stderr}"
-    );
+    let stderr = refuses_to_start_aside(worker(&mint.url, dir.path(), "off", Stdio::null()))
+        .await
+        .expect("refused");
+    let says = openpleb_devkit::mint::lacks_nut20(&mint.url);
+    assert!(stderr.contains(&says), "{stderr}");
     mint.stop().await.expect("stop mint");
 }
 

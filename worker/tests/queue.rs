@@ -23,6 +23,28 @@ async fn pool(_test_opts: PgPoolOptions, conn: PgConnectOptions) -> PgPool {
         .expect("pool")
 }
 
+/// A quote of 777 sats with its watcher queued, and a worker polling once a minute (with the
+/// mint's subscription) to watch it; stop the worker through the sender.
+async fn one_quote_watched_slowly(
+    pool: &PgPool,
+    mint: &DevMint,
+    dir: &std::path::Path,
+) -> (
+    CreatedQuote,
+    (oneshot::Sender<()>, tokio::task::JoinHandle<()>),
+) {
+    let api_wallets = wallet_manager(pool.clone(), &mint.url, dir, 8);
+    let wallet = WalletId::session(Uuid::new_v4());
+    let quote = watched_quote(pool, &api_wallets, &wallet, 777).await;
+    (quote, spawn_worker(slow_polling(pool, mint, dir, true)))
+}
+
+/// The state of quote `id` in the platform's books.
+async fn state_of(pool: &PgPool, id: &str) -> QuoteState {
+    let quote = quotes::get(pool, id).await.expect("get");
+    quote.expect("row").state
+}
+
 /// Worker settings for these tests: short polls, no mint websocket (empty mint URL; payments
 /// are found by polling), periodic jobs rare enough not to interfere.
 fn config() -> Config {
@@ -294,29 +316,14 @@ async fn the_mint_websocket_wakes_the_watcher(opts: PgPoolOptions, conn: PgConne
     let pool = pool(opts, conn).await;
     let mint = mint_paid_by_hand().await;
     let dir = tempfile::tempdir().expect("dir");
-    let api_wallets = wallet_manager(pool.clone(), &mint.url, dir.path(), 8);
-    let wallet = WalletId::session(Uuid::new_v4());
-    let quote = watched_quote(&pool, &api_wallets, &wallet, 777).await;
-
-    let (stop, worker) = spawn_worker(slow_polling(&pool, &mint, dir.path(), true));
+    let (quote, (stop, worker)) = one_quote_watched_slowly(&pool, &mint, dir.path()).await;
     // Let the first (unpaid) look and the subscription happen, then pay.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(
-        quotes::get(&pool, &quote.quote_id)
-            .await
-            .expect("get")
-            .expect("row")
-            .state,
-        QuoteState::Unpaid
-    );
+    assert_eq!(state_of(&pool, &quote.quote_id).await, QuoteState::Unpaid);
     mint.pay_invoice(&quote.request, 777).await.expect("pay");
     let mut state = QuoteState::Unpaid;
     for _ in 0..40 {
-        state = quotes::get(&pool, &quote.quote_id)
-            .await
-            .expect("get")
-            .expect("row")
-            .state;
+        state = state_of(&pool, &quote.quote_id).await;
         if state == QuoteState::Issued {
             break;
         }
@@ -345,19 +352,11 @@ async fn no_websocket_without_nut17(opts: PgPoolOptions, conn: PgConnectOptions)
     .await
     .expect("mint");
     let dir = tempfile::tempdir().expect("dir");
-    let api_wallets = wallet_manager(pool.clone(), &mint.url, dir.path(), 8);
-    let wallet = WalletId::session(Uuid::new_v4());
-    let quote = watched_quote(&pool, &api_wallets, &wallet, 777).await;
-
-    let (stop, worker) = spawn_worker(slow_polling(&pool, &mint, dir.path(), true));
+    let (quote, (stop, worker)) = one_quote_watched_slowly(&pool, &mint, dir.path()).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     mint.pay_invoice(&quote.request, 777).await.expect("pay");
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let state = quotes::get(&pool, &quote.quote_id)
-        .await
-        .expect("get")
-        .expect("row")
-        .state;
+    let state = state_of(&pool, &quote.quote_id).await;
     assert_eq!(state, QuoteState::Unpaid, "nothing reported the payment");
     let routes = mint.requests.snapshot().routes;
     assert!(!routes.contains_key("GET /v1/ws"), "{routes:?}");

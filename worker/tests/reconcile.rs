@@ -9,10 +9,8 @@ use cdk::nuts::{CurrencyUnit, State};
 use cdk::wallet::types::ProofInfo;
 use cdk::wallet::{ReceiveOptions, SendOptions};
 use cdk::Amount;
-use openpleb_common::db::payouts::{self, NewPayout};
-use openpleb_common::domain::money::Party;
-use openpleb_common::domain::offer::OfferStatus;
-use openpleb_common::domain::payout::{PayoutPurpose, PayoutState};
+use openpleb_common::db::payouts;
+use openpleb_common::domain::payout::PayoutState;
 use openpleb_common::jobs::queues;
 use openpleb_common::wallet::{Balances, WalletId};
 use openpleb_devkit::fixtures;
@@ -22,7 +20,7 @@ use uuid::Uuid;
 
 mod common;
 
-use common::{crash, release, unspent, world, world_with_fee};
+use common::{crash, refund, release, unspent, world, world_with_fee};
 
 #[sqlx::test(migrations = false)]
 async fn interrupted_operations_are_finished_or_rolled_back(
@@ -116,20 +114,8 @@ async fn interrupted_operations_are_finished_or_rolled_back(
     let offer = fixtures::insert_offer(&mut tx, session, 1_000, &payout_key)
         .await
         .expect("offer");
-    payouts::record(
-        &mut tx,
-        &NewPayout {
-            offer_id: offer.id,
-            party: Party::Maker,
-            purpose: PayoutPurpose::Refund,
-            source_wallet: &WalletId::session(session),
-            sats: 10,
-            lock_pubkey: Some(&payout_key),
-            reference: "",
-        },
-    )
-    .await
-    .expect("payout");
+    let wallet = WalletId::session(session);
+    refund(&mut tx, offer.id, &wallet, (10, &payout_key), "").await;
     sqlx::query("update payouts set created_at = now() - interval '20 minutes'")
         .execute(&mut *tx)
         .await
@@ -262,17 +248,9 @@ async fn operations_cut_at_any_point_end_whole(_opts: PgPoolOptions, conn: PgCon
             let token = token.clone();
             tokio::spawn(async move { raw.receive(&token, ReceiveOptions::default()).await })
         };
-        tokio::time::sleep(cut).await;
-        task.abort();
-        let _ = task.await;
-        crash(raw, conns).await;
-        let r = w.wallets.reconcile(&id).await.expect("reconcile");
-        w.wallets.close(&id).await.expect("close");
-        assert_eq!(
-            r.after.reserved + r.after.pending,
-            0,
-            "step {step}: nothing in flight"
-        );
+        let r = w
+            .cut_and_reconcile(&id, (task, (raw, conns)), cut, step)
+            .await;
         // Did the mint take the token? Only then may the wallet hold it.
         let probe = fixtures::memory_wallet(&w.mint.url).await.expect("probe");
         let taken = match probe.receive(&token, ReceiveOptions::default()).await {
@@ -306,17 +284,9 @@ async fn operations_cut_at_any_point_end_whole(_opts: PgPoolOptions, conn: PgCon
                     .await
             })
         };
-        tokio::time::sleep(cut).await;
-        task.abort();
-        let _ = task.await;
-        crash(raw, conns).await;
-        let r = w.wallets.reconcile(&id).await.expect("reconcile");
-        w.wallets.close(&id).await.expect("close");
-        assert_eq!(
-            r.after.reserved + r.after.pending,
-            0,
-            "step {step}: nothing in flight"
-        );
+        let r = w
+            .cut_and_reconcile(&id, (task, (raw, conns)), cut, step)
+            .await;
         assert_eq!(
             r.after.unspent + r.after.sent,
             expected.unspent + expected.sent,
@@ -402,26 +372,12 @@ async fn cleanup_deletes_dust_and_sweeps_the_rest_net_of_fees(
     for sats in [1u64, 8] {
         let mut tx = w.pool.begin().await.expect("tx");
         let session = fixtures::insert_session(&mut tx).await.expect("session");
-        let offer = fixtures::insert_offer(&mut tx, session, 1_000, &key)
-            .await
-            .expect("offer");
         // Ended without a trade: nothing in the ledger backs the wallet's sats.
-        openpleb_common::db::offers::transition(
-            &mut tx,
-            offer.id,
-            OfferStatus::Created,
-            OfferStatus::Cancelled,
-            None,
-            openpleb_common::db::offers::Deadline::Any,
-        )
-        .await
-        .expect("cancel");
+        let cancelled = fixtures::cancelled_offer(&mut tx, session, 1_000, &key).await;
+        cancelled.expect("cancelled offer");
         tx.commit().await.expect("commit");
         let wallet = WalletId::session(session);
-        fixtures::fund_wallet(&w.wallets, &w.mint, &wallet, sats)
-            .await
-            .expect("fund");
-        w.wallets.close(&wallet).await.expect("close");
+        w.fund_and_close(&wallet, sats).await;
         wallets.push(wallet);
     }
     sqlx::query(

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::{Duration as ChronoDuration, TimeZone, Utc};
 use openpleb_common::db::quotes;
 use openpleb_common::jobs::{enqueue, queues, SweepQuotes, WatchMintQuote};
+use openpleb_devkit::fixtures::test_pool;
 use openpleb_devkit::wallet_manager;
 use openpleb_worker::WorkerContext;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -24,6 +25,26 @@ async fn watchers(pool: &PgPool, quote_id: &str) -> i64 {
     .expect("count")
 }
 
+/// A worker's context whose mint is unreachable (asking it would fail the job).
+fn offline(pool: &PgPool, dir: &std::path::Path) -> Arc<WorkerContext> {
+    let wallets = wallet_manager(pool.clone(), "http://127.0.0.1:9", dir, 4);
+    let config = openpleb_devkit::test_config("postgres://unused", "http://127.0.0.1:9");
+    Arc::new(WorkerContext::from_config(
+        pool.clone(),
+        wallets,
+        Arc::new(config),
+    ))
+}
+
+/// The sweep of the slot at 12:`minute` on a fixed day.
+async fn sweep_at(ctx: &Arc<WorkerContext>, minute: u32) {
+    let slot = Utc.with_ymd_and_hms(2026, 12, 1, 12, minute, 0).single();
+    let slot = slot.expect("slot");
+    let data = apalis::prelude::Data::new(ctx.clone());
+    let swept = openpleb_worker::jobs::sweep_quotes::handle(SweepQuotes { slot }, data).await;
+    swept.expect("sweep");
+}
+
 /// Two stale open quotes, one with its watcher still waiting in the queue (no worker runs):
 /// two sweeps in two slots leave the waiting one alone and give the forgotten one one chain,
 /// which the second sweep finds waiting too.
@@ -32,9 +53,7 @@ async fn a_sweep_adds_no_watcher_to_a_quote_whose_watcher_waits(
     _opts: PgPoolOptions,
     conn: PgConnectOptions,
 ) {
-    let pool = openpleb_devkit::fixtures::test_pool(conn)
-        .await
-        .expect("pool");
+    let pool = test_pool(conn).await.expect("pool");
     let mut tx = pool.begin().await.expect("tx");
     let expires = Utc::now() + ChronoDuration::minutes(30);
     for q in ["q-waiting", "q-forgotten"] {
@@ -52,24 +71,9 @@ async fn a_sweep_adds_no_watcher_to_a_quote_whose_watcher_waits(
         .expect("age");
 
     let dir = tempfile::tempdir().expect("dir");
-    let wallets = wallet_manager(pool.clone(), "http://127.0.0.1:9", dir.path(), 4);
-    let config = openpleb_devkit::test_config("postgres://unused", "http://127.0.0.1:9");
-    let ctx = Arc::new(WorkerContext::from_config(
-        pool.clone(),
-        wallets,
-        Arc::new(config),
-    ));
+    let ctx = offline(&pool, dir.path());
     for minute in [0, 1] {
-        let slot = Utc
-            .with_ymd_and_hms(2026, 12, 1, 12, minute, 0)
-            .single()
-            .expect("slot");
-        openpleb_worker::jobs::sweep_quotes::handle(
-            SweepQuotes { slot },
-            apalis::prelude::Data::new(ctx.clone()),
-        )
-        .await
-        .expect("sweep");
+        sweep_at(&ctx, minute).await;
     }
     assert_eq!(
         watchers(&pool, "q-waiting").await,
@@ -91,9 +95,7 @@ async fn a_sweep_finds_a_forgotten_quote_behind_many_watched_ones(
     _opts: PgPoolOptions,
     conn: PgConnectOptions,
 ) {
-    let pool = openpleb_devkit::fixtures::test_pool(conn)
-        .await
-        .expect("pool");
+    let pool = test_pool(conn).await.expect("pool");
     let watched = 600;
     sqlx::query(
         "insert into wallet_quotes (quote_id, wallet_id, amount_sats, expires_at, updated_at)
@@ -115,23 +117,8 @@ async fn a_sweep_finds_a_forgotten_quote_behind_many_watched_ones(
     let forgotten = format!("q-{watched:04}");
 
     let dir = tempfile::tempdir().expect("dir");
-    let wallets = wallet_manager(pool.clone(), "http://127.0.0.1:9", dir.path(), 4);
-    let config = openpleb_devkit::test_config("postgres://unused", "http://127.0.0.1:9");
-    let ctx = Arc::new(WorkerContext::from_config(
-        pool.clone(),
-        wallets,
-        Arc::new(config),
-    ));
-    let slot = Utc
-        .with_ymd_and_hms(2026, 12, 1, 12, 0, 0)
-        .single()
-        .expect("slot");
-    openpleb_worker::jobs::sweep_quotes::handle(
-        SweepQuotes { slot },
-        apalis::prelude::Data::new(ctx.clone()),
-    )
-    .await
-    .expect("sweep");
+    let ctx = offline(&pool, dir.path());
+    sweep_at(&ctx, 0).await;
     assert_eq!(
         watchers(&pool, &forgotten).await,
         1,
@@ -154,9 +141,7 @@ async fn a_swept_quote_of_a_cancelled_offer_waits_for_its_last_look(
     _opts: PgPoolOptions,
     conn: PgConnectOptions,
 ) {
-    let pool = openpleb_devkit::fixtures::test_pool(conn)
-        .await
-        .expect("pool");
+    let pool = test_pool(conn).await.expect("pool");
     let mut tx = pool.begin().await.expect("tx");
     let session = openpleb_devkit::fixtures::insert_session(&mut tx)
         .await
@@ -191,13 +176,7 @@ async fn a_swept_quote_of_a_cancelled_offer_waits_for_its_last_look(
     tx.commit().await.expect("commit");
 
     let dir = tempfile::tempdir().expect("dir");
-    let wallets = wallet_manager(pool.clone(), "http://127.0.0.1:9", dir.path(), 4);
-    let config = openpleb_devkit::test_config("postgres://unused", "http://127.0.0.1:9");
-    let ctx = Arc::new(WorkerContext::from_config(
-        pool.clone(),
-        wallets,
-        Arc::new(config),
-    ));
+    let ctx = offline(&pool, dir.path());
     let swept = WatchMintQuote {
         chain: Some("sweep:60".to_owned()),
         ..WatchMintQuote::first("q-cancelled")

@@ -16,6 +16,7 @@ use openpleb_common::wallet::treasury::{
 };
 use openpleb_common::wallet::WalletId;
 use openpleb_devkit::fixtures;
+use openpleb_devkit::scenario::check::refuses_to_start;
 use openpleb_worker::jobs::{release_payouts, sweep_legacy_treasury as legacy};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use uuid::Uuid;
@@ -138,8 +139,8 @@ async fn a_fee_locked_to_the_legacy_key_is_still_swept(
 /// A worker needs `TREASURY_SECRET`: without it, one line naming it and exit code 2.
 #[test]
 fn a_worker_without_the_treasury_secret_does_not_start() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_openpleb-worker"))
-        .env_clear()
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_openpleb-worker"));
+    cmd.env_clear()
         .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
         .env("MINT_URL", "http://127.0.0.1:1")
         .env("WALLET_MASTER_SECRET", "42".repeat(32))
@@ -147,12 +148,10 @@ fn a_worker_without_the_treasury_secret_does_not_start() {
         .env("DATA_SECRETS", format!("1:{}", "da".repeat(32)))
         .env("ADMIN_TOKEN", "test-admin-token-0123456789")
         .env("OIDC_API_TOKEN", "test-oidc-token-0123456789")
-        .env("PRICE_FIXED", "60000")
-        .output()
-        .expect("run openpleb-worker");
-    assert_eq!(out.status.code(), Some(2));
+        .env("PRICE_FIXED", "60000");
+    let stderr = refuses_to_start(cmd).expect("refused");
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr).trim(),
+        stderr,
         "configuration error: TREASURY_SECRET is required but not set"
     );
 }

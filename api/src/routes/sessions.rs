@@ -113,6 +113,25 @@ async fn spend(state: &AppState, bat: &ParsedBat) -> Result<(), ApiError> {
     }
 }
 
+/// Spends `token` (see [`spend`]) and marks it spent in a transaction the caller completes by
+/// opening or renewing the session: the transaction, the BAT and the session's new expiry.
+async fn spend_into(
+    state: &AppState,
+    token: &str,
+) -> ApiResult<(
+    sqlx::Transaction<'static, sqlx::Postgres>,
+    ParsedBat,
+    DateTime<Utc>,
+)> {
+    let bat = ParsedBat::parse(token).map_err(ApiError::from)?;
+    spend(state, &bat).await?;
+    let mut tx = state.ctx.pool.begin().await?;
+    if !sessions::mark_bat_spent(&mut tx, &bat.hash).await? {
+        return Err(ApiError::internal("a BAT spent here was not reserved").into());
+    }
+    Ok((tx, bat, Utc::now() + state.session_lifetime()))
+}
+
 fn bearer(req: &Request) -> Option<String> {
     req.headers()
         .get(poem::http::header::AUTHORIZATION)
@@ -148,13 +167,7 @@ impl SessionsApi {
         let token = body.0.bat.or_else(|| bearer(req)).ok_or_else(|| {
             ApiError::bad_request("missing_bat", "send a BAT in `bat` or as a bearer token")
         })?;
-        let bat = ParsedBat::parse(&token).map_err(ApiError::from)?;
-        spend(&state, &bat).await?;
-        let mut tx = state.ctx.pool.begin().await?;
-        if !sessions::mark_bat_spent(&mut tx, &bat.hash).await? {
-            return Err(ApiError::internal("a BAT spent here was not reserved").into());
-        }
-        let expires_at = Utc::now() + state.session_lifetime();
+        let (mut tx, bat, expires_at) = spend_into(&state, &token).await?;
         let session = sessions::open(&mut tx, &bat.hash, expires_at).await?;
         tx.commit().await?;
         Ok(Opened::Ok(Json(session.into())))
@@ -193,13 +206,7 @@ impl SessionsApi {
             .0
             .bat
             .ok_or_else(|| ApiError::bad_request("missing_bat", "send the new BAT in `bat`"))?;
-        let bat = ParsedBat::parse(&token).map_err(ApiError::from)?;
-        spend(&state, &bat).await?;
-        let mut tx = state.ctx.pool.begin().await?;
-        if !sessions::mark_bat_spent(&mut tx, &bat.hash).await? {
-            return Err(ApiError::internal("a BAT spent here was not reserved").into());
-        }
-        let expires_at = Utc::now() + state.session_lifetime();
+        let (mut tx, bat, expires_at) = spend_into(&state, &token).await?;
         let session = sessions::renew(&mut tx, auth.0.id, &bat.hash, expires_at)
             .await?
             .ok_or_else(|| ApiError::unauthorized("session_expired", "the session has ended"))?;

@@ -8,6 +8,7 @@ use poem::test::TestResponse;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+pub use super::Amounts;
 use super::{Harness, Session};
 
 /// Now, in milliseconds (reveal timestamps).
@@ -30,21 +31,6 @@ pub fn registered_key(who: &Session) -> cdk::nuts::SecretKey {
     cdk::nuts::SecretKey::from_slice(&who.trader.secret_key().secret_bytes()).expect("key")
 }
 
-/// The amounts of one offer (maker view).
-pub struct Amounts {
-    pub s: u64,
-    pub pf: u64,
-    pub tf: u64,
-    pub mb: u64,
-    pub tb: u64,
-}
-
-impl Amounts {
-    pub fn deposit(&self) -> u64 {
-        self.s + self.pf + self.tf + self.mb
-    }
-}
-
 /// A trade taken to RECEIPT_SUBMITTED.
 pub struct Trade {
     pub id: Uuid,
@@ -62,16 +48,9 @@ pub async fn to_receipt(h: &Harness, provider: Uuid) -> Trade {
     h.wait_status(id, &taker, "TAKER_BOND_PAID").await;
     h.upload_receipt(id, &taker).await.assert_status_is_ok();
     let v = h.wait_status(id, &maker, "RECEIPT_SUBMITTED").await;
-    let n = |k: &str| v[k].as_u64().expect(k);
     Trade {
         id,
-        amounts: Amounts {
-            s: n("amountSats"),
-            pf: n("platformFeeSats"),
-            tf: n("takerRewardSats"),
-            mb: n("makerBondSats"),
-            tb: n("takerBondSats"),
-        },
+        amounts: Amounts::of(&v).expect("amounts"),
         maker,
         taker,
     }

@@ -6,6 +6,11 @@
 
 pub mod dispute;
 pub mod reputation;
+mod steps;
+
+// Each test file uses its own part of the steps.
+#[allow(unused_imports)]
+pub use steps::{balanced, offer_with_invoice};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,18 +18,23 @@ use std::time::Duration;
 use openpleb_api::{admin_app, public_app, AppState};
 use openpleb_common::config::WalletsConfig;
 use openpleb_common::mint::MintClient;
-use openpleb_common::wallet::{WalletId, WalletManager};
+use openpleb_common::wallet::WalletManager;
+pub use openpleb_devkit::scenario::in_process::Client;
+use openpleb_devkit::scenario::in_process::InProcess;
 use openpleb_devkit::stack::AuthStack;
-use openpleb_devkit::{
-    test_config, test_wallets_config, test_worker_wallets, wallet_manager_with, Trader,
-};
+use openpleb_devkit::{test_config, test_wallets_config, test_worker_wallets, wallet_manager_with};
 use openpleb_worker::{run, WorkerContext};
-use poem::endpoint::BoxEndpoint;
 use poem::http::StatusCode;
 use poem::listener::TcpAcceptor;
 use poem::test::{TestClient, TestResponse};
+
+// Each test file uses its own part of the scenario builders.
+#[allow(unused_imports)]
+pub use openpleb_devkit::scenario::{
+    Amounts, Auth, Party as Session, Reply, Trade, Transport, Upload, PNG,
+};
 use poem::{EndpointExt, Server};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
@@ -32,8 +42,6 @@ use uuid::Uuid;
 
 pub const ADMIN: &str = "Bearer test-admin-token-0123456789";
 pub const OIDC_TOKEN: &str = "test-oidc-token-0123456789";
-
-pub type Client = TestClient<BoxEndpoint<'static>>;
 
 pub struct Harness {
     pub public: Client,
@@ -52,18 +60,6 @@ pub struct Harness {
     _dirs: Vec<tempfile::TempDir>,
 }
 
-/// A registered trader with an open session.
-pub struct Session {
-    pub trader: Trader,
-    pub bat: String,
-}
-
-impl Session {
-    pub fn bearer(&self) -> String {
-        format!("Bearer {}", self.bat)
-    }
-}
-
 pub async fn body(resp: TestResponse) -> Value {
     let text = resp.0.into_body().into_string().await.expect("body");
     serde_json::from_str(&text).unwrap_or(Value::String(text))
@@ -76,21 +72,20 @@ pub async fn expect_error(resp: TestResponse, status: StatusCode, code: &str) {
     assert_eq!(v["error"]["code"], code, "{v}");
 }
 
-/// A fresh per-trade payout key.
-pub fn payout_key() -> (cdk::nuts::SecretKey, String) {
-    let sk = cdk::nuts::SecretKey::generate();
-    let x = sk.public_key().x_only_public_key().to_string();
-    (sk, x)
-}
+#[allow(unused_imports)]
+pub use openpleb_devkit::scenario::payout_key;
 
-/// The smallest valid PNG (1×1).
-pub const PNG: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
-    0x89, 0x00, 0x00, 0x00, 0x0a, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00,
-    0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
-    0x42, 0x60, 0x82,
-];
+impl InProcess for Harness {
+    fn public_client(&self) -> &Client {
+        &self.public
+    }
+    fn admin_client(&self) -> &Client {
+        &self.admin
+    }
+    fn auth_stack(&self) -> Option<&AuthStack> {
+        Some(&self.stack)
+    }
+}
 
 impl Harness {
     /// Starts everything on the per-test database (`#[sqlx::test(migrations = false)]` hands
@@ -205,14 +200,16 @@ impl Harness {
         // The worker polls and sweeps often so tests run in seconds; the api keeps the
         // configuration as loaded (its alert thresholds derive from the intervals).
         let mut worker_config = config.clone();
-        let w = &mut worker_config.worker;
-        w.concurrency = 4;
-        w.quote_poll_interval = Duration::from_millis(500);
-        w.queue_poll_interval = Duration::from_millis(200);
-        w.expiry_sweep = Duration::from_secs(2);
-        // Reconciliation runs beside every api test: it must never disturb a trade.
-        w.reconcile_interval = Duration::from_secs(3);
-        w.reconcile_batch = 100;
+        worker_config.worker = openpleb_common::config::WorkerConfig {
+            concurrency: 4,
+            quote_poll_interval: Duration::from_millis(500),
+            queue_poll_interval: Duration::from_millis(200),
+            expiry_sweep: Duration::from_secs(2),
+            // Reconciliation runs beside every api test: it must never disturb a trade.
+            reconcile_interval: Duration::from_secs(3),
+            reconcile_batch: 100,
+            ..config.worker.clone()
+        };
         let worker_config = Arc::new(worker_config);
         let state = AppState::new(
             Arc::new(config),
@@ -311,338 +308,6 @@ impl Harness {
         }
     }
 
-    pub async fn alerts(&self) -> Value {
-        let resp = self
-            .admin
-            .get("/api/v1/admin/alerts")
-            .header("Authorization", ADMIN)
-            .send()
-            .await;
-        resp.assert_status_is_ok();
-        body(resp).await
-    }
-
-    pub async fn provider(&self) -> Uuid {
-        let resp = self
-            .admin
-            .post("/api/v1/admin/fiat-providers")
-            .header("Authorization", ADMIN)
-            .body_json(&json!({"name": format!("SEPA {}", Uuid::new_v4().simple()), "kind": "bank_transfer"}))
-            .send()
-            .await;
-        resp.assert_status(StatusCode::CREATED);
-        body(resp).await["id"]
-            .as_str()
-            .expect("id")
-            .parse()
-            .expect("uuid")
-    }
-
-    /// Registers a trader, logs in, mints a BAT and opens a session.
-    pub async fn session(&self) -> Session {
-        let resp = self
-            .admin
-            .post("/api/v1/admin/invite-codes")
-            .header("Authorization", ADMIN)
-            .body_json(&json!({}))
-            .send()
-            .await;
-        resp.assert_status(StatusCode::CREATED);
-        let code = body(resp).await["code"].as_str().expect("code").to_owned();
-        let trader = Trader::new();
-        self.public
-            .post("/api/v1/users/register")
-            .body_json(&trader.registration(&code))
-            .send()
-            .await
-            .assert_status(StatusCode::CREATED);
-        let cat = self.stack.login(&trader).await.expect("login");
-        let bat = self.stack.mint_bats(&cat, 1).await.expect("BAT").remove(0);
-        self.public
-            .post("/api/v1/sessions")
-            .body_json(&json!({"bat": bat}))
-            .send()
-            .await
-            .assert_status(StatusCode::CREATED);
-        Session { trader, bat }
-    }
-
-    /// Creates an offer for `fiat` minor units; returns (offer id, deposit sats, maker key).
-    pub async fn offer(
-        &self,
-        maker: &Session,
-        provider: Uuid,
-        fiat: i64,
-    ) -> (Uuid, u64, cdk::nuts::SecretKey) {
-        let (sk, key) = payout_key();
-        let resp = self
-            .public
-            .post("/api/v1/offers")
-            .header("Authorization", maker.bearer())
-            .body_json(&json!({
-                "fiatAmount": fiat, "currency": "EUR", "fiatProviderId": provider,
-                "paymentDetails": "IBAN DE00 1234 5678 9012 3456 78", "description": "test",
-                "makerPayoutPubkey": key,
-            }))
-            .send()
-            .await;
-        let status = resp.0.status();
-        let v = body(resp).await;
-        assert_eq!(status, StatusCode::CREATED, "{v}");
-        let id = v["offer"]["id"]
-            .as_str()
-            .expect("id")
-            .parse()
-            .expect("uuid");
-        let deposit = v["deposit"]["amountSats"].as_u64().expect("deposit");
-        assert!(v["deposit"]["invoice"]
-            .as_str()
-            .expect("invoice")
-            .starts_with("lnbc"));
-        (id, deposit, sk)
-    }
-
-    pub async fn get_offer(&self, id: Uuid, who: Option<&Session>) -> TestResponse {
-        let mut req = self.public.get(format!("/api/v1/offers/{id}"));
-        if let Some(s) = who {
-            req = req.header("Authorization", s.bearer());
-        }
-        req.send().await
-    }
-
-    /// Waits until the offer (seen by `who`) has `status`.
-    pub async fn wait_status(&self, id: Uuid, who: &Session, status: &str) -> Value {
-        let mut last = Value::Null;
-        for _ in 0..120 {
-            let v = body(self.get_offer(id, Some(who)).await).await;
-            if v["status"] == status {
-                return v;
-            }
-            last = v;
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        panic!("offer {id} never reached {status}: {last}");
-    }
-
-    /// Funds offer `id` with `token` as `maker`: the api answers 202 with the intent, a worker
-    /// receives it; returns the intent once it ended (FUNDED, REFUNDED or ABANDONED).
-    pub async fn fund_with_token(&self, id: Uuid, maker: &Session, token: &str) -> Value {
-        let resp = self
-            .public
-            .post(format!("/api/v1/offers/{id}/fund"))
-            .header("Authorization", maker.bearer())
-            .body_json(&json!({ "token": token }))
-            .send()
-            .await;
-        resp.assert_status(StatusCode::ACCEPTED);
-        let intent = body(resp).await;
-        assert_eq!(intent["state"], "OPEN", "{intent}");
-        let intent_id = intent["id"].as_str().expect("intent id").to_owned();
-        self.wait_intent(id, maker, &intent_id).await
-    }
-
-    /// Waits until funding intent `intent_id` of offer `id` ended; returns it.
-    pub async fn wait_intent(&self, id: Uuid, maker: &Session, intent_id: &str) -> Value {
-        let mut last = Value::Null;
-        for _ in 0..120 {
-            let resp = self
-                .public
-                .get(format!("/api/v1/offers/{id}/fund/{intent_id}"))
-                .header("Authorization", maker.bearer())
-                .send()
-                .await;
-            resp.assert_status_is_ok();
-            let v = body(resp).await;
-            if v["state"] != "OPEN" {
-                return v;
-            }
-            last = v;
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        panic!("funding intent {intent_id} never ended: {last}");
-    }
-
-    /// Waits until every payout `who` has for the offer is released; returns the tokens.
-    pub async fn released_payouts(&self, id: Uuid, who: &Session) -> Vec<Value> {
-        for _ in 0..120 {
-            let resp = self
-                .public
-                .get(format!("/api/v1/offers/{id}/payouts"))
-                .header("Authorization", who.bearer())
-                .send()
-                .await;
-            let v = body(resp).await;
-            let list = v.as_array().cloned().unwrap_or_default();
-            if !list.is_empty() && list.iter().all(|p| p["state"] == "RELEASED") {
-                return list;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        panic!("payouts of {id} were not released");
-    }
-
-    /// Waits until the payouts locked to `key` are released, fetching them by key proof (no
-    /// session needed); returns them.
-    pub async fn payouts_by_key(&self, id: Uuid, key: &cdk::nuts::SecretKey) -> Vec<Value> {
-        let pubkey = key.public_key().x_only_public_key().to_string();
-        for _ in 0..120 {
-            let ts = chrono::Utc::now().timestamp_millis();
-            let msg = format!("openpleb-payouts:{id}:{ts}");
-            let sig = key.sign(msg.as_bytes()).expect("sign").to_string();
-            let resp = self
-                .public
-                .post(format!("/api/v1/offers/{id}/payouts/by-key"))
-                .body_json(&json!({"payoutPubkey": pubkey, "timestamp": ts, "signature": sig}))
-                .send()
-                .await;
-            let v = body(resp).await;
-            let list = v.as_array().cloned().unwrap_or_default();
-            if !list.is_empty() && list.iter().all(|p| p["state"] == "RELEASED") {
-                return list;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        panic!("payouts of {id} for the key were not released");
-    }
-
-    /// Redeems tokens into a fresh wallet of the trader's with `key`; returns the sats.
-    pub async fn redeem(&self, payouts: &[Value], key: &cdk::nuts::SecretKey) -> u64 {
-        let wallet = WalletId::session(Uuid::new_v4());
-        let mut total = 0;
-        for p in payouts {
-            let token = p["token"].as_str().expect("token");
-            total += self
-                .trader_wallets
-                .receive(&wallet, token, vec![key.clone()])
-                .await
-                .expect("redeem");
-        }
-        total
-    }
-
-    /// A plain token worth `sats` from the test mint, paid for through the fake Lightning
-    /// backend by a trader's own wallet.
-    pub async fn cash(&self, sats: u64) -> String {
-        use openpleb_common::wallet::MintOutcome;
-        let wallet = WalletId::session(Uuid::new_v4());
-        let quote = self
-            .trader_wallets
-            .create_mint_quote(&wallet, sats)
-            .await
-            .expect("quote");
-        if self.manual {
-            self.pay(&quote.request, sats).await;
-        }
-        for _ in 0..60 {
-            if let MintOutcome::Issued(_) = self
-                .trader_wallets
-                .mint_quote(&wallet, &quote.quote_id)
-                .await
-                .expect("mint")
-            {
-                return self
-                    .trader_wallets
-                    .send(&wallet, sats, None)
-                    .await
-                    .expect("send")
-                    .token;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        panic!("the trader's quote was never paid");
-    }
-
-    /// Takes a listed offer through a whole trade: `taker` claims and pays the bond, uploads a
-    /// receipt, `maker` confirms. Returns the taker's payout secret key.
-    pub async fn trade_to_completion(
-        &self,
-        id: Uuid,
-        maker: &Session,
-        taker: &Session,
-    ) -> cdk::nuts::SecretKey {
-        let taker_sk = self.claim(id, taker).await;
-        self.wait_status(id, taker, "TAKER_BOND_PAID").await;
-        self.upload_receipt(id, taker).await.assert_status_is_ok();
-        self.public
-            .post(format!("/api/v1/offers/{id}/complete"))
-            .header("Authorization", maker.bearer())
-            .send()
-            .await
-            .assert_status_is_ok();
-        taker_sk
-    }
-
-    /// Claims `id` as `taker`; returns the taker's payout secret key. With manual payments the
-    /// bond is paid too.
-    pub async fn claim(&self, id: Uuid, taker: &Session) -> cdk::nuts::SecretKey {
-        let (sk, key) = payout_key();
-        let resp = self
-            .public
-            .post(format!("/api/v1/offers/{id}/claim"))
-            .header("Authorization", taker.bearer())
-            .body_json(&json!({"takerPayoutPubkey": key}))
-            .send()
-            .await;
-        resp.assert_status_is_ok();
-        let v = body(resp).await;
-        if self.manual {
-            let invoice = v["bond"]["invoice"].as_str().expect("invoice");
-            let sats = v["bond"]["amountSats"].as_u64().expect("sats");
-            self.pay(invoice, sats).await;
-        }
-        sk
-    }
-
-    /// Uploads the test PNG as `taker`.
-    pub async fn upload_receipt(&self, id: Uuid, taker: &Session) -> TestResponse {
-        let form = poem::test::TestForm::new().field(
-            poem::test::TestFormField::bytes(PNG.to_vec())
-                .name("image")
-                .filename("receipt.png")
-                .content_type("image/png"),
-        );
-        self.public
-            .post(format!("/api/v1/offers/{id}/receipt"))
-            .header("Authorization", taker.bearer())
-            .multipart(form)
-            .send()
-            .await
-    }
-
-    /// Creates an offer as `maker` and funds it (paying the deposit invoice when payments are
-    /// manual); waits for INVOICE_PAID. Returns the id and the maker's payout key.
-    pub async fn funded_offer(
-        &self,
-        maker: &Session,
-        provider: Uuid,
-    ) -> (Uuid, cdk::nuts::SecretKey) {
-        let (sk, key) = payout_key();
-        let resp = self
-            .public
-            .post("/api/v1/offers")
-            .header("Authorization", maker.bearer())
-            .body_json(&json!({
-                "fiatAmount": 2_500, "currency": "EUR", "fiatProviderId": provider,
-                "paymentDetails": "IBAN DE00 1234 5678 9012 3456 78",
-                "makerPayoutPubkey": key,
-            }))
-            .send()
-            .await;
-        let v = body(resp).await;
-        let id = v["offer"]["id"]
-            .as_str()
-            .expect("id")
-            .parse()
-            .expect("uuid");
-        if self.manual {
-            let invoice = v["deposit"]["invoice"].as_str().expect("invoice");
-            let sats = v["deposit"]["amountSats"].as_u64().expect("sats");
-            self.pay(invoice, sats).await;
-        }
-        self.wait_status(id, maker, "INVOICE_PAID").await;
-        (id, sk)
-    }
-
     /// The trade steps' context, as the worker has it (for driving a step beside a request).
     pub fn trade_ctx(&self) -> openpleb_common::trade::TradeCtx {
         WorkerContext::from_config(
@@ -651,62 +316,41 @@ impl Harness {
             self.worker_config.clone(),
         )
     }
-
-    pub async fn audit(&self) -> Value {
-        let resp = self
-            .admin
-            .get("/api/v1/admin/audit")
-            .header("Authorization", ADMIN)
-            .send()
-            .await;
-        resp.assert_status_is_ok();
-        body(resp).await
-    }
 }
 
-/// An offer created by `maker`, its deposit not paid; returns (id, deposit invoice, deposit sats, maker key).
-pub async fn offer_with_invoice(
-    h: &Harness,
-    maker: &Session,
-    provider: Uuid,
-) -> (Uuid, String, u64, cdk::nuts::SecretKey) {
-    let (sk, key) = payout_key();
-    let resp = h
-        .public
-        .post("/api/v1/offers")
-        .header("Authorization", maker.bearer())
-        .body_json(
-            &json!({"fiatAmount": 1_000, "currency": "EUR", "fiatProviderId": provider,
-                           "paymentDetails": "IBAN", "makerPayoutPubkey": key}),
-        )
-        .send()
-        .await;
-    let v = body(resp).await;
-    (
-        v["offer"]["id"]
-            .as_str()
-            .expect("id")
-            .parse()
-            .expect("uuid"),
-        v["deposit"]["invoice"]
-            .as_str()
-            .expect("invoice")
-            .to_owned(),
-        v["deposit"]["amountSats"].as_u64().expect("sats"),
-        sk,
-    )
+/// A configuration read the way the binaries read it, from the test values and `extra`.
+pub fn read_config(mint_url: &str, extra: (&str, &str)) -> openpleb_common::config::Config {
+    let vars = [
+        ("DATABASE_URL", "postgres://unused".to_owned()),
+        ("MINT_URL", mint_url.to_owned()),
+        ("WALLET_MASTER_SECRET", "42".repeat(32)),
+        ("REPUTATION_SECRET", "17".repeat(32)),
+        ("DATA_SECRETS", format!("1:{}", "da".repeat(32))),
+        ("ADMIN_TOKEN", "test-admin-token-0123456789".to_owned()),
+        ("OIDC_API_TOKEN", "test-oidc-token-0123456789".to_owned()),
+        ("PRICE_FIXED", "60000".to_owned()),
+        (extra.0, extra.1.to_owned()),
+    ];
+    let lookup = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+    openpleb_common::config::Config::from_lookup(lookup).expect("config")
 }
 
-/// Waits until the audit has checked `settled` offers and finds them balanced.
-pub async fn balanced(h: &Harness, settled: i64) {
-    let mut audit = Value::Null;
-    for _ in 0..40 {
-        audit = h.audit().await;
-        if audit["offersChecked"] == settled {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+/// Sets the timers named in `short` to `d`, every other one to ten minutes.
+pub fn short_timers(c: &mut openpleb_common::config::Config, short: &[&str], d: Duration) {
+    let t = &mut c.timers;
+    for (name, slot) in [
+        ("created", &mut t.created),
+        ("invoice_paid", &mut t.invoice_paid_default),
+        ("invoice_created", &mut t.invoice_created),
+        ("taker_bond_paid", &mut t.taker_bond_paid),
+        ("receipt_submitted", &mut t.receipt_submitted),
+        ("marked_with_issue", &mut t.marked_with_issue),
+        ("disputed", &mut t.disputed),
+    ] {
+        *slot = if short.contains(&name) {
+            d
+        } else {
+            Duration::from_secs(600)
+        };
     }
-    assert_eq!(audit["offersChecked"], settled, "{audit}");
-    assert_eq!(audit["balanced"], true, "{audit}");
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cdk::nuts::SecretKey;
 use openpleb_common::health::Dependency;
 use openpleb_devkit::client::{call, new_party, request, upload_receipt, CallError};
 use openpleb_devkit::stack::AuthStack;
@@ -77,18 +78,7 @@ async fn a_database_lost_and_back_needs_no_restart() {
     let provider = provider(&env).await;
     let maker = new_party(&env, "maker", false).await.expect("maker");
     let taker = new_party(&env, "taker", false).await.expect("taker");
-    let created = call(
-        "POST",
-        &format!("{}/offers", env.api),
-        Some(&maker.bat),
-        Some(
-            &json!({"fiatAmount": 1500, "currency": "EUR", "fiatProviderId": provider,
-                     "paymentDetails": "IBAN DE89 3704 0044 0532 0130 00",
-                     "makerPayoutPubkey": Trader::new().pubkey()}),
-        ),
-    )
-    .await
-    .expect("offer");
+    let created = create_offer(&env, &maker, &provider, &SecretKey::generate()).await;
     let id = created["offer"]["id"].as_str().expect("id").to_owned();
     pay(&stack, &created["deposit"]).await;
     wait_status(&env, &maker.bat, &id, "INVOICE_PAID").await;

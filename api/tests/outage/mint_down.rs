@@ -4,12 +4,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use cdk::nuts::SecretKey;
 use openpleb_common::health::Dependency;
 use openpleb_common::jobs::queues;
-use openpleb_devkit::client::{call, new_party, request};
-use openpleb_devkit::oidc::{DevOidc, DevOidcOptions, DEV_CLIENT_ID};
-use openpleb_devkit::stack::DEV_SERVICE_SECRET;
-use openpleb_devkit::{test_config, DevMint, DevMintOptions, MintAuthOptions, Trader};
+use openpleb_devkit::client::{new_party, request};
+use openpleb_devkit::oidc::DEV_CLIENT_ID;
+use openpleb_devkit::scenario::check::refuses_to_start_aside;
+use openpleb_devkit::{test_config, DevMint, DevMintOptions, MintAuthOptions};
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -49,14 +50,7 @@ async fn a_stopped_mint_is_waited_out(_opts: PgPoolOptions, conn: PgConnectOptio
     let db_url = database_url(&conn);
     let dir = tempfile::tempdir().expect("dir");
     let admin_port = free_port();
-    let oidc = DevOidc::start(DevOidcOptions {
-        listen: ([127, 0, 0, 1], 0).into(),
-        backend_admin_url: format!("http://127.0.0.1:{admin_port}/api/v1"),
-        backend_token: OIDC_TOKEN.to_owned(),
-        service_secret: DEV_SERVICE_SECRET.to_owned(),
-    })
-    .await
-    .expect("issuer");
+    let oidc = issuer(admin_port).await;
     let mint_addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let mint_url = format!("http://{mint_addr}");
     let mint_opts = DevMintOptions {
@@ -133,27 +127,8 @@ async fn a_stopped_mint_is_waited_out(_opts: PgPoolOptions, conn: PgConnectOptio
     let maker = new_party(&env, "maker", false)
         .await
         .expect("maker session");
-    let created = call(
-        "POST",
-        &format!("{}/offers", env.api),
-        Some(&maker.bat),
-        Some(
-            &json!({"fiatAmount": 1500, "currency": "EUR", "fiatProviderId": provider,
-                     "paymentDetails": "IBAN DE89 3704 0044 0532 0130 00",
-                     "makerPayoutPubkey": Trader::new().pubkey()}),
-        ),
-    )
-    .await
-    .expect("offer");
-    let id = created["offer"]["id"].as_str().expect("id").to_owned();
-    let deposit = &created["deposit"];
-    mint.pay_invoice(
-        deposit["invoice"].as_str().expect("invoice"),
-        deposit["amountSats"].as_u64().expect("amount"),
-    )
-    .await
-    .expect("pay");
-    wait_status(&env, &maker.bat, &id, "INVOICE_PAID").await;
+    let key = SecretKey::generate();
+    let (id, _) = funded_offer(&env, &mint, &maker, &provider, &key).await;
 
     // 3. The mint stops; a move that needs none still happens, its payout waits.
     mint.stop().await.expect("stop mint");
@@ -201,19 +176,9 @@ async fn a_stopped_mint_is_waited_out(_opts: PgPoolOptions, conn: PgConnectOptio
 #[tokio::test]
 async fn a_mint_without_protected_checkstate_stops_the_api() {
     let mint = DevMint::start().await.expect("mint without auth");
-    let out = tokio::task::spawn_blocking({
-        let mint_url = mint.url.clone();
-        move || {
-            api_command("postgres://127.0.0.1:1/none", &mint_url)
-                .output()
-                .expect("run openpleb-api")
-        }
-    })
-    .await
-    .expect("join");
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let stderr = refuses_to_start_aside(api_command("postgres://127.0.0.1:1/none", &mint.url))
+        .await
+        .expect("refused");
     assert!(
         stderr.contains("does not blind-protect POST /v1/checkstate"),
         "{stderr}"

@@ -16,8 +16,7 @@ use openpleb_common::wallet::WalletId;
 use openpleb_devkit::client::{
     call, new_party, payout_key, redeem, upload_receipt, Endpoints, Party,
 };
-use openpleb_devkit::oidc::{DevOidc, DevOidcOptions, DEV_CLIENT_ID};
-use openpleb_devkit::stack::DEV_SERVICE_SECRET;
+use openpleb_devkit::oidc::DEV_CLIENT_ID;
 use openpleb_devkit::{
     fixtures, test_config, DevMint, DevMintOptions, MintAuthOptions, TEST_MASTER_SECRET,
     TEST_TREASURY_SECRET,
@@ -251,14 +250,7 @@ async fn an_api_without_wallet_secrets_plays_whole_trades(
     let db_url = database_url(&conn);
     let dir = tempfile::tempdir().expect("dir");
     let admin_port = free_port();
-    let oidc = DevOidc::start(DevOidcOptions {
-        listen: ([127, 0, 0, 1], 0).into(),
-        backend_admin_url: format!("http://127.0.0.1:{admin_port}/api/v1"),
-        backend_token: OIDC_TOKEN.to_owned(),
-        service_secret: DEV_SERVICE_SECRET.to_owned(),
-    })
-    .await
-    .expect("issuer");
+    let oidc = issuer(admin_port).await;
     let mint = DevMint::start_with(DevMintOptions {
         payment_delay_secs: 3600,
         auth: Some(MintAuthOptions::openpleb(
@@ -280,24 +272,6 @@ async fn an_api_without_wallet_secrets_plays_whole_trades(
     let provider = provider(&env).await;
     let maker = new_party(&env, "maker", false).await.expect("maker");
     let taker = new_party(&env, "taker", false).await.expect("taker");
-    let create = |key: String| {
-        let env = env.clone();
-        let (bat, provider) = (maker.bat.clone(), provider.clone());
-        async move {
-            call(
-                "POST",
-                &format!("{}/offers", env.api),
-                Some(&bat),
-                Some(
-                    &json!({"fiatAmount": 1500, "currency": "EUR", "fiatProviderId": provider,
-                             "paymentDetails": "IBAN DE89 3704 0044 0532 0130 00",
-                             "makerPayoutPubkey": key}),
-                ),
-            )
-            .await
-            .expect("offer")
-        }
-    };
     let owed = |offer: &Value| {
         let n = |k: &str| offer[k].as_u64().expect(k);
         (
@@ -307,23 +281,14 @@ async fn an_api_without_wallet_secrets_plays_whole_trades(
     };
 
     // 1. Funded by invoice.
-    let (maker_sk, maker_key) = payout_key();
-    let created = create(maker_key).await;
-    let id = created["offer"]["id"].as_str().expect("id").to_owned();
-    let deposit = &created["deposit"];
-    mint.pay_invoice(
-        deposit["invoice"].as_str().expect("invoice"),
-        deposit["amountSats"].as_u64().expect("amount"),
-    )
-    .await
-    .expect("pay");
-    wait_status(&env, &maker.bat, &id, "INVOICE_PAID").await;
+    let maker_sk = SecretKey::generate();
+    let (id, created) = funded_offer(&env, &mint, &maker, &provider, &maker_sk).await;
     let got = complete(&env, &mint, &maker, &taker, &id, &maker_sk).await;
     assert_eq!(got, owed(&created["offer"]), "invoice-funded trade");
 
     // 2. Funded by token: 202 with the intent, a worker receives it.
-    let (maker_sk, maker_key) = payout_key();
-    let created = create(maker_key).await;
+    let maker_sk = SecretKey::generate();
+    let created = create_offer(&env, &maker, &provider, &maker_sk).await;
     let id = created["offer"]["id"].as_str().expect("id").to_owned();
     let d = created["deposit"]["amountSats"].as_u64().expect("deposit");
     let w = fixtures::memory_wallet(&mint.url).await.expect("wallet");

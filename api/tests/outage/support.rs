@@ -7,11 +7,17 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cdk::nuts::SecretKey;
 use openpleb_common::bootstrap;
 use openpleb_common::config::Config;
 use openpleb_devkit::client::Endpoints;
+use openpleb_devkit::oidc::{DevOidc, DevOidcOptions};
+use openpleb_devkit::scenario::http::HttpStack;
+use openpleb_devkit::scenario::trade::invoice;
+use openpleb_devkit::scenario::{party, Party, Trade};
+use openpleb_devkit::stack::DEV_SERVICE_SECRET;
 use openpleb_worker::{run, WorkerContext};
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
@@ -468,29 +474,69 @@ pub fn database_url(conn: &sqlx::postgres::PgConnectOptions) -> String {
 
 /// A well-formed BAT the mint never signed: enough to reach the point where the mint is asked.
 pub fn unsigned_bat() -> String {
-    cdk::nuts::BlindAuthToken::new(cdk::nuts::AuthProof {
-        keyset_id: "00916bbf7ef91a36".parse().expect("id"),
-        secret: cdk::secret::Secret::generate(),
-        c: cdk::nuts::SecretKey::generate().public_key(),
-        dleq: None,
-    })
-    .to_string()
+    openpleb_devkit::scenario::party::made_up_bat()
+}
+
+/// The api process over HTTP as the scenario builders drive it (the tests pay the invoices).
+pub fn over_http(env: &Endpoints) -> HttpStack {
+    HttpStack {
+        env: env.clone(),
+        pay_url: None,
+    }
 }
 
 /// Creates a fiat provider through the admin API; its id.
 pub async fn provider(env: &Endpoints) -> String {
-    let v = openpleb_devkit::client::call(
-        "POST",
-        &format!("{}/admin/fiat-providers", env.admin),
-        Some(&env.admin_token),
-        Some(
-            &serde_json::json!({"name": format!("SEPA {}", uuid::Uuid::new_v4().simple()),
-                                 "kind": "bank_transfer"}),
-        ),
-    )
+    let id = party::provider(&over_http(env)).await.expect("provider");
+    id.to_string()
+}
+
+/// `maker`'s offer of 15.00 EUR naming `provider`, its payouts locked to `key` and its deposit
+/// unpaid: the answer to `POST /offers`.
+pub async fn create_offer(
+    env: &Endpoints,
+    maker: &Party,
+    provider: &str,
+    key: &SecretKey,
+) -> Value {
+    let http = over_http(env);
+    let provider = provider.parse().expect("provider id");
+    let plan = Trade::new(&http)
+        .maker(maker)
+        .maker_key(key)
+        .provider(provider);
+    let plan = plan
+        .fiat(1_500)
+        .field("paymentDetails", json!("IBAN DE89 3704 0044 0532 0130 00"));
+    plan.await.expect("offer").created
+}
+
+/// [`create_offer`], its deposit paid at `mint` and applied: (its id, the answer).
+pub async fn funded_offer(
+    env: &Endpoints,
+    mint: &openpleb_devkit::DevMint,
+    maker: &Party,
+    provider: &str,
+    key: &SecretKey,
+) -> (String, Value) {
+    let created = create_offer(env, maker, provider, key).await;
+    let id = created["offer"]["id"].as_str().expect("id").to_owned();
+    let (invoice, sats) = invoice(&created["deposit"]).expect("deposit");
+    mint.pay_invoice(&invoice, sats).await.expect("pay");
+    wait_status(env, &maker.bat, &id, "INVOICE_PAID").await;
+    (id, created)
+}
+
+/// The dev OIDC issuer, asking the api's admin listener on `admin_port` about pubkeys.
+pub async fn issuer(admin_port: u16) -> DevOidc {
+    DevOidc::start(DevOidcOptions {
+        listen: ([127, 0, 0, 1], 0).into(),
+        backend_admin_url: format!("http://127.0.0.1:{admin_port}/api/v1"),
+        backend_token: OIDC_TOKEN.to_owned(),
+        service_secret: DEV_SERVICE_SECRET.to_owned(),
+    })
     .await
-    .expect("provider");
-    v["id"].as_str().expect("provider id").to_owned()
+    .expect("issuer")
 }
 
 /// The offer `id` as `bat`'s session sees it.

@@ -22,6 +22,14 @@ fn load(vars: &HashMap<&'static str, String>) -> Result<Config, ConfigError> {
     Config::from_lookup(|k| vars.get(k).cloned())
 }
 
+/// Checks that loading `vars` fails naming `name` as the invalid variable (`why` says how).
+fn assert_invalid(vars: &HashMap<&'static str, String>, name: &str, why: &str) {
+    match load(vars).expect_err(why) {
+        ConfigError::Invalid { var, .. } => assert_eq!(var, name),
+        other => panic!("{other:?}"),
+    }
+}
+
 fn wallets(vars: &HashMap<&'static str, String>) -> Result<WalletsConfig, ConfigError> {
     WalletsConfig::from_lookup(|k| vars.get(k).cloned())
 }
@@ -237,10 +245,7 @@ fn trusted_proxies_are_cidr_blocks() {
         .collect();
     assert_eq!(proxies, ["10.0.0.0/8", "fd00::/8", "192.0.2.1/32"]);
     vars.insert("TRUSTED_PROXIES", "10.0.0.0/40".to_owned());
-    match load(&vars).expect_err("bad prefix") {
-        ConfigError::Invalid { var, .. } => assert_eq!(var, "TRUSTED_PROXIES"),
-        other => panic!("{other:?}"),
-    }
+    assert_invalid(&vars, "TRUSTED_PROXIES", "bad prefix");
 }
 
 #[test]
@@ -437,10 +442,7 @@ fn the_session_cache_is_capped_at_a_few_seconds() {
         Duration::from_secs(5)
     );
     vars.insert("SESSION_CACHE_MS", "5001".to_owned());
-    match load(&vars).expect_err("past the cap") {
-        ConfigError::Invalid { var, .. } => assert_eq!(var, "SESSION_CACHE_MS"),
-        other => panic!("{other:?}"),
-    }
+    assert_invalid(&vars, "SESSION_CACHE_MS", "past the cap");
 }
 
 #[test]
@@ -454,10 +456,7 @@ fn the_ipv6_prefix_is_a_prefix_length() {
     assert_eq!(load(&vars).expect("56").api.rate_limits.ipv6_prefix, 56);
     for bad in ["0", "129", "-1", "64x"] {
         vars.insert("RATE_LIMIT_IPV6_PREFIX", bad.to_owned());
-        match load(&vars).expect_err(bad) {
-            ConfigError::Invalid { var, .. } => assert_eq!(var, "RATE_LIMIT_IPV6_PREFIX"),
-            other => panic!("{other:?}"),
-        }
+        assert_invalid(&vars, "RATE_LIMIT_IPV6_PREFIX", bad);
     }
 }
 

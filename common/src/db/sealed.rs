@@ -3,201 +3,145 @@
 //! workers running the step at once take different rows, and a rewrite happens in the
 //! transaction that read the row.
 
-use sqlx::PgConnection;
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
 use crate::keyring::data::{Sealed, PLAINTEXT};
 
-/// A value as stored: plaintext text (key id 0) or sealed bytes.
-fn stored(key_id: i16, text: Option<String>, sealed: Option<Vec<u8>>) -> Option<Sealed> {
-    if key_id == PLAINTEXT {
-        text.map(Sealed::plaintext)
-    } else {
-        sealed.map(|bytes| Sealed { key_id, bytes })
+/// One stored value of a row: plaintext text (key id 0) or sealed bytes.
+#[derive(Debug, Clone, FromRow)]
+pub struct StaleRow {
+    /// The row (a message's bigserial id as text, else the uuid).
+    pub id: String,
+    /// The offer it belongs to.
+    pub offer_id: Uuid,
+    /// The key id it is stored under.
+    pub key_id: i16,
+    /// Plaintext text (key id 0 and a text column).
+    pub text: Option<String>,
+    /// Bytes: sealed, or plaintext of a bytea column under key id 0.
+    pub bytes: Option<Vec<u8>>,
+    /// A receipt's note: plaintext (key id 0) or sealed.
+    pub note_text: Option<String>,
+    /// A receipt's sealed note.
+    pub note_bytes: Option<Vec<u8>>,
+}
+
+impl StaleRow {
+    /// The value as stored, if there is one.
+    pub fn value(&self) -> Option<Sealed> {
+        stored(self.key_id, self.text.clone(), self.bytes.clone())
+    }
+
+    /// A receipt's note as stored, if there is one.
+    pub fn note(&self) -> Option<Sealed> {
+        stored(self.key_id, self.note_text.clone(), self.note_bytes.clone())
     }
 }
 
-/// Offers whose payment details are not under `current`: (offer, payment details).
-pub async fn stale_offers(
+fn stored(key_id: i16, text: Option<String>, bytes: Option<Vec<u8>>) -> Option<Sealed> {
+    match (text, bytes) {
+        (Some(t), _) if key_id == PLAINTEXT => Some(Sealed::plaintext(t)),
+        (_, Some(bytes)) => Some(Sealed { key_id, bytes }),
+        _ => None,
+    }
+}
+
+/// The trade data tables, with how each names its columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Offers,
+    Receipts,
+    Evidence,
+    Messages,
+}
+
+impl Table {
+    /// The select of stale rows: `id, offer_id, key_id, text, bytes, note_text, note_bytes`.
+    fn select(self) -> &'static str {
+        match self {
+            Self::Offers => {
+                "select id::text, id as offer_id, data_key_id as key_id, payment_details as text,
+                        payment_details_sealed as bytes, null::text as note_text,
+                        null::bytea as note_bytes
+                   from offers where data_key_id <> $1 and trade_data_deleted_at is null
+                  limit $2 for update skip locked"
+            }
+            Self::Receipts => {
+                "select offer_id::text as id, offer_id, key_id, null::text as text, image as bytes,
+                        note as note_text, note_sealed as note_bytes
+                   from receipts where key_id <> $1 and deleted_at is null
+                  limit $2 for update skip locked"
+            }
+            Self::Evidence => {
+                "select id::text, offer_id, key_id, null::text as text, image as bytes,
+                        null::text as note_text, null::bytea as note_bytes
+                   from dispute_evidence where key_id <> $1 and deleted_at is null
+                  limit $2 for update skip locked"
+            }
+            Self::Messages => {
+                "select id::text, offer_id, key_id, body as text, body_sealed as bytes,
+                        null::text as note_text, null::bytea as note_bytes
+                   from dispute_messages where key_id <> $1 and deleted_at is null
+                  limit $2 for update skip locked"
+            }
+        }
+    }
+
+    /// The rewrite of one row: `$1` its id (text), `$2` the sealed value, `$3` the key id,
+    /// `$4` a receipt's sealed note.
+    fn update(self) -> &'static str {
+        match self {
+            Self::Offers => {
+                "update offers set payment_details = null, payment_details_sealed = $2,
+                        data_key_id = $3 where id = $1::uuid and $4::bytea is null"
+            }
+            Self::Receipts => {
+                "update receipts set image = $2, note = null, note_sealed = $4, key_id = $3
+                  where offer_id = $1::uuid"
+            }
+            Self::Evidence => {
+                "update dispute_evidence set image = $2, key_id = $3
+                  where id = $1::uuid and $4::bytea is null"
+            }
+            Self::Messages => {
+                "update dispute_messages set body = null, body_sealed = $2, key_id = $3
+                  where id = $1::bigint and $4::bytea is null"
+            }
+        }
+    }
+}
+
+/// Up to `limit` rows of `table` not under `current`, locked for this transaction.
+pub async fn stale(
     conn: &mut PgConnection,
+    table: Table,
     current: i16,
     limit: i64,
-) -> Result<Vec<(Uuid, Sealed)>, sqlx::Error> {
-    let rows: Vec<(Uuid, i16, Option<String>, Option<Vec<u8>>)> = sqlx::query_as(
-        "select id, data_key_id, payment_details, payment_details_sealed from offers
-          where data_key_id <> $1 and trade_data_deleted_at is null
-          limit $2 for update skip locked",
-    )
-    .bind(current)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(id, key, text, sealed)| stored(key, text, sealed).map(|s| (id, s)))
-        .collect())
+) -> Result<Vec<StaleRow>, sqlx::Error> {
+    sqlx::query(table.select())
+        .bind(current)
+        .bind(limit)
+        .try_map(|row: PgRow| StaleRow::from_row(&row))
+        .fetch_all(conn)
+        .await
 }
 
-/// Stores an offer's payment details sealed anew.
-pub async fn reseal_offer(
+/// Stores a row's value (and a receipt's note) sealed anew.
+pub async fn reseal(
     conn: &mut PgConnection,
-    id: Uuid,
-    details: &Sealed,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update offers set payment_details = null, payment_details_sealed = $2, data_key_id = $3
-          where id = $1",
-    )
-    .bind(id)
-    .bind(&details.bytes)
-    .bind(details.key_id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// A receipt not under `current`: its offer, image and note as stored.
-pub struct StaleReceipt {
-    /// The offer.
-    pub offer_id: Uuid,
-    /// The image.
-    pub image: Sealed,
-    /// The note, if any.
-    pub note: Option<Sealed>,
-}
-
-/// Receipts (not deleted) whose image is not under `current`.
-pub async fn stale_receipts(
-    conn: &mut PgConnection,
-    current: i16,
-    limit: i64,
-) -> Result<Vec<StaleReceipt>, sqlx::Error> {
-    type Row = (Uuid, i16, Option<Vec<u8>>, Option<String>, Option<Vec<u8>>);
-    let rows: Vec<Row> = sqlx::query_as(
-        "select offer_id, key_id, image, note, note_sealed from receipts
-          where key_id <> $1 and deleted_at is null
-          limit $2 for update skip locked",
-    )
-    .bind(current)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(offer_id, key_id, image, note, note_sealed)| {
-            Some(StaleReceipt {
-                offer_id,
-                image: Sealed {
-                    key_id,
-                    bytes: image?,
-                },
-                note: stored(key_id, note, note_sealed),
-            })
-        })
-        .collect())
-}
-
-/// Stores a receipt sealed anew.
-pub async fn reseal_receipt(
-    conn: &mut PgConnection,
-    offer_id: Uuid,
-    image: &Sealed,
+    table: Table,
+    row: &StaleRow,
+    value: &Sealed,
     note: Option<&Sealed>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update receipts set image = $2, note = null, note_sealed = $3, key_id = $4
-          where offer_id = $1",
-    )
-    .bind(offer_id)
-    .bind(&image.bytes)
-    .bind(note.map(|n| &n.bytes))
-    .bind(image.key_id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Evidence images (not deleted) not under `current`: (id, offer, image).
-pub async fn stale_evidence(
-    conn: &mut PgConnection,
-    current: i16,
-    limit: i64,
-) -> Result<Vec<(Uuid, Uuid, Sealed)>, sqlx::Error> {
-    let rows: Vec<(Uuid, Uuid, i16, Option<Vec<u8>>)> = sqlx::query_as(
-        "select id, offer_id, key_id, image from dispute_evidence
-          where key_id <> $1 and deleted_at is null
-          limit $2 for update skip locked",
-    )
-    .bind(current)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(id, offer, key_id, image)| {
-            Some((
-                id,
-                offer,
-                Sealed {
-                    key_id,
-                    bytes: image?,
-                },
-            ))
-        })
-        .collect())
-}
-
-/// Stores an evidence image sealed anew.
-pub async fn reseal_evidence(
-    conn: &mut PgConnection,
-    id: Uuid,
-    image: &Sealed,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("update dispute_evidence set image = $2, key_id = $3 where id = $1")
-        .bind(id)
-        .bind(&image.bytes)
-        .bind(image.key_id)
+    sqlx::query(table.update())
+        .bind(&row.id)
+        .bind(&value.bytes)
+        .bind(value.key_id)
+        .bind(note.map(|n| &n.bytes))
         .execute(conn)
         .await?;
-    Ok(())
-}
-
-/// Dispute messages (not deleted) not under `current`: (id, offer, text).
-pub async fn stale_messages(
-    conn: &mut PgConnection,
-    current: i16,
-    limit: i64,
-) -> Result<Vec<(i64, Uuid, Sealed)>, sqlx::Error> {
-    let rows: Vec<(i64, Uuid, i16, Option<String>, Option<Vec<u8>>)> = sqlx::query_as(
-        "select id, offer_id, key_id, body, body_sealed from dispute_messages
-          where key_id <> $1 and deleted_at is null
-          limit $2 for update skip locked",
-    )
-    .bind(current)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(id, offer, key, body, sealed)| {
-            stored(key, body, sealed).map(|s| (id, offer, s))
-        })
-        .collect())
-}
-
-/// Stores a message's text sealed anew.
-pub async fn reseal_message(
-    conn: &mut PgConnection,
-    id: i64,
-    body: &Sealed,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "update dispute_messages set body = null, body_sealed = $2, key_id = $3 where id = $1",
-    )
-    .bind(id)
-    .bind(&body.bytes)
-    .bind(body.key_id)
-    .execute(conn)
-    .await?;
     Ok(())
 }

@@ -53,7 +53,10 @@ pub async fn load(ctx: &TradeCtx, id: Uuid) -> Result<Offer, TradeError> {
         .await?
         .ok_or(TradeError::NotFound)?;
     if let Some(sealed) = offer.payment_details_sealed.take() {
-        let text = ctx.open(offer.data_key_id, offer.id, Field::PaymentDetails, &sealed)?;
+        let text =
+            ctx.config
+                .data
+                .open(offer.data_key_id, offer.id, Field::PaymentDetails, &sealed)?;
         offer.payment_details = Some(String::from_utf8_lossy(&text).into_owned());
     }
     Ok(offer)

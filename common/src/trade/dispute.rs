@@ -55,7 +55,10 @@ pub async fn file(
     let mut messages = disputes::messages(&ctx.pool, offer.id).await?;
     for m in &mut messages {
         if let Some(sealed) = m.body_sealed.take() {
-            let text = ctx.open(m.key_id, offer.id, Field::Message, &sealed)?;
+            let text = ctx
+                .config
+                .data
+                .open(m.key_id, offer.id, Field::Message, &sealed)?;
             m.body = Some(String::from_utf8_lossy(&text).into_owned());
         }
     }
@@ -81,6 +84,8 @@ pub async fn evidence_image(
     let image = image.ok_or(TradeError::TradeDataDeleted)?;
     Ok((
         content_type,
-        ctx.open(key_id, offer.id, Field::Evidence, &image)?,
+        ctx.config
+            .data
+            .open(key_id, offer.id, Field::Evidence, &image)?,
     ))
 }

@@ -99,17 +99,6 @@ impl TradeCtx {
         self.config.data.seal(offer, field, plaintext)
     }
 
-    /// Opens trade data stored under `key_id` (0: plaintext, written before sealing).
-    pub fn open(
-        &self,
-        key_id: i16,
-        offer: Uuid,
-        field: Field,
-        stored: &[u8],
-    ) -> Result<Vec<u8>, TradeError> {
-        Ok(self.config.data.open(key_id, offer, field, stored)?)
-    }
-
     /// The api's context: the mint desk only, no wallet and no wallet secret.
     pub fn for_api(
         pool: PgPool,

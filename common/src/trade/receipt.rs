@@ -119,12 +119,21 @@ pub async fn get(
         return Ok(None);
     };
     let image = image
-        .map(|i| ctx.open(key_id, offer.id, Field::ReceiptImage, &i))
+        .map(|i| {
+            ctx.config
+                .data
+                .open(key_id, offer.id, Field::ReceiptImage, &i)
+        })
         .transpose()?;
     let note = match note_sealed {
         Some(n) => Some(
-            String::from_utf8_lossy(&ctx.open(key_id, offer.id, Field::ReceiptNote, &n)?)
-                .into_owned(),
+            String::from_utf8_lossy(&ctx.config.data.open(
+                key_id,
+                offer.id,
+                Field::ReceiptNote,
+                &n,
+            )?)
+            .into_owned(),
         ),
         None => note,
     };

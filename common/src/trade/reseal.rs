@@ -8,8 +8,15 @@
 //! current key is not picked again, and a crash before the commit leaves the row as it was.
 
 use super::{TradeCtx, TradeError};
-use crate::db::sealed;
-use crate::keyring::data::Field;
+use crate::db::sealed::{self, Table};
+use crate::keyring::data::{Field, Sealed};
+use uuid::Uuid;
+
+/// Re-sealing what `stored` holds for `field` of `offer`.
+fn renew(ctx: &TradeCtx, offer: Uuid, field: Field, stored: &Sealed) -> Result<Sealed, TradeError> {
+    let plain = ctx.config.data.open_stored(offer, field, stored)?;
+    Ok(ctx.seal(offer, field, &plain))
+}
 
 /// Re-seals up to `batch` rows of each table (payment details, receipts, evidence, dispute
 /// messages); returns how many rows it re-sealed.
@@ -17,39 +24,22 @@ pub async fn batch(ctx: &TradeCtx, batch: i64) -> Result<u64, TradeError> {
     let current = ctx.config.data.current();
     let mut tx = ctx.pool.begin().await?;
     let mut n = 0u64;
-    for (id, stored) in sealed::stale_offers(&mut tx, current, batch).await? {
-        let plain = ctx.open(stored.key_id, id, Field::PaymentDetails, &stored.bytes)?;
-        let fresh = ctx.seal(id, Field::PaymentDetails, &plain);
-        sealed::reseal_offer(&mut tx, id, &fresh).await?;
-        n += 1;
-    }
-    for r in sealed::stale_receipts(&mut tx, current, batch).await? {
-        let image = ctx.open(
-            r.image.key_id,
-            r.offer_id,
-            Field::ReceiptImage,
-            &r.image.bytes,
-        )?;
-        let image = ctx.seal(r.offer_id, Field::ReceiptImage, &image);
-        let note = match r.note {
-            Some(note) => {
-                let plain = ctx.open(note.key_id, r.offer_id, Field::ReceiptNote, &note.bytes)?;
-                Some(ctx.seal(r.offer_id, Field::ReceiptNote, &plain))
-            }
-            None => None,
-        };
-        sealed::reseal_receipt(&mut tx, r.offer_id, &image, note.as_ref()).await?;
-        n += 1;
-    }
-    for (id, offer, stored) in sealed::stale_evidence(&mut tx, current, batch).await? {
-        let plain = ctx.open(stored.key_id, offer, Field::Evidence, &stored.bytes)?;
-        sealed::reseal_evidence(&mut tx, id, &ctx.seal(offer, Field::Evidence, &plain)).await?;
-        n += 1;
-    }
-    for (id, offer, stored) in sealed::stale_messages(&mut tx, current, batch).await? {
-        let plain = ctx.open(stored.key_id, offer, Field::Message, &stored.bytes)?;
-        sealed::reseal_message(&mut tx, id, &ctx.seal(offer, Field::Message, &plain)).await?;
-        n += 1;
+    for (table, field) in [
+        (Table::Offers, Field::PaymentDetails),
+        (Table::Receipts, Field::ReceiptImage),
+        (Table::Evidence, Field::Evidence),
+        (Table::Messages, Field::Message),
+    ] {
+        for row in sealed::stale(&mut tx, table, current, batch).await? {
+            let Some(value) = row.value() else { continue };
+            let value = renew(ctx, row.offer_id, field, &value)?;
+            let note = row
+                .note()
+                .map(|note| renew(ctx, row.offer_id, Field::ReceiptNote, &note))
+                .transpose()?;
+            sealed::reseal(&mut tx, table, &row, &value, note.as_ref()).await?;
+            n += 1;
+        }
     }
     tx.commit().await?;
     Ok(n)

@@ -90,20 +90,11 @@ async fn play(shared: &Shared, scenario: Scenario, r: &mut TradeReport) -> anyho
     };
     let (id, deposit) = create(shared, &maker, &maker_key, lifetime, r).await?;
     r.offer = Some(id.clone());
-    let offer_url = format!("{}/offers/{id}", env.api);
 
     if !scenario.funds() {
         match scenario {
             Scenario::CancelThenPay => {
-                act(
-                    shared,
-                    &maker,
-                    &id,
-                    &format!("{offer_url}/cancel"),
-                    None,
-                    &["CANCELLED"],
-                )
-                .await?;
+                cancel(shared, &maker, &id).await?;
                 pay(shared, &deposit, r).await?;
             }
             Scenario::LateDeposit => {
@@ -124,15 +115,7 @@ async fn play(shared: &Shared, scenario: Scenario, r: &mut TradeReport) -> anyho
     }
     match scenario {
         Scenario::CancelFunded => {
-            act(
-                shared,
-                &maker,
-                &id,
-                &format!("{offer_url}/cancel"),
-                None,
-                &["CANCELLED"],
-            )
-            .await?;
+            cancel(shared, &maker, &id).await?;
             return wind_down(shared, &maker, &id, r).await;
         }
         Scenario::LapseBook => {
@@ -379,6 +362,12 @@ async fn act(
     bail!("POST {url}: no answer")
 }
 
+/// The maker cancels, as [`act`] repeats a move.
+async fn cancel(shared: &Shared, maker: &Party, id: &str) -> anyhow::Result<()> {
+    let url = format!("{}/offers/{id}/cancel", shared.env.api);
+    act(shared, maker, id, &url, None, &["CANCELLED"]).await
+}
+
 /// Pays an invoice (`{"invoice", "quoteId", ...}`) at the dev mint's payment switch.
 async fn pay(shared: &Shared, invoice: &Value, r: &mut TradeReport) -> anyhow::Result<()> {
     let bolt11 = invoice["invoice"].as_str().context("invoice")?;
@@ -410,19 +399,8 @@ async fn status(shared: &Shared, who: &Party, id: &str) -> anyhow::Result<String
 /// Polls `who`'s claim of `id` until it is no longer PENDING; its status.
 async fn wait_claim(shared: &Shared, who: &Party, id: &str) -> anyhow::Result<String> {
     let url = format!("{}/offers/{id}/claim", shared.env.api);
-    loop {
-        let v = call_retrying("GET", &url, Some(&who.bat), None)
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        let st = v["status"].as_str().unwrap_or_default().to_owned();
-        if st != "PENDING" {
-            return Ok(st);
-        }
-        if Instant::now() > shared.deadline {
-            bail!("claim of {id} stuck in {st}");
-        }
-        tokio::time::sleep(Duration::from_millis(700)).await;
-    }
+    let what = format!("the claim of {id}");
+    wait_until(shared, who, &url, &what, |s| s != "PENDING").await
 }
 
 /// Polls `id` as `who` until its status satisfies `done`.
@@ -432,13 +410,29 @@ async fn wait_status(
     id: &str,
     done: impl Fn(&str) -> bool,
 ) -> anyhow::Result<String> {
+    let url = format!("{}/offers/{id}", shared.env.api);
+    wait_until(shared, who, &url, &format!("offer {id}"), done).await
+}
+
+/// Polls `url` as `who` until the status it shows satisfies `done` (`what` names it in the
+/// error when the run's deadline passes first).
+async fn wait_until(
+    shared: &Shared,
+    who: &Party,
+    url: &str,
+    what: &str,
+    done: impl Fn(&str) -> bool,
+) -> anyhow::Result<String> {
     loop {
-        let st = status(shared, who, id).await?;
+        let v = call_retrying("GET", url, Some(&who.bat), None)
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let st = v["status"].as_str().unwrap_or_default().to_owned();
         if done(&st) {
             return Ok(st);
         }
         if Instant::now() > shared.deadline {
-            bail!("offer {id} stuck in {st}");
+            bail!("{what} stuck in {st}");
         }
         tokio::time::sleep(Duration::from_millis(700)).await;
     }

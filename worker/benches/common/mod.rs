@@ -6,12 +6,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
-use openpleb_common::db::offers;
-use openpleb_common::domain::offer::OfferStatus;
 use openpleb_common::wallet::{WalletId, WalletManager, WalletManagerConfig};
 use openpleb_devkit::{fixtures, test_config, DevMint, DevMintOptions};
 use openpleb_worker::WorkerContext;
 use uuid::Uuid;
+
+/// Prints the peak resident memory, and what it was after the set-up (`rss_before`, KiB).
+pub fn print_peak_rss(rss_before: u64) {
+    println!(
+        "peak RSS:              {} MiB (after set-up {} MiB; includes the in-process mint)",
+        peak_rss_kib() / 1024,
+        rss_before / 1024
+    );
+}
 
 /// Peak resident memory of this process so far (VmHWM), KiB.
 pub fn peak_rss_kib() -> u64 {
@@ -96,16 +103,7 @@ impl Bench {
                 .public_key()
                 .x_only_public_key()
                 .to_string();
-            let offer = fixtures::insert_offer(&mut tx, session, 1_000, &key).await?;
-            offers::transition(
-                &mut tx,
-                offer.id,
-                OfferStatus::Created,
-                OfferStatus::Cancelled,
-                None,
-                offers::Deadline::Any,
-            )
-            .await?;
+            fixtures::cancelled_offer(&mut tx, session, 1_000, &key).await?;
             tx.commit().await?;
             sessions.push(session);
         }

@@ -10,7 +10,7 @@ use openpleb_common::db::payouts::{self, NewPayout};
 use openpleb_common::domain::money::Party;
 use openpleb_common::domain::payout::PayoutPurpose;
 use openpleb_common::wallet::store::OpenConnections;
-use openpleb_common::wallet::{Balances, WalletId, WalletManager, WalletManagerConfig};
+use openpleb_common::wallet::{Balances, Reconciled, WalletId, WalletManager, WalletManagerConfig};
 use openpleb_devkit::{fixtures, wallet_manager_config, DevMint, DevMintOptions};
 use openpleb_worker::WorkerContext;
 use sqlx::postgres::PgConnectOptions;
@@ -73,11 +73,35 @@ impl World {
         let mut conn = self.pool.acquire().await.expect("conn");
         let session = fixtures::insert_session(&mut conn).await.expect("session");
         let id = WalletId::session(session);
-        fixtures::fund_wallet(&self.wallets, &self.mint, &id, sats)
-            .await
-            .expect("fund");
-        self.wallets.close(&id).await.expect("close");
+        self.fund_and_close(&id, sats).await;
         id
+    }
+
+    /// Funds wallet `id` with `sats` and closes it in the manager (lease given back).
+    pub async fn fund_and_close(&self, id: &WalletId, sats: u64) {
+        let funded = fixtures::fund_wallet(&self.wallets, &self.mint, id, sats).await;
+        funded.expect("fund");
+        self.wallets.close(id).await.expect("close");
+    }
+
+    /// Lets `task` (an operation on the raw wallet `open`) run for `cut`, then kills both as a
+    /// crash would and reconciles wallet `id`: the report, after checking nothing is in flight.
+    pub async fn cut_and_reconcile<T>(
+        &self,
+        id: &WalletId,
+        (task, open): (tokio::task::JoinHandle<T>, (Wallet, Arc<OpenConnections>)),
+        cut: Duration,
+        step: u64,
+    ) -> Reconciled {
+        tokio::time::sleep(cut).await;
+        task.abort();
+        let _ = task.await;
+        crash(open.0, open.1).await;
+        let r = self.wallets.reconcile(id).await.expect("reconcile");
+        self.wallets.close(id).await.expect("close");
+        let in_flight = r.after.reserved + r.after.pending;
+        assert_eq!(in_flight, 0, "step {step}: nothing in flight");
+        r
     }
 
     /// A session with an offer paying out to `key`, its wallet funded with `fund` sats, and
@@ -95,20 +119,7 @@ impl World {
             .expect("fund");
         let mut tx = self.pool.begin().await.expect("tx");
         for (reference, sats) in owed {
-            payouts::record(
-                &mut tx,
-                &NewPayout {
-                    offer_id: offer.id,
-                    party: Party::Maker,
-                    purpose: PayoutPurpose::Refund,
-                    source_wallet: &wallet,
-                    sats: *sats,
-                    lock_pubkey: Some(key),
-                    reference,
-                },
-            )
-            .await
-            .expect("payout");
+            refund(&mut tx, offer.id, &wallet, (*sats, key), reference).await;
         }
         tx.commit().await.expect("commit");
         (offer.id, wallet)
@@ -122,6 +133,26 @@ impl World {
     pub async fn balance(&self, id: &WalletId) -> Balances {
         self.wallets.balance(id).await.expect("balance")
     }
+}
+
+/// Records a refund to the maker of `offer` from `wallet`: `sats` locked to `key`.
+pub async fn refund(
+    conn: &mut sqlx::PgConnection,
+    offer_id: Uuid,
+    wallet: &WalletId,
+    (sats, key): (u64, &str),
+    reference: &str,
+) {
+    let payout = NewPayout {
+        offer_id,
+        party: Party::Maker,
+        purpose: PayoutPurpose::Refund,
+        source_wallet: wallet,
+        sats,
+        lock_pubkey: Some(key),
+        reference,
+    };
+    payouts::record(conn, &payout).await.expect("payout");
 }
 
 /// Balances of a wallet that holds `sats` and nothing in flight.
