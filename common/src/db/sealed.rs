@@ -3,7 +3,6 @@
 //! workers running the step at once take different rows, and a rewrite happens in the
 //! transaction that read the row.
 
-use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
@@ -90,12 +89,12 @@ impl Table {
     }
 
     /// The rewrite of one row: `$1` its id (text), `$2` the sealed value, `$3` the key id,
-    /// `$4` a receipt's sealed note.
+    /// and for a receipt `$4` its sealed note.
     fn update(self) -> &'static str {
         match self {
             Self::Offers => {
                 "update offers set payment_details = null, payment_details_sealed = $2,
-                        data_key_id = $3 where id = $1::uuid and $4::bytea is null"
+                        data_key_id = $3 where id = $1::uuid"
             }
             Self::Receipts => {
                 "update receipts set image = $2, note = null, note_sealed = $4, key_id = $3
@@ -103,11 +102,11 @@ impl Table {
             }
             Self::Evidence => {
                 "update dispute_evidence set image = $2, key_id = $3
-                  where id = $1::uuid and $4::bytea is null"
+                  where id = $1::uuid"
             }
             Self::Messages => {
                 "update dispute_messages set body = null, body_sealed = $2, key_id = $3
-                  where id = $1::bigint and $4::bytea is null"
+                  where id = $1::bigint"
             }
         }
     }
@@ -120,10 +119,9 @@ pub async fn stale(
     current: i16,
     limit: i64,
 ) -> Result<Vec<StaleRow>, sqlx::Error> {
-    sqlx::query(table.select())
+    sqlx::query_as(table.select())
         .bind(current)
         .bind(limit)
-        .try_map(|row: PgRow| StaleRow::from_row(&row))
         .fetch_all(conn)
         .await
 }
@@ -136,12 +134,14 @@ pub async fn reseal(
     value: &Sealed,
     note: Option<&Sealed>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(table.update())
+    let query = sqlx::query(table.update())
         .bind(&row.id)
         .bind(&value.bytes)
-        .bind(value.key_id)
-        .bind(note.map(|n| &n.bytes))
-        .execute(conn)
-        .await?;
+        .bind(value.key_id);
+    let query = match table {
+        Table::Receipts => query.bind(note.map(|n| &n.bytes)),
+        Table::Offers | Table::Evidence | Table::Messages => query,
+    };
+    query.execute(conn).await?;
     Ok(())
 }

@@ -53,11 +53,13 @@ pub async fn load(ctx: &TradeCtx, id: Uuid) -> Result<Offer, TradeError> {
         .await?
         .ok_or(TradeError::NotFound)?;
     if let Some(sealed) = offer.payment_details_sealed.take() {
-        let text =
-            ctx.config
-                .data
-                .open(offer.data_key_id, offer.id, Field::PaymentDetails, &sealed)?;
-        offer.payment_details = Some(String::from_utf8_lossy(&text).into_owned());
+        let details = ctx.config.data.open_text(
+            offer.data_key_id,
+            offer.id,
+            Field::PaymentDetails,
+            &sealed,
+        )?;
+        offer.payment_details = Some(details);
     }
     Ok(offer)
 }

@@ -58,8 +58,8 @@ pub async fn file(
             let text = ctx
                 .config
                 .data
-                .open(m.key_id, offer.id, Field::Message, &sealed)?;
-            m.body = Some(String::from_utf8_lossy(&text).into_owned());
+                .open_text(m.key_id, offer.id, Field::Message, &sealed)?;
+            m.body = Some(text);
         }
     }
     Ok(DisputeFile {

@@ -127,13 +127,9 @@ pub async fn get(
         .transpose()?;
     let note = match note_sealed {
         Some(n) => Some(
-            String::from_utf8_lossy(&ctx.config.data.open(
-                key_id,
-                offer.id,
-                Field::ReceiptNote,
-                &n,
-            )?)
-            .into_owned(),
+            ctx.config
+                .data
+                .open_text(key_id, offer.id, Field::ReceiptNote, &n)?,
         ),
         None => note,
     };
